@@ -1,0 +1,23 @@
+/**
+ * Agents: a name, a model, a system prompt, the tools it may use and its limits.
+ * The schema validates agent definitions from configuration.
+ */
+import { z } from "zod";
+
+export const AgentDefinition = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "letters, digits, '-' and '_', up to 64"),
+  description: z.string().default(""),
+  model: z.string().min(1).default("demo/react"),
+  system_prompt: z.string().default("You are a helpful assistant. Use tools when they help."),
+  tools: z.array(z.string()).default(["calculator", "current_time"]),
+  max_steps: z.number().int().min(1).max(1000).default(10),
+  timeout_ms: z.number().int().min(100).max(24 * 3600_000).default(300_000),
+  tool_timeout_ms: z.number().int().min(10).max(3600_000).default(30_000),
+  max_output_tokens: z.number().int().positive().optional(),
+});
+export type AgentDefinition = z.infer<typeof AgentDefinition>;
+
+export const DEFAULT_AGENT: AgentDefinition = AgentDefinition.parse({
+  name: "default",
+  description: "General assistant with a calculator and a clock (runs on the built-in demo model unless configured).",
+});

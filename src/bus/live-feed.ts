@@ -1,0 +1,82 @@
+/**
+ * The live feed: what a watcher needs to join a running task with no gap and no duplicate.
+ *
+ * The runner pushes each durable frame here *after* storing it; the feed records its `seq` and
+ * keeps a short tail of recent frames, then publishes to the bus — all in one synchronous step.
+ * A joining watcher (see server/watch.ts) replays from the store, then, in one synchronous step,
+ * sends whatever the tail holds beyond what it sent and subscribes. Because nothing can run between
+ * "check the tail" and "subscribe", every later frame reaches it live and no earlier one twice.
+ */
+import type { EventBus } from "./bus.ts";
+
+/** What the feed knows of one live (non-terminal) task. */
+export interface LiveTail {
+  /** The `seq` of the last frame published; frames after it are not yet published. */
+  readonly lastSeq: number;
+  /** Frames with `seq > after`, or undefined when the tail no longer reaches back that far. */
+  framesAfter(after: number): string[] | undefined;
+}
+
+export interface LiveFeed {
+  /** A task becomes live (queued or running); `lastSeq` is its last stored seq. */
+  open(taskId: string, lastSeq: number): void;
+  /** Publishes a durable frame; must be called in `seq` order, after the frame is stored. */
+  publish(taskId: string, seq: number, frame: string): void;
+  /** Publishes a live-only frame (no seq, not stored, not replayed). */
+  publishTransient(taskId: string, frame: string): void;
+  /** The task reached a terminal state and its result was published. */
+  close(taskId: string): void;
+  tail(taskId: string): LiveTail | undefined;
+}
+
+class Tail implements LiveTail {
+  lastSeq: number;
+  private readonly frames: string[] = [];
+  private firstSeq: number;
+
+  constructor(lastSeq: number, private readonly capacity: number) {
+    this.lastSeq = lastSeq;
+    this.firstSeq = lastSeq + 1;
+  }
+
+  push(seq: number, frame: string) {
+    if (seq !== this.lastSeq + 1) throw new Error(`live feed: seq ${seq} after ${this.lastSeq}`);
+    this.frames.push(frame);
+    this.lastSeq = seq;
+    if (this.frames.length > this.capacity) {
+      this.frames.shift();
+      this.firstSeq++;
+    }
+  }
+
+  framesAfter(after: number): string[] | undefined {
+    if (after >= this.lastSeq) return [];
+    if (after < this.firstSeq - 1) return undefined;
+    return this.frames.slice(after - this.firstSeq + 1);
+  }
+}
+
+export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {}): LiveFeed {
+  const tailSize = options.tailSize ?? 256;
+  const tails = new Map<string, Tail>();
+  return {
+    open(taskId, lastSeq) {
+      if (!tails.has(taskId)) tails.set(taskId, new Tail(lastSeq, tailSize));
+    },
+    publish(taskId, seq, frame) {
+      const tail = tails.get(taskId);
+      if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
+      tail.push(seq, frame);
+      bus.publish(taskId, frame);
+    },
+    publishTransient(taskId, frame) {
+      bus.publish(taskId, frame);
+    },
+    close(taskId) {
+      tails.delete(taskId);
+    },
+    tail(taskId) {
+      return tails.get(taskId);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Server configuration: defaults < environment < command-line flags, validated with zod.
+ * A bad value stops start-up with one line naming it (exit code 2, see main.ts).
+ */
+import { z } from "zod";
+import { AgentDefinition, DEFAULT_AGENT } from "../agents/agent.ts";
+
+const Port = z.coerce.number().int().min(0).max(65535);
+const Milliseconds = (min: number) => z.coerce.number().int().min(min).max(24 * 3600_000);
+
+export const Config = z.object({
+  port: Port.default(8000),
+  host: z.string().min(1).default("127.0.0.1"),
+  dataDir: z.string().min(1).default("./agentkit-data"),
+  apiKey: z.string().min(8, "must be at least 8 characters").optional(),
+  heartbeatMs: Milliseconds(50).default(60_000),
+  maxConcurrentTasks: z.coerce.number().int().min(1).max(10_000).default(16),
+  maxQueuedTasks: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  maxFrameBytes: z.coerce.number().int().min(128).max(16 * 1024 * 1024).default(64 * 1024),
+  logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  agents: z.array(AgentDefinition).min(1).default([DEFAULT_AGENT]),
+});
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;
+
+/** Environment variables and the config key each one sets. */
+export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
+  PORT: "port",
+  AGENTKIT_HOST: "host",
+  AGENTKIT_DATA_DIR: "dataDir",
+  AGENTKIT_API_KEY: "apiKey",
+  AGENTKIT_HEARTBEAT_MS: "heartbeatMs",
+  AGENTKIT_MAX_CONCURRENT_TASKS: "maxConcurrentTasks",
+  AGENTKIT_MAX_QUEUED_TASKS: "maxQueuedTasks",
+  AGENTKIT_LOG_LEVEL: "logLevel",
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Merges defaults, environment and flags (flags win) and validates the result. */
+export function loadConfig(options: { env?: Record<string, string | undefined>; flags?: Partial<ConfigInput> } = {}): Config {
+  const env = options.env ?? process.env;
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENVIRONMENT)) {
+    const value = env[name];
+    if (value !== undefined && value !== "") fromEnv[key] = value;
+  }
+  const flags = Object.fromEntries(Object.entries(options.flags ?? {}).filter(([, value]) => value !== undefined));
+  const parsed = Config.safeParse({ ...fromEnv, ...flags });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join(".");
+    const envName = Object.entries(ENVIRONMENT).find(([, configKey]) => configKey === issue.path[0])?.[0];
+    const source = key in flags ? `--${kebab(key)}` : envName && envName in env ? envName : key;
+    throw new ConfigError(`invalid configuration: ${source}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}

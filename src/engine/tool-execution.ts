@@ -1,0 +1,78 @@
+/**
+ * Tool execution phase of a ReAct step: look up, validate, run with a deadline, and turn every
+ * failure into an observation the model can read (`toolErrorPolicy`).
+ */
+import { z } from "zod";
+import { raceAbort } from "../lib/abort.ts";
+import { errorMessage } from "../errors.ts";
+import type { ToolCallRequest } from "../llm/model.ts";
+import { ToolError, type Tool } from "../tools/tool.ts";
+
+export type ToolOutcome =
+  | { ok: true; call: ToolCallRequest; result: unknown }
+  | { ok: false; call: ToolCallRequest; error: { code: string; message: string; retryable: boolean } };
+
+export interface ExecuteToolOptions {
+  tools: ReadonlyMap<string, Tool>;
+  timeoutMs: number;
+  /** The task's signal: when it aborts, the task stops — that is not a tool error. */
+  abortSignal: AbortSignal;
+}
+
+/** Parses the model's raw argument text; empty text means "no arguments". */
+export function parseToolArguments(text: string): unknown {
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ToolError("invalid_arguments", `Arguments are not valid JSON: ${errorMessage(error)}`, true);
+  }
+}
+
+/**
+ * Runs one tool call. Resolves with a result or a tool error; rejects only when the task itself was
+ * aborted (cancel or deadline), which ends the run.
+ */
+export async function executeToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = AbortSignal.any([options.abortSignal, timeout]);
+  try {
+    const tool = options.tools.get(call.name);
+    if (!tool) {
+      const known = [...options.tools.keys()].join(", ") || "none";
+      throw new ToolError("unknown_tool", `Unknown tool '${call.name}'. Available tools: ${known}`, true);
+    }
+    const parsed = tool.inputSchema.safeParse(parseToolArguments(call.arguments));
+    if (!parsed.success) {
+      throw new ToolError("invalid_arguments", `Invalid arguments for '${call.name}': ${z.prettifyError(parsed.error)}`, true);
+    }
+    const result = await raceAbort(tool.execute(parsed.data, { abortSignal: signal }), signal);
+    return { ok: true, call, result };
+  } catch (error) {
+    if (options.abortSignal.aborted) throw options.abortSignal.reason;
+    return { ok: false, call, error: toolErrorPolicy(error, call, timeout.aborted, options.timeoutMs) };
+  }
+}
+
+/**
+ * The one place that decides what a failed tool call looks like to the model: a code, a message it
+ * can act on, and whether trying again may help.
+ */
+export function toolErrorPolicy(
+  error: unknown,
+  call: ToolCallRequest,
+  timedOut: boolean,
+  timeoutMs: number,
+): { code: string; message: string; retryable: boolean } {
+  if (timedOut) {
+    return { code: "timeout", message: `Tool '${call.name}' did not finish within ${timeoutMs} ms`, retryable: true };
+  }
+  if (error instanceof ToolError) return { code: error.code, message: error.message, retryable: error.retryable };
+  return { code: "execution_failed", message: `Tool '${call.name}' failed: ${errorMessage(error)}`, retryable: false };
+}
+
+/** What the model reads back as the tool's observation. */
+export function observationText(outcome: ToolOutcome): string {
+  if (!outcome.ok) return `Error (${outcome.error.code}): ${outcome.error.message}`;
+  return typeof outcome.result === "string" ? outcome.result : JSON.stringify(outcome.result ?? null);
+}

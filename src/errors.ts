@@ -1,0 +1,92 @@
+/**
+ * One small error taxonomy. Every failure a client can see has a closed `code`; the mapping to an
+ * HTTP status and a WebSocket close code lives here and nowhere else.
+ */
+
+export type ErrorCode =
+  | "bad_request"
+  | "validation_failed"
+  | "unauthorized"
+  | "not_found"
+  | "conflict"
+  | "payload_too_large"
+  | "queue_full"
+  | "upgrade_required"
+  | "internal";
+
+const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 413 | 426 | 429 | 500> = {
+  bad_request: 400,
+  validation_failed: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  queue_full: 429,
+  upgrade_required: 426,
+  internal: 500,
+};
+
+/** WebSocket close codes: 4xxx mirror the HTTP status where one fits. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  serverError: 1011,
+  badRequest: 4400,
+  unauthorized: 4001,
+  notFound: 4404,
+} as const;
+
+const WS_CLOSE: Record<ErrorCode, number> = {
+  bad_request: CloseCode.badRequest,
+  validation_failed: CloseCode.badRequest,
+  unauthorized: CloseCode.unauthorized,
+  not_found: CloseCode.notFound,
+  conflict: CloseCode.badRequest,
+  payload_too_large: CloseCode.tooBig,
+  queue_full: CloseCode.serverError,
+  upgrade_required: CloseCode.badRequest,
+  internal: CloseCode.serverError,
+};
+
+export class AgentkitError extends Error {
+  readonly code: ErrorCode;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "AgentkitError";
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get httpStatus() {
+    return HTTP_STATUS[this.code];
+  }
+
+  get closeCode(): number {
+    return WS_CLOSE[this.code];
+  }
+
+  /** The JSON body every error response has: `{"error":{"code","message"[,"details"]}}`. */
+  toJSON() {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details === undefined ? {} : { details: this.details }),
+      },
+    };
+  }
+}
+
+/** Normalise anything thrown into an AgentkitError, once, at a boundary. */
+export function toAgentkitError(error: unknown): AgentkitError {
+  if (error instanceof AgentkitError) return error;
+  return new AgentkitError("internal", "Internal server error", { cause: error });
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,125 @@
+/**
+ * The built-in `demo` model: deterministic, offline, and a real ReAct driver. It reads the last
+ * user message and
+ *   - arithmetic ("what is 12 * (3 + 4)?") → calls `calculator`, then answers with the value;
+ *   - date or time ("what time is it in Europe/Paris?") → calls `current_time`, then answers;
+ *   - anything else → answers directly.
+ * A tool error is read back and explained, so the loop's error path is visible too.
+ * Text is streamed word by word, like a real provider.
+ */
+import { sleep } from "../lib/abort.ts";
+import type { ChatMessage, ChatModel, ModelRequest, ModelStreamPart, ToolCallRequest } from "./model.ts";
+
+const TIME_WORDS = /\b(time|date|day|today|now|clock|year|month)\b/i;
+const TIMEZONE = /\b([A-Z][A-Za-z_]+\/[A-Z][A-Za-z_]+(?:\/[A-Z][A-Za-z_]+)?|UTC)\b/;
+// Runs of arithmetic characters and function names; the longest run with a digit and an operator wins.
+const ARITHMETIC = /(?:sqrt|abs|round|floor|ceil|sin|cos|tan|ln|log|exp|min|max|pi|[\d.+\-*/%^(),\s])+/gi;
+
+export interface DemoModelOptions {
+  /** Delay before each streamed word, to watch streaming by eye. Default 0. */
+  wordDelayMs?: number;
+}
+
+export function createDemoModel(options: DemoModelOptions = {}): ChatModel {
+  const wordDelayMs = options.wordDelayMs ?? 0;
+  let callCounter = 0;
+
+  return {
+    id: "demo/react",
+    async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
+      request.abortSignal.throwIfAborted();
+      const toolNames = new Set(request.tools.map((tool) => tool.name));
+      const plan = decide(request.messages, toolNames, () => `call_${++callCounter}`);
+      const inputTokens = estimateTokens(request.system ?? "") + request.messages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
+      let outputTokens = 0;
+      if (plan.text) {
+        const words = plan.text.split(/(?<= )/);
+        for (const word of words) {
+          if (wordDelayMs > 0) await sleep(wordDelayMs, request.abortSignal);
+          request.abortSignal.throwIfAborted();
+          outputTokens += estimateTokens(word);
+          yield { type: "text-delta", text: word };
+        }
+      }
+      if (plan.call) {
+        outputTokens += estimateTokens(plan.call.arguments);
+        yield { type: "tool-call", call: plan.call };
+      }
+      yield {
+        type: "finish",
+        finishReason: plan.call ? "tool-calls" : "stop",
+        usage: { inputTokens, outputTokens },
+      };
+    },
+  };
+}
+
+interface Plan {
+  text: string;
+  call?: ToolCallRequest;
+}
+
+function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, nextId: () => string): Plan {
+  const last = messages.at(-1);
+  if (last?.role === "tool") return answerFromTool(last);
+
+  const question = lastUserText(messages);
+  const expression = findArithmetic(question);
+  if (expression && tools.has("calculator")) {
+    return {
+      text: `I'll compute ${expression} with the calculator.`,
+      call: { id: nextId(), name: "calculator", arguments: JSON.stringify({ expression }) },
+    };
+  }
+  if (TIME_WORDS.test(question) && tools.has("current_time")) {
+    const timezone = TIMEZONE.exec(question)?.[1];
+    return {
+      text: "Let me check the clock.",
+      call: { id: nextId(), name: "current_time", arguments: JSON.stringify(timezone ? { timezone } : {}) },
+    };
+  }
+  if (question.trim() === "") return { text: "You sent an empty message. Ask me something!" };
+  return {
+    text:
+      `You said: "${question.trim()}". I am agentkit's built-in demo model: I can do arithmetic ` +
+      `with the calculator tool and tell the date and time. Configure a real provider for anything else.`,
+  };
+}
+
+function answerFromTool(message: Extract<ChatMessage, { role: "tool" }>): Plan {
+  if (message.isError) return { text: `The ${message.toolName} tool failed: ${message.content}` };
+  try {
+    const result = JSON.parse(message.content) as Record<string, unknown>;
+    if (message.toolName === "calculator") return { text: `${String(result.expression)} = ${String(result.value)}` };
+    if (message.toolName === "current_time") {
+      return { text: `It is ${String(result.local)} (${String(result.iso)}).` };
+    }
+  } catch {
+    // Not JSON: fall through and quote the observation as it is.
+  }
+  return { text: `The ${message.toolName} tool returned: ${message.content}` };
+}
+
+function lastUserText(messages: readonly ChatMessage[]): string {
+  for (let index = messages.length - 1; index >= 0; index--) {
+    const message = messages[index]!;
+    if (message.role === "user") return message.content;
+  }
+  return "";
+}
+
+/** The longest run of arithmetic that has a digit and an operator between operands, if any. */
+export function findArithmetic(text: string): string | undefined {
+  let best: string | undefined;
+  for (const match of text.matchAll(ARITHMETIC)) {
+    const candidate = match[0].trim().replace(/^[,)\s]+|[,(\s]+$/g, "").trim();
+    if (!/\d/.test(candidate)) continue;
+    if (!/[\d)a-z]\s*[-+*/%^]\s*[\d(a-z.]|[a-z]+\s*\(/i.test(candidate)) continue;
+    if (!best || candidate.length > best.length) best = candidate;
+  }
+  return best;
+}
+
+function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}

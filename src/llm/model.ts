@@ -1,0 +1,47 @@
+/**
+ * The model seam: one streaming call per ReAct step. The engine owns the loop; a model only turns
+ * a conversation (plus tool specs) into text, reasoning, tool calls and usage for one step.
+ * Provider adapters (the AI SDK's, in a later issue) and the built-in demo model implement it.
+ */
+
+export type ChatMessage =
+  | { role: "user"; content: string }
+  | { role: "assistant"; content: string; toolCalls?: ToolCallRequest[] }
+  | { role: "tool"; toolCallId: string; toolName: string; content: string; isError: boolean };
+
+/** A tool call as the model asked for it; `arguments` is the raw JSON text the model produced. */
+export interface ToolCallRequest {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** What a model is told about a tool: name, description and a JSON Schema of its input. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+}
+
+export interface ModelRequest {
+  system?: string;
+  messages: readonly ChatMessage[];
+  tools: readonly ToolSpec[];
+  maxOutputTokens?: number;
+  abortSignal: AbortSignal;
+}
+
+export type FinishReason = "stop" | "tool-calls" | "length" | "error" | "other";
+
+export type ModelStreamPart =
+  | { type: "text-delta"; text: string }
+  | { type: "reasoning-delta"; text: string }
+  | { type: "tool-call"; call: ToolCallRequest }
+  | { type: "finish"; finishReason: FinishReason; usage: { inputTokens: number; outputTokens: number } };
+
+export interface ChatModel {
+  /** `provider/model`, e.g. `demo/react` or `openai/gpt-4.1-mini`. */
+  readonly id: string;
+  /** Streams one step. Must stop promptly, rejecting with the signal's reason, when `abortSignal` aborts. */
+  stream(request: ModelRequest): AsyncIterable<ModelStreamPart>;
+}

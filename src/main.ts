@@ -1,0 +1,94 @@
+#!/usr/bin/env bun
+/** The `agentkit` executable: parse the command line, load config, serve until a signal. */
+import { parseCommand, UsageError, USAGE } from "./cli/args.ts";
+import { ConfigError, loadConfig, type ConfigInput } from "./config/config.ts";
+import { createLogger } from "./lib/logger.ts";
+import { startServer } from "./server/serve.ts";
+import { VERSION } from "./version.ts";
+
+async function main(argv: string[]): Promise<number> {
+  let command;
+  try {
+    command = parseCommand(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`agentkit: ${error.message}\nRun 'agentkit --help' for usage.\n`);
+      return 2;
+    }
+    throw error;
+  }
+  switch (command.kind) {
+    case "help":
+      process.stdout.write(USAGE);
+      return 0;
+    case "version":
+      process.stdout.write(`agentkit ${VERSION}\n`);
+      return 0;
+    case "healthcheck":
+      return healthcheck(command.url);
+    case "serve":
+      return serve(command.flags);
+  }
+}
+
+async function healthcheck(url: string | undefined): Promise<number> {
+  const target = url ?? `http://127.0.0.1:${process.env.PORT || 8000}/health`;
+  try {
+    const response = await fetch(target, { signal: AbortSignal.timeout(3000) });
+    return response.ok ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+async function serve(flags: Partial<ConfigInput>): Promise<number> {
+  let config;
+  try {
+    config = loadConfig({ flags });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`agentkit: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  let server;
+  try {
+    server = await startServer({ config, logger });
+  } catch (error) {
+    // Port in use, unreadable data dir, an agent naming an unknown tool or provider: one clear line.
+    process.stderr.write(`agentkit: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 2;
+  }
+  logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, { data_dir: config.dataDir });
+  if (!config.apiKey) logger.warn("no AGENTKIT_API_KEY set: the API and WebSocket are open to anyone who can reach this port");
+  for (const agent of config.agents) {
+    if (agent.model.startsWith("demo")) {
+      logger.info(`agent '${agent.name}' uses the built-in demo model (no LLM provider configured)`);
+    }
+  }
+
+  const { promise: stopped, resolve } = Promise.withResolvers<number>();
+  const onSignal = (signal: string) => {
+    logger.info(`${signal}: shutting down`);
+    server.stop().then(
+      () => resolve(0),
+      (error) => {
+        logger.error("shutdown failed", { error: String(error) });
+        resolve(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  return stopped;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`agentkit: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,38 @@
+/** REST request shapes, validated with zValidator at the boundary. */
+import { z } from "zod";
+import { TaskMetadata, TaskStatus } from "./task.ts";
+
+export const MAX_INPUT_CHARS = 100_000;
+
+export const CreateTaskBody = z.strictObject({
+  input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS),
+  agent: z.string().min(1).max(64).optional(),
+  metadata: TaskMetadata.optional(),
+});
+export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
+
+const Integer = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a non-negative integer")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+export const ListTasksQuery = z.object({
+  status: TaskStatus.optional(),
+  limit: Integer(1, 100).default(20),
+  cursor: z.string().max(64).optional(),
+});
+
+export const EventsQuery = z.object({
+  after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
+  limit: Integer(1, 1000).default(500),
+});
+
+export const TaskIdParam = z.object({ id: z.string().min(1).max(128) });
+
+/** Query of `GET /ws/tasks/:id`. */
+export const WatchQuery = z.object({
+  after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
+  api_key: z.string().optional(),
+});

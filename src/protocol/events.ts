@@ -1,0 +1,62 @@
+/**
+ * What the ReAct engine yields. Each event is durable: the runner numbers it (`seq`), stores it and
+ * publishes it as a `step` frame — except `final_answer`, which becomes the task's `result` frame.
+ */
+import { z } from "zod";
+
+export const Usage = z.object({
+  input_tokens: z.number().int().nonnegative(),
+  output_tokens: z.number().int().nonnegative(),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** What the model said in a step: its reasoning before tool calls, or a plain message. */
+export const ThoughtEvent = z.object({
+  event_type: z.literal("thought"),
+  step: z.number().int().positive(),
+  data: z.object({ text: z.string() }),
+});
+
+export const ToolCallEvent = z.object({
+  event_type: z.literal("tool_call"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), arguments: z.unknown() }),
+});
+
+export const ToolResultEvent = z.object({
+  event_type: z.literal("tool_result"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), result: z.unknown() }),
+});
+
+/** A tool that could not run or threw; the model sees it as an observation and may recover. */
+export const ToolErrorEvent = z.object({
+  event_type: z.literal("tool_error"),
+  step: z.number().int().positive(),
+  data: z.object({
+    id: z.string(),
+    name: z.string(),
+    error: z.object({ code: z.string(), message: z.string(), retryable: z.boolean() }),
+  }),
+});
+
+export const FinalAnswerEvent = z.object({
+  event_type: z.literal("final_answer"),
+  step: z.number().int().positive(),
+  data: z.object({
+    output: z.string(),
+    total_steps: z.number().int().nonnegative(),
+    total_tokens: z.number().int().nonnegative(),
+  }),
+});
+
+export const TaskEvent = z.discriminatedUnion("event_type", [
+  ThoughtEvent,
+  ToolCallEvent,
+  ToolResultEvent,
+  ToolErrorEvent,
+  FinalAnswerEvent,
+]);
+export type TaskEvent = z.infer<typeof TaskEvent>;
+export type StepEvent = Exclude<TaskEvent, { event_type: "final_answer" }>;
+export type FinalAnswerEvent = z.infer<typeof FinalAnswerEvent>;

@@ -1,0 +1,69 @@
+/**
+ * The WebSocket wire protocol (the seed's, extended, never broken). Server frames are built here
+ * and serialised once; client frames are validated here.
+ */
+import { z } from "zod";
+import { StopReason, TaskStatus } from "./task.ts";
+import type { StepEvent } from "./events.ts";
+
+// ---- client → server ----------------------------------------------------------------------
+export const ClientFrame = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ping") }),
+  z.object({ type: z.literal("cancel") }),
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+// ---- server → client ----------------------------------------------------------------------
+export const ResultData = z.object({
+  status: TaskStatus,
+  task_id: z.string(),
+  stop_reason: StopReason,
+  output: z.string().optional(),
+  total_steps: z.number().int().optional(),
+  total_tokens: z.number().int().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+export type ResultData = z.infer<typeof ResultData>;
+
+export const StepFrame = z.object({
+  type: z.literal("step"),
+  seq: z.number().int().positive(),
+  data: z.object({ event_type: z.string(), step: z.number().int(), data: z.unknown(), timestamp: z.string() }),
+});
+export const ResultFrame = z.object({ type: z.literal("result"), seq: z.number().int().positive(), data: ResultData });
+export const ConnectedFrame = z.object({
+  type: z.literal("connected"),
+  task_id: z.string(),
+  status: TaskStatus,
+  last_seq: z.number().int().nonnegative(),
+});
+export const ErrorFrame = z.object({
+  type: z.literal("error"),
+  data: z.object({ message: z.string(), code: z.string().optional() }),
+});
+export const PongFrame = z.object({ type: z.literal("pong") });
+
+export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, ErrorFrame, PongFrame]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export type StepFrame = z.infer<typeof StepFrame>;
+export type ResultFrame = z.infer<typeof ResultFrame>;
+/** A durable frame: it has a `seq` and is stored before it is published. */
+export type DurableFrame = StepFrame | ResultFrame;
+
+export function stepFrame(seq: number, event: StepEvent, timestamp: Date): StepFrame {
+  return {
+    type: "step",
+    seq,
+    data: { event_type: event.event_type, step: event.step, data: event.data, timestamp: timestamp.toISOString() },
+  };
+}
+
+export function resultFrame(seq: number, data: ResultData): ResultFrame {
+  return { type: "result", seq, data };
+}
+
+export function errorFrame(message: string, code?: string): string {
+  return JSON.stringify({ type: "error", data: code ? { message, code } : { message } });
+}
+
+export const PONG = JSON.stringify({ type: "pong" });

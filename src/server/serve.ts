@@ -1,0 +1,112 @@
+/**
+ * Wires the parts together and starts Bun.serve: store → feed/bus → agents → runner → app + WebSocket.
+ * Dependencies are built here and passed down; nothing is a module-level singleton.
+ */
+import { createAgentPool } from "../agents/pool.ts";
+import { createBunBus } from "../bus/bun-bus.ts";
+import { createLiveFeed } from "../bus/live-feed.ts";
+import type { Config } from "../config/config.ts";
+import { createLogger, type Logger } from "../lib/logger.ts";
+import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
+import { createSqliteStore } from "../store/sqlite-store.ts";
+import type { TaskStore } from "../store/store.ts";
+import { createRunner, type TaskRunner } from "../tasks/runner.ts";
+import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
+import { createApp } from "./app.ts";
+import { createKeyChecker } from "./auth.ts";
+import { createTaskWebSockets, type Connection } from "./websocket.ts";
+import { CloseCode } from "../errors.ts";
+import { VERSION } from "../version.ts";
+
+export interface StartOptions {
+  config: Config;
+  logger?: Logger;
+  /** Overrides for tests and embedding: extra model providers, tools, or a ready store. */
+  models?: ModelResolver;
+  tools?: ToolRegistry;
+  store?: TaskStore;
+}
+
+export interface RunningServer {
+  url: URL;
+  port: number;
+  store: TaskStore;
+  runner: TaskRunner;
+  /** Graceful stop: no new connections or tasks, running tasks end `interrupted`, store closed. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = options.store ?? createSqliteStore({ dataDir: config.dataDir });
+  const bus = createBunBus();
+  const feed = createLiveFeed(bus);
+  const models = options.models ?? createModelResolver();
+  const agents = createAgentPool({ definitions: config.agents, models, tools: options.tools ?? builtinTools() });
+  const runner = createRunner({
+    store,
+    feed,
+    agents,
+    logger,
+    maxConcurrentTasks: config.maxConcurrentTasks,
+    maxQueuedTasks: config.maxQueuedTasks,
+  });
+  const keys = createKeyChecker(config.apiKey);
+
+  const recovered = await runner.recover();
+  if (recovered.interrupted + recovered.requeued > 0) {
+    logger.info("recovered tasks from the previous run", recovered);
+  }
+
+  const sockets = createTaskWebSockets({
+    store,
+    feed,
+    runner,
+    logger,
+    heartbeatMs: config.heartbeatMs,
+    maxFrameBytes: config.maxFrameBytes,
+  });
+  let server: Bun.Server<Connection>;
+  const app = createApp({
+    store,
+    runner,
+    agents,
+    keys,
+    logger,
+    version: VERSION,
+    maxBodyBytes: config.maxBodyBytes,
+    upgrade: (request, watch) => server.upgrade(request, { data: { ...watch, closed: false } }),
+  });
+  server = Bun.serve<Connection>({
+    port: config.port,
+    hostname: config.host,
+    // Bun rejects bodies past this before Hono sees them; the route's own limit gives the JSON error.
+    maxRequestBodySize: config.maxBodyBytes * 2,
+    fetch: (request, bunServer) => app.fetch(request, bunServer),
+    websocket: sockets.handler,
+    error(error) {
+      logger.error("unhandled server error", { error: String(error) });
+      return Response.json({ error: { code: "internal", message: "Internal server error" } }, { status: 500 });
+    },
+  });
+  bus.bind(server as Bun.Server<unknown>);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url: server.url,
+    port: server.port ?? config.port,
+    store,
+    runner,
+    stop() {
+      stopping ??= (async () => {
+        // Running tasks end first, so watchers see their result frames before the close.
+        await runner.shutdown();
+        sockets.closeAll(CloseCode.goingAway, "Server shutting down");
+        await server.stop(true);
+        store.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * The embedded TaskStore: one SQLite file (`bun:sqlite`) in WAL mode.
+ *
+ * Durability promise: with `synchronous=NORMAL` in WAL mode, an event whose append has returned
+ * survives a crash of the process (kill -9); a power loss or OS crash may lose the last few
+ * transactions, never corrupt the file, and never leave a gap in a task's `seq` (each append is
+ * one transaction that also moves `tasks.last_seq`).
+ */
+import { Database } from "bun:sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { AgentkitError } from "../errors.ts";
+import { StopReason, Task, TaskStatus } from "../protocol/task.ts";
+import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id           TEXT PRIMARY KEY,
+  agent        TEXT NOT NULL,
+  input        TEXT NOT NULL,
+  metadata     TEXT NOT NULL,
+  status       TEXT NOT NULL,
+  stop_reason  TEXT,
+  output       TEXT,
+  error        TEXT,
+  total_steps  INTEGER NOT NULL DEFAULT 0,
+  total_tokens INTEGER NOT NULL DEFAULT 0,
+  last_seq     INTEGER NOT NULL DEFAULT 0,
+  created_at   TEXT NOT NULL,
+  started_at   TEXT,
+  finished_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE TABLE IF NOT EXISTS events (
+  task_id TEXT NOT NULL,
+  seq     INTEGER NOT NULL,
+  frame   TEXT NOT NULL,
+  PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
+`;
+
+/** A row as read back from SQLite, validated at the boundary. */
+const TaskRow = z.object({
+  rowid: z.number().int(),
+  id: z.string(),
+  agent: z.string(),
+  input: z.string(),
+  metadata: z.string(),
+  status: TaskStatus,
+  stop_reason: StopReason.nullable(),
+  output: z.string().nullable(),
+  error: z.string().nullable(),
+  total_steps: z.number().int(),
+  total_tokens: z.number().int(),
+  last_seq: z.number().int(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+});
+
+function toTask(row: unknown): Task {
+  const { rowid: _rowid, metadata, ...rest } = TaskRow.parse(row);
+  return Task.parse({ ...rest, metadata: JSON.parse(metadata) });
+}
+
+const NON_TERMINAL = `('queued', 'running')`;
+
+export interface SqliteStoreOptions {
+  /** Directory for `agentkit.sqlite`; created if missing. Use `:memory:` for a throwaway store. */
+  dataDir: string;
+}
+
+export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
+  let path = ":memory:";
+  if (options.dataDir !== ":memory:") {
+    mkdirSync(options.dataDir, { recursive: true });
+    path = join(options.dataDir, "agentkit.sqlite");
+  }
+  const db = new Database(path, { create: true, strict: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA foreign_keys = ON");
+  const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+  if (version > SCHEMA_VERSION) {
+    throw new Error(`${path} has schema version ${version}, newer than this agentkit (${SCHEMA_VERSION})`);
+  }
+  db.transaction(() => {
+    db.run(SCHEMA);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  })();
+
+  const insertTask = db.query(
+    `INSERT INTO tasks (id, agent, input, metadata, status, created_at)
+     VALUES ($id, $agent, $input, $metadata, 'queued', $created_at)`,
+  );
+  const selectTask = db.query(`SELECT rowid, * FROM tasks WHERE id = $id`);
+  const markRunning = db.query(
+    `UPDATE tasks SET status = 'running', started_at = $started_at WHERE id = $id AND status = 'queued'`,
+  );
+  const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
+  const bumpSeq = db.query(`UPDATE tasks SET last_seq = $seq WHERE id = $id AND last_seq = $seq - 1`);
+  const finish = db.query(
+    `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
+       total_steps = $total_steps, total_tokens = $total_tokens, finished_at = $finished_at, last_seq = $seq
+     WHERE id = $id AND status IN ${NON_TERMINAL} AND last_seq = $seq - 1`,
+  );
+  const selectEvents = db.query(
+    `SELECT seq, frame FROM events WHERE task_id = $task_id AND seq > $after ORDER BY seq LIMIT $limit`,
+  );
+
+  const append = db.transaction((id: string, seq: number, frame: string) => {
+    const moved = bumpSeq.run({ id, seq });
+    if (moved.changes !== 1) {
+      throw new AgentkitError("conflict", `Event ${seq} of task ${id} is not the next in sequence`);
+    }
+    insertEvent.run({ task_id: id, seq, frame });
+  });
+
+  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string): boolean => {
+    const moved = finish.run({
+      id,
+      seq,
+      status: outcome.status,
+      stop_reason: outcome.stopReason,
+      output: outcome.output,
+      error: outcome.error,
+      total_steps: outcome.totalSteps,
+      total_tokens: outcome.totalTokens,
+      finished_at: outcome.finishedAt.toISOString(),
+    });
+    if (moved.changes !== 1) return false;
+    insertEvent.run({ task_id: id, seq, frame });
+    return true;
+  });
+
+  return {
+    async createTask(task: NewTask) {
+      insertTask.run({
+        id: task.id,
+        agent: task.agent,
+        input: task.input,
+        metadata: JSON.stringify(task.metadata),
+        created_at: task.createdAt.toISOString(),
+      });
+      return toTask(selectTask.get({ id: task.id }));
+    },
+
+    async getTask(id) {
+      const row = selectTask.get({ id });
+      return row ? toTask(row) : undefined;
+    },
+
+    async listTasks(query: ListTasksQuery): Promise<TaskPage> {
+      const conditions: string[] = [];
+      const params: Record<string, string | number> = { limit: query.limit + 1 };
+      if (query.status) {
+        conditions.push("status = $status");
+        params.status = query.status;
+      }
+      if (query.cursor !== undefined) {
+        const before = decodeCursor(query.cursor);
+        conditions.push("rowid < $before");
+        params.before = before;
+      }
+      const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
+      const rows = db.query(`SELECT rowid, * FROM tasks ${where} ORDER BY rowid DESC LIMIT $limit`).all(params);
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1) as { rowid: number } | undefined;
+      return {
+        tasks: page.map(toTask),
+        nextCursor: rows.length > query.limit && last ? encodeCursor(last.rowid) : null,
+      };
+    },
+
+    async tasksWithStatus(statuses) {
+      if (statuses.length === 0) return [];
+      const placeholders = statuses.map((_, index) => `$s${index}`).join(", ");
+      const params = Object.fromEntries(statuses.map((status, index) => [`s${index}`, status]));
+      return db.query(`SELECT rowid, * FROM tasks WHERE status IN (${placeholders}) ORDER BY rowid`).all(params).map(toTask);
+    },
+
+    async markRunning(id, startedAt) {
+      return markRunning.run({ id, started_at: startedAt.toISOString() }).changes === 1;
+    },
+
+    async appendEvent(id, seq, frame) {
+      append(id, seq, frame);
+    },
+
+    async finishTask(id, outcome, seq, frame) {
+      return finishTx(id, outcome, seq, frame);
+    },
+
+    async events(id, after, limit): Promise<StoredEvent[]> {
+      return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
+    },
+
+    close() {
+      db.close();
+    },
+  };
+
+  // A cursor is the rowid of the last task on the page, so pages stay stable while tasks are added.
+  function encodeCursor(rowid: number): string {
+    return Buffer.from(`t${rowid}`).toString("base64url");
+  }
+  function decodeCursor(cursor: string): number {
+    const decoded = Buffer.from(cursor, "base64url").toString();
+    const match = /^t(\d{1,15})$/.exec(decoded);
+    if (!match) throw new AgentkitError("bad_request", "Invalid cursor");
+    return Number(match[1]);
+  }
+}

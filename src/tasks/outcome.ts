@@ -1,0 +1,70 @@
+/**
+ * How a run's end becomes a task outcome and a `result` frame: one mapping, used by the runner for
+ * every way a task can end (answer, stop condition, cancel, deadline, error, interruption).
+ */
+import type { ResultData } from "../protocol/frames.ts";
+import type { TaskOutcome } from "../store/store.ts";
+import { errorMessage } from "../errors.ts";
+
+/** Why an abort happened; the runner passes one of these to `AbortController.abort`. */
+export class TaskAbort extends Error {
+  constructor(readonly kind: "cancelled" | "deadline" | "shutdown", message: string) {
+    super(message);
+    this.name = "TaskAbort";
+  }
+}
+
+export interface RunTotals {
+  totalSteps: number;
+  totalTokens: number;
+}
+
+export type RunEnd =
+  | { kind: "answer"; output: string; totals: RunTotals }
+  | { kind: "stopped"; reason: "max_steps"; message: string; totals: RunTotals }
+  | { kind: "aborted"; abort: TaskAbort; totals: RunTotals }
+  | { kind: "error"; error: unknown; totals: RunTotals }
+  | { kind: "interrupted"; totals: RunTotals };
+
+export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
+  const base = { totalSteps: end.totals.totalSteps, totalTokens: end.totals.totalTokens, finishedAt };
+  switch (end.kind) {
+    case "answer":
+      return { ...base, status: "completed", stopReason: "final_answer", output: end.output, error: null };
+    case "stopped":
+      return { ...base, status: "failed", stopReason: end.reason, output: null, error: `Stopped: ${end.message}` };
+    case "aborted":
+      if (end.abort.kind === "cancelled") {
+        return { ...base, status: "cancelled", stopReason: "cancelled", output: null, error: null };
+      }
+      if (end.abort.kind === "deadline") {
+        return { ...base, status: "timed_out", stopReason: "deadline", output: null, error: end.abort.message };
+      }
+      return { ...base, status: "failed", stopReason: "interrupted", output: null, error: end.abort.message };
+    case "error":
+      return { ...base, status: "failed", stopReason: "error", output: null, error: errorMessage(end.error) };
+    case "interrupted":
+      return {
+        ...base,
+        status: "failed",
+        stopReason: "interrupted",
+        output: null,
+        error: "Interrupted: the server stopped while this task was running",
+      };
+  }
+}
+
+export function toResultData(taskId: string, outcome: TaskOutcome): ResultData {
+  const data: ResultData = {
+    status: outcome.status,
+    task_id: taskId,
+    stop_reason: outcome.stopReason,
+    total_steps: outcome.totalSteps,
+    total_tokens: outcome.totalTokens,
+  };
+  if (outcome.output !== null) data.output = outcome.output;
+  if (outcome.error !== null) {
+    data.error = { code: outcome.stopReason, message: outcome.error };
+  }
+  return data;
+}

@@ -1,0 +1,274 @@
+/**
+ * The runner: every task runs exactly once, here, whether zero or a thousand clients watch it.
+ *
+ * - A concurrency cap with a FIFO queue (status `queued`), bounded in length.
+ * - For each event the engine yields: assign the next `seq`, store it, then publish it (durable
+ *   first), strictly in order — all writes of a task go through one chain.
+ * - `cancel` is idempotent; a queued task that is cancelled never starts; the first terminal state
+ *   wins (the store refuses a second one). Abort reaches the model call and every tool, and the
+ *   runner does not wait for a tool that ignores it.
+ */
+import type { AgentPool } from "../agents/pool.ts";
+import type { LiveFeed } from "../bus/live-feed.ts";
+import { runReAct } from "../engine/react.ts";
+import { AgentkitError } from "../errors.ts";
+import { raceAbort } from "../lib/abort.ts";
+import type { Logger } from "../lib/logger.ts";
+import { resultFrame, stepFrame } from "../protocol/frames.ts";
+import type { StepEvent } from "../protocol/events.ts";
+import { isTerminal, type Task } from "../protocol/task.ts";
+import type { TaskStore } from "../store/store.ts";
+import { TaskAbort, toOutcome, toResultData, type RunEnd } from "./outcome.ts";
+
+export interface TaskRunner {
+  /** Throws `queue_full` (429) when a new task could not be queued. */
+  ensureCapacity(): void;
+  /** Takes a freshly created (queued) task; it starts when a slot is free. */
+  submit(task: Task): void;
+  /** Cancels a task; idempotent. Resolves with the task as it ended, or undefined if unknown. */
+  cancel(taskId: string): Promise<Task | undefined>;
+  /** At start-up: queued tasks of a previous process are queued again; running ones are ended. */
+  recover(): Promise<{ requeued: number; interrupted: number }>;
+  /** Stops taking work; running and queued tasks end as `interrupted`. */
+  shutdown(): Promise<void>;
+  stats(): { running: number; queued: number };
+}
+
+export interface RunnerOptions {
+  store: TaskStore;
+  feed: LiveFeed;
+  agents: AgentPool;
+  logger: Logger;
+  maxConcurrentTasks: number;
+  maxQueuedTasks: number;
+  now?: () => Date;
+}
+
+interface ActiveTask {
+  readonly task: Task;
+  state: "queued" | "running";
+  readonly controller: AbortController;
+  nextSeq: number;
+  steps: number;
+  finished: boolean;
+  /** Every durable write of this task, in seq order. */
+  writes: Promise<unknown>;
+  readonly done: PromiseWithResolvers<void>;
+}
+
+export function createRunner(options: RunnerOptions): TaskRunner {
+  const { store, feed, agents, logger } = options;
+  const now = options.now ?? (() => new Date());
+  const active = new Map<string, ActiveTask>();
+  const queue: ActiveTask[] = [];
+  let running = 0;
+  let closed = false;
+
+  /** Appends a write to the task's chain; resolves or rejects with this write alone. */
+  function write<T>(entry: ActiveTask, operation: () => Promise<T>): Promise<T> {
+    const result = entry.writes.then(operation, operation);
+    entry.writes = result.catch(() => {});
+    return result;
+  }
+
+  function track(task: Task): ActiveTask {
+    const entry: ActiveTask = {
+      task,
+      state: "queued",
+      controller: new AbortController(),
+      nextSeq: task.last_seq + 1,
+      steps: 0,
+      finished: false,
+      writes: Promise.resolve(),
+      done: Promise.withResolvers<void>(),
+    };
+    active.set(task.id, entry);
+    feed.open(task.id, task.last_seq);
+    return entry;
+  }
+
+  function pump() {
+    while (!closed && running < options.maxConcurrentTasks && queue.length > 0) {
+      const entry = queue.shift()!;
+      running++;
+      entry.state = "running";
+      void run(entry)
+        .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
+        .finally(() => {
+          running--;
+          pump();
+        });
+    }
+  }
+
+  async function appendStep(entry: ActiveTask, event: StepEvent) {
+    await write(entry, async () => {
+      if (entry.finished) return;
+      const seq = entry.nextSeq++;
+      const frame = JSON.stringify(stepFrame(seq, event, now()));
+      await store.appendEvent(entry.task.id, seq, frame);
+      feed.publish(entry.task.id, seq, frame);
+    });
+  }
+
+  /** Ends a task once: stores outcome + result event atomically, publishes, releases. */
+  async function finish(entry: ActiveTask, end: RunEnd): Promise<void> {
+    if (entry.finished) return entry.done.promise;
+    entry.finished = true;
+    const taskId = entry.task.id;
+    try {
+      await write(entry, async () => {
+        const seq = entry.nextSeq++;
+        const outcome = toOutcome(end, now());
+        const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
+        if (await store.finishTask(taskId, outcome, seq, frame)) {
+          feed.publish(taskId, seq, frame);
+          logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
+        }
+      });
+    } catch (error) {
+      logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
+    } finally {
+      feed.close(taskId);
+      active.delete(taskId);
+      entry.done.resolve();
+    }
+  }
+
+  async function run(entry: ActiveTask): Promise<void> {
+    const { task } = entry;
+    if (entry.finished) return;
+    const agent = agents.get(task.agent);
+    if (!agent) {
+      return finish(entry, { kind: "error", error: new Error(`Agent '${task.agent}' is not configured`), totals: totals(entry) });
+    }
+    if (!(await store.markRunning(task.id, now()))) {
+      // Ended elsewhere (cancelled while queued): nothing to run.
+      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: totals(entry) });
+    }
+    const { definition } = agent;
+    const deadline = setTimeout(
+      () => entry.controller.abort(new TaskAbort("deadline", `Task exceeded its ${definition.timeout_ms} ms time limit`)),
+      definition.timeout_ms,
+    );
+    const signal = entry.controller.signal;
+    const events = runReAct({
+      model: agent.model,
+      tools: agent.tools,
+      system: definition.system_prompt,
+      messages: [{ role: "user", content: task.input }],
+      maxSteps: definition.max_steps,
+      toolTimeoutMs: definition.tool_timeout_ms,
+      maxOutputTokens: definition.max_output_tokens,
+      abortSignal: signal,
+    });
+    let end: RunEnd | undefined;
+    try {
+      for (;;) {
+        // Race the engine with the signal: a tool that ignores abort must not hold the task.
+        const next = await raceAbort(events.next(), signal);
+        if (next.done) {
+          const stop = next.value;
+          end = stop
+            ? { kind: "stopped", reason: "max_steps", message: stop.message, totals: { totalSteps: stop.totalSteps, totalTokens: stop.totalTokens } }
+            : { kind: "error", error: new Error("engine ended without an answer"), totals: totals(entry) };
+          break;
+        }
+        const event = next.value;
+        entry.steps = Math.max(entry.steps, event.step);
+        if (event.event_type === "final_answer") {
+          end = {
+            kind: "answer",
+            output: event.data.output,
+            totals: { totalSteps: event.data.total_steps, totalTokens: event.data.total_tokens },
+          };
+          break;
+        }
+        await appendStep(entry, event);
+      }
+    } catch (error) {
+      end =
+        signal.aborted && signal.reason instanceof TaskAbort
+          ? { kind: "aborted", abort: signal.reason, totals: totals(entry) }
+          : { kind: "error", error, totals: totals(entry) };
+    } finally {
+      clearTimeout(deadline);
+      // Let the generator run its own finally blocks; it may still be awaiting an aborted call.
+      events.return(undefined).catch(() => {});
+    }
+    await finish(entry, end);
+  }
+
+  function totals(entry: ActiveTask) {
+    return { totalSteps: entry.steps, totalTokens: 0 };
+  }
+
+  return {
+    ensureCapacity() {
+      if (closed) throw new AgentkitError("conflict", "The server is shutting down");
+      if (queue.length >= options.maxQueuedTasks && running >= options.maxConcurrentTasks) {
+        throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
+      }
+    },
+
+    submit(task) {
+      const entry = track(task);
+      queue.push(entry);
+      pump();
+    },
+
+    async cancel(taskId) {
+      const entry = active.get(taskId);
+      if (entry) {
+        if (entry.state === "queued") {
+          const index = queue.indexOf(entry);
+          if (index >= 0) queue.splice(index, 1);
+          await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: totals(entry) });
+        } else {
+          entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+          await entry.done.promise;
+        }
+      }
+      return store.getTask(taskId);
+    },
+
+    async recover() {
+      const leftovers = await store.tasksWithStatus(["running", "queued"]);
+      let requeued = 0;
+      let interrupted = 0;
+      for (const task of leftovers) {
+        if (active.has(task.id) || isTerminal(task.status)) continue;
+        if (task.status === "running") {
+          interrupted++;
+          await finish(track(task), { kind: "interrupted", totals: { totalSteps: task.total_steps, totalTokens: task.total_tokens } });
+        } else {
+          requeued++;
+          queue.push(track(task));
+        }
+      }
+      pump();
+      return { requeued, interrupted };
+    },
+
+    async shutdown() {
+      closed = true;
+      const entries = [...active.values()];
+      queue.length = 0;
+      for (const entry of entries) {
+        if (entry.state === "queued") {
+          // Left queued in the store: the next start runs it.
+          feed.close(entry.task.id);
+          active.delete(entry.task.id);
+          entry.done.resolve();
+        } else {
+          entry.controller.abort(new TaskAbort("shutdown", "Interrupted: the server shut down while this task was running"));
+        }
+      }
+      await Promise.all(entries.map((entry) => entry.done.promise));
+    },
+
+    stats() {
+      return { running, queued: queue.length };
+    },
+  };
+}

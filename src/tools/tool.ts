@@ -1,0 +1,55 @@
+/**
+ * The tool seam: a name, a zod input schema and `execute(input, { abortSignal })`.
+ * Arguments from the model are validated against the schema before `execute` sees them.
+ */
+import { z } from "zod";
+import type { ToolSpec } from "../llm/model.ts";
+
+export interface ToolContext {
+  /** Aborts on task cancel, task deadline or the per-call timeout. Pass it on to any I/O. */
+  abortSignal: AbortSignal;
+}
+
+export interface Tool<Input = any> {
+  readonly name: string;
+  readonly description: string;
+  readonly inputSchema: z.ZodType<Input>;
+  execute(input: Input, context: ToolContext): Promise<unknown>;
+}
+
+/**
+ * Defines a tool with typed input.
+ * @example
+ * const echo = defineTool({
+ *   name: "echo", description: "Repeats its input",
+ *   inputSchema: z.object({ text: z.string() }),
+ *   execute: async ({ text }) => text,
+ * });
+ */
+export function defineTool<Schema extends z.ZodType>(tool: {
+  name: string;
+  description: string;
+  inputSchema: Schema;
+  execute(input: z.infer<Schema>, context: ToolContext): Promise<unknown>;
+}): Tool<z.infer<Schema>> {
+  return tool as Tool<z.infer<Schema>>;
+}
+
+/** Describes a tool to a model (JSON Schema of its input). */
+export function toolSpec(tool: Tool): ToolSpec {
+  const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.inputSchema) as Record<string, unknown>;
+  return { name: tool.name, description: tool.description, inputSchema: schema };
+}
+
+/** A tool failure with structured fields, shown to the model as a `tool_error` observation. */
+export class ToolError extends Error {
+  constructor(
+    readonly code: "unknown_tool" | "invalid_arguments" | "execution_failed" | "timeout" | "aborted",
+    message: string,
+    readonly retryable: boolean,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "ToolError";
+  }
+}

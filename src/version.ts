@@ -1,0 +1,4 @@
+/** The version, from package.json (embedded by `bun build --compile`). */
+import packageJson from "../package.json" with { type: "json" };
+
+export const VERSION: string = packageJson.version;
