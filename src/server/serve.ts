@@ -25,6 +25,8 @@ export interface StartOptions {
   models?: ModelResolver;
   tools?: ToolRegistry;
   store?: TaskStore;
+  /** Recent frames kept per live task for joining watchers (default 256). */
+  liveTailSize?: number;
 }
 
 export interface RunningServer {
@@ -41,7 +43,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = options.store ?? createSqliteStore({ dataDir: config.dataDir });
   const bus = createBunBus();
-  const feed = createLiveFeed(bus);
+  const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
   const models = options.models ?? createModelResolver();
   const agents = createAgentPool({ definitions: config.agents, models, tools: options.tools ?? builtinTools() });
   const runner = createRunner({
@@ -81,8 +83,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   server = Bun.serve<Connection>({
     port: config.port,
     hostname: config.host,
-    // Bun rejects bodies past this before Hono sees them; the route's own limit gives the JSON error.
-    maxRequestBodySize: config.maxBodyBytes * 2,
+    // A backstop only: the route's own limit (hono/body-limit, which checks Content-Length first)
+    // answers with the JSON error; Bun's answer past this one is plain text.
+    maxRequestBodySize: Math.max(config.maxBodyBytes * 2, 16 * 1024 * 1024),
     fetch: (request, bunServer) => app.fetch(request, bunServer),
     websocket: sockets.handler,
     error(error) {

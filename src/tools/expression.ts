@@ -11,7 +11,7 @@
 const MAX_LENGTH = 1_000;
 const MAX_DEPTH = 64;
 
-const FUNCTIONS: Record<string, { arity: [number, number]; apply: (...args: number[]) => number }> = {
+const FUNCTIONS = new Map<string, { arity: [number, number]; apply: (...args: number[]) => number }>(Object.entries({
   sqrt: { arity: [1, 1], apply: Math.sqrt },
   abs: { arity: [1, 1], apply: Math.abs },
   round: { arity: [1, 1], apply: Math.round },
@@ -25,9 +25,13 @@ const FUNCTIONS: Record<string, { arity: [number, number]; apply: (...args: numb
   exp: { arity: [1, 1], apply: Math.exp },
   min: { arity: [1, 64], apply: Math.min },
   max: { arity: [1, 64], apply: Math.max },
-};
+}));
 
-const CONSTANTS: Record<string, number> = { pi: Math.PI, e: Math.E };
+// Maps, not object literals: a name like 'constructor' must not find Object.prototype members.
+const CONSTANTS = new Map<string, number>([
+  ["pi", Math.PI],
+  ["e", Math.E],
+]);
 
 export class ExpressionError extends Error {
   constructor(message: string, readonly position: number) {
@@ -156,7 +160,7 @@ export function evaluateExpression(source: string): number {
       return value;
     }
     if (token.kind === "name") {
-      const fn = FUNCTIONS[token.value];
+      const fn = FUNCTIONS.get(token.value);
       if (fn) {
         enter(token.position);
         expect("(");
@@ -173,7 +177,7 @@ export function evaluateExpression(source: string): number {
         }
         return fn.apply(...args);
       }
-      const constant = CONSTANTS[token.value];
+      const constant = CONSTANTS.get(token.value);
       if (constant !== undefined) return constant;
       throw new ExpressionError(`Unknown name '${token.value}'`, token.position);
     }

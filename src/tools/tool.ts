@@ -14,6 +14,12 @@ export interface Tool<Input = any> {
   readonly name: string;
   readonly description: string;
   readonly inputSchema: z.ZodType<Input>;
+  /**
+   * The input's JSON Schema as shown to the model, for tools whose schema arrives as JSON Schema
+   * (MCP servers). When absent, `toolSpec` derives it from `inputSchema`. `inputSchema` must still
+   * accept exactly the inputs this schema describes: the engine validates with `inputSchema` only.
+   */
+  readonly jsonSchema?: Record<string, unknown>;
   execute(input: Input, context: ToolContext): Promise<unknown>;
 }
 
@@ -35,9 +41,10 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   return tool as Tool<z.infer<Schema>>;
 }
 
-/** Describes a tool to a model (JSON Schema of its input). */
+/** Describes a tool to a model (JSON Schema of its input: `tool.jsonSchema` if given, else derived). */
 export function toolSpec(tool: Tool): ToolSpec {
-  const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.inputSchema) as Record<string, unknown>;
+  const source = tool.jsonSchema ?? (z.toJSONSchema(tool.inputSchema) as Record<string, unknown>);
+  const { $schema: _ignored, ...schema } = source;
   return { name: tool.name, description: tool.description, inputSchema: schema };
 }
 

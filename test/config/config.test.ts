@@ -1,0 +1,30 @@
+import { expect, test } from "bun:test";
+import { parseCommand } from "../../src/cli/args.ts";
+import { loadConfig } from "../../src/config/config.ts";
+
+test("defaults, then environment, then flags", () => {
+  expect(loadConfig({ env: {} })).toMatchObject({ port: 8000, host: "127.0.0.1", dataDir: "./agentkit-data", heartbeatMs: 60_000 });
+  expect(loadConfig({ env: { PORT: "9000", AGENTKIT_DATA_DIR: "/d", AGENTKIT_API_KEY: "secret-key" } })).toMatchObject({
+    port: 9000,
+    dataDir: "/d",
+    apiKey: "secret-key",
+  });
+  expect(loadConfig({ env: { PORT: "9000" }, flags: { port: "9100" } }).port).toBe(9100);
+});
+
+test("a bad value names its source", () => {
+  expect(() => loadConfig({ env: { PORT: "eighty" } })).toThrow(/^invalid configuration: PORT: /);
+  expect(() => loadConfig({ env: {}, flags: { port: "70000" } })).toThrow(/^invalid configuration: --port: /);
+  expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "short" } })).toThrow("AGENTKIT_API_KEY: must be at least 8 characters");
+  expect(() => loadConfig({ env: { AGENTKIT_LOG_LEVEL: "loud" } })).toThrow("AGENTKIT_LOG_LEVEL");
+});
+
+test("command line", () => {
+  expect(parseCommand([])).toMatchObject({ kind: "serve" });
+  expect(parseCommand(["serve", "--port", "1", "--data-dir", "/x"])).toMatchObject({ kind: "serve", flags: { port: "1", dataDir: "/x" } });
+  expect(parseCommand(["--help"])).toEqual({ kind: "help" });
+  expect(parseCommand(["--version"])).toEqual({ kind: "version" });
+  expect(parseCommand(["healthcheck", "--url", "http://x/health"])).toEqual({ kind: "healthcheck", url: "http://x/health" });
+  expect(() => parseCommand(["launch"])).toThrow("unknown command 'launch'");
+  expect(() => parseCommand(["--bogus"])).toThrow();
+});

@@ -1,0 +1,135 @@
+/** The ReAct engine driven by a scripted model: events, tool errors, stop conditions, abort. */
+import { describe, expect, test } from "bun:test";
+import { z } from "zod";
+import { runReAct, type ReActEvent, type ReActOptions, type ReActStop } from "../../src/engine/react.ts";
+import { builtinTools } from "../../src/tools/registry.ts";
+import { defineTool, type Tool } from "../../src/tools/tool.ts";
+import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
+import { createGateTool } from "../helpers/tools.ts";
+
+async function collect(options: Partial<ReActOptions> & Pick<ReActOptions, "model">) {
+  const events: ReActEvent[] = [];
+  const generator = runReAct({
+    tools: builtinTools(),
+    messages: [{ role: "user", content: "question" }],
+    maxSteps: 10,
+    toolTimeoutMs: 5000,
+    abortSignal: new AbortController().signal,
+    ...options,
+  });
+  let stop: ReActStop | undefined;
+  for (;;) {
+    const next = await generator.next();
+    if (next.done) {
+      stop = next.value;
+      break;
+    }
+    events.push(next.value);
+  }
+  return { events, stop };
+}
+
+const types = (events: ReActEvent[]) => events.map((event) => event.event_type);
+
+describe("runReAct", () => {
+  test("thought, tool calls, results in call order, final answer with totals", async () => {
+    const slowFirst = defineTool({
+      name: "slow",
+      description: "finishes after the fast one",
+      inputSchema: z.object({ label: z.string() }),
+      execute: async ({ label }) => (await Bun.sleep(20), label),
+    });
+    const fast = defineTool({ name: "fast", description: "", inputSchema: z.object({}), execute: async () => "fast" });
+    const model = createScriptedModel([
+      callTools(
+        [
+          { id: "a", name: "slow", arguments: '{"label":"first"}' },
+          { id: "b", name: "fast", arguments: "" },
+        ],
+        "Let me look.",
+      ),
+      answer("All done.", { inputTokens: 7, outputTokens: 3 }),
+    ]);
+    const { events, stop } = await collect({ model, tools: new Map<string, Tool>([["slow", slowFirst], ["fast", fast]]) });
+    expect(stop).toBeUndefined();
+    expect(types(events)).toEqual(["thought", "tool_call", "tool_call", "tool_result", "tool_result", "final_answer"]);
+    expect(events.map((event) => event.step)).toEqual([1, 1, 1, 1, 1, 2]);
+    expect(events[3]!.data).toEqual({ id: "a", name: "slow", result: "first" });
+    expect(events[4]!.data).toEqual({ id: "b", name: "fast", result: "fast" });
+    expect(events[5]!.data).toEqual({ output: "All done.", total_steps: 2, total_tokens: 25 });
+
+    // The model saw its own calls and both observations, in call order.
+    const second = model.requests[1]!.messages;
+    expect(second.map((message) => message.role)).toEqual(["user", "assistant", "tool", "tool"]);
+    expect(second[2]).toMatchObject({ toolCallId: "a", content: "first", isError: false });
+    expect(model.requests[0]!.tools.map((tool) => tool.name)).toEqual(["slow", "fast"]);
+  });
+
+  test("unknown tool, unparsable arguments, schema failure and a throwing tool become tool_error observations", async () => {
+    const thrower = defineTool({
+      name: "thrower",
+      description: "",
+      inputSchema: z.object({}),
+      execute: async () => {
+        throw new Error("disk on fire");
+      },
+    });
+    const model = createScriptedModel([
+      callTools([
+        { id: "1", name: "nope", arguments: "{}" },
+        { id: "2", name: "calculator", arguments: "{expression: 1+" },
+        { id: "3", name: "calculator", arguments: '{"expression": 42}' },
+        { id: "4", name: "thrower", arguments: "{}" },
+        { id: "5", name: "calculator", arguments: '{"expression": "1/0"}' },
+      ]),
+      answer("recovered"),
+    ]);
+    const tools = new Map(builtinTools());
+    (tools as Map<string, Tool>).set("thrower", thrower);
+    const { events } = await collect({ model, tools });
+    const errors = events.filter((event) => event.event_type === "tool_error").map((event) => event.data as { error: { code: string; message: string } });
+    expect(errors.map((error) => error.error.code)).toEqual(["unknown_tool", "invalid_arguments", "invalid_arguments", "execution_failed", "execution_failed"]);
+    expect(errors[0]!.error.message).toContain("Available tools: calculator, current_time");
+    expect(errors[1]!.error.message).toContain("not valid JSON");
+    expect(errors[2]!.error.message).toContain("expression");
+    expect(errors[3]!.error.message).toContain("disk on fire");
+    expect(errors[4]!.error.message).toContain("Division by zero");
+    const observations = model.requests[1]!.messages.filter((message) => message.role === "tool");
+    expect(observations.every((message) => message.role === "tool" && message.isError)).toBe(true);
+    expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "recovered" } });
+  });
+
+  test("stops at max steps without a final answer", async () => {
+    const model = createScriptedModel([callTools([{ id: "x", name: "calculator", arguments: '{"expression":"1+1"}' }])], { repeatLast: true });
+    const { events, stop } = await collect({ model, maxSteps: 3 });
+    expect(stop).toMatchObject({ reason: "max_steps", totalSteps: 3 });
+    expect(model.requests.length).toBe(3);
+    expect(events.some((event) => event.event_type === "final_answer")).toBe(false);
+  });
+
+  test("a tool that outlives its timeout becomes a timeout tool_error and the loop goes on", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("moved on")]);
+    const { events } = await collect({ model, tools: new Map([["wait", gate.tool]]), toolTimeoutMs: 50 });
+    expect(events[1]).toMatchObject({ event_type: "tool_error", data: { error: { code: "timeout", retryable: true } } });
+    expect(gate.abortedWith).toBeDefined(); // the tool's own signal fired
+    expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "moved on" } });
+  });
+
+  test("abort rejects with the signal's reason and reaches the running tool", async () => {
+    const controller = new AbortController();
+    const gate = createGateTool();
+    const model = createScriptedModel([
+      callTools([{ id: "c", name: "calculator", arguments: '{"expression":"2+2"}' }]),
+      callTools([{ id: "w", name: "wait", arguments: "{}" }]),
+    ]);
+    const tools = new Map<string, Tool>([...builtinTools(), ["wait", gate.tool]]);
+    const reason = new Error("stop now");
+    const run = collect({ model, tools, abortSignal: controller.signal });
+    await gate.started;
+    controller.abort(reason);
+    await expect(run).rejects.toBe(reason);
+    expect(gate.abortedWith).toBe(reason);
+    expect(model.requests.length).toBe(2);
+  });
+});

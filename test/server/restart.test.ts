@@ -1,0 +1,82 @@
+/** Restarting on the same data dir: tasks and events survive; leftovers of a crash are settled. */
+import { afterEach, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import { within } from "../helpers/deferred.ts";
+import { callTools, answer, createScriptedModel } from "../helpers/scripted-model.ts";
+import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { createGateTool } from "../helpers/tools.ts";
+
+let server: TestServer | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+test("a restart on the same data dir shows the same tasks and events", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  server = await startTestServer({ dataDir });
+  const task = await server.createTask({ input: "What is 7 * 6?" });
+  await (await server.watch(task.id)).result();
+  const before = await (await server.http(`/tasks/${task.id}`)).json();
+  const eventsBefore = await (await server.http(`/tasks/${task.id}/events`)).text();
+  await server.close();
+
+  server = await startTestServer({ dataDir });
+  expect(await (await server.http(`/tasks/${task.id}`)).json()).toEqual(before);
+  expect(await (await server.http(`/tasks/${task.id}/events`)).text()).toBe(eventsBefore);
+  const late = await server.watch(task.id);
+  await late.result();
+  expect(late.seqs).toEqual([1, 2, 3, 4]);
+});
+
+test("after a crash: a task left running ends 'interrupted' with a result; a queued one runs", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  // Leave the store as a killed process would: one task mid-run (with events), one still queued.
+  const store = createSqliteStore({ dataDir });
+  await store.createTask({ id: "was-running", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+  await store.createTask({ id: "was-queued", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
+  await store.markRunning("was-running", new Date());
+  await store.appendEvent("was-running", 1, JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }));
+  store.close();
+
+  server = await startTestServer({ dataDir });
+  const running = (await (await server.http("/tasks/was-running")).json()) as Record<string, unknown>;
+  expect(running).toMatchObject({ status: "failed", stop_reason: "interrupted", last_seq: 2 });
+  const watcher = await server.watch("was-running");
+  const result = await watcher.result();
+  expect(result).toMatchObject({ seq: 2, data: { status: "failed", stop_reason: "interrupted" } });
+  expect(watcher.seqs).toEqual([1, 2]);
+
+  const queued = await server.watch("was-queued");
+  expect((await queued.result()).data).toMatchObject({ status: "completed", output: "3 + 4 = 7" });
+});
+
+test("a graceful stop ends running tasks for their watchers, then closes them with 1001; queued tasks run on the next start", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const gate = createGateTool();
+  const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("second ran")]);
+  server = await startTestServer({
+    dataDir,
+    models: { m: model },
+    tools: [gate.tool],
+    agents: [{ model: "test/m", tools: ["wait"] }],
+    config: { maxConcurrentTasks: 1 },
+  });
+  const first = await server.createTask({ input: "first" });
+  const second = await server.createTask({ input: "second" });
+  const watcher = await server.watch(first.id);
+  await within(gate.started, 5000, "the first task");
+  await server.close({ keepData: true });
+  expect((await watcher.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
+  expect((await watcher.closed).code).toBe(1001);
+
+  server = await startTestServer({ dataDir, models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["wait"] }] });
+  const again = await server.watch(second.id);
+  expect((await again.result()).data).toMatchObject({ status: "completed", output: "second ran" });
+});

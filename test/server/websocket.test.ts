@@ -1,0 +1,358 @@
+/** The task WebSocket end to end: real Bun.serve on 127.0.0.1, real WebSocket clients. */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { ModelStreamPart } from "../../src/llm/model.ts";
+import { deferred, within } from "../helpers/deferred.ts";
+import { answer, callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { createGateTool, createStubbornTool } from "../helpers/tools.ts";
+import { connect } from "../helpers/ws-client.ts";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const calc = (id: string, expression: string) => ({ id, name: "calculator", arguments: JSON.stringify({ expression }) });
+
+/** A step that waits for `gate` before the model says anything. */
+function gated(gate: Promise<void>, parts: ModelStreamPart[]): ScriptStep {
+  return async function* () {
+    await gate;
+    yield* parts;
+  };
+}
+
+async function storedFrames(taskId: string): Promise<string[]> {
+  const response = await server!.http(`/tasks/${taskId}/events`);
+  const body = (await response.json()) as { events: unknown[] };
+  return body.events.map((event) => JSON.stringify(event));
+}
+
+describe("watching a task", () => {
+  test("two watchers each get every event exactly once, in seq order, identical to the stored log", async () => {
+    const start = deferred();
+    const middle = deferred();
+    const steps: ScriptStep[] = [
+      gated(start.promise, [
+        { type: "text-delta", text: "computing" },
+        { type: "tool-call", call: calc("c1", "1+1") },
+        { type: "tool-call", call: calc("c2", "2*3") },
+        { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 3, outputTokens: 4 } },
+      ]),
+      gated(middle.promise, [
+        { type: "tool-call", call: calc("c3", "10/4") },
+        { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 3, outputTokens: 4 } },
+      ]),
+      answer("done"),
+    ];
+    server = await startTestServer({ models: { m: createScriptedModel(steps) }, agents: [{ model: "test/m" }] });
+    const task = await server.createTask({ input: "go" });
+
+    const first = await server.watch(task.id);
+    await first.waitFor((frame) => frame.type === "connected");
+    start.resolve();
+    await first.waitFor((frame) => frame.seq === 5, "step events of the first model step");
+
+    const second = await server.watch(task.id); // joins mid-task
+    middle.resolve();
+    const [firstResult, secondResult] = await Promise.all([first.result(), second.result()]);
+
+    const stored = await storedFrames(task.id);
+    expect(stored.length).toBe(8); // thought, 2 calls, 2 results | call, result | result
+    const all = stored.map((_, index) => index + 1);
+    expect(first.seqs).toEqual(all);
+    expect(second.seqs).toEqual(all);
+    expect(first.raw.slice(1)).toEqual(stored);
+    expect(second.raw.slice(1)).toEqual(stored);
+    expect(firstResult.data).toMatchObject({ status: "completed", output: "done", total_steps: 3, total_tokens: 29 });
+    expect(secondResult).toEqual(firstResult);
+    expect(first.frames[0]).toMatchObject({ type: "connected", task_id: task.id, status: "running", last_seq: 0 });
+    expect(second.frames[0]).toMatchObject({ type: "connected", status: "running", last_seq: 5 });
+  });
+
+  test("a watcher that connects after the task ended gets the whole log and the result", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "What is 6 * 7?" });
+    const early = await server.watch(task.id);
+    const earlyResult = await early.result();
+    expect(earlyResult.data).toMatchObject({ status: "completed", output: "6 * 7 = 42" });
+
+    const late = await server.watch(task.id);
+    const lateResult = await late.result();
+    expect(late.frames[0]).toMatchObject({ type: "connected", status: "completed", last_seq: lateResult.seq });
+    expect(late.seqs).toEqual([1, 2, 3, 4]);
+    expect(late.raw.slice(1)).toEqual(await storedFrames(task.id));
+    expect(late.frames.map((frame) => (frame.data as { event_type?: string } | undefined)?.event_type ?? frame.type)).toEqual([
+      "connected",
+      "thought",
+      "tool_call",
+      "tool_result",
+      "result",
+    ]);
+  });
+
+  test("after=N resumes exactly after N, for a finished and for a running task", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([
+      callTools([calc("c1", "1+2"), calc("c2", "3+4")], "thinking"),
+      callTools([{ id: "w", name: "wait", arguments: "{}" }]),
+      answer("ok"),
+    ]);
+    server = await startTestServer({ models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["calculator", "wait"] }] });
+    const task = await server.createTask({ input: "go" });
+    await within(gate.started, 5000, "the wait tool");
+
+    // Running: seq 1..6 exist (thought, 2 calls, 2 results, wait call); resume after 3.
+    const resumed = await server.watch(task.id, "after=3");
+    await resumed.waitFor((frame) => frame.seq === 6);
+    gate.release();
+    const result = await resumed.result();
+    const last = result.seq!;
+    expect(resumed.seqs).toEqual(Array.from({ length: last - 3 }, (_, index) => index + 4));
+
+    // Finished: resume after 5, and after the very last (nothing but connected).
+    const afterFive = await server.watch(task.id, "after=5");
+    await afterFive.result();
+    expect(afterFive.seqs).toEqual(Array.from({ length: last - 5 }, (_, index) => index + 6));
+
+    const caughtUp = await server.watch(task.id, `after=${last}`);
+    await caughtUp.waitFor((frame) => frame.type === "connected");
+    caughtUp.send({ type: "ping" });
+    await caughtUp.waitFor((frame) => frame.type === "pong");
+    expect(caughtUp.seqs).toEqual([]);
+  });
+
+  test("watchers joining and resuming while events stream in get exactly the stored log", async () => {
+    const steps = 60;
+    // Each step yields to the event loop first, so connections interleave with publishing.
+    const step: ScriptStep = async function* (request) {
+      await Bun.sleep(1);
+      const done = request.messages.filter((message) => message.role === "tool").length;
+      if (done >= steps) {
+        yield { type: "text-delta", text: "finished" };
+        yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
+        return;
+      }
+      yield { type: "tool-call", call: calc(`c${done}`, `${done}+1`) };
+      yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
+    };
+    server = await startTestServer({
+      models: { m: createScriptedModel([step], { repeatLast: true }) },
+      agents: [{ model: "test/m", max_steps: steps + 1 }],
+      // Replay reads take a few ms, like a networked database: events keep coming meanwhile.
+      // Appends are visible before they are acknowledged, as with a networked database.
+      wrapStore: (store) => ({
+        ...store,
+        events: async (...args) => (await Bun.sleep(4), store.events(...args)),
+        appendEvent: async (...args) => (await store.appendEvent(...args), await Bun.sleep(2)),
+      }),
+      // A short live tail, so joining watchers must replay from the store and then catch up.
+      liveTailSize: 3,
+    });
+    const task = await server.createTask({ input: "count" });
+    const watchers: { after: number; socket: Awaited<ReturnType<TestServer["watch"]>> }[] = [];
+    for (let index = 0; index < 12; index++) {
+      const known = watchers.at(-1)?.socket.seqs.at(-1) ?? 0;
+      const after = index % 3 === 0 ? 0 : Math.floor(known / 2);
+      watchers.push({ after, socket: await server.watch(task.id, `after=${after}`) });
+      await Bun.sleep(3);
+    }
+    await Promise.all(watchers.map(({ socket }) => socket.result()));
+    const stored = await storedFrames(task.id);
+    expect(stored.length).toBe(steps * 2 + 1);
+    for (const { after, socket } of watchers) {
+      expect(socket.raw.slice(1)).toEqual(stored.slice(after));
+    }
+    // The joins really were spread over the run: some watcher saw the task still running.
+    expect(watchers.some(({ socket }) => socket.frames[0]!.status === "running" && (socket.frames[0]!.last_seq as number) > 0)).toBe(true);
+  });
+
+  test("after beyond the last event, or not a number, is refused with an error frame", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "hello" });
+    await (await server.watch(task.id)).result();
+
+    const beyond = await server.watch(task.id, "after=99");
+    const error = await beyond.waitFor((frame) => frame.type === "error");
+    expect((error.data as { message: string }).message).toContain("after=99");
+    expect((await beyond.closed).code).toBe(4400);
+
+    const response = await server.http(`/ws/tasks/${task.id}?after=-1`, { headers: { upgrade: "websocket" } });
+    expect(response.status).toBe(400);
+  });
+});
+
+describe("cancel", () => {
+  test("cancel from watcher A reaches watcher B and aborts the in-flight tool", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("never")]);
+    server = await startTestServer({ models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["wait"] }] });
+    const task = await server.createTask({ input: "go" });
+    const a = await server.watch(task.id);
+    const b = await server.watch(task.id);
+    await within(gate.started, 5000, "the wait tool to start");
+
+    a.send({ type: "cancel" });
+    const [resultA, resultB] = await Promise.all([a.result(), b.result()]);
+    expect(resultA.data).toMatchObject({ status: "cancelled", task_id: task.id, stop_reason: "cancelled" });
+    expect(resultB).toEqual(resultA);
+    expect(gate.abortedWith).toBeDefined();
+    expect(model.requests.length).toBe(1); // the model was never asked again
+    const stored = (await (await server.http(`/tasks/${task.id}`)).json()) as { status: string; last_seq: number };
+    expect(stored).toMatchObject({ status: "cancelled", last_seq: resultA.seq });
+    // Exactly one result each, and cancelling again changes nothing.
+    a.send({ type: "cancel" });
+    a.send({ type: "ping" });
+    await a.waitFor((frame) => frame.type === "pong");
+    expect(a.frames.filter((frame) => frame.type === "result").length).toBe(1);
+  });
+
+  test("a tool that ignores abort does not hold the cancel", async () => {
+    const stubborn = createStubbornTool();
+    const model = createScriptedModel([callTools([{ id: "s", name: "stubborn", arguments: "{}" }])]);
+    server = await startTestServer({ models: { m: model }, tools: [stubborn.tool], agents: [{ model: "test/m", tools: ["stubborn"] }] });
+    const task = await server.createTask({ input: "go" });
+    const watcher = await server.watch(task.id);
+    await within(stubborn.started, 5000, "the stubborn tool");
+    watcher.send({ type: "cancel" });
+    expect((await watcher.result(5000)).data).toMatchObject({ status: "cancelled" });
+  });
+
+  test("a model call in flight is aborted by cancel", async () => {
+    const sawAbort = deferred<unknown>();
+    const hanging: ScriptStep = (request) => ({
+      async *[Symbol.asyncIterator]() {
+        yield { type: "text-delta", text: "thinking…" } as const;
+        await new Promise((_, reject) =>
+          request.abortSignal.addEventListener("abort", () => {
+            sawAbort.resolve(request.abortSignal.reason);
+            reject(request.abortSignal.reason);
+          }),
+        );
+      },
+    });
+    server = await startTestServer({ models: { m: createScriptedModel([hanging]) }, agents: [{ model: "test/m" }] });
+    const task = await server.createTask({ input: "go" });
+    const watcher = await server.watch(task.id);
+    await watcher.waitFor((frame) => frame.type === "connected");
+    const response = await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "cancelled" });
+    await within(sawAbort.promise, 5000, "the model's signal to abort");
+    expect((await watcher.result()).data).toMatchObject({ status: "cancelled" });
+  });
+
+  test("a queued task that is cancelled never runs", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("first done"), answer("second done")]);
+    server = await startTestServer({
+      models: { m: model },
+      tools: [gate.tool],
+      agents: [{ model: "test/m", tools: ["wait"] }],
+      config: { maxConcurrentTasks: 1 },
+    });
+    const first = await server.createTask({ input: "first" });
+    await within(gate.started, 5000, "the first task to run");
+    const second = await server.createTask({ input: "second" });
+    expect(second.status).toBe("queued");
+    const watcher = await server.watch(second.id);
+    expect((await watcher.waitFor((frame) => frame.type === "connected")).status).toBe("queued");
+
+    watcher.send({ type: "cancel" });
+    const result = await watcher.result();
+    expect(result).toMatchObject({ seq: 1, data: { status: "cancelled", stop_reason: "cancelled" } });
+
+    gate.release();
+    const firstWatcher = await server.watch(first.id);
+    expect((await firstWatcher.result()).data).toMatchObject({ status: "completed", output: "first done" });
+    // The model only ever saw the first task's conversation; the second never started.
+    expect(model.requests.every((request) => request.messages[0]?.content === "first")).toBe(true);
+    const stored = (await (await server.http(`/tasks/${second.id}`)).json()) as Record<string, unknown>;
+    expect(stored).toMatchObject({ status: "cancelled", started_at: null, last_seq: 1 });
+  });
+});
+
+describe("connection rules", () => {
+  test("ping gets pong; bad frames get an error frame and the connection stays open", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "hi" });
+    const socket = await server.watch(task.id);
+    await socket.result();
+    const errorsBefore = () => socket.frames.filter((frame) => frame.type === "error").length;
+
+    const bad: (string | Uint8Array)[] = [
+      "not json",
+      "[1,2,3]",
+      '{"type":"dance"}',
+      '{"type":5}',
+      '"cancel"',
+      "null",
+      new Uint8Array([1, 2, 3]),
+    ];
+    for (const [index, frame] of bad.entries()) {
+      socket.send(frame);
+      await socket.waitFor(() => errorsBefore() === index + 1, `error frame ${index + 1}`);
+    }
+    const errors = socket.frames.filter((frame) => frame.type === "error").map((frame) => (frame.data as { message: string }).message);
+    expect(errors[0]).toBe("Invalid JSON");
+    expect(errors[2]).toContain("Unknown message type 'dance'");
+    expect(errors[6]).toContain("Binary frames are not supported");
+    socket.send({ type: "ping" });
+    await socket.waitFor((frame) => frame.type === "pong");
+  });
+
+  test("an unknown task id gets an error frame, then close 4404", async () => {
+    server = await startTestServer();
+    const socket = await server.watch("no-such-task");
+    const error = await socket.waitFor((frame) => frame.type === "error");
+    expect(error.data).toMatchObject({ code: "not_found" });
+    expect((await socket.closed).code).toBe(4404);
+  });
+
+  test("with a key configured: wrong or missing key → error frame, then close 4001; right key → connected", async () => {
+    server = await startTestServer({ config: { apiKey: "s3cret-key-123" } });
+    const task = await server.createTask({ input: "hi" }, { authorization: "Bearer s3cret-key-123" });
+    for (const query of ["", "api_key=wrong-key-456", "api_key="]) {
+      const socket = await server.watch(task.id, query);
+      const error = await socket.waitFor((frame) => frame.type === "error");
+      expect(error.data).toMatchObject({ message: "Invalid or missing api_key" });
+      expect((await socket.closed).code).toBe(4001);
+      expect(socket.frames.length).toBe(1);
+    }
+    const allowed = await server.watch(task.id, "api_key=s3cret-key-123");
+    await allowed.result();
+  });
+
+  test("no client frame within the heartbeat window → close 1000 'Heartbeat timeout'; pings keep it open", async () => {
+    server = await startTestServer({ config: { heartbeatMs: 400 } });
+    const task = await server.createTask({ input: "hi" });
+    const idle = await server.watch(task.id);
+    const pinging = await server.watch(task.id);
+    const timer = setInterval(() => pinging.send({ type: "ping" }), 50);
+    try {
+      const closed = await within(idle.closed, 5000, "the heartbeat close");
+      expect(closed).toEqual({ code: 1000, reason: "Heartbeat timeout" });
+      // The pinging client outlived the idle one by the whole window and is still open.
+      const pongs = pinging.frames.filter((frame) => frame.type === "pong").length;
+      await pinging.waitFor(() => pinging.frames.filter((frame) => frame.type === "pong").length >= pongs + 8, "more pongs");
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  test("a client that disconnects does not cancel the task", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("finished anyway")]);
+    server = await startTestServer({ models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["wait"] }] });
+    const task = await server.createTask({ input: "go" });
+    const socket = await server.watch(task.id);
+    await within(gate.started, 5000, "the tool");
+    socket.close();
+    await socket.closed;
+    gate.release();
+    const later = await connect(`ws://127.0.0.1:${server.port}/ws/tasks/${task.id}`);
+    expect((await later.result()).data).toMatchObject({ status: "completed", output: "finished anyway" });
+    expect(gate.abortedWith).toBeUndefined();
+  });
+});
