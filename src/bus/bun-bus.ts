@@ -1,6 +1,6 @@
 /** The embedded EventBus: Bun's native WebSocket pub/sub, one topic per task. */
 import type { Server } from "bun";
-import { taskTopic, type EventBus } from "./bus.ts";
+import type { EventBus } from "./bus.ts";
 
 export interface BunBus extends EventBus {
   /** Binds the bus to the server once it is listening; frames published before that go nowhere. */
@@ -13,9 +13,9 @@ export function createBunBus(): BunBus {
     bind(bound) {
       server = bound;
     },
-    publish(taskId, frame) {
+    publish(topic, frame) {
       // Pre-serialised string, no compression: Bun writes the same bytes to every subscriber.
-      server?.publish(taskTopic(taskId), frame, false);
+      server?.publish(topic, frame, false);
     },
   };
 }

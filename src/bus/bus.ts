@@ -4,11 +4,16 @@
  */
 
 export interface EventBus {
-  /** Sends `frame` to every connection subscribed to the task's topic. Never throws. */
-  publish(taskId: string, frame: string): void;
+  /** Sends `frame` to every connection subscribed to `topic`. Never throws. */
+  publish(topic: string, frame: string): void;
 }
 
-/** The pub/sub topic of a task. */
+/** The pub/sub topic of a task's durable frames (step, result). */
 export function taskTopic(taskId: string): string {
   return `task:${taskId}`;
+}
+
+/** The pub/sub topic of a task's live-only `delta` frames (watchers may opt out). */
+export function deltaTopic(taskId: string): string {
+  return `delta:${taskId}`;
 }

@@ -7,7 +7,7 @@
  * sends whatever the tail holds beyond what it sent and subscribes. Because nothing can run between
  * "check the tail" and "subscribe", every later frame reaches it live and no earlier one twice.
  */
-import type { EventBus } from "./bus.ts";
+import { deltaTopic, taskTopic, type EventBus } from "./bus.ts";
 
 /** What the feed knows of one live (non-terminal) task. */
 export interface LiveTail {
@@ -22,7 +22,7 @@ export interface LiveFeed {
   open(taskId: string, lastSeq: number): void;
   /** Publishes a durable frame; must be called in `seq` order, after the frame is stored. */
   publish(taskId: string, seq: number, frame: string): void;
-  /** Publishes a live-only frame (no seq, not stored, not replayed). */
+  /** Publishes a live-only frame (no seq, not stored, not replayed) to the task's delta topic. */
   publishTransient(taskId: string, frame: string): void;
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
@@ -67,10 +67,10 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {
       const tail = tails.get(taskId);
       if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
       tail.push(seq, frame);
-      bus.publish(taskId, frame);
+      bus.publish(taskTopic(taskId), frame);
     },
     publishTransient(taskId, frame) {
-      bus.publish(taskId, frame);
+      bus.publish(deltaTopic(taskId), frame);
     },
     close(taskId) {
       tails.delete(taskId);

@@ -4,10 +4,11 @@
  * (concurrently, bounded), yields their results in call order and feeds them back — until the model
  * answers without calling a tool, a stop condition is met, or the signal aborts.
  *
- * It yields durable events only; the runner numbers, stores and publishes them. Abort is not an
- * event: the generator rejects with the signal's reason and the runner decides the final state.
+ * Durable events (usage, thought, tool_call, tool_result / tool_error, final_answer) are numbered,
+ * stored and published by the runner; `delta` events (text as it streams) are live-only. Abort is
+ * not an event: the generator rejects with the signal's reason and the runner decides the final state.
  */
-import type { FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
+import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import type { StopReason } from "../protocol/task.ts";
 import type { ChatMessage, ChatModel, ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
@@ -38,7 +39,7 @@ export interface ReActStop {
   totalTokens: number;
 }
 
-export type ReActEvent = StepEvent | FinalAnswerEvent;
+export type ReActEvent = StepEvent | FinalAnswerEvent | DeltaEvent;
 
 export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEvent, ReActStop | undefined> {
   const { model, abortSignal } = options;
@@ -53,6 +54,8 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
 
     // Model phase: one streamed model call.
     let text = "";
+    let reasoning = "";
+    let usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCallRequest[] = [];
     for await (const part of model.stream({
       system: options.system,
@@ -64,20 +67,27 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       switch (part.type) {
         case "text-delta":
           text += part.text;
+          if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
           break;
         case "reasoning-delta":
+          reasoning += part.text;
+          if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
           break;
         case "tool-call":
           calls.push(part.call);
           break;
         case "finish":
-          state.totalTokens += part.usage.inputTokens + part.usage.outputTokens;
+          usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
           break;
       }
     }
     abortSignal.throwIfAborted();
+    state.totalTokens += usage.input_tokens + usage.output_tokens;
+    yield { event_type: "usage", step, data: usage };
 
     if (calls.length === 0) {
+      // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
+      if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
       yield {
         event_type: "final_answer",
         step,
@@ -87,7 +97,9 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     }
 
     // Tool phase: announce every call, run them, report results in call order.
-    if (text.trim() !== "") yield { event_type: "thought", step, data: { text } };
+    if (text.trim() !== "" || reasoning !== "") {
+      yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+    }
     messages.push({ role: "assistant", content: text, toolCalls: calls });
     for (const call of calls) {
       yield { event_type: "tool_call", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call) } };

@@ -35,4 +35,6 @@ export const TaskIdParam = z.object({ id: z.string().min(1).max(128) });
 export const WatchQuery = z.object({
   after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
   api_key: z.string().optional(),
+  /** `deltas=0` opts out of live `delta` frames. */
+  deltas: z.enum(["0", "1", "false", "true"]).default("1").transform((value) => value === "1" || value === "true"),
 });

@@ -10,11 +10,18 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
-/** What the model said in a step: its reasoning before tool calls, or a plain message. */
+/** What the model said in a step that calls tools (and its reasoning, where the provider gives it). */
 export const ThoughtEvent = z.object({
   event_type: z.literal("thought"),
   step: z.number().int().positive(),
-  data: z.object({ text: z.string() }),
+  data: z.object({ text: z.string(), reasoning: z.string().optional() }),
+});
+
+/** Tokens one model call used; the first event of every step. */
+export const UsageEvent = z.object({
+  event_type: z.literal("usage"),
+  step: z.number().int().positive(),
+  data: Usage,
 });
 
 export const ToolCallEvent = z.object({
@@ -50,7 +57,19 @@ export const FinalAnswerEvent = z.object({
   }),
 });
 
+/**
+ * Live-only: a piece of text or reasoning as the model produces it. Published to watchers, never
+ * stored or replayed — the step's durable events carry the whole text.
+ */
+export const DeltaEvent = z.object({
+  event_type: z.literal("delta"),
+  step: z.number().int().positive(),
+  data: z.object({ kind: z.enum(["text", "reasoning"]), text: z.string() }),
+});
+export type DeltaEvent = z.infer<typeof DeltaEvent>;
+
 export const TaskEvent = z.discriminatedUnion("event_type", [
+  UsageEvent,
   ThoughtEvent,
   ToolCallEvent,
   ToolResultEvent,

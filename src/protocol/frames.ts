@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { StopReason, TaskStatus } from "./task.ts";
-import type { StepEvent } from "./events.ts";
+import type { DeltaEvent, StepEvent } from "./events.ts";
 
 // ---- client → server ----------------------------------------------------------------------
 export const ClientFrame = z.discriminatedUnion("type", [
@@ -21,6 +21,8 @@ export const ResultData = z.object({
   output: z.string().optional(),
   total_steps: z.number().int().optional(),
   total_tokens: z.number().int().optional(),
+  usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int() }).optional(),
+  cost_usd: z.number().optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 export type ResultData = z.infer<typeof ResultData>;
@@ -42,8 +44,14 @@ export const ErrorFrame = z.object({
   data: z.object({ message: z.string(), code: z.string().optional() }),
 });
 export const PongFrame = z.object({ type: z.literal("pong") });
+/** Live-only text or reasoning of the step in progress; no seq, never replayed. */
+export const DeltaFrame = z.object({
+  type: z.literal("delta"),
+  step: z.number().int().positive(),
+  data: z.object({ kind: z.enum(["text", "reasoning"]), text: z.string() }),
+});
 
-export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, ErrorFrame, PongFrame]);
+export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, DeltaFrame, ErrorFrame, PongFrame]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type StepFrame = z.infer<typeof StepFrame>;
 export type ResultFrame = z.infer<typeof ResultFrame>;
@@ -56,6 +64,10 @@ export function stepFrame(seq: number, event: StepEvent, timestamp: Date): StepF
     seq,
     data: { event_type: event.event_type, step: event.step, data: event.data, timestamp: timestamp.toISOString() },
   };
+}
+
+export function deltaFrame(event: DeltaEvent): string {
+  return JSON.stringify({ type: "delta", step: event.step, data: event.data });
 }
 
 export function resultFrame(seq: number, data: ResultData): ResultFrame {

@@ -33,6 +33,10 @@ export const Task = z.object({
   error: z.string().nullable(),
   total_steps: z.number().int(),
   total_tokens: z.number().int(),
+  input_tokens: z.number().int(),
+  output_tokens: z.number().int(),
+  /** Cost in USD when the agent's model has prices configured, else null. */
+  cost_usd: z.number().nullable(),
   last_seq: z.number().int(),
   created_at: z.string(),
   started_at: z.string().nullable(),

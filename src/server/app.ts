@@ -18,6 +18,8 @@ import { validate } from "./validation.ts";
 export interface WatchRequest {
   taskId: string;
   after: number;
+  /** Whether the watcher wants live `delta` frames. */
+  deltas: boolean;
   authorized: boolean;
 }
 
@@ -71,7 +73,8 @@ export function createApp(deps: AppDeps) {
       throw new AgentkitError("bad_request", "Invalid task id or query (after must be a non-negative integer)");
     }
     const authorized = keys.check(query.data.api_key ?? keyFromHeaders(c.req.raw.headers));
-    if (!deps.upgrade(c.req.raw, { taskId: parsedId.data.id, after: query.data.after, authorized })) {
+    const watch = { taskId: parsedId.data.id, after: query.data.after, deltas: query.data.deltas, authorized };
+    if (!deps.upgrade(c.req.raw, watch)) {
       throw new AgentkitError("bad_request", "WebSocket upgrade failed");
     }
     return new Response(null);

@@ -4,7 +4,7 @@
  * then live ones; `ping` → `pong`; `cancel` cancels the task for every watcher.
  */
 import type { ServerWebSocket, WebSocketHandler } from "bun";
-import { taskTopic } from "../bus/bus.ts";
+import { deltaTopic, taskTopic } from "../bus/bus.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { CloseCode, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
@@ -62,7 +62,10 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       after,
       watcher: {
         send: (frame) => void ws.send(frame),
-        subscribe: () => void ws.subscribe(taskTopic(taskId)),
+        subscribe: () => {
+          ws.subscribe(taskTopic(taskId));
+          if (ws.data.deltas) ws.subscribe(deltaTopic(taskId));
+        },
         get closed() {
           return ws.data.closed;
         },

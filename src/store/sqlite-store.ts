@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS tasks (
   error        TEXT,
   total_steps  INTEGER NOT NULL DEFAULT 0,
   total_tokens INTEGER NOT NULL DEFAULT 0,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_usd     REAL,
   last_seq     INTEGER NOT NULL DEFAULT 0,
   created_at   TEXT NOT NULL,
   started_at   TEXT,
@@ -55,6 +58,9 @@ const TaskRow = z.object({
   error: z.string().nullable(),
   total_steps: z.number().int(),
   total_tokens: z.number().int(),
+  input_tokens: z.number().int(),
+  output_tokens: z.number().int(),
+  cost_usd: z.number().nullable(),
   last_seq: z.number().int(),
   created_at: z.string(),
   started_at: z.string().nullable(),
@@ -105,7 +111,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const bumpSeq = db.query(`UPDATE tasks SET last_seq = $seq WHERE id = $id AND last_seq = $seq - 1`);
   const finish = db.query(
     `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
-       total_steps = $total_steps, total_tokens = $total_tokens, finished_at = $finished_at, last_seq = $seq
+       total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
+       output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq
      WHERE id = $id AND status IN ${NON_TERMINAL} AND last_seq = $seq - 1`,
   );
   const selectEvents = db.query(
@@ -129,7 +136,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       output: outcome.output,
       error: outcome.error,
       total_steps: outcome.totalSteps,
-      total_tokens: outcome.totalTokens,
+      total_tokens: outcome.inputTokens + outcome.outputTokens,
+      input_tokens: outcome.inputTokens,
+      output_tokens: outcome.outputTokens,
+      cost_usd: outcome.costUsd,
       finished_at: outcome.finishedAt.toISOString(),
     });
     if (moved.changes !== 1) return false;

@@ -26,7 +26,9 @@ export interface TaskOutcome {
   output: string | null;
   error: string | null;
   totalSteps: number;
-  totalTokens: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
   finishedAt: Date;
 }
 

@@ -14,9 +14,13 @@ export class TaskAbort extends Error {
   }
 }
 
+/** What a run used so far; kept by the runner from the engine's `usage` events. */
 export interface RunTotals {
-  totalSteps: number;
-  totalTokens: number;
+  steps: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** USD, when the agent's model has prices; else null. */
+  costUsd: number | null;
 }
 
 export type RunEnd =
@@ -27,7 +31,8 @@ export type RunEnd =
   | { kind: "interrupted"; totals: RunTotals };
 
 export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
-  const base = { totalSteps: end.totals.totalSteps, totalTokens: end.totals.totalTokens, finishedAt };
+  const { steps, inputTokens, outputTokens, costUsd } = end.totals;
+  const base = { totalSteps: steps, inputTokens, outputTokens, costUsd, finishedAt };
   switch (end.kind) {
     case "answer":
       return { ...base, status: "completed", stopReason: "final_answer", output: end.output, error: null };
@@ -60,8 +65,10 @@ export function toResultData(taskId: string, outcome: TaskOutcome): ResultData {
     task_id: taskId,
     stop_reason: outcome.stopReason,
     total_steps: outcome.totalSteps,
-    total_tokens: outcome.totalTokens,
+    total_tokens: outcome.inputTokens + outcome.outputTokens,
+    usage: { input_tokens: outcome.inputTokens, output_tokens: outcome.outputTokens },
   };
+  if (outcome.costUsd !== null) data.cost_usd = outcome.costUsd;
   if (outcome.output !== null) data.output = outcome.output;
   if (outcome.error !== null) {
     data.error = { code: outcome.stopReason, message: outcome.error };

@@ -8,17 +8,17 @@
  *   wins (the store refuses a second one). Abort reaches the model call and every tool, and the
  *   runner does not wait for a tool that ignores it.
  */
-import type { AgentPool } from "../agents/pool.ts";
+import type { Agent, AgentPool } from "../agents/pool.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { runReAct } from "../engine/react.ts";
 import { AgentkitError } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
-import { resultFrame, stepFrame } from "../protocol/frames.ts";
+import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
-import { TaskAbort, toOutcome, toResultData, type RunEnd } from "./outcome.ts";
+import { TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 
 export interface TaskRunner {
   /** Throws `queue_full` (429) when a new task could not be queued. */
@@ -41,6 +41,8 @@ export interface RunnerOptions {
   logger: Logger;
   maxConcurrentTasks: number;
   maxQueuedTasks: number;
+  /** Cost in USD of the given usage on the agent's model, or null when it has no prices. */
+  costOf?: (agent: Agent, usage: { inputTokens: number; outputTokens: number }) => number | null;
   now?: () => Date;
 }
 
@@ -49,7 +51,7 @@ interface ActiveTask {
   state: "queued" | "running";
   readonly controller: AbortController;
   nextSeq: number;
-  steps: number;
+  readonly totals: RunTotals;
   finished: boolean;
   /** Every durable write of this task, in seq order. */
   writes: Promise<unknown>;
@@ -77,7 +79,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       state: "queued",
       controller: new AbortController(),
       nextSeq: task.last_seq + 1,
-      steps: 0,
+      totals: { steps: task.total_steps, inputTokens: task.input_tokens, outputTokens: task.output_tokens, costUsd: task.cost_usd },
       finished: false,
       writes: Promise.resolve(),
       done: Promise.withResolvers<void>(),
@@ -140,11 +142,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (entry.finished) return;
     const agent = agents.get(task.agent);
     if (!agent) {
-      return finish(entry, { kind: "error", error: new Error(`Agent '${task.agent}' is not configured`), totals: totals(entry) });
+      return finish(entry, { kind: "error", error: new Error(`Agent '${task.agent}' is not configured`), totals: entry.totals });
     }
     if (!(await store.markRunning(task.id, now()))) {
       // Ended elsewhere (cancelled while queued): nothing to run.
-      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: totals(entry) });
+      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
     }
     const { definition } = agent;
     const deadline = setTimeout(
@@ -170,27 +172,33 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (next.done) {
           const stop = next.value;
           end = stop
-            ? { kind: "stopped", reason: "max_steps", message: stop.message, totals: { totalSteps: stop.totalSteps, totalTokens: stop.totalTokens } }
-            : { kind: "error", error: new Error("engine ended without an answer"), totals: totals(entry) };
+            ? { kind: "stopped", reason: "max_steps", message: stop.message, totals: entry.totals }
+            : { kind: "error", error: new Error("engine ended without an answer"), totals: entry.totals };
           break;
         }
         const event = next.value;
-        entry.steps = Math.max(entry.steps, event.step);
-        if (event.event_type === "final_answer") {
-          end = {
-            kind: "answer",
-            output: event.data.output,
-            totals: { totalSteps: event.data.total_steps, totalTokens: event.data.total_tokens },
-          };
-          break;
+        switch (event.event_type) {
+          case "delta":
+            feed.publishTransient(task.id, deltaFrame(event));
+            continue;
+          case "final_answer":
+            end = { kind: "answer", output: event.data.output, totals: entry.totals };
+            break;
+          case "usage":
+            count(entry, agent, event.step, event.data);
+            await appendStep(entry, event);
+            continue;
+          default:
+            await appendStep(entry, event);
+            continue;
         }
-        await appendStep(entry, event);
+        break;
       }
     } catch (error) {
       end =
         signal.aborted && signal.reason instanceof TaskAbort
-          ? { kind: "aborted", abort: signal.reason, totals: totals(entry) }
-          : { kind: "error", error, totals: totals(entry) };
+          ? { kind: "aborted", abort: signal.reason, totals: entry.totals }
+          : { kind: "error", error, totals: entry.totals };
     } finally {
       clearTimeout(deadline);
       // Let the generator run its own finally blocks; it may still be awaiting an aborted call.
@@ -199,8 +207,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     await finish(entry, end);
   }
 
-  function totals(entry: ActiveTask) {
-    return { totalSteps: entry.steps, totalTokens: 0 };
+  function count(entry: ActiveTask, agent: Agent, step: number, usage: { input_tokens: number; output_tokens: number }) {
+    const totals = entry.totals;
+    totals.steps = Math.max(totals.steps, step);
+    totals.inputTokens += usage.input_tokens;
+    totals.outputTokens += usage.output_tokens;
+    totals.costUsd = options.costOf?.(agent, { inputTokens: totals.inputTokens, outputTokens: totals.outputTokens }) ?? null;
   }
 
   return {
@@ -223,7 +235,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (entry.state === "queued") {
           const index = queue.indexOf(entry);
           if (index >= 0) queue.splice(index, 1);
-          await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: totals(entry) });
+          await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
         } else {
           entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
           await entry.done.promise;
@@ -240,7 +252,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (active.has(task.id) || isTerminal(task.status)) continue;
         if (task.status === "running") {
           interrupted++;
-          await finish(track(task), { kind: "interrupted", totals: { totalSteps: task.total_steps, totalTokens: task.total_tokens } });
+          const entry = track(task);
+          await finish(entry, { kind: "interrupted", totals: entry.totals });
         } else {
           requeued++;
           queue.push(track(task));

@@ -14,7 +14,7 @@ async function run(question: string) {
     toolTimeoutMs: 1000,
     abortSignal: new AbortController().signal,
   })) {
-    events.push(event);
+    if (event.event_type !== "delta" && event.event_type !== "usage") events.push(event);
   }
   return events;
 }

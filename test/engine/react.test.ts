@@ -7,8 +7,10 @@ import { defineTool, type Tool } from "../../src/tools/tool.ts";
 import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
 import { createGateTool } from "../helpers/tools.ts";
 
+/** Runs the engine to the end; `events` are the durable ones, `deltas` the live-only ones. */
 async function collect(options: Partial<ReActOptions> & Pick<ReActOptions, "model">) {
   const events: ReActEvent[] = [];
+  const deltas: ReActEvent[] = [];
   const generator = runReAct({
     tools: builtinTools(),
     messages: [{ role: "user", content: "question" }],
@@ -24,9 +26,9 @@ async function collect(options: Partial<ReActOptions> & Pick<ReActOptions, "mode
       stop = next.value;
       break;
     }
-    events.push(next.value);
+    (next.value.event_type === "delta" ? deltas : events).push(next.value);
   }
-  return { events, stop };
+  return { events, deltas, stop };
 }
 
 const types = (events: ReActEvent[]) => events.map((event) => event.event_type);
@@ -50,13 +52,21 @@ describe("runReAct", () => {
       ),
       answer("All done.", { inputTokens: 7, outputTokens: 3 }),
     ]);
-    const { events, stop } = await collect({ model, tools: new Map<string, Tool>([["slow", slowFirst], ["fast", fast]]) });
+    const { events, deltas, stop } = await collect({ model, tools: new Map<string, Tool>([["slow", slowFirst], ["fast", fast]]) });
     expect(stop).toBeUndefined();
-    expect(types(events)).toEqual(["thought", "tool_call", "tool_call", "tool_result", "tool_result", "final_answer"]);
-    expect(events.map((event) => event.step)).toEqual([1, 1, 1, 1, 1, 2]);
-    expect(events[3]!.data).toEqual({ id: "a", name: "slow", result: "first" });
-    expect(events[4]!.data).toEqual({ id: "b", name: "fast", result: "fast" });
-    expect(events[5]!.data).toEqual({ output: "All done.", total_steps: 2, total_tokens: 25 });
+    expect(types(events)).toEqual(["usage", "thought", "tool_call", "tool_call", "tool_result", "tool_result", "usage", "final_answer"]);
+    expect(events.map((event) => event.step)).toEqual([1, 1, 1, 1, 1, 1, 2, 2]);
+    expect(events[0]!.data).toEqual({ input_tokens: 10, output_tokens: 5 });
+    expect(events[1]!.data).toEqual({ text: "Let me look." });
+    expect(events[4]!.data).toEqual({ id: "a", name: "slow", result: "first" });
+    expect(events[5]!.data).toEqual({ id: "b", name: "fast", result: "fast" });
+    expect(events[6]!.data).toEqual({ input_tokens: 7, output_tokens: 3 });
+    expect(events[7]!.data).toEqual({ output: "All done.", total_steps: 2, total_tokens: 25 });
+    // Text also streamed live, tagged with its step.
+    expect(deltas).toEqual([
+      { event_type: "delta", step: 1, data: { kind: "text", text: "Let me look." } },
+      { event_type: "delta", step: 2, data: { kind: "text", text: "All done." } },
+    ]);
 
     // The model saw its own calls and both observations, in call order.
     const second = model.requests[1]!.messages;
@@ -111,7 +121,7 @@ describe("runReAct", () => {
     const gate = createGateTool();
     const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("moved on")]);
     const { events } = await collect({ model, tools: new Map([["wait", gate.tool]]), toolTimeoutMs: 50 });
-    expect(events[1]).toMatchObject({ event_type: "tool_error", data: { error: { code: "timeout", retryable: true } } });
+    expect(events[2]).toMatchObject({ event_type: "tool_error", data: { error: { code: "timeout", retryable: true } } });
     expect(gate.abortedWith).toBeDefined(); // the tool's own signal fired
     expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "moved on" } });
   });

@@ -71,6 +71,11 @@ export class TestSocket {
     return this.waitFor((frame) => frame.type === "result", "the result frame", ms);
   }
 
+  /** The raw text of durable frames (step and result), in arrival order. */
+  get durable(): string[] {
+    return this.raw.filter((_, index) => typeof this.frames[index]!.seq === "number");
+  }
+
   /** Frames that carry a seq (step and result), in arrival order. */
   get seqs(): number[] {
     return this.frames.filter((frame) => typeof frame.seq === "number").map((frame) => frame.seq!);

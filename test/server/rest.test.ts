@@ -33,13 +33,14 @@ describe("tasks", () => {
     const socket = await server.watch(String(task.id));
     await socket.result();
     const done = (await (await server.http(`/tasks/${task.id}`)).json()) as Record<string, unknown>;
-    expect(done).toMatchObject({ status: "completed", stop_reason: "final_answer", output: "2 + 2 = 4", total_steps: 2, last_seq: 4 });
+    expect(done).toMatchObject({ status: "completed", stop_reason: "final_answer", output: "2 + 2 = 4", total_steps: 2, last_seq: 6, cost_usd: null });
     expect(done.total_tokens).toBeGreaterThan(0);
+    expect(done.total_tokens).toBe((done.input_tokens as number) + (done.output_tokens as number));
 
-    const events = (await (await server.http(`/tasks/${task.id}/events?after=2`)).json()) as { events: { seq: number; type: string }[] };
+    const events = (await (await server.http(`/tasks/${task.id}/events?after=4`)).json()) as { events: { seq: number; type: string }[] };
     expect(events.events.map((event) => [event.seq, event.type])).toEqual([
-      [3, "step"],
-      [4, "result"],
+      [5, "step"],
+      [6, "result"],
     ]);
   });
 

@@ -30,7 +30,7 @@ test("a restart on the same data dir shows the same tasks and events", async () 
   expect(await (await server.http(`/tasks/${task.id}/events`)).text()).toBe(eventsBefore);
   const late = await server.watch(task.id);
   await late.result();
-  expect(late.seqs).toEqual([1, 2, 3, 4]);
+  expect(late.seqs).toEqual([1, 2, 3, 4, 5, 6]);
 });
 
 test("after a crash: a task left running ends 'interrupted' with a result; a queued one runs", async () => {

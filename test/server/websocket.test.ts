@@ -52,23 +52,29 @@ describe("watching a task", () => {
     const first = await server.watch(task.id);
     await first.waitFor((frame) => frame.type === "connected");
     start.resolve();
-    await first.waitFor((frame) => frame.seq === 5, "step events of the first model step");
+    await first.waitFor((frame) => frame.seq === 6, "step events of the first model step");
 
     const second = await server.watch(task.id); // joins mid-task
     middle.resolve();
     const [firstResult, secondResult] = await Promise.all([first.result(), second.result()]);
 
     const stored = await storedFrames(task.id);
-    expect(stored.length).toBe(8); // thought, 2 calls, 2 results | call, result | result
+    expect(stored.length).toBe(11); // usage, thought, 2 calls, 2 results | usage, call, result | usage, result
     const all = stored.map((_, index) => index + 1);
     expect(first.seqs).toEqual(all);
     expect(second.seqs).toEqual(all);
-    expect(first.raw.slice(1)).toEqual(stored);
-    expect(second.raw.slice(1)).toEqual(stored);
+    expect(first.durable).toEqual(stored);
+    expect(second.durable).toEqual(stored);
     expect(firstResult.data).toMatchObject({ status: "completed", output: "done", total_steps: 3, total_tokens: 29 });
     expect(secondResult).toEqual(firstResult);
     expect(first.frames[0]).toMatchObject({ type: "connected", task_id: task.id, status: "running", last_seq: 0 });
-    expect(second.frames[0]).toMatchObject({ type: "connected", status: "running", last_seq: 5 });
+    expect(second.frames[0]).toMatchObject({ type: "connected", status: "running", last_seq: 6 });
+    // Live text arrived as delta frames to the watcher that was there, before the step's events.
+    const delta = first.frames.findIndex((frame) => frame.type === "delta");
+    expect(first.frames[delta]).toEqual({ type: "delta", step: 1, data: { kind: "text", text: "computing" } });
+    expect(delta).toBeLessThan(first.frames.findIndex((frame) => frame.seq === 1));
+    // Deltas are live-only: the late joiner got the final step's text live, not step 1's replayed.
+    expect(second.frames.filter((frame) => frame.type === "delta").map((frame) => frame.step)).toEqual([3]);
   });
 
   test("a watcher that connects after the task ended gets the whole log and the result", async () => {
@@ -81,13 +87,15 @@ describe("watching a task", () => {
     const late = await server.watch(task.id);
     const lateResult = await late.result();
     expect(late.frames[0]).toMatchObject({ type: "connected", status: "completed", last_seq: lateResult.seq });
-    expect(late.seqs).toEqual([1, 2, 3, 4]);
-    expect(late.raw.slice(1)).toEqual(await storedFrames(task.id));
+    expect(late.seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(late.durable).toEqual(await storedFrames(task.id));
     expect(late.frames.map((frame) => (frame.data as { event_type?: string } | undefined)?.event_type ?? frame.type)).toEqual([
       "connected",
+      "usage",
       "thought",
       "tool_call",
       "tool_result",
+      "usage",
       "result",
     ]);
   });
@@ -103,9 +111,9 @@ describe("watching a task", () => {
     const task = await server.createTask({ input: "go" });
     await within(gate.started, 5000, "the wait tool");
 
-    // Running: seq 1..6 exist (thought, 2 calls, 2 results, wait call); resume after 3.
+    // Running: seq 1..8 exist (usage, thought, 2 calls, 2 results | usage, wait call); resume after 3.
     const resumed = await server.watch(task.id, "after=3");
-    await resumed.waitFor((frame) => frame.seq === 6);
+    await resumed.waitFor((frame) => frame.seq === 8);
     gate.release();
     const result = await resumed.result();
     const last = result.seq!;
@@ -160,9 +168,9 @@ describe("watching a task", () => {
     }
     await Promise.all(watchers.map(({ socket }) => socket.result()));
     const stored = await storedFrames(task.id);
-    expect(stored.length).toBe(steps * 2 + 1);
+    expect(stored.length).toBe(steps * 3 + 2);
     for (const { after, socket } of watchers) {
-      expect(socket.raw.slice(1)).toEqual(stored.slice(after));
+      expect(socket.durable).toEqual(stored.slice(after));
     }
     // The joins really were spread over the run: some watcher saw the task still running.
     expect(watchers.some(({ socket }) => socket.frames[0]!.status === "running" && (socket.frames[0]!.last_seq as number) > 0)).toBe(true);

@@ -25,7 +25,9 @@ const outcome = (status: TaskOutcome["status"]): TaskOutcome => ({
   output: status === "completed" ? "ok" : null,
   error: null,
   totalSteps: 1,
-  totalTokens: 2,
+  inputTokens: 2,
+  outputTokens: 1,
+  costUsd: null,
   finishedAt: new Date(),
 });
 
