@@ -12,9 +12,11 @@ export type ErrorCode =
   | "payload_too_large"
   | "queue_full"
   | "upgrade_required"
+  | "too_many_watchers"
+  | "unavailable"
   | "internal";
 
-const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 413 | 426 | 429 | 500> = {
+const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 413 | 426 | 429 | 500 | 503> = {
   bad_request: 400,
   validation_failed: 400,
   unauthorized: 401,
@@ -23,6 +25,8 @@ const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 413 | 426 | 429 | 5
   payload_too_large: 413,
   queue_full: 429,
   upgrade_required: 426,
+  too_many_watchers: 429,
+  unavailable: 503,
   internal: 500,
 };
 
@@ -35,6 +39,8 @@ export const CloseCode = {
   badRequest: 4400,
   unauthorized: 4001,
   notFound: 4404,
+  tooSlow: 4008,
+  tooManyWatchers: 4029,
 } as const;
 
 const WS_CLOSE: Record<ErrorCode, number> = {
@@ -46,6 +52,8 @@ const WS_CLOSE: Record<ErrorCode, number> = {
   payload_too_large: CloseCode.tooBig,
   queue_full: CloseCode.serverError,
   upgrade_required: CloseCode.badRequest,
+  too_many_watchers: CloseCode.tooManyWatchers,
+  unavailable: CloseCode.goingAway,
   internal: CloseCode.serverError,
 };
 

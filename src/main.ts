@@ -62,7 +62,9 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     return 2;
   }
   logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, { data_dir: config.dataDir });
-  if (!config.apiKey) logger.warn("no AGENTKIT_API_KEY set: the API and WebSocket are open to anyone who can reach this port");
+  if (!config.apiKey && config.apiKeys.length === 0) {
+    logger.warn("no AGENTKIT_API_KEY set: the API and WebSocket are open to anyone who can reach this port");
+  }
   for (const agent of config.agents) {
     if (agent.model.startsWith("demo")) {
       logger.info(`agent '${agent.name}' uses the built-in demo model (no LLM provider configured)`);

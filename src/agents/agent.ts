@@ -14,6 +14,8 @@ export const AgentDefinition = z.object({
   timeout_ms: z.number().int().min(100).max(24 * 3600_000).default(300_000),
   tool_timeout_ms: z.number().int().min(10).max(3600_000).default(30_000),
   max_output_tokens: z.number().int().positive().optional(),
+  /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
+  token_budget: z.number().int().positive().optional(),
 });
 export type AgentDefinition = z.infer<typeof AgentDefinition>;
 

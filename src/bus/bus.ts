@@ -13,6 +13,11 @@ export function taskTopic(taskId: string): string {
   return `task:${taskId}`;
 }
 
+/** The task id of a durable-frame topic, or undefined for any other topic. */
+export function taskOfTopic(topic: string): string | undefined {
+  return topic.startsWith("task:") ? topic.slice("task:".length) : undefined;
+}
+
 /** The pub/sub topic of a task's live-only `delta` frames (watchers may opt out). */
 export function deltaTopic(taskId: string): string {
   return `delta:${taskId}`;

@@ -6,13 +6,52 @@ import { z } from "zod";
 import { AgentDefinition, DEFAULT_AGENT } from "../agents/agent.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
+
+/** `name:key,name:key` → tenant keys (each sees only its own tasks). */
+const TenantKeys = z
+  .string()
+  .transform((value, context) => {
+    const keys: { name: string; key: string }[] = [];
+    for (const entry of value.split(",").map((part) => part.trim()).filter(Boolean)) {
+      const separator = entry.indexOf(":");
+      const name = entry.slice(0, separator);
+      const key = entry.slice(separator + 1);
+      if (separator < 1 || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+        context.addIssue({ code: "custom", message: "each entry must be name:key, name of letters, digits, '_', '.', '-'" });
+        return z.NEVER;
+      }
+      if (key.length < 8) {
+        context.addIssue({ code: "custom", message: `the key of '${name}' must be at least 8 characters` });
+        return z.NEVER;
+      }
+      if (keys.some((existing) => existing.name === name || existing.key === key)) {
+        context.addIssue({ code: "custom", message: `'${name}' or its key is listed twice` });
+        return z.NEVER;
+      }
+      keys.push({ name, key });
+    }
+    return keys;
+  });
+
+const CommaList = z.string().transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean));
 const Milliseconds = (min: number) => z.coerce.number().int().min(min).max(24 * 3600_000);
 
 export const Config = z.object({
   port: Port.default(8000),
   host: z.string().min(1).default("127.0.0.1"),
   dataDir: z.string().min(1).default("./agentkit-data"),
+  /** The admin key: sees and controls every task. */
   apiKey: z.string().min(8, "must be at least 8 characters").optional(),
+  /** Tenant keys: each owns the tasks it creates and cannot see anyone else's. */
+  apiKeys: TenantKeys.default([]),
+  /** Origins allowed by CORS (`*` for any); none by default. */
+  corsOrigins: CommaList.default([]),
+  maxWatchersPerTask: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  maxWatchersPerKey: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+  /** A watcher with more than this many bytes queued is closed (4008) and may resume with `after`. */
+  slowClientBytes: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+  /** Event logs of tasks that ended more than this many hours ago are pruned; unset keeps them. */
+  eventRetentionHours: z.coerce.number().min(0).max(24 * 3650).optional(),
   heartbeatMs: Milliseconds(50).default(60_000),
   maxConcurrentTasks: z.coerce.number().int().min(1).max(10_000).default(16),
   maxQueuedTasks: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
@@ -30,6 +69,14 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_HOST: "host",
   AGENTKIT_DATA_DIR: "dataDir",
   AGENTKIT_API_KEY: "apiKey",
+  AGENTKIT_API_KEYS: "apiKeys",
+  AGENTKIT_CORS_ORIGINS: "corsOrigins",
+  AGENTKIT_MAX_WATCHERS_PER_TASK: "maxWatchersPerTask",
+  AGENTKIT_MAX_WATCHERS_PER_KEY: "maxWatchersPerKey",
+  AGENTKIT_SLOW_CLIENT_BYTES: "slowClientBytes",
+  AGENTKIT_EVENT_RETENTION_HOURS: "eventRetentionHours",
+  AGENTKIT_MAX_BODY_BYTES: "maxBodyBytes",
+  AGENTKIT_MAX_FRAME_BYTES: "maxFrameBytes",
   AGENTKIT_HEARTBEAT_MS: "heartbeatMs",
   AGENTKIT_MAX_CONCURRENT_TASKS: "maxConcurrentTasks",
   AGENTKIT_MAX_QUEUED_TASKS: "maxQueuedTasks",

@@ -12,7 +12,7 @@ import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events
 import type { StopReason } from "../protocol/task.ts";
 import type { ChatMessage, ChatModel, ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
-import { stepCountIs, type StopCondition } from "./stop-conditions.ts";
+import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
 import { executeToolCall, observationText, type ToolOutcome } from "./tool-execution.ts";
 
 export interface ReActOptions {
@@ -22,7 +22,9 @@ export interface ReActOptions {
   /** The conversation so far; the engine appends to a copy. */
   messages: readonly ChatMessage[];
   maxSteps: number;
-  /** Extra stop conditions, checked with the max-steps one after every step. */
+  /** Stop (reason `token_budget`) once the run has used more tokens than this. */
+  tokenBudget?: number;
+  /** Extra stop conditions, checked with the built-in ones after every model call that asks for tools. */
   stopWhen?: readonly StopCondition[];
   toolTimeoutMs: number;
   /** How many tool calls of one step run at once. */
@@ -33,7 +35,7 @@ export interface ReActOptions {
 
 /** How the run ended when it ended without a final answer. */
 export interface ReActStop {
-  reason: StopReason;
+  reason: Extract<StopReason, "max_steps" | "token_budget">;
   message: string;
   totalSteps: number;
   totalTokens: number;
@@ -44,7 +46,11 @@ export type ReActEvent = StepEvent | FinalAnswerEvent | DeltaEvent;
 export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEvent, ReActStop | undefined> {
   const { model, abortSignal } = options;
   const specs = [...options.tools.values()].map(toolSpec);
-  const stopConditions = [stepCountIs(options.maxSteps), ...(options.stopWhen ?? [])];
+  const stopConditions = [
+    stepCountIs(options.maxSteps),
+    ...(options.tokenBudget === undefined ? [] : [tokenBudgetExceeded(options.tokenBudget)]),
+    ...(options.stopWhen ?? []),
+  ];
   const messages: ChatMessage[] = [...options.messages];
   const state = { steps: 0, totalTokens: 0 };
 
@@ -100,6 +106,11 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     if (text.trim() !== "" || reasoning !== "") {
       yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
     }
+    // Stop before running tools whose results no model call would ever read.
+    const met = stopConditions.find((condition) => condition.isMet(state));
+    if (met) {
+      return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
+    }
     messages.push({ role: "assistant", content: text, toolCalls: calls });
     for (const call of calls) {
       yield { event_type: "tool_call", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call) } };
@@ -120,11 +131,6 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
         content: observationText(outcome),
         isError: !outcome.ok,
       });
-    }
-
-    const met = stopConditions.find((condition) => condition.isMet(state));
-    if (met) {
-      return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
     }
   }
 }

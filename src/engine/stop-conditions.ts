@@ -10,9 +10,17 @@ export interface RunState {
 }
 
 export interface StopCondition {
-  reason: StopReason;
+  reason: Extract<StopReason, "max_steps" | "token_budget">;
   describe: string;
   isMet(state: RunState): boolean;
+}
+
+export function tokenBudgetExceeded(budget: number): StopCondition {
+  return {
+    reason: "token_budget",
+    describe: `used more than its budget of ${budget} tokens`,
+    isMet: (state) => state.totalTokens > budget,
+  };
 }
 
 export function stepCountIs(maxSteps: number): StopCondition {

@@ -15,7 +15,7 @@ export function isTerminal(status: TaskStatus): boolean {
 }
 
 /** Why a task stopped. `final_answer` is the normal end. */
-export const StopReason = z.enum(["final_answer", "max_steps", "deadline", "cancelled", "error", "interrupted"]);
+export const StopReason = z.enum(["final_answer", "max_steps", "token_budget", "deadline", "cancelled", "error", "interrupted"]);
 export type StopReason = z.infer<typeof StopReason>;
 
 export const TaskMetadata = z.record(z.string(), z.unknown());
@@ -24,6 +24,8 @@ export type TaskMetadata = z.infer<typeof TaskMetadata>;
 /** A task as returned by the REST API (snake_case on the wire, like the seed). */
 export const Task = z.object({
   id: z.string(),
+  /** The name of the key that created it (`anonymous` in open mode). */
+  owner: z.string(),
   agent: z.string(),
   input: z.string(),
   metadata: TaskMetadata,

@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
 import { AgentkitError, toAgentkitError } from "../errors.ts";
@@ -11,7 +12,14 @@ import type { Logger } from "../lib/logger.ts";
 import { CreateTaskBody, EventsQuery, ListTasksQuery, TaskIdParam, WatchQuery } from "../protocol/api.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
-import { keyFromHeaders, type KeyChecker } from "./auth.ts";
+import {
+  AGENTKIT_PROTOCOL,
+  keyFromHeaders,
+  keyFromProtocols,
+  parseProtocols,
+  type Authenticator,
+  type Principal,
+} from "./auth.ts";
 import { validate } from "./validation.ts";
 
 /** What the WebSocket adapter needs to know about a connection it is asked to upgrade. */
@@ -20,27 +28,44 @@ export interface WatchRequest {
   after: number;
   /** Whether the watcher wants live `delta` frames. */
   deltas: boolean;
-  authorized: boolean;
+  /** Undefined when the key was missing or wrong: the socket gets an error frame and close 4001. */
+  principal: Principal | undefined;
 }
 
 export interface AppDeps {
   store: TaskStore;
   runner: TaskRunner;
   agents: AgentPool;
-  keys: KeyChecker;
+  auth: Authenticator;
   logger: Logger;
   version: string;
   maxBodyBytes: number;
+  /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
+  corsOrigins?: readonly string[];
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
-  upgrade?: (request: Request, watch: WatchRequest) => boolean;
+  upgrade?: (request: Request, watch: WatchRequest, headers: Record<string, string>) => boolean;
   now?: () => Date;
 }
 
 export function createApp(deps: AppDeps) {
-  const { store, runner, agents, keys, logger } = deps;
+  const { store, runner, agents, auth, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const startedAt = Date.now();
-  const app = new Hono();
+  const app = new Hono<{ Variables: { principal: Principal } }>();
+
+  const origins = deps.corsOrigins ?? [];
+  if (origins.length > 0) {
+    app.use(
+      "*",
+      cors({
+        origin: origins.includes("*") ? "*" : [...origins],
+        allowHeaders: ["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
+        allowMethods: ["GET", "POST", "OPTIONS"],
+        exposeHeaders: ["Location"],
+        maxAge: 600,
+      }),
+    );
+  }
 
   app.onError((error, c) => {
     let failure: AgentkitError;
@@ -72,9 +97,13 @@ export function createApp(deps: AppDeps) {
     if (!parsedId.success || !query.success) {
       throw new AgentkitError("bad_request", "Invalid task id or query (after must be a non-negative integer)");
     }
-    const authorized = keys.check(query.data.api_key ?? keyFromHeaders(c.req.raw.headers));
-    const watch = { taskId: parsedId.data.id, after: query.data.after, deltas: query.data.deltas, authorized };
-    if (!deps.upgrade(c.req.raw, watch)) {
+    // The key may come as ?api_key= (the seed's way), a header, or a subprotocol (browsers).
+    const protocols = parseProtocols(c.req.header("sec-websocket-protocol") ?? null);
+    const key = query.data.api_key ?? keyFromHeaders(c.req.raw.headers) ?? keyFromProtocols(protocols);
+    const watch = { taskId: parsedId.data.id, after: query.data.after, deltas: query.data.deltas, principal: auth.authenticate(key) };
+    // A browser that offers subprotocols needs one selected; select ours, never the key-carrying one.
+    const headers: Record<string, string> = protocols.includes(AGENTKIT_PROTOCOL) ? { "Sec-WebSocket-Protocol": AGENTKIT_PROTOCOL } : {};
+    if (!deps.upgrade(c.req.raw, watch, headers)) {
       throw new AgentkitError("bad_request", "WebSocket upgrade failed");
     }
     return new Response(null);
@@ -82,9 +111,11 @@ export function createApp(deps: AppDeps) {
 
   // Every other route needs the key when one is configured.
   app.use("*", async (c, next) => {
-    if (!keys.check(keyFromHeaders(c.req.raw.headers))) {
+    const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers));
+    if (!principal) {
       throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
     }
+    c.set("principal", principal);
     await next();
   });
 
@@ -123,6 +154,7 @@ export function createApp(deps: AppDeps) {
       runner.ensureCapacity();
       const task = await store.createTask({
         id: crypto.randomUUID(),
+        owner: c.get("principal").id,
         agent: agent.definition.name,
         input: body.input,
         metadata: body.metadata ?? {},
@@ -135,16 +167,17 @@ export function createApp(deps: AppDeps) {
 
   app.get("/tasks", validate("query", ListTasksQuery), async (c) => {
     const query = c.req.valid("query");
-    const page = await store.listTasks(query);
+    const principal = c.get("principal");
+    const page = await store.listTasks({ ...query, owner: principal.admin ? undefined : principal.id });
     return c.json({ tasks: page.tasks, next_cursor: page.nextCursor });
   });
 
   app.get("/tasks/:id", validate("param", TaskIdParam), async (c) => {
-    return c.json(await requireTask(c.req.valid("param").id));
+    return c.json(await requireTask(c.req.valid("param").id, c.get("principal")));
   });
 
   app.get("/tasks/:id/events", validate("param", TaskIdParam), validate("query", EventsQuery), async (c) => {
-    const task = await requireTask(c.req.valid("param").id);
+    const task = await requireTask(c.req.valid("param").id, c.get("principal"));
     const { after, limit } = c.req.valid("query");
     const events = await store.events(task.id, after, limit);
     // Stored frames are already JSON: splice them in rather than parse and re-serialise.
@@ -156,15 +189,16 @@ export function createApp(deps: AppDeps) {
 
   app.post("/tasks/:id/cancel", validate("param", TaskIdParam), async (c) => {
     const { id } = c.req.valid("param");
-    await requireTask(id);
+    await requireTask(id, c.get("principal"));
     const task = await runner.cancel(id);
     if (!task) throw new AgentkitError("not_found", `No task with id '${id}'`);
     return c.json(task);
   });
 
-  async function requireTask(id: string) {
+  /** The task, if this principal may see it; another key's task is as absent as a missing one. */
+  async function requireTask(id: string, principal: Principal) {
     const task = await store.getTask(id);
-    if (!task) throw new AgentkitError("not_found", `No task with id '${id}'`);
+    if (!task || !canSee(principal, task)) throw new AgentkitError("not_found", `No task with id '${id}'`);
     return task;
   }
 
@@ -172,3 +206,8 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** Whether a principal may read, watch or cancel a task. */
+export function canSee(principal: Principal, task: { owner: string }): boolean {
+  return principal.admin || principal.id === task.owner;
+}

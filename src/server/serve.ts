@@ -4,6 +4,7 @@
  */
 import { createAgentPool } from "../agents/pool.ts";
 import { createBunBus } from "../bus/bun-bus.ts";
+import { taskOfTopic } from "../bus/bus.ts";
 import { createLiveFeed } from "../bus/live-feed.ts";
 import type { Config } from "../config/config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
@@ -13,7 +14,7 @@ import type { TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
 import { createApp } from "./app.ts";
-import { createKeyChecker } from "./auth.ts";
+import { createAuthenticator, type ApiKey } from "./auth.ts";
 import { createTaskWebSockets, type Connection } from "./websocket.ts";
 import { CloseCode } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -54,7 +55,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     maxConcurrentTasks: config.maxConcurrentTasks,
     maxQueuedTasks: config.maxQueuedTasks,
   });
-  const keys = createKeyChecker(config.apiKey);
+  const keys: ApiKey[] = [
+    ...(config.apiKey ? [{ name: "admin", key: config.apiKey, admin: true }] : []),
+    ...config.apiKeys.map((tenant) => ({ ...tenant, admin: false })),
+  ];
+  const auth = createAuthenticator(keys);
 
   const recovered = await runner.recover();
   if (recovered.interrupted + recovered.requeued > 0) {
@@ -68,17 +73,21 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     logger,
     heartbeatMs: config.heartbeatMs,
     maxFrameBytes: config.maxFrameBytes,
+    maxWatchersPerTask: config.maxWatchersPerTask,
+    maxWatchersPerKey: config.maxWatchersPerKey,
+    slowClientBytes: config.slowClientBytes,
   });
   let server: Bun.Server<Connection>;
   const app = createApp({
     store,
     runner,
     agents,
-    keys,
+    auth,
     logger,
     version: VERSION,
     maxBodyBytes: config.maxBodyBytes,
-    upgrade: (request, watch) => server.upgrade(request, { data: { ...watch, closed: false } }),
+    corsOrigins: config.corsOrigins,
+    upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false }, headers }),
   });
   server = Bun.serve<Connection>({
     port: config.port,
@@ -93,7 +102,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       return Response.json({ error: { code: "internal", message: "Internal server error" } }, { status: 500 });
     },
   });
-  bus.bind(server as Bun.Server<unknown>);
+  bus.bind(server as Bun.Server<unknown>, (topic) => {
+    const taskId = taskOfTopic(topic);
+    if (taskId) sockets.closeSlowWatchers(taskId);
+  });
 
   let stopping: Promise<void> | undefined;
   return {

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { AgentkitError } from "../errors.ts";
 import { StopReason, Task, TaskStatus } from "../protocol/task.ts";
+import { sourcesOf } from "../tasks/state.ts";
 import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
 
 const SCHEMA_VERSION = 1;
@@ -19,6 +20,7 @@ const SCHEMA_VERSION = 1;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
   id           TEXT PRIMARY KEY,
+  owner        TEXT NOT NULL,
   agent        TEXT NOT NULL,
   input        TEXT NOT NULL,
   metadata     TEXT NOT NULL,
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   finished_at  TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
 CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
 const TaskRow = z.object({
   rowid: z.number().int(),
   id: z.string(),
+  owner: z.string(),
   agent: z.string(),
   input: z.string(),
   metadata: z.string(),
@@ -72,7 +76,6 @@ function toTask(row: unknown): Task {
   return Task.parse({ ...rest, metadata: JSON.parse(metadata) });
 }
 
-const NON_TERMINAL = `('queued', 'running')`;
 
 export interface SqliteStoreOptions {
   /** Directory for `agentkit.sqlite`; created if missing. Use `:memory:` for a throwaway store. */
@@ -100,20 +103,27 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   })();
 
   const insertTask = db.query(
-    `INSERT INTO tasks (id, agent, input, metadata, status, created_at)
-     VALUES ($id, $agent, $input, $metadata, 'queued', $created_at)`,
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at)
+     VALUES ($id, $owner, $agent, $input, $metadata, 'queued', $created_at)`,
   );
   const selectTask = db.query(`SELECT rowid, * FROM tasks WHERE id = $id`);
+  /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
+  const from = (to: TaskStatus) => `status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`;
   const markRunning = db.query(
-    `UPDATE tasks SET status = 'running', started_at = $started_at WHERE id = $id AND status = 'queued'`,
+    `UPDATE tasks SET status = 'running', started_at = $started_at WHERE id = $id AND ${from("running")}`,
   );
   const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
   const bumpSeq = db.query(`UPDATE tasks SET last_seq = $seq WHERE id = $id AND last_seq = $seq - 1`);
-  const finish = db.query(
-    `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
-       total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
-       output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq
-     WHERE id = $id AND status IN ${NON_TERMINAL} AND last_seq = $seq - 1`,
+  const finishStatements = new Map(
+    (["completed", "failed", "cancelled", "timed_out"] as const).map((to) => [
+      to,
+      db.query(
+        `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
+           total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
+           output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq
+         WHERE id = $id AND ${from(to)} AND last_seq = $seq - 1`,
+      ),
+    ]),
   );
   const selectEvents = db.query(
     `SELECT seq, frame FROM events WHERE task_id = $task_id AND seq > $after ORDER BY seq LIMIT $limit`,
@@ -128,7 +138,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   });
 
   const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string): boolean => {
-    const moved = finish.run({
+    const moved = finishStatements.get(outcome.status)!.run({
       id,
       seq,
       status: outcome.status,
@@ -151,6 +161,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     async createTask(task: NewTask) {
       insertTask.run({
         id: task.id,
+        owner: task.owner,
         agent: task.agent,
         input: task.input,
         metadata: JSON.stringify(task.metadata),
@@ -170,6 +181,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       if (query.status) {
         conditions.push("status = $status");
         params.status = query.status;
+      }
+      if (query.owner !== undefined) {
+        conditions.push("owner = $owner");
+        params.owner = query.owner;
       }
       if (query.cursor !== undefined) {
         const before = decodeCursor(query.cursor);

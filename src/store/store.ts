@@ -7,6 +7,7 @@ import type { StopReason, Task, TaskMetadata, TaskStatus } from "../protocol/tas
 
 export interface NewTask {
   id: string;
+  owner: string;
   agent: string;
   input: string;
   metadata: TaskMetadata;
@@ -34,6 +35,8 @@ export interface TaskOutcome {
 
 export interface ListTasksQuery {
   status?: TaskStatus;
+  /** Only tasks of this owner; all when absent. */
+  owner?: string;
   limit: number;
   /** Opaque cursor from a previous page's `next_cursor`. */
   cursor?: string;

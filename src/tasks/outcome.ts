@@ -25,7 +25,7 @@ export interface RunTotals {
 
 export type RunEnd =
   | { kind: "answer"; output: string; totals: RunTotals }
-  | { kind: "stopped"; reason: "max_steps"; message: string; totals: RunTotals }
+  | { kind: "stopped"; reason: "max_steps" | "token_budget"; message: string; totals: RunTotals }
   | { kind: "aborted"; abort: TaskAbort; totals: RunTotals }
   | { kind: "error"; error: unknown; totals: RunTotals }
   | { kind: "interrupted"; totals: RunTotals };

@@ -160,6 +160,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       system: definition.system_prompt,
       messages: [{ role: "user", content: task.input }],
       maxSteps: definition.max_steps,
+      tokenBudget: definition.token_budget,
       toolTimeoutMs: definition.tool_timeout_ms,
       maxOutputTokens: definition.max_output_tokens,
       abortSignal: signal,
@@ -172,7 +173,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (next.done) {
           const stop = next.value;
           end = stop
-            ? { kind: "stopped", reason: "max_steps", message: stop.message, totals: entry.totals }
+            ? { kind: "stopped", reason: stop.reason, message: stop.message, totals: entry.totals }
             : { kind: "error", error: new Error("engine ended without an answer"), totals: entry.totals };
           break;
         }
@@ -217,7 +218,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
 
   return {
     ensureCapacity() {
-      if (closed) throw new AgentkitError("conflict", "The server is shutting down");
+      if (closed) throw new AgentkitError("unavailable", "The server is shutting down");
       if (queue.length >= options.maxQueuedTasks && running >= options.maxConcurrentTasks) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }

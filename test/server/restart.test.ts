@@ -38,8 +38,8 @@ test("after a crash: a task left running ends 'interrupted' with a result; a que
   dirs.push(dataDir);
   // Leave the store as a killed process would: one task mid-run (with events), one still queued.
   const store = createSqliteStore({ dataDir });
-  await store.createTask({ id: "was-running", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
-  await store.createTask({ id: "was-queued", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
+  await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+  await store.createTask({ id: "was-queued", owner: "anonymous", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
   await store.markRunning("was-running", new Date());
   await store.appendEvent("was-running", 1, JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }));
   store.close();

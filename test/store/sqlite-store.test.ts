@@ -33,7 +33,7 @@ const outcome = (status: TaskOutcome["status"]): TaskOutcome => ({
 
 test("events get a gapless seq; out-of-order or duplicate appends are refused", async () => {
   const s = open();
-  await s.createTask({ id: "t", agent: "a", input: "i", metadata: { k: 1 }, createdAt: new Date() });
+  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: { k: 1 }, createdAt: new Date() });
   await s.appendEvent("t", 1, '{"n":1}');
   await s.appendEvent("t", 2, '{"n":2}');
   await expect(s.appendEvent("t", 2, '{"dup":2}')).rejects.toThrow("not the next in sequence");
@@ -50,7 +50,7 @@ test("events get a gapless seq; out-of-order or duplicate appends are refused", 
 
 test("the first terminal state wins", async () => {
   const s = open();
-  await s.createTask({ id: "t", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
+  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
   expect(await s.markRunning("t", new Date())).toBe(true);
   expect(await s.markRunning("t", new Date())).toBe(false);
   expect(await s.finishTask("t", outcome("cancelled"), 1, '{"r":"cancelled"}')).toBe(true);
@@ -59,14 +59,14 @@ test("the first terminal state wins", async () => {
   expect(task).toMatchObject({ status: "cancelled", last_seq: 1, stop_reason: "cancelled" });
   expect((await s.events("t", 0, 10)).map((event) => event.frame)).toEqual(['{"r":"cancelled"}']);
   // A queued task that was cancelled can no longer start.
-  await s.createTask({ id: "q", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
+  await s.createTask({ id: "q", owner: "anonymous", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
   expect(await s.finishTask("q", outcome("cancelled"), 1, "{}")).toBe(true);
   expect(await s.markRunning("q", new Date())).toBe(false);
 });
 
 test("data survives reopening the file; a row that fails validation is an error, not garbage", async () => {
   const s = open();
-  await s.createTask({ id: "t", agent: "a", input: "i", metadata: { nested: { x: [1] } }, createdAt: new Date("2026-01-02T03:04:05Z") });
+  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: { nested: { x: [1] } }, createdAt: new Date("2026-01-02T03:04:05Z") });
   s.close();
   store = createSqliteStore({ dataDir: dir! });
   expect(await store.getTask("t")).toMatchObject({ metadata: { nested: { x: [1] } }, created_at: "2026-01-02T03:04:05.000Z", status: "queued" });

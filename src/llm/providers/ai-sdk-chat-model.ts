@@ -1,0 +1,206 @@
+/**
+ * Adapts an AI SDK language model (v4 provider contract) to our `ChatModel`: one model step per
+ * `stream()` call, the engine in control.
+ *
+ * Why `doStream` and not `streamText`: `streamText` is a loop of its own — it parses and validates
+ * tool input against schemas (and may repair or drop a call), retries with its own policy, and
+ * turns failures into callbacks and stream parts. The engine already owns all of that: it wants the
+ * model's raw argument text (bad JSON becomes a `tool_error` the model can read) and one HTTP
+ * request per step. `doStream` is exactly that: the versioned provider contract, one request, tool
+ * input as the raw string the model produced.
+ *
+ * Why retry around `doStream` rather than inside `fetch`: `doStream` settles once the response
+ * headers arrived (and, for OpenAI and Anthropic, once the first event was checked for an error),
+ * before any part reached us — so retrying it can never replay half a step. And its rejection is an
+ * `APICallError` with the status, the headers (`Retry-After`) and the provider's message already
+ * parsed, while the attempt count stays a local variable of this call.
+ */
+import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
+import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
+import { ProviderError } from "./provider-error.ts";
+import { toSdkPrompt, toSdkTools } from "./prompt-conversion.ts";
+import { classifyRequestFailure, messageWithCauses, requestFailureError, streamErrorDetail } from "./request-failure.ts";
+import { createRequestScope, type RequestScope } from "./request-scope.ts";
+import { resolveRetryOptions, retryDelayMs, type RetryOptions } from "./retry-policy.ts";
+import type { SdkCallOptions, SdkLanguageModel, SdkStreamPart } from "./sdk-types.ts";
+
+/** Waits `ms`, rejecting with the signal's reason as soon as it aborts. Injectable for tests. */
+export type Sleep = (ms: number, abortSignal: AbortSignal) => Promise<void>;
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+
+export interface AiSdkChatModelOptions {
+  /** `provider/model`, e.g. `openai/gpt-4.1-mini`; prefixes every error message. */
+  id: string;
+  model: SdkLanguageModel;
+  retry?: RetryOptions;
+  /** Limit for one HTTP request, from sending it to the last byte of its stream. Default 120 s. */
+  requestTimeoutMs?: number;
+  sleep?: Sleep;
+  /** Jitter source in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Wraps an AI SDK model as a `ChatModel`.
+ * @example
+ * const model = createAiSdkChatModel({
+ *   id: "openai/gpt-4.1-mini",
+ *   model: createOpenAI({ apiKey }).chat("gpt-4.1-mini"),
+ * });
+ */
+export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel {
+  const retry = resolveRetryOptions(options.retry);
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const sleep = options.sleep ?? abortableSleep;
+  const random = options.random ?? Math.random;
+  const { id, model } = options;
+
+  /** Opens the stream, retrying failures that happen before any part was delivered. */
+  async function open(request: ModelRequest, callOptions: SdkCallOptions) {
+    for (let attempt = 1; ; attempt++) {
+      request.abortSignal.throwIfAborted();
+      const scope = createRequestScope(request.abortSignal, timeoutMs);
+      try {
+        const result = await model.doStream({ ...callOptions, abortSignal: scope.signal });
+        return { stream: result.stream, scope, attempt };
+      } catch (error) {
+        scope.dispose();
+        if (request.abortSignal.aborted) throw request.abortSignal.reason;
+        const failure = classifyRequestFailure(error, scope.timedOut);
+        const delay =
+          failure.retryable && attempt <= retry.maxRetries
+            ? retryDelayMs({ retry: attempt, retryAfterMs: failure.retryAfterMs, policy: retry, random })
+            : undefined;
+        if (delay === undefined) throw requestFailureError({ modelId: id, failure, attempts: attempt, timeoutMs, cause: error });
+        await sleep(delay, request.abortSignal);
+      }
+    }
+  }
+
+  return {
+    id,
+    async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
+      const tools = toSdkTools(request.tools);
+      const callOptions: SdkCallOptions = {
+        prompt: toSdkPrompt(request.system, request.messages),
+        ...(tools.length > 0 ? { tools, toolChoice: { type: "auto" } } : {}),
+        ...(request.maxOutputTokens !== undefined ? { maxOutputTokens: request.maxOutputTokens } : {}),
+      };
+      const { stream, scope, attempt } = await open(request, callOptions);
+      const reader = stream.getReader();
+      let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
+      let completed = false;
+      try {
+        for (;;) {
+          const next = await readPart(reader.read(), scope, request.abortSignal, { id, timeoutMs, attempt });
+          if (next.done) break;
+          const part = next.value;
+          switch (part.type) {
+            case "text-delta":
+              if (part.delta !== "") yield { type: "text-delta", text: part.delta };
+              break;
+            case "reasoning-delta":
+              if (part.delta !== "") yield { type: "reasoning-delta", text: part.delta };
+              break;
+            case "tool-call":
+              // Provider-executed calls (web search…) are the provider's business; we offer none.
+              if (!part.providerExecuted) {
+                yield { type: "tool-call", call: { id: part.toolCallId, name: part.toolName, arguments: part.input } };
+              }
+              break;
+            case "error":
+              throw new ProviderError({
+                code: "stream_error",
+                modelId: id,
+                message: `${id}: provider error in stream: ${streamErrorDetail(part.error)}`,
+                retryable: false,
+                attempts: attempt,
+                cause: part.error,
+              });
+            case "finish":
+              finish = part;
+              break;
+            default:
+              // Block boundaries, tool-input deltas, metadata, sources, pings: nothing the engine uses.
+              break;
+          }
+        }
+        if (!finish || finish.finishReason.unified === "interrupted") {
+          throw new ProviderError({
+            code: "stream_interrupted",
+            modelId: id,
+            message: `${id}: stream interrupted: the response ended before the provider signalled completion`,
+            retryable: true,
+            attempts: attempt,
+          });
+        }
+        completed = true;
+        yield {
+          type: "finish",
+          finishReason: toFinishReason(finish.finishReason.unified),
+          usage: {
+            inputTokens: finish.usage.inputTokens.total ?? 0,
+            outputTokens: finish.usage.outputTokens.total ?? 0,
+          },
+        };
+      } finally {
+        // Reached on success, on error and when the consumer stops iterating early. In the last two
+        // cases the HTTP request may still be running: abort it (cancelling the reader alone does
+        // not reach the socket through the SDK's stream wrappers).
+        if (completed) scope.dispose();
+        else scope.close();
+        reader.cancel().catch(() => {
+          // The stream already failed or was aborted; its error was handled (or is being thrown) above.
+        });
+      }
+    },
+  };
+}
+
+/** Reads one part, turning transport failures into the right error: abort reason, timeout, or cut. */
+async function readPart<Result>(
+  pending: Promise<Result>,
+  scope: RequestScope,
+  taskSignal: AbortSignal,
+  context: { id: string; timeoutMs: number; attempt: number },
+): Promise<Result> {
+  try {
+    // Racing the scope's signal keeps abort prompt even if a stream layer is slow to propagate it.
+    return await raceAbort(pending, scope.signal);
+  } catch (error) {
+    if (taskSignal.aborted) throw taskSignal.reason;
+    if (scope.timedOut) {
+      throw new ProviderError({
+        code: "timeout",
+        modelId: context.id,
+        message: `${context.id}: the response did not complete within ${context.timeoutMs} ms`,
+        retryable: true,
+        attempts: context.attempt,
+        cause: error,
+      });
+    }
+    if (error instanceof ProviderError) throw error;
+    throw new ProviderError({
+      code: "stream_interrupted",
+      modelId: context.id,
+      message: `${context.id}: stream interrupted: ${messageWithCauses(error)}`,
+      retryable: true,
+      attempts: context.attempt,
+      cause: error,
+    });
+  }
+}
+
+function toFinishReason(unified: Extract<SdkStreamPart, { type: "finish" }>["finishReason"]["unified"]): FinishReason {
+  switch (unified) {
+    case "stop":
+    case "length":
+    case "tool-calls":
+    case "error":
+      return unified;
+    default:
+      // content-filter and other: the engine only distinguishes the reasons above.
+      return "other";
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The provider part of the config file: keys and base URLs of the hosted providers, the Ollama
+ * host, named OpenAI-compatible endpoints, retry and timeout, and prices per model. Environment
+ * variables override the hosted providers' settings (see provider-factories.ts).
+ */
+import { z } from "zod";
+
+/** A provider or endpoint name: the `provider` in `provider/model`. */
+const ProviderName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]*$/i, "must be letters, digits, '.', '_' or '-' (no '/')");
+
+const Headers = z.record(z.string(), z.string());
+
+/** Settings of a hosted provider (OpenAI, Anthropic). */
+export const HostedProviderConfig = z.object({
+  apiKey: z.string().min(1).optional(),
+  baseURL: z.url().optional(),
+  headers: Headers.optional(),
+});
+export type HostedProviderConfig = z.infer<typeof HostedProviderConfig>;
+
+export const OllamaConfig = z.object({
+  /** Like `OLLAMA_HOST`: `http://host:port`, `host:port` or `host`. Default `http://127.0.0.1:11434`. */
+  host: z.string().min(1).optional(),
+});
+export type OllamaConfig = z.infer<typeof OllamaConfig>;
+
+/** A named OpenAI-compatible endpoint (vLLM, llama.cpp server, LM Studio, OpenRouter, Groq…). */
+export const EndpointConfig = z.object({
+  /** Used as the provider in model ids: `{ name: "groq" }` → `groq/llama-3.3-70b-versatile`. */
+  name: ProviderName,
+  /** The API root, with its version path: e.g. `http://127.0.0.1:8000/v1`. */
+  baseURL: z.url(),
+  apiKey: z.string().min(1).optional(),
+  /** Name of an environment variable holding the key, to keep secrets out of the file. */
+  apiKeyEnv: z.string().min(1).optional(),
+  headers: Headers.optional(),
+  /** Ask for token usage in the stream (`stream_options.include_usage`). Default true. */
+  includeUsage: z.boolean().optional(),
+});
+export type EndpointConfig = z.infer<typeof EndpointConfig>;
+
+export const RetryConfig = z.object({
+  maxRetries: z.number().int().min(0).max(10).optional(),
+  initialDelayMs: z.number().int().min(0).max(60_000).optional(),
+  maxDelayMs: z.number().int().min(0).max(600_000).optional(),
+});
+export type RetryConfig = z.infer<typeof RetryConfig>;
+
+/** Price of a model in USD per million tokens. */
+export const ModelPrice = z.object({
+  inputPerMillion: z.number().nonnegative(),
+  outputPerMillion: z.number().nonnegative(),
+});
+export type ModelPrice = z.infer<typeof ModelPrice>;
+
+/** Keys are `provider/model` (e.g. `openai/gpt-4.1-mini`) or `provider/*` for a whole provider. */
+export const ModelPrices = z.record(z.string().regex(/^[^/]+\/.+$/, "must be 'provider/model' or 'provider/*'"), ModelPrice);
+export type ModelPrices = z.infer<typeof ModelPrices>;
+
+/** Provider names that named endpoints may not take. */
+export const BUILTIN_PROVIDERS = ["demo", "openai", "anthropic", "ollama"] as const;
+
+export const ProviderConfig = z
+  .object({
+    openai: HostedProviderConfig.optional(),
+    anthropic: HostedProviderConfig.optional(),
+    ollama: OllamaConfig.optional(),
+    endpoints: z.array(EndpointConfig).optional(),
+    retry: RetryConfig.optional(),
+    requestTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+    prices: ModelPrices.optional(),
+  })
+  .superRefine((config, context) => {
+    const seen = new Set<string>();
+    for (const [index, endpoint] of (config.endpoints ?? []).entries()) {
+      const name = endpoint.name.toLowerCase();
+      if ((BUILTIN_PROVIDERS as readonly string[]).includes(name)) {
+        context.addIssue({ code: "custom", path: ["endpoints", index, "name"], message: `'${endpoint.name}' is a built-in provider` });
+      } else if (seen.has(name)) {
+        context.addIssue({ code: "custom", path: ["endpoints", index, "name"], message: `endpoint '${endpoint.name}' is defined twice` });
+      }
+      seen.add(name);
+    }
+  });
+export type ProviderConfig = z.infer<typeof ProviderConfig>;

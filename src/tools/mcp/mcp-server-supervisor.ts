@@ -1,0 +1,440 @@
+/**
+ * One MCP server, kept connected. The supervisor connects (spawns the process or dials the URL),
+ * lists the server's tools and runs calls. When the server fails to start, exits, or stops answering,
+ * calls fail at once with a ToolError that says so, and it reconnects in the background with
+ * exponential backoff. Nothing here rejects unobserved or throws from an event handler: a broken
+ * server must never take agentkit down.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
+import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
+import { errorMessage } from "../../errors.ts";
+import { raceAbort } from "../../lib/abort.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { ToolError } from "../tool.ts";
+import { mcpResultToObservation, type McpCallResult } from "./mcp-call-result.ts";
+import { compileArgumentsCheck, type ArgumentsCheck } from "./mcp-input-schema.ts";
+import type { McpServerConfig } from "./mcp-server-config.ts";
+import { mcpToolName } from "./mcp-tool-name.ts";
+import { createMcpTransport } from "./mcp-transport.ts";
+
+/**
+ * - `idle`: not started yet
+ * - `connecting`: spawning or dialling, initializing, listing tools (calls wait for the outcome)
+ * - `ready`: calls go to the server
+ * - `waiting_to_restart`: the last attempt failed or the connection was lost; calls fail at once
+ * - `closed`: shut down for good
+ */
+export type McpServerState = "idle" | "connecting" | "ready" | "waiting_to_restart" | "closed";
+
+/** A snapshot of one server, for logs, health checks and tests. */
+export interface McpServerStatus {
+  name: string;
+  transport: "stdio" | "http";
+  state: McpServerState;
+  /** Names (as the model sees them) of the tools from the last successful listing. */
+  tools: string[];
+  /** Successful connections so far: 1 after starting, +1 per restart. */
+  connections: number;
+  /** Why the server is not ready, when it is not. Never contains its stderr or secrets. */
+  lastError?: string;
+  /** The process id of a connected stdio server. */
+  processId?: number;
+  /** When the next reconnect attempt is due (epoch ms), while `waiting_to_restart`. */
+  nextAttemptAt?: number;
+}
+
+/** One tool of the server, with the name the model sees. */
+export interface McpListedTool {
+  /** `<server>__<tool>`, see mcp-tool-name.ts. */
+  name: string;
+  /** The name the server knows it by. */
+  serverToolName: string;
+  description: string;
+  /** The server's input JSON Schema, shown to the model as is. */
+  jsonSchema: Record<string, unknown>;
+  /** Absent when the schema could not be compiled, or is not known yet. */
+  check?: ArgumentsCheck;
+}
+
+/** Delays between reconnect attempts: doubling from `initialDelayMs` up to `maxDelayMs`. */
+export interface RestartBackoff {
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface McpServerSupervisorOptions {
+  config: McpServerConfig;
+  logger: Logger;
+  backoff: RestartBackoff;
+  /** Compiles input schemas; shared by every server of a manager. */
+  validator: jsonSchemaValidator;
+  clientInfo: { name: string; version: string };
+  onStatusChange(status: McpServerStatus): void;
+}
+
+interface Connection {
+  readonly client: Client;
+  readonly processId: number | null;
+  readonly connectedAt: number;
+  healthCheck?: Promise<void>;
+}
+
+/** A ping that takes longer than this (or the server's own timeout, if shorter) means "hung". */
+const HEALTH_CHECK_TIMEOUT_MS = 5_000;
+const STDERR_TAIL_LINES = 10;
+const MAX_TOOL_LIST_PAGES = 100;
+
+export class McpServerSupervisor {
+  readonly name: string;
+  readonly #options: McpServerSupervisorOptions;
+  readonly #shutdown = new AbortController();
+  #state: McpServerState = "idle";
+  #connection: Connection | undefined;
+  /** By server tool name. Kept while the server is down, so its tools stay listed (and fail clearly). */
+  #listing = new Map<string, McpListedTool>();
+  #listedOnce = false;
+  #attempt: Promise<void> | undefined;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #nextAttemptAt: number | undefined;
+  /** Restarts since the server last stayed up for `maxDelayMs`: the backoff exponent. */
+  #restartsInRow = 0;
+  #connections = 0;
+  #lastError: string | undefined;
+  /** The last stderr lines of the current process, for the log when it fails. */
+  #stderrTail: string[] = [];
+  /** Clients being closed (a stdio close waits for the process to exit); `close()` waits for them. */
+  readonly #closing = new Set<Promise<void>>();
+  #closed: Promise<void> | undefined;
+
+  constructor(options: McpServerSupervisorOptions) {
+    this.name = options.config.name;
+    this.#options = options;
+  }
+
+  /** Starts the first connection attempt; resolves when it has succeeded or failed. Never rejects. */
+  start(): Promise<void> {
+    if (this.#state === "idle") this.#attempt = this.#connect();
+    return this.#attempt ?? Promise.resolve();
+  }
+
+  /**
+   * The tools to expose: those of the last successful listing or, while the server has never been
+   * reached, one placeholder per name of the config's `tools` allowlist (so its calls fail with a
+   * clear error instead of "unknown tool").
+   */
+  listedTools(): McpListedTool[] {
+    if (this.#listedOnce) return [...this.#listing.values()];
+    return (this.#options.config.tools ?? []).map((serverToolName) => ({
+      name: mcpToolName(this.name, serverToolName),
+      serverToolName,
+      description:
+        `Tool '${serverToolName}' of MCP server '${this.name}'. The server has not been reached yet, ` +
+        `so its description and input schema are unknown.`,
+      jsonSchema: { type: "object", additionalProperties: true },
+    }));
+  }
+
+  /** The argument check of the server's current schema for a tool, if known. */
+  argumentsCheck(serverToolName: string): ArgumentsCheck | undefined {
+    return this.#listing.get(serverToolName)?.check;
+  }
+
+  /**
+   * Calls a tool. Resolves with what the model should read; rejects with a ToolError (server down,
+   * timeout, `isError` result…) or, when `abortSignal` aborts, with its reason.
+   */
+  async call(tool: { name: string; serverToolName: string }, input: Record<string, unknown>, abortSignal: AbortSignal): Promise<unknown> {
+    abortSignal.throwIfAborted();
+    // Right after start (or during a restart), wait for the attempt rather than fail at once.
+    if (this.#state === "connecting" && this.#attempt) await raceAbort(this.#attempt, abortSignal);
+    const connection = this.#connection;
+    if (!connection) throw this.#unavailable(tool.name);
+    if (!this.#listing.has(tool.serverToolName)) {
+      throw new ToolError("unknown_tool", `MCP server '${this.name}' does not offer the tool '${tool.serverToolName}' (any more)`, false);
+    }
+    // The SDK never removes the abort listener it adds to a request's signal; a signal made for this
+    // call keeps it off the task's signal, which lives for the whole task.
+    const callSignal = linkedAbortSignal(abortSignal);
+    let result: McpCallResult;
+    try {
+      result = await connection.client.callTool({ name: tool.serverToolName, arguments: input }, undefined, {
+        signal: callSignal.signal,
+        timeout: this.#options.config.timeoutMs,
+      });
+    } catch (error) {
+      if (abortSignal.aborted) {
+        // Cancel reached the server as notifications/cancelled. A server that ignores it may be hung.
+        this.#checkHealth(connection);
+        throw abortSignal.reason;
+      }
+      throw this.#callFailure(error, connection, tool.name);
+    } finally {
+      callSignal.dispose();
+    }
+    return mcpResultToObservation(result, tool.name);
+  }
+
+  status(): McpServerStatus {
+    return {
+      name: this.name,
+      transport: this.#options.config.transport,
+      state: this.#state,
+      tools: [...this.#listing.values()].map((tool) => tool.name),
+      connections: this.#connections,
+      ...(this.#lastError === undefined ? {} : { lastError: this.#lastError }),
+      ...(this.#connection?.processId == null ? {} : { processId: this.#connection.processId }),
+      ...(this.#nextAttemptAt === undefined ? {} : { nextAttemptAt: this.#nextAttemptAt }),
+    };
+  }
+
+  /** Stops reconnecting, closes the connection (a stdio server's process exits) and waits for it. */
+  close(): Promise<void> {
+    this.#closed ??= this.#closeOnce();
+    return this.#closed;
+  }
+
+  async #closeOnce(): Promise<void> {
+    this.#shutdown.abort(new Error(`MCP server '${this.name}' is shut down`));
+    clearTimeout(this.#restartTimer);
+    this.#nextAttemptAt = undefined;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection) this.#retire(connection.client);
+    // An attempt in flight sees the shutdown signal and retires its own client.
+    await this.#attempt;
+    while (this.#closing.size > 0) await Promise.all(this.#closing);
+    this.#setState("closed");
+  }
+
+  async #connect(): Promise<void> {
+    const { config, logger } = this.#options;
+    this.#stderrTail = [];
+    this.#setState("connecting");
+    const attemptSignal = linkedAbortSignal(this.#shutdown.signal);
+    let client: Client | undefined;
+    try {
+      const handle = createMcpTransport(config, {
+        onStderrLine: (line) => this.#onStderrLine(line),
+        onStderrError: (error) => logger.debug("MCP server stderr stream failed", { server: this.name, error: errorMessage(error) }),
+      });
+      // Set once ready; until then a close shows up as the failure of connect or listTools instead.
+      let connection: Connection | undefined;
+      client = new Client(this.#options.clientInfo, {
+        capabilities: {},
+        jsonSchemaValidator: this.#options.validator,
+        listChanged: {
+          tools: { autoRefresh: false, onChanged: () => void (connection && this.#refreshTools(connection)) },
+        },
+      });
+      client.onerror = (error) => logger.debug("MCP transport error", { server: this.name, error: errorMessage(error) });
+      client.onclose = () => {
+        const reason = config.transport === "stdio" ? "the server process exited" : "the connection closed";
+        if (connection) this.#connectionLost(connection, reason);
+      };
+      const requestOptions = { timeout: config.timeoutMs, signal: attemptSignal.signal };
+      await client.connect(handle.transport, requestOptions);
+      const tools = await listAllTools(client, requestOptions);
+      if (!client.transport) throw new McpError(ErrorCode.ConnectionClosed, "Connection closed");
+      if (this.#shutdown.signal.aborted) {
+        this.#retire(client);
+        return;
+      }
+      this.#applyListing(tools);
+      connection = { client, processId: handle.processId(), connectedAt: Date.now() };
+      this.#connection = connection;
+      this.#connections++;
+      this.#lastError = undefined;
+      logger.info("MCP server connected", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
+      this.#setState("ready");
+    } catch (error) {
+      if (client) this.#retire(client);
+      if (this.#shutdown.signal.aborted) return;
+      this.#lastError = describeStartFailure(error, config);
+      logger.warn("MCP server failed to start", { server: this.name, error: this.#lastError, stderr: this.#stderrTail });
+      this.#scheduleRestart();
+    } finally {
+      attemptSignal.dispose();
+    }
+  }
+
+  #applyListing(tools: McpToolDefinition[]): void {
+    const { config, logger, validator } = this.#options;
+    const allowed = config.tools ? new Set(config.tools) : undefined;
+    const listing = new Map<string, McpListedTool>();
+    const exposedNames = new Set<string>();
+    for (const definition of tools) {
+      if (allowed && !allowed.has(definition.name)) continue;
+      const name = mcpToolName(this.name, definition.name);
+      if (exposedNames.has(name)) {
+        logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: this.name, tool: definition.name, name });
+        continue;
+      }
+      exposedNames.add(name);
+      const jsonSchema = definition.inputSchema as Record<string, unknown>;
+      let check: ArgumentsCheck | undefined;
+      try {
+        check = compileArgumentsCheck(jsonSchema, validator);
+      } catch (error) {
+        logger.warn("MCP tool input schema cannot be compiled; only the server checks its arguments", {
+          server: this.name,
+          tool: definition.name,
+          error: errorMessage(error),
+        });
+      }
+      const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${this.name}'`;
+      listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check });
+    }
+    for (const wanted of allowed ?? []) {
+      if (!listing.has(wanted)) logger.warn("MCP server does not offer a tool its config allows", { server: this.name, tool: wanted });
+    }
+    this.#listing = listing;
+    this.#listedOnce = true;
+  }
+
+  /** The server said its tool list changed: list again (never rejects). */
+  async #refreshTools(connection: Connection): Promise<void> {
+    try {
+      const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs });
+      if (connection !== this.#connection) return;
+      this.#applyListing(tools);
+      this.#options.logger.info("MCP server tools changed", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
+      this.#setState(this.#state);
+    } catch (error) {
+      this.#options.logger.warn("MCP tool list refresh failed", { server: this.name, error: errorMessage(error) });
+    }
+  }
+
+  #callFailure(error: unknown, connection: Connection, toolName: string): ToolError {
+    if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
+      return new ToolError(
+        "execution_failed",
+        `MCP server '${this.name}' closed the connection during '${toolName}'; it is being restarted in the background`,
+        true,
+        { cause: error },
+      );
+    }
+    if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
+      this.#checkHealth(connection);
+      const timeoutMs = this.#options.config.timeoutMs;
+      return new ToolError("timeout", `MCP server '${this.name}' did not answer '${toolName}' within ${timeoutMs} ms`, true, { cause: error });
+    }
+    if (error instanceof McpError) {
+      // A JSON-RPC error the server sent (unknown tool, invalid params…): the connection is fine.
+      return new ToolError("execution_failed", `MCP server '${this.name}' rejected '${toolName}': ${error.message}`, false, { cause: error });
+    }
+    // Anything else is the transport failing: an HTTP error status, a refused connection, a dead pipe.
+    this.#checkHealth(connection);
+    return new ToolError("execution_failed", `Calling '${toolName}' on MCP server '${this.name}' failed: ${errorMessage(error)}`, true, {
+      cause: error,
+    });
+  }
+
+  /** Pings the server after a call that got no answer; a failed ping means hung or gone: reconnect. */
+  #checkHealth(connection: Connection): void {
+    if (connection !== this.#connection || connection.healthCheck) return;
+    const timeout = Math.min(this.#options.config.timeoutMs, HEALTH_CHECK_TIMEOUT_MS);
+    connection.healthCheck = connection.client.ping({ timeout }).then(
+      () => {
+        connection.healthCheck = undefined;
+      },
+      (error: unknown) => this.#connectionLost(connection, `it failed a health check (ping): ${errorMessage(error)}`),
+    );
+  }
+
+  #connectionLost(connection: Connection, reason: string): void {
+    if (connection !== this.#connection) return;
+    this.#connection = undefined;
+    this.#lastError = reason;
+    if (Date.now() - connection.connectedAt >= this.#options.backoff.maxDelayMs) this.#restartsInRow = 0;
+    this.#options.logger.warn("MCP server connection lost", { server: this.name, reason, stderr: this.#stderrTail });
+    this.#retire(connection.client);
+    this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    if (this.#shutdown.signal.aborted) return;
+    const { initialDelayMs, maxDelayMs } = this.#options.backoff;
+    const base = Math.min(maxDelayMs, initialDelayMs * 2 ** this.#restartsInRow);
+    // Jitter, so many agentkit nodes do not hit a recovering server at the same instant.
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.#restartsInRow++;
+    this.#nextAttemptAt = Date.now() + delay;
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.#nextAttemptAt = undefined;
+      this.#attempt = this.#connect();
+    }, delay);
+    // A pending restart alone must not keep a finishing process (e.g. a CLI run) alive.
+    this.#restartTimer.unref();
+    this.#options.logger.info("MCP server restart scheduled", { server: this.name, inMs: delay });
+    this.#setState("waiting_to_restart");
+  }
+
+  #unavailable(toolName: string): ToolError {
+    if (this.#shutdown.signal.aborted) {
+      return new ToolError("execution_failed", `Tool '${toolName}' is unavailable: MCP server '${this.name}' is shut down`, false);
+    }
+    const reason = this.#lastError ?? "it is not connected";
+    const next = this.#nextAttemptAt === undefined ? "" : ` Next reconnect attempt in about ${Math.max(1, Math.ceil((this.#nextAttemptAt - Date.now()) / 1000))} s.`;
+    return new ToolError("execution_failed", `Tool '${toolName}' is unavailable: MCP server '${this.name}' is down (${reason}).${next}`, true);
+  }
+
+  /** Closes a client in the background; `close()` waits for every one of them. */
+  #retire(client: Client): void {
+    const closing = client.close().catch((error: unknown) => {
+      this.#options.logger.debug("Closing an MCP connection failed", { server: this.name, error: errorMessage(error) });
+    });
+    this.#closing.add(closing);
+    void closing.finally(() => this.#closing.delete(closing));
+  }
+
+  #onStderrLine(line: string): void {
+    this.#stderrTail.push(line);
+    if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+    this.#options.logger.debug("MCP server stderr", { server: this.name, line });
+  }
+
+  #setState(state: McpServerState): void {
+    this.#state = state;
+    try {
+      this.#options.onStatusChange(this.status());
+    } catch (error) {
+      // A listener's bug must not break reconnecting; it is logged, not swallowed.
+      this.#options.logger.error("MCP status listener threw", { server: this.name, error: errorMessage(error) });
+    }
+  }
+}
+
+/** All pages of the server's tool list. */
+async function listAllTools(client: Client, options: { timeout: number; signal?: AbortSignal }): Promise<McpToolDefinition[]> {
+  const tools: McpToolDefinition[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_TOOL_LIST_PAGES; page++) {
+    const result = await client.listTools(cursor === undefined ? undefined : { cursor }, options);
+    tools.push(...result.tools);
+    cursor = result.nextCursor;
+    if (cursor === undefined) break;
+  }
+  return tools;
+}
+
+/** Why an attempt failed, in words for the log and the model (no stderr: it may hold secrets). */
+function describeStartFailure(error: unknown, config: McpServerConfig): string {
+  if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
+    return `it did not finish starting (initialize and list tools) within ${config.timeoutMs} ms`;
+  }
+  if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
+    return config.transport === "stdio" ? "the server process exited during startup" : "the connection closed during startup";
+  }
+  return `it could not be started: ${errorMessage(error)}`;
+}
+
+/** An AbortSignal that follows `parent`, and a `dispose` that unhooks it from `parent` again. */
+function linkedAbortSignal(parent: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const forward = () => controller.abort(parent.reason);
+  if (parent.aborted) forward();
+  else parent.addEventListener("abort", forward, { once: true });
+  return { signal: controller.signal, dispose: () => parent.removeEventListener("abort", forward) };
+}
