@@ -172,8 +172,9 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
 
   const handler: WebSocketHandler<Connection> = {
     maxPayloadLength: deps.maxFrameBytes,
-    // Hard backstop past our own slow-client limit: Bun closes rather than silently dropping.
-    backpressureLimit: deps.slowClientBytes * 4,
+    // Hard backstop well past our own slow-client limit (which is checked at most every 20 ms):
+    // Bun then closes the connection rather than silently dropping frames.
+    backpressureLimit: Math.max(deps.slowClientBytes * 8, deps.slowClientBytes + 8 * 1024 * 1024),
     closeOnBackpressureLimit: true,
     // Idle detection is ours (heartbeatMs, on client frames); Bun's would close silently.
     idleTimeout: 0,

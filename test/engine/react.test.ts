@@ -117,6 +117,15 @@ describe("runReAct", () => {
     expect(events.some((event) => event.event_type === "final_answer")).toBe(false);
   });
 
+  test("stops on the token budget right after the model call, without running its tools", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }], "", { inputTokens: 20, outputTokens: 10 })]);
+    const { events, stop } = await collect({ model, tools: new Map([["wait", gate.tool]]), tokenBudget: 25 });
+    expect(stop).toMatchObject({ reason: "token_budget", totalSteps: 1, totalTokens: 30 });
+    expect(types(events)).toEqual(["usage"]);
+    expect(gate.calls).toBe(0);
+  });
+
   test("a tool that outlives its timeout becomes a timeout tool_error and the loop goes on", async () => {
     const gate = createGateTool();
     const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("moved on")]);

@@ -41,6 +41,11 @@ export class TestSocket {
     for (const wake of waiters) wake();
   }
 
+  /** The subprotocol the server selected. */
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
   send(data: string | object | Uint8Array) {
     this.socket.send(typeof data === "string" || data instanceof Uint8Array ? data : JSON.stringify(data));
   }

@@ -1,5 +1,7 @@
 /** The REST API: validation, errors, auth, pagination, cancel. */
 import { afterEach, describe, expect, test } from "bun:test";
+import type { ChatModel } from "../../src/llm/model.ts";
+import { callTools, createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 let server: TestServer | undefined;
@@ -131,6 +133,35 @@ describe("tasks", () => {
     }
     const events = (await (await server.http(`/tasks/${task.id}/events`)).json()) as { events: { type: string }[] };
     expect(events.events.filter((event) => event.type === "result").length).toBe(1);
+  });
+
+  test("limits end a task with their own status and stop reason", async () => {
+    const looping = createScriptedModel([callTools([{ id: "c", name: "calculator", arguments: '{"expression":"1+1"}' }])], { repeatLast: true });
+    const hanging: ChatModel = {
+      id: "test/hang",
+      async *stream(request) {
+        await new Promise((_, reject) => request.abortSignal.addEventListener("abort", () => reject(request.abortSignal.reason)));
+      },
+    };
+    server = await startTestServer({
+      models: { loop: looping, hang: hanging },
+      agents: [
+        { model: "test/loop", max_steps: 3 },
+        { model: "test/loop", token_budget: 40 },
+        { model: "test/hang", timeout_ms: 150 },
+      ],
+    });
+    const expectations = [
+      ["default", { status: "failed", stop_reason: "max_steps", total_steps: 3 }],
+      ["agent1", { status: "failed", stop_reason: "token_budget", total_tokens: 45 }],
+      ["agent2", { status: "timed_out", stop_reason: "deadline" }],
+    ] as const;
+    for (const [agent, expected] of expectations) {
+      const task = await server.createTask({ input: "go", agent });
+      const result = await (await server.watch(task.id)).result();
+      expect(result.data).toMatchObject(expected);
+      expect(await (await server.http(`/tasks/${task.id}`)).json()).toMatchObject(expected);
+    }
   });
 
   test("a full queue answers 429", async () => {

@@ -146,8 +146,9 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
         };
       } finally {
         // Reached on success, on error and when the consumer stops iterating early. In the last two
-        // cases the HTTP request may still be running: abort it (cancelling the reader alone does
-        // not reach the socket through the SDK's stream wrappers).
+        // cases the HTTP request may still be running: abort its signal, which the SDK hands to
+        // `fetch` by contract, and cancel the reader, which reaches the socket only if every stream
+        // wrapper of the provider forwards cancellation. Either alone closes it today.
         if (completed) scope.dispose();
         else scope.close();
         reader.cancel().catch(() => {

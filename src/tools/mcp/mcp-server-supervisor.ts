@@ -6,6 +6,7 @@
  * server must never take agentkit down.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import { errorMessage } from "../../errors.ts";
@@ -325,7 +326,7 @@ export class McpServerSupervisor {
     }
     // Anything else is the transport failing: an HTTP error status, a refused connection, a dead pipe.
     this.#checkHealth(connection);
-    return new ToolError("execution_failed", `Calling '${toolName}' on MCP server '${this.name}' failed: ${errorMessage(error)}`, true, {
+    return new ToolError("execution_failed", `Calling '${toolName}' on MCP server '${this.name}' failed: ${describeError(error)}`, true, {
       cause: error,
     });
   }
@@ -427,7 +428,13 @@ function describeStartFailure(error: unknown, config: McpServerConfig): string {
   if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
     return config.transport === "stdio" ? "the server process exited during startup" : "the connection closed during startup";
   }
-  return `it could not be started: ${errorMessage(error)}`;
+  return `it could not be started: ${describeError(error)}`;
+}
+
+/** An error's message, with the HTTP status the SDK keeps out of a StreamableHTTPError's message. */
+function describeError(error: unknown): string {
+  if (error instanceof StreamableHTTPError && error.code !== undefined) return `HTTP ${error.code}: ${error.message}`;
+  return errorMessage(error);
 }
 
 /** An AbortSignal that follows `parent`, and a `dispose` that unhooks it from `parent` again. */

@@ -1,0 +1,70 @@
+/** A watcher that stops reading is closed with 4008 and can resume; the others are not held up. */
+import { afterEach, expect, test } from "bun:test";
+import { z } from "zod";
+import { defineTool } from "../../src/tools/tool.ts";
+import { createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
+import { closeCode, RawWebSocket } from "../helpers/raw-websocket.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with after=, and the fast one is not held up", async () => {
+  const steps = 240;
+  const blob = defineTool({
+    name: "blob",
+    description: "returns 32 KiB",
+    inputSchema: z.object({ n: z.number() }),
+    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
+  });
+  const release = Promise.withResolvers<void>();
+  const step: ScriptStep = async function* (request) {
+    const done = request.messages.filter((message) => message.role === "tool").length;
+    if (done === 0) await release.promise; // let both watchers connect first
+    if (done >= steps) {
+      yield { type: "text-delta", text: "end" };
+      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
+      return;
+    }
+    if (done % 20 === 0) await Bun.sleep(1); // give the event loop turns to write to sockets
+    yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
+    yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
+  };
+  server = await startTestServer({
+    models: { m: createScriptedModel([step], { repeatLast: true }) },
+    tools: [blob],
+    agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
+    config: { slowClientBytes: 64 * 1024 },
+  });
+  const task = await server.createTask({ input: "flood" });
+  const slow = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0`, { paused: true });
+  const fast = await server.watch(task.id, "deltas=0");
+  await fast.waitFor((frame) => frame.type === "connected");
+  release.resolve();
+
+  const result = await fast.result(30_000);
+  expect(result.data).toMatchObject({ status: "completed" });
+  const stored = ((await (await server.http(`/tasks/${task.id}/events?limit=1000`)).json()) as { events: unknown[] }).events.map((event) =>
+    JSON.stringify(event),
+  );
+  expect(fast.durable).toEqual(stored);
+
+  // The slow one was cut off: what it had queued is a clean prefix of the log, then close 4008.
+  const frames = await slow.readUntilClosed();
+  const close = frames.at(-1)!;
+  expect(closeCode(close)).toBe(4008);
+  const texts = frames.filter((frame) => frame.opcode === 1).map((frame) => frame.payload.toString());
+  expect(JSON.parse(texts[0]!)).toMatchObject({ type: "connected" });
+  const received = texts.slice(1);
+  expect(received.length).toBeGreaterThan(0);
+  expect(received.length).toBeLessThan(stored.length);
+  expect(received).toEqual(stored.slice(0, received.length));
+
+  // It resumes exactly where it stopped.
+  const resumed = await server.watch(task.id, `after=${received.length}&deltas=0`);
+  await resumed.result();
+  expect([...received, ...resumed.durable]).toEqual(stored);
+});

@@ -1,0 +1,120 @@
+/** Keys, ownership, browser subprotocol auth, CORS, and per-task / per-key watcher limits. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { connect } from "../helpers/ws-client.ts";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const ADMIN = "admin-key-0001";
+const ALICE = "alice-key-0001";
+const BOB = "bob-key-00001";
+const as = (key: string) => ({ authorization: `Bearer ${key}` });
+
+describe("tenant keys", () => {
+  test("a key cannot list, read, watch or cancel another key's tasks (404); the admin sees all", async () => {
+    server = await startTestServer({ config: { apiKey: ADMIN, apiKeys: `alice:${ALICE},bob:${BOB}` } });
+    const alices = await server.createTask({ input: "alice's" }, as(ALICE));
+    const bobs = await server.createTask({ input: "bob's" }, as(BOB));
+    expect(alices).toMatchObject({ owner: "alice" });
+
+    const list = async (key: string) =>
+      ((await (await server!.http("/tasks", { headers: as(key) })).json()) as { tasks: { id: string }[] }).tasks.map((task) => task.id);
+    expect(await list(ALICE)).toEqual([alices.id]);
+    expect(await list(BOB)).toEqual([bobs.id]);
+    expect((await list(ADMIN)).sort()).toEqual([alices.id, bobs.id].sort());
+
+    for (const path of [`/tasks/${bobs.id}`, `/tasks/${bobs.id}/events`]) {
+      const response = await server.http(path, { headers: as(ALICE) });
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toBe(`No task with id '${bobs.id}'`);
+    }
+    const cancel = await server.http(`/tasks/${bobs.id}/cancel`, { method: "POST", headers: as(ALICE) });
+    expect(cancel.status).toBe(404);
+    expect((await server.http(`/tasks/${bobs.id}`, { headers: as(BOB) })).status).toBe(200);
+    expect((await server.http(`/tasks/${bobs.id}`, { headers: as(ADMIN) })).status).toBe(200);
+
+    const base = `ws://127.0.0.1:${server.port}/ws/tasks`;
+    const snooper = await connect(`${base}/${bobs.id}?api_key=${ALICE}`);
+    expect(await snooper.closed).toMatchObject({ code: 4404 });
+    expect(snooper.frames).toEqual([{ type: "error", data: { message: `No task with id '${bobs.id}'`, code: "not_found" } }]);
+    const owner = await connect(`${base}/${bobs.id}?api_key=${BOB}`);
+    await owner.result();
+    const admin = await connect(`${base}/${alices.id}?api_key=${ADMIN}`);
+    await admin.result();
+  });
+
+  test("a browser can send its key as a subprotocol; the server answers with 'agentkit', never the key", async () => {
+    server = await startTestServer({ config: { apiKey: ADMIN } });
+    const task = await server.createTask({ input: "hi" }, as(ADMIN));
+    const url = `ws://127.0.0.1:${server.port}/ws/tasks/${task.id}`;
+    const browser = await connect(url, ["agentkit", `agentkit.key.${ADMIN}`]);
+    await browser.result();
+    expect(browser.protocol).toBe("agentkit");
+    const wrong = await connect(url, ["agentkit", "agentkit.key.not-the-key"]);
+    expect((await wrong.closed).code).toBe(4001);
+  });
+
+  test("CORS answers preflights for configured origins only", async () => {
+    server = await startTestServer({ config: { corsOrigins: "https://app.example" } });
+    const preflight = await server.http("/tasks", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    const other = await server.http("/tasks", { headers: { origin: "https://evil.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  test("without CORS configured, no CORS headers are sent", async () => {
+    server = await startTestServer();
+    const response = await server.http("/tasks", { headers: { origin: "https://app.example" } });
+    expect(response.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});
+
+describe("watcher limits", () => {
+  test("watchers per task: the one over the limit gets an error frame and close 4029", async () => {
+    server = await startTestServer({ config: { maxWatchersPerTask: 2 } });
+    const task = await server.createTask({ input: "hi" });
+    const one = await server.watch(task.id);
+    const two = await server.watch(task.id);
+    await Promise.all([one.result(), two.result()]);
+    const three = await server.watch(task.id);
+    expect((await three.closed).code).toBe(4029);
+    expect(three.frames[0]).toMatchObject({ type: "error", data: { code: "too_many_watchers" } });
+    // A freed slot can be taken again.
+    one.close();
+    await one.closed;
+    const four = await server.watch(task.id);
+    await four.result();
+  });
+
+  test("watchers per key count across tasks", async () => {
+    server = await startTestServer({ config: { apiKeys: `alice:${ALICE},bob:${BOB}`, maxWatchersPerKey: 2 } });
+    const first = await server.createTask({ input: "a" }, as(ALICE));
+    const second = await server.createTask({ input: "b" }, as(ALICE));
+    const bobs = await server.createTask({ input: "c" }, as(BOB));
+    const base = `ws://127.0.0.1:${server.port}/ws/tasks`;
+    await (await connect(`${base}/${first.id}?api_key=${ALICE}`)).result();
+    await (await connect(`${base}/${second.id}?api_key=${ALICE}`)).result();
+    expect((await (await connect(`${base}/${first.id}?api_key=${ALICE}`)).closed).code).toBe(4029);
+    await (await connect(`${base}/${bobs.id}?api_key=${BOB}`)).result();
+  });
+
+  test("a client frame over the size limit closes the connection with 1009; the server keeps serving", async () => {
+    server = await startTestServer({ config: { maxFrameBytes: 1024 } });
+    const task = await server.createTask({ input: "hi" });
+    const socket = await server.watch(task.id);
+    await socket.result();
+    socket.send(JSON.stringify({ type: "ping", padding: "x".repeat(4096) }));
+    expect((await socket.closed).code).toBe(1009);
+    const next = await server.watch(task.id);
+    next.send({ type: "ping" });
+    await next.waitFor((frame) => frame.type === "pong");
+  });
+});
