@@ -7,6 +7,7 @@
  * sends whatever the tail holds beyond what it sent and subscribes. Because nothing can run between
  * "check the tail" and "subscribe", every later frame reaches it live and no earlier one twice.
  */
+import type { StoredEvent } from "../store/store.ts";
 import { deltaTopic, taskTopic, type EventBus } from "./bus.ts";
 
 /** What the feed knows of one live (non-terminal) task. */
@@ -14,8 +15,14 @@ export interface LiveTail {
   /** The `seq` of the last frame published; frames after it are not yet published. */
   readonly lastSeq: number;
   /** Frames with `seq > after`, or undefined when the tail no longer reaches back that far. */
-  framesAfter(after: number): string[] | undefined;
+  framesAfter(after: number): StoredEvent[] | undefined;
 }
+
+/**
+ * An in-process subscriber (Server-Sent Events). `seq` is undefined for live-only frames.
+ * WebSocket watchers do not use this: Bun delivers to them natively.
+ */
+export type FeedListener = (frame: string, seq: number | undefined) => void;
 
 export interface LiveFeed {
   /** A task becomes live (queued or running); `lastSeq` is its last stored seq. */
@@ -27,11 +34,13 @@ export interface LiveFeed {
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
   tail(taskId: string): LiveTail | undefined;
+  /** Adds an in-process listener for the task's frames; returns the function that removes it. */
+  listen(taskId: string, listener: FeedListener): () => void;
 }
 
 class Tail implements LiveTail {
   lastSeq: number;
-  private readonly frames: string[] = [];
+  private readonly frames: StoredEvent[] = [];
   private firstSeq: number;
 
   constructor(lastSeq: number, private readonly capacity: number) {
@@ -41,7 +50,7 @@ class Tail implements LiveTail {
 
   push(seq: number, frame: string) {
     if (seq !== this.lastSeq + 1) throw new Error(`live feed: seq ${seq} after ${this.lastSeq}`);
-    this.frames.push(frame);
+    this.frames.push({ seq, frame });
     this.lastSeq = seq;
     if (this.frames.length > this.capacity) {
       this.frames.shift();
@@ -49,7 +58,7 @@ class Tail implements LiveTail {
     }
   }
 
-  framesAfter(after: number): string[] | undefined {
+  framesAfter(after: number): StoredEvent[] | undefined {
     if (after >= this.lastSeq) return [];
     if (after < this.firstSeq - 1) return undefined;
     return this.frames.slice(after - this.firstSeq + 1);
@@ -59,6 +68,11 @@ class Tail implements LiveTail {
 export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {}): LiveFeed {
   const tailSize = options.tailSize ?? 256;
   const tails = new Map<string, Tail>();
+  const listeners = new Map<string, Set<FeedListener>>();
+  const notify = (taskId: string, frame: string, seq: number | undefined) => {
+    const set = listeners.get(taskId);
+    if (set) for (const listener of set) listener(frame, seq);
+  };
   return {
     open(taskId, lastSeq) {
       if (!tails.has(taskId)) tails.set(taskId, new Tail(lastSeq, tailSize));
@@ -68,15 +82,26 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {
       if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
       tail.push(seq, frame);
       bus.publish(taskTopic(taskId), frame);
+      notify(taskId, frame, seq);
     },
     publishTransient(taskId, frame) {
       bus.publish(deltaTopic(taskId), frame);
+      notify(taskId, frame, undefined);
     },
     close(taskId) {
       tails.delete(taskId);
     },
     tail(taskId) {
       return tails.get(taskId);
+    },
+    listen(taskId, listener) {
+      let set = listeners.get(taskId);
+      if (!set) listeners.set(taskId, (set = new Set()));
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0 && listeners.get(taskId) === set) listeners.delete(taskId);
+      };
     },
   };
 }

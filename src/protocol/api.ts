@@ -24,10 +24,17 @@ export const ListTasksQuery = z.object({
   cursor: z.string().max(64).optional(),
 });
 
+const Flag = z.enum(["0", "1", "false", "true"]).default("1").transform((value) => value === "1" || value === "true");
+
 export const EventsQuery = z.object({
   after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
   limit: Integer(1, 1000).default(500),
+  /** Server-Sent Events only: `deltas=0` opts out of live `delta` frames. */
+  deltas: Flag,
 });
+
+/** The `Last-Event-ID` header of a reconnecting EventSource: the last seq it has. */
+export const LastEventId = Integer(0, Number.MAX_SAFE_INTEGER).optional();
 
 export const TaskIdParam = z.object({ id: z.string().min(1).max(128) });
 
@@ -36,5 +43,5 @@ export const WatchQuery = z.object({
   after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
   api_key: z.string().optional(),
   /** `deltas=0` opts out of live `delta` frames. */
-  deltas: z.enum(["0", "1", "false", "true"]).default("1").transform((value) => value === "1" || value === "true"),
+  deltas: Flag,
 });

@@ -40,6 +40,8 @@ export const Task = z.object({
   /** Cost in USD when the agent's model has prices configured, else null. */
   cost_usd: z.number().nullable(),
   last_seq: z.number().int(),
+  /** Events up to this seq were pruned by retention (0: the whole log is kept). */
+  pruned_through: z.number().int(),
   created_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),

@@ -9,8 +9,10 @@ import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
 import { AgentkitError, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { CreateTaskBody, EventsQuery, ListTasksQuery, TaskIdParam, WatchQuery } from "../protocol/api.ts";
+import { CreateTaskBody, EventsQuery, LastEventId, ListTasksQuery, TaskIdParam, WatchQuery } from "../protocol/api.ts";
 import type { TaskStore } from "../store/store.ts";
+import type { LiveFeed } from "../bus/live-feed.ts";
+import { sseResponse } from "./sse.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import {
   AGENTKIT_PROTOCOL,
@@ -34,12 +36,15 @@ export interface WatchRequest {
 
 export interface AppDeps {
   store: TaskStore;
+  feed: LiveFeed;
   runner: TaskRunner;
   agents: AgentPool;
   auth: Authenticator;
   logger: Logger;
   version: string;
   maxBodyBytes: number;
+  /** A Server-Sent Events client with more than this many bytes queued is cut off. */
+  slowClientBytes: number;
   /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
   corsOrigins?: readonly string[];
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
@@ -178,12 +183,26 @@ export function createApp(deps: AppDeps) {
 
   app.get("/tasks/:id/events", validate("param", TaskIdParam), validate("query", EventsQuery), async (c) => {
     const task = await requireTask(c.req.valid("param").id, c.get("principal"));
-    const { after, limit } = c.req.valid("query");
+    const { after, limit, deltas } = c.req.valid("query");
+    if (c.req.header("accept")?.includes("text/event-stream")) {
+      const lastEventId = LastEventId.safeParse(c.req.header("last-event-id"));
+      if (!lastEventId.success) throw new AgentkitError("bad_request", "Last-Event-ID must be a seq (a non-negative integer)");
+      return sseResponse({
+        store,
+        feed: deps.feed,
+        logger,
+        task,
+        after: lastEventId.data ?? after,
+        deltas,
+        slowClientBytes: deps.slowClientBytes,
+        signal: c.req.raw.signal,
+      });
+    }
     const events = await store.events(task.id, after, limit);
     // Stored frames are already JSON: splice them in rather than parse and re-serialise.
     const body =
       `{"task_id":${JSON.stringify(task.id)},"status":${JSON.stringify(task.status)},"last_seq":${task.last_seq},` +
-      `"events":[${events.map((event) => event.frame).join(",")}]}`;
+      `"pruned_through":${task.pruned_through},"events":[${events.map((event) => event.frame).join(",")}]}`;
     return c.body(body, 200, { "Content-Type": "application/json" });
   });
 

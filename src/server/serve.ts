@@ -12,6 +12,7 @@ import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
 import { createSqliteStore } from "../store/sqlite-store.ts";
 import type { TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
+import { startRetention } from "../tasks/retention.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator, type ApiKey } from "./auth.ts";
@@ -61,6 +62,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   ];
   const auth = createAuthenticator(keys);
 
+  const retention =
+    config.eventRetentionHours === undefined ? undefined : startRetention({ store, retentionHours: config.eventRetentionHours, logger });
   const recovered = await runner.recover();
   if (recovered.interrupted + recovered.requeued > 0) {
     logger.info("recovered tasks from the previous run", recovered);
@@ -80,6 +83,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   let server: Bun.Server<Connection>;
   const app = createApp({
     store,
+    feed,
+    slowClientBytes: config.slowClientBytes,
     runner,
     agents,
     auth,
@@ -116,6 +121,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     stop() {
       stopping ??= (async () => {
         // Running tasks end first, so watchers see their result frames before the close.
+        retention?.stop();
         await runner.shutdown();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);

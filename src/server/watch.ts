@@ -1,16 +1,18 @@
 /**
  * Joining a task's stream with no gap and no duplicate: replay from the store, then switch to live.
+ * Shared by the WebSocket and the Server-Sent Events endpoints.
  *
  * The switch happens in one synchronous step (check the live tail, send what it holds beyond what
  * was sent, subscribe), so no frame can be published in between. Events the store already has but
  * the feed has not yet published are left for the live path, so none arrives twice.
  */
 import type { LiveFeed } from "../bus/live-feed.ts";
-import type { TaskStore } from "../store/store.ts";
+import type { Task } from "../protocol/task.ts";
+import type { StoredEvent, TaskStore } from "../store/store.ts";
 
 export interface Watcher {
-  send(frame: string): void;
-  /** Starts live delivery of the task's topic. */
+  send(event: StoredEvent): void;
+  /** Starts live delivery of the task's frames. */
   subscribe(): void;
   readonly closed: boolean;
 }
@@ -34,7 +36,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     if (watcher.closed) return;
     const frames = feed.tail(taskId)?.framesAfter(sent);
     if (frames) {
-      for (const frame of frames) watcher.send(frame);
+      for (const event of frames) watcher.send(event);
       watcher.subscribe();
       return;
     }
@@ -45,7 +47,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     const publishedUpTo = tail ? tail.lastSeq : Number.POSITIVE_INFINITY;
     for (const event of page) {
       if (event.seq > publishedUpTo) break;
-      watcher.send(event.frame);
+      watcher.send(event);
       sent = event.seq;
     }
     if (!tail && page.length < pageSize) {
@@ -54,4 +56,60 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       return;
     }
   }
+}
+
+/** The last seq the server has for a task: stored, or published by a live task. */
+export function lastSeqOf(task: Task, feed: LiveFeed): number {
+  return Math.max(task.last_seq, feed.tail(task.id)?.lastSeq ?? 0);
+}
+
+export function connectedFrame(task: Task, lastSeq: number): string {
+  return JSON.stringify({ type: "connected", task_id: task.id, status: task.status, last_seq: lastSeq });
+}
+
+/**
+ * Sent instead of events that retention has pruned: a snapshot of the task, after which the
+ * stream goes on from `pruned_through`. Never a silent gap.
+ */
+export function resyncFrame(task: Task): string {
+  return JSON.stringify({
+    type: "resync",
+    data: {
+      task_id: task.id,
+      status: task.status,
+      stop_reason: task.stop_reason,
+      output: task.output,
+      error: task.error,
+      last_seq: task.last_seq,
+      pruned_through: task.pruned_through,
+      total_steps: task.total_steps,
+      total_tokens: task.total_tokens,
+    },
+  });
+}
+
+/**
+ * Starts a watcher's stream: `connected`, a `resync` snapshot if events it asks for were pruned,
+ * then the stored events and the live ones.
+ */
+export async function startStream(options: {
+  store: TaskStore;
+  feed: LiveFeed;
+  task: Task;
+  after: number;
+  watcher: Watcher;
+  /** Sends a frame that has no seq (connected, resync). */
+  sendControl(frame: string): void;
+  /** Told when a resync made the stream skip ahead to `prunedThrough`. */
+  onResync?(prunedThrough: number): void;
+}): Promise<void> {
+  const { task, feed } = options;
+  options.sendControl(connectedFrame(task, lastSeqOf(task, feed)));
+  let after = options.after;
+  if (after < task.pruned_through) {
+    options.sendControl(resyncFrame(task));
+    after = task.pruned_through;
+    options.onResync?.(after);
+  }
+  await attachWatcher({ store: options.store, feed, taskId: task.id, after, watcher: options.watcher });
 }

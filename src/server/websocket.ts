@@ -17,7 +17,7 @@ import { ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import { canSee, type WatchRequest } from "./app.ts";
-import { attachWatcher } from "./watch.ts";
+import { lastSeqOf, startStream } from "./watch.ts";
 
 export interface Connection extends WatchRequest {
   closed: boolean;
@@ -110,19 +110,19 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     const task = await store.getTask(taskId);
     if (ws.data.closed) return;
     if (!task || !canSee(principal!, task)) return fail(ws, `No task with id '${taskId}'`, "not_found", CloseCode.notFound);
-    const lastSeq = Math.max(task.last_seq, feed.tail(taskId)?.lastSeq ?? 0);
+    const lastSeq = lastSeqOf(task, feed);
     if (after > lastSeq) {
       return fail(ws, `after=${after} is beyond the task's last event (${lastSeq})`, "bad_request", CloseCode.badRequest);
     }
     if (!admit(ws, principal!.id)) return;
-    ws.send(JSON.stringify({ type: "connected", task_id: taskId, status: task.status, last_seq: lastSeq }));
-    await attachWatcher({
+    await startStream({
       store,
       feed,
-      taskId,
+      task,
       after,
+      sendControl: (frame) => void ws.send(frame),
       watcher: {
-        send(frame) {
+        send({ frame }) {
           ws.send(frame);
           if (isSlow(ws)) closeSlow(ws);
         },

@@ -34,12 +34,14 @@ CREATE TABLE IF NOT EXISTS tasks (
   output_tokens INTEGER NOT NULL DEFAULT 0,
   cost_usd     REAL,
   last_seq     INTEGER NOT NULL DEFAULT 0,
+  pruned_through INTEGER NOT NULL DEFAULT 0,
   created_at   TEXT NOT NULL,
   started_at   TEXT,
   finished_at  TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at) WHERE pruned_through < last_seq;
 CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
@@ -66,6 +68,7 @@ const TaskRow = z.object({
   output_tokens: z.number().int(),
   cost_usd: z.number().nullable(),
   last_seq: z.number().int(),
+  pruned_through: z.number().int(),
   created_at: z.string(),
   started_at: z.string().nullable(),
   finished_at: z.string().nullable(),
@@ -128,6 +131,18 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const selectEvents = db.query(
     `SELECT seq, frame FROM events WHERE task_id = $task_id AND seq > $after ORDER BY seq LIMIT $limit`,
   );
+
+  const prunable = db.query(
+    `SELECT id FROM tasks WHERE finished_at IS NOT NULL AND finished_at < $before AND pruned_through < last_seq LIMIT 500`,
+  );
+  const deleteEvents = db.query(`DELETE FROM events WHERE task_id = $id`);
+  const markPruned = db.query(`UPDATE tasks SET pruned_through = last_seq WHERE id = $id`);
+  const pruneBatch = db.transaction((ids: string[]) => {
+    for (const id of ids) {
+      deleteEvents.run({ id });
+      markPruned.run({ id });
+    }
+  });
 
   const append = db.transaction((id: string, seq: number, frame: string) => {
     const moved = bumpSeq.run({ id, seq });
@@ -218,6 +233,17 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
 
     async finishTask(id, outcome, seq, frame) {
       return finishTx(id, outcome, seq, frame);
+    },
+
+    async pruneEvents(finishedBefore) {
+      let pruned = 0;
+      for (;;) {
+        // Small batches keep each write transaction short, so appends are not held up.
+        const ids = (prunable.all({ before: finishedBefore.toISOString() }) as { id: string }[]).map((row) => row.id);
+        if (ids.length === 0) return pruned;
+        pruneBatch(ids);
+        pruned += ids.length;
+      }
     },
 
     async events(id, after, limit): Promise<StoredEvent[]> {

@@ -62,6 +62,11 @@ export interface TaskStore {
    * Returns false, writing nothing, if the task was already terminal: the first terminal state wins.
    */
   finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string): Promise<boolean>;
+  /**
+   * Deletes the event logs of tasks that ended before `finishedBefore`, keeping the tasks; their
+   * `pruned_through` becomes their `last_seq`. Returns how many tasks were pruned.
+   */
+  pruneEvents(finishedBefore: Date): Promise<number>;
   /** Events with `seq > after`, in order, at most `limit`. */
   events(id: string, after: number, limit: number): Promise<StoredEvent[]>;
   close(): void;

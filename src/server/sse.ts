@@ -1,0 +1,121 @@
+/**
+ * Server-Sent Events for `GET /tasks/:id/events` with `Accept: text/event-stream`: the same frames
+ * as the WebSocket, one per `data:` line; durable frames carry `id: <seq>`, so an EventSource that
+ * reconnects sends `Last-Event-ID` and resumes with no gap and no duplicate.
+ *
+ * The stream ends after the `result` frame. A request with nothing left to send for an ended task
+ * gets 204, which tells an EventSource to stop reconnecting. A client that stops reading is cut
+ * off once `slowClientBytes` are queued (it resumes with Last-Event-ID).
+ */
+import type { LiveFeed } from "../bus/live-feed.ts";
+import { errorMessage } from "../errors.ts";
+import type { Logger } from "../lib/logger.ts";
+import { isTerminal, type Task } from "../protocol/task.ts";
+import type { TaskStore } from "../store/store.ts";
+import { lastSeqOf, startStream } from "./watch.ts";
+
+export interface SseOptions {
+  store: TaskStore;
+  feed: LiveFeed;
+  logger: Logger;
+  task: Task;
+  after: number;
+  deltas: boolean;
+  slowClientBytes: number;
+  /** Comment lines this often keep proxies (and Bun's idle timeout) from closing a quiet stream. */
+  keepAliveMs?: number;
+  /** The request's signal: the client went away. */
+  signal: AbortSignal;
+}
+
+// Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
+const RESULT_PREFIX = '{"type":"result"';
+
+export function sseResponse(options: SseOptions): Response {
+  const { task, feed } = options;
+  if (isTerminal(task.status) && options.after >= lastSeqOf(task, feed)) return new Response(null, { status: 204 });
+
+  const encoder = new TextEncoder();
+  let closed = false;
+  let stopListening: (() => void) | undefined;
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    stopListening?.();
+    clearInterval(keepAlive);
+    options.signal.removeEventListener("abort", finish);
+    try {
+      controller.close();
+    } catch {
+      // Already closed or errored by the consumer going away: nothing left to release.
+    }
+  };
+
+  const write = (text: string) => {
+    if (closed) return;
+    controller.enqueue(encoder.encode(text));
+    // Past the high-water mark the client is not reading: end the stream (queued data still drains).
+    if ((controller.desiredSize ?? 0) < 0) finish();
+  };
+  let lastSent = options.after;
+  const writeFrame = (frame: string, seq: number | undefined) => {
+    if (seq !== undefined) lastSent = seq;
+    write(seq === undefined ? `data: ${frame}\n\n` : `id: ${seq}\ndata: ${frame}\n\n`);
+    if (seq !== undefined && frame.startsWith(RESULT_PREFIX)) finish();
+  };
+
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(streamController) {
+        controller = streamController;
+        options.signal.addEventListener("abort", finish, { once: true });
+        keepAlive = setInterval(() => write(": keep-alive\n\n"), options.keepAliveMs ?? 5000);
+        startStream({
+          store: options.store,
+          feed,
+          task,
+          after: options.after,
+          sendControl: (frame) => writeFrame(frame, undefined),
+          // After a resync the stream goes on from `pruned_through`.
+          onResync: (prunedThrough) => (lastSent = prunedThrough),
+          watcher: {
+            send: ({ seq, frame }) => writeFrame(frame, seq),
+            subscribe: () => {
+              if (closed) return;
+              stopListening = feed.listen(task.id, (frame, seq) => {
+                if (seq === undefined && !options.deltas) return;
+                writeFrame(frame, seq);
+              });
+            },
+            get closed() {
+              return closed;
+            },
+          },
+        })
+          .then(() => {
+            // An ended task whose log was fully sent (or pruned) has nothing more to come.
+            if (isTerminal(task.status) && lastSent >= lastSeqOf(task, feed)) finish();
+          })
+          .catch((error) => {
+          options.logger.error("sse: could not stream", { task: task.id, error: errorMessage(error) });
+          write(`event: error\ndata: ${JSON.stringify({ type: "error", data: { message: "Internal server error", code: "internal" } })}\n\n`);
+          finish();
+        });
+      },
+      cancel: finish,
+    },
+    { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+  );
+
+  return new Response(stream, {
+    headers: {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache",
+      Connection: "keep-alive",
+      "X-Accel-Buffering": "no",
+    },
+  });
+}

@@ -1,0 +1,116 @@
+/** Server-Sent Events: replay then live, Last-Event-ID resume, 204 when done, resync after pruning. */
+import { afterEach, expect, test } from "bun:test";
+import { within } from "../helpers/deferred.ts";
+import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { SseClient } from "../helpers/sse-client.ts";
+import { createGateTool } from "../helpers/tools.ts";
+
+let server: TestServer | undefined;
+const clients: SseClient[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await server?.close();
+  server = undefined;
+});
+
+function sse(path: string, headers?: Record<string, string>) {
+  const client = new SseClient(server!.baseUrl + path, headers);
+  clients.push(client);
+  return client;
+}
+
+async function stored(taskId: string): Promise<string[]> {
+  const body = (await (await server!.http(`/tasks/${taskId}/events`)).json()) as { events: unknown[] };
+  return body.events.map((event) => JSON.stringify(event));
+}
+
+test("replays, goes live, ends after the result; ids are seqs; Last-Event-ID resumes exactly", async () => {
+  const gate = createGateTool();
+  const model = createScriptedModel([
+    callTools([{ id: "c", name: "calculator", arguments: '{"expression":"2*21"}' }], "first"),
+    callTools([{ id: "w", name: "wait", arguments: "{}" }], "then wait"),
+    answer("done"),
+  ]);
+  server = await startTestServer({ models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["calculator", "wait"] }] });
+  const task = await server.createTask({ input: "go" });
+  await within(gate.started, 5000, "the wait tool");
+
+  const client = sse(`/tasks/${task.id}/events`);
+  const response = await client.response;
+  expect(response.headers.get("content-type")).toStartWith("text/event-stream");
+  await client.waitFor((event) => event.id === "7", "replayed events up to the wait call");
+  gate.release();
+  await within(client.ended, 10_000, "the stream to end after the result");
+
+  const log = await stored(task.id);
+  expect(client.durable).toEqual(log);
+  expect(client.events.filter((event) => event.id).map((event) => Number(event.id))).toEqual(log.map((_, index) => index + 1));
+  expect(JSON.parse(client.events[0]!.data)).toMatchObject({ type: "connected", status: "running" });
+  // Deltas of the live part arrived too, without ids.
+  expect(client.events.some((event) => event.id === undefined && JSON.parse(event.data).type === "delta")).toBe(true);
+
+  const resumed = sse(`/tasks/${task.id}/events`, { "last-event-id": "4" });
+  await within(resumed.ended, 10_000, "the resumed stream to end");
+  expect(resumed.durable).toEqual(log.slice(4));
+  const byQuery = sse(`/tasks/${task.id}/events?after=6`);
+  await within(byQuery.ended, 10_000, "the stream to end");
+  expect(byQuery.durable).toEqual(log.slice(6));
+});
+
+test("an ended task with nothing left to send answers 204, so an EventSource stops reconnecting", async () => {
+  server = await startTestServer();
+  const task = await server.createTask({ input: "hi" });
+  await (await server.watch(task.id)).result();
+  const last = (await stored(task.id)).length;
+  const response = await fetch(`${server.baseUrl}/tasks/${task.id}/events`, {
+    headers: { accept: "text/event-stream", "last-event-id": String(last) },
+  });
+  expect(response.status).toBe(204);
+  const bad = await fetch(`${server.baseUrl}/tasks/${task.id}/events`, { headers: { accept: "text/event-stream", "last-event-id": "x" } });
+  expect(bad.status).toBe(400);
+});
+
+test("events pruned by retention are replaced by a resync snapshot, never a silent gap", async () => {
+  server = await startTestServer();
+  const task = await server.createTask({ input: "What is 5 * 5?" });
+  await (await server.watch(task.id)).result();
+  const lastSeq = (await stored(task.id)).length;
+
+  expect(await server.store.pruneEvents(new Date(Date.now() + 60_000))).toBe(1);
+  expect(await stored(task.id)).toEqual([]);
+  expect(await (await server.http(`/tasks/${task.id}`)).json()).toMatchObject({ pruned_through: lastSeq, last_seq: lastSeq });
+
+  const socket = await server.watch(task.id);
+  const resync = await socket.waitFor((frame) => frame.type === "resync", "the resync frame");
+  expect(resync.data).toMatchObject({ task_id: task.id, status: "completed", output: "5 * 5 = 25", last_seq: lastSeq, pruned_through: lastSeq });
+  expect(socket.frames.map((frame) => frame.type)).toEqual(["connected", "resync"]);
+  socket.send({ type: "ping" });
+  await socket.waitFor((frame) => frame.type === "pong", "pong");
+  expect(socket.seqs).toEqual([]);
+
+  const client = sse(`/tasks/${task.id}/events`);
+  await within(client.ended, 5000, "the SSE stream to end");
+  expect(client.events.map((event) => JSON.parse(event.data).type)).toEqual(["connected", "resync"]);
+});
+
+test("the retention setting prunes the logs of ended tasks (checked at start-up and hourly)", async () => {
+  const { tempDir } = await import("../helpers/server.ts");
+  const { rmSync } = await import("node:fs");
+  const dataDir = tempDir();
+  try {
+    server = await startTestServer({ dataDir });
+    const task = await server.createTask({ input: "hi" });
+    await (await server.watch(task.id)).result();
+    expect((await stored(task.id)).length).toBeGreaterThan(0);
+    await server.close();
+    server = await startTestServer({ dataDir, config: { eventRetentionHours: 0 } });
+    const { until } = await import("../helpers/deferred.ts");
+    await until(async () => (await stored(task.id)).length === 0, "the log to be pruned");
+    expect(await (await server.http(`/tasks/${task.id}`)).json()).toMatchObject({ status: "completed", output: expect.any(String) });
+  } finally {
+    await server?.close();
+    server = undefined;
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
