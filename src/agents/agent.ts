@@ -3,19 +3,30 @@
  * The schema validates agent definitions from configuration.
  */
 import { z } from "zod";
+import { HttpFetchOptions } from "../tools/http-fetch.ts";
 
 export const AgentDefinition = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "letters, digits, '-' and '_', up to 64"),
   description: z.string().default(""),
   model: z.string().min(1).default("demo/react"),
   system_prompt: z.string().default("You are a helpful assistant. Use tools when they help."),
-  tools: z.array(z.string()).default(["calculator", "current_time"]),
+  /**
+   * Tool names: built-ins (`calculator`, `current_time`, `http_fetch`), one MCP tool
+   * (`<server>__<tool>`), or every tool of an MCP server (`mcp:<server>`).
+   */
+  tools: z.array(z.string().min(1)).default(["calculator", "current_time"]),
+  /** Options of `http_fetch` for this agent; required when it lists `http_fetch`. */
+  http_fetch: HttpFetchOptions.optional(),
   max_steps: z.number().int().min(1).max(1000).default(10),
   timeout_ms: z.number().int().min(100).max(24 * 3600_000).default(300_000),
   tool_timeout_ms: z.number().int().min(10).max(3600_000).default(30_000),
   max_output_tokens: z.number().int().positive().optional(),
   /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
   token_budget: z.number().int().positive().optional(),
+}).superRefine((agent, context) => {
+  if (agent.tools.includes("http_fetch") && !agent.http_fetch) {
+    context.addIssue({ code: "custom", path: ["http_fetch"], message: "required when tools lists http_fetch (at least allowHosts)" });
+  }
 });
 export type AgentDefinition = z.infer<typeof AgentDefinition>;
 

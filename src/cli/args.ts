@@ -16,8 +16,12 @@ Options (flags win over environment variables):
   --heartbeat-ms N    close a WebSocket after N ms without a client frame (AGENTKIT_HEARTBEAT_MS; default 60000)
   --max-concurrent N  tasks running at once; more wait queued (AGENTKIT_MAX_CONCURRENT_TASKS; default 16)
   --log-level L       debug | info | warn | error | silent (AGENTKIT_LOG_LEVEL; default info)
+  --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
+                      or ./agentkit.yaml if present)
 
 Environment only:
+  OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST
+                      provider keys and endpoints (see README "Models")
   AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
                       X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000)
@@ -47,6 +51,7 @@ export function parseCommand(argv: readonly string[]): Command {
         "heartbeat-ms": { type: "string" },
         "max-concurrent": { type: "string" },
         "log-level": { type: "string" },
+        config: { type: "string", short: "c" },
         url: { type: "string" },
       },
     });
@@ -69,6 +74,7 @@ export function parseCommand(argv: readonly string[]): Command {
       heartbeatMs: values["heartbeat-ms"],
       maxConcurrentTasks: values["max-concurrent"],
       logLevel: values["log-level"] as ConfigInput["logLevel"],
+      configPath: values.config,
     } as Partial<ConfigInput>,
   };
 }

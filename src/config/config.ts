@@ -4,6 +4,9 @@
  */
 import { z } from "zod";
 import { AgentDefinition, DEFAULT_AGENT } from "../agents/agent.ts";
+import { ProviderConfig } from "../llm/providers/provider-config.ts";
+import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
+import { ConfigFileError, findConfigFile, loadConfigFile } from "./config-file.ts";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
@@ -58,7 +61,12 @@ export const Config = z.object({
   maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   maxFrameBytes: z.coerce.number().int().min(128).max(16 * 1024 * 1024).default(64 * 1024),
   logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  /** The config file these came from, if any (agents, providers, MCP servers). */
+  configPath: z.string().min(1).optional(),
   agents: z.array(AgentDefinition).min(1).default([DEFAULT_AGENT]),
+  defaultAgent: z.string().optional(),
+  providers: ProviderConfig.default({}),
+  mcpServers: McpServersConfig.default([]),
 });
 export type Config = z.infer<typeof Config>;
 export type ConfigInput = z.input<typeof Config>;
@@ -81,6 +89,7 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_MAX_CONCURRENT_TASKS: "maxConcurrentTasks",
   AGENTKIT_MAX_QUEUED_TASKS: "maxQueuedTasks",
   AGENTKIT_LOG_LEVEL: "logLevel",
+  AGENTKIT_CONFIG: "configPath",
 };
 
 export class ConfigError extends Error {
@@ -90,8 +99,14 @@ export class ConfigError extends Error {
   }
 }
 
-/** Merges defaults, environment and flags (flags win) and validates the result. */
-export function loadConfig(options: { env?: Record<string, string | undefined>; flags?: Partial<ConfigInput> } = {}): Config {
+/**
+ * Merges defaults, the config file, environment and flags (flags win) and validates the result.
+ * The config file is `configPath` (flag or AGENTKIT_CONFIG), else `./agentkit.json` (or .yaml) if
+ * present; `readFile: false` skips it (tests).
+ */
+export function loadConfig(
+  options: { env?: Record<string, string | undefined>; flags?: Partial<ConfigInput>; readFile?: boolean; cwd?: string } = {},
+): Config {
   const env = options.env ?? process.env;
   const fromEnv: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENVIRONMENT)) {
@@ -99,7 +114,23 @@ export function loadConfig(options: { env?: Record<string, string | undefined>; 
     if (value !== undefined && value !== "") fromEnv[key] = value;
   }
   const flags = Object.fromEntries(Object.entries(options.flags ?? {}).filter(([, value]) => value !== undefined));
-  const parsed = Config.safeParse({ ...fromEnv, ...flags });
+  const fromFile: Record<string, unknown> = {};
+  const configPath = (flags.configPath ?? fromEnv.configPath) as string | undefined;
+  const path = options.readFile === false ? undefined : (configPath ?? findConfigFile(options.cwd));
+  if (path) {
+    try {
+      const file = loadConfigFile(path);
+      fromFile.configPath = path;
+      if (file.agents) fromFile.agents = file.agents;
+      if (file.default_agent) fromFile.defaultAgent = file.default_agent;
+      if (file.providers) fromFile.providers = file.providers;
+      if (file.mcp_servers) fromFile.mcpServers = file.mcp_servers;
+    } catch (error) {
+      if (error instanceof ConfigFileError) throw new ConfigError(`invalid configuration: ${error.message}`);
+      throw error;
+    }
+  }
+  const parsed = Config.safeParse({ ...fromFile, ...fromEnv, ...flags });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = issue.path.join(".");

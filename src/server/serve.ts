@@ -9,6 +9,8 @@ import { createLiveFeed } from "../bus/live-feed.ts";
 import type { Config } from "../config/config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
+import { computeCostUsd, createProviderFactories } from "../llm/providers/index.ts";
+import { createMcpManager, type McpManager } from "../tools/mcp/index.ts";
 import { createSqliteStore } from "../store/sqlite-store.ts";
 import type { TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
@@ -23,6 +25,8 @@ import { VERSION } from "../version.ts";
 export interface StartOptions {
   config: Config;
   logger?: Logger;
+  /** Environment for provider keys and base URLs (default: process.env). */
+  env?: Record<string, string | undefined>;
   /** Overrides for tests and embedding: extra model providers, tools, or a ready store. */
   models?: ModelResolver;
   tools?: ToolRegistry;
@@ -46,9 +50,31 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const store = options.store ?? createSqliteStore({ dataDir: config.dataDir });
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
-  const models = options.models ?? createModelResolver();
-  const agents = createAgentPool({ definitions: config.agents, models, tools: options.tools ?? builtinTools() });
+  const models =
+    options.models ?? createModelResolver(createProviderFactories({ env: options.env ?? process.env, ...config.providers }));
+  let mcp: McpManager | undefined;
+  if (config.mcpServers.length > 0) {
+    mcp = createMcpManager({ servers: config.mcpServers, logger });
+    await mcp.start(); // never rejects: a server that fails keeps retrying in the background
+  }
+  let agents;
+  try {
+    agents = createAgentPool({
+      definitions: config.agents,
+      defaultAgent: config.defaultAgent,
+      models,
+      tools: options.tools ?? builtinTools(),
+      mcp,
+      mcpServers: config.mcpServers.map((server) => server.name),
+    });
+  } catch (error) {
+    await mcp?.close();
+    if (!options.store) store.close();
+    throw error;
+  }
+  const prices = config.providers.prices;
   const runner = createRunner({
+    costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
     store,
     feed,
     agents,
@@ -125,6 +151,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await runner.shutdown();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);
+        await mcp?.close();
         store.close();
       })();
       return stopping;

@@ -156,7 +156,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const signal = entry.controller.signal;
     const events = runReAct({
       model: agent.model,
-      tools: agent.tools,
+      tools: agent.tools(),
       system: definition.system_prompt,
       messages: [{ role: "user", content: task.input }],
       maxSteps: definition.max_steps,

@@ -56,10 +56,23 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const agents = (options.agents ?? [{}]).map((agent, index) =>
     AgentDefinition.parse({ name: index === 0 ? "default" : `agent${index}`, ...agent }),
   );
-  const config = loadConfig({ env: {}, flags: { port: 0, host: "127.0.0.1", dataDir, logLevel: "silent", ...options.config, agents } });
+  const config = loadConfig({
+    env: {},
+    readFile: false,
+    flags: { port: 0, host: "127.0.0.1", dataDir, logLevel: "silent", ...options.config, agents },
+  });
   const sqlite = createSqliteStore({ dataDir });
   const store = options.wrapStore ? options.wrapStore(sqlite) : sqlite;
-  const server = await startServer({ config, logger: silentLogger, models: resolver, tools: allTools, store, liveTailSize: options.liveTailSize });
+  const server = await startServer({
+    config,
+    logger: silentLogger,
+    // Scripted models when given; otherwise the real provider wiring, with an empty environment.
+    models: options.models ? resolver : undefined,
+    env: {},
+    tools: allTools,
+    store,
+    liveTailSize: options.liveTailSize,
+  });
   const baseUrl = `http://127.0.0.1:${server.port}`;
   const wsBase = `ws://127.0.0.1:${server.port}`;
 

@@ -88,12 +88,13 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
         ...(request.maxOutputTokens !== undefined ? { maxOutputTokens: request.maxOutputTokens } : {}),
       };
       const { stream, scope, attempt } = await open(request, callOptions);
+      const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();
       let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
       let completed = false;
       try {
         for (;;) {
-          const next = await readPart(reader.read(), scope, request.abortSignal, { id, timeoutMs, attempt });
+          const next = await readPart(reader.read(), scope, request.abortSignal, context);
           if (next.done) break;
           const part = next.value;
           switch (part.type) {
@@ -110,6 +111,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
               }
               break;
             case "error":
+              throwIfStopped(scope, request.abortSignal, context, part.error);
               throw new ProviderError({
                 code: "stream_error",
                 modelId: id,
@@ -127,6 +129,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
           }
         }
         if (!finish || finish.finishReason.unified === "interrupted") {
+          throwIfStopped(scope, request.abortSignal, context, undefined);
           throw new ProviderError({
             code: "stream_interrupted",
             modelId: id,
@@ -170,17 +173,7 @@ async function readPart<Result>(
     // Racing the scope's signal keeps abort prompt even if a stream layer is slow to propagate it.
     return await raceAbort(pending, scope.signal);
   } catch (error) {
-    if (taskSignal.aborted) throw taskSignal.reason;
-    if (scope.timedOut) {
-      throw new ProviderError({
-        code: "timeout",
-        modelId: context.id,
-        message: `${context.id}: the response did not complete within ${context.timeoutMs} ms`,
-        retryable: true,
-        attempts: context.attempt,
-        cause: error,
-      });
-    }
+    throwIfStopped(scope, taskSignal, context, error);
     if (error instanceof ProviderError) throw error;
     throw new ProviderError({
       code: "stream_interrupted",
@@ -189,6 +182,29 @@ async function readPart<Result>(
       retryable: true,
       attempts: context.attempt,
       cause: error,
+    });
+  }
+}
+
+/**
+ * When the stream failed because we stopped it — the task aborted or the timeout fired — throws
+ * that instead (the task's own reason, or a timeout error), whatever shape the SDK gave the failure.
+ */
+function throwIfStopped(
+  scope: RequestScope,
+  taskSignal: AbortSignal,
+  context: { id: string; timeoutMs: number; attempt: number },
+  cause: unknown,
+): void {
+  if (taskSignal.aborted) throw taskSignal.reason;
+  if (scope.timedOut) {
+    throw new ProviderError({
+      code: "timeout",
+      modelId: context.id,
+      message: `${context.id}: the response did not complete within ${context.timeoutMs} ms`,
+      retryable: true,
+      attempts: context.attempt,
+      cause,
     });
   }
 }

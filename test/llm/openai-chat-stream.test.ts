@@ -1,0 +1,219 @@
+/**
+ * The OpenAI adapter against a loopback server speaking Chat Completions streaming byte for byte:
+ * what we send (messages, tool calls and results, tools as JSON Schema) and what we make of what
+ * comes back (text, fragmented parallel tool calls, usage, malformed arguments, broken streams).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { ChatMessage, ModelRequest } from "../../src/llm/model.ts";
+import { createProviderFactories, ProviderError } from "../../src/llm/providers/index.ts";
+import { calculatorTool } from "../../src/tools/calculator.ts";
+import { toolSpec } from "../../src/tools/tool.ts";
+import {
+  collect,
+  controlledSseResponse,
+  deferred,
+  OPENAI_DONE,
+  openAiChunk,
+  openAiFrame,
+  openAiTextAnswer,
+  openAiUsageChunk,
+  rejectionOf,
+  sseResponse,
+  startLoopbackProvider,
+  within,
+  type LoopbackProvider,
+} from "./loopback-provider.ts";
+
+let provider: LoopbackProvider | undefined;
+afterEach(() => provider?.stop());
+
+function openAiModel(url: string, modelName = "gpt-test") {
+  const factories = createProviderFactories({
+    env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${url}/v1` },
+    retry: { maxRetries: 0 },
+  });
+  return factories.openai!(modelName);
+}
+
+function request(messages: ChatMessage[], extra: Partial<ModelRequest> = {}): ModelRequest {
+  return { messages, tools: [], abortSignal: new AbortController().signal, ...extra };
+}
+
+const timeTool = { name: "current_time", description: "Current time", inputSchema: { type: "object", properties: { timezone: { type: "string" } } } };
+
+describe("OpenAI Chat Completions streaming", () => {
+  test("streams text, two parallel tool calls with fragmented arguments, and the usage chunk", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([
+        openAiChunk({ role: "assistant", content: "", refusal: null }),
+        openAiChunk({ content: "Let me " }),
+        openAiChunk({ content: "check both." }),
+        openAiChunk({ tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "calculator", arguments: "" } }] }),
+        openAiChunk({ tool_calls: [{ index: 0, function: { arguments: '{"expre' } }] }),
+        openAiChunk({ tool_calls: [{ index: 1, id: "call_b", type: "function", function: { name: "current_time", arguments: "" } }] }),
+        openAiChunk({ tool_calls: [{ index: 0, function: { arguments: 'ssion":"6*7"}' } }] }),
+        openAiChunk({ tool_calls: [{ index: 1, function: { arguments: '{"timezone":' } }] }),
+        openAiChunk({ tool_calls: [{ index: 1, function: { arguments: '"UTC"}' } }] }),
+        openAiChunk({}, "tool_calls"),
+        openAiUsageChunk(120, 35),
+        OPENAI_DONE,
+      ]),
+    );
+    const model = openAiModel(provider.url);
+    const parts = await collect(
+      model.stream(request([{ role: "user", content: "What is 6*7, and what time is it?" }], { tools: [toolSpec(calculatorTool), timeTool] })),
+    );
+
+    expect(model.id).toBe("openai/gpt-test");
+    expect(parts).toEqual([
+      { type: "text-delta", text: "Let me " },
+      { type: "text-delta", text: "check both." },
+      { type: "tool-call", call: { id: "call_a", name: "calculator", arguments: '{"expression":"6*7"}' } },
+      { type: "tool-call", call: { id: "call_b", name: "current_time", arguments: '{"timezone":"UTC"}' } },
+      { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 120, outputTokens: 35 } },
+    ]);
+  });
+
+  test("sends the conversation as OpenAI messages: assistant tool_calls, tool results, tools as JSON Schema", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["ok"])));
+    const model = openAiModel(provider.url);
+    await collect(
+      model.stream(
+        request(
+          [
+            { role: "user", content: "What is 1+1?" },
+            {
+              role: "assistant",
+              content: "Using the calculator.",
+              toolCalls: [
+                { id: "call_0", name: "calculator", arguments: '{"expression":"1+1"}' },
+                { id: "call_x", name: "calculator", arguments: '{"expression": 1+' },
+              ],
+            },
+            { role: "tool", toolCallId: "call_0", toolName: "calculator", content: '{"expression":"1+1","value":2}', isError: false },
+            { role: "tool", toolCallId: "call_x", toolName: "calculator", content: "Error (invalid_arguments): bad JSON", isError: true },
+            { role: "assistant", content: "1+1 = 2" },
+            { role: "user", content: "Thanks" },
+          ],
+          { system: "You are terse.", tools: [toolSpec(calculatorTool)], maxOutputTokens: 256 },
+        ),
+      ),
+    );
+
+    expect(provider.requests).toHaveLength(1);
+    const sent = provider.requests[0]!;
+    expect(sent.method).toBe("POST");
+    expect(sent.path).toBe("/v1/chat/completions");
+    expect(sent.headers.get("authorization")).toBe("Bearer sk-test");
+    expect(sent.headers.get("content-type")).toStartWith("application/json");
+    expect(sent.body.model).toBe("gpt-test");
+    expect(sent.body.stream).toBe(true);
+    expect(sent.body.stream_options).toEqual({ include_usage: true });
+    expect(sent.body.max_tokens).toBe(256);
+    expect(sent.body.messages).toEqual([
+      { role: "system", content: "You are terse." },
+      { role: "user", content: "What is 1+1?" },
+      {
+        role: "assistant",
+        content: "Using the calculator.",
+        tool_calls: [
+          { id: "call_0", type: "function", function: { name: "calculator", arguments: '{"expression":"1+1"}' } },
+          // Malformed arguments from an earlier step are replayed as an empty object.
+          { id: "call_x", type: "function", function: { name: "calculator", arguments: "{}" } },
+        ],
+      },
+      { role: "tool", tool_call_id: "call_0", content: '{"expression":"1+1","value":2}' },
+      { role: "tool", tool_call_id: "call_x", content: JSON.stringify({ error: "Error (invalid_arguments): bad JSON" }) },
+      { role: "assistant", content: "1+1 = 2" },
+      { role: "user", content: "Thanks" },
+    ]);
+    expect(sent.body.tools).toEqual([
+      { type: "function", function: { name: "calculator", description: calculatorTool.description, parameters: toolSpec(calculatorTool).inputSchema } },
+    ]);
+    expect(sent.body.tool_choice).toBe("auto");
+  });
+
+  test("sends no tools when the agent has none", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["Hello", " there"])));
+    const parts = await collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }])));
+    expect(parts).toEqual([
+      { type: "text-delta", text: "Hello" },
+      { type: "text-delta", text: " there" },
+      { type: "finish", finishReason: "stop", usage: { inputTokens: 10, outputTokens: 5 } },
+    ]);
+    expect(provider.requests[0]!.body.tools).toBeUndefined();
+    expect(provider.requests[0]!.body.tool_choice).toBeUndefined();
+  });
+
+  test("passes malformed tool-call arguments and unknown tool names through raw", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([
+        openAiChunk({ role: "assistant", content: null }),
+        openAiChunk({ tool_calls: [{ index: 0, id: "call_bad", type: "function", function: { name: "calculator", arguments: '{"expression": 6*' } }] }),
+        openAiChunk({ tool_calls: [{ index: 0, function: { arguments: "7" } }] }),
+        openAiChunk({ tool_calls: [{ index: 1, id: "call_unknown", type: "function", function: { name: "no_such_tool", arguments: "{}" } }] }),
+        openAiChunk({}, "tool_calls"),
+        openAiUsageChunk(20, 9),
+        OPENAI_DONE,
+      ]),
+    );
+    const parts = await collect(openAiModel(provider.url).stream(request([{ role: "user", content: "6*7?" }], { tools: [toolSpec(calculatorTool)] })));
+    expect(parts).toEqual([
+      { type: "tool-call", call: { id: "call_bad", name: "calculator", arguments: '{"expression": 6*7' } },
+      { type: "tool-call", call: { id: "call_unknown", name: "no_such_tool", arguments: "{}" } },
+      { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 20, outputTokens: 9 } },
+    ]);
+  });
+
+  test("a stream that ends without a finish reason rejects as interrupted", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half an ans" })]),
+    );
+    const seen: unknown[] = [];
+    const error = await rejectionOf(
+      (async () => {
+        for await (const part of openAiModel(provider!.url).stream(request([{ role: "user", content: "Hi" }]))) seen.push(part);
+      })(),
+    );
+    expect(seen).toEqual([{ type: "text-delta", text: "Half an ans" }]);
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("stream_interrupted");
+    expect(error.message).toBe("openai/gpt-test: stream interrupted: the response ended before the provider signalled completion");
+  });
+
+  test("a connection cut mid-stream rejects with a clear error", async () => {
+    const sent = deferred<void>();
+    provider = startLoopbackProvider((recorded) => {
+      const stream = controlledSseResponse(recorded);
+      stream.send(openAiChunk({ role: "assistant", content: "" }));
+      stream.send(openAiChunk({ content: "The answer is" }));
+      sent.resolve();
+      return stream.response;
+    });
+    const iterator = openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toEqual({ type: "text-delta", text: "The answer is" });
+    await sent.promise;
+    provider.stop(); // closes the open connection without finishing the chunked body
+
+    const error = await rejectionOf(within(iterator.next(), 5_000, "the stream to fail"));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("stream_interrupted");
+    expect(error.provider).toBe("openai");
+    expect(error.message).toStartWith("openai/gpt-test: stream interrupted: ");
+    expect(error.message).toContain("closed");
+  });
+
+  test("an error chunk after output rejects with the provider's message", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([
+        openAiChunk({ role: "assistant", content: "" }),
+        openAiChunk({ content: "Working" }),
+        openAiFrame({ error: { message: "The model is overloaded mid-stream", type: "server_error", code: null } }),
+      ]),
+    );
+    const error = await rejectionOf(collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("stream_error");
+    expect(error.message).toBe("openai/gpt-test: provider error in stream: The model is overloaded mid-stream");
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * Provider factories and their configuration: start-up errors for missing keys, environment over
+ * config, Ollama's host rules, named OpenAI-compatible endpoints, the injected fetch, and the
+ * config schema.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { AgentDefinition } from "../../src/agents/agent.ts";
+import { createAgentPool } from "../../src/agents/pool.ts";
+import type { ModelRequest } from "../../src/llm/model.ts";
+import {
+  createProviderFactories,
+  ollamaBaseURL,
+  ProviderConfig,
+  ProviderError,
+  type ProviderFactoriesOptions,
+} from "../../src/llm/providers/index.ts";
+import { createModelResolver } from "../../src/llm/registry.ts";
+import { builtinTools } from "../../src/tools/registry.ts";
+import {
+  anthropicEvent,
+  anthropicMessageStart,
+  collect,
+  OPENAI_DONE,
+  openAiChunk,
+  openAiTextAnswer,
+  openAiUsageChunk,
+  sseResponse,
+  startLoopbackProvider,
+  type LoopbackProvider,
+} from "./loopback-provider.ts";
+
+let provider: LoopbackProvider | undefined;
+afterEach(() => provider?.stop());
+
+const hi = (): ModelRequest => ({ messages: [{ role: "user", content: "Hi" }], tools: [], abortSignal: new AbortController().signal });
+
+function resolver(options: ProviderFactoriesOptions) {
+  return createModelResolver(createProviderFactories(options));
+}
+
+function thrown(run: () => unknown): any {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected a throw");
+}
+
+describe("missing configuration fails at resolve time", () => {
+  test("openai and anthropic name the variable they need", () => {
+    const models = resolver({ env: {} });
+    const openai = thrown(() => models.resolve("openai/gpt-4.1-mini"));
+    expect(openai).toBeInstanceOf(ProviderError);
+    expect(openai.message).toBe("openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+    expect(openai).toMatchObject({ code: "not_configured", provider: "openai", retryable: false, attempts: 0 });
+    expect(thrown(() => models.resolve("anthropic/claude-sonnet-4-5")).message).toBe(
+      "anthropic/claude-sonnet-4-5 needs ANTHROPIC_API_KEY (or anthropic.apiKey in the provider config)",
+    );
+  });
+
+  test("an empty variable counts as unset", () => {
+    expect(thrown(() => resolver({ env: { OPENAI_API_KEY: "" } }).resolve("openai/gpt-4.1")).code).toBe("not_configured");
+  });
+
+  test("the agent pool refuses to start with an unconfigured provider", () => {
+    const error = thrown(() =>
+      createAgentPool({
+        definitions: [AgentDefinition.parse({ name: "writer", model: "openai/gpt-4.1-mini" })],
+        models: resolver({ env: {} }),
+        tools: builtinTools(),
+      }),
+    );
+    expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+  });
+
+  test("a named endpoint with apiKeyEnv needs that variable", () => {
+    const models = resolver({ env: {}, endpoints: [{ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY" }] });
+    expect(thrown(() => models.resolve("groq/llama-3.3-70b-versatile")).message).toBe("groq/llama-3.3-70b-versatile needs GROQ_API_KEY");
+  });
+
+  test("the demo provider still resolves, and providers are listed", () => {
+    const models = resolver({ env: {}, endpoints: [{ name: "lmstudio", baseURL: "http://127.0.0.1:1234/v1" }] });
+    expect(models.resolve("demo/react").id).toBe("demo/react");
+    expect(models.providers).toEqual(["demo", "openai", "anthropic", "ollama", "lmstudio"]);
+  });
+});
+
+describe("hosted providers", () => {
+  test("environment wins over the config file for key and base URL", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["ok"])));
+    const model = resolver({
+      env: { OPENAI_API_KEY: "sk-from-env", OPENAI_BASE_URL: `${provider.url}/v1` },
+      openai: { apiKey: "sk-from-file", baseURL: "http://127.0.0.1:9/unused", headers: { "x-team": "search" } },
+    }).resolve("openai/gpt-4.1-mini");
+    await collect(model.stream(hi()));
+    expect(provider.requests[0]!.headers.get("authorization")).toBe("Bearer sk-from-env");
+    expect(provider.requests[0]!.headers.get("x-team")).toBe("search");
+  });
+
+  test("the config file's key and base URL are used when the environment has none", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([
+        anthropicMessageStart(5),
+        anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+        anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text: "hello" } }),
+        anthropicEvent("content_block_stop", { index: 0 }),
+        anthropicEvent("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 2 } }),
+        anthropicEvent("message_stop", {}),
+      ]),
+    );
+    const model = resolver({ env: {}, anthropic: { apiKey: "sk-ant-file", baseURL: `${provider.url}/v1` } }).resolve("anthropic/claude-test");
+    expect(await collect(model.stream(hi()))).toEqual([
+      { type: "text-delta", text: "hello" },
+      { type: "finish", finishReason: "stop", usage: { inputTokens: 5, outputTokens: 2 } },
+    ]);
+    expect(provider.requests[0]!.path).toBe("/v1/messages");
+    expect(provider.requests[0]!.headers.get("x-api-key")).toBe("sk-ant-file");
+  });
+
+  test("the injected fetch carries every request", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["ok"])));
+    const fetched: string[] = [];
+    const countingFetch = Object.assign(
+      (...args: Parameters<typeof fetch>) => {
+        fetched.push(String(args[0]));
+        return fetch(...args);
+      },
+      { preconnect: fetch.preconnect },
+    ) as typeof fetch;
+    const model = resolver({ env: { OPENAI_API_KEY: "sk", OPENAI_BASE_URL: `${provider.url}/v1` }, fetch: countingFetch }).resolve("openai/gpt-x");
+    await collect(model.stream(hi()));
+    expect(fetched).toEqual([`${provider.url}/v1/chat/completions`]);
+  });
+});
+
+describe("ollama", () => {
+  test("talks OpenAI-compatible Chat Completions at OLLAMA_HOST/v1, without a key, and maps reasoning", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([
+        openAiChunk({ role: "assistant", content: "", reasoning_content: "Thinking it over. " }),
+        openAiChunk({ reasoning_content: "Done." }),
+        openAiChunk({ content: "Hi!" }),
+        openAiChunk({}, "stop"),
+        openAiUsageChunk(12, 4),
+        OPENAI_DONE,
+      ]),
+    );
+    const host = provider.url.replace("http://", ""); // host:port, as OLLAMA_HOST is usually written
+    const model = resolver({ env: { OLLAMA_HOST: host } }).resolve("ollama/qwen3:8b");
+    expect(model.id).toBe("ollama/qwen3:8b");
+    expect(await collect(model.stream(hi()))).toEqual([
+      { type: "reasoning-delta", text: "Thinking it over. " },
+      { type: "reasoning-delta", text: "Done." },
+      { type: "text-delta", text: "Hi!" },
+      { type: "finish", finishReason: "stop", usage: { inputTokens: 12, outputTokens: 4 } },
+    ]);
+    const sent = provider.requests[0]!;
+    expect(sent.path).toBe("/v1/chat/completions");
+    expect(sent.headers.get("authorization")).toBeNull();
+    expect(sent.body).toMatchObject({ model: "qwen3:8b", stream: true, stream_options: { include_usage: true } });
+  });
+
+  test("OLLAMA_HOST forms: host, host:port, URL; default 127.0.0.1:11434", () => {
+    expect(ollamaBaseURL("http://127.0.0.1:11434")).toBe("http://127.0.0.1:11434");
+    expect(ollamaBaseURL("gpu-box")).toBe("http://gpu-box:11434");
+    expect(ollamaBaseURL("0.0.0.0:8080")).toBe("http://0.0.0.0:8080");
+    expect(ollamaBaseURL("https://ollama.example.com/")).toBe("https://ollama.example.com");
+    expect(ollamaBaseURL("http://proxy.local/ollama/")).toBe("http://proxy.local/ollama");
+  });
+});
+
+describe("named OpenAI-compatible endpoints", () => {
+  test("use their base URL, key, headers and model names with slashes", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["served"])));
+    const model = resolver({
+      env: { VLLM_TOKEN: "token-from-env" },
+      endpoints: [{ name: "vllm", baseURL: `${provider.url}/v1/`, apiKeyEnv: "VLLM_TOKEN", headers: { "x-route": "gpu-a" } }],
+    }).resolve("vllm/meta-llama/Llama-3.1-8B-Instruct");
+    expect(model.id).toBe("vllm/meta-llama/Llama-3.1-8B-Instruct");
+    await collect(model.stream(hi()));
+    const sent = provider.requests[0]!;
+    expect(sent.path).toBe("/v1/chat/completions");
+    expect(sent.headers.get("authorization")).toBe("Bearer token-from-env");
+    expect(sent.headers.get("x-route")).toBe("gpu-a");
+    expect(sent.body.model).toBe("meta-llama/Llama-3.1-8B-Instruct");
+    expect(sent.body.stream_options).toEqual({ include_usage: true });
+  });
+
+  test("includeUsage: false leaves stream_options out (for servers that reject it)", async () => {
+    provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["ok"])));
+    const model = resolver({ env: {}, endpoints: [{ name: "llamacpp", baseURL: `${provider.url}/v1`, includeUsage: false }] }).resolve("llamacpp/local");
+    await collect(model.stream(hi()));
+    expect(provider.requests[0]!.body.stream_options).toBeUndefined();
+    expect(provider.requests[0]!.headers.get("authorization")).toBeNull();
+  });
+
+  test("may not shadow a built-in provider or each other", () => {
+    expect(() => createProviderFactories({ env: {}, endpoints: [{ name: "openai", baseURL: "http://127.0.0.1:1/v1" }] })).toThrow(
+      "provider endpoint 'openai' collides with a built-in provider",
+    );
+    expect(() =>
+      createProviderFactories({
+        env: {},
+        endpoints: [
+          { name: "local", baseURL: "http://127.0.0.1:1/v1" },
+          { name: "local", baseURL: "http://127.0.0.1:2/v1" },
+        ],
+      }),
+    ).toThrow("provider endpoint 'local' collides with another provider");
+  });
+});
+
+describe("ProviderConfig schema", () => {
+  test("accepts a full provider section", () => {
+    const parsed = ProviderConfig.parse({
+      openai: { apiKey: "sk-x", baseURL: "https://gateway.example.com/v1", headers: { "x-org": "a" } },
+      anthropic: { baseURL: "https://api.anthropic.com/v1" },
+      ollama: { host: "127.0.0.1:11434" },
+      endpoints: [
+        { name: "openrouter", baseURL: "https://openrouter.ai/api/v1", apiKeyEnv: "OPENROUTER_API_KEY", headers: { "X-Title": "agentkit" } },
+        { name: "lm-studio", baseURL: "http://127.0.0.1:1234/v1" },
+      ],
+      retry: { maxRetries: 5, initialDelayMs: 250, maxDelayMs: 20_000 },
+      requestTimeoutMs: 60_000,
+      prices: { "openai/gpt-4.1-mini": { inputPerMillion: 0.4, outputPerMillion: 1.6 }, "ollama/*": { inputPerMillion: 0, outputPerMillion: 0 } },
+    });
+    expect(parsed.endpoints).toHaveLength(2);
+    expect(ProviderConfig.parse({})).toEqual({});
+  });
+
+  test("rejects bad names, duplicates, shadowed built-ins, bad URLs and bad price keys", () => {
+    const issues = (input: unknown) => ProviderConfig.safeParse(input).error?.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    expect(issues({ endpoints: [{ name: "ollama", baseURL: "http://127.0.0.1:1/v1" }] })).toEqual(["endpoints.0.name: 'ollama' is a built-in provider"]);
+    expect(issues({ endpoints: [{ name: "a", baseURL: "http://x/v1" }, { name: "A", baseURL: "http://y/v1" }] })).toEqual([
+      "endpoints.1.name: endpoint 'A' is defined twice",
+    ]);
+    expect(issues({ endpoints: [{ name: "a/b", baseURL: "http://x/v1" }] })?.[0]).toStartWith("endpoints.0.name: must be letters");
+    expect(issues({ endpoints: [{ name: "a", baseURL: "not a url" }] })?.[0]).toStartWith("endpoints.0.baseURL:");
+    expect(issues({ prices: { "gpt-4": { inputPerMillion: 1, outputPerMillion: 2 } } })?.[0]).toStartWith("prices.gpt-4:");
+    expect(issues({ prices: { "openai/gpt-4": { inputPerMillion: -1, outputPerMillion: 2 } } })?.[0]).toStartWith("prices.openai/gpt-4.inputPerMillion:");
+  });
+});
