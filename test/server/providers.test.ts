@@ -57,7 +57,7 @@ test("a task on an OpenAI-compatible provider: tool call, live deltas to every w
     total_tokens: 280,
     usage: { input_tokens: 250, output_tokens: 30 },
   });
-  expect(result.data!.cost_usd as number).toBeCloseTo((250 * 2 + 30 * 8) / 1e6, 12);
+  expect((result.data as { cost_usd: number }).cost_usd).toBeCloseTo((250 * 2 + 30 * 8) / 1e6, 12);
   const steps = watcher.frames.filter((frame) => frame.type === "step").map((frame) => (frame.data as { event_type: string }).event_type);
   expect(steps).toEqual(["usage", "thought", "tool_call", "tool_result", "usage"]);
   const toolResult = watcher.frames.find((frame) => (frame.data as { event_type?: string })?.event_type === "tool_result");
