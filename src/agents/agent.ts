@@ -17,7 +17,7 @@ export const AgentDefinition = z.object({
   tools: z.array(z.string().min(1)).default(["calculator", "current_time"]),
   /** Options of `http_fetch` for this agent; required when it lists `http_fetch`. */
   http_fetch: HttpFetchOptions.optional(),
-  max_steps: z.number().int().min(1).max(1000).default(10),
+  max_steps: z.number().int().min(1).max(100_000).default(10),
   timeout_ms: z.number().int().min(100).max(24 * 3600_000).default(300_000),
   tool_timeout_ms: z.number().int().min(10).max(3600_000).default(30_000),
   max_output_tokens: z.number().int().positive().optional(),

@@ -1,8 +1,10 @@
 /**
  * Resolves an agent's model string (`provider/model`) to a ChatModel.
- * Only the built-in `demo` provider ships today; real providers plug in here.
+ * `demo/react` (and `demo/slow`, words 150 ms apart) is the offline demo model, `demo/bench` the
+ * benchmark model; real providers (src/llm/providers) are merged in by the caller.
  */
 import type { ChatModel } from "./model.ts";
+import { createBenchModel } from "./bench-model.ts";
 import { createDemoModel } from "./demo-model.ts";
 
 export interface ModelResolver {
@@ -15,7 +17,7 @@ export type ModelFactory = (modelName: string) => ChatModel;
 
 export function createModelResolver(factories: Record<string, ModelFactory> = {}): ModelResolver {
   const all: Record<string, ModelFactory> = {
-    demo: (name) => createDemoModel({ wordDelayMs: name === "slow" ? 150 : 0 }),
+    demo: (name) => (name === "bench" ? createBenchModel() : createDemoModel({ wordDelayMs: name === "slow" ? 150 : 0 })),
     ...factories,
   };
   return {

@@ -48,7 +48,7 @@ test("YAML works too, and ./agentkit.json is found without a flag", () => {
 
 test("an error names the file, the agent and the field", () => {
   const cases: [unknown, string][] = [
-    [{ agents: [{ name: "ok" }, { name: "researcher", max_steps: 5000 }] }, "agentkit.json: agents[1] (researcher).max_steps: "],
+    [{ agents: [{ name: "ok" }, { name: "researcher", max_steps: 500000 }] }, "agentkit.json: agents[1] (researcher).max_steps: "],
     [{ agents: [{ name: "fetcher", tools: ["http_fetch"] }] }, "agentkit.json: agents[0] (fetcher).http_fetch: required when tools lists http_fetch"],
     [{ agents: [{ name: "a" }, { name: "a" }] }, "agentkit.json: agents[1] (a): the name is used twice"],
     [{ agents: [{ name: "a" }], default_agent: "b" }, "agentkit.json: default_agent: 'b' is not one of the agents (a)"],

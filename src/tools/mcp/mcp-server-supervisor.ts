@@ -6,7 +6,6 @@
  * server must never take agentkit down.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import { errorMessage } from "../../errors.ts";
@@ -14,9 +13,10 @@ import { raceAbort } from "../../lib/abort.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { ToolError } from "../tool.ts";
 import { mcpResultToObservation, type McpCallResult } from "./mcp-call-result.ts";
-import { compileArgumentsCheck, type ArgumentsCheck } from "./mcp-input-schema.ts";
+import { classifyCallFailure, describeStartFailure } from "./mcp-failure.ts";
+import type { ArgumentsCheck } from "./mcp-input-schema.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
-import { mcpToolName } from "./mcp-tool-name.ts";
+import { buildToolListing, listAllTools, placeholderTools, type McpListedTool } from "./mcp-tool-listing.ts";
 import { createMcpTransport } from "./mcp-transport.ts";
 
 /**
@@ -45,19 +45,6 @@ export interface McpServerStatus {
   nextAttemptAt?: number;
 }
 
-/** One tool of the server, with the name the model sees. */
-export interface McpListedTool {
-  /** `<server>__<tool>`, see mcp-tool-name.ts. */
-  name: string;
-  /** The name the server knows it by. */
-  serverToolName: string;
-  description: string;
-  /** The server's input JSON Schema, shown to the model as is. */
-  jsonSchema: Record<string, unknown>;
-  /** Absent when the schema could not be compiled, or is not known yet. */
-  check?: ArgumentsCheck;
-}
-
 /** Delays between reconnect attempts: doubling from `initialDelayMs` up to `maxDelayMs`. */
 export interface RestartBackoff {
   initialDelayMs: number;
@@ -84,7 +71,6 @@ interface Connection {
 /** A ping that takes longer than this (or the server's own timeout, if shorter) means "hung". */
 const HEALTH_CHECK_TIMEOUT_MS = 5_000;
 const STDERR_TAIL_LINES = 10;
-const MAX_TOOL_LIST_PAGES = 100;
 
 export class McpServerSupervisor {
   readonly name: string;
@@ -126,14 +112,7 @@ export class McpServerSupervisor {
    */
   listedTools(): McpListedTool[] {
     if (this.#listedOnce) return [...this.#listing.values()];
-    return (this.#options.config.tools ?? []).map((serverToolName) => ({
-      name: mcpToolName(this.name, serverToolName),
-      serverToolName,
-      description:
-        `Tool '${serverToolName}' of MCP server '${this.name}'. The server has not been reached yet, ` +
-        `so its description and input schema are unknown.`,
-      jsonSchema: { type: "object", additionalProperties: true },
-    }));
+    return placeholderTools(this.name, this.#options.config.tools);
   }
 
   /** The argument check of the server's current schema for a tool, if known. */
@@ -169,7 +148,9 @@ export class McpServerSupervisor {
         this.#checkHealth(connection);
         throw abortSignal.reason;
       }
-      throw this.#callFailure(error, connection, tool.name);
+      const failure = classifyCallFailure(error, { serverName: this.name, toolName: tool.name, timeoutMs: this.#options.config.timeoutMs });
+      if (failure.connectionInDoubt) this.#checkHealth(connection);
+      throw failure.error;
     } finally {
       callSignal.dispose();
     }
@@ -225,7 +206,12 @@ export class McpServerSupervisor {
         capabilities: {},
         jsonSchemaValidator: this.#options.validator,
         listChanged: {
-          tools: { autoRefresh: false, onChanged: () => void (connection && this.#refreshTools(connection)) },
+          tools: {
+            autoRefresh: false,
+            onChanged: () => {
+              if (connection) void this.#refreshTools(connection);
+            },
+          },
         },
       });
       client.onerror = (error) => logger.debug("MCP transport error", { server: this.name, error: errorMessage(error) });
@@ -241,7 +227,7 @@ export class McpServerSupervisor {
         this.#retire(client);
         return;
       }
-      this.#applyListing(tools);
+      this.#setListing(tools);
       connection = { client, processId: handle.processId(), connectedAt: Date.now() };
       this.#connection = connection;
       this.#connections++;
@@ -259,37 +245,9 @@ export class McpServerSupervisor {
     }
   }
 
-  #applyListing(tools: McpToolDefinition[]): void {
-    const { config, logger, validator } = this.#options;
-    const allowed = config.tools ? new Set(config.tools) : undefined;
-    const listing = new Map<string, McpListedTool>();
-    const exposedNames = new Set<string>();
-    for (const definition of tools) {
-      if (allowed && !allowed.has(definition.name)) continue;
-      const name = mcpToolName(this.name, definition.name);
-      if (exposedNames.has(name)) {
-        logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: this.name, tool: definition.name, name });
-        continue;
-      }
-      exposedNames.add(name);
-      const jsonSchema = definition.inputSchema as Record<string, unknown>;
-      let check: ArgumentsCheck | undefined;
-      try {
-        check = compileArgumentsCheck(jsonSchema, validator);
-      } catch (error) {
-        logger.warn("MCP tool input schema cannot be compiled; only the server checks its arguments", {
-          server: this.name,
-          tool: definition.name,
-          error: errorMessage(error),
-        });
-      }
-      const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${this.name}'`;
-      listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check });
-    }
-    for (const wanted of allowed ?? []) {
-      if (!listing.has(wanted)) logger.warn("MCP server does not offer a tool its config allows", { server: this.name, tool: wanted });
-    }
-    this.#listing = listing;
+  #setListing(tools: readonly McpToolDefinition[]): void {
+    const { config, validator, logger } = this.#options;
+    this.#listing = buildToolListing(this.name, tools, { allowlist: config.tools, validator, logger });
     this.#listedOnce = true;
   }
 
@@ -298,37 +256,12 @@ export class McpServerSupervisor {
     try {
       const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs });
       if (connection !== this.#connection) return;
-      this.#applyListing(tools);
+      this.#setListing(tools);
       this.#options.logger.info("MCP server tools changed", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
-      this.#setState(this.#state);
+      this.#notifyStatus();
     } catch (error) {
       this.#options.logger.warn("MCP tool list refresh failed", { server: this.name, error: errorMessage(error) });
     }
-  }
-
-  #callFailure(error: unknown, connection: Connection, toolName: string): ToolError {
-    if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
-      return new ToolError(
-        "execution_failed",
-        `MCP server '${this.name}' closed the connection during '${toolName}'; it is being restarted in the background`,
-        true,
-        { cause: error },
-      );
-    }
-    if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
-      this.#checkHealth(connection);
-      const timeoutMs = this.#options.config.timeoutMs;
-      return new ToolError("timeout", `MCP server '${this.name}' did not answer '${toolName}' within ${timeoutMs} ms`, true, { cause: error });
-    }
-    if (error instanceof McpError) {
-      // A JSON-RPC error the server sent (unknown tool, invalid params…): the connection is fine.
-      return new ToolError("execution_failed", `MCP server '${this.name}' rejected '${toolName}': ${error.message}`, false, { cause: error });
-    }
-    // Anything else is the transport failing: an HTTP error status, a refused connection, a dead pipe.
-    this.#checkHealth(connection);
-    return new ToolError("execution_failed", `Calling '${toolName}' on MCP server '${this.name}' failed: ${describeError(error)}`, true, {
-      cause: error,
-    });
   }
 
   /** Pings the server after a call that got no answer; a failed ping means hung or gone: reconnect. */
@@ -339,7 +272,12 @@ export class McpServerSupervisor {
       () => {
         connection.healthCheck = undefined;
       },
-      (error: unknown) => this.#connectionLost(connection, `it failed a health check (ping): ${errorMessage(error)}`),
+      (error: unknown) => {
+        if (connection !== this.#connection) return;
+        this.#connectionLost(connection, `it failed a health check (ping): ${errorMessage(error)}`);
+        // A process that cannot answer a ping would only make the SDK's graceful close wait for it.
+        if (connection.processId !== null) killProcess(connection.processId, this.#options.logger);
+      },
     );
   }
 
@@ -398,6 +336,10 @@ export class McpServerSupervisor {
 
   #setState(state: McpServerState): void {
     this.#state = state;
+    this.#notifyStatus();
+  }
+
+  #notifyStatus(): void {
     try {
       this.#options.onStatusChange(this.status());
     } catch (error) {
@@ -407,34 +349,13 @@ export class McpServerSupervisor {
   }
 }
 
-/** All pages of the server's tool list. */
-async function listAllTools(client: Client, options: { timeout: number; signal?: AbortSignal }): Promise<McpToolDefinition[]> {
-  const tools: McpToolDefinition[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < MAX_TOOL_LIST_PAGES; page++) {
-    const result = await client.listTools(cursor === undefined ? undefined : { cursor }, options);
-    tools.push(...result.tools);
-    cursor = result.nextCursor;
-    if (cursor === undefined) break;
+function killProcess(processId: number, logger: Logger): void {
+  try {
+    process.kill(processId, "SIGKILL");
+  } catch (error) {
+    // Usually ESRCH: it exited on its own in the meantime, which is what we wanted.
+    logger.debug("Killing a hung MCP server process failed", { processId, error: errorMessage(error) });
   }
-  return tools;
-}
-
-/** Why an attempt failed, in words for the log and the model (no stderr: it may hold secrets). */
-function describeStartFailure(error: unknown, config: McpServerConfig): string {
-  if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) {
-    return `it did not finish starting (initialize and list tools) within ${config.timeoutMs} ms`;
-  }
-  if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
-    return config.transport === "stdio" ? "the server process exited during startup" : "the connection closed during startup";
-  }
-  return `it could not be started: ${describeError(error)}`;
-}
-
-/** An error's message, with the HTTP status the SDK keeps out of a StreamableHTTPError's message. */
-function describeError(error: unknown): string {
-  if (error instanceof StreamableHTTPError && error.code !== undefined) return `HTTP ${error.code}: ${error.message}`;
-  return errorMessage(error);
 }
 
 /** An AbortSignal that follows `parent`, and a `dispose` that unhooks it from `parent` again. */

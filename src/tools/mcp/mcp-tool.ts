@@ -4,7 +4,8 @@
  */
 import type { Tool } from "../tool.ts";
 import { mcpArgumentsSchema } from "./mcp-input-schema.ts";
-import type { McpListedTool, McpServerSupervisor } from "./mcp-server-supervisor.ts";
+import type { McpServerSupervisor } from "./mcp-server-supervisor.ts";
+import type { McpListedTool } from "./mcp-tool-listing.ts";
 
 export function createMcpTool(supervisor: McpServerSupervisor, listed: McpListedTool): Tool<Record<string, unknown>> {
   return {

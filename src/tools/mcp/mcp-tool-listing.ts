@@ -1,0 +1,96 @@
+/**
+ * A server's tool list, as agentkit exposes it: every page of `tools/list`, filtered by the config's
+ * allowlist, named `<server>__<tool>`, each with its input schema compiled for argument checks.
+ */
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
+import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
+import { errorMessage } from "../../errors.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { compileArgumentsCheck, type ArgumentsCheck } from "./mcp-input-schema.ts";
+import { mcpToolName } from "./mcp-tool-name.ts";
+
+/** One tool of a server, with the name the model sees. */
+export interface McpListedTool {
+  /** `<server>__<tool>`, see mcp-tool-name.ts. */
+  name: string;
+  /** The name the server knows it by. */
+  serverToolName: string;
+  description: string;
+  /** The server's input JSON Schema, shown to the model as is. */
+  jsonSchema: Record<string, unknown>;
+  /** Absent when the schema could not be compiled, or is not known yet. */
+  check?: ArgumentsCheck;
+}
+
+const MAX_TOOL_LIST_PAGES = 100;
+
+/** Every page of the server's tool list. */
+export async function listAllTools(client: Client, options: { timeout: number; signal?: AbortSignal }): Promise<McpToolDefinition[]> {
+  const tools: McpToolDefinition[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_TOOL_LIST_PAGES; page++) {
+    const result = await client.listTools(cursor === undefined ? undefined : { cursor }, options);
+    tools.push(...result.tools);
+    cursor = result.nextCursor;
+    if (cursor === undefined) break;
+  }
+  return tools;
+}
+
+/**
+ * The exposed tools by server tool name. Problems that only affect one tool (a name collision after
+ * sanitising, a schema the validator cannot compile, an allowlisted tool the server lacks) are
+ * logged; they do not fail the server.
+ */
+export function buildToolListing(
+  serverName: string,
+  tools: readonly McpToolDefinition[],
+  options: { allowlist: readonly string[] | undefined; validator: jsonSchemaValidator; logger: Logger },
+): Map<string, McpListedTool> {
+  const { logger } = options;
+  const allowed = options.allowlist ? new Set(options.allowlist) : undefined;
+  const listing = new Map<string, McpListedTool>();
+  const exposedNames = new Set<string>();
+  for (const definition of tools) {
+    if (allowed && !allowed.has(definition.name)) continue;
+    const name = mcpToolName(serverName, definition.name);
+    if (exposedNames.has(name)) {
+      logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: serverName, tool: definition.name, name });
+      continue;
+    }
+    exposedNames.add(name);
+    const jsonSchema = definition.inputSchema as Record<string, unknown>;
+    let check: ArgumentsCheck | undefined;
+    try {
+      check = compileArgumentsCheck(jsonSchema, options.validator);
+    } catch (error) {
+      logger.warn("MCP tool input schema cannot be compiled; only the server checks its arguments", {
+        server: serverName,
+        tool: definition.name,
+        error: errorMessage(error),
+      });
+    }
+    const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
+    listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check });
+  }
+  for (const wanted of allowed ?? []) {
+    if (!listing.has(wanted)) logger.warn("MCP server does not offer a tool its config allows", { server: serverName, tool: wanted });
+  }
+  return listing;
+}
+
+/**
+ * Stand-ins for the allowlisted tools of a server that has never been reached, so a task started
+ * meanwhile gets a clear "server is down" error from them instead of "unknown tool".
+ */
+export function placeholderTools(serverName: string, allowlist: readonly string[] | undefined): McpListedTool[] {
+  return (allowlist ?? []).map((serverToolName) => ({
+    name: mcpToolName(serverName, serverToolName),
+    serverToolName,
+    description:
+      `Tool '${serverToolName}' of MCP server '${serverName}'. The server has not been reached yet, ` +
+      `so its description and input schema are unknown.`,
+    jsonSchema: { type: "object", additionalProperties: true },
+  }));
+}
