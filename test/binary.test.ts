@@ -80,3 +80,72 @@ test("with no environment it serves a task end to end, then stops cleanly on SIG
   const down = Bun.spawnSync([binary, "healthcheck", "--url", "http://127.0.0.1:1/health"], { env: {} });
   expect(down.exitCode).toBe(1);
 });
+
+/** Starts the binary on a free port; resolves with the port once it listens. */
+async function launch(args: string[], env: Record<string, string> = {}) {
+  const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: workDir, stderr: "pipe", stdout: "pipe" });
+  const reader = child.stderr.getReader();
+  let log = "";
+  const port = await within(
+    (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`exited early: ${log}`);
+        log += new TextDecoder().decode(value);
+        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+        if (match) return Number(match[1]);
+      }
+    })(),
+    10_000,
+    "the listening line",
+  );
+  reader.releaseLock();
+  return { child, port, base: `http://127.0.0.1:${port}` };
+}
+
+async function post(base: string, input: string) {
+  const response = await fetch(`${base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input }) });
+  expect(response.status).toBe(201);
+  return (await response.json()) as { id: string };
+}
+
+test("after kill -9, start-up leaves no task stuck in running: it ends interrupted, a queued one runs", async () => {
+  const dataDir = join(workDir, "crash-data");
+  const config = join(workDir, "slow-agent.json");
+  await Bun.write(config, JSON.stringify({ agents: [{ name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 }] }));
+  const args = ["--data-dir", dataDir, "--config", config, "--max-concurrent", "1"];
+  const first = await launch(args);
+  const running = await post(first.base, JSON.stringify({ steps: 5000, delay_ms: 5 }));
+  const queued = await post(first.base, JSON.stringify({ steps: 2 }));
+  const watcher = await connect(`ws://127.0.0.1:${first.port}/ws/tasks/${running.id}`);
+  await watcher.waitFor((frame) => (frame.seq ?? 0) >= 6, "a few events");
+  first.child.kill("SIGKILL");
+  await first.child.exited;
+
+  const second = await launch(args);
+  try {
+    const task = (await (await fetch(`${second.base}/tasks/${running.id}`)).json()) as { status: string; stop_reason: string; last_seq: number };
+    expect(task).toMatchObject({ status: "failed", stop_reason: "interrupted" });
+    const late = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${running.id}`);
+    const result = await late.result();
+    expect(result).toMatchObject({ seq: task.last_seq, data: { status: "failed", stop_reason: "interrupted" } });
+    expect(late.seqs).toEqual(Array.from({ length: task.last_seq }, (_, index) => index + 1)); // no gap
+    const next = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${queued.id}`);
+    expect((await next.result()).data).toMatchObject({ status: "completed", output: "done" });
+  } finally {
+    second.child.kill("SIGTERM");
+    await second.child.exited;
+  }
+});
+
+test("SIGTERM drains: running tasks end with a result, watchers are closed with 1001, exit code 0", async () => {
+  const config = join(workDir, "slow-agent.json");
+  const { child, port } = await launch(["--data-dir", join(workDir, "term-data"), "--config", config]);
+  const task = await post(`http://127.0.0.1:${port}`, JSON.stringify({ steps: 5000, delay_ms: 5 }));
+  const watcher = await connect(`ws://127.0.0.1:${port}/ws/tasks/${task.id}`);
+  await watcher.waitFor((frame) => (frame.seq ?? 0) >= 3, "a few events");
+  child.kill("SIGTERM");
+  expect((await watcher.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
+  expect((await watcher.closed).code).toBe(1001);
+  expect(await within(child.exited, 10_000, "exit")).toBe(0);
+});
