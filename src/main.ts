@@ -61,7 +61,6 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     process.stderr.write(`agentkit: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;
   }
-  logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, { data_dir: config.dataDir });
   if (!config.apiKey && config.apiKeys.length === 0) {
     logger.warn("no AGENTKIT_API_KEY set: the API and WebSocket are open to anyone who can reach this port");
   }
@@ -70,6 +69,12 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
       logger.info(`agent '${agent.name}' uses the built-in demo model (no LLM provider configured)`);
     }
   }
+
+  // Last: "listening" is the line that says the server is ready.
+  logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, {
+    data_dir: config.dataDir,
+    ...(config.configPath ? { config: config.configPath } : {}),
+  });
 
   const { promise: stopped, resolve } = Promise.withResolvers<number>();
   const onSignal = (signal: string) => {
