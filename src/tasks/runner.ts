@@ -20,6 +20,9 @@ import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 
+/** Engine events handled between two turns given to the event loop. */
+const YIELD_EVERY = 32;
+
 export interface TaskRunner {
   /** Throws `queue_full` (429) when a new task could not be queued. */
   ensureCapacity(): void;
@@ -166,8 +169,15 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       abortSignal: signal,
     });
     let end: RunEnd | undefined;
+    let sinceYield = 0;
     try {
       for (;;) {
+        // An instant model and tools would run the whole task in microtasks, starving sockets and
+        // timers (a cancel frame could not even be read): give the event loop a turn now and then.
+        if (++sinceYield >= YIELD_EVERY) {
+          sinceYield = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         // Race the engine with the signal: a tool that ignores abort must not hold the task.
         const next = await raceAbort(events.next(), signal);
         if (next.done) {

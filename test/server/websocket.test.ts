@@ -251,6 +251,17 @@ describe("cancel", () => {
     expect((await watcher.result()).data).toMatchObject({ status: "cancelled" });
   });
 
+  test("cancel reaches a task whose model and tools never wait on I/O", async () => {
+    server = await startTestServer({ agents: [{ model: "demo/bench", tools: ["calculator"], max_steps: 100_000 }] });
+    const task = await server.createTask({ input: JSON.stringify({ steps: 50_000 }) });
+    const watcher = await server.watch(task.id, "deltas=0");
+    await watcher.waitFor((frame) => (frame.seq ?? 0) >= 30, "the first events");
+    watcher.send({ type: "cancel" });
+    const result = await watcher.result();
+    expect(result.data).toMatchObject({ status: "cancelled" });
+    expect(result.seq!).toBeLessThan(50_000 * 3);
+  });
+
   test("a queued task that is cancelled never runs", async () => {
     const gate = createGateTool();
     const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("first done"), answer("second done")]);
