@@ -19,6 +19,34 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
+/** Starts the binary on a free port; resolves with the port once it listens. */
+async function launch(args: string[], env: Record<string, string> = {}) {
+  const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: workDir, stderr: "pipe", stdout: "pipe" });
+  const reader = child.stderr.getReader();
+  let log = "";
+  const port = await within(
+    (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`exited early: ${log}`);
+        log += new TextDecoder().decode(value);
+        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+        if (match) return Number(match[1]);
+      }
+    })(),
+    10_000,
+    "the listening line",
+  );
+  reader.releaseLock();
+  return { child, port, log, base: `http://127.0.0.1:${port}` };
+}
+
+async function post(base: string, input: string) {
+  const response = await fetch(`${base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input }) });
+  expect(response.status).toBe(201);
+  return (await response.json()) as { id: string };
+}
+
 test("--version and --help", () => {
   const version = Bun.spawnSync([binary, "--version"], { env: {} });
   expect(version.exitCode).toBe(0);
@@ -40,34 +68,13 @@ test("a bad configuration value stops start-up with one line naming it, exit cod
 });
 
 test("with no environment it serves a task end to end, then stops cleanly on SIGTERM", async () => {
-  const child = Bun.spawn([binary, "--port", "0"], { env: {}, cwd: workDir, stderr: "pipe", stdout: "pipe" });
+  const { child, port, log } = await launch([]);
   try {
-    const reader = child.stderr.getReader();
-    let log = "";
-    const port = await within(
-      (async () => {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`exited early: ${log}`);
-          log += new TextDecoder().decode(value);
-          const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-          if (match) return Number(match[1]);
-        }
-      })(),
-      10_000,
-      "the listening line",
-    );
     expect(log).toContain("no AGENTKIT_API_KEY set");
     expect(log).toContain("built-in demo model");
     const base = `http://127.0.0.1:${port}`;
     expect((await fetch(`${base}/health`)).status).toBe(200);
-    const created = await fetch(`${base}/tasks`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ input: "What is (2 + 3) * 4?" }),
-    });
-    expect(created.status).toBe(201);
-    const task = (await created.json()) as { id: string };
+    const task = await post(base, "What is (2 + 3) * 4?");
     const socket = await connect(`ws://127.0.0.1:${port}/ws/tasks/${task.id}`);
     expect((await socket.result()).data).toMatchObject({ status: "completed", output: "(2 + 3) * 4 = 20" });
     expect(existsSync(join(workDir, "agentkit-data", "agentkit.sqlite"))).toBe(true);
@@ -80,34 +87,6 @@ test("with no environment it serves a task end to end, then stops cleanly on SIG
   const down = Bun.spawnSync([binary, "healthcheck", "--url", "http://127.0.0.1:1/health"], { env: {} });
   expect(down.exitCode).toBe(1);
 });
-
-/** Starts the binary on a free port; resolves with the port once it listens. */
-async function launch(args: string[], env: Record<string, string> = {}) {
-  const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: workDir, stderr: "pipe", stdout: "pipe" });
-  const reader = child.stderr.getReader();
-  let log = "";
-  const port = await within(
-    (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`exited early: ${log}`);
-        log += new TextDecoder().decode(value);
-        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-        if (match) return Number(match[1]);
-      }
-    })(),
-    10_000,
-    "the listening line",
-  );
-  reader.releaseLock();
-  return { child, port, base: `http://127.0.0.1:${port}` };
-}
-
-async function post(base: string, input: string) {
-  const response = await fetch(`${base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input }) });
-  expect(response.status).toBe(201);
-  return (await response.json()) as { id: string };
-}
 
 test("after kill -9, start-up leaves no task stuck in running: it ends interrupted, a queued one runs", async () => {
   const dataDir = join(workDir, "crash-data");

@@ -11,7 +11,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { AgentkitError } from "../errors.ts";
-import { StopReason, Task, TaskStatus } from "../protocol/task.ts";
+import { Task, type TaskStatus } from "../protocol/task.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
 
@@ -50,29 +50,8 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 `;
 
-/** A row as read back from SQLite, validated at the boundary. */
-const TaskRow = z.object({
-  rowid: z.number().int(),
-  id: z.string(),
-  owner: z.string(),
-  agent: z.string(),
-  input: z.string(),
-  metadata: z.string(),
-  status: TaskStatus,
-  stop_reason: StopReason.nullable(),
-  output: z.string().nullable(),
-  error: z.string().nullable(),
-  total_steps: z.number().int(),
-  total_tokens: z.number().int(),
-  input_tokens: z.number().int(),
-  output_tokens: z.number().int(),
-  cost_usd: z.number().nullable(),
-  last_seq: z.number().int(),
-  pruned_through: z.number().int(),
-  created_at: z.string(),
-  started_at: z.string().nullable(),
-  finished_at: z.string().nullable(),
-});
+/** A row as read back from SQLite, validated at the boundary: a Task with its metadata as JSON text. */
+const TaskRow = Task.omit({ metadata: true }).extend({ rowid: z.number().int(), metadata: z.string() });
 
 function toTask(row: unknown): Task {
   const { rowid: _rowid, metadata, ...rest } = TaskRow.parse(row);
