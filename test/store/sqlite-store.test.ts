@@ -81,3 +81,21 @@ test("an invalid cursor is a bad request", async () => {
   const s = open();
   await expect(s.listTasks({ limit: 5, cursor: "garbage" })).rejects.toMatchObject({ code: "bad_request" });
 });
+
+test("appends made together commit together; one bad append fails alone", async () => {
+  const s = open();
+  for (const id of ["a", "b", "c"]) await s.createTask({ id, owner: "anonymous", agent: "x", input: "i", metadata: {}, createdAt: new Date() });
+  const results = await Promise.allSettled([
+    s.appendEvent("a", 1, "a1"),
+    s.appendEvent("b", 1, "b1"),
+    s.appendEvent("c", 2, "c2-gap"),
+    s.appendEvent("a", 2, "a2"),
+    s.appendEvent("missing", 1, "m1"),
+  ]);
+  expect(results.map((result) => result.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "rejected"]);
+  expect((await s.events("a", 0, 10)).map((event) => event.frame)).toEqual(["a1", "a2"]);
+  expect((await s.events("b", 0, 10)).map((event) => event.frame)).toEqual(["b1"]);
+  expect(await s.events("c", 0, 10)).toEqual([]);
+  expect((await s.getTask("c"))?.last_seq).toBe(0);
+  expect((await s.getTask("a"))?.last_seq).toBe(2);
+});
