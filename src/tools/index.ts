@@ -3,3 +3,4 @@ export * from "./registry.ts";
 export { calculatorTool } from "./calculator.ts";
 export { createCurrentTimeTool } from "./current-time.ts";
 export { evaluateExpression, ExpressionError } from "./expression.ts";
+export { createHttpFetchTool, HttpFetchOptions } from "./http-fetch.ts";
