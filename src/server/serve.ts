@@ -9,8 +9,8 @@ import { createLiveFeed } from "../bus/live-feed.ts";
 import type { Config } from "../config/config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
 import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
-import { computeCostUsd, createProviderFactories } from "../llm/providers/index.ts";
-import { createMcpManager, type McpManager } from "../tools/mcp/index.ts";
+import { computeCostUsd } from "../llm/providers/cost.ts";
+import type { McpManager } from "../tools/mcp/mcp-manager.ts";
 import { createSqliteStore } from "../store/sqlite-store.ts";
 import type { TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
@@ -50,10 +50,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const store = options.store ?? createSqliteStore({ dataDir: config.dataDir });
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
-  const models =
-    options.models ?? createModelResolver(createProviderFactories({ env: options.env ?? process.env, ...config.providers }));
+  // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
+  // start-up time of a binary that serves the demo model alone.
+  let models = options.models;
+  if (!models) {
+    const usesProviders = config.agents.some((agent) => !agent.model.startsWith("demo/") && agent.model !== "demo");
+    const factories = usesProviders
+      ? (await import("../llm/providers/provider-factories.ts")).createProviderFactories({ env: options.env ?? process.env, ...config.providers })
+      : {};
+    models = createModelResolver(factories);
+  }
   let mcp: McpManager | undefined;
   if (config.mcpServers.length > 0) {
+    const { createMcpManager } = await import("../tools/mcp/mcp-manager.ts");
     mcp = createMcpManager({ servers: config.mcpServers, logger });
     await mcp.start(); // never rejects: a server that fails keeps retrying in the background
   }

@@ -55,8 +55,11 @@ export interface TaskStore {
   tasksWithStatus(statuses: readonly TaskStatus[]): Promise<Task[]>;
   /** `queued → running`; false if the task is no longer queued (e.g. cancelled). */
   markRunning(id: string, startedAt: Date): Promise<boolean>;
-  /** Appends one durable event; throws if `seq` is not the next one for the task. */
-  appendEvent(id: string, seq: number, frame: string): Promise<void>;
+  /**
+   * Appends consecutive durable events in one transaction — all or none. Throws if the first is
+   * not the task's next `seq`, or the run has a gap.
+   */
+  appendEvents(id: string, events: readonly StoredEvent[]): Promise<void>;
   /**
    * Moves a non-terminal task to its terminal state and appends its `result` event, atomically.
    * Returns false, writing nothing, if the task was already terminal: the first terminal state wins.

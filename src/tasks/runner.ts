@@ -3,7 +3,8 @@
  *
  * - A concurrency cap with a FIFO queue (status `queued`), bounded in length.
  * - For each event the engine yields: assign the next `seq`, store it, then publish it (durable
- *   first), strictly in order — all writes of a task go through one chain.
+ *   first), strictly in order — all writes of a task go through one chain. Events that come in a
+ *   burst are stored in one transaction and published together (see `flush`).
  * - `cancel` is idempotent; a queued task that is cancelled never starts; the first terminal state
  *   wins (the store refuses a second one). Abort reaches the model call and every tool, and the
  *   runner does not wait for a tool that ignores it.
@@ -17,11 +18,18 @@ import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import type { TaskStore } from "../store/store.ts";
+import type { StoredEvent, TaskStore } from "../store/store.ts";
 import { TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 
 /** Engine events handled between two turns given to the event loop. */
 const YIELD_EVERY = 32;
+/** Most events stored in one transaction. */
+const MAX_BATCH = 16;
+
+/** Resolves `false` at the end of this event-loop turn. */
+function endOfTurn(): Promise<false> {
+  return new Promise((resolve) => setImmediate(resolve, false));
+}
 
 export interface TaskRunner {
   /** Throws `queue_full` (429) when a new task could not be queued. */
@@ -54,6 +62,8 @@ interface ActiveTask {
   state: "queued" | "running";
   readonly controller: AbortController;
   nextSeq: number;
+  /** Numbered, not yet stored: stored and published together by `flush`. */
+  buffer: StoredEvent[];
   readonly totals: RunTotals;
   finished: boolean;
   /** Every durable write of this task, in seq order. */
@@ -82,6 +92,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       state: "queued",
       controller: new AbortController(),
       nextSeq: task.last_seq + 1,
+      buffer: [],
       totals: { steps: task.total_steps, inputTokens: task.input_tokens, outputTokens: task.output_tokens, costUsd: task.cost_usd },
       finished: false,
       writes: Promise.resolve(),
@@ -106,13 +117,31 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     }
   }
 
-  async function appendStep(entry: ActiveTask, event: StepEvent) {
-    await write(entry, async () => {
-      if (entry.finished) return;
-      const seq = entry.nextSeq++;
-      const frame = JSON.stringify(stepFrame(seq, event, now()));
-      await store.appendEvent(entry.task.id, seq, frame);
-      feed.publish(entry.task.id, seq, frame);
+  /** Numbers a step event and buffers it; `flush` stores and publishes it. */
+  function bufferStep(entry: ActiveTask, event: StepEvent) {
+    const seq = entry.nextSeq++;
+    entry.buffer.push({ seq, frame: JSON.stringify(stepFrame(seq, event, now())) });
+  }
+
+  /**
+   * Stores the buffered events in one transaction, then publishes them: durable first, in order.
+   * Batching matters: a transaction per event made SQLite's COMMIT most of the cost of an event,
+   * and publishing a burst in one event-loop turn lets Bun coalesce the writes to each socket.
+   */
+  function flush(entry: ActiveTask): Promise<void> {
+    if (entry.buffer.length === 0) return entry.writes.then(() => {});
+    const batch = entry.buffer;
+    entry.buffer = [];
+    return write(entry, async () => {
+      try {
+        await store.appendEvents(entry.task.id, batch);
+      } catch (error) {
+        // Nothing of the batch was stored: number what comes next (the result) from its first seq.
+        entry.buffer = [];
+        entry.nextSeq = batch[0]!.seq;
+        throw error;
+      }
+      for (const event of batch) feed.publish(entry.task.id, event.seq, event.frame);
     });
   }
 
@@ -122,6 +151,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     entry.finished = true;
     const taskId = entry.task.id;
     try {
+      // What happened before the end is recorded, then the end.
+      await flush(entry).catch((error) =>
+        logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) }),
+      );
       await write(entry, async () => {
         const seq = entry.nextSeq++;
         const outcome = toOutcome(end, now());
@@ -176,10 +209,18 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         // timers (a cancel frame could not even be read): give the event loop a turn now and then.
         if (++sinceYield >= YIELD_EVERY) {
           sinceYield = 0;
-          await new Promise((resolve) => setImmediate(resolve));
+          await flush(entry);
+          await endOfTurn();
+        }
+        const pending = events.next();
+        if (entry.buffer.length > 0) {
+          // Flush now unless the engine has its next event ready within this turn: buffered events
+          // must not wait behind a slow model call or tool.
+          const ready = await Promise.race([pending.then(() => true, () => true), endOfTurn()]);
+          if (!ready) await flush(entry);
         }
         // Race the engine with the signal: a tool that ignores abort must not hold the task.
-        const next = await raceAbort(events.next(), signal);
+        const next = await raceAbort(pending, signal);
         if (next.done) {
           const stop = next.value;
           end = stop
@@ -188,22 +229,20 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           break;
         }
         const event = next.value;
-        switch (event.event_type) {
-          case "delta":
-            feed.publishTransient(task.id, deltaFrame(event));
-            continue;
-          case "final_answer":
-            end = { kind: "answer", output: event.data.output, totals: entry.totals };
-            break;
-          case "usage":
-            count(entry, agent, event.step, event.data);
-            await appendStep(entry, event);
-            continue;
-          default:
-            await appendStep(entry, event);
-            continue;
+        if (event.event_type === "final_answer") {
+          end = { kind: "answer", output: event.data.output, totals: entry.totals };
+          break;
         }
-        break;
+        if (event.event_type === "delta") {
+          // Live text goes out at once, after the durable events before it.
+          if (entry.buffer.length > 0) await flush(entry);
+          feed.publishTransient(task.id, deltaFrame(event));
+          continue;
+        }
+        if (event.event_type === "usage") count(entry, agent, event.step, event.data);
+        bufferStep(entry, event);
+        // A tool call is stored before the tool runs (the engine runs it when asked for more).
+        if (event.event_type === "tool_call" || entry.buffer.length >= MAX_BATCH) await flush(entry);
       }
     } catch (error) {
       end =

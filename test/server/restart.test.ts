@@ -41,7 +41,7 @@ test("after a crash: a task left running ends 'interrupted' with a result; a que
   await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
   await store.createTask({ id: "was-queued", owner: "anonymous", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
   await store.markRunning("was-running", new Date());
-  await store.appendEvent("was-running", 1, JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }));
+  await store.appendEvents("was-running", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
   store.close();
 
   server = await startTestServer({ dataDir });

@@ -153,7 +153,7 @@ describe("watching a task", () => {
       wrapStore: (store) => ({
         ...store,
         events: async (...args) => (await Bun.sleep(4), store.events(...args)),
-        appendEvent: async (...args) => (await store.appendEvent(...args), await Bun.sleep(2)),
+        appendEvents: async (...args) => (await store.appendEvents(...args), await Bun.sleep(2)),
       }),
       // A short live tail, so joining watchers must replay from the store and then catch up.
       liveTailSize: 3,

@@ -34,11 +34,11 @@ const outcome = (status: TaskOutcome["status"]): TaskOutcome => ({
 test("events get a gapless seq; out-of-order or duplicate appends are refused", async () => {
   const s = open();
   await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: { k: 1 }, createdAt: new Date() });
-  await s.appendEvent("t", 1, '{"n":1}');
-  await s.appendEvent("t", 2, '{"n":2}');
-  await expect(s.appendEvent("t", 2, '{"dup":2}')).rejects.toThrow("not the next in sequence");
-  await expect(s.appendEvent("t", 4, '{"gap":4}')).rejects.toThrow("not the next in sequence");
-  await expect(s.appendEvent("missing", 1, "{}")).rejects.toThrow();
+  await s.appendEvents("t", [{ seq: 1, frame: '{"n":1}' }]);
+  await s.appendEvents("t", [{ seq: 2, frame: '{"n":2}' }]);
+  await expect(s.appendEvents("t", [{ seq: 2, frame: '{"dup":2}' }])).rejects.toThrow("not the next in sequence");
+  await expect(s.appendEvents("t", [{ seq: 4, frame: '{"gap":4}' }])).rejects.toThrow("not the next in sequence");
+  await expect(s.appendEvents("missing", [{ seq: 1, frame: "{}" }])).rejects.toThrow();
   expect(await s.events("t", 0, 10)).toEqual([
     { seq: 1, frame: '{"n":1}' },
     { seq: 2, frame: '{"n":2}' },
@@ -82,20 +82,23 @@ test("an invalid cursor is a bad request", async () => {
   await expect(s.listTasks({ limit: 5, cursor: "garbage" })).rejects.toMatchObject({ code: "bad_request" });
 });
 
-test("appends made together commit together; one bad append fails alone", async () => {
+test("a run of events is stored in one transaction: all or none", async () => {
   const s = open();
-  for (const id of ["a", "b", "c"]) await s.createTask({ id, owner: "anonymous", agent: "x", input: "i", metadata: {}, createdAt: new Date() });
-  const results = await Promise.allSettled([
-    s.appendEvent("a", 1, "a1"),
-    s.appendEvent("b", 1, "b1"),
-    s.appendEvent("c", 2, "c2-gap"),
-    s.appendEvent("a", 2, "a2"),
-    s.appendEvent("missing", 1, "m1"),
+  await s.createTask({ id: "a", owner: "anonymous", agent: "x", input: "i", metadata: {}, createdAt: new Date() });
+  await s.appendEvents("a", [
+    { seq: 1, frame: "a1" },
+    { seq: 2, frame: "a2" },
+    { seq: 3, frame: "a3" },
   ]);
-  expect(results.map((result) => result.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "rejected"]);
-  expect((await s.events("a", 0, 10)).map((event) => event.frame)).toEqual(["a1", "a2"]);
-  expect((await s.events("b", 0, 10)).map((event) => event.frame)).toEqual(["b1"]);
-  expect(await s.events("c", 0, 10)).toEqual([]);
-  expect((await s.getTask("c"))?.last_seq).toBe(0);
-  expect((await s.getTask("a"))?.last_seq).toBe(2);
+  await expect(
+    s.appendEvents("a", [
+      { seq: 4, frame: "a4" },
+      { seq: 6, frame: "a6-gap" },
+    ]),
+  ).rejects.toThrow("must be consecutive");
+  await expect(s.appendEvents("a", [{ seq: 3, frame: "again" }, { seq: 4, frame: "a4" }])).rejects.toThrow("not the next in sequence");
+  expect((await s.events("a", 0, 10)).map((event) => event.frame)).toEqual(["a1", "a2", "a3"]);
+  expect((await s.getTask("a"))?.last_seq).toBe(3);
+  await s.appendEvents("a", []);
+  expect((await s.getTask("a"))?.last_seq).toBe(3);
 });
