@@ -1,0 +1,283 @@
+/**
+ * The run's results: the JSON written to bench/results/, the targets of issue 5 judged against the
+ * measured figures, and the readable tables (Markdown, so they paste into BENCHMARKS.md as is).
+ */
+import type { CancelResult } from "../scenarios/cancel.ts";
+import type { ConnectionsResult } from "../scenarios/connections.ts";
+import type { FanOutRow } from "../scenarios/fan-out.ts";
+import type { ManyTasksResult } from "../scenarios/many-tasks.ts";
+import type { StartResult } from "../scenarios/start.ts";
+import type { SteadyRun } from "../scenarios/steady.ts";
+
+export interface Machine {
+  nproc: number;
+  cpu_model: string;
+  memory_gib: number;
+  kernel: string;
+  bun: string;
+  commit: string;
+  open_file_limit: number;
+}
+
+export interface Results {
+  date: string;
+  command: string;
+  machine: Machine;
+  /** The binary measured (a private copy of it): where it came from and its hash. */
+  binary: { path: string; sha1: string; bytes: number };
+  options: Record<string, unknown>;
+  duration_s: number;
+  clock_offset_ms: number | null;
+  /** CPU used by processes outside this run during each scenario (a busy machine skews figures). */
+  other_load: Record<string, { cpu_s: number; wall_s: number }>;
+  start?: StartResult;
+  fan_out?: FanOutRow[];
+  steady?: SteadyRun[];
+  many_tasks?: ManyTasksResult;
+  cancel?: CancelResult;
+  connections?: ConnectionsResult;
+  errors: Record<string, string>;
+  targets: Target[];
+}
+
+export interface Target {
+  target: string;
+  measured: string;
+  status: "met" | "not met" | "not verified" | "not run";
+}
+
+const fmt = (value: number, digits = 0) =>
+  Number.isFinite(value) ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—";
+const ms = (value: number) => (Number.isFinite(value) ? (value < 10 ? fmt(value, 2) : value < 100 ? fmt(value, 1) : fmt(value, 0)) : "—");
+
+export function judgeTargets(results: Results): Target[] {
+  const targets: Target[] = [];
+  const fan = results.fan_out;
+  if (fan?.length) {
+    // Both ratios must hold: end to end (deliveries/s, which the clients may cap) and server-side
+    // (CPU per delivery, which they cannot).
+    const worst = Math.min(...fan.map((row) => Math.min(row.throughput_ratio, row.cpu_efficiency_ratio)));
+    targets.push({
+      target: "fan-out ≥ 0.8× the bare Bun pub/sub ceiling",
+      measured:
+        `deliveries/s ${fan.map((row) => `${row.throughput_ratio.toFixed(2)}×`).join(" / ")}; ` +
+        `server CPU per delivery ${fan.map((row) => `${row.cpu_efficiency_ratio.toFixed(2)}×`).join(" / ")} ` +
+        `(at ${fan.map((row) => fmt(row.watchers)).join(" / ")} watchers)`,
+      status: worst >= 0.8 && fan.every((row) => row.agentkit.all_frames_delivered) ? "met" : "not met",
+    });
+  } else targets.push({ target: "fan-out ≥ 0.8× the bare Bun pub/sub ceiling", measured: "—", status: "not run" });
+
+  const steady = results.steady?.find((run) => run.system === "agentkit" && run.watchers >= 1000);
+  const steadySmaller = results.steady?.find((run) => run.system === "agentkit");
+  targets.push(
+    steady
+      ? {
+          target: "steady latency p99 < 5 ms (1,000 watchers, ~1,000 events/s)",
+          measured: `p99 ${ms(steady.latency.p99_ms)} ms at ${fmt(steady.watchers)} watchers, ${fmt(steady.events_per_s)} events/s`,
+          status: steady.latency.p99_ms < 5 && steady.all_frames_delivered ? "met" : "not met",
+        }
+      : steadySmaller
+        ? {
+            target: "steady latency p99 < 5 ms (1,000 watchers, ~1,000 events/s)",
+            measured: `only ${fmt(steadySmaller.watchers)} watchers run: p99 ${ms(steadySmaller.latency.p99_ms)} ms at ${fmt(steadySmaller.events_per_s)} events/s`,
+            status: "not verified",
+          }
+        : { target: "steady latency p99 < 5 ms", measured: "—", status: "not run" },
+  );
+
+  const many = results.many_tasks;
+  targets.push(
+    many
+      ? {
+          target: "≥ 20,000 persisted steps/s (instant model)",
+          measured: `${fmt(many.persisted_events_per_s)} step frames/s end to end (${fmt(many.react_steps_per_s)} ReAct steps/s)`,
+          status: many.persisted_events_per_s >= 20_000 && many.all_persisted ? "met" : "not met",
+        }
+      : { target: "≥ 20,000 persisted steps/s", measured: "—", status: "not run" },
+  );
+
+  const connections = results.connections;
+  if (connections?.levels.length) {
+    const largest = connections.levels.at(-1)!;
+    const perConnection = `${fmt(largest.rss_per_connection_kb, 2)} KiB/connection at ${fmt(largest.measured)}`;
+    const reached = largest.measured >= 50_000;
+    let why = "";
+    if (!reached) {
+      const marginal = largest.marginal_rss_per_connection_kb;
+      const projected =
+        marginal === null
+          ? ""
+          : `; projected at 50,000 from the marginal ${fmt(marginal, 2)} KiB: ` +
+            `${fmt((largest.server_rss_kb + (50_000 - largest.measured) * marginal - connections.baseline_rss_kb) / 50_000, 2)} KiB/connection`;
+      why = ` (50,000 not ${largest.limited_by ? `reachable here: ${largest.limited_by}` : "attempted"}${projected})`;
+    }
+    targets.push({
+      target: "50,000 idle watchers at ≤ 10 KB each",
+      measured: perConnection + why,
+      status: !reached ? "not verified" : largest.rss_per_connection_kb <= 10 ? "met" : "not met",
+    });
+  } else targets.push({ target: "50,000 idle watchers at ≤ 10 KB each", measured: "—", status: "not run" });
+
+  const cancel = results.cancel;
+  targets.push(
+    cancel
+      ? {
+          target: "cancel < 10 ms (to result{cancelled} at every watcher)",
+          measured: `p50 ${ms(cancel.latency.p50_ms)} ms, max ${ms(cancel.latency.max_ms)} ms over ${cancel.trials}×${cancel.watchers} watchers`,
+          status: cancel.latency.max_ms < 10 && cancel.all_cancelled ? "met" : "not met",
+        }
+      : { target: "cancel < 10 ms", measured: "—", status: "not run" },
+  );
+
+  const start = results.start;
+  targets.push(
+    start
+      ? {
+          target: "start < 100 ms (exec → first GET /health OK)",
+          measured: `p50 ${ms(start.start_p50_ms)} ms, max ${ms(start.start_max_ms)} ms`,
+          status: start.start_p50_ms < 100 ? "met" : "not met",
+        }
+      : { target: "start < 100 ms", measured: "—", status: "not run" },
+  );
+  return targets;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+  for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
+  return lines.join("\n");
+}
+
+export function renderTables(results: Results): string {
+  const out: string[] = [];
+  const { machine } = results;
+  out.push(
+    `agentkit bench — ${results.date} — ${machine.nproc}× ${machine.cpu_model}, ${machine.memory_gib} GiB, Linux ${machine.kernel}, ` +
+      `Bun ${machine.bun}; repo HEAD ${machine.commit}; measured binary ${results.binary.path} (sha1 ${results.binary.sha1})`,
+  );
+
+  if (results.fan_out?.length) {
+    out.push("", "### Fan-out: one task, instant model, frames published as fast as possible (median of the runs)");
+    out.push(
+      table(
+        ["watchers", "frames/watcher", "bytes/frame", "agentkit deliveries/s", "bare deliveries/s", "ratio", "server CPU µs/delivery agentkit / bare", "CPU ratio", "agentkit p50 / p99 ms", "bare p50 / p99 ms", "client CPU agentkit / bare"],
+        results.fan_out.map((row) => [
+          fmt(row.watchers),
+          fmt(row.frames_per_watcher),
+          `${fmt(row.agentkit.avg_frame_bytes)} / ${fmt(row.bare.avg_frame_bytes)}`,
+          fmt(row.agentkit.deliveries_per_s) + (row.agentkit.all_frames_delivered ? "" : " (incomplete)"),
+          fmt(row.bare.deliveries_per_s) + (row.bare.all_frames_delivered ? "" : " (incomplete)"),
+          `**${row.throughput_ratio.toFixed(2)}×**`,
+          `${fmt(row.agentkit.server_cpu_us_per_delivery, 3)} / ${fmt(row.bare.server_cpu_us_per_delivery, 3)}`,
+          `**${row.cpu_efficiency_ratio.toFixed(2)}×**`,
+          `${ms(row.agentkit.p50_ms)} / ${ms(row.agentkit.p99_ms)}`,
+          `${ms(row.bare.p50_ms)} / ${ms(row.bare.p99_ms)}`,
+          `${fmt(row.agentkit.client_cpu_percent)}% / ${fmt(row.bare.client_cpu_percent)}%`,
+        ]),
+      ),
+    );
+  }
+
+  if (results.steady?.length) {
+    out.push("", "### Steady latency (yield → arrival of tool_call frames, every watcher)");
+    out.push(
+      table(
+        ["watchers", "server", "events/s", "duration s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU server / clients"],
+        results.steady.map((run) => [
+          fmt(run.watchers),
+          run.system,
+          fmt(run.events_per_s),
+          fmt(run.duration_s, 1),
+          ms(run.latency.p50_ms),
+          ms(run.latency.p99_ms),
+          ms(run.latency.p999_ms),
+          ms(run.latency.max_ms),
+          `${fmt(run.server_cpu_percent)}% / ${fmt(run.client_cpu_percent)}%` + (run.all_frames_delivered ? "" : " (incomplete)"),
+        ]),
+      ),
+    );
+  }
+
+  if (results.many_tasks) {
+    const many = results.many_tasks;
+    out.push("", "### Many tasks (instant model, end to end: first POST → result at the last watcher)");
+    out.push(
+      table(
+        ["tasks × steps", "watchers/task", "tasks/s", "persisted step frames/s", "ReAct steps/s", "by server timestamps", "persisted (last_seq checked)"],
+        [
+          [
+            `${fmt(many.tasks)} × ${fmt(many.steps_per_task)}`,
+            fmt(many.watchers_per_task),
+            fmt(many.tasks_per_s),
+            fmt(many.persisted_events_per_s),
+            fmt(many.react_steps_per_s),
+            `${fmt(many.server_persisted_events_per_s)} frames/s`,
+            `${many.tasks_verified}/${many.tasks}` + (many.all_frames_delivered ? ", all watchers complete" : ", WATCHERS INCOMPLETE"),
+          ],
+        ],
+      ),
+    );
+  }
+
+  if (results.connections) {
+    const connections = results.connections;
+    out.push("", `### Idle connections (server VmRSS; baseline ${fmt(connections.baseline_rss_kb)} KiB)`);
+    out.push(
+      table(
+        ["asked", "measured", "server RSS KiB", "server RSS KiB / connection", "marginal KiB / connection", "kernel slab KiB / connection (both ends)", "connect s", "limited by"],
+        connections.levels.map((level) => [
+          fmt(level.requested),
+          fmt(level.measured),
+          fmt(level.server_rss_kb),
+          `**${fmt(level.rss_per_connection_kb, 2)}**`,
+          level.marginal_rss_per_connection_kb === null ? "—" : fmt(level.marginal_rss_per_connection_kb, 2),
+          fmt(level.kernel_slab_per_connection_kb, 1),
+          fmt(level.connect_s, 1),
+          level.limited_by ?? "—",
+        ]),
+      ),
+    );
+    if (connections.final_cancel) {
+      out.push(
+        `Afterwards, cancel → result at all ${fmt(connections.final_cancel.watchers)} watchers: ` +
+          `${ms(connections.final_cancel.last_watcher_ms)} ms (${connections.final_cancel.all_received ? "every watcher" : "NOT every watcher"}).`,
+      );
+    }
+  }
+
+  if (results.cancel) {
+    const cancel = results.cancel;
+    out.push("", "### Cancel (task in a slow model call; {\"type\":\"cancel\"} → result{cancelled})");
+    out.push(
+      table(
+        ["trials × watchers", "p50 ms", "p99 ms", "max ms", "last watcher per trial: median / max ms", "all cancelled"],
+        [[`${cancel.trials} × ${cancel.watchers}`, ms(cancel.latency.p50_ms), ms(cancel.latency.p99_ms), ms(cancel.latency.max_ms), `${ms(cancel.last_watcher_p50_ms)} / ${ms(cancel.last_watcher_max_ms)}`, cancel.all_cancelled ? "yes" : "NO"]],
+      ),
+    );
+  }
+
+  if (results.start) {
+    const start = results.start;
+    out.push("", "### Start");
+    out.push(
+      table(
+        ["trials", "exec → GET /health p50 ms", "max ms", "idle RSS MiB", "binary MiB"],
+        [[fmt(start.trials), ms(start.start_p50_ms), ms(start.start_max_ms), fmt(start.idle_rss_kb / 1024, 1), fmt(start.binary_bytes / 1024 / 1024, 1)]],
+      ),
+    );
+  }
+
+  out.push("", "### Targets (issue 5)");
+  out.push(table(["target", "measured", "status"], results.targets.map((target) => [target.target, target.measured, `**${target.status}**`])));
+  const busy = Object.entries(results.other_load).filter(([, load]) => load.cpu_s > 0.05 * load.wall_s);
+  out.push(
+    "",
+    busy.length === 0
+      ? "Other processes on the machine used < 5% of a core during every scenario."
+      : `Other processes on the machine were busy during: ${busy
+          .map(([name, load]) => `${name} (${load.cpu_s} CPU-s in ${load.wall_s} s)`)
+          .join(", ")} — those figures are skewed; run again on a quiet machine.`,
+  );
+  for (const [scenario, message] of Object.entries(results.errors)) out.push(`\nERROR in ${scenario}: ${message}`);
+  return out.join("\n");
+}
