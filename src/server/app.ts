@@ -116,7 +116,9 @@ export function createApp(deps: AppDeps) {
 
   // Every other route needs the key when one is configured.
   app.use("*", async (c, next) => {
-    const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers));
+    // An EventSource cannot set headers: the event stream also takes ?api_key=, like the WebSocket.
+    const streaming = c.req.method === "GET" && c.req.header("accept")?.includes("text/event-stream");
+    const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers) ?? (streaming ? c.req.query("api_key") : undefined));
     if (!principal) {
       throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
     }

@@ -114,3 +114,18 @@ test("the retention setting prunes the logs of ended tasks (checked at start-up 
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test("with a key configured, the event stream takes it as a header or, for EventSource, as ?api_key=", async () => {
+  server = await startTestServer({ config: { apiKey: "sse-key-0001" } });
+  const task = await server.createTask({ input: "hi" }, { authorization: "Bearer sse-key-0001" });
+  const byHeader = sse(`/tasks/${task.id}/events`, { authorization: "Bearer sse-key-0001" });
+  await within(byHeader.ended, 5000, "the stream by header");
+  expect(byHeader.durable.length).toBeGreaterThan(0);
+  const byQuery = sse(`/tasks/${task.id}/events?api_key=sse-key-0001`);
+  await within(byQuery.ended, 5000, "the stream by query");
+  expect(byQuery.durable).toEqual(byHeader.durable);
+  const wrong = await fetch(`${server.baseUrl}/tasks/${task.id}/events?api_key=nope`, { headers: { accept: "text/event-stream" } });
+  expect(wrong.status).toBe(401);
+  // Plain REST does not take keys from the query string.
+  expect((await server.http(`/tasks/${task.id}?api_key=sse-key-0001`)).status).toBe(401);
+});
