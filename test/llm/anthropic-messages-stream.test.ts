@@ -11,6 +11,7 @@ import { toolSpec } from "../../src/tools/tool.ts";
 import {
   anthropicEvent,
   anthropicMessageStart,
+  anthropicTextAnswer,
   collect,
   jsonResponse,
   rejectionOf,
@@ -80,14 +81,7 @@ describe("Anthropic Messages streaming", () => {
 
   test("sends the system prompt, tool_use / tool_result blocks (is_error) and tools with input_schema", async () => {
     provider = startLoopbackProvider(() =>
-      sseResponse([
-        anthropicMessageStart(40),
-        anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
-        anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text: "42" } }),
-        anthropicEvent("content_block_stop", { index: 0 }),
-        anthropicEvent("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 3 } }),
-        anthropicEvent("message_stop", {}),
-      ]),
+      sseResponse(anthropicTextAnswer("42", { input: 40, output: 3 })),
     );
     const parts = await collect(
       anthropicModel(provider.url).stream(

@@ -3,6 +3,10 @@
  * headers, parsed JSON body) and answers with whatever the test scripts — including Server-Sent
  * Events written byte for byte in the OpenAI and Anthropic streaming formats.
  */
+import { deferred } from "../helpers/deferred.ts";
+
+// Shared with the server tests: one definition of each.
+export { deferred, within } from "../helpers/deferred.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -46,19 +50,6 @@ export function startLoopbackProvider(handler: ProviderHandler): LoopbackProvide
     requests,
     stop: () => void server.stop(true),
   };
-}
-
-export function deferred<T = void>() {
-  return Promise.withResolvers<T>();
-}
-
-/** Rejects if `promise` is not settled within `ms`: a guard so a broken test fails instead of hanging. */
-export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Collects every part of a model stream. */
@@ -194,6 +185,18 @@ export function openAiToolCallAnswer(
 /** One `event: <type>\ndata: {json}\n\n` frame. */
 export function anthropicEvent(type: string, data: Record<string, unknown>): string {
   return `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+}
+
+/** A whole Anthropic text answer: message_start, one text block, message_delta, message_stop. */
+export function anthropicTextAnswer(text: string, usage = { input: 10, output: 5 }): string[] {
+  return [
+    anthropicMessageStart(usage.input),
+    anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+    anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text } }),
+    anthropicEvent("content_block_stop", { index: 0 }),
+    anthropicEvent("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: usage.output } }),
+    anthropicEvent("message_stop", {}),
+  ];
 }
 
 export function anthropicMessageStart(inputTokens: number, model = "claude-test"): string {

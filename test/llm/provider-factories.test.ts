@@ -19,6 +19,7 @@ import { builtinTools } from "../../src/tools/registry.ts";
 import {
   anthropicEvent,
   anthropicMessageStart,
+  anthropicTextAnswer,
   collect,
   OPENAI_DONE,
   openAiChunk,
@@ -100,14 +101,7 @@ describe("hosted providers", () => {
 
   test("the config file's key and base URL are used when the environment has none", async () => {
     provider = startLoopbackProvider(() =>
-      sseResponse([
-        anthropicMessageStart(5),
-        anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
-        anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text: "hello" } }),
-        anthropicEvent("content_block_stop", { index: 0 }),
-        anthropicEvent("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 2 } }),
-        anthropicEvent("message_stop", {}),
-      ]),
+      sseResponse(anthropicTextAnswer("hello", { input: 5, output: 2 })),
     );
     const model = resolver({ env: {}, anthropic: { apiKey: "sk-ant-file", baseURL: `${provider.url}/v1` } }).resolve("anthropic/claude-test");
     expect(await collect(model.stream(hi()))).toEqual([
