@@ -7,22 +7,28 @@ export type ErrorCode =
   | "bad_request"
   | "validation_failed"
   | "unauthorized"
+  | "forbidden"
   | "not_found"
+  | "method_not_allowed"
   | "conflict"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "queue_full"
   | "upgrade_required"
   | "too_many_watchers"
   | "unavailable"
   | "internal";
 
-const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 404 | 409 | 413 | 426 | 429 | 500 | 503> = {
+const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 429 | 500 | 503> = {
   bad_request: 400,
   validation_failed: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   conflict: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   queue_full: 429,
   upgrade_required: 426,
   too_many_watchers: 429,
@@ -38,8 +44,12 @@ export const CloseCode = {
   serverError: 1011,
   badRequest: 4400,
   unauthorized: 4001,
+  forbidden: 4003,
   notFound: 4404,
+  /** Too much queued for a watcher that does not read: reconnect with `after=`. */
   tooSlow: 4008,
+  /** Nothing heard from the peer (not even a pong) for the heartbeat period: reconnect with `after=`. */
+  heartbeatTimeout: 4408,
   tooManyWatchers: 4029,
 } as const;
 
@@ -47,9 +57,12 @@ const WS_CLOSE: Record<ErrorCode, number> = {
   bad_request: CloseCode.badRequest,
   validation_failed: CloseCode.badRequest,
   unauthorized: CloseCode.unauthorized,
+  forbidden: CloseCode.forbidden,
   not_found: CloseCode.notFound,
+  method_not_allowed: CloseCode.badRequest,
   conflict: CloseCode.badRequest,
   payload_too_large: CloseCode.tooBig,
+  unsupported_media_type: CloseCode.badRequest,
   queue_full: CloseCode.serverError,
   upgrade_required: CloseCode.badRequest,
   too_many_watchers: CloseCode.tooManyWatchers,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 /** The `agentkit` executable: parse the command line, load config, serve until a signal. */
 import { parseCommand, UsageError, USAGE } from "./cli/args.ts";
+import { healthcheck, removeAddressFile, writeAddressFile } from "./cli/healthcheck.ts";
 import { ConfigError, loadConfig, type ConfigInput } from "./config/config.ts";
 import { createLogger } from "./lib/logger.ts";
 import { startServer } from "./server/serve.ts";
@@ -24,20 +25,14 @@ async function main(argv: string[]): Promise<number> {
     case "version":
       process.stdout.write(`agentkit ${VERSION}\n`);
       return 0;
-    case "healthcheck":
-      return healthcheck(command.url);
+    case "healthcheck": {
+      // One line, saying what was tried: Docker keeps it in `docker inspect`.
+      const { healthy, line } = await healthcheck({ url: command.url, flags: command.flags });
+      (healthy ? process.stdout : process.stderr).write(`agentkit healthcheck: ${line}\n`);
+      return healthy ? 0 : 1;
+    }
     case "serve":
       return serve(command.flags);
-  }
-}
-
-async function healthcheck(url: string | undefined): Promise<number> {
-  const target = url ?? `http://127.0.0.1:${process.env.PORT || 8000}/health`;
-  try {
-    const response = await fetch(target, { signal: AbortSignal.timeout(3000) });
-    return response.ok ? 0 : 1;
-  } catch {
-    return 1;
   }
 }
 
@@ -70,6 +65,15 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     }
   }
 
+  // Where `agentkit healthcheck` finds this server, whatever port and host it was given.
+  let addressFile = false;
+  try {
+    writeAddressFile(config.dataDir, { url: server.url.href.replace(/\/$/, ""), host: config.host, port: server.port, pid: process.pid });
+    addressFile = true;
+  } catch (error) {
+    logger.warn("cannot write the address file for 'agentkit healthcheck'", { error: String(error) });
+  }
+
   // Last: "listening" is the line that says the server is ready.
   logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, {
     data_dir: config.dataDir,
@@ -80,7 +84,10 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
   const onSignal = (signal: string) => {
     logger.info(`${signal}: shutting down`);
     server.stop().then(
-      () => resolve(0),
+      () => {
+        if (addressFile) removeAddressFile(config.dataDir);
+        resolve(0);
+      },
       (error) => {
         logger.error("shutdown failed", { error: String(error) });
         resolve(1);

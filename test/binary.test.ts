@@ -1,6 +1,6 @@
 /** The single binary: `bun build --compile`, then run it with no environment at all. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { within } from "./helpers/deferred.ts";
 import { tempDir } from "./helpers/server.ts";
@@ -21,6 +21,7 @@ afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 /** Starts the binary on a free port; resolves with the port once it listens. */
 async function launch(args: string[], env: Record<string, string> = {}) {
+  // `--port 0` after the caller's flags: a free port, whatever PORT says.
   const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: workDir, stderr: "pipe", stdout: "pipe" });
   const reader = child.stderr.getReader();
   let log = "";
@@ -30,7 +31,7 @@ async function launch(args: string[], env: Record<string, string> = {}) {
         const { value, done } = await reader.read();
         if (done) throw new Error(`exited early: ${log}`);
         log += new TextDecoder().decode(value);
-        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+        const match = /listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)/.exec(log);
         if (match) return Number(match[1]);
       }
     })(),
@@ -54,6 +55,8 @@ test("--version and --help", () => {
   const help = Bun.spawnSync([binary, "--help"], { env: {} });
   expect(help.exitCode).toBe(0);
   expect(help.stdout.toString()).toContain("--data-dir DIR");
+  expect(help.stdout.toString()).toContain("agentkit healthcheck [options]");
+  expect(help.stdout.toString()).toContain("<data dir>/agentkit.addr.json");
 });
 
 test("a bad configuration value stops start-up with one line naming it, exit code 2", () => {
@@ -127,4 +130,47 @@ test("SIGTERM drains: running tasks end with a result, watchers are closed with 
   expect((await watcher.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
   expect((await watcher.closed).code).toBe(1001);
   expect(await within(child.exited, 10_000, "exit")).toBe(0);
+});
+
+test("healthcheck finds a server started with --port and --host 0.0.0.0 the way serve was told to", async () => {
+  // As in the Docker image: PORT=8000 and AGENTKIT_DATA_DIR in the environment, but `serve --port …`.
+  const env = { PORT: "8000", AGENTKIT_DATA_DIR: join(workDir, "hc-data") };
+  const healthcheck = (args: string[] = [], environment: Record<string, string> = env) => {
+    const result = Bun.spawnSync([binary, "healthcheck", ...args], { env: environment, cwd: workDir, stdout: "pipe", stderr: "pipe" });
+    return { code: result.exitCode, out: result.stdout.toString(), err: result.stderr.toString() };
+  };
+  const { child, port, log } = await launch(["serve", "--host", "0.0.0.0"], env);
+  const addressFile = join(env.AGENTKIT_DATA_DIR, "agentkit.addr.json");
+  try {
+    expect(log).toContain(`listening on http://0.0.0.0:${port}`);
+    expect(JSON.parse(readFileSync(addressFile, "utf8"))).toMatchObject({ host: "0.0.0.0", port, pid: child.pid });
+    const plain = healthcheck();
+    expect(plain).toMatchObject({ code: 0, err: "" });
+    expect(plain.out).toBe(`agentkit healthcheck: healthy: GET http://127.0.0.1:${port}/health (address from ${addressFile}, written by pid ${child.pid}): 200\n`);
+    // The same flags as serve, with no data dir at all: 0.0.0.0 is checked via 127.0.0.1.
+    expect(healthcheck(["--port", String(port), "--host", "0.0.0.0"], {}).code).toBe(0);
+    expect(healthcheck(["--url", `http://127.0.0.1:${port}/health`], {}).code).toBe(0);
+  } finally {
+    child.kill("SIGTERM");
+  }
+  expect(await within(child.exited, 10_000, "the binary to exit")).toBe(0);
+  expect(existsSync(addressFile)).toBe(false); // removed on a clean stop
+  // Nothing listening any more: exit 1, one line on stderr saying what was tried.
+  const down = healthcheck(["--port", String(port)]);
+  expect(down.code).toBe(1);
+  expect(down.out).toBe("");
+  expect(down.err).toStartWith(`agentkit healthcheck: unhealthy: GET http://127.0.0.1:${port}/health (address from --port): `);
+  expect(down.err.trim().split("\n").length).toBe(1);
+});
+
+test("healthcheck ignores the address file of a server that is gone (kill -9) and says what it tried", async () => {
+  const env = { PORT: "1", AGENTKIT_DATA_DIR: join(workDir, "hc-killed") };
+  const { child, port } = await launch(["serve"], env);
+  child.kill("SIGKILL");
+  await child.exited;
+  expect(JSON.parse(readFileSync(join(env.AGENTKIT_DATA_DIR, "agentkit.addr.json"), "utf8"))).toMatchObject({ port });
+  // The stale file names a dead pid: healthcheck falls back to PORT (1: nothing there).
+  const result = Bun.spawnSync([binary, "healthcheck"], { env, cwd: workDir, stdout: "pipe", stderr: "pipe" });
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr.toString()).toStartWith("agentkit healthcheck: unhealthy: GET http://127.0.0.1:1/health (address from PORT/AGENTKIT_HOST");
 });

@@ -5,7 +5,8 @@
 import { z } from "zod";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
 
-export const AgentDefinition = z.object({
+/** Strict at every level: a misspelt field (`maxSteps`, `tool`) is an error, never silently dropped. */
+export const AgentDefinition = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "letters, digits, '-' and '_', up to 64"),
   description: z.string().default(""),
   model: z.string().min(1).default("demo/react"),

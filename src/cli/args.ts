@@ -5,19 +5,28 @@ import type { ConfigInput } from "../config/config.ts";
 export const USAGE = `agentkit — runs LLM agents as tasks and streams every step over WebSocket
 
 Usage:
-  agentkit [serve] [options]     start the server (the default command)
-  agentkit healthcheck [--url U] exit 0 if the server answers GET /health (for Docker HEALTHCHECK)
+  agentkit [serve] [options]        start the server (the default command)
+  agentkit healthcheck [options]    exit 0 if the server answers GET /health, else 1 (Docker HEALTHCHECK)
   agentkit --help | --version
+
+healthcheck finds the server the way serve was told to: --url U if given; else --port/--host
+if given; else the address the running server wrote to <data dir>/agentkit.addr.json (so it
+follows 'serve --port 9000'); else PORT and AGENTKIT_HOST. A bind to 0.0.0.0 is checked via
+127.0.0.1, :: via [::1]. It takes serve's options and environment, and prints one line saying
+what it tried.
 
 Options (flags win over environment variables):
   --port N            port to listen on (PORT; default 8000, 0 = any free port)
   --host H            address to bind (AGENTKIT_HOST; default 127.0.0.1)
   --data-dir DIR      where the SQLite store lives (AGENTKIT_DATA_DIR; default ./agentkit-data)
+  --database-url URL  store tasks in PostgreSQL instead, postgres://user:password@host:port/db
+                      (AGENTKIT_DATABASE_URL; pool AGENTKIT_DATABASE_POOL, default 10)
   --heartbeat-ms N    close a WebSocket after N ms without a client frame (AGENTKIT_HEARTBEAT_MS; default 60000)
   --max-concurrent N  tasks running at once; more wait queued (AGENTKIT_MAX_CONCURRENT_TASKS; default 16)
   --log-level L       debug | info | warn | error | silent (AGENTKIT_LOG_LEVEL; default info)
   --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
                       or ./agentkit.yaml if present)
+  --url U             healthcheck only: the /health URL to check, e.g. http://127.0.0.1:8000/health
 
 Environment only:
   OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST
@@ -29,7 +38,8 @@ Environment only:
 
 export type Command =
   | { kind: "serve"; flags: Partial<ConfigInput> }
-  | { kind: "healthcheck"; url: string | undefined }
+  /** `flags` are serve's, to find the server the way `serve` was told to. */
+  | { kind: "healthcheck"; url: string | undefined; flags: Partial<ConfigInput> }
   | { kind: "help" }
   | { kind: "version" };
 
@@ -48,6 +58,7 @@ export function parseCommand(argv: readonly string[]): Command {
         port: { type: "string", short: "p" },
         host: { type: "string" },
         "data-dir": { type: "string" },
+        "database-url": { type: "string" },
         "heartbeat-ms": { type: "string" },
         "max-concurrent": { type: "string" },
         "log-level": { type: "string" },
@@ -63,18 +74,19 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.version) return { kind: "version" };
   const [command = "serve", ...rest] = positionals;
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
-  if (command === "healthcheck") return { kind: "healthcheck", url: values.url };
-  if (command !== "serve") throw new UsageError(`unknown command '${command}'`);
-  return {
-    kind: "serve",
-    flags: {
+  if (command !== "serve" && command !== "healthcheck") throw new UsageError(`unknown command '${command}'`);
+  if (command === "serve" && values.url !== undefined) throw new UsageError("--url is an option of healthcheck, not of serve");
+  const flags = Object.fromEntries(
+    Object.entries({
       port: values.port,
       host: values.host,
       dataDir: values["data-dir"],
+      databaseUrl: values["database-url"],
       heartbeatMs: values["heartbeat-ms"],
       maxConcurrentTasks: values["max-concurrent"],
       logLevel: values["log-level"] as ConfigInput["logLevel"],
       configPath: values.config,
-    } as Partial<ConfigInput>,
-  };
+    }).filter(([, value]) => value !== undefined),
+  ) as Partial<ConfigInput>;
+  return command === "healthcheck" ? { kind: "healthcheck", url: values.url, flags } : { kind: "serve", flags };
 }

@@ -2,12 +2,14 @@
  * The config file (`agentkit.json`, or YAML: `agentkit.yaml`): agents, providers, MCP servers.
  * Validated with zod at start-up; an error names the file, the agent and the field, e.g.
  * `agentkit.json: agents[1] (researcher).max_steps: Too big: expected number to be <=1000`.
+ * Every level is strict: an unknown key is an error with the nearest known one, e.g.
+ * `agentkit.json: agents[0] (assistant): unknown field 'maxSteps' (did you mean 'max_steps'?)`.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { z } from "zod";
 import { AgentDefinition } from "../agents/agent.ts";
-import { ProviderConfig } from "../llm/providers/provider-config.ts";
+import { isHeaderValue, ProviderConfig } from "../llm/providers/provider-config.ts";
 import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
 
 export const ConfigFile = z.strictObject({
@@ -48,10 +50,19 @@ export function loadConfigFile(path: string): ConfigFile {
   } catch (error) {
     throw new ConfigFileError(`${name}: not valid ${extname(path).toLowerCase() === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`);
   }
-  const parsed = ConfigFile.safeParse(raw);
+  const parsed = ConfigFile.safeParse(raw, { error: unknownFieldMessage });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigFileError(`${name}: ${describePath(issue.path, raw)}: ${issue.message}`);
+  }
+  // MCP headers are sent with every request to the server: one fetch cannot send is an error now,
+  // not a server that fails to start in the background for ever.
+  for (const [index, server] of (parsed.data.mcp_servers ?? []).entries()) {
+    for (const [header, value] of Object.entries(server.transport === "http" ? (server.headers ?? {}) : {})) {
+      if (!isHeaderValue(value)) {
+        throw new ConfigFileError(`${name}: ${describePath(["mcp_servers", index, "headers", header], raw)}: not a valid HTTP header value (Latin-1 only, no line breaks)`);
+      }
+    }
   }
   const agents = parsed.data.agents ?? [];
   const names = new Set<string>();
@@ -65,6 +76,53 @@ export function loadConfigFile(path: string): ConfigFile {
   return parsed.data;
 }
 
+/**
+ * The message of an `unrecognized_keys` issue (a strict object met keys it does not know): names each
+ * key and, when one of the object's own fields is close, suggests it. Other issues keep zod's message.
+ */
+function unknownFieldMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code !== "unrecognized_keys") return undefined;
+  const shape = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
+  const known = Object.keys(shape ?? {});
+  const keys = issue.keys.map((key) => {
+    const near = nearest(key, known);
+    return near ? `'${key}' (did you mean '${near}'?)` : `'${key}'`;
+  });
+  return `unknown field${keys.length > 1 ? "s" : ""} ${keys.join(", ")}`;
+}
+
+/**
+ * The known name closest to `name`, if it is close: compared without case, `_` and `-` (so
+ * `maxSteps` ~ `max_steps`, `baseUrl` ~ `baseURL`), within an edit distance of a third of its length,
+ * else one that contains it or that it contains (`retries` ~ `maxRetries`).
+ */
+export function nearest(name: string, known: readonly string[]): string | undefined {
+  const normal = (text: string) => text.toLowerCase().replace(/[-_]/g, "");
+  const target = normal(name);
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(target, normal(candidate));
+    if (!best || distance < best.distance) best = { name: candidate, distance };
+  }
+  if (best && best.distance <= Math.max(1, Math.floor(target.length / 3))) return best.name;
+  // A part of the name (`retries` for `maxRetries`, `timeout_ms_total` for `timeout_ms`).
+  if (target.length < 4) return undefined;
+  return known.find((candidate) => normal(candidate).length >= 4 && (normal(candidate).includes(target) || target.includes(normal(candidate))));
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions, one row at a time. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 /** `["agents", 1, "max_steps"]` → `agents[1] (researcher).max_steps`. */
 function describePath(path: readonly PropertyKey[], raw: unknown): string {
   let text = "";
@@ -76,7 +134,9 @@ function describePath(path: readonly PropertyKey[], raw: unknown): string {
       const label = node && typeof node === "object" ? (node as { name?: unknown }).name : undefined;
       if (typeof label === "string") text += ` (${label})`;
     } else {
-      text += text ? `.${String(key)}` : String(key);
+      const name = String(key);
+      // Record keys like price ids (`openai/gpt-4.1-mini`) are quoted: `providers.prices["openai/*"]`.
+      text += !/^[A-Za-z_$][\w$]*$/.test(name) ? `[${JSON.stringify(name)}]` : text ? `.${name}` : name;
       node = node && typeof node === "object" ? (node as Record<string, unknown>)[String(key)] : undefined;
     }
   }

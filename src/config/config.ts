@@ -10,6 +10,16 @@ import { ConfigFileError, findConfigFile, loadConfigFile } from "./config-file.t
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
+/**
+ * What an API key may be made of: RFC 3986's unreserved characters, 8 to 512 of them. Such a key
+ * needs no escaping anywhere a client sends it: a header, `?api_key=` and — for browsers — the
+ * WebSocket subprotocol `agentkit.key.<key>` (a subprotocol is an RFC 7230 token: `new WebSocket`
+ * throws a SyntaxError for a key with `/`, `=` or a space in it). Base64url and hex keys fit;
+ * standard base64 (`+`, `/`, `=`) does not.
+ */
+export const API_KEY_PATTERN = /^[A-Za-z0-9._~-]{8,512}$/;
+const API_KEY_RULE = "must be 8 to 512 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 32`; base64 with + / = cannot be sent as a WebSocket subprotocol)";
+
 /** `name:key,name:key` → tenant keys (each sees only its own tasks). */
 const TenantKeys = z
   .string()
@@ -23,8 +33,8 @@ const TenantKeys = z
         context.addIssue({ code: "custom", message: "each entry must be name:key, name of letters, digits, '_', '.', '-'" });
         return z.NEVER;
       }
-      if (key.length < 8) {
-        context.addIssue({ code: "custom", message: `the key of '${name}' must be at least 8 characters` });
+      if (!API_KEY_PATTERN.test(key)) {
+        context.addIssue({ code: "custom", message: `the key of '${name}' ${API_KEY_RULE}` });
         return z.NEVER;
       }
       if (keys.some((existing) => existing.name === name || existing.key === key)) {
@@ -43,8 +53,17 @@ export const Config = z.object({
   port: Port.default(8000),
   host: z.string().min(1).default("127.0.0.1"),
   dataDir: z.string().min(1).default("./agentkit-data"),
+  /** PostgreSQL instead of the SQLite file (cluster mode): `postgres://user:password@host:port/db?sslmode=…`. */
+  databaseUrl: z
+    .string()
+    .refine((value) => /^postgres(ql)?:\/\/./.test(value) && URL.canParse(value), "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  /** Connections in the PostgreSQL pool. */
+  databasePool: z.coerce.number().int().min(1).max(1000).default(10),
+  /** PostgreSQL `statement_timeout` of every connection, ms; 0 = none. */
+  databaseStatementTimeoutMs: z.coerce.number().int().min(0).max(24 * 3600_000).default(30_000),
   /** The admin key: sees and controls every task. */
-  apiKey: z.string().min(8, "must be at least 8 characters").optional(),
+  apiKey: z.string().regex(API_KEY_PATTERN, API_KEY_RULE).optional(),
   /** Tenant keys: each owns the tasks it creates and cannot see anyone else's. */
   apiKeys: TenantKeys.default([]),
   /** Origins allowed by CORS (`*` for any); none by default. */
@@ -76,6 +95,9 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   PORT: "port",
   AGENTKIT_HOST: "host",
   AGENTKIT_DATA_DIR: "dataDir",
+  AGENTKIT_DATABASE_URL: "databaseUrl",
+  AGENTKIT_DATABASE_POOL: "databasePool",
+  AGENTKIT_DATABASE_STATEMENT_TIMEOUT_MS: "databaseStatementTimeoutMs",
   AGENTKIT_API_KEY: "apiKey",
   AGENTKIT_API_KEYS: "apiKeys",
   AGENTKIT_CORS_ORIGINS: "corsOrigins",

@@ -1,13 +1,20 @@
 /** REST request shapes, validated with zValidator at the boundary. */
 import { z } from "zod";
+import { checkMetadata, MAX_AGENT_CHARS, MAX_INPUT_CHARS, METADATA_LIMITS } from "./limits.ts";
 import { TaskMetadata, TaskStatus } from "./task.ts";
 
-export const MAX_INPUT_CHARS = 100_000;
+export { MAX_INPUT_CHARS, METADATA_LIMITS };
+
+/** Metadata within METADATA_LIMITS (depth, entries, key and string lengths, serialised size). */
+export const BoundedMetadata = TaskMetadata.superRefine((metadata, context) => {
+  const issue = checkMetadata(metadata);
+  if (issue) context.addIssue({ code: "custom", message: issue.message, path: issue.path });
+});
 
 export const CreateTaskBody = z.strictObject({
   input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS),
-  agent: z.string().min(1).max(64).optional(),
-  metadata: TaskMetadata.optional(),
+  agent: z.string().min(1).max(MAX_AGENT_CHARS).optional(),
+  metadata: BoundedMetadata.optional(),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
 

@@ -3,7 +3,7 @@
  * and serialised once; client frames are validated here.
  */
 import { z } from "zod";
-import { StopReason, TaskStatus } from "./task.ts";
+import { StopReason, TaskError, TaskStatus } from "./task.ts";
 import type { DeltaEvent, StepEvent } from "./events.ts";
 
 // ---- client → server ----------------------------------------------------------------------
@@ -23,7 +23,8 @@ export const ResultData = z.object({
   total_tokens: z.number().int().optional(),
   usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int() }).optional(),
   cost_usd: z.number().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  /** The same object as the task's `error`; absent when that is null. */
+  error: TaskError.optional(),
 });
 export type ResultData = z.infer<typeof ResultData>;
 

@@ -18,6 +18,39 @@ export function isTerminal(status: TaskStatus): boolean {
 export const StopReason = z.enum(["final_answer", "max_steps", "token_budget", "deadline", "cancelled", "error", "interrupted"]);
 export type StopReason = z.infer<typeof StopReason>;
 
+/**
+ * Why a task failed: a closed set of codes, stable across releases. `stop_reason` says how the task
+ * ended; `code` says why it failed (for `stop_reason: "error"`, which failure). The mapping from
+ * what was thrown lives in `src/tasks/task-error.ts`.
+ */
+export const TaskErrorCode = z.enum([
+  // The model provider, after retries:
+  "rate_limited", // HTTP 429
+  "authentication", // HTTP 401 / 403: bad or missing key, no access to the model
+  "bad_request", // another HTTP 4xx: unknown model, context too long, invalid request…
+  "provider_unavailable", // HTTP 5xx (or an overloaded error reported inside the stream)
+  "timeout", // the per-request timeout fired (or HTTP 408)
+  "network_error", // no HTTP response: connection refused or reset, DNS…
+  "stream_interrupted", // the stream was cut, or ended without the provider's completion signal
+  "stream_error", // the provider reported an error inside the stream
+  "request_failed", // anything else the provider's SDK rejected with
+  // The task itself:
+  "max_steps",
+  "token_budget",
+  "deadline",
+  "interrupted", // the server stopped while the task ran
+  "agent_not_configured", // the task's agent is not in this server's configuration
+  "internal",
+]);
+export type TaskErrorCode = z.infer<typeof TaskErrorCode>;
+
+/**
+ * A failure, in one shape everywhere: `task.error`, the `result` frame's `data.error`, `resync`.
+ * `retryable`: whether submitting the same task again may succeed.
+ */
+export const TaskError = z.object({ code: TaskErrorCode, message: z.string(), retryable: z.boolean() });
+export type TaskError = z.infer<typeof TaskError>;
+
 export const TaskMetadata = z.record(z.string(), z.unknown());
 export type TaskMetadata = z.infer<typeof TaskMetadata>;
 
@@ -32,7 +65,8 @@ export const Task = z.object({
   status: TaskStatus,
   stop_reason: StopReason.nullable(),
   output: z.string().nullable(),
-  error: z.string().nullable(),
+  /** Why it failed or timed out; null while it runs, and when it completed or was cancelled. */
+  error: TaskError.nullable(),
   total_steps: z.number().int(),
   total_tokens: z.number().int(),
   input_tokens: z.number().int(),

@@ -9,30 +9,20 @@ import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
 import { AgentkitError, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { CreateTaskBody, EventsQuery, LastEventId, ListTasksQuery, TaskIdParam, WatchQuery } from "../protocol/api.ts";
+import { CreateTaskBody, EventsQuery, LastEventId, ListTasksQuery, TaskIdParam } from "../protocol/api.ts";
+import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { sseResponse } from "./sse.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
-import {
-  AGENTKIT_PROTOCOL,
-  keyFromHeaders,
-  keyFromProtocols,
-  parseProtocols,
-  type Authenticator,
-  type Principal,
-} from "./auth.ts";
-import { validate } from "./validation.ts";
+import type { TaskStatus } from "../protocol/task.ts";
+import { keyFromHeaders, type Authenticator, type Principal } from "./auth.ts";
+import { jsonBody, validate } from "./validation.ts";
+import { wantsEventStream } from "./negotiate.ts";
+import { lastSeqOf } from "./watch.ts";
+import { allowedOrigins, readHandshake, type WatchRequest } from "./ws-handshake.ts";
 
-/** What the WebSocket adapter needs to know about a connection it is asked to upgrade. */
-export interface WatchRequest {
-  taskId: string;
-  after: number;
-  /** Whether the watcher wants live `delta` frames. */
-  deltas: boolean;
-  /** Undefined when the key was missing or wrong: the socket gets an error frame and close 4001. */
-  principal: Principal | undefined;
-}
+export type { WatchRequest } from "./ws-handshake.ts";
 
 export interface AppDeps {
   store: TaskStore;
@@ -65,14 +55,21 @@ export function createApp(deps: AppDeps) {
       cors({
         origin: origins.includes("*") ? "*" : [...origins],
         allowHeaders: ["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
-        allowMethods: ["GET", "POST", "OPTIONS"],
-        exposeHeaders: ["Location"],
+        // Every method some route answers (the browser's preflight for another is refused).
+        allowMethods: ALL_METHODS,
+        exposeHeaders: ["Location", "Retry-After", "Allow"],
         maxAge: 600,
       }),
     );
   }
 
   app.onError((error, c) => {
+    // A client that went away mid-request (typically during its body upload) is not a server fault:
+    // logged at debug, so no client can flood the error log. Nobody reads the answer.
+    if (error instanceof Error && error.name === "AbortError" && c.req.raw.signal.aborted) {
+      logger.debug("request aborted by the client", { method: c.req.method, path: c.req.path, error: String(error) });
+      return c.json(new AgentkitError("bad_request", "The request was aborted").toJSON(), 400);
+    }
     let failure: AgentkitError;
     if (error instanceof HTTPException) {
       // Hono's own 4xx (malformed JSON body, …): keep the status, use our shape.
@@ -84,7 +81,9 @@ export function createApp(deps: AppDeps) {
     if (failure.code === "internal") {
       logger.error("request failed", { method: c.req.method, path: c.req.path, error: String(error) });
     }
-    return c.json(failure.toJSON(), failure.httpStatus);
+    // A full queue drains as tasks finish: tell the client when trying again makes sense.
+    const headers: Record<string, string> = failure.code === "queue_full" ? { "Retry-After": String(QUEUE_FULL_RETRY_AFTER_S) } : {};
+    return c.json(failure.toJSON(), failure.httpStatus, headers);
   });
   app.notFound((c) => c.json(new AgentkitError("not_found", `No route for ${c.req.method} ${c.req.path}`).toJSON(), 404));
 
@@ -92,22 +91,14 @@ export function createApp(deps: AppDeps) {
     c.json({ status: "ok", version: deps.version, uptime_s: Math.round((Date.now() - startedAt) / 1000), tasks: runner.stats() }),
   );
 
-  // The WebSocket route authenticates after the upgrade (error frame, then close 4001), as the seed does.
+  // The WebSocket route authenticates after the upgrade (error frame, then close 4001), as the seed
+  // does; only a browser origin that is not allowed is refused before it (ws-handshake.ts).
+  const wsOrigins = allowedOrigins(origins);
   app.get("/ws/tasks/:id", (c) => {
-    const parsedId = TaskIdParam.safeParse({ id: c.req.param("id") });
-    const query = WatchQuery.safeParse(c.req.query());
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || !deps.upgrade) {
       throw new AgentkitError("upgrade_required", "This endpoint speaks WebSocket; connect with a WebSocket client");
     }
-    if (!parsedId.success || !query.success) {
-      throw new AgentkitError("bad_request", "Invalid task id or query (after must be a non-negative integer)");
-    }
-    // The key may come as ?api_key= (the seed's way), a header, or a subprotocol (browsers).
-    const protocols = parseProtocols(c.req.header("sec-websocket-protocol") ?? null);
-    const key = query.data.api_key ?? keyFromHeaders(c.req.raw.headers) ?? keyFromProtocols(protocols);
-    const watch = { taskId: parsedId.data.id, after: query.data.after, deltas: query.data.deltas, principal: auth.authenticate(key) };
-    // A browser that offers subprotocols needs one selected; select ours, never the key-carrying one.
-    const headers: Record<string, string> = protocols.includes(AGENTKIT_PROTOCOL) ? { "Sec-WebSocket-Protocol": AGENTKIT_PROTOCOL } : {};
+    const { watch, headers } = readHandshake(c.req.raw, c.req.param("id"), c.req.query(), { auth, origins: wsOrigins });
     if (!deps.upgrade(c.req.raw, watch, headers)) {
       throw new AgentkitError("bad_request", "WebSocket upgrade failed");
     }
@@ -116,8 +107,8 @@ export function createApp(deps: AppDeps) {
 
   // Every other route needs the key when one is configured.
   app.use("*", async (c, next) => {
-    // An EventSource cannot set headers: the event stream also takes ?api_key=, like the WebSocket.
-    const streaming = c.req.method === "GET" && c.req.header("accept")?.includes("text/event-stream");
+    // An EventSource cannot set headers: the event stream (and only it) also takes ?api_key=, like the WebSocket.
+    const streaming = c.req.method === "GET" && EVENTS_PATH.test(c.req.path) && wantsEventStream(c.req.header("accept"));
     const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers) ?? (streaming ? c.req.query("api_key") : undefined));
     if (!principal) {
       throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
@@ -148,7 +139,7 @@ export function createApp(deps: AppDeps) {
         throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
       },
     }),
-    validate("json", CreateTaskBody),
+    jsonBody(CreateTaskBody, BODY_LIMITS),
     async (c) => {
       const body = c.req.valid("json");
       const agent = body.agent === undefined ? agents.defaultAgent : agents.get(body.agent);
@@ -175,8 +166,10 @@ export function createApp(deps: AppDeps) {
   app.get("/tasks", validate("query", ListTasksQuery), async (c) => {
     const query = c.req.valid("query");
     const principal = c.get("principal");
-    const page = await store.listTasks({ ...query, owner: principal.admin ? undefined : principal.id });
-    return c.json({ tasks: page.tasks, next_cursor: page.nextCursor });
+    const page = await listPage({ ...query, owner: principal.admin ? undefined : principal.id });
+    return c.body(`{"tasks":[${page.tasks.join(",")}],"next_cursor":${JSON.stringify(page.nextCursor)}}`, 200, {
+      "Content-Type": "application/json",
+    });
   });
 
   app.get("/tasks/:id", validate("param", TaskIdParam), async (c) => {
@@ -186,7 +179,13 @@ export function createApp(deps: AppDeps) {
   app.get("/tasks/:id/events", validate("param", TaskIdParam), validate("query", EventsQuery), async (c) => {
     const task = await requireTask(c.req.valid("param").id, c.get("principal"));
     const { after, limit, deltas } = c.req.valid("query");
-    if (c.req.header("accept")?.includes("text/event-stream")) {
+    // As the WebSocket does (close 4400): an `after` beyond the log is the client's mistake.
+    const requireKnown = (seq: number, what: string) => {
+      const lastSeq = lastSeqOf(task, deps.feed);
+      if (seq > lastSeq) throw new AgentkitError("bad_request", `${what}=${seq} is beyond the task's last event (last_seq ${lastSeq})`);
+      return seq;
+    };
+    if (wantsEventStream(c.req.header("accept"))) {
       const lastEventId = LastEventId.safeParse(c.req.header("last-event-id"));
       if (!lastEventId.success) throw new AgentkitError("bad_request", "Last-Event-ID must be a seq (a non-negative integer)");
       return sseResponse({
@@ -194,13 +193,13 @@ export function createApp(deps: AppDeps) {
         feed: deps.feed,
         logger,
         task,
-        after: lastEventId.data ?? after,
+        after: lastEventId.data === undefined ? requireKnown(after, "after") : requireKnown(lastEventId.data, "Last-Event-ID"),
         deltas,
         slowClientBytes: deps.slowClientBytes,
         signal: c.req.raw.signal,
       });
     }
-    const events = await store.events(task.id, after, limit);
+    const events = await store.events(task.id, requireKnown(after, "after"), limit);
     // Stored frames are already JSON: splice them in rather than parse and re-serialise.
     const body =
       `{"task_id":${JSON.stringify(task.id)},"status":${JSON.stringify(task.status)},"last_seq":${task.last_seq},` +
@@ -216,6 +215,48 @@ export function createApp(deps: AppDeps) {
     return c.json(task);
   });
 
+  // A known route asked with a method it does not answer: 405 with `Allow` (HEAD comes with GET).
+  // OPTIONS (without CORS, which answers preflights itself) gets the same `Allow` and no error.
+  for (const [path, methods] of Object.entries(ROUTES)) {
+    const allow = methods.join(", ");
+    app.all(path, (c) => {
+      if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
+      const failure = new AgentkitError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.routePath}; allowed: ${allow}`);
+      return c.json(failure.toJSON(), 405, { Allow: allow });
+    });
+  }
+
+  /**
+   * A page of tasks, each serialised once, that stops once it holds LIST_MAX_BYTES (at least one
+   * task): a client's large inputs cannot make one list response, or its serialisation, large.
+   * Read in small chunks so no more than a chunk is read beyond what fits.
+   */
+  async function listPage(query: { status?: TaskStatus; limit: number; cursor?: string; owner?: string }) {
+    const tasks: string[] = [];
+    let bytes = 0;
+    let cursor = query.cursor;
+    while (tasks.length < query.limit) {
+      const chunk = await store.listTasks({ ...query, cursor, limit: Math.min(LIST_CHUNK, query.limit - tasks.length) });
+      let taken = 0;
+      for (const task of chunk.tasks) {
+        const json = JSON.stringify(task);
+        const size = Buffer.byteLength(json, "utf8");
+        if (tasks.length > 0 && bytes + size > LIST_MAX_BYTES) break;
+        tasks.push(json);
+        bytes += size;
+        taken++;
+      }
+      if (taken < chunk.tasks.length) {
+        // Full before the end of this chunk: the cursor goes after the last task taken.
+        const nextCursor = taken === 0 ? cursor : (await store.listTasks({ ...query, cursor, limit: taken })).nextCursor;
+        return { tasks, nextCursor: nextCursor ?? null };
+      }
+      if (!chunk.nextCursor) return { tasks, nextCursor: null };
+      cursor = chunk.nextCursor;
+    }
+    return { tasks, nextCursor: cursor ?? null };
+  }
+
   /** The task, if this principal may see it; another key's task is as absent as a missing one. */
   async function requireTask(id: string, principal: Principal) {
     const task = await store.getTask(id);
@@ -227,6 +268,24 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** The routes and the methods each answers (HEAD: as GET, by Hono); anything else is a 405. */
+const ROUTES: Record<string, readonly string[]> = {
+  "/health": ["GET", "HEAD"],
+  "/agents": ["GET", "HEAD"],
+  "/tasks": ["GET", "HEAD", "POST"],
+  "/tasks/:id": ["GET", "HEAD"],
+  "/tasks/:id/events": ["GET", "HEAD"],
+  "/tasks/:id/cancel": ["POST"],
+  "/ws/tasks/:id": ["GET"],
+};
+const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
+/** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */
+const EVENTS_PATH = /^\/tasks\/[^/]+\/events$/;
+/** Tasks read per store query while filling a page of `GET /tasks`. */
+const LIST_CHUNK = 10;
+/** `Retry-After` of a 429 `queue_full`, in seconds. */
+const QUEUE_FULL_RETRY_AFTER_S = 5;
 
 /** Whether a principal may read, watch or cancel a task. */
 export function canSee(principal: Principal, task: { owner: string }): boolean {

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from "../lib/logger.ts";
 import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
 import { computeCostUsd } from "../llm/providers/cost.ts";
 import type { McpManager } from "../tools/mcp/mcp-manager.ts";
-import { createSqliteStore } from "../store/sqlite-store.ts";
+import { openStore } from "../store/index.ts";
 import type { TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { startRetention } from "../tasks/retention.ts";
@@ -47,27 +47,29 @@ export interface RunningServer {
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? createSqliteStore({ dataDir: config.dataDir });
+  const store = options.store ?? (await openStore(config, logger));
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
   // start-up time of a binary that serves the demo model alone.
+  // Everything that can be checked is checked before anything starts: the agents are resolved
+  // (provider keys, tools, the MCP servers they name) before an MCP server is spawned or dialled,
+  // so a missing key stops start-up at once with one line instead of after the MCP connects.
   let models = options.models;
-  if (!models) {
-    const usesProviders = config.agents.some((agent) => !agent.model.startsWith("demo/") && agent.model !== "demo");
-    const factories = usesProviders
-      ? (await import("../llm/providers/provider-factories.ts")).createProviderFactories({ env: options.env ?? process.env, ...config.providers })
-      : {};
-    models = createModelResolver(factories);
-  }
   let mcp: McpManager | undefined;
-  if (config.mcpServers.length > 0) {
-    const { createMcpManager } = await import("../tools/mcp/mcp-manager.ts");
-    mcp = createMcpManager({ servers: config.mcpServers, logger });
-    await mcp.start(); // never rejects: a server that fails keeps retrying in the background
-  }
   let agents;
   try {
+    if (!models) {
+      const usesProviders = config.agents.some((agent) => !agent.model.startsWith("demo/") && agent.model !== "demo");
+      const factories = usesProviders
+        ? (await import("../llm/providers/provider-factories.ts")).createProviderFactories({ env: options.env ?? process.env, ...config.providers })
+        : {};
+      models = createModelResolver(factories);
+    }
+    if (config.mcpServers.length > 0) {
+      const { createMcpManager } = await import("../tools/mcp/mcp-manager.ts");
+      mcp = createMcpManager({ servers: config.mcpServers, logger }); // nothing connects until start()
+    }
     agents = createAgentPool({
       definitions: config.agents,
       defaultAgent: config.defaultAgent,
@@ -77,10 +79,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       mcpServers: config.mcpServers.map((server) => server.name),
     });
   } catch (error) {
-    await mcp?.close();
-    if (!options.store) store.close();
+    if (!options.store) await store.close();
     throw error;
   }
+  await mcp?.start(); // never rejects: a server that fails keeps retrying in the background
   const prices = config.providers.prices;
   const runner = createRunner({
     costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
@@ -127,7 +129,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     version: VERSION,
     maxBodyBytes: config.maxBodyBytes,
     corsOrigins: config.corsOrigins,
-    upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false }, headers }),
+    upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
   });
   server = Bun.serve<Connection>({
     port: config.port,
@@ -161,7 +163,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);
         await mcp?.close();
-        store.close();
+        await store.close();
       })();
       return stopping;
     },

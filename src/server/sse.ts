@@ -3,6 +3,9 @@
  * as the WebSocket, one per `data:` line; durable frames carry `id: <seq>`, so an EventSource that
  * reconnects sends `Last-Event-ID` and resumes with no gap and no duplicate.
  *
+ * A server fault mid-stream sends `{"type":"error",…}` as a normal `data:` frame (never
+ * `event: error`, which an EventSource would confuse with its own connection error), then ends.
+ *
  * The stream ends after the `result` frame. A request with nothing left to send for an ended task
  * gets 204, which tells an EventSource to stop reconnecting. A client that stops reading is cut
  * off once `slowClientBytes` are queued (it resumes with Last-Event-ID).
@@ -10,6 +13,7 @@
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { errorFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
@@ -100,10 +104,12 @@ export function sseResponse(options: SseOptions): Response {
             if (isTerminal(task.status) && lastSent >= lastSeqOf(task, feed)) finish();
           })
           .catch((error) => {
-          options.logger.error("sse: could not stream", { task: task.id, error: errorMessage(error) });
-          write(`event: error\ndata: ${JSON.stringify({ type: "error", data: { message: "Internal server error", code: "internal" } })}\n\n`);
-          finish();
-        });
+            options.logger.error("sse: could not stream", { task: task.id, error: errorMessage(error) });
+            // A plain data frame, like every other: `event: error` would collide with EventSource's
+            // own `error` event (connection lost), which carries no data.
+            writeFrame(errorFrame("Internal server error", "internal"), undefined);
+            finish();
+          });
       },
       cancel: finish,
     },

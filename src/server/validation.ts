@@ -1,18 +1,66 @@
-/** zValidator with this API's error shape: a 400 `validation_failed` listing the issues. */
+/**
+ * Request validation with this API's error shape: a 400 `validation_failed` listing the issues.
+ * `validate` wraps zValidator for queries and params; `jsonBody` reads a JSON body itself, so it
+ * can refuse a wrong content type (415) and hostile structure before paying to parse it.
+ */
 import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
+import type { Env, MiddlewareHandler, ValidationTargets } from "hono";
 import type { z } from "zod";
 import { AgentkitError } from "../errors.ts";
+import { scanJsonStructure } from "../protocol/limits.ts";
+
+function validationFailed(target: string, error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): AgentkitError {
+  const issues = error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+  const summary = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
+  return new AgentkitError("validation_failed", `Invalid ${target}: ${summary}`, { details: issues });
+}
 
 export function validate<Target extends keyof ValidationTargets, Schema extends z.ZodType>(target: Target, schema: Schema) {
   return zValidator(target, schema, (result) => {
-    if (!result.success) {
-      const issues = result.error.issues.map((issue) => ({
-        path: issue.path.join("."),
-        message: issue.message,
-      }));
-      const summary = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
-      throw new AgentkitError("validation_failed", `Invalid ${target}: ${summary}`, { details: issues });
-    }
+    if (!result.success) throw validationFailed(target, result.error);
   });
+}
+
+/** `application/json`, or `application/<anything>+json`, with any parameters (`; charset=utf-8`). */
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/i;
+
+/**
+ * A JSON body validated against `schema`, available as `c.req.valid("json")`:
+ *   - a `Content-Type` that is not JSON → 415 naming the type it got and the one expected;
+ *   - JSON nested deeper or with more keys and values than `structure` allows → 400, checked on
+ *     the text before parsing (parsing a 1 MiB body nested 500,000 deep blocks for ~25 ms);
+ *   - malformed JSON → 400 `bad_request`; a schema violation → 400 `validation_failed`.
+ * Put it after a body-size limit: it reads the whole body.
+ */
+export function jsonBody<Schema extends z.ZodType, E extends Env = Env, P extends string = string>(
+  schema: Schema,
+  structure: { maxDepth: number; maxTokens: number; /** Appended to the message: the limits in the API's terms. */ hint?: string },
+): MiddlewareHandler<E, P, { in: { json: z.input<Schema> }; out: { json: z.output<Schema> } }> {
+  return async (c, next) => {
+    const contentType = c.req.header("content-type");
+    const mediaType = contentType?.split(";")[0]!.trim() ?? "";
+    if (!JSON_MEDIA_TYPE.test(mediaType)) {
+      const got = contentType ? `'${contentType.slice(0, 100)}'` : "no Content-Type";
+      throw new AgentkitError("unsupported_media_type", `The body must be JSON: send Content-Type: application/json (got ${got})`);
+    }
+    const text = await c.req.text();
+    const tooComplex = scanJsonStructure(text, structure);
+    if (tooComplex) {
+      const message = `the body ${tooComplex}${structure.hint ? ` (${structure.hint})` : ""}`;
+      throw new AgentkitError("validation_failed", `Invalid json: ${message}`, { details: [{ path: "", message }] });
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new AgentkitError("bad_request", "Malformed JSON in request body");
+    }
+    const result = await schema.safeParseAsync(value);
+    if (!result.success) throw validationFailed("json", result.error);
+    c.req.addValidatedData("json", result.data as {});
+    await next();
+  };
 }

@@ -4,9 +4,17 @@
  * then live ones; `ping` → `pong`; `cancel` cancels the task for every watcher.
  *
  * Limits: watchers per task and per key (close 4029), client frame size (Bun closes with 1009),
- * and slow watchers: one with more than `slowClientBytes` queued is closed with 4008 and may resume
- * with `after=` — it never slows the others, and nothing is dropped silently (Bun's own hard limit
- * closes rather than drops).
+ * and slow watchers: one with more than `slowClientBytes` queued gets nothing more (it leaves its
+ * topics at once), and is closed with 4008 as soon as what was queued has drained — so the close
+ * frame comes right after a whole frame, however long the client stalled. Calling `close()` with
+ * a megabyte queued would not do: the socket is force-closed a few seconds later, mid-frame, if the
+ * client has not read it all by then. A watcher that has not drained within the heartbeat period is
+ * cut off. It may resume with `after=`; it never slows the others.
+ *
+ * Liveness: every `heartbeatMs / 3` the server pings each watcher (a protocol-level ping, which
+ * every browser and WebSocket library answers); any frame from the client — pong, ping or message —
+ * proves it alive. A watcher silent for `heartbeatMs` is closed with 4408 (reconnect). A client
+ * may also send the seed's `{"type":"ping"}` and gets `{"type":"pong"}`.
  */
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { deltaTopic, taskTopic } from "../bus/bus.ts";
@@ -16,14 +24,19 @@ import type { Logger } from "../lib/logger.ts";
 import { ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
-import { canSee, type WatchRequest } from "./app.ts";
+import { canSee } from "./app.ts";
+import type { WatchRequest } from "./ws-handshake.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 
 export interface Connection extends WatchRequest {
+  /** Nothing more is sent once set: closing, closed, or marked slow. */
   closed: boolean;
   /** Counted in the per-task and per-key watcher limits. */
   counted: boolean;
-  heartbeat?: ReturnType<typeof setTimeout>;
+  /** `performance.now()` when the client last sent a frame of any kind (message, ping, pong). */
+  lastSeen: number;
+  /** `performance.now()` when it was found too slow; it is closed with 4008 once drained. */
+  slowSince?: number;
 }
 
 export interface WebSocketDeps {
@@ -42,7 +55,7 @@ export interface TaskWebSockets {
   handler: WebSocketHandler<Connection>;
   /** Closes the watchers of `taskId` that have more than `slowClientBytes` queued (4008). */
   closeSlowWatchers(taskId: string): void;
-  /** Closes every open task WebSocket (graceful shutdown: 1001 "going away"). */
+  /** Closes every open task WebSocket (graceful shutdown: 1001 "going away") and stops the heartbeat. */
   closeAll(code: number, reason: string): void;
   readonly size: number;
 }
@@ -66,11 +79,44 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     return ws.getBufferedAmount() > deps.slowClientBytes;
   }
 
+  /**
+   * Stops queueing anything for a watcher that does not read: it leaves its topics now, and the
+   * close frame goes out once the data already queued has drained (see `drain`), so the client
+   * gets a whole prefix of the log, then 4008 — never a frame cut in half.
+   */
   function closeSlow(ws: Socket) {
     if (ws.data.closed) return;
     ws.data.closed = true; // stop replaying into it at once
+    ws.data.slowSince = performance.now();
+    ws.unsubscribe(taskTopic(ws.data.taskId));
+    ws.unsubscribe(deltaTopic(ws.data.taskId));
+    if (ws.getBufferedAmount() === 0) closeDrained(ws);
+  }
+
+  function closeDrained(ws: Socket) {
+    ws.data.slowSince = undefined;
     ws.close(CloseCode.tooSlow, "Too slow: reconnect with after=<last seq>");
   }
+
+  /** Pings every watcher; closes those silent for the heartbeat period, and slow ones that never drained. */
+  function sweep() {
+    const now = performance.now();
+    for (const ws of open) {
+      if (ws.data.slowSince !== undefined) {
+        // It has not read what was queued for a whole heartbeat period: cut it off.
+        if (now - ws.data.slowSince > deps.heartbeatMs) ws.terminate();
+      } else if (ws.data.closed) {
+        // Closing already (refused, or shutting down): nothing to check.
+      } else if (now - ws.data.lastSeen > deps.heartbeatMs) {
+        ws.data.closed = true;
+        ws.close(CloseCode.heartbeatTimeout, "Heartbeat timeout: reconnect with after=<last seq>");
+      } else {
+        ws.ping();
+      }
+    }
+  }
+  const heartbeat = setInterval(sweep, Math.max(10, Math.floor(deps.heartbeatMs / 3)));
+  heartbeat.unref();
 
   /** Counts the watcher against its limits; false (and the socket closed) if over one. */
   function admit(ws: Socket, key: string): boolean {
@@ -127,6 +173,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
           if (isSlow(ws)) closeSlow(ws);
         },
         subscribe() {
+          if (ws.data.closed) return;
           ws.subscribe(taskTopic(taskId));
           if (ws.data.deltas) ws.subscribe(deltaTopic(taskId));
         },
@@ -184,13 +231,14 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     open(ws) {
       ws.data.closed = false;
       ws.data.counted = false;
+      ws.data.lastSeen = performance.now();
       open.add(ws);
       if (!ws.data.principal) {
         return fail(ws, "Invalid or missing api_key", "unauthorized", CloseCode.unauthorized);
       }
-      ws.data.heartbeat = setTimeout(() => {
-        if (!ws.data.closed) ws.close(CloseCode.normal, "Heartbeat timeout");
-      }, deps.heartbeatMs);
+      if (ws.data.badRequest !== undefined) {
+        return fail(ws, ws.data.badRequest, "bad_request", CloseCode.badRequest);
+      }
       start(ws).catch((error) => {
         logger.error("websocket: could not start the stream", { task: ws.data.taskId, error: errorMessage(error) });
         fail(ws, "Internal server error", "internal", CloseCode.serverError);
@@ -198,7 +246,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
 
     message(ws, raw) {
-      ws.data.heartbeat?.refresh();
+      ws.data.lastSeen = performance.now();
       try {
         onClientFrame(ws, raw);
       } catch (error) {
@@ -207,11 +255,23 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       }
     },
 
+    ping(ws) {
+      ws.data.lastSeen = performance.now();
+    },
+
+    pong(ws) {
+      ws.data.lastSeen = performance.now();
+    },
+
+    drain(ws) {
+      if (ws.data.slowSince !== undefined && ws.getBufferedAmount() === 0) closeDrained(ws);
+    },
+
     close(ws) {
       ws.data.closed = true;
+      ws.data.slowSince = undefined;
       open.delete(ws);
       release(ws);
-      clearTimeout(ws.data.heartbeat);
     },
   };
 
@@ -227,6 +287,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       for (const ws of set) if (isSlow(ws)) closeSlow(ws);
     },
     closeAll(code, reason) {
+      clearInterval(heartbeat);
       for (const ws of open) ws.close(code, reason);
     },
     get size() {

@@ -15,7 +15,8 @@ import { Task, type TaskStatus } from "../protocol/task.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
 
-const SCHEMA_VERSION = 1;
+/** 2: `tasks.error` holds a `TaskError` as JSON (it held the message alone in 1). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -50,13 +51,30 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 `;
 
-/** A row as read back from SQLite, validated at the boundary: a Task with its metadata as JSON text. */
-const TaskRow = Task.omit({ metadata: true }).extend({ rowid: z.number().int(), metadata: z.string() });
+/** A row as read back from SQLite, validated at the boundary: a Task with its metadata and error as JSON text. */
+const TaskRow = Task.omit({ metadata: true, error: true }).extend({
+  rowid: z.number().int(),
+  metadata: z.string(),
+  error: z.string().nullable(),
+});
 
 function toTask(row: unknown): Task {
-  const { rowid: _rowid, metadata, ...rest } = TaskRow.parse(row);
-  return Task.parse({ ...rest, metadata: JSON.parse(metadata) });
+  const { rowid: _rowid, metadata, error, ...rest } = TaskRow.parse(row);
+  return Task.parse({ ...rest, metadata: JSON.parse(metadata), error: error === null ? null : JSON.parse(error) });
 }
+
+/**
+ * Schema 1 → 2: an error was its message alone; it becomes a `TaskError`. The code is the stop
+ * reason where that is a code of its own (`max_steps`, `token_budget`, `deadline`, `interrupted`),
+ * else `internal` (a provider's status cannot be told reliably from an old message).
+ */
+const MIGRATE_1_TO_2 = `
+UPDATE tasks SET error = json_object(
+  'code', CASE WHEN stop_reason IN ('max_steps', 'token_budget', 'deadline', 'interrupted') THEN stop_reason ELSE 'internal' END,
+  'message', error,
+  'retryable', json(CASE WHEN stop_reason = 'interrupted' THEN 'true' ELSE 'false' END)
+) WHERE error IS NOT NULL;
+`;
 
 
 export interface SqliteStoreOptions {
@@ -81,9 +99,16 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     throw new Error(`${path} has schema version ${version}, newer than this agentkit (${SCHEMA_VERSION})`);
   }
   db.transaction(() => {
+    // Read again under the write lock: another process may have migrated the file meanwhile, and a
+    // migration must run once (the version moves in the same transaction).
+    const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (current > SCHEMA_VERSION) {
+      throw new Error(`${path} has schema version ${current}, newer than this agentkit (${SCHEMA_VERSION})`);
+    }
     db.run(SCHEMA);
+    if (current === 1) db.run(MIGRATE_1_TO_2);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-  })();
+  }).immediate();
 
   const insertTask = db.query(
     `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at)
@@ -144,7 +169,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       status: outcome.status,
       stop_reason: outcome.stopReason,
       output: outcome.output,
-      error: outcome.error,
+      error: outcome.error === null ? null : JSON.stringify(outcome.error),
       total_steps: outcome.totalSteps,
       total_tokens: outcome.inputTokens + outcome.outputTokens,
       input_tokens: outcome.inputTokens,

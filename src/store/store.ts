@@ -3,7 +3,7 @@
  * published, so a replay sends the same bytes a live watcher got. `seq` is gapless per task
  * (1, 2, 3 …); the runner assigns it and the store refuses a duplicate.
  */
-import type { StopReason, Task, TaskMetadata, TaskStatus } from "../protocol/task.ts";
+import type { StopReason, Task, TaskError, TaskMetadata, TaskStatus } from "../protocol/task.ts";
 
 export interface NewTask {
   id: string;
@@ -25,7 +25,7 @@ export interface TaskOutcome {
   status: Extract<TaskStatus, "completed" | "failed" | "cancelled" | "timed_out">;
   stopReason: StopReason;
   output: string | null;
-  error: string | null;
+  error: TaskError | null;
   totalSteps: number;
   inputTokens: number;
   outputTokens: number;
@@ -72,5 +72,6 @@ export interface TaskStore {
   pruneEvents(finishedBefore: Date): Promise<number>;
   /** Events with `seq > after`, in order, at most `limit`. */
   events(id: string, after: number, limit: number): Promise<StoredEvent[]>;
-  close(): void;
+  /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
+  close(): void | Promise<void>;
 }

@@ -1,10 +1,13 @@
 /**
  * How a run's end becomes a task outcome and a `result` frame: one mapping, used by the runner for
- * every way a task can end (answer, stop condition, cancel, deadline, error, interruption).
+ * every way a task can end (answer, stop condition, cancel, deadline, error, interruption). A
+ * failure becomes one `TaskError` object, stored on the task and sent as is in the `result` frame.
  */
 import type { ResultData } from "../protocol/frames.ts";
 import type { TaskOutcome } from "../store/store.ts";
-import { errorMessage } from "../errors.ts";
+import { taskError, toTaskError } from "./task-error.ts";
+
+export { AgentNotConfiguredError } from "./task-error.ts";
 
 /** Why an abort happened; the runner passes one of these to `AbortController.abort`. */
 export class TaskAbort extends Error {
@@ -37,24 +40,24 @@ export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
     case "answer":
       return { ...base, status: "completed", stopReason: "final_answer", output: end.output, error: null };
     case "stopped":
-      return { ...base, status: "failed", stopReason: end.reason, output: null, error: `Stopped: ${end.message}` };
+      return { ...base, status: "failed", stopReason: end.reason, output: null, error: taskError(end.reason, `Stopped: ${end.message}`) };
     case "aborted":
       if (end.abort.kind === "cancelled") {
         return { ...base, status: "cancelled", stopReason: "cancelled", output: null, error: null };
       }
       if (end.abort.kind === "deadline") {
-        return { ...base, status: "timed_out", stopReason: "deadline", output: null, error: end.abort.message };
+        return { ...base, status: "timed_out", stopReason: "deadline", output: null, error: taskError("deadline", end.abort.message) };
       }
-      return { ...base, status: "failed", stopReason: "interrupted", output: null, error: end.abort.message };
+      return { ...base, status: "failed", stopReason: "interrupted", output: null, error: taskError("interrupted", end.abort.message) };
     case "error":
-      return { ...base, status: "failed", stopReason: "error", output: null, error: errorMessage(end.error) };
+      return { ...base, status: "failed", stopReason: "error", output: null, error: toTaskError(end.error) };
     case "interrupted":
       return {
         ...base,
         status: "failed",
         stopReason: "interrupted",
         output: null,
-        error: "Interrupted: the server stopped while this task was running",
+        error: taskError("interrupted", "Interrupted: the server stopped while this task was running"),
       };
   }
 }
@@ -70,8 +73,6 @@ export function toResultData(taskId: string, outcome: TaskOutcome): ResultData {
   };
   if (outcome.costUsd !== null) data.cost_usd = outcome.costUsd;
   if (outcome.output !== null) data.output = outcome.output;
-  if (outcome.error !== null) {
-    data.error = { code: outcome.stopReason, message: outcome.error };
-  }
+  if (outcome.error !== null) data.error = outcome.error;
   return data;
 }

@@ -61,8 +61,8 @@ export const HttpFetchHostPattern = z
     message: "Expected a host pattern: 'example.com', '*.example.com' or '127.0.0.1:8080'",
   });
 
-/** Options of the `http_fetch` tool, as they appear in an agent's config. */
-export const HttpFetchOptions = z.object({
+/** Options of the `http_fetch` tool, as they appear in an agent's config (strict: no unknown keys). */
+export const HttpFetchOptions = z.strictObject({
   /** Hosts the tool may fetch from, redirects included (see `HttpFetchHostPattern`). */
   allowHosts: z.array(HttpFetchHostPattern).min(1),
   /** The body is cut at this many bytes (after decompression) and reported as truncated. */

@@ -3,6 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.ts";
+import { editDistance, nearest } from "../../src/config/config-file.ts";
 import { startServer } from "../../src/server/serve.ts";
 import { silentLogger } from "../../src/lib/logger.ts";
 import { tempDir } from "../helpers/server.ts";
@@ -63,6 +64,66 @@ test("an error names the file, the agent and the field", () => {
   expect(() => loadConfig({ env: {}, flags: { configPath: "/nonexistent/agentkit.json" } })).toThrow("cannot read: ENOENT");
 });
 
+test("an unknown key at any level of the file is an error naming it and the near match, never dropped", () => {
+  const agent = (fields: Record<string, unknown>) => ({ agents: [{ name: "assistant", ...fields }] });
+  const fetcher = (options: Record<string, unknown>) => agent({ tools: ["http_fetch"], http_fetch: { allowHosts: ["example.com"], ...options } });
+  const cases: [unknown, string][] = [
+    [agent({ maxSteps: 3 }), "agents[0] (assistant): unknown field 'maxSteps' (did you mean 'max_steps'?)"],
+    [agent({ max_step: 3 }), "agents[0] (assistant): unknown field 'max_step' (did you mean 'max_steps'?)"],
+    [agent({ tool: ["calculator"] }), "agents[0] (assistant): unknown field 'tool' (did you mean 'tools'?)"],
+    [agent({ temperature: 0.2 }), "agents[0] (assistant): unknown field 'temperature'"],
+    [fetcher({ maxbytes: 10 }), "agents[0] (assistant).http_fetch: unknown field 'maxbytes' (did you mean 'maxBytes'?)"],
+    [{ providers: { openai: { baseUrl: "http://127.0.0.1:9/v1" } } }, "providers.openai: unknown field 'baseUrl' (did you mean 'baseURL'?)"],
+    [{ providers: { anthropic: { api_key: "k" } } }, "providers.anthropic: unknown field 'api_key' (did you mean 'apiKey'?)"],
+    [{ providers: { ollama: { url: "http://x" } } }, "providers.ollama: unknown field 'url'"],
+    [{ providers: { endpoints: [{ name: "groq", baseURL: "http://x/v1", apiKeyENV: "K" }] } }, "providers.endpoints[0] (groq): unknown field 'apiKeyENV' (did you mean 'apiKeyEnv'?)"],
+    [{ providers: { retry: { retries: 2 } } }, "providers.retry: unknown field 'retries' (did you mean 'maxRetries'?)"],
+    [{ providers: { requestTimeout: 1000 } }, "providers: unknown field 'requestTimeout' (did you mean 'requestTimeoutMs'?)"],
+    [{ providers: { prices: { "openai/*": { inputPerMillion: 1, outputPerMillion: 2, cachedPerMillion: 0.5 } } } }, 'providers.prices["openai/*"]: unknown field \'cachedPerMillion\''],
+    [{ mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", header: {} }] }, "mcp_servers[0] (search): unknown field 'header' (did you mean 'headers'?)"],
+    [{ agent: [] }, "(top level): unknown field 'agent' (did you mean 'agents'?)"],
+  ];
+  for (const [content, message] of cases) {
+    const { path } = write("agentkit.json", content);
+    let error: Error | undefined;
+    try {
+      loadConfig({ env: {}, flags: { configPath: path } });
+    } catch (caught) {
+      error = caught as Error;
+    }
+    expect(error?.message).toBe(`invalid configuration: agentkit.json: ${message}`);
+  }
+  // YAML too: the same schema.
+  const yaml = write("agentkit.yaml", "providers:\n  openai:\n    baseUrl: http://127.0.0.1:9/v1\n");
+  expect(() => loadConfig({ env: {}, flags: { configPath: yaml.path } })).toThrow("agentkit.yaml: providers.openai: unknown field 'baseUrl' (did you mean 'baseURL'?)");
+});
+
+test("a header value or key fetch cannot send (a '…' placeholder, a line break) is an error at start-up", () => {
+  const cases: [unknown, string][] = [
+    [{ mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", headers: { Authorization: "Bearer …" } }] }, "mcp_servers[0] (search).headers.Authorization: not a valid HTTP header value"],
+    [{ providers: { openai: { apiKey: "sk-…" } } }, "providers.openai.apiKey: not a valid HTTP header value"],
+    [{ providers: { endpoints: [{ name: "vllm", baseURL: "http://127.0.0.1:9/v1", headers: { "X-Org": "a\nb" } }] } }, 'providers.endpoints[0] (vllm).headers["X-Org"]: not a valid HTTP header value'],
+  ];
+  for (const [content, message] of cases) {
+    const { path } = write("agentkit.json", content);
+    expect(() => loadConfig({ env: {}, flags: { configPath: path } })).toThrow(`invalid configuration: agentkit.json: ${message}`);
+  }
+  const { path } = write("agentkit.json", {
+    providers: { openai: { apiKey: "sk-test", headers: { "X-Org": "café" } } },
+    mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", headers: { Authorization: "Bearer token" } }],
+  });
+  expect(loadConfig({ env: {}, flags: { configPath: path } }).mcpServers).toHaveLength(1);
+});
+
+test("the near match: case, '_' and '-' do not count; far names get no suggestion", () => {
+  expect(editDistance("kitten", "sitting")).toBe(3);
+  expect(editDistance("", "abc")).toBe(3);
+  expect(nearest("maxSteps", ["name", "max_steps", "tools"])).toBe("max_steps");
+  expect(nearest("timeout", ["timeout_ms", "tool_timeout_ms"])).toBe("timeout_ms");
+  expect(nearest("colour", ["name", "model"])).toBeUndefined();
+  expect(nearest("x", [])).toBeUndefined();
+});
+
 test("an agent naming an unknown tool or MCP server stops start-up, naming both", async () => {
   for (const [tools, message] of [
     [["calculator", "teleport"], "agent 'mover': unknown tool 'teleport'; known: calculator, current_time, http_fetch"],
@@ -71,5 +132,21 @@ test("an agent naming an unknown tool or MCP server stops start-up, naming both"
     const { dir, path } = write("agentkit.json", { agents: [{ name: "mover", tools }] });
     const config = loadConfig({ env: {}, flags: { configPath: path, dataDir: join(dir, "data"), port: 0, logLevel: "silent" } });
     await expect(startServer({ config, logger: silentLogger, env: {} })).rejects.toThrow(message);
+  }
+});
+
+test("a missing provider key stops start-up before any MCP server is started or dialled", async () => {
+  let requests = 0;
+  const mcpServer = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => (requests++, new Response("no", { status: 500 })) });
+  try {
+    const { dir, path } = write("agentkit.json", {
+      agents: [{ name: "writer", model: "openai/gpt-4.1-mini", tools: ["mcp:search"] }],
+      mcp_servers: [{ name: "search", url: `http://127.0.0.1:${mcpServer.port}/mcp`, timeoutMs: 2000 }],
+    });
+    const config = loadConfig({ env: {}, flags: { configPath: path, dataDir: join(dir, "data"), port: 0, logLevel: "silent" } });
+    await expect(startServer({ config, logger: silentLogger, env: {} })).rejects.toThrow("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY");
+    expect(requests).toBe(0);
+  } finally {
+    mcpServer.stop(true);
   }
 });

@@ -15,7 +15,7 @@ test("defaults, then environment, then flags", () => {
 test("a bad value names its source", () => {
   expect(() => loadConfig({ env: { PORT: "eighty" } })).toThrow(/^invalid configuration: PORT: /);
   expect(() => loadConfig({ env: {}, flags: { port: "70000" } })).toThrow(/^invalid configuration: --port: /);
-  expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "short" } })).toThrow("AGENTKIT_API_KEY: must be at least 8 characters");
+  expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "short" } })).toThrow("AGENTKIT_API_KEY: must be 8 to 512 characters");
   expect(() => loadConfig({ env: { AGENTKIT_LOG_LEVEL: "loud" } })).toThrow("AGENTKIT_LOG_LEVEL");
 });
 
@@ -24,7 +24,14 @@ test("command line", () => {
   expect(parseCommand(["serve", "--port", "1", "--data-dir", "/x"])).toMatchObject({ kind: "serve", flags: { port: "1", dataDir: "/x" } });
   expect(parseCommand(["--help"])).toEqual({ kind: "help" });
   expect(parseCommand(["--version"])).toEqual({ kind: "version" });
-  expect(parseCommand(["healthcheck", "--url", "http://x/health"])).toEqual({ kind: "healthcheck", url: "http://x/health" });
+  expect(parseCommand(["healthcheck", "--url", "http://x/health"])).toEqual({ kind: "healthcheck", url: "http://x/health", flags: {} });
+  // healthcheck takes serve's flags, to find the server the way serve was told to.
+  expect(parseCommand(["healthcheck", "--port", "9000", "--host", "0.0.0.0", "--data-dir", "/d", "--config", "/c.json"])).toEqual({
+    kind: "healthcheck",
+    url: undefined,
+    flags: { port: "9000", host: "0.0.0.0", dataDir: "/d", configPath: "/c.json" },
+  });
+  expect(() => parseCommand(["serve", "--url", "http://x/health"])).toThrow("--url is an option of healthcheck");
   expect(() => parseCommand(["launch"])).toThrow("unknown command 'launch'");
   expect(() => parseCommand(["--bogus"])).toThrow();
 });

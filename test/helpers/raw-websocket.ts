@@ -11,10 +11,19 @@ export interface ServerFrameRaw {
 
 export class RawWebSocket {
   private buffer = Buffer.alloc(0);
+  /** The server's answer to the upgrade request: status line and headers, as sent. */
+  responseHead = "";
   private constructor(readonly socket: Socket) {}
 
-  /** Opens the TCP connection and completes the upgrade handshake; reading is paused afterwards if `paused`. */
-  static async open(port: number, path: string, options: { paused?: boolean } = {}): Promise<RawWebSocket> {
+  /**
+   * Opens the TCP connection and completes the upgrade handshake (with extra request `headers`);
+   * reading is paused afterwards if `paused`. Rejects with the status line if the upgrade is refused.
+   */
+  static async open(
+    port: number,
+    path: string,
+    options: { paused?: boolean; headers?: Record<string, string> } = {},
+  ): Promise<RawWebSocket> {
     const socket = tcpConnect({ host: "127.0.0.1", port });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", () => resolve());
@@ -23,7 +32,11 @@ export class RawWebSocket {
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
     socket.write(
       `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+        Object.entries(options.headers ?? {})
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join("") +
+        "\r\n",
     );
     const client = new RawWebSocket(socket);
     // Read just the handshake response, then stop reading if asked.
@@ -33,6 +46,7 @@ export class RawWebSocket {
         const end = client.buffer.indexOf("\r\n\r\n");
         if (end < 0) return;
         const head = client.buffer.subarray(0, end).toString();
+        client.responseHead = head;
         client.buffer = client.buffer.subarray(end + 4);
         socket.off("data", onData);
         if (options.paused) socket.pause();
@@ -78,6 +92,29 @@ export class RawWebSocket {
       });
       this.socket.on("error", () => {}); // a reset after the close frame is expected
       this.socket.resume();
+    });
+  }
+
+  /** Resumes reading until `count` text frames have arrived (or the server closed); returns their texts. */
+  readTextFrames(count: number, timeoutMs = 10_000): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      let data = this.buffer;
+      const texts = () => parseFrames(data).filter((frame) => frame.opcode === 1).map((frame) => frame.payload.toString());
+      const timer = setTimeout(() => reject(new Error(`fewer than ${count} text frames arrived`)), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.socket.off("data", onData);
+        resolve(texts().slice(0, count));
+      };
+      const onData = (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        if (texts().length >= count) done();
+      };
+      this.socket.on("data", onData);
+      this.socket.once("close", done);
+      this.socket.on("error", () => {});
+      this.socket.resume();
+      if (texts().length >= count) done();
     });
   }
 

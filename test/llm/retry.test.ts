@@ -104,6 +104,18 @@ describe("retries", () => {
     expect(error).toMatchObject({ code: "http_error", status: 400, retryable: false, attempts: 1 });
   });
 
+  test("501 Not Implemented (and 505) is not retried: the request will never work there", async () => {
+    for (const status of [501, 505]) {
+      provider?.stop();
+      provider = startLoopbackProvider(() => jsonResponse(status, { error: { message: "Streaming is not implemented here", type: "server_error", param: null, code: null } }));
+      const sleeps: number[] = [];
+      const error = await rejectionOf(collect(openAiModel(provider.url, { sleeps }).stream(request())));
+      expect(provider.requests).toHaveLength(1);
+      expect(sleeps).toEqual([]);
+      expect(error).toMatchObject({ code: "http_error", status, retryable: false, attempts: 1 });
+    }
+  });
+
   test("an error body that is not the provider's JSON (a proxy's HTML page) is quoted", async () => {
     provider = startLoopbackProvider(
       () => new Response("<html><body>upstream connect error</body></html>", { status: 502, statusText: "Bad Gateway", headers: { "content-type": "text/html" } }),

@@ -68,3 +68,45 @@ test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with
   await resumed.result();
   expect([...received, ...resumed.durable]).toEqual(stored);
 });
+
+test("a watcher that stops reading at the TCP level for seconds still gets its 4008 close frame, after a whole frame", async () => {
+  // The server keeps publishing 32 KiB frames while the client reads nothing for 4 s: the kernel
+  // buffers fill, then the server's own queue passes slowClientBytes (the default, 1 MiB).
+  const steps = 400;
+  const blob = defineTool({
+    name: "blob",
+    description: "returns 32 KiB",
+    inputSchema: z.object({ n: z.number() }),
+    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
+  });
+  const step: ScriptStep = async function* (request) {
+    const done = request.messages.filter((message) => message.role === "tool").length;
+    if (done >= steps) {
+      yield { type: "text-delta", text: "end" };
+      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
+      return;
+    }
+    await Bun.sleep(5);
+    yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
+    yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
+  };
+  server = await startTestServer({
+    models: { m: createScriptedModel([step], { repeatLast: true }) },
+    tools: [blob],
+    agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
+  });
+  const task = await server.createTask({ input: "flood" });
+  const stalled = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0`, { paused: true });
+  await Bun.sleep(4000);
+  const frames = await stalled.readUntilClosed();
+  // Every byte up to the close is whole frames: nothing was cut mid-frame, and the last is 4008.
+  const close = frames.at(-1)!;
+  expect(close.opcode).toBe(8);
+  expect(closeCode(close)).toBe(4008);
+  const stored = ((await (await server.http(`/tasks/${task.id}/events?limit=1000`)).json()) as { events: unknown[] }).events.map((event) =>
+    JSON.stringify(event),
+  );
+  const received = frames.filter((frame) => frame.opcode === 1).map((frame) => frame.payload.toString()).slice(1);
+  expect(received.length).toBeGreaterThan(0);
+  expect(received).toEqual(stored.slice(0, received.length));
+}, 30_000);

@@ -123,7 +123,10 @@ test("a provider that keeps failing ends the task failed with a clear message, a
   expect(message).toContain("500");
   expect(message).toContain("the GPU is on fire");
   expect(provider.requests.length).toBe(3); // one try and two retries
-  expect(await (await server.http(`/tasks/${task.id}`)).json()).toMatchObject({ status: "failed", error: message });
+  expect(await (await server.http(`/tasks/${task.id}`)).json()).toMatchObject({
+    status: "failed",
+    error: { code: "provider_unavailable", message, retryable: true },
+  });
 });
 
 test("cancel aborts the provider's HTTP request at once", async () => {

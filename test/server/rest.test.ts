@@ -179,7 +179,10 @@ describe("tasks", () => {
     });
     await server.createTask({ input: "runs" });
     await server.createTask({ input: "waits" });
-    await expectError(await server.http("/tasks", { method: "POST", json: { input: "refused" } }), 429, "queue_full");
+    const full = await server.http("/tasks", { method: "POST", json: { input: "refused" } });
+    // Retry-After: when trying again makes sense.
+    expect(full.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    await expectError(full, 429, "queue_full");
   });
 });
 
@@ -202,5 +205,176 @@ describe("auth", () => {
   test("without a key the API is open", async () => {
     server = await startTestServer();
     expect((await server.http("/tasks")).status).toBe(200);
+  });
+});
+
+describe("bounds on what a client stores", () => {
+  test("metadata over a limit is a 400 naming it; metadata at the limits is stored as sent", async () => {
+    const { METADATA_LIMITS } = await import("../../src/protocol/limits.ts");
+    server = await startTestServer();
+    const deep = (depth: number): unknown => {
+      let value: unknown = 1;
+      for (let level = 1; level < depth; level++) value = [value];
+      return { a: value };
+    };
+    const over: [unknown, string, string][] = [
+      [deep(METADATA_LIMITS.maxDepth + 1), `nests at most ${METADATA_LIMITS.maxDepth} levels deep`, `metadata.a${".0".repeat(METADATA_LIMITS.maxDepth - 1)}`],
+      [Object.fromEntries(Array.from({ length: METADATA_LIMITS.maxEntries + 1 }, (_, i) => [`k${i}`, i])), `at most ${METADATA_LIMITS.maxEntries} keys`, "metadata"],
+      [{ list: Array(METADATA_LIMITS.maxEntries).fill(0) }, `at most ${METADATA_LIMITS.maxEntries} keys`, "metadata.list"],
+      [{ ["k".repeat(METADATA_LIMITS.maxKeyChars + 1)]: 1 }, `keys are at most ${METADATA_LIMITS.maxKeyChars} chars`, "metadata"],
+      [{ note: "n".repeat(METADATA_LIMITS.maxStringChars + 1) }, `at most ${METADATA_LIMITS.maxStringChars} chars`, "metadata.note"],
+      [Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, "é".repeat(500)])), `at most ${METADATA_LIMITS.maxBytes} bytes`, "metadata"],
+    ];
+    for (const [metadata, limit, path] of over) {
+      const body = await expectError(await server.http("/tasks", { method: "POST", json: { input: "x", metadata } }), 400, "validation_failed");
+      expect(body.error.message).toContain(limit);
+      expect(body.error.details?.map((issue) => issue.path)).toEqual([path]);
+    }
+    // 1e999 parses as Infinity, which JSON cannot hold (it would come back as null).
+    await expectError(
+      await server.http("/tasks", { method: "POST", body: '{"input":"x","metadata":{"n":1e999}}', headers: { "content-type": "application/json" } }),
+      400,
+      "validation_failed",
+    );
+    // Nesting far past the limit is refused from the raw text, before it is parsed.
+    const nested = await expectError(
+      await server.http("/tasks", { method: "POST", body: `{"input":"x","metadata":{"a":${"[".repeat(30_000)}${"]".repeat(30_000)}}}`, headers: { "content-type": "application/json" } }),
+      400,
+      "validation_failed",
+    );
+    expect(nested.error.message).toContain(`depth ≤ ${METADATA_LIMITS.maxDepth}`);
+
+    const atLimits = {
+      ...(deep(METADATA_LIMITS.maxDepth) as object),
+      ["k".repeat(METADATA_LIMITS.maxKeyChars)]: "s".repeat(METADATA_LIMITS.maxStringChars),
+      // Entries: a and the one item of each of its maxDepth - 1 arrays, the long key, list and its items: maxEntries in all.
+      list: Array(METADATA_LIMITS.maxEntries - 2 - METADATA_LIMITS.maxDepth).fill(true),
+    };
+    const created = await server.createTask({ input: "x", metadata: atLimits });
+    expect((await (await server.http(`/tasks/${created.id}`)).json()) as object).toMatchObject({ metadata: atLimits });
+  });
+
+  test("a page of GET /tasks stops at ~1 MiB of JSON and continues with next_cursor", async () => {
+    const { LIST_MAX_BYTES } = await import("../../src/protocol/limits.ts");
+    server = await startTestServer();
+    // 100,000 control chars: the longest input, 600 KB of JSON escapes each.
+    const ids: string[] = [];
+    for (let index = 0; index < 4; index++) ids.push((await server.createTask({ input: `${index}`.padEnd(100_000, "\u0001") })).id);
+    for (const id of ids) await (await server.watch(id)).result();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const response = await server.http(`/tasks?limit=100${cursor ? `&cursor=${cursor}` : ""}`);
+      const text = await response.text();
+      const body = JSON.parse(text) as { tasks: { id: string }[]; next_cursor: string | null };
+      expect(body.tasks.length).toBeGreaterThan(0);
+      // Under the budget, or a single task that alone is over it.
+      if (body.tasks.length > 1) expect(Buffer.byteLength(text)).toBeLessThanOrEqual(LIST_MAX_BYTES + 100);
+      seen.push(...body.tasks.map((task) => task.id));
+      cursor = body.next_cursor;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual([...ids].reverse());
+  });
+});
+
+describe("HTTP details", () => {
+  test("a wrong method on a known route is 405 with Allow; OPTIONS lists the methods", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "hi" });
+    const cases: [string, string, string][] = [
+      ["DELETE", `/tasks/${task.id}`, "GET, HEAD"],
+      ["PUT", "/tasks", "GET, HEAD, POST"],
+      ["GET", `/tasks/${task.id}/cancel`, "POST"],
+      ["POST", `/tasks/${task.id}/events`, "GET, HEAD"],
+      ["PATCH", "/agents", "GET, HEAD"],
+      ["POST", "/health", "GET, HEAD"],
+      ["POST", "/ws/tasks/abc", "GET"],
+    ];
+    for (const [method, path, allow] of cases) {
+      const body = await expectError(await server.http(path, { method }), 405, "method_not_allowed");
+      const response = await server.http(path, { method });
+      expect(response.headers.get("allow")).toBe(allow);
+      expect(body.error.message).toContain(method);
+      expect(body.error.message).toContain(allow);
+    }
+    const options = await server.http("/tasks", { method: "OPTIONS" });
+    expect(options.status).toBe(204);
+    expect(options.headers.get("allow")).toBe("GET, HEAD, POST");
+    // HEAD is answered like GET, without a body.
+    const head = await server.http(`/tasks/${task.id}`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    // Unknown routes stay 404.
+    await expectError(await server.http("/tasks/a/b/c", { method: "DELETE" }), 404, "not_found");
+  });
+
+  test("a POST /tasks body that is not JSON is 415 naming the type it got and the one expected", async () => {
+    server = await startTestServer();
+    const cases: [Record<string, string>, string][] = [
+      [{ "content-type": "application/x-www-form-urlencoded" }, "application/x-www-form-urlencoded"],
+      [{ "content-type": "text/plain;charset=UTF-8" }, "text/plain"],
+      [{}, "no Content-Type"],
+    ];
+    for (const [headers, got] of cases) {
+      const body = await expectError(await server.http("/tasks", { method: "POST", body: '{"input":"hi"}', headers }), 415, "unsupported_media_type");
+      expect(body.error.message).toContain(got);
+      expect(body.error.message).toContain("application/json");
+    }
+    for (const type of ["application/json; charset=utf-8", "application/vnd.agentkit+json", "APPLICATION/JSON"]) {
+      const response = await server.http("/tasks", { method: "POST", body: '{"input":"hi"}', headers: { "content-type": type } });
+      expect(response.status).toBe(201);
+    }
+  });
+
+  test("with CORS, a preflight lists every method a route answers, and a 405 carries the CORS headers", async () => {
+    server = await startTestServer({ config: { corsOrigins: "https://app.example" } });
+    const preflight = await server.http("/tasks", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(preflight.status).toBe(204);
+    const methods = preflight.headers.get("access-control-allow-methods")!.split(",").map((method) => method.trim());
+    expect(methods.sort()).toEqual(["GET", "HEAD", "OPTIONS", "POST"]);
+    const wrong = await server.http("/tasks", { method: "PUT", headers: { origin: "https://app.example" } });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(wrong.headers.get("access-control-expose-headers")).toContain("Allow");
+  });
+});
+
+describe("client aborts", () => {
+  test("a client that drops mid-upload is logged at debug, not as an error, and the server keeps serving", async () => {
+    const { connect: tcpConnect } = await import("node:net");
+    const { startLoggedServer } = await import("../helpers/logged-server.ts");
+    const { until } = await import("../helpers/deferred.ts");
+    const logged = await startLoggedServer();
+    try {
+      const heads = [
+        "Content-Length: 100000", // a declared length never reached
+        "Transfer-Encoding: chunked", // a chunked upload that stops
+      ];
+      for (const head of heads) {
+        const socket = tcpConnect({ host: "127.0.0.1", port: logged.port });
+        socket.on("error", () => {});
+        await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+        const start = '{"input":"' + "x".repeat(1000);
+        const chunk = head.startsWith("Transfer") ? `${start.length.toString(16)}\r\n${start}\r\n` : start;
+        socket.write(`POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${head}\r\n\r\n${chunk}`);
+        // Wait until the server is reading the body, then drop the connection.
+        await Bun.sleep(20);
+        socket.destroy();
+      }
+      // Each aborted request was seen (and logged, at some level).
+      const aborted = () => logged.lines.filter((entry) => /request (failed|aborted)/.test(entry.line));
+      await until(() => aborted().length >= heads.length, "the server to notice both aborted uploads", 3000).catch(() => {});
+      expect(aborted().map((entry) => entry.level)).toEqual(heads.map(() => "debug"));
+      expect(logged.lines.filter((entry) => entry.level === "error")).toEqual([]);
+      // Still serving.
+      expect((await fetch(`${logged.baseUrl}/health`)).status).toBe(200);
+      const created = await fetch(`${logged.baseUrl}/tasks`, { method: "POST", body: '{"input":"hi"}', headers: { "content-type": "application/json" } });
+      expect(created.status).toBe(201);
+    } finally {
+      await logged.close();
+    }
   });
 });

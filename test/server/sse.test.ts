@@ -129,3 +129,84 @@ test("with a key configured, the event stream takes it as a header or, for Event
   // Plain REST does not take keys from the query string.
   expect((await server.http(`/tasks/${task.id}?api_key=sse-key-0001`)).status).toBe(401);
 });
+
+test("Accept is negotiated with q-values: JSON unless the client prefers the event stream", async () => {
+  server = await startTestServer();
+  const task = await server.createTask({ input: "hi" });
+  await (await server.watch(task.id)).result();
+  const cases: [string, "sse" | "json"][] = [
+    ["text/event-stream", "sse"],
+    ["text/event-stream;q=0.9, application/json", "json"],
+    ["application/json;q=0.5, text/event-stream", "sse"],
+    ["*/*", "json"],
+    ["text/*", "sse"],
+    ["text/event-stream, */*;q=0.1", "sse"],
+    ["application/json, text/event-stream", "json"],
+    ["application/json;q=0, */*", "sse"],
+    ["image/png", "json"],
+  ];
+  for (const [accept, expected] of cases) {
+    // after=1: an ended task has more to send, so the event stream answers 200 (not 204).
+    const response = await fetch(`${server.baseUrl}/tasks/${task.id}/events?after=1`, { headers: { accept } });
+    expect(response.status, accept).toBe(200);
+    expect(response.headers.get("content-type"), accept).toStartWith(expected === "sse" ? "text/event-stream" : "application/json");
+    await response.body?.cancel();
+  }
+});
+
+test("?api_key= is read only for a request that negotiates the event stream of GET /tasks/:id/events", async () => {
+  server = await startTestServer({ config: { apiKey: "sse-key-0002" } });
+  const task = await server.createTask({ input: "hi" }, { authorization: "Bearer sse-key-0002" });
+  const get = (path: string, accept: string) => fetch(`${server!.baseUrl}${path}`, { headers: { accept } });
+  const stream = await get(`/tasks/${task.id}/events?api_key=sse-key-0002`, "text/event-stream");
+  expect(stream.status).toBe(200);
+  await stream.body?.cancel();
+  // Prefers JSON: not the event stream, so no key from the URL.
+  expect((await get(`/tasks/${task.id}/events?api_key=sse-key-0002`, "text/event-stream;q=0.9, application/json")).status).toBe(401);
+  // Another route asking for an event stream it does not serve.
+  expect((await get(`/tasks/${task.id}?api_key=sse-key-0002`, "text/event-stream")).status).toBe(401);
+  expect((await get(`/tasks?api_key=sse-key-0002`, "text/event-stream")).status).toBe(401);
+});
+
+test("an after beyond the task's last event is a 400 naming the last seq, as JSON, as SSE and as Last-Event-ID", async () => {
+  server = await startTestServer();
+  const task = await server.createTask({ input: "hi" });
+  await (await server.watch(task.id)).result();
+  const last = (await stored(task.id)).length;
+  const requests: [string, Record<string, string>][] = [
+    [`?after=${last + 1}`, {}],
+    [`?after=${last + 1}`, { accept: "text/event-stream" }],
+    ["", { accept: "text/event-stream", "last-event-id": String(last + 5) }],
+  ];
+  for (const [query, headers] of requests) {
+    const response = await fetch(`${server.baseUrl}/tasks/${task.id}/events${query}`, { headers });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("bad_request");
+    expect(body.error.message).toContain(`last_seq ${last}`);
+  }
+  // At the last seq: nothing more (JSON: no events; SSE: 204 for an ended task).
+  expect(await stored(task.id)).toHaveLength(last);
+  const atEnd = (await (await server.http(`/tasks/${task.id}/events?after=${last}`)).json()) as { events: unknown[] };
+  expect(atEnd.events).toEqual([]);
+  expect((await fetch(`${server.baseUrl}/tasks/${task.id}/events?after=${last}`, { headers: { accept: "text/event-stream" } })).status).toBe(204);
+});
+
+test("a server fault mid-stream is a normal data frame {type:error}, never `event: error`", async () => {
+  let failEvents = false;
+  server = await startTestServer({
+    wrapStore: (store) => ({
+      ...store,
+      events: (...args: Parameters<typeof store.events>) => (failEvents ? Promise.reject(new Error("disk on fire")) : store.events(...args)),
+    }),
+  });
+  const task = await server.createTask({ input: "hi" });
+  await (await server.watch(task.id)).result();
+  failEvents = true;
+  const client = sse(`/tasks/${task.id}/events`);
+  await within(client.ended, 5000, "the stream to end after the error");
+  const error = client.events.find((event) => JSON.parse(event.data).type === "error");
+  expect(error).toBeDefined();
+  expect(error!.event).toBeUndefined();
+  expect(JSON.parse(error!.data)).toEqual({ type: "error", data: { message: "Internal server error", code: "internal" } });
+});

@@ -343,18 +343,18 @@ describe("connection rules", () => {
     await allowed.result();
   });
 
-  test("no client frame within the heartbeat window → close 1000 'Heartbeat timeout'; pings keep it open", async () => {
-    server = await startTestServer({ config: { heartbeatMs: 400 } });
+  test("a quiet client that answers the server's pings, and one sending {type:'ping'}, both outlive the heartbeat window", async () => {
+    // (The seed closed a client that sent no message for 60 s; browsers cannot send ping frames,
+    // so a quiet watcher is judged by its answers to the server's pings — see ws-handshake.test.ts.)
+    server = await startTestServer({ config: { heartbeatMs: 150 } });
     const task = await server.createTask({ input: "hi" });
-    const idle = await server.watch(task.id);
+    const quiet = await server.watch(task.id);
     const pinging = await server.watch(task.id);
     const timer = setInterval(() => pinging.send({ type: "ping" }), 50);
     try {
-      const closed = await within(idle.closed, 5000, "the heartbeat close");
-      expect(closed).toEqual({ code: 1000, reason: "Heartbeat timeout" });
-      // The pinging client outlived the idle one by the whole window and is still open.
-      const pongs = pinging.frames.filter((frame) => frame.type === "pong").length;
-      await pinging.waitFor(() => pinging.frames.filter((frame) => frame.type === "pong").length >= pongs + 8, "more pongs");
+      const closedEarly = await Promise.race([quiet.closed.then(() => true), pinging.closed.then(() => true), Bun.sleep(750).then(() => false)]);
+      expect(closedEarly).toBe(false);
+      expect(pinging.frames.filter((frame) => frame.type === "pong").length).toBeGreaterThan(5);
     } finally {
       clearInterval(timer);
     }

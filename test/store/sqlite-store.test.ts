@@ -102,3 +102,82 @@ test("a run of events is stored in one transaction: all or none", async () => {
   await s.appendEvents("a", []);
   expect((await s.getTask("a"))?.last_seq).toBe(3);
 });
+
+test("a task's error is stored as its object and read back as one", async () => {
+  const s = open();
+  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
+  const error = { code: "rate_limited" as const, message: "openai/gpt-test: HTTP 429 after 2 attempts: slow down", retryable: true };
+  expect(await s.finishTask("t", { ...outcome("failed"), stopReason: "error", error }, 1, "{}")).toBe(true);
+  expect((await s.getTask("t"))?.error).toEqual(error);
+  expect((await s.listTasks({ limit: 5 })).tasks[0]?.error).toEqual(error);
+  s.close();
+  store = createSqliteStore({ dataDir: dir! });
+  expect((await store.getTask("t"))?.error).toEqual(error);
+});
+
+/** The schema of version 1, as it was: `error` held the message alone. */
+const SCHEMA_V1 = `
+CREATE TABLE tasks (
+  id TEXT PRIMARY KEY, owner TEXT NOT NULL, agent TEXT NOT NULL, input TEXT NOT NULL, metadata TEXT NOT NULL,
+  status TEXT NOT NULL, stop_reason TEXT, output TEXT, error TEXT,
+  total_steps INTEGER NOT NULL DEFAULT 0, total_tokens INTEGER NOT NULL DEFAULT 0,
+  input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL,
+  last_seq INTEGER NOT NULL DEFAULT 0, pruned_through INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT
+);
+CREATE INDEX tasks_status ON tasks(status);
+CREATE INDEX tasks_owner ON tasks(owner);
+CREATE INDEX tasks_finished ON tasks(finished_at) WHERE pruned_through < last_seq;
+CREATE TABLE events (task_id TEXT NOT NULL, seq INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (task_id, seq)) WITHOUT ROWID;
+`;
+
+test("a schema 1 file is migrated at start-up: string errors become objects, once; a newer schema is refused", async () => {
+  const { Database } = await import("bun:sqlite");
+  dir = tempDir();
+  const path = `${dir}/agentkit.sqlite`;
+  const raw = new Database(path, { create: true });
+  raw.run(SCHEMA_V1);
+  raw.run("PRAGMA user_version = 1");
+  const insert = raw.query(
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, stop_reason, output, error, last_seq, created_at, finished_at)
+     VALUES (?, 'anonymous', 'default', 'hi', '{}', ?, ?, ?, ?, 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z')`,
+  );
+  insert.run("provider", "failed", "error", null, "openai/gpt-test: HTTP 429 after 4 attempts: slow down");
+  insert.run("steps", "failed", "max_steps", null, "Stopped: reached the limit of 3 steps");
+  insert.run("deadline", "timed_out", "deadline", null, "Task exceeded its 150 ms time limit");
+  insert.run("restart", "failed", "interrupted", null, "Interrupted: the server stopped while this task was running");
+  insert.run("done", "completed", "final_answer", "42", null);
+  insert.run("cancelled", "cancelled", "cancelled", null, null);
+  raw.run(`INSERT INTO events (task_id, seq, frame) VALUES ('done', 1, '{"type":"result"}')`);
+  raw.close();
+
+  const expected = {
+    provider: { code: "internal", message: "openai/gpt-test: HTTP 429 after 4 attempts: slow down", retryable: false },
+    steps: { code: "max_steps", message: "Stopped: reached the limit of 3 steps", retryable: false },
+    deadline: { code: "deadline", message: "Task exceeded its 150 ms time limit", retryable: false },
+    restart: { code: "interrupted", message: "Interrupted: the server stopped while this task was running", retryable: true },
+    done: null,
+    cancelled: null,
+  };
+  const errors = async (s: TaskStore) =>
+    Object.fromEntries(await Promise.all(Object.keys(expected).map(async (id) => [id, (await s.getTask(id))?.error])));
+
+  store = createSqliteStore({ dataDir: dir });
+  expect(await errors(store)).toEqual(expected);
+  expect(await store.events("done", 0, 10)).toEqual([{ seq: 1, frame: '{"type":"result"}' }]);
+  store.close();
+
+  // Opening the migrated file again changes nothing (the migration ran once).
+  store = createSqliteStore({ dataDir: dir });
+  expect(await errors(store)).toEqual(expected);
+  store.close();
+  const check = new Database(path);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(2);
+  expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
+
+  // A file from a newer agentkit is refused, untouched.
+  check.run("PRAGMA user_version = 3");
+  check.close();
+  store = undefined;
+  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 3, newer than this agentkit (2)");
+});

@@ -2,6 +2,8 @@
  * The provider part of the config file: keys and base URLs of the hosted providers, the Ollama
  * host, named OpenAI-compatible endpoints, retry and timeout, and prices per model. Environment
  * variables override the hosted providers' settings (see provider-factories.ts).
+ * Every object is strict: an unknown key (`baseUrl` for `baseURL`) is an error, never dropped — a
+ * dropped `baseURL` would send the key to the provider's public host.
  */
 import { z } from "zod";
 
@@ -10,29 +12,42 @@ const ProviderName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.-]*$/i, "must be letters, digits, '.', '_' or '-' (no '/')");
 
-const Headers = z.record(z.string(), z.string());
+/** True when fetch can send it: a header value is Latin-1 with no CR, LF or NUL (no `…`). */
+export function isHeaderValue(value: string): boolean {
+  try {
+    new globalThis.Headers([["x", value]]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const HEADER_VALUE_MESSAGE = "not a valid HTTP header value (Latin-1 only, no line breaks)";
+const HeaderValue = z.string().refine(isHeaderValue, HEADER_VALUE_MESSAGE);
+const Headers = z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid HTTP header name"), HeaderValue);
+/** A key: it goes into a header. */
+const ApiKey = z.string().min(1).refine(isHeaderValue, HEADER_VALUE_MESSAGE);
 
 /** Settings of a hosted provider (OpenAI, Anthropic). */
-export const HostedProviderConfig = z.object({
-  apiKey: z.string().min(1).optional(),
+export const HostedProviderConfig = z.strictObject({
+  apiKey: ApiKey.optional(),
   baseURL: z.url().optional(),
   headers: Headers.optional(),
 });
 export type HostedProviderConfig = z.infer<typeof HostedProviderConfig>;
 
-export const OllamaConfig = z.object({
+export const OllamaConfig = z.strictObject({
   /** Like `OLLAMA_HOST`: `http://host:port`, `host:port` or `host`. Default `http://127.0.0.1:11434`. */
   host: z.string().min(1).optional(),
 });
 export type OllamaConfig = z.infer<typeof OllamaConfig>;
 
 /** A named OpenAI-compatible endpoint (vLLM, llama.cpp server, LM Studio, OpenRouter, Groq…). */
-export const EndpointConfig = z.object({
+export const EndpointConfig = z.strictObject({
   /** Used as the provider in model ids: `{ name: "groq" }` → `groq/llama-3.3-70b-versatile`. */
   name: ProviderName,
   /** The API root, with its version path: e.g. `http://127.0.0.1:8000/v1`. */
   baseURL: z.url(),
-  apiKey: z.string().min(1).optional(),
+  apiKey: ApiKey.optional(),
   /** Name of an environment variable holding the key, to keep secrets out of the file. */
   apiKeyEnv: z.string().min(1).optional(),
   headers: Headers.optional(),
@@ -41,7 +56,7 @@ export const EndpointConfig = z.object({
 });
 export type EndpointConfig = z.infer<typeof EndpointConfig>;
 
-export const RetryConfig = z.object({
+export const RetryConfig = z.strictObject({
   maxRetries: z.number().int().min(0).max(10).optional(),
   initialDelayMs: z.number().int().min(0).max(60_000).optional(),
   maxDelayMs: z.number().int().min(0).max(600_000).optional(),
@@ -49,7 +64,7 @@ export const RetryConfig = z.object({
 export type RetryConfig = z.infer<typeof RetryConfig>;
 
 /** Price of a model in USD per million tokens. */
-export const ModelPrice = z.object({
+export const ModelPrice = z.strictObject({
   inputPerMillion: z.number().nonnegative(),
   outputPerMillion: z.number().nonnegative(),
 });
@@ -63,7 +78,7 @@ export type ModelPrices = z.infer<typeof ModelPrices>;
 export const BUILTIN_PROVIDERS = ["demo", "openai", "anthropic", "ollama"] as const;
 
 export const ProviderConfig = z
-  .object({
+  .strictObject({
     openai: HostedProviderConfig.optional(),
     anthropic: HostedProviderConfig.optional(),
     ollama: OllamaConfig.optional(),

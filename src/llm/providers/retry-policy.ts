@@ -25,9 +25,12 @@ export function resolveRetryOptions(options: RetryOptions | undefined): Resolved
   return { ...DEFAULT_RETRY, ...stripUndefined(options ?? {}) };
 }
 
-/** Whether an HTTP status is worth retrying: rate limits and server errors. */
+/**
+ * Whether an HTTP status is worth retrying: rate limits and server errors — but not 501 Not
+ * Implemented or 505 HTTP Version Not Supported, which say the request will never work there.
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 429 || status >= 500;
+  return status === 429 || (status >= 500 && status !== 501 && status !== 505);
 }
 
 /**
