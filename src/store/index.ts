@@ -1,0 +1,29 @@
+/**
+ * Picks the store the configuration asks for: PostgreSQL when a database URL is set (cluster
+ * mode, issue 9), else the embedded SQLite file in the data dir.
+ */
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../lib/logger.ts";
+import { createPostgresStore, POSTGRES_SCHEMA_VERSION, redactDatabaseUrl } from "./postgres-store.ts";
+import { createSqliteStore } from "./sqlite-store.ts";
+import type { TaskStore } from "./store.ts";
+
+export async function openStore(
+  config: Pick<Config, "dataDir" | "databaseUrl" | "databasePool" | "databaseStatementTimeoutMs">,
+  logger?: Logger,
+): Promise<TaskStore> {
+  if (!config.databaseUrl) return createSqliteStore({ dataDir: config.dataDir });
+  // Throws one line (never the password) when the server cannot be reached or its schema is newer.
+  const store = await createPostgresStore({
+    url: config.databaseUrl,
+    max: config.databasePool,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
+  logger?.info("store: PostgreSQL", {
+    database: redactDatabaseUrl(config.databaseUrl),
+    pool: config.databasePool,
+    schema_version: POSTGRES_SCHEMA_VERSION,
+    ...(store.migratedFrom < POSTGRES_SCHEMA_VERSION ? { migrated_from: store.migratedFrom } : {}),
+  });
+  return store;
+}
