@@ -2,15 +2,18 @@
  * The benchmark suite (issue 5): `bun run bench` (bench/run.sh) runs this.
  *
  * Builds dist/agentkit if missing or older than the sources, then runs, each against a fresh
- * server with a fresh data dir under one temp dir: start, fan-out (against the bare Bun pub/sub
- * ceiling), steady latency, many tasks, cancel, idle connections. Writes
+ * server with a fresh data dir under one temp dir: start, short bursts and fan-out (against the
+ * bare Bun pub/sub ceiling), the reconnect storm (against bare subscribe), steady latency, many
+ * tasks (instant and paced model), cancel, idle connections. The machine (CPU, cores, memory, the
+ * data dir's disk and filesystem, load average before and after each scenario, Bun) is recorded. Writes
  * bench/results/<UTC timestamp>.json and prints Markdown tables. Every process it starts is killed
  * and the temp dir removed on the way out, on failure and on Ctrl-C too.
  *
  *   bun run bench                          everything (~5 minutes on 2 cores)
  *   bun run bench -- --quick               smaller counts, one run each (a smoke test)
- *   bun run bench -- --only=fanout,cancel  some scenarios: start fanout steady tasks cancel connections
+ *   bun run bench -- --only=burst,storm    some scenarios: start burst fanout storm steady tasks cancel connections
  *   bun run bench -- --reps=5 --pad=200    runs per fan-out figure; padding characters per tool_call
+ *   bun run bench -- --pairs=9             interleaved agentkit/bare pairs per short-burst figure
  *   bun run bench -- --binary=/tmp/agentkit  another build of agentkit (A/B a change; no build step)
  */
 import {
@@ -25,12 +28,14 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_CONFIG, type Context, type Options } from "./lib/context.ts";
 import { ClientProcess, foreignCpuSeconds, killAll, snapshotCpu, within } from "./lib/processes.ts";
 import { judgeTargets, renderTables, type Machine, type Results } from "./lib/report.ts";
+import { burst } from "./scenarios/burst.ts";
+import { storm } from "./scenarios/storm.ts";
 import { cancel } from "./scenarios/cancel.ts";
 import { connections } from "./scenarios/connections.ts";
 import { fanOut } from "./scenarios/fan-out.ts";
@@ -38,7 +43,7 @@ import { manyTasks } from "./scenarios/many-tasks.ts";
 import { start } from "./scenarios/start.ts";
 import { steady } from "./scenarios/steady.ts";
 
-const SCENARIOS = ["start", "fanout", "steady", "tasks", "cancel", "connections"] as const;
+const SCENARIOS = ["start", "burst", "fanout", "storm", "steady", "tasks", "cancel", "connections"] as const;
 const WHOLE_RUN_LIMIT_MS = 20 * 60_000;
 
 const benchDir = import.meta.dir;
@@ -75,6 +80,7 @@ function parseOptions(): Options {
       quick: { type: "boolean", default: false },
       only: { type: "string" },
       reps: { type: "string" },
+      pairs: { type: "string" },
       pad: { type: "string" },
       "fanout-clients": { type: "string" },
       "steady-clients": { type: "string" },
@@ -89,6 +95,7 @@ function parseOptions(): Options {
     quick: values.quick ?? false,
     only,
     reps: Number(values.reps ?? (values.quick ? 1 : 5)),
+    pairs: Number(values.pairs ?? (values.quick ? 2 : 7)),
     pad: Number(values.pad ?? 0),
     fanoutClients: Number(values["fanout-clients"] ?? 1),
     steadyClients: Number(values["steady-clients"] ?? 2),
@@ -135,7 +142,35 @@ function openFileLimit(): number {
   return soft ? Number(soft) : 1024;
 }
 
-function machine(nofile: number): Machine {
+/** The load average (1, 5, 15 min) as /proc/loadavg has it. */
+function load(): [number, number, number] {
+  const [one, five, fifteen] = loadavg().map((value) => Math.round(value * 100) / 100);
+  return [one!, five!, fifteen!];
+}
+
+/** Where the data dirs live: device, filesystem, mount options, and whether the disk says it rotates. */
+function dataDisk(dir: string): Machine["data_dir"] {
+  const found = Bun.spawnSync(["findmnt", "-no", "SOURCE,FSTYPE,OPTIONS", "-T", dir]).stdout.toString().trim().split(/\s+/);
+  const [device = "unknown", fstype = "unknown", mountOptions = ""] = found;
+  let rotational: boolean | null = null;
+  let model: string | null = null;
+  const name = /^\/dev\/([a-z]+?)(p?\d+)?$/.exec(device)?.[1];
+  if (name) {
+    try {
+      rotational = readFileSync(`/sys/block/${name}/queue/rotational`, "utf8").trim() === "1";
+    } catch {
+      // not a block device we can see
+    }
+    try {
+      model = readFileSync(`/sys/block/${name}/device/model`, "utf8").trim() || null;
+    } catch {
+      model = name.startsWith("vd") ? "virtio block device (the host's storage is not visible)" : null;
+    }
+  }
+  return { path: dir, device, fstype, mount_options: mountOptions, rotational, model };
+}
+
+function machine(nofile: number, dataDir: string): Machine {
   const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: repoRoot }).stdout.toString().trim();
   const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: repoRoot }).stdout.toString().trim();
   return {
@@ -146,6 +181,9 @@ function machine(nofile: number): Machine {
     bun: Bun.version,
     commit: (commit || "unknown") + (dirty ? " (src modified)" : ""),
     open_file_limit: nofile,
+    data_dir: dataDisk(dataDir),
+    loadavg_start: load(),
+    loadavg_end: load(),
   };
 }
 
@@ -172,7 +210,7 @@ async function main(): Promise<number> {
   const results: Results = {
     date: new Date().toISOString(),
     command: ["bun run bench", ...process.argv.slice(2)].join(" "),
-    machine: machine(nofile),
+    machine: machine(nofile, tmpRoot),
     binary: binaryInfo,
     options: { ...options, only: options.only ? [...options.only] : "all" },
     duration_s: 0,
@@ -181,7 +219,12 @@ async function main(): Promise<number> {
     errors: {},
     targets: [],
   };
-  log(`agentkit bench: ${results.machine.nproc}× ${results.machine.cpu_model}, Bun ${results.machine.bun}, open files ${nofile}`);
+  const disk = results.machine.data_dir;
+  log(
+    `agentkit bench: ${results.machine.nproc}× ${results.machine.cpu_model}, ${results.machine.memory_gib} GiB, Bun ${results.machine.bun}, ` +
+      `open files ${nofile}; data dir on ${disk.device} (${disk.fstype}${disk.rotational === null ? "" : disk.rotational ? ", rotational" : ", non-rotational"}); ` +
+      `load average ${results.machine.loadavg_start.join(" ")}`,
+  );
   log(`binary: ${binaryInfo.path} (sha1 ${binaryInfo.sha1}), run from a private copy`);
 
   // Latency compares clocks of two processes (server's `t`, client's arrival): check they agree.
@@ -205,15 +248,24 @@ async function main(): Promise<number> {
 
   const steps: [(typeof SCENARIOS)[number], () => Promise<void>][] = [
     ["start", async () => void (results.start = await start(context))],
+    ["burst", async () => void (results.burst = await burst(context))],
     ["fanout", async () => void (results.fan_out = await fanOut(context))],
+    ["storm", async () => void (results.storm = await storm(context))],
     ["steady", async () => void (results.steady = await steady(context))],
-    ["tasks", async () => void (results.many_tasks = await manyTasks(context))],
+    [
+      "tasks",
+      async () => {
+        results.many_tasks = await manyTasks(context);
+        results.many_tasks_paced = await manyTasks(context, 1);
+      },
+    ],
     ["cancel", async () => void (results.cancel = await cancel(context))],
     ["connections", async () => void (results.connections = await connections(context, restore))],
   ];
   for (const [name, step] of steps) {
     if (!wanted(name)) continue;
     const before = snapshotCpu();
+    const loadBefore = load();
     const began = performance.now();
     try {
       await within(step(), 8 * 60_000, name);
@@ -224,11 +276,14 @@ async function main(): Promise<number> {
     }
     const foreign = foreignCpuSeconds(before, snapshotCpu());
     const seconds = (performance.now() - began) / 1000;
-    results.other_load[name] = { cpu_s: foreign, wall_s: Math.round(seconds * 10) / 10 };
-    if (foreign > 0.05 * seconds) log(`  note: other processes used ${foreign} CPU-s during these ${seconds.toFixed(1)} s`);
+    const loadAfter = load();
+    results.other_load[name] = { cpu_s: foreign, wall_s: Math.round(seconds * 10) / 10, loadavg_before: loadBefore, loadavg_after: loadAfter };
+    log(`  ${name}: other processes used ${foreign} CPU-s in ${seconds.toFixed(1)} s; load average ${loadBefore[0]} → ${loadAfter[0]}`);
+    if (foreign > 0.05 * seconds) log(`  note: other processes used ${foreign} CPU-s during these ${seconds.toFixed(1)} s — figures skewed`);
   }
 
   results.duration_s = Math.round((performance.now() - began) / 100) / 10;
+  results.machine.loadavg_end = load();
   results.targets = judgeTargets(results);
   const resultsDir = join(benchDir, "results");
   mkdirSync(resultsDir, { recursive: true });

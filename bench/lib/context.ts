@@ -12,6 +12,8 @@ export interface Options {
   quick: boolean;
   only: Set<string> | undefined;
   reps: number;
+  /** Interleaved agentkit/bare pairs per short-burst figure. */
+  pairs: number;
   pad: number;
   fanoutClients: number;
   steadyClients: number;

@@ -2,12 +2,14 @@
  * The run's results: the JSON written to bench/results/, the targets of issue 5 judged against the
  * measured figures, and the readable tables (Markdown, so they paste into BENCHMARKS.md as is).
  */
+import type { BurstRow, Spread } from "../scenarios/burst.ts";
 import type { CancelResult } from "../scenarios/cancel.ts";
 import type { ConnectionsResult } from "../scenarios/connections.ts";
 import type { FanOutRow } from "../scenarios/fan-out.ts";
 import type { ManyTasksResult } from "../scenarios/many-tasks.ts";
 import type { StartResult } from "../scenarios/start.ts";
 import type { SteadyRun } from "../scenarios/steady.ts";
+import type { StormResult } from "../scenarios/storm.ts";
 
 export interface Machine {
   nproc: number;
@@ -17,6 +19,18 @@ export interface Machine {
   bun: string;
   commit: string;
   open_file_limit: number;
+  /** Where the servers' data dirs (the SQLite files) live. */
+  data_dir: {
+    path: string;
+    device: string;
+    fstype: string;
+    mount_options: string;
+    rotational: boolean | null;
+    model: string | null;
+  };
+  /** /proc/loadavg (1, 5, 15 min) when the run started and when it ended. */
+  loadavg_start: [number, number, number];
+  loadavg_end: [number, number, number];
 }
 
 export interface Results {
@@ -29,11 +43,14 @@ export interface Results {
   duration_s: number;
   clock_offset_ms: number | null;
   /** CPU used by processes outside this run during each scenario (a busy machine skews figures). */
-  other_load: Record<string, { cpu_s: number; wall_s: number }>;
+  other_load: Record<string, { cpu_s: number; wall_s: number; loadavg_before?: number[]; loadavg_after?: number[] }>;
   start?: StartResult;
+  burst?: BurstRow[];
   fan_out?: FanOutRow[];
+  storm?: StormResult;
   steady?: SteadyRun[];
   many_tasks?: ManyTasksResult;
+  many_tasks_paced?: ManyTasksResult;
   cancel?: CancelResult;
   connections?: ConnectionsResult;
   errors: Record<string, string>;
@@ -50,8 +67,24 @@ const fmt = (value: number, digits = 0) =>
   Number.isFinite(value) ? value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "—";
 const ms = (value: number) => (Number.isFinite(value) ? (value < 10 ? fmt(value, 2) : value < 100 ? fmt(value, 1) : fmt(value, 0)) : "—");
 
+const range = (value: Spread, digits = 2) =>
+  `${fmt(value.median, digits)} (${fmt(value.min, digits)}–${fmt(value.max, digits)})`;
+
 export function judgeTargets(results: Results): Target[] {
   const targets: Target[] = [];
+  const bursts = results.burst?.filter((row) => row.watchers <= 1000);
+  if (bursts?.length) {
+    targets.push({
+      target: "short bursts (200 events, from the trigger): ≥ 0.9× bare at 100 and 1,000 watchers",
+      measured: bursts.map((row) => `${range(row.throughput_ratio)}× at ${fmt(row.watchers)}`).join("; ") + " (median (min–max) over pairs)",
+      status: bursts.every((row) => row.throughput_ratio.median >= 0.9 && row.all_frames_delivered) ? "met" : "not met",
+    });
+    targets.push({
+      target: "short bursts: server CPU per delivery ≤ 1.3× bare",
+      measured: bursts.map((row) => `${range(row.cpu_ratio)}× at ${fmt(row.watchers)}`).join("; "),
+      status: bursts.every((row) => row.cpu_ratio.median <= 1.3) ? "met" : "not met",
+    });
+  } else targets.push({ target: "short bursts ≥ 0.9× bare", measured: "—", status: "not run" });
   const fan = results.fan_out;
   if (fan?.length) {
     // Both ratios must hold: end to end (deliveries/s, which the clients may cap) and server-side
@@ -94,6 +127,20 @@ export function judgeTargets(results: Results): Target[] {
           status: many.persisted_events_per_s >= 20_000 && many.all_persisted ? "met" : "not met",
         }
       : { target: "≥ 20,000 persisted steps/s", measured: "—", status: "not run" },
+  );
+
+  const storm = results.storm;
+  targets.push(
+    storm
+      ? {
+          target: `reconnect storm (${fmt(storm.watchers)} watchers, after=<last seq>) measured against bare subscribe`,
+          measured:
+            `all caught up ${range(storm.agentkit_caught_up_ms, 0)} ms vs bare ${range(storm.bare_caught_up_ms, 0)} ms; ` +
+            `server CPU ${range(storm.agentkit_cpu_us_per_watcher, 1)} vs ${range(storm.bare_cpu_us_per_watcher, 1)} µs/watcher; ` +
+            `gapless, no duplicates, every result: ${storm.correct ? "yes" : "NO"}`,
+          status: storm.correct ? "met" : "not met",
+        }
+      : { target: "reconnect storm measured against bare subscribe", measured: "—", status: "not run" },
   );
 
   const connections = results.connections;
@@ -156,6 +203,33 @@ export function renderTables(results: Results): string {
       `Bun ${machine.bun}; repo HEAD ${machine.commit}; measured binary ${results.binary.path} (sha1 ${results.binary.sha1})`,
   );
 
+  const disk = machine.data_dir;
+  out.push(
+    `data dirs: ${disk.path} on ${disk.device} (${disk.fstype}, ${disk.mount_options}` +
+      `${disk.rotational === null ? "" : disk.rotational ? "; the disk reports rotational" : "; non-rotational"}${disk.model ? `; ${disk.model}` : ""}); ` +
+      `open files ${fmt(machine.open_file_limit)}; load average ${machine.loadavg_start.join(" ")} at the start, ${machine.loadavg_end.join(" ")} at the end`,
+  );
+
+  if (results.burst?.length) {
+    out.push("", "### Short bursts: a 200-event task, trigger → result at the last watcher (median (min–max) over interleaved pairs)");
+    out.push(
+      table(
+        ["watchers", "pairs", "agentkit ms", "bare ms", "ratio (bare ÷ agentkit time)", "first frame ms agentkit / bare", "server CPU µs/delivery agentkit", "bare", "CPU ratio (agentkit ÷ bare)"],
+        results.burst.map((row) => [
+          fmt(row.watchers),
+          fmt(row.pairs),
+          range(row.agentkit_total_ms, 1),
+          range(row.bare_total_ms, 1),
+          `**${range(row.throughput_ratio)}×**` + (row.all_frames_delivered ? "" : " (INCOMPLETE)"),
+          `${fmt(row.agentkit_first_frame_ms.median, 2)} / ${fmt(row.bare_first_frame_ms.median, 2)}`,
+          range(row.agentkit_cpu_us_per_delivery, 3),
+          range(row.bare_cpu_us_per_delivery, 3),
+          `**${range(row.cpu_ratio)}×**`,
+        ]),
+      ),
+    );
+  }
+
   if (results.fan_out?.length) {
     out.push("", "### Fan-out: one task, instant model, frames published as fast as possible (median of the runs)");
     out.push(
@@ -174,6 +248,25 @@ export function renderTables(results: Results): string {
           `${ms(row.bare.p50_ms)} / ${ms(row.bare.p99_ms)}`,
           `${fmt(row.agentkit.client_cpu_percent)}% / ${fmt(row.bare.client_cpu_percent)}%`,
         ]),
+      ),
+    );
+  }
+
+  if (results.storm) {
+    const storm = results.storm;
+    out.push(
+      "",
+      `### Reconnect storm: ${fmt(storm.watchers)} watchers of a live task (a step every ${storm.step_ms} ms) drop and reconnect with after=<last seq> at once ` +
+        `(${fmt(storm.reconnects_in_flight)} in flight; median (min–max) of ${storm.pairs} pairs)` +
+        (storm.limited_by ? ` — count limited by ${storm.limited_by}` : ""),
+    );
+    out.push(
+      table(
+        ["server", "all re-subscribed ms", "all caught up ms", "server CPU µs/watcher", "time ratio agentkit ÷ bare", "CPU ratio agentkit ÷ bare", "no gap, no duplicate, every result"],
+        [
+          ["agentkit", range(storm.agentkit_resubscribed_ms, 0), range(storm.agentkit_caught_up_ms, 0), range(storm.agentkit_cpu_us_per_watcher, 1), `**${range(storm.time_ratio)}×**`, `**${range(storm.cpu_ratio)}×**`, storm.correct ? "yes" : "**NO**"],
+          ["bare", range(storm.bare_resubscribed_ms, 0), range(storm.bare_caught_up_ms, 0), range(storm.bare_cpu_us_per_watcher, 1), "", "", ""],
+        ],
       ),
     );
   }
@@ -198,23 +291,23 @@ export function renderTables(results: Results): string {
     );
   }
 
-  if (results.many_tasks) {
-    const many = results.many_tasks;
-    out.push("", "### Many tasks (instant model, end to end: first POST → result at the last watcher)");
+  const manyRuns = [results.many_tasks, results.many_tasks_paced].filter((run): run is ManyTasksResult => run !== undefined);
+  if (manyRuns.length) {
+    out.push("", "### Many tasks (end to end: first POST → result at the last watcher)");
     out.push(
       table(
-        ["tasks × steps", "watchers/task", "tasks/s", "persisted step frames/s", "ReAct steps/s", "by server timestamps", "persisted (last_seq checked)"],
-        [
-          [
+        ["model", "tasks × steps", "watchers/task", "tasks/s", "persisted step frames/s", "ReAct steps/s", "by server timestamps", "server CPU", "persisted (last_seq checked)"],
+        manyRuns.map((many) => [
+            many.step_delay_ms ? `paced: ${many.step_delay_ms} ms sleep per step` : "instant",
             `${fmt(many.tasks)} × ${fmt(many.steps_per_task)}`,
             fmt(many.watchers_per_task),
             fmt(many.tasks_per_s),
             fmt(many.persisted_events_per_s),
             fmt(many.react_steps_per_s),
             `${fmt(many.server_persisted_events_per_s)} frames/s`,
+            `${fmt(many.server_cpu_percent)}%`,
             `${many.tasks_verified}/${many.tasks}` + (many.all_frames_delivered ? ", all watchers complete" : ", WATCHERS INCOMPLETE"),
-          ],
-        ],
+          ]),
       ),
     );
   }
@@ -267,8 +360,15 @@ export function renderTables(results: Results): string {
     );
   }
 
-  out.push("", "### Targets (issue 5)");
+  out.push("", "### Targets (issues 5 and 8)");
   out.push(table(["target", "measured", "status"], results.targets.map((target) => [target.target, target.measured, `**${target.status}**`])));
+  out.push(
+    "",
+    "Load per scenario (other processes' CPU; load average before → after): " +
+      Object.entries(results.other_load)
+        .map(([name, load]) => `${name} ${load.cpu_s} CPU-s in ${load.wall_s} s, ${load.loadavg_before?.[0] ?? "?"} → ${load.loadavg_after?.[0] ?? "?"}`)
+        .join("; "),
+  );
   const busy = Object.entries(results.other_load).filter(([, load]) => load.cpu_s > 0.05 * load.wall_s);
   out.push(
     "",

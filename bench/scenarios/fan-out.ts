@@ -140,7 +140,7 @@ export function mergeStats(reports: FrameStats[]): FrameStats {
   };
 }
 
-function toRun(
+export function toRun(
   system: "agentkit" | "bare",
   watchers: number,
   steps: number,

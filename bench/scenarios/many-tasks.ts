@@ -9,6 +9,8 @@ import { getTask, round, startServer, warmUp, type Context } from "../lib/contex
 import { ClientProcess, cpuSecondsOf } from "../lib/processes.ts";
 
 export interface ManyTasksResult {
+  /** The model's sleep before each step (0: instant, a step's events in one burst). */
+  step_delay_ms: number;
   tasks: number;
   watchers_per_task: number;
   steps_per_task: number;
@@ -30,12 +32,20 @@ export interface ManyTasksResult {
   closed_early: number;
 }
 
-export async function manyTasks(context: Context): Promise<ManyTasksResult> {
+/**
+ * `delayMs` > 0 paces the model like a real one: it sleeps before each step, so a step's events
+ * arrive over several event-loop turns and each task's appends cannot share a transaction with its
+ * next step's (200 tasks sleeping 1 ms each still keep the server saturated).
+ */
+export async function manyTasks(context: Context, delayMs = 0): Promise<ManyTasksResult> {
   const tasks = context.options.quick ? 50 : 200;
   const watchersPerTask = 3;
   const steps = 100;
   const expected = framesOfTask(steps);
-  context.log(`many tasks: ${tasks} tasks × ${steps} steps (${expected} events each), ${watchersPerTask} watchers each`);
+  context.log(
+    `many tasks${delayMs ? ` (paced: ${delayMs} ms model sleep per step)` : " (instant model)"}: ${tasks} tasks × ${steps} steps ` +
+      `(${expected} events each), ${watchersPerTask} watchers each`,
+  );
   const server = await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: String(Math.max(16, tasks)) });
   try {
     await warmUp(server);
@@ -46,7 +56,7 @@ export async function manyTasks(context: Context): Promise<ManyTasksResult> {
       tasks,
       watchersPerTask,
       agent: "bench",
-      input: JSON.stringify({ steps, pad: context.options.pad }),
+      input: JSON.stringify(delayMs ? { steps, pad: context.options.pad, delay_ms: delayMs } : { steps, pad: context.options.pad }),
       postConcurrency: 64,
       timeoutMs: 120_000,
     });
@@ -64,6 +74,7 @@ export async function manyTasks(context: Context): Promise<ManyTasksResult> {
       const finished = Math.max(...stored.map((task) => Date.parse(task.finished_at ?? "")));
       const serverWindow = (finished - started) / 1000;
       const result: ManyTasksResult = {
+        step_delay_ms: delayMs,
         tasks,
         watchers_per_task: watchersPerTask,
         steps_per_task: steps,

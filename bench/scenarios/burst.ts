@@ -1,0 +1,165 @@
+/**
+ * Short bursts: one task of 200 durable events (66 steps of the instant model), N watchers, against
+ * the bare Bun.serve pub/sub server publishing the same 200 frames to the same number of clients.
+ * Unlike fan-out (900–6,000 frames per watcher) this includes what a real task pays once: the
+ * time is taken from the trigger that starts the task to the `result` frame at the last watcher.
+ *
+ * agentkit: the task is created while a gate task holds the server's only slot, its watchers
+ * connect, then the gate is cancelled (POST /tasks/:gate/cancel): the clock starts when that
+ * request is sent, so it includes the gate's end, the measured task's start-up (dequeue,
+ * `queued → running`, the engine's first model call), every store append and every publish.
+ * bare: the clock starts when POST /publish is sent.
+ *
+ * Runs are interleaved in pairs (the order alternates); each pair gives a ratio, and the figures are
+ * the median and the min–max over the pairs. Server CPU per delivery: the server's CPU time (all
+ * threads, schedstat) from just before the trigger to the last watcher's result, ÷ deliveries.
+ */
+import { framesOfTask } from "../lib/frames.ts";
+import { cancelTask, createTask, holdSlot, median, round, startServer, waitForEnd, warmUp, type Context } from "../lib/context.ts";
+import { startBare, type ServerHandle } from "../lib/processes.ts";
+import { toRun, watchAll, type FanOutRun } from "./fan-out.ts";
+
+/** 66 steps: 3 × 66 + 2 = 200 durable events. */
+export const BURST_STEPS = 66;
+
+export interface BurstRun {
+  system: "agentkit" | "bare";
+  /** Trigger sent → result at the last watcher. */
+  total_ms: number;
+  /** Trigger sent → first frame at any watcher (agentkit: the task's start-up is in here). */
+  first_frame_ms: number;
+  deliveries: number;
+  deliveries_per_s: number;
+  server_cpu_us_per_delivery: number;
+  all_frames_delivered: boolean;
+}
+
+export interface BurstPair {
+  agentkit: BurstRun;
+  bare: BurstRun;
+  /** bare total ÷ agentkit total = agentkit deliveries/s ÷ bare deliveries/s. */
+  throughput_ratio: number;
+  /** agentkit ÷ bare server CPU per delivery (1 = same cost; lower is better). */
+  cpu_ratio: number;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface BurstRow {
+  watchers: number;
+  events: number;
+  pairs: number;
+  agentkit_total_ms: Spread;
+  bare_total_ms: Spread;
+  agentkit_first_frame_ms: Spread;
+  bare_first_frame_ms: Spread;
+  agentkit_cpu_us_per_delivery: Spread;
+  bare_cpu_us_per_delivery: Spread;
+  throughput_ratio: Spread;
+  cpu_ratio: Spread;
+  all_frames_delivered: boolean;
+  runs: BurstPair[];
+}
+
+export function spread(values: number[], digits = 3): Spread {
+  return { median: round(median(values), digits), min: round(Math.min(...values), digits), max: round(Math.max(...values), digits) };
+}
+
+function toBurst(run: FanOutRun, triggeredToFirst: number): BurstRun {
+  return {
+    system: run.system,
+    total_ms: run.trigger_to_last_ms,
+    first_frame_ms: round(triggeredToFirst, 2),
+    deliveries: run.frames,
+    deliveries_per_s: Math.round(run.frames / (run.trigger_to_last_ms / 1000)),
+    server_cpu_us_per_delivery: run.server_cpu_us_per_delivery,
+    all_frames_delivered: run.frames_per_watcher_ok,
+  };
+}
+
+async function agentkitBurst(context: Context, server: ServerHandle, watchers: number): Promise<BurstRun> {
+  const gate = await holdSlot(server);
+  const task = await createTask(server, "bench", { steps: BURST_STEPS, pad: context.options.pad });
+  const result = await watchAll(context, `${server.ws}/ws/tasks/${task.id}?deltas=0`, watchers, 1, () => cancelTask(server, gate.id), server.pid);
+  const run = toRun("agentkit", watchers, BURST_STEPS, result, server);
+  const stored = await waitForEnd(server, task.id, 30_000);
+  if (stored.status !== "completed" || stored.last_seq !== framesOfTask(BURST_STEPS)) run.frames_per_watcher_ok = false;
+  return toBurst(run, result.stats.first_arrival - result.triggeredAt);
+}
+
+async function bareBurst(context: Context, server: ServerHandle, watchers: number): Promise<BurstRun> {
+  const result = await watchAll(
+    context,
+    `${server.ws}/ws`,
+    watchers,
+    1,
+    async () => {
+      const response = await fetch(`${server.http}/publish?steps=${BURST_STEPS}&pad=${context.options.pad}`, { method: "POST" });
+      await response.json();
+    },
+    server.pid,
+  );
+  const run = toRun("bare", watchers, BURST_STEPS, result, server);
+  return toBurst(run, result.stats.first_arrival - result.triggeredAt);
+}
+
+export async function burst(context: Context): Promise<BurstRow[]> {
+  const levels = context.options.quick ? [100] : [100, 1000, 5000];
+  const pairs = context.options.pairs;
+  const rows: BurstRow[] = [];
+  for (const watchers of levels) {
+    context.log(`short burst: ${watchers} watchers × ${framesOfTask(BURST_STEPS)} events, ${pairs} interleaved pairs`);
+    const agentkit = await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: "1" });
+    const bare = await startBare(context.benchDir);
+    const runs: BurstPair[] = [];
+    try {
+      await warmUp(agentkit, context.options.quick ? 500 : 2000);
+      await bareBurst(context, bare, 10);
+      await agentkitBurst(context, agentkit, 10);
+      for (let pair = 0; pair < pairs; pair++) {
+        const order = pair % 2 === 0 ? (["bare", "agentkit"] as const) : (["agentkit", "bare"] as const);
+        const got: Partial<Record<"agentkit" | "bare", BurstRun>> = {};
+        for (const system of order) {
+          got[system] = system === "bare" ? await bareBurst(context, bare, watchers) : await agentkitBurst(context, agentkit, watchers);
+        }
+        const a = got.agentkit!;
+        const b = got.bare!;
+        const entry: BurstPair = {
+          agentkit: a,
+          bare: b,
+          throughput_ratio: round(b.total_ms / a.total_ms, 3),
+          cpu_ratio: round(a.server_cpu_us_per_delivery / b.server_cpu_us_per_delivery, 3),
+        };
+        runs.push(entry);
+        context.log(
+          `  pair ${pair + 1}: agentkit ${a.total_ms} ms (first frame ${a.first_frame_ms} ms, ${a.server_cpu_us_per_delivery} µs/delivery)  ` +
+            `bare ${b.total_ms} ms (first ${b.first_frame_ms} ms, ${b.server_cpu_us_per_delivery} µs/delivery)  ` +
+            `ratio ${entry.throughput_ratio}×, CPU ${entry.cpu_ratio}×${a.all_frames_delivered && b.all_frames_delivered ? "" : "  (INCOMPLETE)"}`,
+        );
+      }
+    } finally {
+      await agentkit.stop();
+      await bare.stop();
+    }
+    rows.push({
+      watchers,
+      events: framesOfTask(BURST_STEPS),
+      pairs,
+      agentkit_total_ms: spread(runs.map((run) => run.agentkit.total_ms), 2),
+      bare_total_ms: spread(runs.map((run) => run.bare.total_ms), 2),
+      agentkit_first_frame_ms: spread(runs.map((run) => run.agentkit.first_frame_ms), 2),
+      bare_first_frame_ms: spread(runs.map((run) => run.bare.first_frame_ms), 2),
+      agentkit_cpu_us_per_delivery: spread(runs.map((run) => run.agentkit.server_cpu_us_per_delivery)),
+      bare_cpu_us_per_delivery: spread(runs.map((run) => run.bare.server_cpu_us_per_delivery)),
+      throughput_ratio: spread(runs.map((run) => run.throughput_ratio)),
+      cpu_ratio: spread(runs.map((run) => run.cpu_ratio)),
+      all_frames_delivered: runs.every((run) => run.agentkit.all_frames_delivered && run.bare.all_frames_delivered),
+      runs,
+    });
+  }
+  return rows;
+}
