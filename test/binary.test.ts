@@ -91,46 +91,79 @@ test("with no environment it serves a task end to end, then stops cleanly on SIG
   expect(down.exitCode).toBe(1);
 });
 
-test("after kill -9, start-up leaves no task stuck in running: it ends interrupted, a queued one runs", async () => {
+test("after kill -9, the next start resumes a running task from its log (no gap, no step run twice); on_interrupt 'fail' ends one interrupted; a queued one runs", async () => {
   const dataDir = join(workDir, "crash-data");
-  const config = join(workDir, "slow-agent.json");
-  await Bun.write(config, JSON.stringify({ agents: [{ name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 }] }));
-  const args = ["--data-dir", dataDir, "--config", config, "--max-concurrent", "1"];
+  const config = join(workDir, "crash-agents.json");
+  await Bun.write(
+    config,
+    JSON.stringify({
+      agents: [
+        { name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 },
+        { name: "brittle", model: "demo/bench", tools: ["calculator"], max_steps: 10000, on_interrupt: "fail" },
+      ],
+    }),
+  );
+  const args = ["--data-dir", dataDir, "--config", config, "--max-concurrent", "2"];
   const first = await launch(args);
-  const running = await post(first.base, JSON.stringify({ steps: 5000, delay_ms: 5 }));
-  const queued = await post(first.base, JSON.stringify({ steps: 2 }));
-  const watcher = await connect(`ws://127.0.0.1:${first.port}/ws/tasks/${running.id}`);
+  const postTo = (agent: string, input: object) =>
+    fetch(`${first.base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent, input: JSON.stringify(input) }) }).then(
+      async (response) => (await response.json()) as { id: string },
+    );
+  const resuming = await postTo("ticker", { steps: 300, delay_ms: 5 });
+  const failing = await postTo("brittle", { steps: 300, delay_ms: 5 });
+  const queued = await postTo("ticker", { steps: 2 });
+  const watcher = await connect(`ws://127.0.0.1:${first.port}/ws/tasks/${resuming.id}`);
   await watcher.waitFor((frame) => (frame.seq ?? 0) >= 6, "a few events");
   first.child.kill("SIGKILL");
   await first.child.exited;
 
   const second = await launch(args);
   try {
-    const task = (await (await fetch(`${second.base}/tasks/${running.id}`)).json()) as { status: string; stop_reason: string; last_seq: number };
-    expect(task).toMatchObject({ status: "failed", stop_reason: "interrupted" });
-    const late = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${running.id}`);
-    const result = await late.result();
-    expect(result).toMatchObject({ seq: task.last_seq, data: { status: "failed", stop_reason: "interrupted" } });
-    expect(late.seqs).toEqual(Array.from({ length: task.last_seq }, (_, index) => index + 1)); // no gap
+    const late = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${resuming.id}`);
+    const result = await late.result(30_000);
+    expect(result.data).toMatchObject({ status: "completed", output: "done" });
+    expect(late.seqs).toEqual(Array.from({ length: result.seq! }, (_, index) => index + 1)); // no gap
+    const steps = late.frames.filter((frame) => frame.type === "step").map((frame) => frame.data as { event_type: string; data: { id?: string } });
+    expect(steps.filter((step) => step.event_type === "resumed")).toHaveLength(1);
+    // Every call has exactly one result: nothing stored was run (or stored) twice.
+    const results = steps.filter((step) => step.event_type === "tool_result").map((step) => step.data.id);
+    expect(new Set(results).size).toBe(results.length);
+    expect(results).toHaveLength(300);
+
+    const failed = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${failing.id}`);
+    expect((await failed.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
     const next = await connect(`ws://127.0.0.1:${second.port}/ws/tasks/${queued.id}`);
     expect((await next.result()).data).toMatchObject({ status: "completed", output: "done" });
   } finally {
     second.child.kill("SIGTERM");
     await second.child.exited;
   }
-});
+}, 60_000);
 
-test("SIGTERM drains: running tasks end with a result, watchers are closed with 1001, exit code 0", async () => {
+test("SIGTERM drains: a running task is handed over (watchers closed with 1001, no result), exit code 0; the next start finishes it", async () => {
   const config = join(workDir, "slow-agent.json");
-  const { child, port } = await launch(["--data-dir", join(workDir, "term-data"), "--config", config]);
-  const task = await post(`http://127.0.0.1:${port}`, JSON.stringify({ steps: 5000, delay_ms: 5 }));
+  await Bun.write(config, JSON.stringify({ agents: [{ name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 }] }));
+  const args = ["--data-dir", join(workDir, "term-data"), "--config", config];
+  const { child, port } = await launch(args);
+  const task = await post(`http://127.0.0.1:${port}`, JSON.stringify({ steps: 200, delay_ms: 5 }));
   const watcher = await connect(`ws://127.0.0.1:${port}/ws/tasks/${task.id}`);
   await watcher.waitFor((frame) => (frame.seq ?? 0) >= 3, "a few events");
   child.kill("SIGTERM");
-  expect((await watcher.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
   expect((await watcher.closed).code).toBe(1001);
+  expect(watcher.frames.some((frame) => frame.type === "result")).toBe(false);
   expect(await within(child.exited, 10_000, "exit")).toBe(0);
-});
+
+  const again = await launch(args);
+  try {
+    const late = await connect(`ws://127.0.0.1:${again.port}/ws/tasks/${task.id}`);
+    const result = await late.result(30_000);
+    expect(result.data).toMatchObject({ status: "completed", output: "done" });
+    expect(late.seqs).toEqual(Array.from({ length: result.seq! }, (_, index) => index + 1));
+  } finally {
+    again.child.kill("SIGTERM");
+    await again.child.exited;
+  }
+}, 60_000);
 
 test("healthcheck finds a server started with --port and --host 0.0.0.0 the way serve was told to", async () => {
   // As in the Docker image: PORT=8000 and AGENTKIT_DATA_DIR in the environment, but `serve --port …`.

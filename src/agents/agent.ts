@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
+import { MCP_TOOL_NAME_SEPARATOR } from "../tools/mcp/mcp-tool-name.ts";
 
 /** Strict at every level: a misspelt field (`maxSteps`, `tool`) is an error, never silently dropped. */
 export const AgentDefinition = z.strictObject({
@@ -24,9 +25,26 @@ export const AgentDefinition = z.strictObject({
   max_output_tokens: z.number().int().positive().optional(),
   /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
   token_budget: z.number().int().positive().optional(),
+  /**
+   * When the server running a task stops mid-task (crash, or a cluster node dying): `resume` goes on
+   * from the stored events (on this server's restart, or on another node); `fail` ends the task.
+   */
+  on_interrupt: z.enum(["resume", "fail"]).default("resume"),
+  /**
+   * More tools to treat as idempotent (an interrupted call of one is run again on resume), e.g. an
+   * MCP tool whose server gives no hints. Each must be one of the agent's tools.
+   */
+  idempotent_tools: z.array(z.string().min(1)).default([]),
 }).superRefine((agent, context) => {
   if (agent.tools.includes("http_fetch") && !agent.http_fetch) {
     context.addIssue({ code: "custom", path: ["http_fetch"], message: "required when tools lists http_fetch (at least allowHosts)" });
+  }
+  for (const [index, name] of agent.idempotent_tools.entries()) {
+    const separator = name.indexOf(MCP_TOOL_NAME_SEPARATOR);
+    const server = separator > 0 ? name.slice(0, separator) : undefined;
+    if (!agent.tools.includes(name) && !(server !== undefined && agent.tools.includes(`mcp:${server}`))) {
+      context.addIssue({ code: "custom", path: ["idempotent_tools", index], message: `'${name}' is not one of the agent's tools` });
+    }
   }
 });
 export type AgentDefinition = z.infer<typeof AgentDefinition>;

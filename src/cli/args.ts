@@ -21,7 +21,11 @@ Options (flags win over environment variables):
   --data-dir DIR      where the SQLite store lives (AGENTKIT_DATA_DIR; default ./agentkit-data)
   --database-url URL  store tasks in PostgreSQL instead, postgres://user:password@host:port/db
                       (AGENTKIT_DATABASE_URL; pool AGENTKIT_DATABASE_POOL, default 10)
-  --heartbeat-ms N    close a WebSocket after N ms without a client frame (AGENTKIT_HEARTBEAT_MS; default 60000)
+  --role R            cluster role: all (API and tasks), api (API and watchers only), worker
+                      (runs tasks, serves /health only) (AGENTKIT_ROLE; default all)
+  --node-id ID        this node's name in the cluster (AGENTKIT_NODE_ID; default host-pid-random)
+  --heartbeat-ms N    ping each WebSocket every N/3 ms; close one silent for N ms with 4408
+                      (AGENTKIT_HEARTBEAT_MS; default 60000)
   --max-concurrent N  tasks running at once; more wait queued (AGENTKIT_MAX_CONCURRENT_TASKS; default 16)
   --log-level L       debug | info | warn | error | silent (AGENTKIT_LOG_LEVEL; default info)
   --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
@@ -33,7 +37,9 @@ Environment only:
                       provider keys and endpoints (see README "Models")
   AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
                       X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
-  AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000)
+  AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
+  AGENTKIT_LEASE_MS   cluster: a task's lease (default 15000); a dead node's tasks are taken over after it
+  AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)
 `;
 
 export type Command =
@@ -59,6 +65,8 @@ export function parseCommand(argv: readonly string[]): Command {
         host: { type: "string" },
         "data-dir": { type: "string" },
         "database-url": { type: "string" },
+        role: { type: "string" },
+        "node-id": { type: "string" },
         "heartbeat-ms": { type: "string" },
         "max-concurrent": { type: "string" },
         "log-level": { type: "string" },
@@ -82,6 +90,8 @@ export function parseCommand(argv: readonly string[]): Command {
       host: values.host,
       dataDir: values["data-dir"],
       databaseUrl: values["database-url"],
+      role: values.role as ConfigInput["role"],
+      nodeId: values["node-id"],
       heartbeatMs: values["heartbeat-ms"],
       maxConcurrentTasks: values["max-concurrent"],
       logLevel: values["log-level"] as ConfigInput["logLevel"],

@@ -62,6 +62,18 @@ export const Config = z.object({
   databasePool: z.coerce.number().int().min(1).max(1000).default(10),
   /** PostgreSQL `statement_timeout` of every connection, ms; 0 = none. */
   databaseStatementTimeoutMs: z.coerce.number().int().min(0).max(24 * 3600_000).default(30_000),
+  /**
+   * What this node does in a cluster: `all` (serve the API and run tasks), `api` (serve the API and
+   * watchers, run nothing), `worker` (run tasks; serves `/health` only). Needs a database URL
+   * unless `all`.
+   */
+  role: z.enum(["all", "api", "worker"]).default("all"),
+  /** This node's name in the cluster (lease owner, logs, /health); default host-pid-random. */
+  nodeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, "letters, digits, '_', '.', ':', '-', up to 64").optional(),
+  /** A claimed task's lease (cluster mode): renewed every third of it; a dead node's tasks are taken over after it. */
+  leaseMs: z.coerce.number().int().min(300).max(3600_000).default(15_000),
+  /** Cluster safety net: claim, and catch followed tasks up, this often even without a notification. */
+  pollMs: z.coerce.number().int().min(50).max(600_000).default(2_000),
   /** The admin key: sees and controls every task. */
   apiKey: z.string().regex(API_KEY_PATTERN, API_KEY_RULE).optional(),
   /** Tenant keys: each owns the tasks it creates and cannot see anyone else's. */
@@ -98,6 +110,10 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_DATABASE_URL: "databaseUrl",
   AGENTKIT_DATABASE_POOL: "databasePool",
   AGENTKIT_DATABASE_STATEMENT_TIMEOUT_MS: "databaseStatementTimeoutMs",
+  AGENTKIT_ROLE: "role",
+  AGENTKIT_NODE_ID: "nodeId",
+  AGENTKIT_LEASE_MS: "leaseMs",
+  AGENTKIT_POLL_MS: "pollMs",
   AGENTKIT_API_KEY: "apiKey",
   AGENTKIT_API_KEYS: "apiKeys",
   AGENTKIT_CORS_ORIGINS: "corsOrigins",
@@ -159,6 +175,10 @@ export function loadConfig(
     const envName = Object.entries(ENVIRONMENT).find(([, configKey]) => configKey === issue.path[0])?.[0];
     const source = key in flags ? `--${kebab(key)}` : envName && envName in env ? envName : key;
     throw new ConfigError(`invalid configuration: ${source}: ${issue.message}`);
+  }
+  if (parsed.data.role !== "all" && !parsed.data.databaseUrl) {
+    const source = "role" in flags ? "--role" : "AGENTKIT_ROLE";
+    throw new ConfigError(`invalid configuration: ${source}: '${parsed.data.role}' needs a cluster (AGENTKIT_DATABASE_URL or --database-url); one node is 'all'`);
   }
   return parsed.data;
 }

@@ -7,13 +7,18 @@
  * Durable events (usage, thought, tool_call, tool_result / tool_error, final_answer) are numbered,
  * stored and published by the runner; `delta` events (text as it streams) are live-only. Abort is
  * not an event: the generator rejects with the signal's reason and the runner decides the final state.
+ *
+ * Resuming (see resume.ts): given `firstStep`, `usedTokens` and `pendingCalls` rebuilt from a task's
+ * stored events, the engine first settles the calls that were announced but have no stored result
+ * (idempotent tools run again; the others become `interrupted` tool errors), then goes on with step
+ * `firstStep`; `maxSteps` and `tokenBudget` count the earlier steps too.
  */
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import type { StopReason } from "../protocol/task.ts";
 import type { ChatMessage, ChatModel, ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
-import { executeToolCall, observationText, type ToolOutcome } from "./tool-execution.ts";
+import { executeToolCall, interruptedOutcome, isIdempotentTool, observationText, type ToolOutcome } from "./tool-execution.ts";
 
 export interface ReActOptions {
   model: ChatModel;
@@ -31,6 +36,25 @@ export interface ReActOptions {
   maxToolConcurrency?: number;
   maxOutputTokens?: number;
   abortSignal: AbortSignal;
+  // ---- resume point (all optional; absent = a fresh task) ----
+  /** The number of the first model step this run makes; the steps before it are in `messages`. Default 1. */
+  firstStep?: number;
+  /** Tokens the task used before this run (they count toward `tokenBudget` and the totals). Default 0. */
+  usedTokens?: number;
+  /**
+   * Calls announced before this run (their `tool_call` stored, and their assistant message in
+   * `messages`) that have no result yet. Settled, in order, before the next model step: an
+   * idempotent tool runs again, any other call gets a `tool_error` with code `interrupted`.
+   */
+  pendingCalls?: readonly PendingToolCall[];
+  /** More tool names to treat as idempotent (the agent's `idempotent_tools`). */
+  idempotentTools?: readonly string[];
+}
+
+/** A tool call announced in `step` whose result was never stored. */
+export interface PendingToolCall {
+  step: number;
+  call: ToolCallRequest;
 }
 
 /** How the run ended when it ended without a final answer. */
@@ -52,10 +76,32 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     ...(options.stopWhen ?? []),
   ];
   const messages: ChatMessage[] = [...options.messages];
-  const state = { steps: 0, totalTokens: 0 };
+  const state = { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 };
+
+  if (options.pendingCalls && options.pendingCalls.length > 0) {
+    abortSignal.throwIfAborted();
+    const pendingCalls = options.pendingCalls;
+    const outcomes = runBounded(pendingCalls, options.maxToolConcurrency ?? 4, async ({ call }) =>
+      isIdempotentTool(call.name, options.tools, options.idempotentTools)
+        ? executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal })
+        : interruptedOutcome(call),
+    );
+    for (const pending of outcomes) pending.catch(() => {});
+    for (const [index, pending] of outcomes.entries()) {
+      const outcome = await pending;
+      yield toolEvent(pendingCalls[index]!.step, outcome);
+      messages.push(toolMessage(outcome));
+    }
+  }
 
   for (;;) {
     abortSignal.throwIfAborted();
+    // Only when resuming past the limit (e.g. max_steps lowered since): a fresh run never gets here
+    // with steps left over, as the check after each model call stops it first.
+    if (state.steps > 0 && state.steps >= options.maxSteps) {
+      const limit = stepCountIs(options.maxSteps);
+      return { reason: limit.reason, message: limit.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
+    }
     const step = ++state.steps;
 
     // Model phase: one streamed model call.
@@ -124,15 +170,20 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     for (const pending of outcomes) {
       const outcome = await pending;
       yield toolEvent(step, outcome);
-      messages.push({
-        role: "tool",
-        toolCallId: outcome.call.id,
-        toolName: outcome.call.name,
-        content: observationText(outcome),
-        isError: !outcome.ok,
-      });
+      messages.push(toolMessage(outcome));
     }
   }
+}
+
+/** The observation the model reads for a settled call (resume.ts rebuilds the same from the log). */
+function toolMessage(outcome: ToolOutcome): ChatMessage {
+  return {
+    role: "tool",
+    toolCallId: outcome.call.id,
+    toolName: outcome.call.name,
+    content: observationText(outcome),
+    isError: !outcome.ok,
+  };
 }
 
 function toolEvent(step: number, outcome: ToolOutcome): StepEvent {
@@ -142,7 +193,10 @@ function toolEvent(step: number, outcome: ToolOutcome): StepEvent {
     : { event_type: "tool_error", step, data: { id, name, error: outcome.error } };
 }
 
-/** Shows parsed arguments when they are JSON, the raw text otherwise. */
+/**
+ * Shows parsed arguments when they are JSON, the raw text otherwise (empty text: `{}`).
+ * `argumentsText` in resume.ts is its inverse, up to formatting.
+ */
 function argumentsForDisplay(call: ToolCallRequest): unknown {
   try {
     return call.arguments.trim() === "" ? {} : JSON.parse(call.arguments);

@@ -71,6 +71,26 @@ export function toolErrorPolicy(
   return { code: "execution_failed", message: `Tool '${call.name}' failed: ${errorMessage(error)}`, retryable: false };
 }
 
+/** What the model is told about an announced call that was never settled (see `interruptedOutcome`). */
+export const INTERRUPTED_MESSAGE = "interrupted before it finished (the server running this task stopped); not run again";
+
+/**
+ * The outcome of a call that was announced (its `tool_call` stored) but has no stored result when
+ * the task resumes, and whose tool is not idempotent: it may or may not have had its effect, so it
+ * is not run again and the model is told so.
+ */
+export function interruptedOutcome(call: ToolCallRequest): ToolOutcome {
+  return { ok: false, call, error: { code: "interrupted", message: INTERRUPTED_MESSAGE, retryable: false } };
+}
+
+/**
+ * Whether an interrupted call of `name` may be run again: the tool says it is idempotent, or the
+ * agent lists it in `idempotent_tools`.
+ */
+export function isIdempotentTool(name: string, tools: ReadonlyMap<string, Tool>, idempotentTools: readonly string[] = []): boolean {
+  return tools.get(name)?.idempotent === true || idempotentTools.includes(name);
+}
+
 /** What the model reads back as the tool's observation. */
 export function observationText(outcome: ToolOutcome): string {
   if (!outcome.ok) return `Error (${outcome.error.code}): ${outcome.error.message}`;

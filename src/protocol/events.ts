@@ -58,6 +58,53 @@ export const FinalAnswerEvent = z.object({
 });
 
 /**
+ * A task taken up again after the server running it stopped (another node took it over, or this
+ * one restarted): the conversation is rebuilt from the stored events and goes on with the next
+ * model step. Calls that were announced but have no result are settled first: `rerun` (idempotent
+ * tools, run again) or `not_rerun` (reported to the model as `tool_error` code `interrupted`).
+ * `step` is the last step stored before it (0: none); `after_seq` the last seq stored before it.
+ */
+export const ResumedEvent = z.object({
+  event_type: z.literal("resumed"),
+  step: z.number().int().nonnegative(),
+  data: z.object({
+    /** 1 for the first resume of the task, 2 for the second… */
+    attempt: z.number().int().positive(),
+    /** The node that resumed it (cluster mode), or null on a single server. */
+    node: z.string().nullable(),
+    after_seq: z.number().int().nonnegative(),
+    not_rerun: z.array(z.string()),
+    rerun: z.array(z.string()),
+    reason: z.enum(["takeover", "restart"]),
+  }),
+});
+export type ResumedEvent = z.infer<typeof ResumedEvent>;
+
+/** Builds a `resumed` event (see `ResumedEvent`); the runner numbers and stores it like any step event. */
+export function resumedEvent(options: {
+  step: number;
+  attempt: number;
+  node: string | null;
+  afterSeq: number;
+  notRerun: readonly string[];
+  rerun: readonly string[];
+  reason: "takeover" | "restart";
+}): ResumedEvent {
+  return ResumedEvent.parse({
+    event_type: "resumed",
+    step: options.step,
+    data: {
+      attempt: options.attempt,
+      node: options.node,
+      after_seq: options.afterSeq,
+      not_rerun: [...options.notRerun],
+      rerun: [...options.rerun],
+      reason: options.reason,
+    },
+  });
+}
+
+/**
  * Live-only: a piece of text or reasoning as the model produces it. Published to watchers, never
  * stored or replayed — the step's durable events carry the whole text.
  */
@@ -74,6 +121,7 @@ export const TaskEvent = z.discriminatedUnion("event_type", [
   ToolCallEvent,
   ToolResultEvent,
   ToolErrorEvent,
+  ResumedEvent,
   FinalAnswerEvent,
 ]);
 export type TaskEvent = z.infer<typeof TaskEvent>;

@@ -15,7 +15,7 @@ import type { TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { sseResponse } from "./sse.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
-import type { TaskStatus } from "../protocol/task.ts";
+import type { Task, TaskStatus } from "../protocol/task.ts";
 import { keyFromHeaders, type Authenticator, type Principal } from "./auth.ts";
 import { jsonBody, validate } from "./validation.ts";
 import { wantsEventStream } from "./negotiate.ts";
@@ -40,6 +40,12 @@ export interface AppDeps {
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
   upgrade?: (request: Request, watch: WatchRequest, headers: Record<string, string>) => boolean;
   now?: () => Date;
+  /** Cluster mode: follow a task that may run on another node while a watcher streams it. */
+  follow?: (task: Task) => () => void;
+  /** This node, for /health: its id, its role, and whether it is part of a cluster. */
+  node?: { id: string; role: "all" | "api" | "worker"; cluster: boolean };
+  /** Cluster mode: whether the database answers (for /health). */
+  databaseReachable?: () => Promise<boolean>;
 }
 
 export function createApp(deps: AppDeps) {
@@ -87,9 +93,29 @@ export function createApp(deps: AppDeps) {
   });
   app.notFound((c) => c.json(new AgentkitError("not_found", `No route for ${c.req.method} ${c.req.path}`).toJSON(), 404));
 
-  app.get("/health", (c) =>
-    c.json({ status: "ok", version: deps.version, uptime_s: Math.round((Date.now() - startedAt) / 1000), tasks: runner.stats() }),
-  );
+  app.get("/health", async (c) => {
+    const database = deps.databaseReachable ? await deps.databaseReachable().catch(() => false) : undefined;
+    return c.json(
+      {
+        status: database === false ? "degraded" : "ok",
+        version: deps.version,
+        uptime_s: Math.round((Date.now() - startedAt) / 1000),
+        tasks: runner.stats(),
+        ...(deps.node ? { node: deps.node.id, role: deps.node.role, cluster: deps.node.cluster } : {}),
+        ...(database === undefined ? {} : { database: database ? "reachable" : "unreachable" }),
+      },
+      // 200 even when the database is down: the process is alive (a restart would not help, and a
+      // restart loop would hurt); the body says it is degraded, for a readiness check to read.
+      200,
+    );
+  });
+
+  if (deps.node?.role === "worker") {
+    // A worker runs tasks; the API and watchers are served by the nodes with role all or api.
+    app.all("*", (c) => {
+      throw new AgentkitError("not_found", `This node is a worker (--role worker): it runs tasks and serves /health only; use an API node for ${c.req.method} ${c.req.path}`);
+    });
+  }
 
   // The WebSocket route authenticates after the upgrade (error frame, then close 4001), as the seed
   // does; only a browser origin that is not allowed is refused before it (ws-handshake.ts).
@@ -197,6 +223,7 @@ export function createApp(deps: AppDeps) {
         deltas,
         slowClientBytes: deps.slowClientBytes,
         signal: c.req.raw.signal,
+        follow: deps.follow,
       });
     }
     const events = await store.events(task.id, requireKnown(after, "after"), limit);

@@ -11,8 +11,10 @@ import { createLogger, type Logger } from "../lib/logger.ts";
 import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
 import { computeCostUsd } from "../llm/providers/cost.ts";
 import type { McpManager } from "../tools/mcp/mcp-manager.ts";
+import { hostname } from "node:os";
+import { createFollower } from "../cluster/follower.ts";
 import { openStore } from "../store/index.ts";
-import type { TaskStore } from "../store/store.ts";
+import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { startRetention } from "../tasks/retention.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
@@ -31,6 +33,8 @@ export interface StartOptions {
   models?: ModelResolver;
   tools?: ToolRegistry;
   store?: TaskStore;
+  /** With `store`: its cluster side (PostgreSQL), for cluster mode in tests and embedding. */
+  cluster?: ClusterStore;
   /** Recent frames kept per live task for joining watchers (default 256). */
   liveTailSize?: number;
 }
@@ -40,14 +44,20 @@ export interface RunningServer {
   port: number;
   store: TaskStore;
   runner: TaskRunner;
-  /** Graceful stop: no new connections or tasks, running tasks end `interrupted`, store closed. */
+  /** This node's id (cluster mode: the lease owner). */
+  node: string;
+  /**
+   * Graceful stop: no new connections or tasks; running tasks are handed over (they resume on
+   * another node or at the next start) or end `interrupted`, per their agent; store closed.
+   */
   stop(): Promise<void>;
 }
 
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = options.store ?? (await openStore(config, logger));
+  const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
+  const store = opened.store;
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
@@ -84,6 +94,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   }
   await mcp?.start(); // never rejects: a server that fails keeps retrying in the background
   const prices = config.providers.prices;
+  const node = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.:-]/g, "-").slice(0, 40)}-${process.pid}-${crypto.randomUUID().slice(0, 4)}`;
+  // Cluster mode: tasks run elsewhere are followed from the log for the watchers connected here.
+  const local: { runner?: TaskRunner } = {};
+  const follower = opened.cluster
+    ? createFollower({ store, feed, logger, isLocal: (taskId) => local.runner?.liveTask(taskId) !== undefined, pollMs: config.pollMs })
+    : undefined;
   const runner = createRunner({
     costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
     store,
@@ -92,7 +108,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     logger,
     maxConcurrentTasks: config.maxConcurrentTasks,
     maxQueuedTasks: config.maxQueuedTasks,
+    cluster:
+      opened.cluster && follower
+        ? { store: opened.cluster, node, leaseMs: config.leaseMs, pollMs: config.pollMs, worker: config.role !== "api", follower }
+        : undefined,
   });
+  local.runner = runner;
   const keys: ApiKey[] = [
     ...(config.apiKey ? [{ name: "admin", key: config.apiKey, admin: true }] : []),
     ...config.apiKeys.map((tenant) => ({ ...tenant, admin: false })),
@@ -102,7 +123,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const retention =
     config.eventRetentionHours === undefined ? undefined : startRetention({ store, retentionHours: config.eventRetentionHours, logger });
   const recovered = await runner.recover();
-  if (recovered.interrupted + recovered.requeued > 0) {
+  if (opened.cluster) logger.info("cluster mode", { node, role: config.role, lease_ms: config.leaseMs });
+  if (recovered.interrupted + recovered.requeued + recovered.resumed > 0) {
     logger.info("recovered tasks from the previous run", recovered);
   }
 
@@ -116,6 +138,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     maxWatchersPerTask: config.maxWatchersPerTask,
     maxWatchersPerKey: config.maxWatchersPerKey,
     slowClientBytes: config.slowClientBytes,
+    follow: follower ? (task) => follower.watch(task) : undefined,
   });
   let server: Bun.Server<Connection>;
   const app = createApp({
@@ -129,6 +152,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     version: VERSION,
     maxBodyBytes: config.maxBodyBytes,
     corsOrigins: config.corsOrigins,
+    follow: follower ? (task) => follower.watch(task) : undefined,
+    node: { id: node, role: config.role, cluster: opened.cluster !== undefined },
+    databaseReachable: opened.cluster ? () => opened.cluster!.ping(1000) : undefined,
     upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
   });
   server = Bun.serve<Connection>({
@@ -155,6 +181,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     port: server.port ?? config.port,
     store,
     runner,
+    node,
     stop() {
       stopping ??= (async () => {
         // Running tasks end first, so watchers see their result frames before the close.
@@ -162,6 +189,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await runner.shutdown();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);
+        follower?.close();
         await mcp?.close();
         await store.close();
       })();

@@ -30,6 +30,8 @@ export interface SseOptions {
   keepAliveMs?: number;
   /** The request's signal: the client went away. */
   signal: AbortSignal;
+  /** Cluster mode: follow a task that may run on another node while this stream is open. */
+  follow?: (task: Task) => () => void;
 }
 
 // Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
@@ -45,10 +47,12 @@ export function sseResponse(options: SseOptions): Response {
   let keepAlive: ReturnType<typeof setInterval> | undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
 
+  const unfollow = options.follow?.(task);
   const finish = () => {
     if (closed) return;
     closed = true;
     stopListening?.();
+    unfollow?.();
     clearInterval(keepAlive);
     options.signal.removeEventListener("abort", finish);
     try {

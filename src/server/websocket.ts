@@ -22,6 +22,7 @@ import type { LiveFeed } from "../bus/live-feed.ts";
 import { CloseCode, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
+import type { Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import { canSee } from "./app.ts";
@@ -37,6 +38,8 @@ export interface Connection extends WatchRequest {
   lastSeen: number;
   /** `performance.now()` when it was found too slow; it is closed with 4008 once drained. */
   slowSince?: number;
+  /** Stops following the task from the log when this watcher leaves (cluster mode). */
+  unfollow?: () => void;
 }
 
 export interface WebSocketDeps {
@@ -49,6 +52,11 @@ export interface WebSocketDeps {
   maxWatchersPerTask: number;
   maxWatchersPerKey: number;
   slowClientBytes: number;
+  /**
+   * Cluster mode: a watcher joins a task that may run on another node; the follower publishes its
+   * frames here from the log while it is watched. Returns the function to call when it leaves.
+   */
+  follow?: (task: Task) => () => void;
 }
 
 export interface TaskWebSockets {
@@ -153,7 +161,8 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
 
   async function start(ws: Socket) {
     const { taskId, after, principal } = ws.data;
-    const task = await store.getTask(taskId);
+    // A live task is the runner's own (no store read, no row validation); an ended one is the store's.
+    const task = runner.liveTask(taskId) ?? (await store.getTask(taskId));
     if (ws.data.closed) return;
     if (!task || !canSee(principal!, task)) return fail(ws, `No task with id '${taskId}'`, "not_found", CloseCode.notFound);
     const lastSeq = lastSeqOf(task, feed);
@@ -161,6 +170,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       return fail(ws, `after=${after} is beyond the task's last event (${lastSeq})`, "bad_request", CloseCode.badRequest);
     }
     if (!admit(ws, principal!.id)) return;
+    ws.data.unfollow = deps.follow?.(task);
     await startStream({
       store,
       feed,
@@ -272,6 +282,8 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       ws.data.slowSince = undefined;
       open.delete(ws);
       release(ws);
+      ws.data.unfollow?.();
+      ws.data.unfollow = undefined;
     },
   };
 

@@ -6,13 +6,22 @@ import type { Config } from "../config/config.ts";
 import type { Logger } from "../lib/logger.ts";
 import { createPostgresStore, POSTGRES_SCHEMA_VERSION, redactDatabaseUrl } from "./postgres-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
-import type { TaskStore } from "./store.ts";
+import type { ClusterStore, TaskStore } from "./store.ts";
+
+/**
+ * The store, and its cluster side when it has one (PostgreSQL: the same object, so `cluster` is
+ * closed by closing `store`). SQLite has no cluster side: one process owns its file.
+ */
+export interface OpenedStore {
+  store: TaskStore;
+  cluster?: ClusterStore;
+}
 
 export async function openStore(
   config: Pick<Config, "dataDir" | "databaseUrl" | "databasePool" | "databaseStatementTimeoutMs">,
   logger?: Logger,
-): Promise<TaskStore> {
-  if (!config.databaseUrl) return createSqliteStore({ dataDir: config.dataDir });
+): Promise<OpenedStore> {
+  if (!config.databaseUrl) return { store: createSqliteStore({ dataDir: config.dataDir }) };
   // Throws one line (never the password) when the server cannot be reached or its schema is newer.
   const store = await createPostgresStore({
     url: config.databaseUrl,
@@ -25,5 +34,5 @@ export async function openStore(
     schema_version: POSTGRES_SCHEMA_VERSION,
     ...(store.migratedFrom < POSTGRES_SCHEMA_VERSION ? { migrated_from: store.migratedFrom } : {}),
   });
-  return store;
+  return { store, cluster: store };
 }

@@ -16,20 +16,37 @@
  * - Times are `timestamptz`, shown as `Date#toISOString()` (milliseconds, `Z`), like SQLite's.
  * - `row_id` (an identity column) orders tasks for listing: the cursor is the last `row_id` of a
  *   page, so pages stay stable while tasks are added.
- * - Columns for the cluster (not used by this contract yet): `attempt` is a fencing token that
- *   grows with every claim (`markRunning`); `lease_owner` and `lease_expires_at` will hold the node
- *   running a task and until when.
+ * - Cluster mode (`ClusterStore`, issue 9): `attempt` is the fencing token of a task's current run
+ *   (+1 on every claim, `markRunning`, `claimNext` or `takeOver`); `appendEvents` and `finishTask`
+ *   given a `fence` also require `attempt = fence`, in the same statement. `lease_owner` and
+ *   `lease_expires_at` (the database's clock) hold the node running a task and until when;
+ *   `cancel_requested` a client's cancel that the running node has to act on.
+ * - Signals: one channel (`CLUSTER_CHANNEL`), compact text payloads (`formatSignal`). Appends and
+ *   finishes announce `e:<id>:<last_seq>` with `pg_notify` inside their own statement: no extra
+ *   round trip, and the notification is sent on commit only (never for a write that failed).
  *
  * Durability: an append that returned is committed on the server (with its `synchronous_commit`).
  */
 import { SQL } from "bun";
 import { AgentkitError } from "../errors.ts";
 import { Task, TaskStatus } from "../protocol/task.ts";
-import { sourcesOf } from "../tasks/state.ts";
-import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
+import { sourcesOf, TRANSITIONS } from "../tasks/state.ts";
+import {
+  type Claim,
+  type ClusterSignal,
+  type ClusterStore,
+  FencedError,
+  type Lease,
+  type ListTasksQuery,
+  type NewTask,
+  type StoredEvent,
+  type TaskOutcome,
+  type TaskPage,
+  type TaskStore,
+} from "./store.ts";
 
 /** The newest schema this binary knows; a database with a newer one is refused. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
@@ -79,7 +96,68 @@ CREATE TABLE events (
 );
 `,
   },
+  {
+    version: 2,
+    description: "cluster: cancel requests, claim and lease indexes",
+    sql: `
+ALTER TABLE tasks ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;
+-- claimNext: the oldest queued task.
+CREATE INDEX tasks_queued ON tasks (row_id) WHERE status = 'queued';
+-- claimNext: running tasks whose lease expired (or that never had one: a single-node server's).
+CREATE INDEX tasks_leases ON tasks (lease_expires_at) WHERE status = 'running';
+`,
+  },
 ];
+
+/** The one LISTEN/NOTIFY channel of a cluster (per database). */
+export const CLUSTER_CHANNEL = "agentkit";
+
+/** `application_name` of the dedicated connection `listen` opens (find it in `pg_stat_activity`). */
+export const LISTEN_APPLICATION_NAME = "agentkit-listen";
+
+/**
+ * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `e:<taskId>:<lastSeq>`
+ * (events), `p:<node>:<nonce>` (probe). Task ids and node names may contain `:` (the last field is
+ * found from the end); a probe's nonce may not. Throws on a payload PostgreSQL would refuse.
+ */
+export function formatSignal(signal: ClusterSignal): string {
+  let payload: string;
+  switch (signal.kind) {
+    case "queued":
+      payload = "q";
+      break;
+    case "cancel":
+      payload = `c:${signal.taskId}`;
+      break;
+    case "events":
+      if (!Number.isSafeInteger(signal.lastSeq) || signal.lastSeq < 0) throw new Error(`invalid lastSeq ${signal.lastSeq}`);
+      payload = `e:${signal.taskId}:${signal.lastSeq}`;
+      break;
+    case "probe":
+      if (signal.nonce === "" || signal.nonce.includes(":")) throw new Error("a probe's nonce must be non-empty, without ':'");
+      payload = `p:${signal.node}:${signal.nonce}`;
+      break;
+  }
+  // PostgreSQL refuses a payload of 8000 bytes or more (and text cannot hold U+0000).
+  if (Buffer.byteLength(payload) >= 8000 || payload.includes("\u0000")) throw new Error("signal payload too long or not text");
+  return payload;
+}
+
+/** A NOTIFY payload back as a signal; undefined for anything malformed (ignored by listeners). */
+export function parseSignal(payload: string): ClusterSignal | undefined {
+  if (payload === "q") return { kind: "queued" };
+  const kind = payload.slice(0, 2);
+  const rest = payload.slice(2);
+  if (kind === "c:") return rest ? { kind: "cancel", taskId: rest } : undefined;
+  if (kind !== "e:" && kind !== "p:") return undefined;
+  const colon = rest.lastIndexOf(":");
+  if (colon <= 0 || colon === rest.length - 1) return undefined;
+  const head = rest.slice(0, colon);
+  const tail = rest.slice(colon + 1);
+  if (kind === "p:") return { kind: "probe", node: head, nonce: tail };
+  if (!/^\d{1,15}$/.test(tail)) return undefined;
+  return { kind: "events", taskId: head, lastSeq: Number(tail) };
+}
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database?sslmode=…` */
@@ -94,7 +172,7 @@ export interface PostgresStoreOptions {
   idleTimeoutS?: number;
 }
 
-export interface PostgresTaskStore extends TaskStore {
+export interface PostgresTaskStore extends TaskStore, ClusterStore {
   /** The schema version the database had before this process migrated it (0: a new database). */
   readonly migratedFrom: number;
   close(): Promise<void>;
@@ -122,28 +200,33 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     throw new Error(`the database URL must be postgres://user:password@host:port/database (got ${shown})`);
   }
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
-  const sql = new SQL({
-    url: options.url,
-    adapter: "postgres",
-    // Bun lets PGDATABASE override the URL's database: the URL names the one to use.
-    ...(database ? { database } : {}),
-    max: options.max ?? 10,
-    connectionTimeout: options.connectionTimeoutS ?? 10,
-    idleTimeout: options.idleTimeoutS ?? 60,
-    connection: { application_name: "agentkit", statement_timeout: options.statementTimeoutMs ?? 30_000 },
-  });
+  const connect = (max: number, applicationName: string, idleTimeoutS: number) =>
+    new SQL({
+      url: options.url,
+      adapter: "postgres",
+      // Bun lets PGDATABASE override the URL's database: the URL names the one to use.
+      ...(database ? { database } : {}),
+      max,
+      connectionTimeout: options.connectionTimeoutS ?? 10,
+      idleTimeout: idleTimeoutS,
+      connection: { application_name: applicationName, statement_timeout: options.statementTimeoutMs ?? 30_000 },
+    });
+  const sql = connect(options.max ?? 10, "agentkit", options.idleTimeoutS ?? 60);
+  // The LISTEN connection of each `listen()` is a client of its own (Bun gives it a dedicated
+  // connection), so stopping that listener closes exactly that connection.
+  const openListener = () => connect(1, LISTEN_APPLICATION_NAME, 0);
   let migratedFrom: number;
   try {
     migratedFrom = await migrate(sql);
   } catch (error) {
     await sql.close({ timeout: 0 }).catch(() => {});
-    throw new Error(`PostgreSQL at ${shown}: ${describe(error, parsed.password)}`);
+    throw new Error(`PostgreSQL at ${shown}: ${describeError(error, parsed.password)}`);
   }
-  return { ...createStore(sql), migratedFrom };
+  return { ...createStore(sql, openListener), migratedFrom };
 }
 
 /** One line: the server's or Bun's message, its code, never the password. */
-function describe(error: unknown, password: string): string {
+function describeError(error: unknown, password: string): string {
   const { message, code, errno } = error as { message?: unknown; code?: unknown; errno?: unknown };
   let line = String(message ?? error).replace(/\s+/g, " ").trim();
   const tag = typeof errno === "string" ? errno : typeof code === "string" ? code : undefined;
@@ -234,13 +317,72 @@ function toTask(row: TaskRow): Task {
   });
 }
 
-function createStore(sql: SQL): TaskStore & { close(): Promise<void> } {
+/**
+ * Announces stored events (`e:<id>:<lastSeq>`) right after their write committed, coalesced: at most
+ * one NOTIFY statement of this store is in flight, and what is announced meanwhile goes out in the
+ * next one, once per task (its highest `lastSeq`).
+ *
+ * Not `pg_notify` inside the append itself: PostgreSQL serialises the commits of all transactions
+ * that notify (a database-wide lock held through the commit, WAL flush included), so notifying in
+ * every append cut the store's events/s by 40–70 % with the WAL flush not even synced (tests run
+ * `fsync=off`); with `synchronous_commit` it would serialise every append's fsync. Here a node's
+ * announcements take that lock once per batch, off the appends' path. An announcement is a hint:
+ * one lost in a crash between the commit and its NOTIFY costs a watcher only its next catch-up.
+ */
+function createAnnouncer(sql: SQL): { announce(taskId: string, lastSeq: number): void; drain(): Promise<void> } {
+  let pending = new Map<string, number>();
+  let flushing: Promise<void> | undefined;
+  async function flush(): Promise<void> {
+    try {
+      while (pending.size > 0) {
+        const batch = pending;
+        pending = new Map();
+        const payloads = [...batch].map(([taskId, lastSeq]) => `e:${taskId}:${lastSeq}`);
+        await sql`SELECT pg_notify(${CLUSTER_CHANNEL}, payload)::text AS notified
+                  FROM unnest(${sql.array(payloads, "TEXT")}::text[]) AS payload`.catch(() => {
+          // A hint that could not be sent (the database is unreachable, the store is closing): the
+          // watchers catch up from the log when their connection comes back.
+        });
+      }
+    } finally {
+      flushing = undefined;
+    }
+  }
+  return {
+    announce(taskId, lastSeq) {
+      if ((pending.get(taskId) ?? -1) < lastSeq) pending.set(taskId, lastSeq);
+      // After the current turn of the event loop's microtasks, so appends completing together share a statement.
+      flushing ??= Promise.resolve().then(flush);
+    },
+    drain: () => flushing ?? Promise.resolve(),
+  };
+}
+
+function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStore & { close(): Promise<void> } {
   const columns = () => sql.unsafe(COLUMNS);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
   const from = (to: TaskStatus) => sql.unsafe(`status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`);
+  /** `status IN (…)`: the states that are not terminal; a terminal task's log ends with its result. */
+  const open = () =>
+    sql.unsafe(`status IN (${TaskStatus.options.filter((status) => TRANSITIONS[status].length > 0).map((status) => `'${status}'`).join(", ")})`);
   /** A string as a JSON literal for a `json` column (sent as text, so Bun does not encode it again). */
   const jsonText = (value: unknown) => (value === null ? null : JSON.stringify(value));
   let closing: Promise<void> | undefined;
+  const announcer = createAnnouncer(sql);
+  /** Stops every listener still open (on close). */
+  const listeners = new Set<() => Promise<void>>();
+  /** A lease length in whole milliseconds (added to the database's now()). */
+  const leaseLength = (ms: number) => Math.max(0, Math.round(ms));
+  /** After a fenced write changed nothing: `FencedError` when the task's attempt moved on (it never goes back). */
+  async function checkFence(id: string, fence: number | undefined): Promise<void> {
+    if (fence === undefined) return;
+    const [row] = await sql`SELECT attempt FROM tasks WHERE id = ${id}`;
+    if (row && Number(row.attempt) !== fence) throw new FencedError(id, fence);
+  }
+  const leaseArrays = (leases: readonly Lease[]) => [
+    sql.array(leases.map((lease) => lease.taskId), "TEXT"),
+    sql.array(leases.map((lease) => lease.attempt), "BIGINT"),
+  ];
 
   return {
     async createTask(task: NewTask) {
@@ -291,7 +433,7 @@ function createStore(sql: SQL): TaskStore & { close(): Promise<void> } {
       return result.count === 1;
     },
 
-    async appendEvents(id, events) {
+    async appendEvents(id, events, fence) {
       if (events.length === 0) return;
       const first = events[0]!.seq;
       const last = events.at(-1)!.seq;
@@ -301,18 +443,23 @@ function createStore(sql: SQL): TaskStore & { close(): Promise<void> } {
       // One statement, so one transaction: the conditional move of last_seq, then the inserts off it.
       const result = await sql`
         WITH moved AS (
-          UPDATE tasks SET last_seq = ${last} WHERE id = ${id} AND last_seq = ${first - 1} RETURNING id
+          UPDATE tasks SET last_seq = ${last}
+          WHERE id = ${id} AND last_seq = ${first - 1} AND ${open()}
+            AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
+          RETURNING id
         )
         INSERT INTO events (task_id, seq, frame)
         SELECT moved.id, event.seq, event.frame
         FROM moved, unnest(${sql.array(events.map((event) => event.seq), "BIGINT")}::bigint[],
                            ${sql.array(events.map((event) => event.frame), "TEXT")}::text[]) AS event(seq, frame)`;
       if (result.count !== events.length) {
-        throw new AgentkitError("conflict", `Event ${first} of task ${id} is not the next in sequence`);
+        await checkFence(id, fence);
+        throw new AgentkitError("conflict", `Event ${first} of task ${id} is not the next in sequence (or the task has ended)`);
       }
+      announcer.announce(id, last);
     },
 
-    async finishTask(id, outcome: TaskOutcome, seq, frame) {
+    async finishTask(id, outcome: TaskOutcome, seq, frame, fence) {
       const result = await sql`
         WITH moved AS (
           UPDATE tasks SET status = ${outcome.status}, stop_reason = ${outcome.stopReason},
@@ -322,10 +469,156 @@ function createStore(sql: SQL): TaskStore & { close(): Promise<void> } {
             cost_usd = ${outcome.costUsd}::double precision, finished_at = ${outcome.finishedAt}, last_seq = ${seq},
             lease_owner = NULL, lease_expires_at = NULL
           WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${seq - 1}
+            AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id
         )
         INSERT INTO events (task_id, seq, frame) SELECT id, ${seq}, ${frame} FROM moved`;
-      return result.count === 1;
+      if (result.count === 1) {
+        announcer.announce(id, seq);
+        return true;
+      }
+      await checkFence(id, fence);
+      return false;
+    },
+
+    async takeOver(id) {
+      const [row] = await sql`
+        UPDATE tasks SET attempt = attempt + 1, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = ${id} AND status = 'running'
+        RETURNING attempt`;
+      return row ? Number(row.attempt) : undefined;
+    },
+
+    async claimNext(node, leaseMs, startedAt): Promise<Claim | undefined> {
+      // Takeovers first: they are older work, and clients are watching them. Each branch locks at
+      // most the one row it returns (LockRows under LIMIT 1), and the queued branch runs only when
+      // the takeover branch found nothing (an Append under LIMIT 1 stops at the first row), so a
+      // claim never holds a row it does not take — other claimers skip only the rows being claimed.
+      // A running task without a lease (a single-node server's that died) counts as expired.
+      const [row] = await sql`
+        WITH picked AS (
+          SELECT * FROM (
+            SELECT id AS picked_id, true AS takeover FROM tasks
+            WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY lease_expires_at NULLS FIRST
+            LIMIT 1 FOR UPDATE SKIP LOCKED
+          ) AS expired
+          UNION ALL
+          SELECT * FROM (
+            SELECT id AS picked_id, false AS takeover FROM tasks
+            WHERE status = 'queued'
+            ORDER BY row_id
+            LIMIT 1 FOR UPDATE SKIP LOCKED
+          ) AS queued
+          LIMIT 1
+        )
+        UPDATE tasks SET status = 'running', started_at = coalesce(tasks.started_at, ${startedAt}::timestamptz),
+          attempt = tasks.attempt + 1, lease_owner = ${node},
+          lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
+        FROM picked
+        WHERE tasks.id = picked.picked_id AND tasks.status IN ('queued', 'running')
+        RETURNING ${columns()}, tasks.attempt AS claim_attempt, picked.takeover, tasks.cancel_requested`;
+      if (!row) return undefined;
+      return { task: toTask(row), attempt: Number(row.claim_attempt), takeover: row.takeover, cancelRequested: row.cancel_requested };
+    },
+
+    async renewLeases(node, leases, leaseMs) {
+      const held = new Set<string>();
+      const cancelRequested = new Set<string>();
+      if (leases.length === 0) return { held, cancelRequested };
+      const [ids, attempts] = leaseArrays(leases);
+      const rows: { id: string; cancel_requested: boolean }[] = await sql`
+        UPDATE tasks SET lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
+        FROM unnest(${ids}::text[], ${attempts}::bigint[]) AS lease(id, attempt)
+        WHERE tasks.id = lease.id AND tasks.attempt = lease.attempt AND tasks.lease_owner = ${node} AND tasks.status = 'running'
+        RETURNING tasks.id, tasks.cancel_requested`;
+      for (const row of rows) {
+        held.add(row.id);
+        if (row.cancel_requested) cancelRequested.add(row.id);
+      }
+      return { held, cancelRequested };
+    },
+
+    async releaseLeases(node, leases) {
+      if (leases.length === 0) return;
+      const [ids, attempts] = leaseArrays(leases);
+      // Expired a millisecond ago by the database's clock: claimable by the next claimNext.
+      await sql`
+        UPDATE tasks SET lease_expires_at = now() - interval '1 millisecond'
+        FROM unnest(${ids}::text[], ${attempts}::bigint[]) AS lease(id, attempt)
+        WHERE tasks.id = lease.id AND tasks.attempt = lease.attempt AND tasks.lease_owner = ${node} AND tasks.status = 'running'`;
+    },
+
+    async requestCancel(taskId) {
+      await sql`
+        WITH flagged AS (
+          UPDATE tasks SET cancel_requested = true WHERE id = ${taskId} AND ${open()} RETURNING id
+        )
+        SELECT pg_notify(${CLUSTER_CHANNEL}, 'c:' || id)::text AS notified FROM flagged`;
+    },
+
+    async countQueued() {
+      const [row] = await sql`SELECT count(*)::integer AS queued FROM tasks WHERE status = 'queued'`;
+      return Number(row.queued);
+    },
+
+    async signal(signal) {
+      await sql`SELECT pg_notify(${CLUSTER_CHANNEL}, ${formatSignal(signal)})::text AS notified`;
+    },
+
+    async listen(onSignal, onListen) {
+      if (closing) throw new Error("the store is closed");
+      // A client of its own: stopping closes its connection for sure (a half-open one included),
+      // so stop + listen again is how a caller forces a new LISTEN connection.
+      const client = openListener();
+      let stopped = false;
+      try {
+        await client.listen(
+          CLUSTER_CHANNEL,
+          (payload) => {
+            if (stopped) return;
+            const signal = parseSignal(payload);
+            if (signal) onSignal(signal);
+          },
+          () => {
+            if (!stopped) onListen();
+          },
+        );
+      } catch (error) {
+        await client.close({ timeout: 0 }).catch(() => {});
+        throw error;
+      }
+      let stopping: Promise<void> | undefined;
+      const stop = () => {
+        // No UNLISTEN round trip (it would hang on a half-open connection): closing the client
+        // drops the connection, and the server forgets its LISTEN with it.
+        stopping ??= (async () => {
+          stopped = true;
+          listeners.delete(stop);
+          await client.close({ timeout: 0 }).catch(() => {});
+        })();
+        return stopping;
+      };
+      listeners.add(stop);
+      return stop;
+    },
+
+    async ping(timeoutMs) {
+      const query = sql`SELECT 1 AS ok`;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<false>((resolve) => {
+        timer = setTimeout(() => {
+          resolve(false);
+          try {
+            query.cancel();
+          } catch {}
+        }, timeoutMs);
+      });
+      try {
+        return await Promise.race([query.then((rows) => Number(rows[0]?.ok) === 1, () => false), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
 
     async pruneEvents(finishedBefore) {
@@ -361,7 +654,11 @@ function createStore(sql: SQL): TaskStore & { close(): Promise<void> } {
 
     close() {
       // Waits (a little) for queries already sent; anything started afterwards is refused.
-      closing ??= sql.close({ timeout: 5 });
+      closing ??= (async () => {
+        await announcer.drain();
+        await Promise.all([...listeners].map((stop) => stop()));
+        await sql.close({ timeout: 5 });
+      })();
       return closing;
     },
   };

@@ -13,10 +13,13 @@ import { z } from "zod";
 import { AgentkitError } from "../errors.ts";
 import { Task, type TaskStatus } from "../protocol/task.ts";
 import { sourcesOf } from "../tasks/state.ts";
-import type { ListTasksQuery, NewTask, StoredEvent, TaskOutcome, TaskPage, TaskStore } from "./store.ts";
+import { FencedError, type ListTasksQuery, type NewTask, type StoredEvent, type TaskOutcome, type TaskPage, type TaskStore } from "./store.ts";
 
-/** 2: `tasks.error` holds a `TaskError` as JSON (it held the message alone in 1). */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: `tasks.error` holds a `TaskError` as JSON (it held the message alone in 1).
+ * 3: `tasks.attempt`, the fencing token of the task's current run (see `FencedError`).
+ */
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -38,7 +41,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   pruned_through INTEGER NOT NULL DEFAULT 0,
   created_at   TEXT NOT NULL,
   started_at   TEXT,
-  finished_at  TEXT
+  finished_at  TEXT,
+  attempt      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
@@ -76,6 +80,8 @@ UPDATE tasks SET error = json_object(
 ) WHERE error IS NOT NULL;
 `;
 
+/** Schema 2 → 3: the fencing token. Tasks of an older file start at 0 (a running one is taken over: 1). */
+const MIGRATE_2_TO_3 = `ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0`;
 
 export interface SqliteStoreOptions {
   /** Directory for `agentkit.sqlite`; created if missing. Use `:memory:` for a throwaway store. */
@@ -93,6 +99,9 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -65536"); // 64 MiB: event-log pages of many live tasks stay cached
+  // Checkpoint every ~40 MiB of WAL rather than every 4 MiB: a checkpoint (and its fsync) runs
+  // inside a commit on the event loop; fewer, larger ones cost less per event (≈6 → 4 µs measured).
+  db.run("PRAGMA wal_autocheckpoint = 10000");
   db.run("PRAGMA foreign_keys = ON");
   const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (version > SCHEMA_VERSION) {
@@ -105,8 +114,11 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     if (current > SCHEMA_VERSION) {
       throw new Error(`${path} has schema version ${current}, newer than this agentkit (${SCHEMA_VERSION})`);
     }
-    db.run(SCHEMA);
+    db.run(SCHEMA); // a new file gets the current tables; an old one keeps its own, migrated below
     if (current === 1) db.run(MIGRATE_1_TO_2);
+    // Guarded by the column itself too, so a file that has it (whatever its version says) is left as is.
+    const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
+    if (current < 3 && !hasAttempt) db.run(MIGRATE_2_TO_3);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 
@@ -118,7 +130,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
   const from = (to: TaskStatus) => `status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`;
   const markRunning = db.query(
-    `UPDATE tasks SET status = 'running', started_at = $started_at WHERE id = $id AND ${from("running")}`,
+    `UPDATE tasks SET status = 'running', started_at = $started_at, attempt = attempt + 1 WHERE id = $id AND ${from("running")}`,
   );
   const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
   const finishStatements = new Map(
@@ -128,7 +140,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
            total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
            output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq
-         WHERE id = $id AND ${from(to)} AND last_seq = $seq - 1`,
+         WHERE id = $id AND ${from(to)} AND last_seq = $seq - 1 AND ($fence IS NULL OR attempt = $fence)`,
       ),
     ]),
   );
@@ -148,24 +160,43 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     }
   });
 
-  const moveSeq = db.query(`UPDATE tasks SET last_seq = $last WHERE id = $id AND last_seq = $first - 1`);
+  // Only a live task takes events: after its result, a task's log is closed (a stale writer — a
+  // server that lost its task to another in cluster mode — must not extend it).
+  const moveSeq = db.query(
+    `UPDATE tasks SET last_seq = $last
+     WHERE id = $id AND last_seq = $first - 1 AND status IN ('queued', 'running') AND ($fence IS NULL OR attempt = $fence)`,
+  );
+  const selectAttempt = db.query(`SELECT attempt FROM tasks WHERE id = $id`);
+  /**
+   * After a fenced write changed nothing: throws `FencedError` when the task exists and its
+   * attempt is not `fence` — whatever else is wrong (a stale run's seq or a task its successor
+   * ended), the run was taken over, and that is what its caller must learn.
+   */
+  const checkFence = (id: string, fence: number | undefined) => {
+    if (fence === undefined) return;
+    const row = selectAttempt.get({ id }) as { attempt: number } | null;
+    if (row && row.attempt !== fence) throw new FencedError(id, fence);
+  };
+  const takeOver = db.query(`UPDATE tasks SET attempt = attempt + 1 WHERE id = $id AND status = 'running' RETURNING attempt`);
   /** Appends a contiguous run of events in one transaction, or nothing. */
-  const appendTx = db.transaction((id: string, events: readonly StoredEvent[]) => {
+  const appendTx = db.transaction((id: string, events: readonly StoredEvent[], fence: number | undefined) => {
     const first = events[0]!.seq;
     const last = events.at(-1)!.seq;
     if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
       throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
     }
-    if (moveSeq.run({ id, first, last }).changes !== 1) {
+    if (moveSeq.run({ id, first, last, fence: fence ?? null }).changes !== 1) {
+      checkFence(id, fence);
       throw new AgentkitError("conflict", `Event ${first} of task ${id} is not the next in sequence`);
     }
     for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
   });
 
-  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string): boolean => {
+  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined): boolean => {
     const moved = finishStatements.get(outcome.status)!.run({
       id,
       seq,
+      fence: fence ?? null,
       status: outcome.status,
       stop_reason: outcome.stopReason,
       output: outcome.output,
@@ -177,7 +208,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       cost_usd: outcome.costUsd,
       finished_at: outcome.finishedAt.toISOString(),
     });
-    if (moved.changes !== 1) return false;
+    if (moved.changes !== 1) {
+      checkFence(id, fence);
+      return false;
+    }
     insertEvent.run({ task_id: id, seq, frame });
     return true;
   });
@@ -237,12 +271,17 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return markRunning.run({ id, started_at: startedAt.toISOString() }).changes === 1;
     },
 
-    async appendEvents(id, events) {
-      if (events.length > 0) appendTx(id, events);
+    async appendEvents(id, events, fence) {
+      if (events.length > 0) appendTx(id, events, fence);
     },
 
-    async finishTask(id, outcome, seq, frame) {
-      return finishTx(id, outcome, seq, frame);
+    async finishTask(id, outcome, seq, frame, fence) {
+      return finishTx(id, outcome, seq, frame, fence);
+    },
+
+    async takeOver(id) {
+      const row = takeOver.get({ id }) as { attempt: number } | null;
+      return row ? row.attempt : undefined;
     },
 
     async pruneEvents(finishedBefore) {

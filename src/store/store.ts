@@ -59,12 +59,18 @@ export interface TaskStore {
    * Appends consecutive durable events in one transaction — all or none. Throws if the first is
    * not the task's next `seq`, or the run has a gap.
    */
-  appendEvents(id: string, events: readonly StoredEvent[]): Promise<void>;
+  appendEvents(id: string, events: readonly StoredEvent[], fence?: number): Promise<void>;
   /**
    * Moves a non-terminal task to its terminal state and appends its `result` event, atomically.
    * Returns false, writing nothing, if the task was already terminal: the first terminal state wins.
    */
-  finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string): Promise<boolean>;
+  finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string, fence?: number): Promise<boolean>;
+  /**
+   * Takes a task that is `running` over for a new run (after a crash or restart: the run that had
+   * it is gone): its `attempt` grows by one, and the new attempt is returned — the fencing token of
+   * the new run. Undefined, changing nothing, when the task is not running.
+   */
+  takeOver(id: string): Promise<number | undefined>;
   /**
    * Deletes the event logs of tasks that ended before `finishedBefore`, keeping the tasks; their
    * `pruned_through` becomes their `last_seq`. Returns how many tasks were pruned.
@@ -74,4 +80,88 @@ export interface TaskStore {
   events(id: string, after: number, limit: number): Promise<StoredEvent[]>;
   /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
   close(): void | Promise<void>;
+}
+
+/**
+ * Fencing. Every run of a task holds an `attempt` number (its fencing token): it is 1 for the first
+ * run and grows by one with every claim or takeover. `appendEvents` and `finishTask` take the
+ * token of the run that writes (`fence`); when the task's `attempt` is no longer that number — the
+ * task was taken over by another run — the write is refused with a `FencedError` and nothing is
+ * written. Without `fence` the write is not fenced (single-node code paths and tests).
+ */
+export class FencedError extends Error {
+  constructor(
+    readonly taskId: string,
+    readonly fence: number,
+  ) {
+    super(`task ${taskId}: this run (attempt ${fence}) no longer owns the task; write refused`);
+    this.name = "FencedError";
+  }
+}
+
+/** A task claimed for a run by this node (cluster mode). */
+export interface Claim {
+  task: Task;
+  /** The run's fencing token (the task's new `attempt`). */
+  attempt: number;
+  /** The task was `running` under a lease that expired (its node died or stalled): a takeover. */
+  takeover: boolean;
+  /** A client asked to cancel it before (or while) it was claimed. */
+  cancelRequested: boolean;
+}
+
+/** A lease a node holds on a running task. */
+export interface Lease {
+  taskId: string;
+  attempt: number;
+}
+
+/** One notification on the cluster's channel (see `ClusterStore.listen`). */
+export type ClusterSignal =
+  /** A task was queued: idle workers try to claim. */
+  | { kind: "queued" }
+  /** A client asked to cancel this task: the node running it aborts it. */
+  | { kind: "cancel"; taskId: string }
+  /** Events up to `lastSeq` of this task are stored (a hint: the events come from the log). */
+  | { kind: "events"; taskId: string; lastSeq: number }
+  /** A node's own liveness probe of its LISTEN connection. */
+  | { kind: "probe"; node: string; nonce: string };
+
+/**
+ * What cluster mode needs beyond `TaskStore`: a shared queue with leases, cancel requests and
+ * notifications. PostgreSQL implements it; SQLite (one process) does not.
+ *
+ * Times of leases are the database's clock (`now()`), never a node's. `appendEvents` and
+ * `finishTask` of a cluster store announce `{kind: "events"}` themselves, in the same statement.
+ */
+export interface ClusterStore {
+  /**
+   * Claims one task for `node`: the oldest `queued` task, else a `running` one whose lease expired
+   * (a takeover), skipping rows other nodes are claiming (`FOR UPDATE SKIP LOCKED`). The task
+   * becomes `running` (its `started_at` kept if it had one), `attempt` + 1, leased to `node` until
+   * now + `leaseMs`. Undefined when there is nothing to claim.
+   */
+  claimNext(node: string, leaseMs: number, startedAt: Date): Promise<Claim | undefined>;
+  /**
+   * Extends the leases `node` holds, in one statement. Returns the task ids whose lease it still
+   * holds (any other was taken over or ended: its run must stop) and, of those, the ones a client
+   * asked to cancel.
+   */
+  renewLeases(node: string, leases: readonly Lease[], leaseMs: number): Promise<{ held: Set<string>; cancelRequested: Set<string> }>;
+  /** Gives leases up at once (a node stopping gracefully): other nodes can take the tasks over now. */
+  releaseLeases(node: string, leases: readonly Lease[]): Promise<void>;
+  /** Records a cancel request on a task that is not terminal, and announces it. */
+  requestCancel(taskId: string): Promise<void>;
+  /** How many tasks are queued, cluster-wide. */
+  countQueued(): Promise<number>;
+  /** Sends a signal to every node (including this one). */
+  signal(signal: ClusterSignal): Promise<void>;
+  /**
+   * Receives every signal. `onListen` runs once listening, and again after every reconnect of the
+   * listening connection (signals sent meanwhile are lost: catch up then). Returns a function that
+   * stops listening.
+   */
+  listen(onSignal: (signal: ClusterSignal) => void, onListen: () => void): Promise<() => Promise<void>>;
+  /** True when the database answers a trivial query within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean>;
 }

@@ -9,9 +9,13 @@ import { taskError, toTaskError } from "./task-error.ts";
 
 export { AgentNotConfiguredError } from "./task-error.ts";
 
-/** Why an abort happened; the runner passes one of these to `AbortController.abort`. */
+/**
+ * Why an abort happened; the runner passes one of these to `AbortController.abort`. `lost` (another
+ * run took the task over: this one may write nothing more) and `handover` (this server stops and
+ * leaves the task to be resumed) end a run without ending the task: no result is written.
+ */
 export class TaskAbort extends Error {
-  constructor(readonly kind: "cancelled" | "deadline" | "shutdown", message: string) {
+  constructor(readonly kind: "cancelled" | "deadline" | "shutdown" | "lost" | "handover", message: string) {
     super(message);
     this.name = "TaskAbort";
   }

@@ -1,7 +1,12 @@
 /**
- * The runner: every task runs exactly once, here, whether zero or a thousand clients watch it.
+ * The runner: every task runs exactly once, whether zero or a thousand clients watch it.
  *
- * - A concurrency cap with a FIFO queue (status `queued`), bounded in length.
+ * - One node (SQLite): a concurrency cap with a FIFO queue in memory (status `queued`), bounded.
+ * - A cluster (PostgreSQL, `cluster` option): the queue is the database's; every worker node claims
+ *   tasks with a lease and a fencing token (`attempt`), renews its leases, and stops a run at once
+ *   when its lease is lost — every write of a run is fenced, so a run that was taken over can
+ *   neither store nor publish anything more. A task whose node died is taken over and resumed from
+ *   its log (see src/engine/resume.ts), or ended `interrupted`, per its agent's `on_interrupt`.
  * - For each event the engine yields: assign the next `seq`, store it, then publish it (durable
  *   first), strictly in order — all writes of a task go through one chain. Events that come in a
  *   burst are stored in one transaction and published together (see `flush`).
@@ -11,38 +16,93 @@
  */
 import type { Agent, AgentPool } from "../agents/pool.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
-import { runReAct } from "../engine/react.ts";
-import { AgentkitError } from "../errors.ts";
+import type { Follower } from "../cluster/follower.ts";
+import { runReAct, type ReActOptions } from "../engine/react.ts";
+import { resumeFromLog, resumedEventFor } from "../engine/resume.ts";
+import { isIdempotentTool } from "../engine/tool-execution.ts";
+import { AgentkitError, errorMessage } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import type { StoredEvent, TaskStore } from "../store/store.ts";
-import { TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
+import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskStore } from "../store/store.ts";
+import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 
-/** Engine events handled between two turns given to the event loop. */
+/**
+ * Engine events handled between two turns given to the event loop. (A time budget per turn was
+ * tried instead: it cut turns at 100 watchers but multiplied them at 1,000–5,000, where one publish
+ * alone takes milliseconds — +20–40% server CPU per delivery in the short-burst bench.)
+ */
 const YIELD_EVERY = 32;
 /** Most events stored in one transaction. */
 const MAX_BATCH = 16;
 
+/**
+ * A promise that resolves `false` when the current event-loop turn ends: one `setImmediate` per
+ * turn, shared by every task, instead of one per engine event (the runner races each event against
+ * it to decide whether to flush now).
+ */
+let turnEnd: Promise<false> | undefined;
+
 /** Resolves `false` at the end of this event-loop turn. */
 function endOfTurn(): Promise<false> {
-  return new Promise((resolve) => setImmediate(resolve, false));
+  if (!turnEnd) {
+    const { promise, resolve } = Promise.withResolvers<false>();
+    turnEnd = promise;
+    setImmediate(() => {
+      turnEnd = undefined;
+      resolve(false);
+    });
+  }
+  return turnEnd;
 }
 
 export interface TaskRunner {
   /** Throws `queue_full` (429) when a new task could not be queued. */
   ensureCapacity(): void;
-  /** Takes a freshly created (queued) task; it starts when a slot is free. */
+  /** Takes a freshly created (queued) task; it starts when a slot is free (on any worker node). */
   submit(task: Task): void;
-  /** Cancels a task; idempotent. Resolves with the task as it ended, or undefined if unknown. */
+  /**
+   * The task as this runner holds it while it is queued or running (status, started_at, last_seq,
+   * totals kept current), or undefined once it ended or if this runner does not have it. Synchronous
+   * and without a store read: a watcher's connect (WebSocket, SSE) needs no `store.getTask` — nor
+   * its row validation — for a live task. `last_seq` is the last *published* seq.
+   */
+  liveTask(taskId: string): Task | undefined;
+  /**
+   * Cancels a task; idempotent. Resolves with the task as it ended (or, in a cluster, as it is
+   * once the node running it has ended it), or undefined if unknown.
+   */
   cancel(taskId: string): Promise<Task | undefined>;
-  /** At start-up: queued tasks of a previous process are queued again; running ones are ended. */
-  recover(): Promise<{ requeued: number; interrupted: number }>;
-  /** Stops taking work; running and queued tasks end as `interrupted`. */
+  /**
+   * At start-up (one node): queued tasks of a previous process are queued again; running ones are
+   * resumed from their log, or ended `interrupted` (per their agent's `on_interrupt`). In a
+   * cluster this starts claiming: other nodes' tasks are taken over only when their lease expires.
+   */
+  recover(): Promise<{ requeued: number; interrupted: number; resumed: number }>;
+  /**
+   * Stops taking work. A running task whose agent resumes (`on_interrupt: "resume"`) is handed
+   * over: its run stops with what it stored, and it resumes on another node (or at the next start);
+   * otherwise it ends `interrupted`.
+   */
   shutdown(): Promise<void>;
   stats(): { running: number; queued: number };
+}
+
+/** Cluster mode: the queue, leases and signals live in the database. */
+export interface ClusterRunnerOptions {
+  store: ClusterStore;
+  /** This node's id (lease owner). */
+  node: string;
+  /** How long a claim or a renewal holds a task; renewed every third of it. */
+  leaseMs: number;
+  /** Safety net for lost notifications: try to claim (and catch followed tasks up) this often. */
+  pollMs: number;
+  /** Whether this node runs tasks (`--role all|worker`); an API node only queues and watches them. */
+  worker: boolean;
+  /** Watchers of tasks run elsewhere; the runner hands tails to it and takes them back. */
+  follower: Follower;
 }
 
 export interface RunnerOptions {
@@ -55,11 +115,14 @@ export interface RunnerOptions {
   /** Cost in USD of the given usage on the agent's model, or null when it has no prices. */
   costOf?: (agent: Agent, usage: { inputTokens: number; outputTokens: number }) => number | null;
   now?: () => Date;
+  cluster?: ClusterRunnerOptions;
 }
 
 interface ActiveTask {
   readonly task: Task;
   state: "queued" | "running";
+  /** When it started running (what `markRunning` stored), or null while queued. */
+  startedAt: string | null;
   readonly controller: AbortController;
   nextSeq: number;
   /** Numbered, not yet stored: stored and published together by `flush`. */
@@ -69,10 +132,23 @@ interface ActiveTask {
   /** Every durable write of this task, in seq order. */
   writes: Promise<unknown>;
   readonly done: PromiseWithResolvers<void>;
+  /** The run's fencing token: its writes are refused once another run has the task. */
+  attempt?: number;
+  /** Why this run resumes a task that an earlier run left (its events are in the log). */
+  resume?: "takeover" | "restart";
+  /** The run lost the task (fenced, or its lease could not be renewed): it writes nothing more. */
+  lost: boolean;
+  /** `performance.now()` until which the run's lease is known to hold (cluster mode). */
+  leaseValidUntil: number;
+}
+
+/** An abort that ends the run but not the task: no result is written. */
+function endsRunOnly(end: RunEnd | undefined): boolean {
+  return end?.kind === "aborted" && (end.abort.kind === "lost" || end.abort.kind === "handover");
 }
 
 export function createRunner(options: RunnerOptions): TaskRunner {
-  const { store, feed, agents, logger } = options;
+  const { store, feed, agents, logger, cluster } = options;
   const now = options.now ?? (() => new Date());
   const active = new Map<string, ActiveTask>();
   const queue: ActiveTask[] = [];
@@ -90,6 +166,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const entry: ActiveTask = {
       task,
       state: "queued",
+      startedAt: task.started_at,
       controller: new AbortController(),
       nextSeq: task.last_seq + 1,
       buffer: [],
@@ -97,6 +174,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       finished: false,
       writes: Promise.resolve(),
       done: Promise.withResolvers<void>(),
+      lost: false,
+      leaseValidUntil: Number.POSITIVE_INFINITY,
     };
     active.set(task.id, entry);
     feed.open(task.id, task.last_seq);
@@ -104,23 +183,36 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   }
 
   function pump() {
+    if (cluster) return void claim();
     while (!closed && running < options.maxConcurrentTasks && queue.length > 0) {
       const entry = queue.shift()!;
-      running++;
-      entry.state = "running";
-      void run(entry)
-        .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
-        .finally(() => {
-          running--;
-          pump();
-        });
+      start(entry);
     }
+  }
+
+  function start(entry: ActiveTask) {
+    running++;
+    entry.state = "running";
+    void run(entry)
+      .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
+      .finally(() => {
+        running--;
+        pump();
+      });
   }
 
   /** Numbers a step event and buffers it; `flush` stores and publishes it. */
   function bufferStep(entry: ActiveTask, event: StepEvent) {
     const seq = entry.nextSeq++;
     entry.buffer.push({ seq, frame: JSON.stringify(stepFrame(seq, event, now())) });
+  }
+
+  /** The run lost its task: abort it at once, and have it write nothing more. */
+  function lose(entry: ActiveTask, why: string) {
+    if (entry.lost) return;
+    entry.lost = true;
+    logger.warn("runner: this node lost a task; its run stops", { task: entry.task.id, attempt: entry.attempt, why });
+    entry.controller.abort(new TaskAbort("lost", why));
   }
 
   /**
@@ -133,9 +225,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const batch = entry.buffer;
     entry.buffer = [];
     return write(entry, async () => {
+      if (entry.lost) throw new FencedError(entry.task.id, entry.attempt ?? 0);
       try {
-        await store.appendEvents(entry.task.id, batch);
+        await store.appendEvents(entry.task.id, batch, entry.attempt);
       } catch (error) {
+        if (error instanceof FencedError) lose(entry, error.message);
         // Nothing of the batch was stored: number what comes next (the result) from its first seq.
         entry.buffer = [];
         entry.nextSeq = batch[0]!.seq;
@@ -145,31 +239,60 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     });
   }
 
-  /** Ends a task once: stores outcome + result event atomically, publishes, releases. */
-  async function finish(entry: ActiveTask, end: RunEnd): Promise<void> {
+  /** Ends a run once. A task's end is stored with its result event atomically, then published. */
+  async function finish(entry: ActiveTask, end: RunEnd | undefined): Promise<void> {
     if (entry.finished) return entry.done.promise;
     entry.finished = true;
     const taskId = entry.task.id;
+    const runOnly = entry.lost || endsRunOnly(end);
     try {
-      // What happened before the end is recorded, then the end.
-      await flush(entry).catch((error) =>
-        logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) }),
-      );
-      await write(entry, async () => {
-        const seq = entry.nextSeq++;
-        const outcome = toOutcome(end, now());
-        const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
-        if (await store.finishTask(taskId, outcome, seq, frame)) {
-          feed.publish(taskId, seq, frame);
-          logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
-        }
-      });
+      // What happened before the end is recorded, then the end — unless the task is not ours.
+      if (!entry.lost) {
+        await flush(entry).catch((error) => {
+          if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
+        });
+      }
+      if (!runOnly && !entry.lost && end) {
+        await write(entry, async () => {
+          const seq = entry.nextSeq++;
+          const outcome = toOutcome(end, now());
+          const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
+          if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt)) {
+            feed.publish(taskId, seq, frame);
+            logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
+          }
+        });
+      }
     } catch (error) {
-      logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
+      if (error instanceof FencedError) lose(entry, error.message);
+      else logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
     } finally {
-      feed.close(taskId);
       active.delete(taskId);
+      // A run that ended without ending the task leaves its watchers to the follower (cluster).
+      if ((entry.lost || runOnly) && cluster) cluster.follower.adopt(taskId);
+      else feed.close(taskId);
       entry.done.resolve();
+    }
+  }
+
+  /** Publishes the stored events the feed's tail has not published yet (a tail a follower kept). */
+  async function catchUpTail(taskId: string, upTo: number) {
+    for (;;) {
+      const tail = feed.tail(taskId);
+      if (!tail || tail.lastSeq >= upTo) return;
+      const page = await store.events(taskId, tail.lastSeq, Math.min(500, upTo - tail.lastSeq));
+      if (page.length === 0) return;
+      for (const event of page) if (event.seq === (feed.tail(taskId)?.lastSeq ?? -1) + 1) feed.publish(taskId, event.seq, event.frame);
+    }
+  }
+
+  /** Reads a task's whole log, in order. */
+  async function readLog(taskId: string): Promise<StoredEvent[]> {
+    const log: StoredEvent[] = [];
+    for (;;) {
+      const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
+      log.push(...page);
+      if (page.length < 1000) return log;
     }
   }
 
@@ -178,29 +301,69 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (entry.finished) return;
     const agent = agents.get(task.agent);
     if (!agent) {
-      return finish(entry, { kind: "error", error: new Error(`Agent '${task.agent}' is not configured`), totals: entry.totals });
-    }
-    if (!(await store.markRunning(task.id, now()))) {
-      // Ended elsewhere (cancelled while queued): nothing to run.
-      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
+      return finish(entry, { kind: "error", error: new AgentNotConfiguredError(task.agent), totals: entry.totals });
     }
     const { definition } = agent;
-    const deadline = setTimeout(
-      () => entry.controller.abort(new TaskAbort("deadline", `Task exceeded its ${definition.timeout_ms} ms time limit`)),
-      definition.timeout_ms,
-    );
-    const signal = entry.controller.signal;
-    const events = runReAct({
+    if (entry.attempt === undefined) {
+      // One node: the claim is markRunning (queued → running).
+      const startedAt = now();
+      if (!(await store.markRunning(task.id, startedAt))) {
+        // Ended elsewhere (cancelled while queued): nothing to run.
+        return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
+      }
+      entry.startedAt = startedAt.toISOString();
+    }
+    const tools = agent.tools();
+    const reactOptions: ReActOptions = {
       model: agent.model,
-      tools: agent.tools(),
+      tools,
       system: definition.system_prompt,
       messages: [{ role: "user", content: task.input }],
       maxSteps: definition.max_steps,
       tokenBudget: definition.token_budget,
       toolTimeoutMs: definition.tool_timeout_ms,
       maxOutputTokens: definition.max_output_tokens,
-      abortSignal: signal,
-    });
+      idempotentTools: definition.idempotent_tools,
+      abortSignal: entry.controller.signal,
+    };
+    if (entry.resume) {
+      // An earlier run of this task was cut off (its node died, or this server restarted).
+      if (definition.on_interrupt === "fail") return finish(entry, { kind: "interrupted", totals: entry.totals });
+      try {
+        const log = await readLog(task.id);
+        const state = resumeFromLog(task.input, log);
+        if (state.finished) return finish(entry, undefined);
+        entry.nextSeq = state.lastSeq + 1;
+        entry.totals.steps = state.totals.steps;
+        entry.totals.inputTokens = state.totals.inputTokens;
+        entry.totals.outputTokens = state.totals.outputTokens;
+        entry.totals.costUsd = options.costOf?.(agent, entry.totals) ?? entry.totals.costUsd;
+        const resumed = resumedEventFor(state, { tools, idempotentTools: definition.idempotent_tools, node: cluster?.node ?? null, reason: entry.resume });
+        // The run's own number (its fencing token) says which run this is.
+        if (entry.attempt !== undefined) resumed.data.attempt = entry.attempt;
+        bufferStep(entry, resumed);
+        await flush(entry);
+        Object.assign(reactOptions, {
+          messages: state.messages,
+          firstStep: state.nextStep,
+          usedTokens: state.totals.inputTokens + state.totals.outputTokens,
+          pendingCalls: state.unfinished,
+        });
+        logger.info("task resumed from its log", { task: task.id, reason: entry.resume, after_seq: state.lastSeq, attempt: entry.attempt });
+      } catch (error) {
+        if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
+        logger.error("runner: could not resume a task", { task: task.id, error: errorMessage(error) });
+        return finish(entry, { kind: "interrupted", totals: entry.totals });
+      }
+    }
+    // The time limit counts from the task's first start, across resumes.
+    const started = entry.startedAt ? Date.parse(entry.startedAt) : Date.now();
+    const deadline = setTimeout(
+      () => entry.controller.abort(new TaskAbort("deadline", `Task exceeded its ${definition.timeout_ms} ms time limit`)),
+      Math.max(0, definition.timeout_ms - (Date.now() - started)),
+    );
+    const signal = entry.controller.signal;
+    const events = runReAct(reactOptions);
     let end: RunEnd | undefined;
     let sinceYield = 0;
     try {
@@ -234,21 +397,32 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           break;
         }
         if (event.event_type === "delta") {
-          // Live text goes out at once, after the durable events before it.
+          // Live text goes out at once, after the durable events before it — only while the run
+          // knows its lease holds (a run that stalled past it may have been taken over).
           if (entry.buffer.length > 0) await flush(entry);
-          feed.publishTransient(task.id, deltaFrame(event));
+          if (!entry.lost && performance.now() < entry.leaseValidUntil) feed.publishTransient(task.id, deltaFrame(event));
           continue;
         }
         if (event.event_type === "usage") count(entry, agent, event.step, event.data);
         bufferStep(entry, event);
-        // A tool call is stored before the tool runs (the engine runs it when asked for more).
-        if (event.event_type === "tool_call" || entry.buffer.length >= MAX_BATCH) await flush(entry);
+        // A tool call is stored before the tool runs (the engine runs it when asked for more) —
+        // unless the tool is idempotent: running it again changes nothing, so its call may share a
+        // commit with its result when the result comes within the same turn (a slow one is flushed
+        // by the "ready within this turn" check above, so watchers still see the call at once).
+        if (
+          entry.buffer.length >= MAX_BATCH ||
+          (event.event_type === "tool_call" && !isIdempotentTool(event.data.name, tools, definition.idempotent_tools))
+        ) {
+          await flush(entry);
+        }
       }
     } catch (error) {
       end =
         signal.aborted && signal.reason instanceof TaskAbort
           ? { kind: "aborted", abort: signal.reason, totals: entry.totals }
-          : { kind: "error", error, totals: entry.totals };
+          : error instanceof FencedError
+            ? { kind: "aborted", abort: new TaskAbort("lost", error.message), totals: entry.totals }
+            : { kind: "error", error, totals: entry.totals };
     } finally {
       clearTimeout(deadline);
       // Let the generator run its own finally blocks; it may still be awaiting an aborted call.
@@ -265,18 +439,272 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     totals.costUsd = options.costOf?.(agent, { inputTokens: totals.inputTokens, outputTokens: totals.outputTokens }) ?? null;
   }
 
+  // ---- cluster mode ---------------------------------------------------------------------------
+  let claiming = false;
+  let claimAgain = false;
+  let queuedCount = 0;
+  let queuedCountAt = Number.NEGATIVE_INFINITY;
+  let refreshingCount = false;
+  let stopListening: (() => Promise<void>) | undefined;
+  const timers: ReturnType<typeof setInterval>[] = [];
+
+  /** Claims tasks from the database while this worker has free slots. */
+  async function claim(): Promise<void> {
+    if (!cluster?.worker || closed) return;
+    if (claiming) {
+      claimAgain = true;
+      return;
+    }
+    claiming = true;
+    try {
+      do {
+        claimAgain = false;
+        while (!closed && running < options.maxConcurrentTasks) {
+          const claimed = await cluster.store.claimNext(cluster.node, cluster.leaseMs, now());
+          if (!claimed) break;
+          if (closed) {
+            await cluster.store.releaseLeases(cluster.node, [{ taskId: claimed.task.id, attempt: claimed.attempt }]);
+            break;
+          }
+          await startClaimed(claimed);
+        }
+      } while (claimAgain && !closed);
+    } catch (error) {
+      logger.warn("cluster: could not claim tasks (retrying on the next signal or poll)", { error: errorMessage(error) });
+    } finally {
+      claiming = false;
+    }
+  }
+
+  async function startClaimed(claimed: Claim) {
+    const { task } = claimed;
+    // Watchers here may have been following it: the runner takes its tail over, caught up to the
+    // log as claimed, before publishing anything of its own.
+    cluster!.follower.release(task.id);
+    const entry = track(task);
+    entry.attempt = claimed.attempt;
+    entry.leaseValidUntil = performance.now() + cluster!.leaseMs;
+    if (claimed.takeover) entry.resume = "takeover";
+    running++;
+    entry.state = "running";
+    try {
+      await catchUpTail(task.id, task.last_seq);
+    } catch (error) {
+      logger.warn("cluster: could not catch a taken-over task's watchers up", { task: task.id, error: errorMessage(error) });
+    }
+    if (claimed.cancelRequested) {
+      entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+    }
+    void (async () => {
+      try {
+        if (claimed.cancelRequested) {
+          await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
+        } else {
+          await run(entry);
+        }
+      } catch (error) {
+        logger.error("runner: task crashed", { task: task.id, error: String(error) });
+      } finally {
+        running--;
+        void claim();
+      }
+    })();
+  }
+
+  /** Renews this node's leases; a run whose lease is gone, or cannot be renewed in time, stops. */
+  let renewing = false;
+  let renewFailures = 0;
+  async function renew(): Promise<void> {
+    if (!cluster || renewing) return;
+    const entries = [...active.values()].filter((entry) => entry.state === "running" && entry.attempt !== undefined && !entry.finished && !entry.lost);
+    if (entries.length === 0) return;
+    renewing = true;
+    const sentAt = performance.now();
+    try {
+      const { held, cancelRequested } = await cluster.store.renewLeases(
+        cluster.node,
+        entries.map((entry) => ({ taskId: entry.task.id, attempt: entry.attempt! })),
+        cluster.leaseMs,
+      );
+      renewFailures = 0;
+      for (const entry of entries) {
+        if (!held.has(entry.task.id)) {
+          if (!entry.finished) lose(entry, "its lease was taken over or ended");
+          continue;
+        }
+        entry.leaseValidUntil = sentAt + cluster.leaseMs;
+        if (cancelRequested.has(entry.task.id)) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+      }
+    } catch (error) {
+      // Transient database trouble: retry soon, with backoff, while the leases still hold; a run
+      // whose lease runs out before a renewal gets through stops itself (another node may take it).
+      renewFailures++;
+      const at = performance.now();
+      for (const entry of entries) if (at >= entry.leaseValidUntil - cluster.leaseMs / 10) lose(entry, "its lease could not be renewed in time");
+      const retryIn = Math.min(cluster.leaseMs / 6, 50 * 2 ** Math.min(renewFailures, 8));
+      logger.warn("cluster: could not renew leases; retrying", { error: errorMessage(error), retry_in_ms: Math.round(retryIn) });
+      setTimeout(() => void renew(), retryIn).unref();
+    } finally {
+      renewing = false;
+    }
+  }
+
+  function onSignal(signal: ClusterSignal) {
+    switch (signal.kind) {
+      case "queued":
+        void claim();
+        return;
+      case "cancel": {
+        const entry = active.get(signal.taskId);
+        if (entry && !entry.finished) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+        return;
+      }
+      case "events":
+        cluster!.follower.hint(signal.taskId, signal.lastSeq);
+        return;
+      case "probe":
+        if (signal.node === cluster!.node && signal.nonce === probe.nonce) probe.heardAt = performance.now();
+        return;
+    }
+  }
+
+  function refreshQueuedCount() {
+    if (!cluster || refreshingCount) return;
+    refreshingCount = true;
+    cluster.store
+      .countQueued()
+      .then((count) => {
+        queuedCount = count;
+        queuedCountAt = performance.now();
+      })
+      .catch(() => {})
+      .finally(() => (refreshingCount = false));
+  }
+
+  /**
+   * The LISTEN connection is probed: this node notifies itself every few polls and expects to hear
+   * it back. A connection that went half-open (no error, no notifications — wake-ups silently lost
+   * for minutes) is replaced, and what was missed is caught up from the database.
+   */
+  const probe = { nonce: "", sentAt: 0, heardAt: 0 };
+  async function listen(): Promise<void> {
+    stopListening = await cluster!.store.listen(onSignal, () => {
+      // Listening (again): what was announced meanwhile is caught up from the database.
+      void claim();
+      cluster!.follower.catchUpAll();
+    });
+  }
+  async function checkListening(): Promise<void> {
+    if (!cluster || closed) return;
+    if (probe.nonce && probe.heardAt < probe.sentAt && performance.now() - probe.sentAt > Math.max(1000, cluster.pollMs)) {
+      logger.warn("cluster: the LISTEN connection did not hear this node's own probe; reconnecting it");
+      const stop = stopListening;
+      stopListening = undefined;
+      await stop?.().catch(() => {});
+      try {
+        await listen();
+      } catch (error) {
+        logger.warn("cluster: could not LISTEN again (retrying)", { error: errorMessage(error) });
+      }
+      probe.nonce = "";
+      return;
+    }
+    if (!probe.nonce || probe.heardAt >= probe.sentAt) {
+      probe.nonce = crypto.randomUUID().slice(0, 8);
+      probe.sentAt = performance.now();
+      await cluster.store.signal({ kind: "probe", node: cluster.node, nonce: probe.nonce }).catch(() => {});
+    }
+  }
+
+  async function startCluster(): Promise<void> {
+    if (!cluster) return;
+    await listen();
+    const poll = setInterval(() => {
+      void claim();
+      refreshQueuedCount();
+      void checkListening();
+    }, cluster.pollMs);
+    const keeper = setInterval(() => void renew(), Math.max(10, Math.floor(cluster.leaseMs / 3)));
+    poll.unref();
+    keeper.unref();
+    timers.push(poll, keeper);
+    refreshQueuedCount();
+    void claim();
+  }
+
+  /** Cancels a task this node does not run (cluster): directly if queued, else via its node. */
+  async function cancelElsewhere(taskId: string): Promise<Task | undefined> {
+    const clusterStore = cluster!.store;
+    const task = await store.getTask(taskId);
+    if (!task || isTerminal(task.status)) return task;
+    if (task.status === "queued") {
+      const seq = task.last_seq + 1;
+      const outcome = toOutcome({ kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: { steps: 0, inputTokens: 0, outputTokens: 0, costUsd: null } }, now());
+      try {
+        // Fenced on attempt 0 (a queued task was never claimed — tasks never go back to the
+        // queue): a node that claims it first wins, and then the cancel goes to that node instead.
+        if (await store.finishTask(taskId, outcome, seq, JSON.stringify(resultFrame(seq, toResultData(taskId, outcome))), 0)) {
+          return store.getTask(taskId);
+        }
+      } catch (error) {
+        if (!(error instanceof FencedError) && !(error instanceof AgentkitError)) throw error;
+      }
+    }
+    await clusterStore.requestCancel(taskId);
+    // The node running it aborts within milliseconds; a dead node's task is cancelled when taken over.
+    const deadline = Date.now() + Math.max(10_000, cluster!.leaseMs + 2000);
+    for (let wait = 10; Date.now() < deadline; wait = Math.min(wait * 2, 200)) {
+      await Bun.sleep(wait);
+      const current = await store.getTask(taskId);
+      if (!current || isTerminal(current.status)) return current;
+    }
+    return store.getTask(taskId);
+  }
+
   return {
     ensureCapacity() {
       if (closed) throw new AgentkitError("unavailable", "The server is shutting down");
+      if (cluster) {
+        // Cluster-wide, from a count at most a poll interval old (plus what this node queued since).
+        if (performance.now() - queuedCountAt > cluster.pollMs) refreshQueuedCount();
+        if (queuedCount >= options.maxQueuedTasks) {
+          throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting in the cluster)`);
+        }
+        return;
+      }
       if (queue.length >= options.maxQueuedTasks && running >= options.maxConcurrentTasks) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }
     },
 
     submit(task) {
+      if (cluster) {
+        queuedCount++;
+        // Every worker hears of it (this one included) and the first free one claims it.
+        cluster.store.signal({ kind: "queued" }).catch((error) => logger.warn("cluster: could not announce a task", { error: errorMessage(error) }));
+        void claim();
+        return;
+      }
       const entry = track(task);
       queue.push(entry);
       pump();
+    },
+
+    liveTask(taskId) {
+      const entry = active.get(taskId);
+      if (!entry || entry.finished) return undefined;
+      const { task, totals } = entry;
+      return {
+        ...task,
+        status: entry.state,
+        started_at: entry.state === "running" ? entry.startedAt : task.started_at,
+        last_seq: feed.tail(taskId)?.lastSeq ?? task.last_seq,
+        total_steps: totals.steps,
+        total_tokens: totals.inputTokens + totals.outputTokens,
+        input_tokens: totals.inputTokens,
+        output_tokens: totals.outputTokens,
+        cost_usd: totals.costUsd,
+      };
     },
 
     async cancel(taskId) {
@@ -289,49 +717,83 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         } else {
           entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
           await entry.done.promise;
+          if (entry.lost && cluster) return cancelElsewhere(taskId);
         }
+        return store.getTask(taskId);
       }
+      if (cluster) return cancelElsewhere(taskId);
       return store.getTask(taskId);
     },
 
     async recover() {
+      if (cluster) {
+        await startCluster();
+        return { requeued: 0, interrupted: 0, resumed: 0 };
+      }
       const leftovers = await store.tasksWithStatus(["running", "queued"]);
       let requeued = 0;
       let interrupted = 0;
+      let resumed = 0;
       for (const task of leftovers) {
         if (active.has(task.id) || isTerminal(task.status)) continue;
         if (task.status === "running") {
-          interrupted++;
+          const agent = agents.get(task.agent);
+          const attempt = agent?.definition.on_interrupt === "resume" ? await store.takeOver(task.id) : undefined;
           const entry = track(task);
-          await finish(entry, { kind: "interrupted", totals: entry.totals });
+          if (attempt === undefined) {
+            interrupted++;
+            await finish(entry, { kind: "interrupted", totals: entry.totals });
+            continue;
+          }
+          resumed++;
+          entry.attempt = attempt;
+          entry.resume = "restart";
+          start(entry);
         } else {
           requeued++;
           queue.push(track(task));
         }
       }
       pump();
-      return { requeued, interrupted };
+      return { requeued, interrupted, resumed };
     },
 
     async shutdown() {
       closed = true;
+      for (const timer of timers) clearInterval(timer);
+      await stopListening?.().catch(() => {});
       const entries = [...active.values()];
       queue.length = 0;
+      const handedOver: ActiveTask[] = [];
       for (const entry of entries) {
         if (entry.state === "queued") {
           // Left queued in the store: the next start runs it.
           feed.close(entry.task.id);
           active.delete(entry.task.id);
           entry.done.resolve();
+          continue;
+        }
+        const resumes = agents.get(entry.task.agent)?.definition.on_interrupt === "resume";
+        if (resumes) {
+          handedOver.push(entry);
+          entry.controller.abort(new TaskAbort("handover", "This server is stopping: the task resumes elsewhere or at the next start"));
         } else {
           entry.controller.abort(new TaskAbort("shutdown", "Interrupted: the server shut down while this task was running"));
         }
       }
       await Promise.all(entries.map((entry) => entry.done.promise));
+      const leases = handedOver.filter((entry) => entry.attempt !== undefined && !entry.lost).map((entry) => ({ taskId: entry.task.id, attempt: entry.attempt! }));
+      if (cluster && leases.length > 0) {
+        // Other nodes may take them over now, not when the leases would have run out.
+        await cluster.store.releaseLeases(cluster.node, leases).catch((error) =>
+          logger.warn("cluster: could not release leases (they expire on their own)", { error: errorMessage(error) }),
+        );
+      }
+      if (handedOver.length > 0) logger.info("running tasks handed over", { tasks: handedOver.length });
     },
 
     stats() {
-      return { running, queued: queue.length };
+      return { running, queued: cluster ? queuedCount : queue.length };
     },
   };
 }

@@ -8,6 +8,7 @@ export const calculatorTool = defineTool({
   description:
     "Evaluates an arithmetic expression. Supports + - * / % ^, parentheses, pi, e and " +
     "sqrt abs round floor ceil sin cos tan ln log exp min max.",
+  idempotent: true,
   inputSchema: z.object({ expression: z.string().min(1).max(1000).describe("e.g. (2 + 3) * 4 ^ 2") }),
   async execute({ expression }) {
     const value = evaluateExpression(expression);

@@ -5,6 +5,8 @@ import { defineTool } from "./tool.ts";
 export function createCurrentTimeTool(now: () => Date = () => new Date()) {
   return defineTool({
     name: "current_time",
+    // Run again after an interruption it reads the clock again: a newer time, no side effect.
+    idempotent: true,
     description: "Returns the current date and time (ISO 8601 UTC, and local time in the given IANA time zone).",
     inputSchema: z.object({
       timezone: z.string().min(1).max(64).optional().describe("IANA time zone, e.g. Europe/Paris; default UTC"),

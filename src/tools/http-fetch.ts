@@ -190,6 +190,8 @@ export function createHttpFetchTool(
       `Fetches a URL with HTTP GET and returns {url, status, content_type, body, truncated}. The body is text, ` +
       `cut at ${settings.maxBytes} bytes (then truncated is true). Only these hosts can be fetched: ${allowed}.`,
     inputSchema: HttpFetchInput,
+    // GET only (no method, headers or body from the model): safe to run again after an interruption.
+    idempotent: true,
     async execute({ url }, { abortSignal }) {
       let start: URL;
       try {

@@ -20,6 +20,13 @@ export interface Tool<Input = any> {
    * accept exactly the inputs this schema describes: the engine validates with `inputSchema` only.
    */
   readonly jsonSchema?: Record<string, unknown>;
+  /**
+   * True when running the same call twice has the same effect as running it once (a read, a pure
+   * computation). A call of an idempotent tool that was interrupted (its task's server stopped
+   * before its result was stored) is run again when the task resumes; any other interrupted call is
+   * reported to the model as a `tool_error` with code `interrupted`. Default false.
+   */
+  readonly idempotent?: boolean;
   execute(input: Input, context: ToolContext): Promise<unknown>;
 }
 
@@ -36,6 +43,8 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   name: string;
   description: string;
   inputSchema: Schema;
+  /** See `Tool.idempotent`; default false. */
+  idempotent?: boolean;
   execute(input: z.infer<Schema>, context: ToolContext): Promise<unknown>;
 }): Tool<z.infer<Schema>> {
   return tool as Tool<z.infer<Schema>>;
@@ -51,7 +60,7 @@ export function toolSpec(tool: Tool): ToolSpec {
 /** A tool failure with structured fields, shown to the model as a `tool_error` observation. */
 export class ToolError extends Error {
   constructor(
-    readonly code: "unknown_tool" | "invalid_arguments" | "execution_failed" | "timeout" | "aborted",
+    readonly code: "unknown_tool" | "invalid_arguments" | "execution_failed" | "timeout" | "aborted" | "interrupted",
     message: string,
     readonly retryable: boolean,
     options: { cause?: unknown } = {},

@@ -33,41 +33,94 @@ test("a restart on the same data dir shows the same tasks and events", async () 
   expect(late.seqs).toEqual([1, 2, 3, 4, 5, 6]);
 });
 
-test("after a crash: a task left running ends 'interrupted' with a result; a queued one runs", async () => {
+/** The durable frames of a task, parsed. */
+async function storedFrames(server: TestServer, id: string) {
+  const body = (await (await server.http(`/tasks/${id}/events?limit=1000`)).json()) as { events: { seq: number; type: string; data: Record<string, any> }[] };
+  return body.events;
+}
+
+test("after a crash: a task left running resumes from its log (a 'resumed' event, no gap); a queued one runs", async () => {
   const dataDir = tempDir();
   dirs.push(dataDir);
   // Leave the store as a killed process would: one task mid-run (with events), one still queued.
   const store = createSqliteStore({ dataDir });
-  await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+  await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "What is 1 + 1?", metadata: {}, createdAt: new Date() });
   await store.createTask({ id: "was-queued", owner: "anonymous", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
   await store.markRunning("was-running", new Date());
-  await store.appendEvents("was-running", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
+  await store.appendEvents("was-running", [
+    { seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "usage", step: 1, data: { input_tokens: 3, output_tokens: 4 }, timestamp: new Date().toISOString() } }) },
+  ]);
   store.close();
 
   server = await startTestServer({ dataDir });
-  const running = (await (await server.http("/tasks/was-running")).json()) as Record<string, unknown>;
-  expect(running).toMatchObject({ status: "failed", stop_reason: "interrupted", last_seq: 2 });
   const watcher = await server.watch("was-running");
   const result = await watcher.result();
-  expect(result).toMatchObject({ seq: 2, data: { status: "failed", stop_reason: "interrupted" } });
-  expect(watcher.seqs).toEqual([1, 2]);
+  expect(result.data).toMatchObject({ status: "completed", output: "1 + 1 = 2" });
+  expect(watcher.seqs).toEqual(Array.from({ length: result.seq! }, (_, index) => index + 1));
+  const frames = await storedFrames(server, "was-running");
+  expect(frames[1]).toMatchObject({ seq: 2, type: "step", data: { event_type: "resumed", data: { reason: "restart", after_seq: 1, attempt: 2 } } });
+  // The tokens of the step that was cut off were spent: they count.
+  expect((result.data as { usage: { input_tokens: number } }).usage.input_tokens).toBeGreaterThan(3);
 
   const queued = await server.watch("was-queued");
   expect((await queued.result()).data).toMatchObject({ status: "completed", output: "3 + 4 = 7" });
 });
 
-test("a graceful stop ends running tasks for their watchers, then closes them with 1001; queued tasks run on the next start", async () => {
+test("after a crash, a task of an agent with on_interrupt 'fail' ends 'interrupted' with a result", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const store = createSqliteStore({ dataDir });
+  await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+  await store.markRunning("was-running", new Date());
+  await store.appendEvents("was-running", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
+  store.close();
+
+  server = await startTestServer({ dataDir, agents: [{ on_interrupt: "fail" }] });
+  const running = (await (await server.http("/tasks/was-running")).json()) as Record<string, unknown>;
+  expect(running).toMatchObject({ status: "failed", stop_reason: "interrupted", last_seq: 2 });
+  const watcher = await server.watch("was-running");
+  const result = await watcher.result();
+  expect(result).toMatchObject({ seq: 2, data: { status: "failed", stop_reason: "interrupted", error: { code: "interrupted", retryable: true } } });
+  expect(watcher.seqs).toEqual([1, 2]);
+});
+
+test("a graceful stop hands a running task over: 1001 and no result; the next start resumes it, its cut tool call reported", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const gate = createGateTool();
+  const agents = [{ model: "test/m", tools: ["wait"] }];
+  const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }])]);
+  server = await startTestServer({ dataDir, models: { m: model }, tools: [gate.tool], agents });
+  const first = await server.createTask({ input: "first" });
+  const watcher = await server.watch(first.id);
+  await within(gate.started, 5000, "the first task");
+  await server.close({ keepData: true });
+  expect((await watcher.closed).code).toBe(1001);
+  expect(watcher.frames.some((frame) => frame.type === "result")).toBe(false);
+
+  // The next start resumes it: the model sees the interrupted call and answers.
+  const after = createScriptedModel([answer("picked up where it stopped")]);
+  server = await startTestServer({ dataDir, models: { m: after }, tools: [gate.tool], agents });
+  const again = await server.watch(first.id);
+  expect((await again.result()).data).toMatchObject({ status: "completed", output: "picked up where it stopped" });
+  const frames = await storedFrames(server, first.id);
+  const types = frames.map((frame) => frame.data.event_type ?? frame.type);
+  expect(types).toEqual(["usage", "tool_call", "resumed", "tool_error", "usage", "result"]);
+  expect(frames[2]!.data.data).toMatchObject({ reason: "restart", not_rerun: ["w"], rerun: [] });
+  expect(frames[3]!.data.data).toMatchObject({ id: "w", error: { code: "interrupted" } });
+  // The model was shown the interruption as the tool's observation.
+  const seen = after.requests[0]!.messages.at(-1)!;
+  expect(seen).toMatchObject({ role: "tool", toolCallId: "w", isError: true });
+  expect(gate.calls).toBe(1); // the non-idempotent tool was not run again
+});
+
+test("with on_interrupt 'fail', a graceful stop ends running tasks for their watchers, then closes them with 1001; queued tasks run on the next start", async () => {
   const dataDir = tempDir();
   dirs.push(dataDir);
   const gate = createGateTool();
   const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("second ran")]);
-  server = await startTestServer({
-    dataDir,
-    models: { m: model },
-    tools: [gate.tool],
-    agents: [{ model: "test/m", tools: ["wait"] }],
-    config: { maxConcurrentTasks: 1 },
-  });
+  const agents = [{ model: "test/m", tools: ["wait"], on_interrupt: "fail" as const }];
+  server = await startTestServer({ dataDir, models: { m: model }, tools: [gate.tool], agents, config: { maxConcurrentTasks: 1 } });
   const first = await server.createTask({ input: "first" });
   const second = await server.createTask({ input: "second" });
   const watcher = await server.watch(first.id);
@@ -76,7 +129,7 @@ test("a graceful stop ends running tasks for their watchers, then closes them wi
   expect((await watcher.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
   expect((await watcher.closed).code).toBe(1001);
 
-  server = await startTestServer({ dataDir, models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["wait"] }] });
+  server = await startTestServer({ dataDir, models: { m: model }, tools: [gate.tool], agents });
   const again = await server.watch(second.id);
   expect((await again.result()).data).toMatchObject({ status: "completed", output: "second ran" });
 });

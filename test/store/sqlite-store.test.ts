@@ -1,9 +1,23 @@
-/** The SQLite store on a real file: gapless seq, first terminal state wins, validation on read. */
+/**
+ * The SQLite store on a real file: the TaskStore contract (test/store/conformance.ts, the same
+ * suite the PostgreSQL store runs), then what is SQLite's own: the file, validation on read, the
+ * schema migrations.
+ */
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
-import type { TaskOutcome, TaskStore } from "../../src/store/store.ts";
+import { FencedError, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/server.ts";
+import { storeConformance } from "./conformance.ts";
+
+storeConformance("SQLite", () => {
+  const dataDir = tempDir();
+  return {
+    open: async () => createSqliteStore({ dataDir }),
+    openAgain: async () => createSqliteStore({ dataDir }),
+    cleanup: () => rmSync(dataDir, { recursive: true, force: true }),
+  };
+});
 
 let store: TaskStore | undefined;
 let dir: string | undefined;
@@ -31,39 +45,6 @@ const outcome = (status: TaskOutcome["status"]): TaskOutcome => ({
   finishedAt: new Date(),
 });
 
-test("events get a gapless seq; out-of-order or duplicate appends are refused", async () => {
-  const s = open();
-  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: { k: 1 }, createdAt: new Date() });
-  await s.appendEvents("t", [{ seq: 1, frame: '{"n":1}' }]);
-  await s.appendEvents("t", [{ seq: 2, frame: '{"n":2}' }]);
-  await expect(s.appendEvents("t", [{ seq: 2, frame: '{"dup":2}' }])).rejects.toThrow("not the next in sequence");
-  await expect(s.appendEvents("t", [{ seq: 4, frame: '{"gap":4}' }])).rejects.toThrow("not the next in sequence");
-  await expect(s.appendEvents("missing", [{ seq: 1, frame: "{}" }])).rejects.toThrow();
-  expect(await s.events("t", 0, 10)).toEqual([
-    { seq: 1, frame: '{"n":1}' },
-    { seq: 2, frame: '{"n":2}' },
-  ]);
-  expect(await s.events("t", 1, 10)).toEqual([{ seq: 2, frame: '{"n":2}' }]);
-  expect(await s.events("t", 0, 1)).toEqual([{ seq: 1, frame: '{"n":1}' }]);
-  expect((await s.getTask("t"))?.last_seq).toBe(2);
-});
-
-test("the first terminal state wins", async () => {
-  const s = open();
-  await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
-  expect(await s.markRunning("t", new Date())).toBe(true);
-  expect(await s.markRunning("t", new Date())).toBe(false);
-  expect(await s.finishTask("t", outcome("cancelled"), 1, '{"r":"cancelled"}')).toBe(true);
-  expect(await s.finishTask("t", outcome("completed"), 2, '{"r":"completed"}')).toBe(false);
-  const task = await s.getTask("t");
-  expect(task).toMatchObject({ status: "cancelled", last_seq: 1, stop_reason: "cancelled" });
-  expect((await s.events("t", 0, 10)).map((event) => event.frame)).toEqual(['{"r":"cancelled"}']);
-  // A queued task that was cancelled can no longer start.
-  await s.createTask({ id: "q", owner: "anonymous", agent: "a", input: "i", metadata: {}, createdAt: new Date() });
-  expect(await s.finishTask("q", outcome("cancelled"), 1, "{}")).toBe(true);
-  expect(await s.markRunning("q", new Date())).toBe(false);
-});
-
 test("data survives reopening the file; a row that fails validation is an error, not garbage", async () => {
   const s = open();
   await s.createTask({ id: "t", owner: "anonymous", agent: "a", input: "i", metadata: { nested: { x: [1] } }, createdAt: new Date("2026-01-02T03:04:05Z") });
@@ -75,32 +56,6 @@ test("data survives reopening the file; a row that fails validation is an error,
   raw.run("UPDATE tasks SET status = 'exploded' WHERE id = 't'");
   raw.close();
   await expect(store.getTask("t")).rejects.toThrow();
-});
-
-test("an invalid cursor is a bad request", async () => {
-  const s = open();
-  await expect(s.listTasks({ limit: 5, cursor: "garbage" })).rejects.toMatchObject({ code: "bad_request" });
-});
-
-test("a run of events is stored in one transaction: all or none", async () => {
-  const s = open();
-  await s.createTask({ id: "a", owner: "anonymous", agent: "x", input: "i", metadata: {}, createdAt: new Date() });
-  await s.appendEvents("a", [
-    { seq: 1, frame: "a1" },
-    { seq: 2, frame: "a2" },
-    { seq: 3, frame: "a3" },
-  ]);
-  await expect(
-    s.appendEvents("a", [
-      { seq: 4, frame: "a4" },
-      { seq: 6, frame: "a6-gap" },
-    ]),
-  ).rejects.toThrow("must be consecutive");
-  await expect(s.appendEvents("a", [{ seq: 3, frame: "again" }, { seq: 4, frame: "a4" }])).rejects.toThrow("not the next in sequence");
-  expect((await s.events("a", 0, 10)).map((event) => event.frame)).toEqual(["a1", "a2", "a3"]);
-  expect((await s.getTask("a"))?.last_seq).toBe(3);
-  await s.appendEvents("a", []);
-  expect((await s.getTask("a"))?.last_seq).toBe(3);
 });
 
 test("a task's error is stored as its object and read back as one", async () => {
@@ -172,12 +127,58 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   expect(await errors(store)).toEqual(expected);
   store.close();
   const check = new Database(path);
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(2);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
   expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
 
   // A file from a newer agentkit is refused, untouched.
-  check.run("PRAGMA user_version = 3");
+  check.run("PRAGMA user_version = 4");
   check.close();
   store = undefined;
-  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 3, newer than this agentkit (2)");
+  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 4, newer than this agentkit (3)");
+});
+
+test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a running one is taken over at 1; once", async () => {
+  const { Database } = await import("bun:sqlite");
+  dir = tempDir();
+  const path = `${dir}/agentkit.sqlite`;
+  const raw = new Database(path, { create: true });
+  raw.run(SCHEMA_V1); // schema 2 has the tables of 1 (only the error's content changed)
+  raw.run("PRAGMA user_version = 2");
+  raw.run(
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, last_seq, created_at, started_at)
+     VALUES ('running', 'anonymous', 'default', 'hi', '{}', 'running', 2, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z'),
+            ('queued', 'anonymous', 'default', 'hi', '{}', 'queued', 0, '2026-01-01T00:00:00.000Z', NULL)`,
+  );
+  raw.run(`INSERT INTO events (task_id, seq, frame) VALUES ('running', 1, '{"n":1}'), ('running', 2, '{"n":2}')`);
+  raw.close();
+
+  store = createSqliteStore({ dataDir: dir });
+  const before = await store.getTask("running");
+  expect(before).toMatchObject({ status: "running", last_seq: 2, started_at: "2026-01-01T00:00:01.000Z" });
+  const attempts = () => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.query("SELECT id, attempt FROM tasks ORDER BY id").all();
+    } finally {
+      db.close();
+    }
+  };
+  expect(attempts()).toEqual([{ id: "queued", attempt: 0 }, { id: "running", attempt: 0 }]);
+  expect(await store.takeOver("running")).toBe(1);
+  await expect(store.appendEvents("running", [{ seq: 3, frame: "{}" }], 0)).rejects.toBeInstanceOf(FencedError);
+  await store.appendEvents("running", [{ seq: 3, frame: '{"n":3}' }], 1);
+  expect(await store.markRunning("queued", new Date())).toBe(true);
+  store.close();
+
+  // Opening the migrated file again changes nothing (the column is added once).
+  store = createSqliteStore({ dataDir: dir });
+  expect(attempts()).toEqual([{ id: "queued", attempt: 1 }, { id: "running", attempt: 1 }]);
+  expect(await store.events("running", 0, 10)).toEqual([
+    { seq: 1, frame: '{"n":1}' },
+    { seq: 2, frame: '{"n":2}' },
+    { seq: 3, frame: '{"n":3}' },
+  ]);
+  const check = new Database(path, { readonly: true });
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
+  check.close();
 });

@@ -21,6 +21,11 @@ export interface McpListedTool {
   jsonSchema: Record<string, unknown>;
   /** Absent when the schema could not be compiled, or is not known yet. */
   check?: ArgumentsCheck;
+  /**
+   * From the server's `annotations`: `idempotentHint` or `readOnlyHint` (a read-only tool has no
+   * side effect to repeat). An interrupted call of an idempotent tool is run again on resume.
+   */
+  idempotent: boolean;
 }
 
 const MAX_TOOL_LIST_PAGES = 100;
@@ -72,7 +77,7 @@ export function buildToolListing(
       });
     }
     const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
-    listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check });
+    listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check, idempotent: idempotentByHints(definition) });
   }
   for (const wanted of allowed ?? []) {
     if (!listing.has(wanted)) logger.warn("MCP server does not offer a tool its config allows", { server: serverName, tool: wanted });
@@ -92,5 +97,17 @@ export function placeholderTools(serverName: string, allowlist: readonly string[
       `Tool '${serverToolName}' of MCP server '${serverName}'. The server has not been reached yet, ` +
       `so its description and input schema are unknown.`,
     jsonSchema: { type: "object", additionalProperties: true },
+    // Nothing is known about the tool yet, so nothing marks it safe to run twice.
+    idempotent: false,
   }));
+}
+
+/**
+ * MCP's behaviour hints: `idempotentHint` (calling again with the same arguments has no further
+ * effect) or `readOnlyHint` (no effect at all). Hints are the server's word, not a guarantee; an
+ * agent can add tools with `idempotent_tools`, not remove hinted ones.
+ */
+export function idempotentByHints(definition: Pick<McpToolDefinition, "annotations">): boolean {
+  const hints = definition.annotations;
+  return hints?.idempotentHint === true || hints?.readOnlyHint === true;
 }

@@ -13,6 +13,7 @@ export function createMcpTool(supervisor: McpServerSupervisor, listed: McpListed
     description: listed.description,
     inputSchema: mcpArgumentsSchema(() => supervisor.argumentsCheck(listed.serverToolName)),
     jsonSchema: listed.jsonSchema,
+    idempotent: listed.idempotent,
     execute: (input, { abortSignal }) => supervisor.call(listed, input, abortSignal),
   };
 }

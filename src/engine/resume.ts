@@ -1,0 +1,258 @@
+/**
+ * Resuming a task from its durable log (cluster takeover, or a restart after a crash).
+ *
+ * The stored step events hold everything the engine put in the conversation: each step's text
+ * (`thought`), the calls it made (`tool_call`) and their observations (`tool_result` /
+ * `tool_error`). `resumeFromLog` rebuilds the messages the engine would have sent to the model for
+ * its next step, with the totals and the calls that were announced but never got a result; those
+ * go to `runReAct` as `pendingCalls`, never run again unless their tool is idempotent.
+ *
+ * What the log cannot give back byte for byte (and what the model gets instead):
+ * - tool-call arguments are stored parsed, so the rebuilt `arguments` text is their compact JSON
+ *   (`{"a": 1}` → `{"a":1}`, empty text → `{}`); arguments that were not JSON are stored, and
+ *   rebuilt, as the raw text. Either way they parse to the same value (`toolCallInput`, what the
+ *   providers are sent, is identical). One ambiguity: arguments that were a JSON *string* literal
+ *   whose content is not itself JSON (`"abc"`) are rebuilt as that content (`abc`), as if the model
+ *   had sent it raw; both are invalid arguments and their stored observation says so already.
+ * - a step's text that was only whitespace is not stored (no `thought`): it is rebuilt as "" (the
+ *   provider prompt drops an empty text part);
+ * - a tool result whose JSON form is a string (an object with `toJSON`, like a Date) is shown as
+ *   that string, without the JSON quotes.
+ *
+ * A step whose model output was lost (its `usage` stored, and maybe its `thought`, but no
+ * `tool_call`: the answer, the tool calls or the stop were not stored) is run again under the same
+ * number: `nextStep` is that step. Its tokens were spent, so they stay in the totals.
+ */
+import type { ChatMessage, ToolCallRequest } from "../llm/model.ts";
+import {
+  ResumedEvent,
+  ThoughtEvent,
+  ToolCallEvent,
+  ToolErrorEvent,
+  ToolResultEvent,
+  UsageEvent,
+  resumedEvent,
+} from "../protocol/events.ts";
+import { StepFrame } from "../protocol/frames.ts";
+import type { StoredEvent } from "../store/store.ts";
+import type { Tool } from "../tools/tool.ts";
+import type { PendingToolCall } from "./react.ts";
+import { isIdempotentTool, observationText } from "./tool-execution.ts";
+
+export interface ResumeState {
+  /** The conversation to continue: pass it to `runReAct` as `messages`. */
+  messages: ChatMessage[];
+  /** The step the engine makes next: `runReAct`'s `firstStep`. */
+  nextStep: number;
+  /** What the stored `usage` events add up to (`steps`: the highest step with a `usage`). */
+  totals: { steps: number; inputTokens: number; outputTokens: number };
+  /** Announced, without a stored result, in call order: `runReAct`'s `pendingCalls`. */
+  unfinished: PendingToolCall[];
+  /** A `result` frame is stored: the task has ended, there is nothing to resume. */
+  finished: boolean;
+  /** The highest step of any stored event (0: none): the `step` of the `resumed` event. */
+  lastStep: number;
+  /** The last stored seq (0: none): `after_seq` of the `resumed` event. */
+  lastSeq: number;
+  /** `resumed` events already in the log: this resume is attempt `resumes + 1`. */
+  resumes: number;
+}
+
+/** The log cannot be read back: a frame is not valid JSON, breaks its schema, or contradicts the log. */
+export class ResumeLogError extends Error {
+  constructor(
+    /** Where: the frame's seq when it has one, else its position in the log (1-based). */
+    readonly at: { seq: number } | { frame: number },
+    message: string,
+  ) {
+    super(`cannot resume from the task's log: ${"seq" in at ? `seq ${at.seq}` : `frame ${at.frame}`}: ${message}`);
+    this.name = "ResumeLogError";
+  }
+}
+
+/** The step events that shape the conversation, by type; other step events are skipped. */
+const EVENT_SCHEMAS = {
+  usage: UsageEvent,
+  thought: ThoughtEvent,
+  tool_call: ToolCallEvent,
+  tool_result: ToolResultEvent,
+  tool_error: ToolErrorEvent,
+  resumed: ResumedEvent,
+} as const;
+
+/**
+ * Rebuilds a task's conversation from its stored frames (in seq order: the frame texts, or the
+ * store's events). `input` is the task's input (the first user message). Unknown frame and event
+ * types are skipped; a corrupt or contradictory frame throws a `ResumeLogError`.
+ */
+export function resumeFromLog(input: string, frames: readonly string[] | readonly StoredEvent[]): ResumeState {
+  const messages: ChatMessage[] = [{ role: "user", content: input }];
+  const totals = { steps: 0, inputTokens: 0, outputTokens: 0 };
+  const unfinished: PendingToolCall[] = [];
+  let finished = false;
+  let lastSeq = 0;
+  let lastStep = 0;
+  let resumes = 0;
+  /** The step in progress: its number, its text, and its assistant message once it announced calls. */
+  let current: { step: number; text: string; assistant?: Extract<ChatMessage, { role: "assistant" }> } | undefined;
+
+  for (const [index, entry] of frames.entries()) {
+    const text = typeof entry === "string" ? entry : entry.frame;
+    const storedSeq = typeof entry === "string" ? undefined : entry.seq;
+    let at: { seq: number } | { frame: number } = storedSeq === undefined ? { frame: index + 1 } : { seq: storedSeq };
+    const fail: (message: string) => never = (message) => {
+      throw new ResumeLogError(at, message);
+    };
+
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch (error) {
+      fail(`not JSON (${(error as Error).message})`);
+    }
+    const type = typeof frame === "object" && frame !== null ? (frame as { type?: unknown }).type : undefined;
+    const seq = typeof frame === "object" && frame !== null ? (frame as { seq?: unknown }).seq : undefined;
+    if (typeof type !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 1) {
+      fail(`not a frame (no type or seq): ${text.slice(0, 200)}`);
+    }
+    const frameSeq = seq as number;
+    at = { seq: frameSeq };
+    if (storedSeq !== undefined && storedSeq !== frameSeq) fail(`stored under seq ${storedSeq}, the frame says ${frameSeq}`);
+    if (frameSeq <= lastSeq) fail(`frames out of order: seq ${frameSeq} after ${lastSeq}`);
+    lastSeq = frameSeq;
+
+    if (type === "result") {
+      finished = true;
+      continue;
+    }
+    if (type !== "step") continue; // not a durable frame this version knows: nothing in the conversation
+
+    const parsedFrame = StepFrame.safeParse(frame);
+    if (!parsedFrame.success) fail(`invalid step frame: ${parsedFrame.error.issues.map((issue) => issue.message).join("; ")}`);
+    const { event_type: eventType, step, data } = parsedFrame.data.data;
+    if (eventType === "final_answer") {
+      finished = true; // never stored as a step by the runner; if it is, the task has its answer
+      continue;
+    }
+    if (!Object.hasOwn(EVENT_SCHEMAS, eventType)) continue; // an event type from a newer version
+    const schema = EVENT_SCHEMAS[eventType as keyof typeof EVENT_SCHEMAS];
+    const parsed = schema.safeParse({ event_type: eventType, step, data });
+    if (!parsed.success) fail(`invalid '${eventType}' event: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+    const event = parsed.data;
+    lastStep = Math.max(lastStep, event.step);
+
+    switch (event.event_type) {
+      case "resumed":
+        resumes++;
+        break;
+      case "usage": {
+        if (current && event.step < current.step) fail(`usage of step ${event.step} after step ${current.step}`);
+        if (current?.assistant && event.step === current.step) fail(`step ${event.step} began again after it called tools`);
+        if (unfinished.length > 0) {
+          fail(`step ${event.step} began while calls of step ${unfinished[0]!.step} had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+        }
+        // A new step, or a step whose output was lost being run again: either way it starts afresh.
+        current = { step: event.step, text: "" };
+        totals.steps = Math.max(totals.steps, event.step);
+        totals.inputTokens += event.data.input_tokens;
+        totals.outputTokens += event.data.output_tokens;
+        break;
+      }
+      case "thought":
+        if (!current || current.step !== event.step || current.assistant) fail(`thought of step ${event.step} out of place`);
+        current.text = event.data.text;
+        break;
+      case "tool_call": {
+        if (!current || current.step !== event.step) fail(`tool_call of step ${event.step} outside its step`);
+        const step = current;
+        if (!step.assistant) {
+          // What the engine appends before running a step's tools: the step's text and its calls.
+          step.assistant = { role: "assistant", content: step.text, toolCalls: [] };
+          messages.push(step.assistant);
+        }
+        const call: ToolCallRequest = { id: event.data.id, name: event.data.name, arguments: argumentsText(event.data.arguments) };
+        step.assistant.toolCalls!.push(call);
+        unfinished.push({ step: event.step, call });
+        break;
+      }
+      case "tool_result":
+      case "tool_error": {
+        // Results come in call order; a call id may repeat (some providers reuse ids), so the
+        // first open call with this id is the one.
+        const at = unfinished.findIndex((pending) => pending.call.id === event.data.id);
+        if (at < 0) fail(`${event.event_type} for call '${event.data.id}', which was not announced or already has a result`);
+        const [{ call }] = unfinished.splice(at, 1) as [PendingToolCall];
+        if (call.name !== event.data.name) fail(`${event.event_type} for call '${call.id}' names tool '${event.data.name}', the call '${call.name}'`);
+        const outcome =
+          event.event_type === "tool_result"
+            ? { ok: true as const, call, result: event.data.result }
+            : { ok: false as const, call, error: event.data.error };
+        messages.push({ role: "tool", toolCallId: call.id, toolName: call.name, content: observationText(outcome), isError: !outcome.ok });
+        break;
+      }
+    }
+  }
+
+  // A step that announced calls is done with the model: the next one follows. A step without
+  // (its output lost) is run again.
+  const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
+  return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes };
+}
+
+/**
+ * The model's argument text, back from what `tool_call` stores (`argumentsForDisplay` in react.ts:
+ * the parsed JSON, `{}` for empty text, or the raw text when it is not JSON). See the file comment.
+ */
+export function argumentsText(stored: unknown): string {
+  if (stored === undefined) return "";
+  if (typeof stored !== "string") return JSON.stringify(stored);
+  // A string that is JSON (or blank) cannot be raw text the engine failed to parse: it was the
+  // value of a JSON string literal.
+  return stored.trim() === "" || isJson(stored) ? JSON.stringify(stored) : stored;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Which pending calls `runReAct` will run again, and which it reports as interrupted. */
+export function pendingCallPlan(
+  pendingCalls: readonly PendingToolCall[],
+  tools: ReadonlyMap<string, Tool>,
+  idempotentTools: readonly string[] = [],
+): { rerun: string[]; notRerun: string[] } {
+  const rerun: string[] = [];
+  const notRerun: string[] = [];
+  for (const { call } of pendingCalls) (isIdempotentTool(call.name, tools, idempotentTools) ? rerun : notRerun).push(call.id);
+  return { rerun, notRerun };
+}
+
+/**
+ * The `resumed` event for resuming `state` with these tools: its step, attempt, `after_seq` and the
+ * calls that will (`rerun`) and will not (`not_rerun`) run again — the same split `runReAct` makes.
+ */
+export function resumedEventFor(
+  state: ResumeState,
+  options: {
+    tools: ReadonlyMap<string, Tool>;
+    idempotentTools?: readonly string[];
+    node: string | null;
+    reason: "takeover" | "restart";
+  },
+): ResumedEvent {
+  const plan = pendingCallPlan(state.unfinished, options.tools, options.idempotentTools);
+  return resumedEvent({
+    step: state.lastStep,
+    attempt: state.resumes + 1,
+    node: options.node,
+    afterSeq: state.lastSeq,
+    notRerun: plan.notRerun,
+    rerun: plan.rerun,
+    reason: options.reason,
+  });
+}

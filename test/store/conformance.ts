@@ -1,0 +1,604 @@
+/**
+ * The TaskStore contract (src/store/store.ts), one suite for every store: SQLite and PostgreSQL run
+ * the same tests (test/store/sqlite-store.test.ts, test/store/postgres-store.test.ts). Each test
+ * proves a promise of the README's "Guarantees" at the store: gapless `seq`, a duplicate or a gap
+ * refused, a batch stored all or none, the first terminal state wins (also when two stores race, as
+ * two nodes or two processes would), the state machine's transitions and no others, retention,
+ * tenant filtering, stable pagination, data stored exactly as given, and fencing: a run that was
+ * taken over can write nothing more.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { TERMINAL_STATUSES, type Task, type TaskStatus } from "../../src/protocol/task.ts";
+import { FencedError, type NewTask, type StoredEvent, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
+import { canTransition } from "../../src/tasks/state.ts";
+
+export interface StoreHarness {
+  /** A new, empty store. */
+  open(): Promise<TaskStore>;
+  /** Another store on the data of the last `open()`: a restart, or a second node / process. */
+  openAgain(): Promise<TaskStore>;
+  /** After each test, once its stores are closed. */
+  cleanup?(): Promise<void> | void;
+}
+
+export const newTask = (id: string, overrides: Partial<NewTask> = {}): NewTask => ({
+  id,
+  owner: "anonymous",
+  agent: "default",
+  input: `input of ${id}`,
+  metadata: {},
+  createdAt: new Date("2026-03-04T05:06:07.089Z"),
+  ...overrides,
+});
+
+export const outcome = (status: TaskOutcome["status"], overrides: Partial<TaskOutcome> = {}): TaskOutcome => ({
+  status,
+  stopReason: status === "completed" ? "final_answer" : status === "timed_out" ? "deadline" : status === "cancelled" ? "cancelled" : "error",
+  output: status === "completed" ? "ok" : null,
+  error:
+    status === "failed" || status === "timed_out"
+      ? { code: status === "failed" ? "internal" : "deadline", message: `it ${status}`, retryable: false }
+      : null,
+  totalSteps: 1,
+  inputTokens: 2,
+  outputTokens: 1,
+  costUsd: null,
+  finishedAt: new Date("2026-03-04T05:07:00.000Z"),
+  ...overrides,
+});
+
+const frames = (events: StoredEvent[]) => events.map((event) => event.frame);
+const run = (first: number, count: number, tag = "e"): StoredEvent[] =>
+  Array.from({ length: count }, (_, index) => ({ seq: first + index, frame: `{"${tag}":${first + index}}` }));
+
+
+export function storeConformance(name: string, makeHarness: () => StoreHarness): void {
+  describe(`TaskStore contract: ${name}`, () => {
+    let harness: StoreHarness | undefined;
+    const opened: TaskStore[] = [];
+    afterEach(async () => {
+      for (const store of opened.splice(0)) await store.close();
+      await harness?.cleanup?.();
+      harness = undefined;
+    });
+    async function open(): Promise<TaskStore> {
+      harness = makeHarness();
+      const store = await harness.open();
+      opened.push(store);
+      return store;
+    }
+    async function openAgain(): Promise<TaskStore> {
+      const store = await harness!.openAgain();
+      opened.push(store);
+      return store;
+    }
+
+    describe("tasks", () => {
+      test("a new task reads back exactly as created: every field, ISO 8601 times with milliseconds", async () => {
+        const s = await open();
+        const created = await s.createTask(newTask("t1", { owner: "alice", agent: "helper", input: "What is 2+2?", metadata: { a: 1 } }));
+        const expected: Task = {
+          id: "t1",
+          owner: "alice",
+          agent: "helper",
+          input: "What is 2+2?",
+          metadata: { a: 1 },
+          status: "queued",
+          stop_reason: null,
+          output: null,
+          error: null,
+          total_steps: 0,
+          total_tokens: 0,
+          input_tokens: 0,
+          output_tokens: 0,
+          cost_usd: null,
+          last_seq: 0,
+          pruned_through: 0,
+          created_at: "2026-03-04T05:06:07.089Z",
+          started_at: null,
+          finished_at: null,
+        };
+        expect(created).toEqual(expected);
+        expect(Object.keys(created)).toEqual(Object.keys(expected));
+        expect(await s.getTask("t1")).toEqual(expected);
+        expect(await s.getTask("nope")).toBeUndefined();
+        await expect(s.createTask(newTask("t1"))).rejects.toThrow();
+      });
+
+      test("metadata round-trips as the same object, key order kept; any text (unicode, NUL, emoji) round-trips", async () => {
+        const s = await open();
+        const metadata = {
+          zebra: 1,
+          alpha: { nested: [1, 2.5, -3, 1e21, true, false, null, "x"], empty: {} },
+          "": "empty key",
+          "ключ": "значение",
+          emoji: "👩🏽‍💻 🇫🇷",
+          nul: "a\u0000b",
+          quotes: "\"'\\/{}[],:",
+          big: 12345678901234,
+          tiny: 1e-7,
+        };
+        const input = "Zero\u0000byte, RTL \u05e9\u05dc\u05d5\u05dd, combining e\u0301, astral 𝄞, newline\n\ttab, NULL";
+        const created = await s.createTask(newTask("m", { input, metadata }));
+        for (const task of [created, (await s.getTask("m"))!, (await s.listTasks({ limit: 5 })).tasks[0]!]) {
+          expect(task.metadata).toEqual(metadata);
+          expect(JSON.stringify(task.metadata)).toBe(JSON.stringify(metadata));
+          expect(task.input).toBe(input);
+        }
+        const output = "Answer with NUL \u0000 and 🎉 and \\u0000 literally";
+        const error = { code: "internal" as const, message: "provider said: «nope» \u0000 ✗", retryable: false };
+        expect(await s.markRunning("m", new Date())).toBe(true);
+        expect(await s.finishTask("m", outcome("failed", { output, error }), 1, "{}")).toBe(true);
+        const ended = (await s.getTask("m"))!;
+        expect(ended.output).toBe(output);
+        expect(ended.error).toEqual(error);
+      });
+
+      test("createTask rejects a duplicate id and leaves the first task as it was", async () => {
+        const s = await open();
+        await s.createTask(newTask("dup", { input: "first" }));
+        await expect(s.createTask(newTask("dup", { input: "second" }))).rejects.toThrow();
+        expect((await s.getTask("dup"))?.input).toBe("first");
+      });
+
+      test("getTask, listTasks and tasksWithStatus return the same Task object", async () => {
+        const s = await open();
+        await s.createTask(newTask("same", { metadata: { k: [1, { v: "w" }] } }));
+        await s.markRunning("same", new Date("2026-03-04T05:06:08.000Z"));
+        await s.appendEvents("same", run(1, 2));
+        const one = await s.getTask("same");
+        expect(one).toMatchObject({ status: "running", started_at: "2026-03-04T05:06:08.000Z", last_seq: 2 });
+        expect((await s.listTasks({ limit: 10 })).tasks).toEqual([one!]);
+        expect(await s.tasksWithStatus(["running"])).toEqual([one!]);
+      });
+
+      test("data is durable: a restart (or another node) sees tasks, outcomes and events as written", async () => {
+        const s = await open();
+        await s.createTask(newTask("d", { metadata: { nested: { x: [1] } } }));
+        await s.markRunning("d", new Date("2026-03-04T05:06:08.123Z"));
+        await s.appendEvents("d", run(1, 3));
+        await s.finishTask("d", outcome("completed", { costUsd: 0.00125 }), 4, '{"type":"result"}');
+        const before = await s.getTask("d");
+        const eventsBefore = await s.events("d", 0, 100);
+        await s.close();
+        opened.splice(opened.indexOf(s), 1);
+        const again = await openAgain();
+        expect(await again.getTask("d")).toEqual(before!);
+        expect(await again.events("d", 0, 100)).toEqual(eventsBefore);
+        expect(before).toMatchObject({ status: "completed", cost_usd: 0.00125, last_seq: 4, finished_at: "2026-03-04T05:07:00.000Z" });
+      });
+    });
+
+    describe("event log", () => {
+      test("events get a gapless seq from 1; a duplicate, a gap or an unknown task is refused and writes nothing", async () => {
+        const s = await open();
+        await s.createTask(newTask("t"));
+        await s.appendEvents("t", [{ seq: 1, frame: '{"n":1}' }]);
+        await s.appendEvents("t", [{ seq: 2, frame: '{"n":2}' }]);
+        await expect(s.appendEvents("t", [{ seq: 2, frame: '{"dup":2}' }])).rejects.toThrow("not the next in sequence");
+        await expect(s.appendEvents("t", [{ seq: 1, frame: '{"dup":1}' }])).rejects.toThrow("not the next in sequence");
+        await expect(s.appendEvents("t", [{ seq: 4, frame: '{"gap":4}' }])).rejects.toThrow("not the next in sequence");
+        await expect(s.appendEvents("missing", [{ seq: 1, frame: "{}" }])).rejects.toThrow("not the next in sequence");
+        expect(await s.events("t", 0, 10)).toEqual([
+          { seq: 1, frame: '{"n":1}' },
+          { seq: 2, frame: '{"n":2}' },
+        ]);
+        expect((await s.getTask("t"))?.last_seq).toBe(2);
+        expect(await s.events("missing", 0, 10)).toEqual([]);
+      });
+
+      test("a run of events is stored in one transaction: all or none", async () => {
+        const s = await open();
+        await s.createTask(newTask("a"));
+        await s.appendEvents("a", run(1, 3));
+        await expect(s.appendEvents("a", [{ seq: 4, frame: "a4" }, { seq: 6, frame: "a6-gap" }])).rejects.toThrow("must be consecutive");
+        await expect(s.appendEvents("a", [{ seq: 5, frame: "a5" }, { seq: 4, frame: "a4" }])).rejects.toThrow("must be consecutive");
+        await expect(s.appendEvents("a", [{ seq: 4, frame: "a4" }, { seq: 4, frame: "a4-again" }])).rejects.toThrow("must be consecutive");
+        // The first event is stale, the rest would be new: none of them is stored.
+        await expect(s.appendEvents("a", [{ seq: 3, frame: "again" }, { seq: 4, frame: "a4" }])).rejects.toThrow("not the next in sequence");
+        expect(frames(await s.events("a", 0, 10))).toEqual(frames(run(1, 3)));
+        expect((await s.getTask("a"))?.last_seq).toBe(3);
+        await s.appendEvents("a", []);
+        expect((await s.getTask("a"))?.last_seq).toBe(3);
+        await s.appendEvents("a", run(4, 16));
+        expect((await s.events("a", 0, 100)).map((event) => event.seq)).toEqual(Array.from({ length: 19 }, (_, index) => index + 1));
+      });
+
+      test("appends racing for the same seqs (two nodes): exactly one lands, whole", async () => {
+        const s = await open();
+        const other = await openAgain();
+        await s.createTask(newTask("race"));
+        for (let round = 0; round < 5; round++) {
+          const first = round * 3 + 1;
+          const results = await Promise.allSettled([
+            s.appendEvents("race", run(first, 3, "left")),
+            other.appendEvents("race", run(first, 3, "right")),
+            s.appendEvents("race", run(first, 3, "third")),
+          ]);
+          expect(results.filter((result) => result.status === "fulfilled")).toHaveLength(1);
+        }
+        const events = await s.events("race", 0, 100);
+        expect(events.map((event) => event.seq)).toEqual(Array.from({ length: 15 }, (_, index) => index + 1));
+        // Each round of three came from one writer.
+        for (let round = 0; round < 5; round++) {
+          const tags = new Set(events.slice(round * 3, round * 3 + 3).map((event) => Object.keys(JSON.parse(event.frame))[0]));
+          expect(tags.size).toBe(1);
+        }
+        expect((await other.getTask("race"))?.last_seq).toBe(15);
+      });
+
+      test("events(after, limit) pages through the log in order", async () => {
+        const s = await open();
+        await s.createTask(newTask("p"));
+        for (let first = 1; first <= 50; first += 10) await s.appendEvents("p", run(first, 10));
+        const paged: StoredEvent[] = [];
+        for (let after = 0; ; ) {
+          const page = await s.events("p", after, 7);
+          if (page.length === 0) break;
+          expect(page.length).toBeLessThanOrEqual(7);
+          paged.push(...page);
+          after = page.at(-1)!.seq;
+        }
+        expect(paged).toEqual(run(1, 50));
+        expect(await s.events("p", 49, 10)).toEqual(run(50, 1));
+        expect(await s.events("p", 50, 10)).toEqual([]);
+        expect(await s.events("p", 500, 10)).toEqual([]);
+        expect(await s.events("p", 10, 1)).toEqual(run(11, 1));
+      });
+
+      test("frames are stored exactly as given: unicode, escapes, SQL and array metacharacters, large frames", async () => {
+        const s = await open();
+        await s.createTask(newTask("f"));
+        const texts = [
+          JSON.stringify({ type: "step", data: { text: "héllo wörld — 你好 — 👋🏾 — \u0000 — \u2028" } }),
+          '{"quote":"\\"","backslash":"\\\\","braces":"{}","comma":",","null":null}',
+          "NULL",
+          "",
+          " padded ",
+          "'); DROP TABLE events; --",
+          JSON.stringify({ big: "x".repeat(1024 * 1024) }),
+          JSON.stringify({ many: Array.from({ length: 2000 }, (_, index) => ({ index, text: "ü".repeat(index % 17) })) }),
+        ];
+        const events = texts.map((frame, index) => ({ seq: index + 1, frame }));
+        await s.appendEvents("f", events);
+        const back = await s.events("f", 0, 100);
+        expect(back.length).toBe(texts.length);
+        back.forEach((event, index) => expect(event.frame).toBe(texts[index]!));
+      });
+    });
+
+    describe("state machine", () => {
+      test("markRunning moves queued → running only", async () => {
+        const s = await open();
+        await s.createTask(newTask("q"));
+        expect(await s.markRunning("q", new Date("2026-03-04T05:06:09.000Z"))).toBe(true);
+        expect(await s.getTask("q")).toMatchObject({ status: "running", started_at: "2026-03-04T05:06:09.000Z" });
+        expect(await s.markRunning("q", new Date("2026-03-04T05:06:10.000Z"))).toBe(false);
+        expect((await s.getTask("q"))?.started_at).toBe("2026-03-04T05:06:09.000Z");
+        expect(await s.markRunning("unknown", new Date())).toBe(false);
+        // A queued task that was cancelled can no longer start.
+        await s.createTask(newTask("c"));
+        expect(await s.finishTask("c", outcome("cancelled"), 1, "{}")).toBe(true);
+        expect(await s.markRunning("c", new Date())).toBe(false);
+        expect((await s.getTask("c"))?.status).toBe("cancelled");
+      });
+
+      test("finishTask writes exactly the transitions of src/tasks/state.ts", async () => {
+        const s = await open();
+        for (const from of ["queued", "running"] as const satisfies TaskStatus[]) {
+          for (const to of TERMINAL_STATUSES as TaskOutcome["status"][]) {
+            const id = `${from}-${to}`;
+            await s.createTask(newTask(id));
+            if (from === "running") await s.markRunning(id, new Date());
+            const allowed = canTransition(from, to);
+            expect({ id, finished: await s.finishTask(id, outcome(to), 1, `{"to":"${to}"}`) }).toEqual({ id, finished: allowed });
+            const task = (await s.getTask(id))!;
+            expect(task.status).toBe(allowed ? to : from);
+            expect(frames(await s.events(id, 0, 10))).toEqual(allowed ? [`{"to":"${to}"}`] : []);
+          }
+        }
+      });
+
+      test("the first terminal state wins; a finish with the wrong seq writes nothing", async () => {
+        const s = await open();
+        await s.createTask(newTask("t"));
+        expect(await s.markRunning("t", new Date())).toBe(true);
+        await s.appendEvents("t", run(1, 2));
+        expect(await s.finishTask("t", outcome("cancelled"), 2, '{"r":"stale"}')).toBe(false);
+        expect(await s.finishTask("t", outcome("cancelled"), 4, '{"r":"gap"}')).toBe(false);
+        expect((await s.getTask("t"))?.status).toBe("running");
+        expect(await s.finishTask("t", outcome("cancelled"), 3, '{"r":"cancelled"}')).toBe(true);
+        expect(await s.finishTask("t", outcome("completed"), 4, '{"r":"completed"}')).toBe(false);
+        expect(await s.finishTask("t", outcome("failed"), 3, '{"r":"failed"}')).toBe(false);
+        expect(await s.getTask("t")).toMatchObject({ status: "cancelled", last_seq: 3, stop_reason: "cancelled", output: null });
+        expect(frames(await s.events("t", 0, 10))).toEqual([...frames(run(1, 2)), '{"r":"cancelled"}']);
+        expect(await s.finishTask("missing", outcome("cancelled"), 1, "{}")).toBe(false);
+      });
+
+      test(
+        "a terminal task's log ends with its result: no event is appended after it",
+        async () => {
+          const s = await open();
+          await s.createTask(newTask("closed"));
+          await s.markRunning("closed", new Date());
+          expect(await s.finishTask("closed", outcome("completed"), 1, '{"type":"result"}')).toBe(true);
+          await expect(s.appendEvents("closed", run(2, 1))).rejects.toThrow("not the next in sequence");
+          expect(frames(await s.events("closed", 0, 10))).toEqual(['{"type":"result"}']);
+          expect((await s.getTask("closed"))?.last_seq).toBe(1);
+        },
+      );
+
+      test("concurrent finishTask calls (two nodes): exactly one wins; the task has one result", async () => {
+        const s = await open();
+        const other = await openAgain();
+        const statuses = ["completed", "failed", "cancelled", "timed_out"] as const;
+        for (let round = 0; round < 4; round++) {
+          const id = `race-${round}`;
+          await s.createTask(newTask(id));
+          await s.markRunning(id, new Date());
+          await s.appendEvents(id, run(1, 1));
+          const attempts = statuses.map((status, index) =>
+            (index % 2 === 0 ? s : other).finishTask(id, outcome(status), 2, `{"winner":"${status}"}`).then((won) => ({ status, won })),
+          );
+          const results = await Promise.all(attempts);
+          const winners = results.filter((result) => result.won);
+          expect(winners).toHaveLength(1);
+          const task = (await other.getTask(id))!;
+          expect(task.status).toBe(winners[0]!.status);
+          expect(task.last_seq).toBe(2);
+          expect(frames(await s.events(id, 1, 10))).toEqual([`{"winner":"${winners[0]!.status}"}`]);
+        }
+      });
+
+      test("the outcome is stored: totals, cost, error object, times", async () => {
+        const s = await open();
+        await s.createTask(newTask("o"));
+        await s.markRunning("o", new Date("2026-03-04T05:06:08.000Z"));
+        const error = { code: "rate_limited" as const, message: "openai/gpt-test: HTTP 429 after 2 attempts: slow down", retryable: true };
+        expect(
+          await s.finishTask(
+            "o",
+            outcome("failed", { stopReason: "error", error, totalSteps: 7, inputTokens: 1200, outputTokens: 345, costUsd: 0.0123456789, finishedAt: new Date("2026-03-04T05:06:09.999Z") }),
+            1,
+            "{}",
+          ),
+        ).toBe(true);
+        expect(await s.getTask("o")).toMatchObject({
+          status: "failed",
+          stop_reason: "error",
+          output: null,
+          error,
+          total_steps: 7,
+          input_tokens: 1200,
+          output_tokens: 345,
+          total_tokens: 1545,
+          cost_usd: 0.0123456789,
+          last_seq: 1,
+          started_at: "2026-03-04T05:06:08.000Z",
+          finished_at: "2026-03-04T05:06:09.999Z",
+        });
+        expect((await s.listTasks({ limit: 5 })).tasks[0]?.error).toEqual(error);
+      });
+    });
+
+    describe("fencing", () => {
+      /** Rejects with a FencedError of this task and fence. */
+      async function fenced(write: Promise<unknown>, taskId: string, fence: number) {
+        const error = await write.then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        );
+        expect(error).toBeInstanceOf(FencedError);
+        expect(error).toMatchObject({ taskId, fence, name: "FencedError" });
+      }
+
+      test("takeOver: only a running task, attempt + 1 each time; markRunning is attempt 1", async () => {
+        const s = await open();
+        await s.createTask(newTask("t"));
+        expect(await s.takeOver("t")).toBeUndefined(); // queued
+        expect(await s.markRunning("t", new Date("2026-03-04T05:06:08.000Z"))).toBe(true);
+        const running = await s.getTask("t");
+        expect(await s.takeOver("t")).toBe(2);
+        expect(await s.takeOver("t")).toBe(3);
+        expect(await s.getTask("t")).toEqual(running!); // the task itself is unchanged: still running, same start
+        await s.appendEvents("t", run(1, 1), 3);
+        expect(await s.finishTask("t", outcome("completed"), 2, "{}", 3)).toBe(true);
+        expect(await s.takeOver("t")).toBeUndefined(); // terminal
+        expect(await s.takeOver("missing")).toBeUndefined();
+        expect(await s.getTask("t")).toMatchObject({ status: "completed", last_seq: 2 });
+      });
+
+      test("a run that was taken over is fenced: its appends and its finish throw FencedError and write nothing", async () => {
+        const s = await open();
+        const other = await openAgain(); // the new run may well be on another node
+        await s.createTask(newTask("f"));
+        await s.markRunning("f", new Date());
+        await s.appendEvents("f", run(1, 2, "old"), 1); // the first run's writes pass
+        expect(await other.takeOver("f")).toBe(2);
+        // The stale run, at the right seq: refused.
+        await fenced(s.appendEvents("f", run(3, 2, "stale"), 1), "f", 1);
+        await fenced(s.finishTask("f", outcome("completed"), 3, '{"r":"stale"}', 1), "f", 1);
+        expect(await s.getTask("f")).toMatchObject({ status: "running", last_seq: 2 });
+        expect(frames(await s.events("f", 0, 10))).toEqual(frames(run(1, 2, "old")));
+        // The current run writes.
+        await other.appendEvents("f", run(3, 2, "new"), 2);
+        // The stale run, now also behind in seq: still told it was fenced, not a seq conflict.
+        await fenced(s.appendEvents("f", run(3, 1, "stale"), 1), "f", 1);
+        await fenced(s.appendEvents("f", run(5, 1, "stale"), 1), "f", 1);
+        // A seq conflict of the current run is still a conflict.
+        await expect(other.appendEvents("f", run(4, 1, "dup"), 2)).rejects.toThrow("not the next in sequence");
+        await expect(other.appendEvents("f", run(4, 1, "dup"), 2)).rejects.not.toBeInstanceOf(FencedError);
+        expect(await other.finishTask("f", outcome("completed"), 5, '{"r":"new"}', 2)).toBe(true);
+        // After the current run ended: the stale finish is fenced (not "another terminal state won").
+        await fenced(s.finishTask("f", outcome("failed"), 6, '{"r":"stale"}', 1), "f", 1);
+        await fenced(s.appendEvents("f", run(6, 1, "stale"), 1), "f", 1);
+        // The current run after its own end: the usual answers.
+        expect(await other.finishTask("f", outcome("failed"), 6, '{"r":"again"}', 2)).toBe(false);
+        await expect(other.appendEvents("f", run(6, 1, "late"), 2)).rejects.toThrow("not the next in sequence");
+        expect(await s.getTask("f")).toMatchObject({ status: "completed", last_seq: 5, output: "ok" });
+        expect(frames(await s.events("f", 0, 10))).toEqual([...frames(run(1, 2, "old")), ...frames(run(3, 2, "new")), '{"r":"new"}']);
+        // An unknown task is no fencing matter.
+        await expect(s.appendEvents("missing", run(1, 1), 1)).rejects.toThrow("not the next in sequence");
+        expect(await s.finishTask("missing", outcome("cancelled"), 1, "{}", 1)).toBe(false);
+      });
+
+      test("unfenced writes are not fenced; a fence from the future is refused too", async () => {
+        const s = await open();
+        await s.createTask(newTask("u"));
+        await s.markRunning("u", new Date());
+        await s.takeOver("u");
+        await s.appendEvents("u", run(1, 1)); // no fence: single-node code paths
+        await fenced(s.appendEvents("u", run(2, 1), 3), "u", 3);
+        expect(await s.finishTask("u", outcome("cancelled"), 2, "{}")).toBe(true);
+        expect((await s.getTask("u"))?.status).toBe("cancelled");
+      });
+    });
+
+    describe("listing", () => {
+      async function seed(s: TaskStore, owners: string[]) {
+        const ids: string[] = [];
+        for (const [index, owner] of owners.entries()) {
+          const id = `task-${String(index).padStart(3, "0")}`;
+          // The same creation time for all: the order must come from the store, not the clock.
+          await s.createTask(newTask(id, { owner }));
+          ids.push(id);
+        }
+        return ids;
+      }
+      async function all(s: TaskStore, query: { owner?: string; status?: TaskStatus }, limit: number) {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (;;) {
+          const page = await s.listTasks({ ...query, limit, cursor });
+          expect(page.tasks.length).toBeLessThanOrEqual(limit);
+          seen.push(...page.tasks.map((task) => task.id));
+          if (!page.nextCursor) return seen;
+          cursor = page.nextCursor;
+        }
+      }
+
+      test("newest first; the cursor pages through every task once; the last page has no cursor", async () => {
+        const s = await open();
+        const ids = await seed(s, Array(11).fill("anonymous"));
+        expect(await all(s, {}, 4)).toEqual(ids.toReversed());
+        expect(await all(s, {}, 11)).toEqual(ids.toReversed());
+        const one = await s.listTasks({ limit: 11 });
+        expect(one.nextCursor).toBeNull();
+        expect((await s.listTasks({ limit: 100 })).tasks).toHaveLength(11);
+      });
+
+      test("pages stay stable while tasks are added", async () => {
+        const s = await open();
+        const ids = await seed(s, Array(10).fill("anonymous"));
+        const first = await s.listTasks({ limit: 4 });
+        expect(first.tasks.map((task) => task.id)).toEqual(ids.toReversed().slice(0, 4));
+        for (let index = 0; index < 5; index++) await s.createTask(newTask(`new-${index}`));
+        const seen = first.tasks.map((task) => task.id);
+        let cursor = first.nextCursor;
+        while (cursor) {
+          const page = await s.listTasks({ limit: 4, cursor });
+          seen.push(...page.tasks.map((task) => task.id));
+          await s.createTask(newTask(`newer-${cursor}`));
+          cursor = page.nextCursor;
+        }
+        expect(seen).toEqual(ids.toReversed());
+      });
+
+      test("tenant isolation: an owner filter returns only that owner's tasks, on every page", async () => {
+        const s = await open();
+        const owners = Array.from({ length: 15 }, (_, index) => ["alice", "bob", "carol"][index % 3]!);
+        const ids = await seed(s, owners);
+        for (const owner of ["alice", "bob", "carol"]) {
+          const expected = ids.filter((_, index) => owners[index] === owner).toReversed();
+          expect(await all(s, { owner }, 2)).toEqual(expected);
+        }
+        expect(await all(s, { owner: "mallory" }, 2)).toEqual([]);
+        expect(await all(s, { owner: "alice' OR '1'='1" }, 2)).toEqual([]);
+        expect(await all(s, {}, 4)).toEqual(ids.toReversed());
+        // A cursor from one owner's listing never reveals another owner's tasks.
+        const alicePage = await s.listTasks({ owner: "alice", limit: 1 });
+        const bobAfter = await s.listTasks({ owner: "bob", limit: 100, cursor: alicePage.nextCursor! });
+        expect(bobAfter.tasks.every((task) => task.owner === "bob")).toBe(true);
+      });
+
+      test("a status filter, alone and with an owner", async () => {
+        const s = await open();
+        const owners = ["alice", "bob", "alice", "bob", "alice", "alice"];
+        const ids = await seed(s, owners);
+        for (const id of [ids[0]!, ids[1]!, ids[4]!]) await s.markRunning(id, new Date());
+        await s.finishTask(ids[4]!, outcome("completed"), 1, "{}");
+        expect(await all(s, { status: "running" }, 1)).toEqual([ids[1]!, ids[0]!]);
+        expect(await all(s, { status: "queued" }, 2)).toEqual([ids[5]!, ids[3]!, ids[2]!]);
+        expect(await all(s, { status: "queued", owner: "alice" }, 1)).toEqual([ids[5]!, ids[2]!]);
+        expect(await all(s, { status: "completed", owner: "bob" }, 5)).toEqual([]);
+        expect(await all(s, { status: "completed" }, 5)).toEqual([ids[4]!]);
+      });
+
+      test("an invalid cursor is a bad request", async () => {
+        const s = await open();
+        const b64 = (text: string) => Buffer.from(text).toString("base64url");
+        for (const cursor of ["garbage", "", b64("t"), b64("t-1"), b64("tabc"), b64("t1234567890123456"), b64("x12"), b64("t1 OR 1=1")]) {
+          await expect(s.listTasks({ limit: 5, cursor })).rejects.toMatchObject({ code: "bad_request" });
+        }
+      });
+
+      test("tasksWithStatus: only those statuses, oldest first", async () => {
+        const s = await open();
+        const ids = await seed(s, Array(6).fill("anonymous"));
+        await s.markRunning(ids[3]!, new Date());
+        await s.markRunning(ids[1]!, new Date());
+        await s.markRunning(ids[5]!, new Date());
+        await s.finishTask(ids[5]!, outcome("completed"), 1, "{}");
+        expect((await s.tasksWithStatus(["running", "queued"])).map((task) => task.id)).toEqual([ids[0]!, ids[1]!, ids[2]!, ids[3]!, ids[4]!]);
+        expect((await s.tasksWithStatus(["running"])).map((task) => task.id)).toEqual([ids[1]!, ids[3]!]);
+        expect((await s.tasksWithStatus(["completed", "failed"])).map((task) => task.id)).toEqual([ids[5]!]);
+        expect(await s.tasksWithStatus([])).toEqual([]);
+      });
+    });
+
+    describe("retention", () => {
+      test("pruneEvents deletes the logs of tasks that ended before the cutoff, keeps the tasks, sets pruned_through", async () => {
+        const s = await open();
+        const cutoff = new Date("2026-03-04T12:00:00.000Z");
+        await s.createTask(newTask("old"));
+        await s.markRunning("old", new Date());
+        await s.appendEvents("old", run(1, 3));
+        await s.finishTask("old", outcome("completed", { finishedAt: new Date(cutoff.getTime() - 1) }), 4, "{}");
+        await s.createTask(newTask("recent"));
+        await s.finishTask("recent", outcome("cancelled", { finishedAt: cutoff }), 1, "{}");
+        await s.createTask(newTask("running"));
+        await s.markRunning("running", new Date());
+        await s.appendEvents("running", run(1, 2));
+        await s.createTask(newTask("queued"));
+        const before = Object.fromEntries(await Promise.all(["recent", "running", "queued"].map(async (id) => [id, await s.getTask(id)])));
+
+        expect(await s.pruneEvents(cutoff)).toBe(1);
+        expect(await s.events("old", 0, 100)).toEqual([]);
+        expect(await s.getTask("old")).toMatchObject({ status: "completed", last_seq: 4, pruned_through: 4 });
+        for (const id of ["recent", "running", "queued"]) expect(await s.getTask(id)).toEqual(before[id]);
+        expect(await s.events("recent", 0, 10)).toHaveLength(1);
+        expect(await s.events("running", 0, 10)).toHaveLength(2);
+        // Nothing left to prune; the running task keeps taking events.
+        expect(await s.pruneEvents(cutoff)).toBe(0);
+        await s.appendEvents("running", run(3, 1));
+        expect(await s.pruneEvents(new Date("2100-01-01T00:00:00.000Z"))).toBe(1);
+        expect(await s.getTask("recent")).toMatchObject({ last_seq: 1, pruned_through: 1 });
+        expect(await s.events("running", 0, 10)).toHaveLength(3);
+      });
+
+      test("pruneEvents goes through more tasks than one batch", async () => {
+        const s = await open();
+        const count = 520;
+        for (let index = 0; index < count; index++) {
+          const id = `p${index}`;
+          await s.createTask(newTask(id));
+          await s.finishTask(id, outcome("cancelled", { finishedAt: new Date("2026-01-01T00:00:00.000Z") }), 1, "{}");
+        }
+        expect(await s.pruneEvents(new Date("2026-02-01T00:00:00.000Z"))).toBe(count);
+        expect(await s.events("p0", 0, 10)).toEqual([]);
+        expect(await s.events(`p${count - 1}`, 0, 10)).toEqual([]);
+        expect(await s.getTask(`p${count - 1}`)).toMatchObject({ pruned_through: 1, last_seq: 1 });
+      });
+    });
+  });
+}

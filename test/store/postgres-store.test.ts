@@ -1,0 +1,195 @@
+/**
+ * The PostgreSQL store on a real server (test/helpers/postgres.ts): the TaskStore contract
+ * (test/store/conformance.ts, the same suite the SQLite store runs), then what is PostgreSQL's own:
+ * versioned migrations (several nodes starting at once, a newer schema refused), start-up errors in
+ * one line without the password, the same Task objects as SQLite for the same writes, and the
+ * cluster columns.
+ */
+import { SQL } from "bun";
+import { expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { createPostgresStore, MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "../../src/store/postgres-store.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { TaskStore } from "../../src/store/store.ts";
+import { describePostgres } from "../helpers/postgres.ts";
+import { tempDir } from "../helpers/server.ts";
+import { newTask, outcome, storeConformance } from "./conformance.ts";
+
+describePostgres("PostgreSQL store", (pg) => {
+  storeConformance("PostgreSQL", () => {
+    let url: string | undefined;
+    return {
+      async open() {
+        url = await pg.createDatabase();
+        return createPostgresStore({ url, max: 4 });
+      },
+      openAgain: () => createPostgresStore({ url: url!, max: 4 }),
+    };
+  });
+
+  /** Runs `body` with a raw connection to `url`, closed afterwards. */
+  async function raw<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
+    const sql = new SQL(url, { max: 1 });
+    try {
+      return await body(sql);
+    } finally {
+      await sql.close();
+    }
+  }
+
+  test("a new database is migrated to the current schema, once, and says so in schema_migrations", async () => {
+    const url = await pg.createDatabase();
+    const first = await createPostgresStore({ url });
+    expect(first.migratedFrom).toBe(0);
+    await first.close();
+    const second = await createPostgresStore({ url });
+    expect(second.migratedFrom).toBe(POSTGRES_SCHEMA_VERSION);
+    await second.close();
+    await raw(url, async (sql) => {
+      const versions = await sql`SELECT version, description FROM schema_migrations ORDER BY version`;
+      expect(versions.map((row: { version: number }) => row.version)).toEqual(MIGRATIONS.map((migration) => migration.version));
+      // The columns the cluster slices build on are there.
+      const columns = await sql`SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'tasks'`;
+      const types = Object.fromEntries(columns.map((row: { column_name: string; data_type: string }) => [row.column_name, row.data_type]));
+      expect(types).toMatchObject({ attempt: "bigint", lease_owner: "text", lease_expires_at: "timestamp with time zone", row_id: "bigint" });
+    });
+  });
+
+  test("nodes starting at once on a new database migrate it once, and all start", async () => {
+    const url = await pg.createDatabase();
+    const stores = await Promise.all(Array.from({ length: 6 }, () => createPostgresStore({ url, max: 2 })));
+    expect(stores.filter((store) => store.migratedFrom === 0)).toHaveLength(1);
+    await stores[0]!.createTask(newTask("seen-by-all"));
+    for (const store of stores) expect((await store.getTask("seen-by-all"))?.id).toBe("seen-by-all");
+    await Promise.all(stores.map((store) => store.close()));
+    await raw(url, async (sql) => {
+      expect(Number((await sql`SELECT count(*) AS n FROM schema_migrations`)[0].n)).toBe(MIGRATIONS.length);
+    });
+  });
+
+  test("a database with a newer schema is refused, untouched", async () => {
+    const url = await pg.createDatabase();
+    await (await createPostgresStore({ url })).close();
+    await raw(url, (sql) => sql`INSERT INTO schema_migrations (version, description) VALUES (${POSTGRES_SCHEMA_VERSION + 1}, 'from the future')`);
+    await expect(createPostgresStore({ url })).rejects.toThrow(
+      `database schema version ${POSTGRES_SCHEMA_VERSION + 1} is newer than this agentkit's (${POSTGRES_SCHEMA_VERSION})`,
+    );
+    await raw(url, async (sql) => {
+      expect(Number((await sql`SELECT max(version) AS v FROM schema_migrations`)[0].v)).toBe(POSTGRES_SCHEMA_VERSION + 1);
+    });
+  });
+
+  function withPassword(url: string, path: string): string {
+    const parsed = new URL(url);
+    parsed.password = "s3cret-Pa55";
+    parsed.pathname = path;
+    return parsed.href;
+  }
+
+  test("a database that cannot be reached is one line naming it, never the password", async () => {
+    const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const closedPort = listener.port;
+    listener.stop(true);
+    const attempts = [
+      { url: `postgres://agent:s3cret-Pa55@127.0.0.1:${closedPort}/agentkit`, says: `PostgreSQL at postgres://agent@127.0.0.1:${closedPort}/agentkit: ` },
+      { url: withPassword(pg.adminUrl, "/no_such_db"), says: 'database "no_such_db" does not exist' },
+      { url: "mysql://agent:s3cret-Pa55@127.0.0.1/x", says: "the database URL must be postgres://" },
+    ];
+    for (const attempt of attempts) {
+      const error = (await createPostgresStore({ url: attempt.url }).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      )) as Error | undefined;
+      expect(error).toBeInstanceOf(Error);
+      expect(error!.message).toContain(attempt.says);
+      expect(error!.message).not.toContain("s3cret-Pa55");
+      expect(error!.message).not.toContain("\n");
+    }
+  });
+
+  test("a row that fails validation is an error, not garbage", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url });
+    try {
+      await store.createTask(newTask("t"));
+      await raw(url, (sql) => sql`UPDATE tasks SET metadata = '"not an object"' WHERE id = 't'`);
+      await expect(store.getTask("t")).rejects.toThrow();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("attempt, the fencing token, grows with each claim (markRunning)", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url });
+    try {
+      await store.createTask(newTask("t"));
+      const attempt = () => raw(url, async (sql) => Number((await sql`SELECT attempt FROM tasks WHERE id = 't'`)[0].attempt));
+      expect(await attempt()).toBe(0);
+      expect(await store.markRunning("t", new Date())).toBe(true);
+      expect(await attempt()).toBe(1);
+      expect(await store.markRunning("t", new Date())).toBe(false);
+      expect(await attempt()).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("SQLite and PostgreSQL give identical tasks, pages and events for the same writes", async () => {
+    const dataDir = tempDir();
+    const stores: TaskStore[] = [createSqliteStore({ dataDir }), await createPostgresStore({ url: await pg.createDatabase() })];
+    try {
+      const views = [];
+      for (const s of stores) {
+        await s.createTask(newTask("a", { owner: "alice", metadata: { z: 1, a: [true, null, { "ü": "é" }] }, input: "one\u0000two" }));
+        await s.createTask(newTask("b", { owner: "bob", createdAt: new Date("2026-03-04T05:06:07.000Z") }));
+        await s.createTask(newTask("c", { owner: "alice", createdAt: new Date("2026-12-31T23:59:59.999Z") }));
+        await s.markRunning("a", new Date("2026-03-04T05:06:08.001Z"));
+        await s.appendEvents("a", [{ seq: 1, frame: '{"type":"step","seq":1}' }, { seq: 2, frame: '{"type":"step","seq":2}' }]);
+        await s.finishTask("a", outcome("completed", { output: "fin", costUsd: 0.1 + 0.2, inputTokens: 5, outputTokens: 7, totalSteps: 2 }), 3, '{"type":"result"}');
+        await s.finishTask("b", outcome("failed", { error: { code: "agent_not_configured", message: "no agent", retryable: false } }), 1, "{}");
+        await s.pruneEvents(new Date("2026-03-04T05:06:59.000Z"));
+        const first = await s.listTasks({ limit: 2 });
+        views.push({
+          tasks: await Promise.all(["a", "b", "c"].map((id) => s.getTask(id))),
+          first: first.tasks,
+          second: (await s.listTasks({ limit: 2, cursor: first.nextCursor! })).tasks,
+          alice: await s.listTasks({ limit: 10, owner: "alice" }),
+          open: await s.tasksWithStatus(["queued", "running"]),
+          events: await s.events("a", 0, 10),
+          pruned: await s.pruneEvents(new Date("2100-01-01T00:00:00.000Z")),
+        });
+      }
+      expect(views[1]).toEqual(views[0]!);
+      expect(JSON.stringify(views[1]!.tasks)).toBe(JSON.stringify(views[0]!.tasks)); // key order too
+    } finally {
+      for (const s of stores) await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test("informal throughput: persisted events per second through the store (reported, not asserted)", async () => {
+    const store = await createPostgresStore({ url: await pg.createDatabase(), max: 10 });
+    try {
+      const tasks = 50;
+      const batches = 20;
+      const batch = 16;
+      const frame = JSON.stringify({ type: "step", data: { event_type: "tool_call", step: 1, data: { id: "c", name: "calculator", arguments: { expression: "1+1" } }, timestamp: new Date().toISOString() } });
+      for (let index = 0; index < tasks; index++) await store.createTask(newTask(`load-${index}`));
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: tasks }, async (_, index) => {
+          for (let b = 0; b < batches; b++) {
+            await store.appendEvents(`load-${index}`, Array.from({ length: batch }, (_, offset) => ({ seq: b * batch + offset + 1, frame })));
+          }
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const total = tasks * batches * batch;
+      console.log(`postgres store: ${total} events in ${tasks * batches} appends of ${batch} over ${tasks} tasks: ${Math.round(total / seconds)} events/s`);
+      for (let index = 0; index < tasks; index += 7) expect((await store.getTask(`load-${index}`))?.last_seq).toBe(batches * batch);
+    } finally {
+      await store.close();
+    }
+  });
+});

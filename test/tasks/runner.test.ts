@@ -1,0 +1,213 @@
+/**
+ * The runner's performance-sensitive paths: `liveTask` (what a watcher's connect reads instead of
+ * the store) and the shared per-turn budget (a burst leaves in few event-loop turns, yet an instant
+ * task never holds the loop to itself) — with the durability promise checked on every publish.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { createAgentPool } from "../../src/agents/pool.ts";
+import { AgentDefinition } from "../../src/agents/agent.ts";
+import type { EventBus } from "../../src/bus/bus.ts";
+import { createLiveFeed } from "../../src/bus/live-feed.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { createModelResolver } from "../../src/llm/registry.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { TaskStore } from "../../src/store/store.ts";
+import { createRunner, type TaskRunner } from "../../src/tasks/runner.ts";
+import { builtinTools } from "../../src/tools/registry.ts";
+import { until, within } from "../helpers/deferred.ts";
+import { z } from "zod";
+import { defineTool } from "../../src/tools/tool.ts";
+import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+interface Rig {
+  store: TaskStore;
+  runner: TaskRunner;
+  /** Every durable frame published, with whether the store already had it at that moment. */
+  published: { topic: string; seq: number; storedFirst: boolean }[];
+}
+
+let rigs: Rig[] = [];
+
+function rig(maxConcurrentTasks = 4): Rig {
+  const store = createSqliteStore({ dataDir: ":memory:" });
+  const published: Rig["published"] = [];
+  const bus: EventBus = {
+    publish(topic, frame) {
+      if (!topic.startsWith("task:")) return;
+      const seq = (JSON.parse(frame) as { seq: number }).seq;
+      const taskId = topic.slice("task:".length);
+      let storedFirst = false;
+      // The store is synchronous underneath: read it at the very moment of the publish.
+      void store.events(taskId, seq - 1, 1).then((events) => (storedFirst = events[0]?.seq === seq));
+      published.push({
+        topic,
+        seq,
+        get storedFirst() {
+          return storedFirst;
+        },
+      });
+    },
+  };
+  const agents = createAgentPool({
+    definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
+    models: createModelResolver({}),
+    tools: builtinTools(),
+    mcpServers: [],
+  });
+  const runner = createRunner({
+    store,
+    feed: createLiveFeed(bus),
+    agents,
+    logger: createLogger("silent"),
+    maxConcurrentTasks,
+    maxQueuedTasks: 100,
+  });
+  const made = { store, runner, published };
+  rigs.push(made);
+  return made;
+}
+
+afterEach(async () => {
+  for (const { runner, store } of rigs) {
+    await runner.shutdown();
+    store.close();
+  }
+  rigs = [];
+});
+
+async function submit({ store, runner }: Rig, input: object) {
+  const task = await store.createTask({
+    id: crypto.randomUUID(),
+    owner: "test",
+    agent: "bench",
+    input: JSON.stringify(input),
+    metadata: {},
+    createdAt: new Date(),
+  });
+  runner.submit(task);
+  return task;
+}
+
+describe("runner.liveTask", () => {
+  test("reports a queued task, then the running one with what it published, then nothing once it ended", async () => {
+    const setup = rig(1);
+    const gate = await submit(setup, { steps: 1, delay_ms: 60_000 });
+    await until(async () => (await setup.store.getTask(gate.id))?.status === "running", "the gate runs");
+    const task = await submit(setup, { steps: 2, delay_ms: 60_000 });
+
+    const queued = setup.runner.liveTask(task.id);
+    expect(queued).toMatchObject({ id: task.id, owner: "test", status: "queued", last_seq: 0, started_at: null, pruned_through: 0 });
+    expect(setup.runner.liveTask(gate.id)?.status).toBe("running");
+
+    await within(setup.runner.cancel(gate.id), 5000, "the gate's cancel");
+    expect(setup.runner.liveTask(gate.id)).toBeUndefined();
+    await until(() => setup.runner.liveTask(task.id)?.started_at != null, "the task runs");
+    const running = setup.runner.liveTask(task.id)!;
+    expect(running.status).toBe("running");
+    expect(running.started_at).toBe((await setup.store.getTask(task.id))!.started_at);
+
+    const ended = await within(setup.runner.cancel(task.id), 5000, "the cancel");
+    expect(setup.runner.liveTask(task.id)).toBeUndefined();
+    expect(ended?.status).toBe("cancelled");
+  });
+
+  test("an instant task: last_seq is the last published seq, and unknown ids give undefined", async () => {
+    const setup = rig();
+    expect(setup.runner.liveTask("no-such-task")).toBeUndefined();
+    const task = await submit(setup, { steps: 2000 });
+    const seen: number[] = [];
+    await until(async () => {
+      const live = setup.runner.liveTask(task.id);
+      if (live) {
+        const published = setup.published.filter((entry) => entry.topic === `task:${task.id}`).at(-1)?.seq ?? 0;
+        expect(live.last_seq).toBe(published);
+        seen.push(live.last_seq);
+        return false;
+      }
+      return (await setup.store.getTask(task.id))?.status === "completed";
+    }, "the task completes");
+    // It was seen live at least once mid-way: the runner gives the loop turns during a long burst.
+    expect(seen.some((seq) => seq > 0 && seq < 2000 * 3 + 2)).toBe(true);
+  });
+});
+
+describe("runner: durable first, gapless, and the loop keeps turning", () => {
+  test("a 5,000-step instant task: every event published once, in order, after it was stored; timers run meanwhile", async () => {
+    const setup = rig();
+    const task = await submit(setup, { steps: 5000 });
+    let timersRan = 0;
+    let ended = false;
+    const tick = () => {
+      if (ended) return;
+      timersRan++;
+      setTimeout(tick, 0);
+    };
+    setTimeout(tick, 0);
+    await until(async () => (await setup.store.getTask(task.id))?.status === "completed", "the task completes", 60_000);
+    ended = true;
+    const seqs = setup.published.filter((entry) => entry.topic === `task:${task.id}`).map((entry) => entry.seq);
+    expect(seqs).toEqual(Array.from({ length: 5000 * 3 + 2 }, (_, index) => index + 1));
+    expect(setup.published.every((entry) => entry.storedFirst)).toBe(true);
+    expect((await setup.store.getTask(task.id))!.last_seq).toBe(5000 * 3 + 2);
+    // The task ran for many turns, not one: timers fired while it ran (no duration is asserted).
+    expect(timersRan).toBeGreaterThan(1);
+  });
+
+  test("concurrent instant tasks share the loop and each stays gapless", async () => {
+    const setup = rig(8);
+    const tasks = await Promise.all(Array.from({ length: 8 }, () => submit(setup, { steps: 300 })));
+    await until(async () => {
+      const all = await Promise.all(tasks.map((task) => setup.store.getTask(task.id)));
+      return all.every((task) => task?.status === "completed");
+    }, "all complete", 60_000);
+    for (const task of tasks) {
+      const seqs = setup.published.filter((entry) => entry.topic === `task:${task.id}`).map((entry) => entry.seq);
+      expect(seqs).toEqual(Array.from({ length: 300 * 3 + 2 }, (_, index) => index + 1));
+    }
+    expect(setup.published.every((entry) => entry.storedFirst)).toBe(true);
+  });
+});
+
+describe("runner: a tool call is durable before a tool with side effects runs", () => {
+  test("a non-idempotent tool sees its own tool_call in the store when it starts; an idempotent one may share a commit", async () => {
+    const seenAtStart: { tool: string; stored: boolean }[] = [];
+    let server: TestServer | undefined;
+    const probe = (name: string, idempotent: boolean) =>
+      defineTool({
+        name,
+        description: name,
+        idempotent,
+        inputSchema: z.object({}),
+        async execute() {
+          const [task] = (await server!.store.listTasks({ limit: 1 })).tasks;
+          const events = await server!.store.events(task!.id, 0, 1000);
+          const stored = events.some((event) => {
+            const frame = JSON.parse(event.frame) as { data: { event_type: string; data: { name?: string } } };
+            return frame.data.event_type === "tool_call" && frame.data.data.name === name;
+          });
+          seenAtStart.push({ tool: name, stored });
+          return "ok";
+        },
+      });
+    server = await startTestServer({
+      models: {
+        m: createScriptedModel([
+          callTools([{ id: "a", name: "send_email", arguments: "{}" }]),
+          callTools([{ id: "b", name: "lookup", arguments: "{}" }]),
+          answer("done"),
+        ]),
+      },
+      tools: [probe("send_email", false), probe("lookup", true)],
+      agents: [{ model: "test/m", tools: ["send_email", "lookup"] }],
+    });
+    try {
+      const task = await server.createTask({ input: "go" });
+      await (await server.watch(task.id)).result();
+      expect(seenAtStart.find((entry) => entry.tool === "send_email")).toEqual({ tool: "send_email", stored: true });
+      expect(seenAtStart.map((entry) => entry.tool)).toEqual(["send_email", "lookup"]);
+    } finally {
+      await server.close();
+    }
+  });
+});
