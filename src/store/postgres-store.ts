@@ -22,8 +22,11 @@
  *   `lease_expires_at` (the database's clock) hold the node running a task and until when;
  *   `cancel_requested` a client's cancel that the running node has to act on.
  * - Signals: one channel (`CLUSTER_CHANNEL`), compact text payloads (`formatSignal`). Appends and
- *   finishes announce `e:<id>:<last_seq>` with `pg_notify` inside their own statement: no extra
- *   round trip, and the notification is sent on commit only (never for a write that failed).
+ *   finishes that landed announce `e:<id>:<last_seq>` right after their commit, coalesced per node
+ *   (`createAnnouncer`: why not inside the append's own statement). `listen` opens a connection of
+ *   its own per call (`application_name` = `LISTEN_APPLICATION_NAME`); its stop function closes that
+ *   connection without a round trip, so stop + `listen` again is how a caller replaces a LISTEN
+ *   connection it suspects is half-open (its own `probe` signals stopped coming back).
  *
  * Durability: an append that returned is committed on the server (with its `synchronous_commit`).
  */

@@ -132,7 +132,10 @@ export type ClusterSignal =
  * notifications. PostgreSQL implements it; SQLite (one process) does not.
  *
  * Times of leases are the database's clock (`now()`), never a node's. `appendEvents` and
- * `finishTask` of a cluster store announce `{kind: "events"}` themselves, in the same statement.
+ * `finishTask` of a cluster store announce `{kind: "events"}` themselves once their write has
+ * committed — right after it, coalesced (at most one NOTIFY in flight per store; a task's
+ * intermediate seqs may be skipped, its last one never is; never announced for a refused write).
+ * A hint: a crash between a commit and its NOTIFY loses it, so watchers also catch up on `onListen`.
  */
 export interface ClusterStore {
   /**
@@ -159,7 +162,9 @@ export interface ClusterStore {
   /**
    * Receives every signal. `onListen` runs once listening, and again after every reconnect of the
    * listening connection (signals sent meanwhile are lost: catch up then). Returns a function that
-   * stops listening.
+   * stops listening. Each call listens on a connection of its own, and stopping closes it at once
+   * (no round trip): a caller that suspects a half-open connection (its own `probe` signals stop
+   * coming back) stops and listens again to get a new one.
    */
   listen(onSignal: (signal: ClusterSignal) => void, onListen: () => void): Promise<() => Promise<void>>;
   /** True when the database answers a trivial query within `timeoutMs`. */

@@ -52,10 +52,17 @@ export function defineTool<Schema extends z.ZodType>(tool: {
 
 /** Describes a tool to a model (JSON Schema of its input: `tool.jsonSchema` if given, else derived). */
 export function toolSpec(tool: Tool): ToolSpec {
-  const source = tool.jsonSchema ?? (z.toJSONSchema(tool.inputSchema) as Record<string, unknown>);
-  const { $schema: _ignored, ...schema } = source;
-  return { name: tool.name, description: tool.description, inputSchema: schema };
+  // A tool's spec never changes: derive it once, not at the start of every task.
+  let spec = specs.get(tool);
+  if (!spec) {
+    const source = tool.jsonSchema ?? (z.toJSONSchema(tool.inputSchema) as Record<string, unknown>);
+    const { $schema: _ignored, ...schema } = source;
+    spec = { name: tool.name, description: tool.description, inputSchema: schema };
+    specs.set(tool, spec);
+  }
+  return spec;
 }
+const specs = new WeakMap<Tool, ToolSpec>();
 
 /** A tool failure with structured fields, shown to the model as a `tool_error` observation. */
 export class ToolError extends Error {
