@@ -7,7 +7,7 @@
  * `--url`; `--port`/`--host` given to healthcheck; the address file, when the process that wrote it
  * is alive; `PORT`/`AGENTKIT_HOST` (and their defaults).
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, type ConfigInput } from "../config/config.ts";
 
@@ -38,6 +38,8 @@ export function healthUrl(host: string, port: number): string {
 export function writeAddressFile(dataDir: string, record: AddressRecord): string {
   const path = join(dataDir, ADDRESS_FILE);
   const temporary = `${path}.${process.pid}.tmp`;
+  // With PostgreSQL nothing else creates the data dir.
+  mkdirSync(dataDir, { recursive: true });
   writeFileSync(temporary, `${JSON.stringify(record)}\n`);
   renameSync(temporary, path);
   return path;
