@@ -442,6 +442,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   // ---- cluster mode ---------------------------------------------------------------------------
   let claiming = false;
   let claimAgain = false;
+  let claimFailing = false;
   let queuedCount = 0;
   let queuedCountAt = Number.NEGATIVE_INFINITY;
   let refreshingCount = false;
@@ -469,8 +470,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           await startClaimed(claimed);
         }
       } while (claimAgain && !closed);
+      if (claimFailing) logger.info("cluster: claiming works again");
+      claimFailing = false;
     } catch (error) {
-      logger.warn("cluster: could not claim tasks (retrying on the next signal or poll)", { error: errorMessage(error) });
+      // Once per outage, not once per poll.
+      if (!claimFailing) logger.warn("cluster: could not claim tasks (retrying on every signal and poll)", { error: errorMessage(error) });
+      claimFailing = true;
     } finally {
       claiming = false;
     }
@@ -624,7 +629,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       refreshQueuedCount();
       void checkListening();
     }, cluster.pollMs);
-    const keeper = setInterval(() => void renew(), Math.max(10, Math.floor(cluster.leaseMs / 3)));
+    const keeper = setInterval(() => {
+      // A run whose lease is past (a renewal hung, or this process was stopped) stops now, even
+      // while a renewal is still in flight: another node may already have the task.
+      const at = performance.now();
+      for (const entry of active.values()) if (entry.state === "running" && !entry.finished && at >= entry.leaseValidUntil) lose(entry, "its lease ran out before a renewal got through");
+      void renew();
+    }, Math.max(10, Math.floor(cluster.leaseMs / 3)));
     poll.unref();
     keeper.unref();
     timers.push(poll, keeper);
