@@ -11,10 +11,13 @@
  *
  *   bun run bench                          everything (~5 minutes on 2 cores)
  *   bun run bench -- --quick               smaller counts, one run each (a smoke test)
- *   bun run bench -- --only=burst,storm    some scenarios: start burst fanout storm steady tasks cancel connections
+ *   bun run bench -- --only=burst,storm    some scenarios: start burst fanout storm steady tasks cancel connections cluster
+ *   bun run bench -- --only=cluster        cluster mode on PostgreSQL (a throwaway cluster with durability on,
+ *                                          or AGENTKIT_BENCH_DATABASE_URL; skipped with the reason without PostgreSQL)
  *   bun run bench -- --reps=5 --pad=200    runs per fan-out figure; padding characters per tool_call
  *   bun run bench -- --pairs=9             interleaved agentkit/bare pairs per short-burst figure
  *   bun run bench -- --binary=/tmp/agentkit  another build of agentkit (A/B a change; no build step)
+ *   bun run bench -- --baseline=/tmp/old     an older build measured beside it in the same run (cluster: SQLite many tasks)
  */
 import {
   chmodSync,
@@ -40,19 +43,25 @@ import { cancel } from "./scenarios/cancel.ts";
 import { connections } from "./scenarios/connections.ts";
 import { fanOut } from "./scenarios/fan-out.ts";
 import { manyTasks } from "./scenarios/many-tasks.ts";
+import { cluster } from "./scenarios/cluster.ts";
+import { postgresAvailability, startBenchPostgres, type BenchPostgres } from "./lib/postgres.ts";
 import { start } from "./scenarios/start.ts";
 import { steady } from "./scenarios/steady.ts";
 
-const SCENARIOS = ["start", "burst", "fanout", "storm", "steady", "tasks", "cancel", "connections"] as const;
-const WHOLE_RUN_LIMIT_MS = 20 * 60_000;
+const SCENARIOS = ["start", "burst", "fanout", "storm", "steady", "tasks", "cancel", "connections", "cluster"] as const;
+const WHOLE_RUN_LIMIT_MS = 35 * 60_000;
 
 const benchDir = import.meta.dir;
 const repoRoot = dirname(benchDir);
 const restore: (() => void)[] = [];
 let tmpRoot: string | undefined;
+let benchPostgres: BenchPostgres | undefined;
 
 function cleanUp() {
   killAll();
+  // Synchronous (an exit handler): signal the throwaway PostgreSQL to stop; main() awaits its stop first.
+  benchPostgres?.killNow();
+  benchPostgres = undefined;
   while (restore.length) {
     try {
       restore.pop()!();
@@ -85,6 +94,7 @@ function parseOptions(): Options {
       "fanout-clients": { type: "string" },
       "steady-clients": { type: "string" },
       binary: { type: "string" },
+      baseline: { type: "string" },
     },
   });
   const only = values.only ? new Set(values.only.split(",").map((name) => name.trim())) : undefined;
@@ -100,6 +110,7 @@ function parseOptions(): Options {
     fanoutClients: Number(values["fanout-clients"] ?? 1),
     steadyClients: Number(values["steady-clients"] ?? 2),
     binary: values.binary,
+    baseline: values.baseline ? resolve(values.baseline) : undefined,
   };
 }
 
@@ -201,6 +212,14 @@ async function main(): Promise<number> {
   const hasher = new Bun.CryptoHasher("sha1");
   hasher.update(await Bun.file(binary).arrayBuffer());
   const binaryInfo = { path: source, sha1: hasher.digest("hex").slice(0, 12), bytes: statSync(binary).size };
+  if (options.baseline) {
+    if (!existsSync(options.baseline)) throw new Error(`--baseline: ${options.baseline} does not exist`);
+    const copy = join(tmpRoot, "agentkit-baseline");
+    copyFileSync(options.baseline, copy);
+    chmodSync(copy, 0o755);
+    log(`baseline binary: ${options.baseline}, run from a private copy`);
+    options.baseline = copy;
+  }
   const configPath = join(tmpRoot, "agentkit.json");
   writeFileSync(configPath, JSON.stringify(BENCH_CONFIG, null, 2));
   const nofile = openFileLimit();
@@ -261,6 +280,28 @@ async function main(): Promise<number> {
     ],
     ["cancel", async () => void (results.cancel = await cancel(context))],
     ["connections", async () => void (results.connections = await connections(context, restore))],
+    [
+      "cluster",
+      async () => {
+        const available = postgresAvailability();
+        if (!available.ok) {
+          results.cluster_skipped = available.reason;
+          log(`cluster: SKIPPED — ${available.reason}`);
+          return;
+        }
+        benchPostgres = await startBenchPostgres(available, log);
+        try {
+          const disk = benchPostgres.dataDir ? dataDisk(benchPostgres.dataDir) : null;
+          const diskText = disk ? `${disk.device} (${disk.fstype}, ${disk.mount_options})` : null;
+          results.cluster = await cluster(context, benchPostgres, diskText);
+          const failed = Object.entries(results.cluster.errors);
+          if (failed.length) throw new Error(failed.map(([part, message]) => `${part}: ${message}`).join("; "));
+        } finally {
+          await benchPostgres.stop();
+          benchPostgres = undefined;
+        }
+      },
+    ],
   ];
   for (const [name, step] of steps) {
     if (!wanted(name)) continue;
@@ -268,7 +309,7 @@ async function main(): Promise<number> {
     const loadBefore = load();
     const began = performance.now();
     try {
-      await within(step(), 8 * 60_000, name);
+      await within(step(), (name === "cluster" ? 25 : 8) * 60_000, name);
     } catch (error) {
       results.errors[name] = error instanceof Error ? error.message : String(error);
       log(`${name} FAILED: ${results.errors[name]}`);

@@ -19,6 +19,8 @@ export interface Options {
   steadyClients: number;
   /** Another agentkit build to measure instead of dist/agentkit. */
   binary: string | undefined;
+  /** An older build to measure beside it (cluster scenario: single-node SQLite many tasks), a private copy. */
+  baseline: string | undefined;
 }
 
 export interface Context {

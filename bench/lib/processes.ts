@@ -8,6 +8,7 @@ import type { Subprocess } from "bun";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClientReport, ClientSpec } from "../client.ts";
+import type { ClusterReport, ClusterSpec } from "../cluster-client.ts";
 
 const tracked = new Set<Subprocess>();
 /** Every pid this run ever started, alive or not (to tell our CPU use from other processes'). */
@@ -283,15 +284,15 @@ export async function startBare(benchDir: string): Promise<ServerHandle> {
 
 // ---- client processes ----------------------------------------------------------------------
 
-/** A bench/client.ts process, driven over IPC. */
+/** A bench/client.ts (or bench/cluster-client.ts) process, driven over IPC. */
 export class ClientProcess {
   private readonly inbox: ClientReport[] = [];
   private waiter: (() => void) | undefined;
   private readonly proc: Subprocess;
 
-  constructor(benchDir: string, spec: ClientSpec) {
+  constructor(benchDir: string, spec: ClientSpec | ClusterSpec, script = "client.ts") {
     this.proc = track(
-      Bun.spawn(["bun", join(benchDir, "client.ts"), JSON.stringify(spec)], {
+      Bun.spawn(["bun", join(benchDir, script), JSON.stringify(spec)], {
         stdin: "ignore",
         stdout: "inherit",
         stderr: "inherit",
@@ -308,7 +309,7 @@ export class ClientProcess {
     return this.proc.pid;
   }
 
-  send(message: { type: "go" } | { type: "close" } | { type: "clock" }): void {
+  send(message: { type: "go" } | { type: "close" } | { type: "clock" } | { type: "watch"; url: string }): void {
     this.proc.send(message);
   }
 
@@ -336,6 +337,11 @@ export class ClientProcess {
       });
       this.waiter = undefined;
     }
+  }
+
+  /** The next report of a bench/cluster-client.ts process of the given type. */
+  async nextCluster<T extends ClusterReport["type"]>(type: T, timeoutMs: number): Promise<Extract<ClusterReport, { type: T }>> {
+    return (await this.next(type as never, timeoutMs)) as unknown as Extract<ClusterReport, { type: T }>;
   }
 
   /** Estimates (client clock − this clock) in ms from a few IPC round trips (midpoint method). */

@@ -4,6 +4,7 @@
  */
 import type { BurstRow, Spread } from "../scenarios/burst.ts";
 import type { CancelResult } from "../scenarios/cancel.ts";
+import type { ClusterResult } from "../scenarios/cluster.ts";
 import type { ConnectionsResult } from "../scenarios/connections.ts";
 import type { FanOutRow } from "../scenarios/fan-out.ts";
 import type { ManyTasksResult } from "../scenarios/many-tasks.ts";
@@ -53,6 +54,9 @@ export interface Results {
   many_tasks_paced?: ManyTasksResult;
   cancel?: CancelResult;
   connections?: ConnectionsResult;
+  cluster?: ClusterResult;
+  /** Why the cluster scenarios did not run (no PostgreSQL). */
+  cluster_skipped?: string;
   errors: Record<string, string>;
   targets: Target[];
 }
@@ -185,6 +189,54 @@ export function judgeTargets(results: Results): Target[] {
           status: start.start_p50_ms < 100 ? "met" : "not met",
         }
       : { target: "start < 100 ms", measured: "—", status: "not run" },
+  );
+  targets.push(...clusterTargets(results));
+  return targets;
+}
+
+function clusterTargets(results: Results): Target[] {
+  const cluster = results.cluster;
+  const skipped = results.cluster_skipped ? `skipped: ${results.cluster_skipped}` : "—";
+  const targets: Target[] = [];
+  const notify = cluster?.claim.find((run) => run.poll_ms >= 10_000) ?? cluster?.claim[0];
+  targets.push(
+    notify
+      ? {
+          target: "cluster: claim p99 < 50 ms (idle workers, task created → first model call)",
+          measured: cluster!.claim.map((run) => `p99 ${range(run.sent_to_first_p99_ms, 1)} ms (p50 ${range(run.sent_to_first_p50_ms, 1)}) with ${run.config}, poll ${fmt(run.poll_ms)} ms`).join("; "),
+          status: cluster!.claim.every((run) => run.sent_to_first_p99_ms.median < 50 && run.failures.length === 0) ? "met" : "not met",
+        }
+      : { target: "cluster: claim p99 < 50 ms", measured: skipped, status: "not run" },
+  );
+  const cross = cluster?.cross;
+  targets.push(
+    cross
+      ? {
+          target: "cluster: cross-node delivery adds < 5 ms at p99",
+          measured: `+${range(cross.added_p99_ms, 2)} ms at p99 (p50 +${range(cross.added_p50_ms, 2)} ms), ${fmt(cross.events_per_s)} events/s` + (cross.complete ? "" : " — FRAMES MISSING OR OUT OF ORDER"),
+          status: cross.added_p99_ms.median < 5 && cross.complete ? "met" : "not met",
+        }
+      : { target: "cluster: cross-node delivery adds < 5 ms at p99", measured: skipped, status: "not run" },
+  );
+  const cancel = cluster?.cancel;
+  targets.push(
+    cancel
+      ? {
+          target: "cluster: cancel across nodes < 100 ms",
+          measured: `result at the running node p99 ${range(cancel.running_node_p99_ms, 1)} ms, at the cancelling node p99 ${range(cancel.other_node_p99_ms, 1)} ms (max ${ms(cancel.max_ms)} ms)`,
+          status: cancel.other_node_p99_ms.median < 100 && cancel.running_node_p99_ms.median < 100 && cancel.all_cancelled ? "met" : "not met",
+        }
+      : { target: "cluster: cancel across nodes < 100 ms", measured: skipped, status: "not run" },
+  );
+  const takeover = cluster?.takeover;
+  targets.push(
+    takeover && takeover.kill_to_resumed_ms.length
+      ? {
+          target: `cluster: takeover < lease + 2 s (lease ${fmt(takeover.lease_ms)} ms: < ${fmt(takeover.lease_ms + 2000)} ms)`,
+          measured: `kill -9 → resumed event at a watcher ${range(takeover.spread_ms, 0)} ms over ${takeover.kill_to_resumed_ms.length} kills (poll ${fmt(takeover.poll_ms)} ms)`,
+          status: Math.max(...takeover.kill_to_resumed_ms) < takeover.lease_ms + 2000 && takeover.gapless && takeover.kill_to_resumed_ms.length === takeover.trials ? "met" : "not met",
+        }
+      : { target: "cluster: takeover < lease + 2 s", measured: takeover ? takeover.problems.join("; ") : skipped, status: takeover ? "not met" : "not run" },
   );
   return targets;
 }
@@ -360,7 +412,10 @@ export function renderTables(results: Results): string {
     );
   }
 
-  out.push("", "### Targets (issues 5 and 8)");
+  if (results.cluster_skipped) out.push("", `### Cluster (PostgreSQL): skipped — ${results.cluster_skipped}`);
+  if (results.cluster) out.push("", renderCluster(results.cluster));
+
+  out.push("", "### Targets (issues 5, 8 and 9)");
   out.push(table(["target", "measured", "status"], results.targets.map((target) => [target.target, target.measured, `**${target.status}**`])));
   out.push(
     "",
@@ -379,5 +434,107 @@ export function renderTables(results: Results): string {
           .join(", ")} — those figures are skewed; run again on a quiet machine.`,
   );
   for (const [scenario, message] of Object.entries(results.errors)) out.push(`\nERROR in ${scenario}: ${message}`);
+  return out.join("\n");
+}
+
+function renderCluster(cluster: ClusterResult): string {
+  const out: string[] = [];
+  const settings = cluster.postgres.settings;
+  out.push(
+    `### Cluster (PostgreSQL): ${cluster.postgres.description}; fsync ${settings.fsync}, synchronous_commit ${settings.synchronous_commit}, ` +
+      `full_page_writes ${settings.full_page_writes}, wal_sync_method ${settings.wal_sync_method}, shared_buffers ${settings.shared_buffers}` +
+      (cluster.postgres.data_disk ? `; its data dir on ${cluster.postgres.data_disk}` : "") +
+      `; median (min–max) over ${cluster.reps} repetition(s)`,
+  );
+  if (cluster.events) {
+    const events = cluster.events;
+    const first = events.postgres[0] ?? events.sqlite[0];
+    out.push(
+      "",
+      `One node, many tasks (${first ? `${fmt(first.tasks)} tasks × ${fmt(first.steps_per_task)} steps, ${first.watchers_per_task} watchers each, instant model` : ""}; PostgreSQL and SQLite runs interleaved):`,
+      table(
+        ["store", "persisted events/s (end to end)", "by server timestamps", "server CPU", "persisted (last_seq checked)"],
+        [
+          ["PostgreSQL", `**${range(events.postgres_events_per_s, 0)}**`, events.postgres.map((run) => fmt(run.server_persisted_events_per_s)).join(" / "), events.postgres.map((run) => `${fmt(run.server_cpu_percent)}%`).join(" / "), events.postgres.every((run) => run.all_persisted && run.all_frames_delivered) ? "all" : "**NOT ALL**"],
+          ["SQLite", `**${range(events.sqlite_events_per_s, 0)}**`, events.sqlite.map((run) => fmt(run.server_persisted_events_per_s)).join(" / "), events.sqlite.map((run) => `${fmt(run.server_cpu_percent)}%`).join(" / "), events.sqlite.every((run) => run.all_persisted && run.all_frames_delivered) ? "all" : "**NOT ALL**"],
+          ...(events.baseline_sqlite && events.baseline_sqlite_events_per_s
+            ? [["SQLite, baseline build (--baseline)", `**${range(events.baseline_sqlite_events_per_s, 0)}**`, events.baseline_sqlite.map((run) => fmt(run.server_persisted_events_per_s)).join(" / "), events.baseline_sqlite.map((run) => `${fmt(run.server_cpu_percent)}%`).join(" / "), events.baseline_sqlite.every((run) => run.all_persisted && run.all_frames_delivered) ? "all" : "**NOT ALL**"]]
+            : []),
+        ],
+      ),
+    );
+  }
+  if (cluster.claim.length) {
+    out.push(
+      "",
+      "Claim latency: idle workers, tasks created one at a time (POST sent → the claiming node's first model call, the `t` of the first tool_call):",
+      table(
+        ["nodes", "poll ms", "tasks/rep", "p50 ms", "p99 ms", "max ms", "201 → first call p50 / p99 ms", "POST round trip p50 ms"],
+        cluster.claim.map((run) => [
+          run.config,
+          fmt(run.poll_ms),
+          fmt(run.tasks),
+          range(run.sent_to_first_p50_ms, 2),
+          `**${range(run.sent_to_first_p99_ms, 1)}**`,
+          ms(run.max_ms),
+          `${range(run.created_to_first_p50_ms, 2)} / ${range(run.created_to_first_p99_ms, 1)}`,
+          range(run.post_p50_ms, 2) + (run.failures.length ? ` (failures: ${run.failures[0]})` : ""),
+        ]),
+      ),
+    );
+  }
+  if (cluster.cross) {
+    const cross = cluster.cross;
+    out.push(
+      "",
+      `Cross-node delivery: one task paced at ~${fmt(cross.events_per_s)} events/s (${fmt(cross.steps)} steps × ${cross.delay_ms} ms) on node B, ${cross.watchers_per_node} watchers on B and on A (\`api\`, reads the log after each \`events\` notification):`,
+      table(
+        ["added at A per frame p50 ms", "p99 ms", "yield → arrival on B p50 / p99 ms", "on A p50 / p99 ms", "frames compared", "every frame once, in order"],
+        [[
+          range(cross.added_p50_ms, 2),
+          `**${range(cross.added_p99_ms, 2)}**`,
+          `${range(cross.same_node_p50_ms, 2)} / ${range(cross.same_node_p99_ms, 2)}`,
+          `${range(cross.other_node_p50_ms, 2)} / ${range(cross.other_node_p99_ms, 2)}`,
+          fmt(cross.frames_compared),
+          cross.complete ? "yes" : `**NO**: ${cross.problems.join("; ")}`,
+        ]],
+      ),
+    );
+  }
+  if (cluster.cancel) {
+    const cancel = cluster.cancel;
+    out.push(
+      "",
+      `Cancel across nodes: a task in a slow model call on B, \`POST /tasks/:id/cancel\` to A (${fmt(cancel.trials)} trials per repetition):`,
+      table(
+        ["result at B (running) p50 / p99 ms", "result at A (cancelling) p50 / p99 ms", "max ms", "POST answered p50 ms", "all cancelled"],
+        [[
+          `${range(cancel.running_node_p50_ms, 1)} / **${range(cancel.running_node_p99_ms, 1)}**`,
+          `${range(cancel.other_node_p50_ms, 1)} / **${range(cancel.other_node_p99_ms, 1)}**`,
+          ms(cancel.max_ms),
+          range(cancel.post_p50_ms, 1),
+          cancel.all_cancelled ? "yes" : `**NO** ${cancel.failures.join("; ")}`,
+        ]],
+      ),
+    );
+  }
+  if (cluster.takeover) {
+    const takeover = cluster.takeover;
+    out.push(
+      "",
+      `Takeover: lease ${fmt(takeover.lease_ms)} ms, poll ${fmt(takeover.poll_ms)} ms; kill -9 of the node running a paced task → its \`resumed\` event at a watcher on the surviving node:`,
+      table(
+        ["kills", "kill → resumed ms, median (min–max)", "each", "no gap, no duplicate, one result", "survivor logged \"task resumed from its log\""],
+        [[
+          fmt(takeover.trials),
+          `**${range(takeover.spread_ms, 0)}**`,
+          takeover.kill_to_resumed_ms.map((value) => fmt(value)).join(", "),
+          takeover.gapless ? "yes" : `**NO**: ${takeover.problems.join("; ")}`,
+          takeover.all_resumed_logged ? "yes" : "**NO**",
+        ]],
+      ),
+    );
+  }
+  for (const [part, message] of Object.entries(cluster.errors)) out.push(`\nERROR in cluster ${part}: ${message}`);
   return out.join("\n");
 }

@@ -37,16 +37,16 @@ export interface ManyTasksResult {
  * arrive over several event-loop turns and each task's appends cannot share a transaction with its
  * next step's (200 tasks sleeping 1 ms each still keep the server saturated).
  */
-export async function manyTasks(context: Context, delayMs = 0): Promise<ManyTasksResult> {
+export async function manyTasks(context: Context, delayMs = 0, env: Record<string, string> = {}, label = ""): Promise<ManyTasksResult> {
   const tasks = context.options.quick ? 50 : 200;
   const watchersPerTask = 3;
   const steps = 100;
   const expected = framesOfTask(steps);
   context.log(
-    `many tasks${delayMs ? ` (paced: ${delayMs} ms model sleep per step)` : " (instant model)"}: ${tasks} tasks × ${steps} steps ` +
+    `many tasks${label ? ` on ${label}` : ""}${delayMs ? ` (paced: ${delayMs} ms model sleep per step)` : " (instant model)"}: ${tasks} tasks × ${steps} steps ` +
       `(${expected} events each), ${watchersPerTask} watchers each`,
   );
-  const server = await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: String(Math.max(16, tasks)) });
+  const server = await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: String(Math.max(16, tasks)), ...env });
   try {
     await warmUp(server);
     const client = new ClientProcess(context.benchDir, {

@@ -560,6 +560,13 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
         SELECT pg_notify(${CLUSTER_CHANNEL}, 'c:' || id)::text AS notified FROM flagged`;
     },
 
+    async nextLeaseExpiry(node) {
+      const [row] = await sql`
+        SELECT (extract(epoch FROM min(lease_expires_at) - now()) * 1000)::double precision AS ms
+        FROM tasks WHERE status = 'running' AND lease_expires_at IS NOT NULL AND lease_owner IS DISTINCT FROM ${node}`;
+      return row?.ms === null || row?.ms === undefined ? undefined : Number(row.ms);
+    },
+
     async countQueued() {
       const [row] = await sql`SELECT count(*)::integer AS queued FROM tasks WHERE status = 'queued'`;
       return Number(row.queued);

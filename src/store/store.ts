@@ -157,6 +157,12 @@ export interface ClusterStore {
   requestCancel(taskId: string): Promise<void>;
   /** How many tasks are queued, cluster-wide. */
   countQueued(): Promise<number>;
+  /**
+   * In how many ms (the database's clock; ≤ 0: already) the soonest lease held by another node
+   * runs out, or undefined when no other node holds one: a node wakes then to take the task over,
+   * instead of waiting for its next poll.
+   */
+  nextLeaseExpiry(node: string): Promise<number | undefined>;
   /** Sends a signal to every node (including this one). */
   signal(signal: ClusterSignal): Promise<void>;
   /**

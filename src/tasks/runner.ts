@@ -566,6 +566,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       }
       case "events":
         cluster!.follower.hint(signal.taskId, signal.lastSeq);
+        cancelWaiters.get(signal.taskId)?.();
         return;
       case "probe":
         if (signal.node === cluster!.node && signal.nonce === probe.nonce) probe.heardAt = performance.now();
@@ -592,6 +593,22 @@ export function createRunner(options: RunnerOptions): TaskRunner {
    * for minutes) is replaced, and what was missed is caught up from the database.
    */
   const probe = { nonce: "", sentAt: 0, heardAt: 0 };
+  /** Cancels waiting for another node to end a task: woken by the task's `events` signal. */
+  const cancelWaiters = new Map<string, () => void>();
+
+  /**
+   * Wakes this node when the soonest lease of another node's task runs out, so a dead node's task
+   * is taken over then — not up to a poll interval later.
+   */
+  let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  async function watchLeaseExpiry(): Promise<void> {
+    if (!cluster?.worker || closed) return;
+    const inMs = await cluster.store.nextLeaseExpiry(cluster.node).catch(() => undefined);
+    if (inMs === undefined || inMs > cluster.pollMs + cluster.leaseMs || closed) return;
+    clearTimeout(expiryTimer);
+    expiryTimer = setTimeout(() => void claim(), Math.max(0, inMs) + 5);
+    expiryTimer.unref();
+  }
   async function listen(): Promise<void> {
     stopListening = await cluster!.store.listen(onSignal, () => {
       // Listening (again): what was announced meanwhile is caught up from the database.
@@ -628,6 +645,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       void claim();
       refreshQueuedCount();
       void checkListening();
+      void watchLeaseExpiry();
     }, cluster.pollMs);
     const keeper = setInterval(() => {
       // A run whose lease is past (a renewal hung, or this process was stopped) stops now, even
@@ -661,13 +679,25 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (!(error instanceof FencedError) && !(error instanceof AgentkitError)) throw error;
       }
     }
-    await clusterStore.requestCancel(taskId);
-    // The node running it aborts within milliseconds; a dead node's task is cancelled when taken over.
+    // The node running it aborts within milliseconds (its result announces itself with an
+    // `events` signal, which wakes this wait); a dead node's task is cancelled when taken over.
     const deadline = Date.now() + Math.max(10_000, cluster!.leaseMs + 2000);
-    for (let wait = 10; Date.now() < deadline; wait = Math.min(wait * 2, 200)) {
-      await Bun.sleep(wait);
-      const current = await store.getTask(taskId);
-      if (!current || isTerminal(current.status)) return current;
+    const woken = () => {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      cancelWaiters.set(taskId, resolve);
+      return promise;
+    };
+    let wake = woken();
+    await clusterStore.requestCancel(taskId);
+    try {
+      for (let wait = 50; Date.now() < deadline; wait = Math.min(wait * 2, 500)) {
+        const current = await store.getTask(taskId);
+        if (!current || isTerminal(current.status)) return current;
+        await Promise.race([wake, Bun.sleep(wait)]);
+        wake = woken();
+      }
+    } finally {
+      cancelWaiters.delete(taskId);
     }
     return store.getTask(taskId);
   }
@@ -772,6 +802,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     async shutdown() {
       closed = true;
       for (const timer of timers) clearInterval(timer);
+      clearTimeout(expiryTimer);
       await stopListening?.().catch(() => {});
       const entries = [...active.values()];
       queue.length = 0;

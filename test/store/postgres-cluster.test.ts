@@ -186,6 +186,22 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     expect(await leaseRow(url, "t")).toMatchObject({ owner: null, live: null });
   });
 
+  test("nextLeaseExpiry: when the soonest lease held by another node runs out (database clock); none of one's own", async () => {
+    const { stores } = await nodes(2);
+    const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
+    expect(await b.nextLeaseExpiry("node-b")).toBeUndefined();
+    await a.createTask(newTask("x"));
+    await a.createTask(newTask("y"));
+    await a.claimNext("node-a", 60_000, new Date());
+    await a.claimNext("node-a", 5_000, new Date());
+    const soonest = (await b.nextLeaseExpiry("node-b"))!;
+    expect(soonest).toBeGreaterThan(0);
+    expect(soonest).toBeLessThanOrEqual(5_000);
+    expect(await a.nextLeaseExpiry("node-a")).toBeUndefined();
+    await a.releaseLeases("node-a", [{ taskId: "y", attempt: 1 }]);
+    expect((await b.nextLeaseExpiry("node-b"))!).toBeLessThanOrEqual(0);
+  });
+
   test("release makes a task claimable at once, and only by the node and attempt that hold it", async () => {
     const { stores } = await nodes(3);
     const [a, b, c] = stores as [PostgresTaskStore, PostgresTaskStore, PostgresTaskStore];
