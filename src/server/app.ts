@@ -7,7 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
-import { AgentkitError, toAgentkitError } from "../errors.ts";
+import { AgentkitError, isDatabaseUnavailable, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { CreateTaskBody, EventsQuery, LastEventId, ListTasksQuery, TaskIdParam } from "../protocol/api.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
@@ -81,6 +81,10 @@ export function createApp(deps: AppDeps) {
       // Hono's own 4xx (malformed JSON body, …): keep the status, use our shape.
       const code = error.status === 413 ? "payload_too_large" : error.status === 401 ? "unauthorized" : "bad_request";
       failure = new AgentkitError(code, error.message || "Bad request");
+    } else if (isDatabaseUnavailable(error)) {
+      // PostgreSQL is down or restarting (cluster mode): the server is fine, try again shortly.
+      logger.warn("request failed: the database is unreachable", { method: c.req.method, path: c.req.path, error: String(error) });
+      failure = new AgentkitError("unavailable", "The database is unreachable; try again shortly");
     } else {
       failure = toAgentkitError(error);
     }
@@ -88,7 +92,8 @@ export function createApp(deps: AppDeps) {
       logger.error("request failed", { method: c.req.method, path: c.req.path, error: String(error) });
     }
     // A full queue drains as tasks finish: tell the client when trying again makes sense.
-    const headers: Record<string, string> = failure.code === "queue_full" ? { "Retry-After": String(QUEUE_FULL_RETRY_AFTER_S) } : {};
+    const headers: Record<string, string> =
+      failure.code === "queue_full" ? { "Retry-After": String(QUEUE_FULL_RETRY_AFTER_S) } : failure.code === "unavailable" ? { "Retry-After": "2" } : {};
     return c.json(failure.toJSON(), failure.httpStatus, headers);
   });
   app.notFound((c) => c.json(new AgentkitError("not_found", `No route for ${c.req.method} ${c.req.path}`).toJSON(), 404));

@@ -34,7 +34,15 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
   let sent = options.after;
   for (;;) {
     if (watcher.closed) return;
-    const frames = feed.tail(taskId)?.framesAfter(sent);
+    const live = feed.tail(taskId);
+    if (live && sent > live.lastSeq) {
+      // The client already has frames this node has not published yet (in a cluster it saw them
+      // on the node that ran the task, and this node's follower is behind). Subscribing now would
+      // send them again: subscribe in the synchronous step in which the feed publishes `sent`.
+      await subscribeAt(feed, taskId, sent, watcher);
+      return;
+    }
+    const frames = live?.framesAfter(sent);
     if (frames) {
       for (const event of frames) watcher.send(event);
       watcher.subscribe();
@@ -56,6 +64,37 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       return;
     }
   }
+}
+
+/**
+ * Subscribes `watcher` right after the feed publishes `seq` (nothing before it reaches the
+ * watcher, nothing after it is missed). Gives up when the watcher leaves; subscribes at once if
+ * the task's tail is gone meanwhile (the task ended: nothing more will be published).
+ */
+function subscribeAt(feed: LiveFeed, taskId: string, seq: number, watcher: Watcher): Promise<void> {
+  const tail = feed.tail(taskId);
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stop();
+      clearInterval(check);
+      resolve();
+    };
+    const stop = feed.listen(taskId, (_frame, published) => {
+      if (watcher.closed) return done();
+      if (published === seq) {
+        watcher.subscribe();
+        done();
+      }
+    });
+    const check = setInterval(() => {
+      if (watcher.closed) return done();
+      if (feed.tail(taskId) !== tail) {
+        watcher.subscribe();
+        done();
+      }
+    }, 250);
+    check.unref();
+  });
 }
 
 /** The last seq the server has for a task: stored, or published by a live task. */

@@ -245,6 +245,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     entry.finished = true;
     const taskId = entry.task.id;
     const runOnly = entry.lost || endsRunOnly(end);
+    /** Whether this run stored and published the task's result; if not (cluster), the follower takes its watchers. */
+    let published = false;
     try {
       // What happened before the end is recorded, then the end — unless the task is not ours.
       if (!entry.lost) {
@@ -259,6 +261,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
           if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt)) {
             feed.publish(taskId, seq, frame);
+            published = true;
             logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
           }
         });
@@ -269,7 +272,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     } finally {
       active.delete(taskId);
       // A run that ended without ending the task leaves its watchers to the follower (cluster).
-      if ((entry.lost || runOnly) && cluster) cluster.follower.adopt(taskId);
+      if (cluster && !published) cluster.follower.adopt(taskId);
       else feed.close(taskId);
       entry.done.resolve();
     }
@@ -830,6 +833,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         await cluster.store.releaseLeases(cluster.node, leases).catch((error) =>
           logger.warn("cluster: could not release leases (they expire on their own)", { error: errorMessage(error) }),
         );
+        // Wake the other workers now: a released task is claimable at once.
+        await cluster.store.signal({ kind: "queued" }).catch(() => {});
       }
       if (handedOver.length > 0) logger.info("running tasks handed over", { tasks: handedOver.length });
     },

@@ -68,6 +68,22 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
+/** A throwaway cluster this process started: it can also be stopped and started again. */
+export interface OwnCluster extends Cluster {
+  /**
+   * Stops the server (fast shutdown: sessions are ended, committed data is kept) and keeps it
+   * stopped until `start`; its data directory and port stay. For tests of a database outage.
+   */
+  halt(): Promise<void>;
+  /** Starts the halted server again on the same port and data; resolves once it accepts connections. */
+  start(): Promise<void>;
+  /** `halt`, then `start`. */
+  restart(): Promise<void>;
+}
+
+/** Where PostgreSQL's binaries are (undefined when it is not installed): for tests that start their own server. */
+export const postgresBinDir: string | undefined = findBinDir();
+
 async function freePort(): Promise<number> {
   const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const port = listener.port;
@@ -76,7 +92,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts a throwaway cluster; resolves once it accepts connections. */
-export async function startCluster(bin: string): Promise<Cluster> {
+export async function startCluster(bin: string): Promise<OwnCluster> {
   const dir = mkdtempSync(join(tmpdir(), "agentkit-pg-"));
   const user = process.getuid?.() === 0 ? serviceUser() : undefined;
   if (user) chownSync(dir, user.uid, user.gid);
@@ -96,8 +112,8 @@ export async function startCluster(bin: string): Promise<Cluster> {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${output}`);
   }
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+  /** Runs the server on `port`; resolves with it once ready, or with the log if it exited first. */
+  async function run(port: number): Promise<{ server: Bun.Subprocess; log?: undefined } | { server?: undefined; log: string }> {
     const server = Bun.spawn(
       [
         ...prefix,
@@ -133,22 +149,59 @@ export async function startCluster(bin: string): Promise<Cluster> {
       void (async () => {
         while (!(await reader.read()).done);
       })().catch(() => {});
+      return { server };
+    }
+    await server.exited;
+    return { log };
+  }
+  async function shutdown(server: Bun.Subprocess) {
+    server.kill("SIGINT"); // fast shutdown: ends sessions, no checkpoint wait worth speaking of
+    const killer = setTimeout(() => server.kill("SIGQUIT"), 10_000);
+    await server.exited;
+    clearTimeout(killer);
+  }
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const first = await run(port);
+    if (first.server) {
+      let current: Bun.Subprocess | undefined = first.server;
       const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-      return {
+      const cluster: OwnCluster = {
         url,
+        async halt() {
+          const server = current;
+          current = undefined;
+          if (server) await shutdown(server);
+        },
+        async start() {
+          if (current) return;
+          // The same port: a server that just stopped leaves it free (PostgreSQL binds with SO_REUSEADDR).
+          for (let tries = 1; ; tries++) {
+            const again = await run(port);
+            if (again.server) {
+              current = again.server;
+              return;
+            }
+            if (tries >= 20 || !/could not bind|Address already in use|lock file/.test(again.log)) {
+              throw new Error(`PostgreSQL did not start again: ${again.log.trim()}`);
+            }
+            await Bun.sleep(250);
+          }
+        },
+        async restart() {
+          await cluster.halt();
+          await cluster.start();
+        },
         async stop() {
-          server.kill("SIGINT"); // fast shutdown: ends sessions, no checkpoint wait worth speaking of
-          const killer = setTimeout(() => server.kill("SIGQUIT"), 10_000);
-          await server.exited;
-          clearTimeout(killer);
+          await cluster.halt();
           rmSync(dir, { recursive: true, force: true });
         },
       };
+      return cluster;
     }
-    await server.exited;
-    if (attempt < 3 && /could not bind|Address already in use/.test(log)) continue; // the port was taken meanwhile
+    if (attempt < 3 && /could not bind|Address already in use/.test(first.log)) continue; // the port was taken meanwhile
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`PostgreSQL did not start: ${log.trim()}`);
+    throw new Error(`PostgreSQL did not start: ${first.log.trim()}`);
   }
 }
 

@@ -1,0 +1,58 @@
+/**
+ * Joining a task's stream (src/server/watch.ts) when the client is ahead of this node's live tail:
+ * in a cluster a client that saw frames on the node running a task may reconnect to a node whose
+ * follower has not published them yet. It must get nothing twice and miss nothing.
+ */
+import { expect, test } from "bun:test";
+import { taskTopic, type EventBus } from "../../src/bus/bus.ts";
+import { createLiveFeed } from "../../src/bus/live-feed.ts";
+import { attachWatcher, type Watcher } from "../../src/server/watch.ts";
+import type { StoredEvent, TaskStore } from "../../src/store/store.ts";
+
+function rig(stored: number) {
+  const subscribed = new Set<string>();
+  const received: number[] = [];
+  const bus = {
+    publish(topic: string, frame: string) {
+      if (subscribed.has(topic)) received.push((JSON.parse(frame) as { seq: number }).seq);
+    },
+    bind() {},
+  } as unknown as EventBus;
+  const feed = createLiveFeed(bus);
+  const events: StoredEvent[] = Array.from({ length: stored }, (_, index) => ({ seq: index + 1, frame: JSON.stringify({ type: "step", seq: index + 1 }) }));
+  const store = { events: async (_id: string, after: number, limit: number) => events.filter((event) => event.seq > after).slice(0, limit) } as unknown as TaskStore;
+  const watcher: Watcher & { closed: boolean } = {
+    closed: false as boolean,
+    send: (event: StoredEvent) => received.push(event.seq),
+    subscribe: () => subscribed.add(taskTopic("t")),
+  };
+  return { feed, store, events, watcher, received, subscribed };
+}
+
+test("a watcher that joins with after= beyond what this node's tail has published gets no frame twice, and the rest live", async () => {
+  const { feed, store, events, watcher, received } = rig(67);
+  feed.open("t", 63); // the follower here has published up to 63
+  // The client already has 1..66 (from the node that ran the task).
+  const attaching = attachWatcher({ store, feed, taskId: "t", after: 66, watcher });
+  for (const event of events.slice(63)) feed.publish("t", event.seq, event.frame); // the follower catches up: 64..67
+  await attaching;
+  expect(received).toEqual([67]);
+});
+
+test("a watcher that leaves while it waits for this node to catch up is let go; one whose task's tail closes is subscribed", async () => {
+  const first = rig(10);
+  first.feed.open("t", 5);
+  const leaving = attachWatcher({ store: first.store, feed: first.feed, taskId: "t", after: 8, watcher: first.watcher });
+  first.watcher.closed = true;
+  first.feed.publish("t", 6, first.events[5]!.frame);
+  await leaving;
+  expect(first.subscribed.size).toBe(0);
+
+  const second = rig(10);
+  second.feed.open("t", 5);
+  const ending = attachWatcher({ store: second.store, feed: second.feed, taskId: "t", after: 8, watcher: second.watcher });
+  second.feed.close("t");
+  await ending; // within the 250 ms check
+  expect(second.subscribed.size).toBe(1);
+  expect(second.received).toEqual([]);
+});
