@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { listeningPort } from "./helpers/binary.ts";
 import { within } from "./helpers/deferred.ts";
 import { tempDir } from "./helpers/server.ts";
 import { connect } from "./helpers/ws-client.ts";
@@ -23,22 +24,8 @@ afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 async function launch(args: string[], env: Record<string, string> = {}) {
   // `--port 0` after the caller's flags: a free port, whatever PORT says.
   const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: workDir, stderr: "pipe", stdout: "pipe" });
-  const reader = child.stderr.getReader();
-  let log = "";
-  const port = await within(
-    (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`exited early: ${log}`);
-        log += new TextDecoder().decode(value);
-        const match = /listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)/.exec(log);
-        if (match) return Number(match[1]);
-      }
-    })(),
-    10_000,
-    "the listening line",
-  );
-  reader.releaseLock();
+  const { port, log: logged } = await listeningPort(child, 10_000);
+  const log = logged();
   return { child, port, log, base: `http://127.0.0.1:${port}` };
 }
 

@@ -5,6 +5,7 @@
  * two nodes started with exactly the compose's command and environment (only the database URL
  * pointing at a test server instead) must serve as one cluster.
  */
+import { listeningPort } from "./helpers/binary.ts";
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -121,24 +122,7 @@ describePostgres("the compose's nodes", (pg) => {
           const env = { ...imageEnv, ...interpolated(node.environment), AGENTKIT_DATA_DIR: dataDir, AGENTKIT_DATABASE_URL: url };
           const child = Bun.spawn([process.execPath, join(root, "src/main.ts"), ...node.command!, "--port", "0"], { env, cwd: dataDir, stdout: "ignore", stderr: "pipe" });
           children.push(child);
-          const reader = child.stderr.getReader();
-          let log = "";
-          const port = await within(
-            (async () => {
-              for (;;) {
-                const { value, done } = await reader.read();
-                if (done) throw new Error(`exited early: ${log}`);
-                log += new TextDecoder().decode(value);
-                const match = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(log);
-                if (match) return Number(match[1]);
-              }
-            })(),
-            15_000,
-            "the listening line",
-          );
-          void (async () => {
-            while (!(await reader.read()).done);
-          })();
+          const { port } = await listeningPort(child);
           return `127.0.0.1:${port}`;
         }),
       );

@@ -3,6 +3,7 @@
  * ENV) must be what the binary accepts, and the server started with exactly the image's environment
  * must be found healthy by the image's HEALTHCHECK command line.
  */
+import { listeningPort } from "./helpers/binary.ts";
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -101,22 +102,7 @@ const agentkit = [process.execPath, join(root, "src/main.ts")];
 async function serveLikeTheImage(env: Record<string, string>, args: string[]) {
   const dataDir = env.AGENTKIT_DATA_DIR!;
   const child = Bun.spawn([...agentkit, ...args], { env, cwd: dataDir, stdout: "pipe", stderr: "pipe" });
-  const reader = child.stderr.getReader();
-  let log = "";
-  const port = await within(
-    (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`exited early: ${log}`);
-        log += new TextDecoder().decode(value);
-        const match = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(log);
-        if (match) return Number(match[1]);
-      }
-    })(),
-    10_000,
-    "the listening line",
-  );
-  reader.releaseLock();
+  const { port } = await listeningPort(child, 10_000);
   return { child, port };
 }
 

@@ -5,6 +5,7 @@
  * rewritten to it) and a PATH without `npx`, so the sample's stdio MCP server cannot download
  * anything (it fails to start with a warning, as it would on a machine without Node.js).
  */
+import { listeningPort } from "./helpers/binary.ts";
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -48,22 +49,8 @@ function workDir(): string {
 /** Starts `bun src/main.ts …`; resolves once it logs the listening line. */
 async function start(args: string[], env: Record<string, string>, cwd: string) {
   const child = Bun.spawn([process.execPath, join(root, "src/main.ts"), ...args, "--port", "0"], { env, cwd, stdout: "pipe", stderr: "pipe" });
-  const reader = child.stderr.getReader();
-  let log = "";
-  const port = await within(
-    (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`exited early (code ${await child.exited}): ${log}`);
-        log += new TextDecoder().decode(value);
-        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-        if (match) return Number(match[1]);
-      }
-    })(),
-    10_000,
-    "the listening line",
-  );
-  reader.releaseLock();
+  const { port, log: logged } = await listeningPort(child, 10_000);
+  const log = logged();
   return { child, port, log, base: `http://127.0.0.1:${port}` };
 }
 

@@ -39,6 +39,28 @@ export interface BinaryProcess {
  */
 export async function launchBinary(binary: string, args: string[], env: Record<string, string>, options: { cwd?: string; ms?: number } = {}): Promise<BinaryProcess> {
   const child = Bun.spawn([binary, ...args, "--port", "0"], { env, cwd: options.cwd, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const { port, log } = await listeningPort(child, options.ms);
+  return {
+    child,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}`,
+    log,
+    lines: (text) => log().split("\n").filter((line) => line.includes(text)),
+    exited: child.exited,
+  };
+}
+
+/**
+ * Reads a started server's stderr until it logs its listening line (on 127.0.0.1 or 0.0.0.0), and
+ * goes on draining it (a pipe nobody reads blocks the process once it holds 64 KiB). Resolves
+ * with the port and the log so far; throws with the log if the process exits first or does not
+ * listen within `ms` (and kills it then).
+ */
+export async function listeningPort(
+  child: { stderr: ReadableStream<Uint8Array>; exited: Promise<number>; kill(signal?: number | NodeJS.Signals): void },
+  ms = 15_000,
+): Promise<{ port: number; log: () => string }> {
   let log = "";
   const { promise: listening, resolve, reject } = Promise.withResolvers<number>();
   void (async () => {
@@ -51,22 +73,13 @@ export async function launchBinary(binary: string, args: string[], env: Record<s
       const match = /listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)/.exec(log);
       if (match) resolve(Number(match[1]));
     }
-    reject(new Error(`exited early: ${log}`));
+    reject(new Error(`exited early (code ${await child.exited}): ${log}`));
   })().catch(reject);
-  let port: number;
   try {
-    port = await within(listening, options.ms ?? 15_000, "the listening line");
+    return { port: await within(listening, ms, "the listening line"), log: () => log };
   } catch (error) {
     child.kill("SIGKILL");
     throw new Error(`${(error as Error).message}\n${log}`);
   }
-  return {
-    child,
-    port,
-    base: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}`,
-    log: () => log,
-    lines: (text) => log.split("\n").filter((line) => line.includes(text)),
-    exited: child.exited,
-  };
 }
+

@@ -3,6 +3,7 @@
  * restart on the same database, and the `agentkit` entry point choosing PostgreSQL from
  * AGENTKIT_DATABASE_URL (and stopping with one line when it cannot reach it).
  */
+import { listeningPort } from "../helpers/binary.ts";
 import { SQL } from "bun";
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
@@ -108,24 +109,8 @@ describePostgres("the server on PostgreSQL", (pg) => {
       stderr: "pipe",
     });
     try {
-      const reader = child.stderr.getReader();
-      let log = "";
-      const port = await within(
-        (async () => {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) throw new Error(`exited early: ${log}`);
-            log += new TextDecoder().decode(value);
-            const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-            if (match) return Number(match[1]);
-          }
-        })(),
-        15_000,
-        "the listening line",
-      );
-      void (async () => {
-        while (!(await reader.read()).done);
-      })();
+      const { port, log: logged } = await listeningPort(child);
+      const log = logged();
       expect(log).toContain("store: PostgreSQL");
       const response = await fetch(`http://127.0.0.1:${port}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "What is 6 * 7?" }) });
       const { id } = (await response.json()) as { id: string };
