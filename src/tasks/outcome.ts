@@ -35,7 +35,7 @@ export type RunEnd =
   | { kind: "stopped"; reason: "max_steps" | "token_budget"; message: string; totals: RunTotals }
   | { kind: "aborted"; abort: TaskAbort; totals: RunTotals }
   | { kind: "error"; error: unknown; totals: RunTotals }
-  | { kind: "interrupted"; totals: RunTotals };
+  | { kind: "interrupted"; totals: RunTotals; message?: string };
 
 export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
   const { steps, inputTokens, outputTokens, costUsd } = end.totals;
@@ -61,7 +61,7 @@ export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
         status: "failed",
         stopReason: "interrupted",
         output: null,
-        error: taskError("interrupted", "Interrupted: the server stopped while this task was running"),
+        error: taskError("interrupted", end.message ?? "Interrupted: the server stopped while this task was running"),
       };
   }
 }

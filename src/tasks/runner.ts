@@ -356,7 +356,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       } catch (error) {
         if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
         logger.error("runner: could not resume a task", { task: task.id, error: errorMessage(error) });
-        return finish(entry, { kind: "interrupted", totals: entry.totals });
+        return finish(entry, {
+          kind: "interrupted",
+          totals: entry.totals,
+          message: `Interrupted: the server stopped while this task was running, and it could not be resumed (${errorMessage(error)})`,
+        });
       }
     }
     // The time limit counts from the task's first start, across resumes.

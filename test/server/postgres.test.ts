@@ -78,19 +78,23 @@ describePostgres("the server on PostgreSQL", (pg) => {
     expect(await again.json()).toMatchObject({ status: "cancelled" });
   });
 
-  test("a restart on the same database: a task left running ends 'interrupted' with a result; a queued one runs", async () => {
+  test("a restart on the same database: a task left running resumes from its log; a queued one runs", async () => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url });
-    await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+    await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "What is 1 + 1?", metadata: {}, createdAt: new Date() });
     await store.createTask({ id: "was-queued", owner: "anonymous", agent: "default", input: "What is 3 + 4?", metadata: {}, createdAt: new Date() });
     await store.markRunning("was-running", new Date());
-    await store.appendEvents("was-running", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
+    await store.appendEvents("was-running", [
+      { seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "usage", step: 1, data: { input_tokens: 3, output_tokens: 4 }, timestamp: new Date().toISOString() } }) },
+    ]);
     await store.close();
 
     server = await startPostgresTestServer(url);
     const running = await server.watch("was-running");
-    expect((await running.result()).data).toMatchObject({ status: "failed", stop_reason: "interrupted" });
-    expect(running.seqs).toEqual([1, 2]);
+    const result = await running.result();
+    expect(result.data).toMatchObject({ status: "completed", output: "1 + 1 = 2" });
+    expect(running.seqs).toEqual(Array.from({ length: result.seq! }, (_, index) => index + 1));
+    expect(running.frames.find((frame) => frame.seq === 2)).toMatchObject({ type: "step", data: { event_type: "resumed", data: { reason: "restart", attempt: 2 } } });
     const queued = await server.watch("was-queued");
     expect((await queued.result()).data).toMatchObject({ status: "completed", output: "3 + 4 = 7" });
     const before = await (await server.http("/tasks/was-queued")).json();

@@ -133,3 +133,20 @@ test("with on_interrupt 'fail', a graceful stop ends running tasks for their wat
   const again = await server.watch(second.id);
   expect((await again.result()).data).toMatchObject({ status: "completed", output: "second ran" });
 });
+
+test("a task whose log cannot be read back is not resumed: it ends 'interrupted', saying why", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const store = createSqliteStore({ dataDir });
+  await store.createTask({ id: "garbled", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
+  await store.markRunning("garbled", new Date());
+  // A thought before its step's usage: never written by the runner, so the log is not trusted.
+  await store.appendEvents("garbled", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
+  store.close();
+
+  server = await startTestServer({ dataDir });
+  const watcher = await server.watch("garbled");
+  const result = await watcher.result();
+  expect(result).toMatchObject({ seq: 2, data: { status: "failed", stop_reason: "interrupted", error: { code: "interrupted" } } });
+  expect((result.data as { error: { message: string } }).error.message).toContain("could not be resumed");
+});
