@@ -168,7 +168,7 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
-  test("informal throughput: persisted events per second through the store (reported, not asserted)", async () => {
+  test("concurrent batched appends over many tasks all land, gapless (throughput printed, not asserted)", async () => {
     const store = await createPostgresStore({ url: await pg.createDatabase(), max: 10 });
     try {
       const tasks = 50;
