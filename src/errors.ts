@@ -114,19 +114,12 @@ export function errorMessage(error: unknown): string {
 
 /**
  * Whether an error says the database cannot be reached right now (PostgreSQL down, restarting, or
- * the connection lost): Bun.SQL's connection errors, and SQLSTATE class 08 (connection exception),
- * 57P01–57P03 (shutting down, cannot connect now). Clients get 503 with Retry-After, not 500.
+ * the connection lost): Bun.SQL's connection errors (`ERR_POSTGRES_CONNECTION_*`, e.g. "Failed to
+ * connect"), and SQLSTATE class 08 (connection exception), 57P01–57P03 (shutting down, cannot
+ * connect now). Clients get 503 with Retry-After, not 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  const code = String((error as { code?: unknown }).code ?? "");
-  const sqlState = String((error as { errno?: unknown; sqlState?: unknown }).sqlState ?? (error as { errno?: unknown }).errno ?? "");
-  return (
-    code.startsWith("ERR_POSTGRES_CONNECTION") ||
-    code === "ERR_POSTGRES_CONNECTION_TIMEOUT" ||
-    /^08/.test(sqlState) ||
-    /^57P0[123]$/.test(sqlState) ||
-    /Failed to connect|Connection closed/i.test(error.message)
-  );
+  const { code, errno } = error as { code?: unknown; errno?: unknown };
+  return String(code ?? "").startsWith("ERR_POSTGRES_CONNECTION") || /^(08|57P0[123])/.test(String(errno ?? ""));
 }
-

@@ -254,7 +254,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
         });
       }
-      if (!runOnly && !entry.lost && end) {
+      if (!runOnly && end) {
         await write(entry, async () => {
           const seq = entry.nextSeq++;
           const outcome = toOutcome(end, now());
@@ -307,6 +307,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       return finish(entry, { kind: "error", error: new AgentNotConfiguredError(task.agent), totals: entry.totals });
     }
     const { definition } = agent;
+    // Aborted before it began (a cancel recorded before the claim): end it as such, doing nothing.
+    if (entry.controller.signal.reason instanceof TaskAbort) {
+      return finish(entry, { kind: "aborted", abort: entry.controller.signal.reason, totals: entry.totals });
+    }
     if (entry.attempt === undefined) {
       // One node: the claim is markRunning (queued → running).
       const startedAt = now();
@@ -497,30 +501,14 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     entry.attempt = claimed.attempt;
     entry.leaseValidUntil = performance.now() + cluster!.leaseMs;
     if (claimed.takeover) entry.resume = "takeover";
-    running++;
-    entry.state = "running";
     try {
       await catchUpTail(task.id, task.last_seq);
     } catch (error) {
       logger.warn("cluster: could not catch a taken-over task's watchers up", { task: task.id, error: errorMessage(error) });
     }
-    if (claimed.cancelRequested) {
-      entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
-    }
-    void (async () => {
-      try {
-        if (claimed.cancelRequested) {
-          await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
-        } else {
-          await run(entry);
-        }
-      } catch (error) {
-        logger.error("runner: task crashed", { task: task.id, error: String(error) });
-      } finally {
-        running--;
-        void claim();
-      }
-    })();
+    // A cancel asked for before the claim ends the run before it does anything (see `run`).
+    if (claimed.cancelRequested) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+    start(entry);
   }
 
   /** Renews this node's leases; a run whose lease is gone, or cannot be renewed in time, stops. */
