@@ -17,9 +17,10 @@ export type ErrorCode =
   | "upgrade_required"
   | "too_many_watchers"
   | "unavailable"
+  | "not_implemented"
   | "internal";
 
-const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 429 | 500 | 503> = {
+const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 426 | 429 | 500 | 501 | 503> = {
   bad_request: 400,
   validation_failed: 400,
   unauthorized: 401,
@@ -33,6 +34,8 @@ const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 405 | 409 | 413 | 4
   upgrade_required: 426,
   too_many_watchers: 429,
   unavailable: 503,
+  /** A feature this server is not set up for (e.g. share tokens without a secret). */
+  not_implemented: 501,
   internal: 500,
 };
 
@@ -67,6 +70,7 @@ const WS_CLOSE: Record<ErrorCode, number> = {
   upgrade_required: CloseCode.badRequest,
   too_many_watchers: CloseCode.tooManyWatchers,
   unavailable: CloseCode.goingAway,
+  not_implemented: CloseCode.serverError,
   internal: CloseCode.serverError,
 };
 

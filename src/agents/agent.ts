@@ -3,6 +3,8 @@
  * The schema validates agent definitions from configuration.
  */
 import { z } from "zod";
+import { compileOutputSchema } from "../engine/structured-output.ts";
+import type { ModelRequest } from "../llm/model.ts";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
 import { MCP_TOOL_NAME_SEPARATOR } from "../tools/mcp/mcp-tool-name.ts";
 
@@ -25,6 +27,21 @@ export const AgentDefinition = z.strictObject({
   max_output_tokens: z.number().int().positive().optional(),
   /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
   token_budget: z.number().int().positive().optional(),
+  // ---- model settings (issue 10 item 7)
+  /** Sampling temperature; absent: the provider's default. */
+  temperature: z.number().min(0).max(2).optional(),
+  /** Nucleus sampling; absent: the provider's default. */
+  top_p: z.number().min(0).max(1).optional(),
+  /** `auto` (the default when tools are offered), `required`, `none`, or `{"tool": name}`: one of the agent's tools. */
+  tool_choice: z.union([z.enum(["auto", "required", "none"]), z.strictObject({ tool: z.string().min(1) })]).optional(),
+  /** How hard a reasoning model thinks; each provider maps it (models that do not reason ignore it). */
+  reasoning_effort: z.enum(["minimal", "low", "medium", "high"]).optional(),
+  /** Provider-specific options keyed by provider name (`{"openai": {…}}`), passed through to the AI SDK's `providerOptions`. */
+  provider_options: z.record(z.string().min(1), z.record(z.string(), z.json())).optional(),
+  /** JSON Schema the final answer must match (a JSON value); checked at start-up: see engine/structured-output.ts. */
+  output_schema: z.record(z.string(), z.json()).optional(),
+  /** How many times a final answer failing `output_schema` goes back to the model before the task fails. */
+  output_retries: z.number().int().min(0).max(10).default(2),
   /**
    * When the server running a task stops mid-task (crash, or a cluster node dying): `resume` goes on
    * from the stored events (on this server's restart, or on another node); `fail` ends the task.
@@ -35,15 +52,65 @@ export const AgentDefinition = z.strictObject({
    * MCP tool whose server gives no hints. Each must be one of the agent's tools.
    */
   idempotent_tools: z.array(z.string().min(1)).default([]),
+  // ---- people in the loop (issue 10) ----
+  /**
+   * Tools whose calls wait for a person's approval before they run: tool names (`http_fetch`,
+   * `files__write`), or `mcp:<server>` for every tool of an MCP server. Each must be one of the
+   * agent's tools.
+   */
+  approval: z.array(z.string().min(1)).default([]),
+  /** How long an approval or a question (`ask_user`) waits for a person. Default 24 h. */
+  approval_timeout_ms: z.number().int().min(1000).max(30 * 24 * 3600_000).default(24 * 3600_000),
+  /**
+   * When nobody decides in time: `reject` (the model reads a `tool_error` `approval_timeout`, or
+   * `no_answer` for a question, and goes on) or `fail` (the task fails, code `approval_timeout`).
+   */
+  on_approval_timeout: z.enum(["reject", "fail"]).default("reject"),
+  /**
+   * A thread's history as the model sees it (see src/threads/history.ts): the last `max_turns`
+   * earlier tasks, and no more than `max_chars` characters of them (oldest turns dropped first).
+   */
+  history: z
+    .strictObject({
+      max_turns: z.number().int().min(0).max(10_000).default(50),
+      max_chars: z.number().int().min(0).max(100_000_000).default(400_000),
+    })
+    .default({ max_turns: 50, max_chars: 400_000 }),
+  /**
+   * A new input for a thread whose task is still running or waiting: `enqueue` (run after it),
+   * `reject` (409), `interrupt` (cancel it, then run) or `steer` (the input joins the running task
+   * as a message before its next model step). A request's `on_busy` overrides it.
+   */
+  on_busy: z.enum(["enqueue", "reject", "interrupt", "steer"]).default("enqueue"),
 }).superRefine((agent, context) => {
   if (agent.tools.includes("http_fetch") && !agent.http_fetch) {
     context.addIssue({ code: "custom", path: ["http_fetch"], message: "required when tools lists http_fetch (at least allowHosts)" });
+  }
+  for (const [index, name] of agent.approval.entries()) {
+    const separator = name.indexOf(MCP_TOOL_NAME_SEPARATOR);
+    const server = name.startsWith("mcp:") ? name.slice(4) : separator > 0 ? name.slice(0, separator) : undefined;
+    if (!agent.tools.includes(name) && !(server !== undefined && agent.tools.includes(`mcp:${server}`))) {
+      context.addIssue({ code: "custom", path: ["approval", index], message: `'${name}' is not one of the agent's tools` });
+    }
   }
   for (const [index, name] of agent.idempotent_tools.entries()) {
     const separator = name.indexOf(MCP_TOOL_NAME_SEPARATOR);
     const server = separator > 0 ? name.slice(0, separator) : undefined;
     if (!agent.tools.includes(name) && !(server !== undefined && agent.tools.includes(`mcp:${server}`))) {
       context.addIssue({ code: "custom", path: ["idempotent_tools", index], message: `'${name}' is not one of the agent's tools` });
+    }
+  }
+  if (typeof agent.tool_choice === "object" && !hasTool(agent.tools, agent.tool_choice.tool)) {
+    context.addIssue({ code: "custom", path: ["tool_choice", "tool"], message: `'${agent.tool_choice.tool}' is not one of the agent's tools` });
+  }
+  if (agent.tool_choice === "required" && agent.tools.length === 0) {
+    context.addIssue({ code: "custom", path: ["tool_choice"], message: "'required' needs at least one tool" });
+  }
+  if (agent.output_schema !== undefined) {
+    try {
+      compileOutputSchema(agent.output_schema);
+    } catch (error) {
+      context.addIssue({ code: "custom", path: ["output_schema"], message: error instanceof Error ? error.message : String(error) });
     }
   }
 });
@@ -53,3 +120,42 @@ export const DEFAULT_AGENT: AgentDefinition = AgentDefinition.parse({
   name: "default",
   description: "General assistant with a calculator and a clock (runs on the built-in demo model unless configured).",
 });
+
+/** `name` is one of `tools`: listed itself, or an MCP tool (`<server>__<tool>`) of a listed `mcp:<server>`. */
+function hasTool(tools: readonly string[], name: string): boolean {
+  const separator = name.indexOf(MCP_TOOL_NAME_SEPARATOR);
+  const server = separator > 0 ? name.slice(0, separator) : undefined;
+  return tools.includes(name) || (server !== undefined && tools.includes(`mcp:${server}`));
+}
+
+export type ModelSettings = Pick<ModelRequest, "temperature" | "topP" | "toolChoice" | "reasoningEffort" | "providerOptions">;
+
+/**
+ * The agent's model settings as `ModelRequest` fields (only those it sets), to spread into each request.
+ * @example
+ * model.stream({ system, messages, tools, ...modelSettingsOf(agent), abortSignal });
+ */
+export function modelSettingsOf(
+  definition: Pick<AgentDefinition, "temperature" | "top_p" | "tool_choice" | "reasoning_effort" | "provider_options">,
+): ModelSettings {
+  const { tool_choice: toolChoice } = definition;
+  return {
+    ...(definition.temperature !== undefined ? { temperature: definition.temperature } : {}),
+    ...(definition.top_p !== undefined ? { topP: definition.top_p } : {}),
+    ...(toolChoice !== undefined
+      ? { toolChoice: typeof toolChoice === "string" ? toolChoice : { type: "tool" as const, toolName: toolChoice.tool } }
+      : {}),
+    ...(definition.reasoning_effort !== undefined ? { reasoningEffort: definition.reasoning_effort } : {}),
+    ...(definition.provider_options !== undefined
+      ? { providerOptions: definition.provider_options as Record<string, Record<string, unknown>> }
+      : {}),
+  };
+}
+
+/** Whether a call of `toolName` needs a person's approval under this agent's `approval` list. */
+export function needsApproval(definition: Pick<AgentDefinition, "approval">, toolName: string): boolean {
+  if (definition.approval.length === 0) return false;
+  if (definition.approval.includes(toolName)) return true;
+  const separator = toolName.indexOf(MCP_TOOL_NAME_SEPARATOR);
+  return separator > 0 && definition.approval.includes(`mcp:${toolName.slice(0, separator)}`);
+}

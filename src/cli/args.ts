@@ -37,6 +37,8 @@ Environment only:
                       provider keys and endpoints (see README "Models")
   AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
                       X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
+  AGENTKIT_SHARE_SECRET  signs the read-only watch tokens of POST /tasks/:id/share (32+ characters;
+                      the same on every node). Unset: a secret kept in the store.
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
   AGENTKIT_LEASE_MS   cluster: a task's lease (default 15000); a dead node's tasks are taken over after it
   AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)

@@ -78,6 +78,11 @@ export const Config = z.object({
   apiKey: z.string().regex(API_KEY_PATTERN, API_KEY_RULE).optional(),
   /** Tenant keys: each owns the tasks it creates and cannot see anyone else's. */
   apiKeys: TenantKeys.default([]),
+  /**
+   * Signs the read-only watch tokens of `POST /tasks/:id/share` (HMAC-SHA256). Every node of a
+   * cluster needs the same one; changing it invalidates every token made with the old one.
+   */
+  shareSecret: z.string().min(32, "must be at least 32 characters (e.g. `openssl rand -hex 32`)").max(1024).optional(),
   /** Origins allowed by CORS (`*` for any); none by default. */
   corsOrigins: CommaList.default([]),
   maxWatchersPerTask: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
@@ -116,6 +121,7 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_POLL_MS: "pollMs",
   AGENTKIT_API_KEY: "apiKey",
   AGENTKIT_API_KEYS: "apiKeys",
+  AGENTKIT_SHARE_SECRET: "shareSecret",
   AGENTKIT_CORS_ORIGINS: "corsOrigins",
   AGENTKIT_MAX_WATCHERS_PER_TASK: "maxWatchersPerTask",
   AGENTKIT_MAX_WATCHERS_PER_KEY: "maxWatchersPerKey",

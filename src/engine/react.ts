@@ -12,13 +12,49 @@
  * stored events, the engine first settles the calls that were announced but have no stored result
  * (idempotent tools run again; the others become `interrupted` tool errors), then goes on with step
  * `firstStep`; `maxSteps` and `tokenBudget` count the earlier steps too.
+ *
+ * People take part (see src/tasks/interaction.ts):
+ * - a call to a tool that needs approval (`needsApproval`), or to a question tool (`ask_user`), is
+ *   not run: the engine yields `approval_requested` / `question`, runs the step's other calls, and
+ *   returns `{reason: "waiting"}`. The runner parks the task (`waiting`); once decided, the next run
+ *   resumes from the log with the decision in `pendingCalls`.
+ * - `takeInputs` is asked before every model step (and before a final answer is accepted): each
+ *   message a person sent meanwhile is yielded as a durable `user_input` and joins the conversation.
+ * - with an `outputSchema`, the final answer must be JSON matching it; a bad one is sent back to
+ *   the model (`output_invalid`) up to `outputRetries` times.
  */
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import type { StopReason } from "../protocol/task.ts";
-import type { ChatMessage, ChatModel, ToolCallRequest } from "../llm/model.ts";
+import type { ChatMessage, ChatModel, ModelRequest, ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
-import { executeToolCall, interruptedOutcome, isIdempotentTool, observationText, type ToolOutcome } from "./tool-execution.ts";
+import {
+  decidedOutcome,
+  executeToolCall,
+  interruptedOutcome,
+  isIdempotentTool,
+  observationText,
+  parseToolArguments,
+  type CallDecision,
+  type ToolOutcome,
+} from "./tool-execution.ts";
+
+/** Checks a final answer against the agent's `output_schema` (src/engine/structured-output.ts). */
+export interface FinalAnswerCheck {
+  check(text: string): { ok: true; value: unknown; json: string } | { ok: false; message: string };
+}
+
+/** What the model is told when its final answer did not match the output schema (resume.ts rebuilds it). */
+export function outputFeedback(message: string): string {
+  return `Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema.`;
+}
+
+/** A person's message for the conversation (steering), as `takeInputs` hands it over. */
+export interface HumanInput {
+  id: string;
+  text: string;
+  by: string;
+}
 
 export interface ReActOptions {
   model: ChatModel;
@@ -49,21 +85,50 @@ export interface ReActOptions {
   pendingCalls?: readonly PendingToolCall[];
   /** More tool names to treat as idempotent (the agent's `idempotent_tools`). */
   idempotentTools?: readonly string[];
+  // ---- people in the loop (all optional) ----
+  /** Whether a call of this tool waits for a person's approval before it runs. */
+  needsApproval?: (toolName: string) => boolean;
+  /** Tools whose call is a question to the user (`ask_user`): the answer becomes the result. */
+  questionTools?: ReadonlySet<string>;
+  /** When a wait that starts now ends on its own (ISO time), or null: shown in the wait events. */
+  waitExpiresAt?: () => string | null;
+  /** Messages people sent since the last call, to join the conversation now (steering). */
+  takeInputs?: () => Promise<readonly HumanInput[]>;
+  // ---- model settings and the final answer ----
+  /** Passed to every model call as they are (temperature, top_p, tool choice…). */
+  modelSettings?: Pick<ModelRequest, "temperature" | "topP" | "toolChoice" | "reasoningEffort" | "providerOptions">;
+  /** The final answer must pass this check (the agent's `output_schema`). */
+  outputCheck?: FinalAnswerCheck;
+  /** How many bad final answers are sent back to the model before the run fails. Default 2. */
+  outputRetries?: number;
+  /** Bad final answers already sent back before this run (resume). */
+  outputRetriesUsed?: number;
 }
 
 /** A tool call announced in `step` whose result was never stored. */
 export interface PendingToolCall {
   step: number;
   call: ToolCallRequest;
+  /** It waits for a person: an approval (`approval_requested`) or an answer (`question`). */
+  awaiting?: "approval" | "question";
+  /** What the person (or the timeout) decided, when they have. */
+  decision?: CallDecision;
+  /** A run began after the decision: the call may have started (treated like any interrupted call). */
+  started?: boolean;
 }
 
 /** How the run ended when it ended without a final answer. */
-export interface ReActStop {
-  reason: Extract<StopReason, "max_steps" | "token_budget">;
-  message: string;
-  totalSteps: number;
-  totalTokens: number;
-}
+export type ReActStop =
+  | {
+      reason: Extract<StopReason, "max_steps" | "token_budget">;
+      message: string;
+      totalSteps: number;
+      totalTokens: number;
+    }
+  /** Calls wait for people: the task waits (nothing more runs until they decide). */
+  | { reason: "waiting"; totalSteps: number; totalTokens: number }
+  /** The final answer never matched the output schema. */
+  | { reason: "invalid_output"; message: string; totalSteps: number; totalTokens: number };
 
 export type ReActEvent = StepEvent | FinalAnswerEvent | DeltaEvent;
 
@@ -77,15 +142,26 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
   ];
   const messages: ChatMessage[] = [...options.messages];
   const state = { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 };
+  const execute = (call: ToolCallRequest) => executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal });
+  let outputRetriesUsed = options.outputRetriesUsed ?? 0;
+  // A forced tool choice (`required`, or one tool) holds for the first model step only: once the
+  // model has called tools it must be free to answer (the OpenAI Agents SDK's reset_tool_choice).
+  let modelSettings = options.modelSettings;
+  const forcesTools = (choice: unknown) => choice === "required" || (typeof choice === "object" && choice !== null);
+  if ((options.firstStep ?? 1) > 1 && forcesTools(modelSettings?.toolChoice)) modelSettings = { ...modelSettings, toolChoice: undefined };
 
   if (options.pendingCalls && options.pendingCalls.length > 0) {
     abortSignal.throwIfAborted();
     const pendingCalls = options.pendingCalls;
-    const outcomes = runBounded(pendingCalls, options.maxToolConcurrency ?? 4, async ({ call }) =>
-      isIdempotentTool(call.name, options.tools, options.idempotentTools)
-        ? executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal })
-        : interruptedOutcome(call),
-    );
+    // Still waiting for a person: nothing to do until they decide.
+    if (pendingCalls.some((pending) => pending.awaiting && !pending.decision)) {
+      return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
+    }
+    const outcomes = runBounded(pendingCalls, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
+      // Decided and never started: what the person decided (an approved call runs now).
+      if (decision && !started) return decision.kind === "approved" ? execute(call) : decidedOutcome(call, decision);
+      return isIdempotentTool(call.name, options.tools, options.idempotentTools) ? execute(call) : interruptedOutcome(call);
+    });
     for (const pending of outcomes) pending.catch(() => {});
     for (const [index, pending] of outcomes.entries()) {
       const outcome = await pending;
@@ -103,6 +179,13 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       return { reason: limit.reason, message: limit.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
     }
     const step = ++state.steps;
+    // What people said since the last step joins the conversation before the model reads it.
+    for (const input of (await options.takeInputs?.()) ?? []) {
+      abortSignal.throwIfAborted();
+      yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
+      messages.push({ role: "user", content: input.text });
+    }
+    abortSignal.throwIfAborted();
 
     // Model phase: one streamed model call.
     let text = "";
@@ -114,6 +197,7 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       messages,
       tools: specs,
       maxOutputTokens: options.maxOutputTokens,
+      ...modelSettings,
       abortSignal,
     })) {
       switch (part.type) {
@@ -138,14 +222,38 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     yield { event_type: "usage", step, data: usage };
 
     if (calls.length === 0) {
-      // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
-      if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
-      yield {
-        event_type: "final_answer",
-        step,
-        data: { output: text, total_steps: step, total_tokens: state.totalTokens },
-      };
-      return undefined;
+      // A person said something while the model was answering: the answer is not final, it is a
+      // turn of the conversation, and the model answers again with their message in view.
+      const late = (await options.takeInputs?.()) ?? [];
+      const checked = late.length === 0 && options.outputCheck ? options.outputCheck.check(text) : undefined;
+      if (late.length === 0 && (checked === undefined || checked.ok)) {
+        // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
+        if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
+        const data: FinalAnswerEvent["data"] = { output: text, total_steps: step, total_tokens: state.totalTokens };
+        if (checked?.ok) Object.assign(data, { output: checked.json, output_json: checked.value });
+        yield { event_type: "final_answer", step, data };
+        return undefined;
+      }
+      if (checked && !checked.ok && outputRetriesUsed >= (options.outputRetries ?? 2)) {
+        if (reasoning !== "" || text.trim() !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+        return { reason: "invalid_output", message: checked.message, totalSteps: state.steps, totalTokens: state.totalTokens };
+      }
+      // The text stays in the conversation as what the model said (resume.ts: a thought that a
+      // user_input or an output_invalid follows is a whole turn).
+      yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+      messages.push({ role: "assistant", content: text });
+      if (checked && !checked.ok) {
+        outputRetriesUsed++;
+        yield { event_type: "output_invalid", step, data: { message: checked.message, attempt: outputRetriesUsed } };
+        messages.push({ role: "user", content: outputFeedback(checked.message) });
+      }
+      for (const input of late) {
+        yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
+        messages.push({ role: "user", content: input.text });
+      }
+      const met = stopConditions.find((condition) => condition.isMet(state));
+      if (met) return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
+      continue;
     }
 
     // Tool phase: announce every call, run them, report results in call order.
@@ -158,12 +266,26 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
     }
     messages.push({ role: "assistant", content: text, toolCalls: calls });
+    if (forcesTools(modelSettings?.toolChoice)) modelSettings = { ...modelSettings, toolChoice: undefined };
     for (const call of calls) {
       yield { event_type: "tool_call", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call) } };
     }
-    const outcomes = runBounded(calls, options.maxToolConcurrency ?? 4, (call) =>
-      executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal }),
-    );
+    // Calls that wait for a person are announced now (so they hear of it at once), and not run.
+    const held = new Set<ToolCallRequest>();
+    for (const call of calls) {
+      const kind = holdKind(call, options);
+      if (!kind) continue;
+      held.add(call);
+      const expiresAt = options.waitExpiresAt?.() ?? null;
+      if (kind === "approval") {
+        yield { event_type: "approval_requested", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call), expires_at: expiresAt } };
+      } else {
+        const question = String((parseToolArguments(call.arguments) as { question?: unknown }).question ?? "");
+        yield { event_type: "question", step, data: { id: call.id, name: call.name, question, expires_at: expiresAt } };
+      }
+    }
+    const runNow = calls.filter((call) => !held.has(call));
+    const outcomes = runBounded(runNow, options.maxToolConcurrency ?? 4, execute);
     // Rejections (task aborted) are awaited below; observe them now so one that settles while we are
     // suspended at a yield is not reported as unhandled.
     for (const pending of outcomes) pending.catch(() => {});
@@ -172,7 +294,25 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       yield toolEvent(step, outcome);
       messages.push(toolMessage(outcome));
     }
+    if (held.size > 0) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
   }
+}
+
+/**
+ * Whether a call waits for a person, and for what. Only a call that would run: the tool exists and
+ * its arguments are valid (a call that would fail anyway fails now, as an observation).
+ */
+function holdKind(call: ToolCallRequest, options: ReActOptions): "approval" | "question" | undefined {
+  const isQuestion = options.questionTools?.has(call.name) === true;
+  if (!isQuestion && options.needsApproval?.(call.name) !== true) return undefined;
+  const tool = options.tools.get(call.name);
+  if (!tool) return undefined;
+  try {
+    if (!tool.inputSchema.safeParse(parseToolArguments(call.arguments)).success) return undefined;
+  } catch {
+    return undefined;
+  }
+  return isQuestion ? "question" : "approval";
 }
 
 /** The observation the model reads for a settled call (resume.ts rebuilds the same from the log). */

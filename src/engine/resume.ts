@@ -25,18 +25,24 @@
  */
 import type { ChatMessage, ToolCallRequest } from "../llm/model.ts";
 import {
+  AnswerEvent,
+  ApprovalDecidedEvent,
+  ApprovalRequestedEvent,
+  OutputInvalidEvent,
+  QuestionEvent,
   ResumedEvent,
   ThoughtEvent,
   ToolCallEvent,
   ToolErrorEvent,
   ToolResultEvent,
   UsageEvent,
+  UserInputEvent,
   resumedEvent,
 } from "../protocol/events.ts";
 import { StepFrame } from "../protocol/frames.ts";
 import type { StoredEvent } from "../store/store.ts";
 import type { Tool } from "../tools/tool.ts";
-import type { PendingToolCall } from "./react.ts";
+import { outputFeedback, type PendingToolCall } from "./react.ts";
 import { isIdempotentTool, observationText } from "./tool-execution.ts";
 
 export interface ResumeState {
@@ -56,6 +62,14 @@ export interface ResumeState {
   lastSeq: number;
   /** `resumed` events already in the log: this resume is attempt `resumes + 1`. */
   resumes: number;
+  /** Ids of the people's inputs already in the conversation (`user_input`): never delivered twice. */
+  consumedInputs: Set<string>;
+  /** Bad final answers already sent back to the model (`output_invalid`). */
+  outputRetriesUsed: number;
+  /** How long the task waited for people in all (ms): not counted against its time limit. */
+  waitedMs: number;
+  /** Calls that wait for a person and have no decision yet: the task goes on waiting. */
+  awaiting: PendingToolCall[];
 }
 
 /** The log cannot be read back: a frame is not valid JSON, breaks its schema, or contradicts the log. */
@@ -78,6 +92,12 @@ const EVENT_SCHEMAS = {
   tool_result: ToolResultEvent,
   tool_error: ToolErrorEvent,
   resumed: ResumedEvent,
+  user_input: UserInputEvent,
+  approval_requested: ApprovalRequestedEvent,
+  approval_decided: ApprovalDecidedEvent,
+  question: QuestionEvent,
+  answer: AnswerEvent,
+  output_invalid: OutputInvalidEvent,
 } as const;
 
 /**
@@ -93,6 +113,11 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
   let lastSeq = 0;
   let lastStep = 0;
   let resumes = 0;
+  const consumedInputs = new Set<string>();
+  let outputRetriesUsed = 0;
+  let waitedMs = 0;
+  /** When the latest wait for a person began (the time of its request event). */
+  let waitStartedAt: number | undefined;
   /** The step in progress: its number, its text, and its assistant message once it announced calls. */
   let current: { step: number; text: string; assistant?: Extract<ChatMessage, { role: "assistant" }> } | undefined;
 
@@ -129,7 +154,7 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
 
     const parsedFrame = StepFrame.safeParse(frame);
     if (!parsedFrame.success) fail(`invalid step frame: ${parsedFrame.error.issues.map((issue) => issue.message).join("; ")}`);
-    const { event_type: eventType, step, data } = parsedFrame.data.data;
+    const { event_type: eventType, step, data, timestamp } = parsedFrame.data.data;
     if (eventType === "final_answer") {
       finished = true; // never stored as a step by the runner; if it is, the task has its answer
       continue;
@@ -141,10 +166,64 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
     const event = parsed.data;
     lastStep = Math.max(lastStep, event.step);
 
+    /** The step's text, said without calling tools, becomes a turn of the conversation (see runReAct). */
+    const closeTextTurn = () => {
+      if (current && !current.assistant && current.step === event.step) {
+        current.assistant = { role: "assistant", content: current.text };
+        messages.push(current.assistant);
+      }
+    };
+    const openCall = (id: string, what: string) => {
+      const pending = unfinished.find((candidate) => candidate.call.id === id);
+      if (!pending) fail(`${what} for call '${id}', which was not announced or already has a result`);
+      return pending;
+    };
+
     switch (event.event_type) {
       case "resumed":
         resumes++;
+        // A run began after these decisions: the calls may have started.
+        for (const pending of unfinished) if (pending.decision) pending.started = true;
+        if (event.data.reason === "continued" && waitStartedAt !== undefined) {
+          const at = Date.parse(timestamp);
+          if (Number.isFinite(at)) waitedMs += Math.max(0, at - waitStartedAt);
+          waitStartedAt = undefined;
+        }
         break;
+      case "user_input":
+        if (unfinished.length > 0) fail(`user_input while calls had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+        closeTextTurn();
+        consumedInputs.add(event.data.id);
+        messages.push({ role: "user", content: event.data.text });
+        break;
+      case "output_invalid":
+        if (!current || current.step !== event.step || current.assistant?.toolCalls) fail(`output_invalid of step ${event.step} out of place`);
+        closeTextTurn();
+        outputRetriesUsed = Math.max(outputRetriesUsed, event.data.attempt);
+        messages.push({ role: "user", content: outputFeedback(event.data.message) });
+        break;
+      case "approval_requested":
+      case "question": {
+        const pending = openCall(event.data.id, event.event_type);
+        pending.awaiting = event.event_type === "question" ? "question" : "approval";
+        const at = Date.parse(timestamp);
+        if (Number.isFinite(at)) waitStartedAt = at;
+        break;
+      }
+      case "approval_decided": {
+        const pending = openCall(event.data.id, "approval_decided");
+        if (pending.awaiting !== "approval" || pending.decision) fail(`approval_decided for call '${event.data.id}', which awaits no approval`);
+        const { decision, by, reason } = event.data;
+        pending.decision =
+          decision === "approved" ? { kind: "approved", by } : decision === "rejected" ? { kind: "rejected", by, ...(reason ? { reason } : {}) } : { kind: "timed_out" };
+        break;
+      }
+      case "answer": {
+        const pending = openCall(event.data.id, "answer");
+        if (pending.awaiting !== "question" || pending.decision) fail(`answer for call '${event.data.id}', which awaits no answer`);
+        pending.decision = { kind: "answered", by: event.data.by, text: event.data.text };
+        break;
+      }
       case "usage": {
         if (current && event.step < current.step) fail(`usage of step ${event.step} after step ${current.step}`);
         if (current?.assistant && event.step === current.step) fail(`step ${event.step} began again after it called tools`);
@@ -196,7 +275,8 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
   // A step that announced calls is done with the model: the next one follows. A step without
   // (its output lost) is run again.
   const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
-  return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes };
+  const awaiting = unfinished.filter((pending) => pending.awaiting && !pending.decision);
+  return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting };
 }
 
 /**
@@ -228,7 +308,10 @@ export function pendingCallPlan(
 ): { rerun: string[]; notRerun: string[] } {
   const rerun: string[] = [];
   const notRerun: string[] = [];
-  for (const { call } of pendingCalls) (isIdempotentTool(call.name, tools, idempotentTools) ? rerun : notRerun).push(call.id);
+  for (const { call, awaiting, decision, started } of pendingCalls) {
+    if (awaiting && (!decision || !started)) continue; // waits for a person, or runs as they decided
+    (isIdempotentTool(call.name, tools, idempotentTools) ? rerun : notRerun).push(call.id);
+  }
   return { rerun, notRerun };
 }
 
@@ -242,7 +325,7 @@ export function resumedEventFor(
     tools: ReadonlyMap<string, Tool>;
     idempotentTools?: readonly string[];
     node: string | null;
-    reason: "takeover" | "restart";
+    reason: ResumedEvent["data"]["reason"];
   },
 ): ResumedEvent {
   const plan = pendingCallPlan(state.unfinished, options.tools, options.idempotentTools);

@@ -96,3 +96,37 @@ export function observationText(outcome: ToolOutcome): string {
   if (!outcome.ok) return `Error (${outcome.error.code}): ${outcome.error.message}`;
   return typeof outcome.result === "string" ? outcome.result : JSON.stringify(outcome.result ?? null);
 }
+
+/** What a person (or a wait's timeout) decided about a call that waited for them. */
+export type CallDecision =
+  | { kind: "approved"; by: string }
+  | { kind: "rejected"; by: string; reason?: string }
+  /** Nobody decided the approval in time (and the agent's timeout outcome is `reject`). */
+  | { kind: "timed_out" }
+  /** The answer to a question; `text` null when nobody answered in time. */
+  | { kind: "answered"; by: string; text: string | null };
+
+/**
+ * The outcome of a call a person decided without it running: a rejection (or a timeout) is a
+ * `tool_error` the model reads and can act on; an answer is the question tool's result.
+ */
+export function decidedOutcome(call: ToolCallRequest, decision: Exclude<CallDecision, { kind: "approved" }>): ToolOutcome {
+  switch (decision.kind) {
+    case "rejected":
+      return {
+        ok: false,
+        call,
+        error: {
+          code: "rejected",
+          message: `The user rejected this call to '${call.name}'${decision.reason ? `: ${decision.reason}` : ""}`,
+          retryable: false,
+        },
+      };
+    case "timed_out":
+      return { ok: false, call, error: { code: "approval_timeout", message: `Nobody approved this call to '${call.name}' in time`, retryable: false } };
+    case "answered":
+      return decision.text === null
+        ? { ok: false, call, error: { code: "no_answer", message: "The user did not answer in time", retryable: false } }
+        : { ok: true, call, result: decision.text };
+  }
+}

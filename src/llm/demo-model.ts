@@ -3,6 +3,7 @@
  * user message and
  *   - arithmetic ("what is 12 * (3 + 4)?") → calls `calculator`, then answers with the value;
  *   - date or time ("what time is it in Europe/Paris?") → calls `current_time`, then answers;
+ *   - "ask me …" (when the agent has `ask_user`) → asks the user that question, then repeats the answer;
  *   - anything else → answers directly.
  * A tool error is read back and explained, so the loop's error path is visible too.
  * Text is streamed word by word, like a real provider.
@@ -64,6 +65,14 @@ function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, ne
   if (last?.role === "tool") return answerFromTool(last);
 
   const question = lastUserText(messages);
+  const ask = /\bask me\b[\s:,]*(.*)$/is.exec(question);
+  if (ask && tools.has("ask_user")) {
+    const asked = ask[1]!.trim().replace(/[.!]+$/, "") || "What should I do?";
+    return {
+      text: "I need to ask you something.",
+      call: { id: nextId(), name: "ask_user", arguments: JSON.stringify({ question: asked.endsWith("?") ? asked : `${asked}?` }) },
+    };
+  }
   const expression = findArithmetic(question);
   if (expression && tools.has("calculator")) {
     return {
@@ -88,9 +97,11 @@ function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, ne
 
 function answerFromTool(message: Extract<ChatMessage, { role: "tool" }>): Plan {
   if (message.isError) return { text: `The ${message.toolName} tool failed: ${message.content}` };
+  if (message.toolName === "ask_user") return { text: `You answered: ${message.content}` };
   try {
     const result = JSON.parse(message.content) as Record<string, unknown>;
     if (message.toolName === "calculator") return { text: `${String(result.expression)} = ${String(result.value)}` };
+    if (message.toolName === "ask_user") return { text: `You answered: ${message.content}` };
     if (message.toolName === "current_time") {
       return { text: `It is ${String(result.local)} (${String(result.iso)}).` };
     }

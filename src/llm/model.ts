@@ -28,8 +28,27 @@ export interface ModelRequest {
   messages: readonly ChatMessage[];
   tools: readonly ToolSpec[];
   maxOutputTokens?: number;
+  /** Sampling temperature (0..2). Absent: the provider's default. */
+  temperature?: number;
+  /** Nucleus sampling (0..1). Absent: the provider's default. */
+  topP?: number;
+  /** Whether (and which) tool the model must call. Absent: `auto` when tools are offered. Ignored without tools. */
+  toolChoice?: ModelToolChoice;
+  /** How hard a reasoning model thinks. Each provider maps it onto its own setting (or warns and ignores it). */
+  reasoningEffort?: ReasoningEffort;
+  /** Provider-specific options keyed by provider name (`{ openai: {…} }`), passed through untouched. */
+  providerOptions?: Record<string, Record<string, unknown>>;
+  /**
+   * Ask for a JSON answer matching `schema` (the provider's structured-output mode). Meant for a step
+   * where no tools are offered; providers may treat it as a hint only, so the answer is still validated.
+   */
+  responseFormat?: { type: "json"; schema: Record<string, unknown> };
   abortSignal: AbortSignal;
 }
+
+export type ModelToolChoice = "auto" | "required" | "none" | { type: "tool"; toolName: string };
+
+export type ReasoningEffort = "minimal" | "low" | "medium" | "high";
 
 export type FinishReason = "stop" | "tool-calls" | "length" | "error" | "other";
 

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { checkMetadata, MAX_AGENT_CHARS, MAX_INPUT_CHARS, METADATA_LIMITS } from "./limits.ts";
 import { TaskMetadata, TaskStatus } from "./task.ts";
+import { MAX_HUMAN_TEXT_CHARS, MAX_REASON_CHARS } from "./frames.ts";
 
 export { MAX_INPUT_CHARS, METADATA_LIMITS };
 
@@ -11,10 +12,41 @@ export const BoundedMetadata = TaskMetadata.superRefine((metadata, context) => {
   if (issue) context.addIssue({ code: "custom", message: issue.message, path: issue.path });
 });
 
+/** What to do with a new input for a thread whose task has not ended (see the agent's `on_busy`). */
+export const BusyPolicy = z.enum(["enqueue", "reject", "interrupt", "steer"]);
+export type BusyPolicy = z.infer<typeof BusyPolicy>;
+
+const ThreadId = z.string().min(1).max(128);
+
 export const CreateTaskBody = z.strictObject({
   input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS),
   agent: z.string().min(1).max(MAX_AGENT_CHARS).optional(),
   metadata: BoundedMetadata.optional(),
+  /** Continue this thread (made with `POST /threads`): the task runs with its history. */
+  thread_id: ThreadId.optional(),
+  /** When the thread is busy; default: the agent's `on_busy`. */
+  on_busy: BusyPolicy.optional(),
+});
+
+/** `POST /threads/:id/tasks`: a task of this thread. */
+export const CreateThreadTaskBody = CreateTaskBody.omit({ thread_id: true });
+
+/** `POST /tasks/:id/approvals`. */
+export const ApprovalBody = z.strictObject({
+  call_id: z.string().min(1).max(256),
+  decision: z.enum(["approve", "reject"]),
+  reason: z.string().max(MAX_REASON_CHARS).optional(),
+});
+
+/** `POST /tasks/:id/answers`. */
+export const AnswerBody = z.strictObject({
+  call_id: z.string().min(1).max(256),
+  text: z.string().max(MAX_HUMAN_TEXT_CHARS),
+});
+
+/** `POST /tasks/:id/input`: a message for the running task (steering). */
+export const InputBody = z.strictObject({
+  text: z.string().min(1, "must not be empty").max(MAX_HUMAN_TEXT_CHARS),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
 
@@ -27,6 +59,11 @@ const Integer = (min: number, max: number) =>
 
 export const ListTasksQuery = z.object({
   status: TaskStatus.optional(),
+  limit: Integer(1, 100).default(20),
+  cursor: z.string().max(64).optional(),
+});
+
+export const ListThreadsQuery = z.object({
   limit: Integer(1, 100).default(20),
   cursor: z.string().max(64).optional(),
 });

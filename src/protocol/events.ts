@@ -52,6 +52,8 @@ export const FinalAnswerEvent = z.object({
   step: z.number().int().positive(),
   data: z.object({
     output: z.string(),
+    /** The answer parsed, when the agent has an `output_schema` (then `output` is its JSON text). */
+    output_json: z.unknown().optional(),
     total_steps: z.number().int().nonnegative(),
     total_tokens: z.number().int().nonnegative(),
   }),
@@ -75,7 +77,11 @@ export const ResumedEvent = z.object({
     after_seq: z.number().int().nonnegative(),
     not_rerun: z.array(z.string()),
     rerun: z.array(z.string()),
-    reason: z.enum(["takeover", "restart"]),
+    /**
+     * `takeover`: another node's run was cut off; `restart`: this server's; `continued`: the task
+     * waited for a person (an approval, an answer) and goes on now that they decided.
+     */
+    reason: z.enum(["takeover", "restart", "continued"]),
   }),
 });
 export type ResumedEvent = z.infer<typeof ResumedEvent>;
@@ -88,7 +94,7 @@ export function resumedEvent(options: {
   afterSeq: number;
   notRerun: readonly string[];
   rerun: readonly string[];
-  reason: "takeover" | "restart";
+  reason: ResumedEvent["data"]["reason"];
 }): ResumedEvent {
   return ResumedEvent.parse({
     event_type: "resumed",
@@ -103,6 +109,62 @@ export function resumedEvent(options: {
     },
   });
 }
+
+/**
+ * A message from a person that joins the running conversation (steering: `{"type":"input"}`, or a
+ * busy thread's `steer` policy). Stored when the model reads it — right before model step `step` —
+ * so the log says exactly what the model saw, in order. `id` is the input's id (given when it was
+ * accepted); `by` who sent it.
+ */
+export const UserInputEvent = z.object({
+  event_type: z.literal("user_input"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), text: z.string(), by: z.string() }),
+});
+
+/**
+ * The model called a tool that needs a person's approval (the agent's `approval` list): the call is
+ * not run, and the task waits (status `waiting`) until it is decided, or until `expires_at`.
+ */
+export const ApprovalRequestedEvent = z.object({
+  event_type: z.literal("approval_requested"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), arguments: z.unknown(), expires_at: z.string().nullable() }),
+});
+
+/** How an approval was decided: by a person (`by`: their key's name), or by its timeout (`by`: `system`). */
+export const ApprovalDecision = z.enum(["approved", "rejected", "timed_out"]);
+export type ApprovalDecision = z.infer<typeof ApprovalDecision>;
+
+export const ApprovalDecidedEvent = z.object({
+  event_type: z.literal("approval_decided"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), decision: ApprovalDecision, reason: z.string().optional(), by: z.string() }),
+});
+
+/** The model asked the user a question (the built-in `ask_user` tool): the task waits for the answer. */
+export const QuestionEvent = z.object({
+  event_type: z.literal("question"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), question: z.string(), expires_at: z.string().nullable() }),
+});
+
+/** The answer to a `question` (it becomes the tool's result); `text` null when nobody answered in time. */
+export const AnswerEvent = z.object({
+  event_type: z.literal("answer"),
+  step: z.number().int().positive(),
+  data: z.object({ id: z.string(), name: z.string(), text: z.string().nullable(), by: z.string() }),
+});
+
+/**
+ * The final answer did not match the agent's `output_schema`: the model is told `message` and
+ * answers again (`attempt`: the how-manieth retry). The answer's text is the step's `thought`.
+ */
+export const OutputInvalidEvent = z.object({
+  event_type: z.literal("output_invalid"),
+  step: z.number().int().positive(),
+  data: z.object({ message: z.string(), attempt: z.number().int().positive() }),
+});
 
 /**
  * Live-only: a piece of text or reasoning as the model produces it. Published to watchers, never
@@ -122,6 +184,12 @@ export const TaskEvent = z.discriminatedUnion("event_type", [
   ToolResultEvent,
   ToolErrorEvent,
   ResumedEvent,
+  UserInputEvent,
+  ApprovalRequestedEvent,
+  ApprovalDecidedEvent,
+  QuestionEvent,
+  AnswerEvent,
+  OutputInvalidEvent,
   FinalAnswerEvent,
 ]);
 export type TaskEvent = z.infer<typeof TaskEvent>;

@@ -7,11 +7,28 @@ import { StopReason, TaskError, TaskStatus } from "./task.ts";
 import type { DeltaEvent, StepEvent } from "./events.ts";
 
 // ---- client → server ----------------------------------------------------------------------
+/** A client's own id for a request frame, echoed in its `ack` (or `error`) so it can match them. */
+const RequestId = z.string().max(128).optional();
+/** Limits of what a person sends into a task (steering text, answers, rejection reasons). */
+export const MAX_HUMAN_TEXT_CHARS = 32_000;
+export const MAX_REASON_CHARS = 2_000;
+const CallId = z.string().min(1).max(256);
+
+export const InputFrame = z.object({ type: z.literal("input"), text: z.string().min(1).max(MAX_HUMAN_TEXT_CHARS), request_id: RequestId });
+export const ApproveFrame = z.object({ type: z.literal("approve"), call_id: CallId, request_id: RequestId });
+export const RejectFrame = z.object({ type: z.literal("reject"), call_id: CallId, reason: z.string().max(MAX_REASON_CHARS).optional(), request_id: RequestId });
+export const AnswerFrame = z.object({ type: z.literal("answer"), call_id: CallId, text: z.string().max(MAX_HUMAN_TEXT_CHARS), request_id: RequestId });
+
 export const ClientFrame = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ping") }),
   z.object({ type: z.literal("cancel") }),
+  InputFrame,
+  ApproveFrame,
+  RejectFrame,
+  AnswerFrame,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
+export const CLIENT_FRAME_TYPES = ["ping", "cancel", "input", "approve", "reject", "answer"] as const;
 
 // ---- server → client ----------------------------------------------------------------------
 export const ResultData = z.object({
@@ -25,6 +42,8 @@ export const ResultData = z.object({
   cost_usd: z.number().optional(),
   /** The same object as the task's `error`; absent when that is null. */
   error: TaskError.optional(),
+  /** The final answer parsed, when the agent has an `output_schema` (`output` is then its JSON text). */
+  output_json: z.unknown().optional(),
 });
 export type ResultData = z.infer<typeof ResultData>;
 
@@ -42,9 +61,20 @@ export const ConnectedFrame = z.object({
 });
 export const ErrorFrame = z.object({
   type: z.literal("error"),
-  data: z.object({ message: z.string(), code: z.string().optional() }),
+  data: z.object({ message: z.string(), code: z.string().optional(), request_id: z.string().optional() }),
 });
 export const PongFrame = z.object({ type: z.literal("pong") });
+/**
+ * A request frame (`input`, `approve`, `reject`, `answer`) was accepted: it is durable now. What it
+ * does shows in the log (`user_input` before the model's next step, `approval_decided`, `answer`).
+ */
+export const AckFrame = z.object({
+  type: z.literal("ack"),
+  of: z.enum(["input", "approve", "reject", "answer"]),
+  request_id: z.string().optional(),
+  /** `input`: the id of the accepted input (the `user_input` event's `data.id`). */
+  input_id: z.string().optional(),
+});
 /** Live-only text or reasoning of the step in progress; no seq, never replayed. */
 export const DeltaFrame = z.object({
   type: z.literal("delta"),
@@ -52,7 +82,7 @@ export const DeltaFrame = z.object({
   data: z.object({ kind: z.enum(["text", "reasoning"]), text: z.string() }),
 });
 
-export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, DeltaFrame, ErrorFrame, PongFrame]);
+export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, DeltaFrame, ErrorFrame, PongFrame, AckFrame]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type StepFrame = z.infer<typeof StepFrame>;
 export type ResultFrame = z.infer<typeof ResultFrame>;
@@ -75,8 +105,15 @@ export function resultFrame(seq: number, data: ResultData): ResultFrame {
   return { type: "result", seq, data };
 }
 
-export function errorFrame(message: string, code?: string): string {
-  return JSON.stringify({ type: "error", data: code ? { message, code } : { message } });
+export function errorFrame(message: string, code?: string, requestId?: string): string {
+  const data: { message: string; code?: string; request_id?: string } = { message };
+  if (code) data.code = code;
+  if (requestId !== undefined) data.request_id = requestId;
+  return JSON.stringify({ type: "error", data });
+}
+
+export function ackFrame(of: z.infer<typeof AckFrame>["of"], requestId?: string, inputId?: string): string {
+  return JSON.stringify({ type: "ack", of, ...(requestId === undefined ? {} : { request_id: requestId }), ...(inputId === undefined ? {} : { input_id: inputId }) });
 }
 
 export const PONG = JSON.stringify({ type: "pong" });

@@ -4,8 +4,12 @@
  */
 import { z } from "zod";
 
-/** Lifecycle: `queued → running → completed | failed | cancelled | timed_out`. */
-export const TaskStatus = z.enum(["queued", "running", "completed", "failed", "cancelled", "timed_out"]);
+/**
+ * Lifecycle: `queued → running → completed | failed | cancelled | timed_out`, and `running → waiting
+ * → queued` while a person decides (an approval, an answer to `ask_user`): nothing of the task is
+ * held in memory while it waits. See src/tasks/state.ts.
+ */
+export const TaskStatus = z.enum(["queued", "running", "waiting", "completed", "failed", "cancelled", "timed_out"]);
 export type TaskStatus = z.infer<typeof TaskStatus>;
 
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled", "timed_out"];
@@ -39,6 +43,8 @@ export const TaskErrorCode = z.enum([
   "token_budget",
   "deadline",
   "interrupted", // the server stopped while the task ran
+  "approval_timeout", // nobody decided an approval (or answered a question) in time, and the agent says fail
+  "invalid_output", // the final answer did not match the agent's output_schema after every retry
   "agent_not_configured", // the task's agent is not in this server's configuration
   "internal",
 ]);
@@ -73,6 +79,12 @@ export const Task = z.object({
   output_tokens: z.number().int(),
   /** Cost in USD when the agent's model has prices configured, else null. */
   cost_usd: z.number().nullable(),
+  /** The conversation this task belongs to (its history is the thread's earlier tasks), or null. */
+  thread_id: z.string().nullable(),
+  /** The final answer parsed, when the agent has an `output_schema` (then `output` is its JSON text); else null. */
+  output_json: z.unknown().nullable(),
+  /** While `waiting`: when the wait ends on its own (the agent's approval timeout), else null. */
+  wait_until: z.string().nullable(),
   last_seq: z.number().int(),
   /** Events up to this seq were pruned by retention (0: the whole log is kept). */
   pruned_through: z.number().int(),
@@ -81,3 +93,15 @@ export const Task = z.object({
   finished_at: z.string().nullable(),
 });
 export type Task = z.infer<typeof Task>;
+
+/** A conversation: tasks that each run with the history of the earlier ones (see src/threads). */
+export const Thread = z.object({
+  id: z.string(),
+  owner: z.string(),
+  created_at: z.string(),
+  /** How many tasks it has. */
+  task_count: z.number().int().nonnegative(),
+  /** Its newest task's id, or null. */
+  last_task_id: z.string().nullable(),
+});
+export type Thread = z.infer<typeof Thread>;

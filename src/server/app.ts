@@ -3,20 +3,37 @@
  * Runtime-agnostic: the Bun adapter (serve.ts) passes in `upgrade`, so `app.request()` works in tests.
  */
 import { Hono } from "hono";
+import type { z } from "zod";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
 import { AgentkitError, isDatabaseUnavailable, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { CreateTaskBody, EventsQuery, LastEventId, ListTasksQuery, TaskIdParam } from "../protocol/api.ts";
+import {
+  AnswerBody,
+  ApprovalBody,
+  CreateTaskBody,
+  CreateThreadTaskBody,
+  EventsQuery,
+  InputBody,
+  LastEventId,
+  ListTasksQuery,
+  ListThreadsQuery,
+  TaskIdParam,
+  type BusyPolicy,
+} from "../protocol/api.ts";
+import type { Interaction } from "../tasks/interaction.ts";
+import { isTerminal } from "../protocol/task.ts";
+import { canSeeThread } from "./auth.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { sseResponse } from "./sse.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import type { Task, TaskStatus } from "../protocol/task.ts";
-import { keyFromHeaders, type Authenticator, type Principal } from "./auth.ts";
+import { canControl, canSee, keyFromHeaders, requireControl, watchOnlyError, type Authenticator, type Principal } from "./auth.ts";
+import { createShareTokens, SHARE_TTL, ShareBody } from "./share-tokens.ts";
 import { jsonBody, validate } from "./validation.ts";
 import { wantsEventStream } from "./negotiate.ts";
 import { lastSeqOf } from "./watch.ts";
@@ -46,11 +63,19 @@ export interface AppDeps {
   node?: { id: string; role: "all" | "api" | "worker"; cluster: boolean };
   /** Cluster mode: whether the database answers (for /health). */
   databaseReachable?: () => Promise<boolean>;
+  /**
+   * Signs the read-only watch tokens of `POST /tasks/:id/share` (HMAC-SHA256; at least 32 bytes).
+   * The authenticator must verify with the same secret. Unset: that route answers 501.
+   */
+  shareSecret?: Uint8Array;
+  /** Steering, approvals and answers (`POST /tasks/:id/input|approvals|answers`). */
+  interaction?: Interaction;
 }
 
 export function createApp(deps: AppDeps) {
   const { store, runner, agents, auth, logger } = deps;
   const now = deps.now ?? (() => new Date());
+  const shares = deps.shareSecret ? createShareTokens({ secret: deps.shareSecret, now: () => now().getTime() }) : undefined;
   const startedAt = Date.now();
   const app = new Hono<{ Variables: { principal: Principal } }>();
 
@@ -144,6 +169,10 @@ export function createApp(deps: AppDeps) {
     if (!principal) {
       throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
     }
+    // A share token only watches: whatever is not a watching route is refused (403), routes added later included.
+    if (principal.readOnly && !((c.req.method === "GET" || c.req.method === "HEAD") && WATCH_PATHS.some((path) => path.test(c.req.path)))) {
+      throw watchOnlyError();
+    }
     c.set("principal", principal);
     await next();
   });
@@ -173,26 +202,123 @@ export function createApp(deps: AppDeps) {
     jsonBody(CreateTaskBody, BODY_LIMITS),
     async (c) => {
       const body = c.req.valid("json");
-      const agent = body.agent === undefined ? agents.defaultAgent : agents.get(body.agent);
-      if (!agent) {
-        const known = agents.list().map((a) => a.definition.name).join(", ");
-        throw new AgentkitError("validation_failed", `Unknown agent '${body.agent}'; known agents: ${known}`, {
-          details: [{ path: "agent", message: `must be one of: ${known}` }],
-        });
-      }
-      runner.ensureCapacity();
-      const task = await store.createTask({
-        id: crypto.randomUUID(),
-        owner: c.get("principal").id,
-        agent: agent.definition.name,
-        input: body.input,
-        metadata: body.metadata ?? {},
-        createdAt: now(),
-      });
-      runner.submit(task);
-      return c.json(task, 201, { Location: `/tasks/${task.id}` });
+      return createTask(c.get("principal"), body, body.thread_id);
     },
   );
+
+  // ---- threads: conversations whose tasks run with the history of the earlier ones ----
+  app.post("/threads", async (c) => {
+    const principal = c.get("principal");
+    requireControl(principal);
+    const thread = await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() });
+    return c.json(thread, 201, { Location: `/threads/${thread.id}` });
+  });
+
+  app.get("/threads", validate("query", ListThreadsQuery), async (c) => {
+    const principal = c.get("principal");
+    const { limit, cursor } = c.req.valid("query");
+    const page = await store.listThreads({ limit, cursor, owner: principal.admin ? undefined : principal.id });
+    return c.json({ threads: page.threads, next_cursor: page.nextCursor });
+  });
+
+  app.get("/threads/:id", validate("param", TaskIdParam), async (c) => {
+    const thread = await requireThread(c.req.valid("param").id, c.get("principal"));
+    const tasks = await store.threadTasks(thread.id, THREAD_TASKS_SHOWN);
+    return c.json({ ...thread, tasks, tasks_truncated: thread.task_count > tasks.length });
+  });
+
+  app.post(
+    "/threads/:id/tasks",
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
+      },
+    }),
+    validate("param", TaskIdParam),
+    jsonBody(CreateThreadTaskBody, BODY_LIMITS),
+    async (c) => createTask(c.get("principal"), c.req.valid("json"), c.req.valid("param").id),
+  );
+
+  /**
+   * Creates a task (in a thread when `threadId` is given), applying the thread's busy policy when an
+   * earlier task of it has not ended: enqueue (default: it runs after), reject (409), interrupt
+   * (cancel the earlier ones, then run), or steer (the input joins the running task; 202).
+   */
+  async function createTask(principal: Principal, body: { input: string; agent?: string; metadata?: Record<string, unknown>; on_busy?: BusyPolicy }, threadId?: string) {
+    requireControl(principal);
+    const agent = body.agent === undefined ? agents.defaultAgent : agents.get(body.agent);
+    if (!agent) {
+      const known = agents.list().map((a) => a.definition.name).join(", ");
+      throw new AgentkitError("validation_failed", `Unknown agent '${body.agent}'; known agents: ${known}`, {
+        details: [{ path: "agent", message: `must be one of: ${known}` }],
+      });
+    }
+    if (threadId !== undefined) {
+      await requireThread(threadId, principal);
+      const busy = (await store.threadTasks(threadId, THREAD_TASKS_SHOWN)).filter((task) => !isTerminal(task.status));
+      const policy = body.on_busy ?? agent.definition.on_busy;
+      if (busy.length > 0) {
+        const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;
+        if (policy === "reject") {
+          throw new AgentkitError("conflict", `Thread ${threadId} is busy: task ${current.id} is ${current.status} (on_busy: reject)`);
+        }
+        if (policy === "steer") {
+          if (!deps.interaction) throw new AgentkitError("not_implemented", "Steering is not available on this server");
+          const { inputId } = await deps.interaction.input(current.id, principal.id, body.input);
+          return Response.json({ steered: true, input_id: inputId, task: (await store.getTask(current.id)) ?? current }, { status: 202 });
+        }
+        if (policy === "interrupt") {
+          // Newest first, so no queued one starts while its predecessor is being cancelled.
+          for (const task of [...busy].reverse()) await runner.cancel(task.id);
+        }
+      }
+    }
+    runner.ensureCapacity();
+    const task = await store.createTask({
+      id: crypto.randomUUID(),
+      owner: principal.id,
+      agent: agent.definition.name,
+      input: body.input,
+      metadata: body.metadata ?? {},
+      createdAt: now(),
+      threadId: threadId ?? null,
+    });
+    runner.submit(task);
+    return Response.json(task, { status: 201, headers: { Location: `/tasks/${task.id}` } });
+  }
+
+  // ---- people in the loop: steering, approvals, answers ----
+  const interactionRoute = <T>(path: string, schema: z.ZodType<T>, act: (taskId: string, principal: Principal, body: T) => Promise<Response>) =>
+    app.post(
+      path,
+      bodyLimit({
+        maxSize: deps.maxBodyBytes,
+        onError: () => {
+          throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
+        },
+      }),
+      validate("param", TaskIdParam),
+      jsonBody(schema, BODY_LIMITS),
+      async (c) => {
+        const principal = c.get("principal");
+        requireControl(principal);
+        const task = await requireTask(c.req.valid("param").id, principal);
+        if (!deps.interaction) throw new AgentkitError("not_implemented", "Not available on this server");
+        return act(task.id, principal, c.req.valid("json") as T);
+      },
+    );
+  interactionRoute("/tasks/:id/input", InputBody, async (taskId, principal, body) => {
+    const { inputId } = await deps.interaction!.input(taskId, principal.id, body.text);
+    return Response.json({ task_id: taskId, input_id: inputId }, { status: 202 });
+  });
+  interactionRoute("/tasks/:id/approvals", ApprovalBody, async (taskId, principal, body) => {
+    const decision = body.decision === "approve" ? { kind: "approve" as const, callId: body.call_id } : { kind: "reject" as const, callId: body.call_id, ...(body.reason ? { reason: body.reason } : {}) };
+    return Response.json(await deps.interaction!.decide(taskId, principal.id, decision));
+  });
+  interactionRoute("/tasks/:id/answers", AnswerBody, async (taskId, principal, body) => {
+    return Response.json(await deps.interaction!.decide(taskId, principal.id, { kind: "answer", callId: body.call_id, text: body.text }));
+  });
 
   app.get("/tasks", validate("query", ListTasksQuery), async (c) => {
     const query = c.req.valid("query");
@@ -241,11 +367,39 @@ export function createApp(deps: AppDeps) {
 
   app.post("/tasks/:id/cancel", validate("param", TaskIdParam), async (c) => {
     const { id } = c.req.valid("param");
+    requireControl(c.get("principal"));
     await requireTask(id, c.get("principal"));
     const task = await runner.cancel(id);
     if (!task) throw new AgentkitError("not_found", `No task with id '${id}'`);
     return c.json(task);
   });
+
+  // A read-only watch token for this task (or its thread): a share link for its live view.
+  app.post(
+    "/tasks/:id/share",
+    bodyLimit({
+      maxSize: SHARE_BODY_BYTES,
+      onError: () => {
+        throw new AgentkitError("payload_too_large", `Request body is larger than ${SHARE_BODY_BYTES} bytes`);
+      },
+    }),
+    validate("param", TaskIdParam),
+    jsonBody(ShareBody, { maxDepth: 2, maxTokens: 16, optional: true }),
+    async (c) => {
+      const principal = c.get("principal");
+      requireControl(principal);
+      if (!shares) throw new AgentkitError("not_implemented", "Share tokens need a secret (AGENTKIT_SHARE_SECRET)");
+      const task = await requireTask(c.req.valid("param").id, principal);
+      if (!canControl(principal, task)) throw watchOnlyError();
+      const { ttl_seconds: ttl = SHARE_TTL.default, scope = "task" } = c.req.valid("json");
+      const threadId = (task as { thread_id?: string | null }).thread_id;
+      if (scope === "thread" && !threadId) throw new AgentkitError("bad_request", `Task '${task.id}' is not part of a thread: share it with scope 'task'`);
+      const id = scope === "thread" ? threadId! : task.id;
+      const { token, expires_at } = shares.sign(scope, id, task.owner, ttl);
+      const path = encodeURIComponent(task.id);
+      return c.json({ token, expires_at, scope, id, watch_url: `/ws/tasks/${path}`, events_url: `/tasks/${path}/events` }, 201);
+    },
+  );
 
   // A known route asked with a method it does not answer: 405 with `Allow` (HEAD comes with GET).
   // OPTIONS (without CORS, which answers preflights itself) gets the same `Allow` and no error.
@@ -289,6 +443,13 @@ export function createApp(deps: AppDeps) {
     return { tasks, nextCursor: cursor ?? null };
   }
 
+  /** The thread, if this principal may see it; another key's thread is as absent as a missing one. */
+  async function requireThread(id: string, principal: Principal) {
+    const thread = await store.getThread(id);
+    if (!thread || !canSeeThread(principal, thread)) throw new AgentkitError("not_found", `No thread with id '${id}'`);
+    return thread;
+  }
+
   /** The task, if this principal may see it; another key's task is as absent as a missing one. */
   async function requireTask(id: string, principal: Principal) {
     const task = await store.getTask(id);
@@ -309,17 +470,28 @@ const ROUTES: Record<string, readonly string[]> = {
   "/tasks/:id": ["GET", "HEAD"],
   "/tasks/:id/events": ["GET", "HEAD"],
   "/tasks/:id/cancel": ["POST"],
+  "/tasks/:id/share": ["POST"],
+  "/tasks/:id/input": ["POST"],
+  "/tasks/:id/approvals": ["POST"],
+  "/tasks/:id/answers": ["POST"],
+  "/threads": ["GET", "HEAD", "POST"],
+  "/threads/:id": ["GET", "HEAD"],
+  "/threads/:id/tasks": ["POST"],
   "/ws/tasks/:id": ["GET"],
 };
 const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
 /** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */
 const EVENTS_PATH = /^\/tasks\/[^/]+\/events$/;
+/** What a read-only principal (a share token) may GET: the task and its events. Everything else is 403. */
+const WATCH_PATHS: readonly RegExp[] = [/^\/tasks\/[^/]+$/, EVENTS_PATH, /^\/threads\/[^/]+$/];
+/** `POST /tasks/:id/share` takes a small body, if any. */
+const SHARE_BODY_BYTES = 4096;
+/** The most tasks `GET /threads/:id` shows (the newest, in order), and the busy check looks at. */
+const THREAD_TASKS_SHOWN = 200;
 /** Tasks read per store query while filling a page of `GET /tasks`. */
 const LIST_CHUNK = 10;
 /** `Retry-After` of a 429 `queue_full`, in seconds. */
 const QUEUE_FULL_RETRY_AFTER_S = 5;
 
-/** Whether a principal may read, watch or cancel a task. */
-export function canSee(principal: Principal, task: { owner: string }): boolean {
-  return principal.admin || principal.id === task.owner;
-}
+/** Whether a principal may read or watch a task (it lives in auth.ts; exported here as before). */
+export { canSee };

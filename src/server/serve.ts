@@ -16,6 +16,7 @@ import { createFollower } from "../cluster/follower.ts";
 import { openStore } from "../store/index.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
+import { createInteraction } from "../tasks/interaction.ts";
 import { startRetention } from "../tasks/retention.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
 import { createApp } from "./app.ts";
@@ -114,11 +115,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         : undefined,
   });
   local.runner = runner;
+  const interaction = createInteraction({ store, feed, runner, agents, logger, cluster: opened.cluster !== undefined });
+  // Waits for people that timed out are decided (or fail) by whichever node looks first.
+  const waitSweep = setInterval(() => void interaction.expireWaits(), opened.cluster ? config.pollMs : 1000);
+  waitSweep.unref();
   const keys: ApiKey[] = [
     ...(config.apiKey ? [{ name: "admin", key: config.apiKey, admin: true }] : []),
     ...config.apiKeys.map((tenant) => ({ ...tenant, admin: false })),
   ];
-  const auth = createAuthenticator(keys);
+  // Share tokens (POST /tasks/:id/share) are signed and verified with this secret: the configured
+  // one, else one the store makes once and keeps — the same for every node of a cluster, and across
+  // restarts (rotate it by setting AGENTKIT_SHARE_SECRET, which revokes every token made before).
+  const shareSecret = config.shareSecret ? new TextEncoder().encode(config.shareSecret) : await store.secret("share-tokens");
+  const auth = createAuthenticator(keys, { shareSecret });
 
   const retention =
     config.eventRetentionHours === undefined ? undefined : startRetention({ store, retentionHours: config.eventRetentionHours, logger });
@@ -139,6 +148,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     maxWatchersPerKey: config.maxWatchersPerKey,
     slowClientBytes: config.slowClientBytes,
     follow: follower ? (task) => follower.watch(task) : undefined,
+    interaction,
   });
   let server: Bun.Server<Connection>;
   const app = createApp({
@@ -154,7 +164,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     corsOrigins: config.corsOrigins,
     follow: follower ? (task) => follower.watch(task) : undefined,
     node: { id: node, role: config.role, cluster: opened.cluster !== undefined },
+    interaction,
     databaseReachable: opened.cluster ? () => opened.cluster!.ping(1000) : undefined,
+    shareSecret,
     upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
   });
   server = Bun.serve<Connection>({
@@ -186,6 +198,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       stopping ??= (async () => {
         // Running tasks end first, so watchers see their result frames before the close.
         retention?.stop();
+        clearInterval(waitSweep);
         await runner.shutdown();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);

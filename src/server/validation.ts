@@ -32,14 +32,28 @@ const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/i;
  *   - a `Content-Type` that is not JSON → 415 naming the type it got and the one expected;
  *   - JSON nested deeper or with more keys and values than `structure` allows → 400, checked on
  *     the text before parsing (parsing a 1 MiB body nested 500,000 deep blocks for ~25 ms);
- *   - malformed JSON → 400 `bad_request`; a schema violation → 400 `validation_failed`.
+ *   - malformed JSON → 400 `bad_request`; a schema violation → 400 `validation_failed`;
+ *   - with `optional`, an empty body is `{}`.
  * Put it after a body-size limit: it reads the whole body.
  */
 export function jsonBody<Schema extends z.ZodType, E extends Env = Env, P extends string = string>(
   schema: Schema,
-  structure: { maxDepth: number; maxTokens: number; /** Appended to the message: the limits in the API's terms. */ hint?: string },
+  structure: {
+    maxDepth: number;
+    maxTokens: number;
+    /** Appended to the message: the limits in the API's terms. */
+    hint?: string;
+    /** An empty body (whatever its Content-Type) is read as `{}`. */
+    optional?: boolean;
+  },
 ): MiddlewareHandler<E, P, { in: { json: z.input<Schema> }; out: { json: z.output<Schema> } }> {
   return async (c, next) => {
+    if (structure.optional && (await c.req.text()).trim() === "") {
+      const result = await schema.safeParseAsync({});
+      if (!result.success) throw validationFailed("json", result.error);
+      c.req.addValidatedData("json", result.data as {});
+      return next();
+    }
     const contentType = c.req.header("content-type");
     const mediaType = contentType?.split(";")[0]!.trim() ?? "";
     if (!JSON_MEDIA_TYPE.test(mediaType)) {

@@ -19,13 +19,14 @@
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { deltaTopic, taskTopic } from "../bus/bus.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
-import { CloseCode, errorMessage } from "../errors.ts";
+import { AgentkitError, CloseCode, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
+import { ackFrame, CLIENT_FRAME_TYPES, ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
+import type { Interaction } from "../tasks/interaction.ts";
 import type { Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
-import { canSee } from "./app.ts";
+import { canSee, WATCH_ONLY_MESSAGE } from "./auth.ts";
 import type { WatchRequest } from "./ws-handshake.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 
@@ -57,6 +58,8 @@ export interface WebSocketDeps {
    * frames here from the log while it is watched. Returns the function to call when it leaves.
    */
   follow?: (task: Task) => () => void;
+  /** Steering, approvals and answers (`input`, `approve`, `reject`, `answer` frames). */
+  interaction?: Interaction;
 }
 
 export interface TaskWebSockets {
@@ -210,7 +213,17 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     if (!frame.success) {
       const type = typeof value === "object" && value !== null && !Array.isArray(value) ? (value as { type?: unknown }).type : undefined;
       const what = typeof type === "string" ? `Unknown message type '${type.slice(0, 64)}'` : "Message has no string 'type'";
-      ws.send(errorFrame(`${what}; expected {"type":"ping"} or {"type":"cancel"}`, "bad_request"));
+      const known = typeof type === "string" && (CLIENT_FRAME_TYPES as readonly string[]).includes(type);
+      const message = known
+        ? `Invalid '${type}' message: ${frame.error.issues.map((issue) => `${issue.path.join(".") || "(frame)"}: ${issue.message}`).join("; ")}`
+        : `${what}; expected one of ${CLIENT_FRAME_TYPES.map((name) => `{"type":"${name}"}`).join(", ")}`;
+      const requestId = typeof value === "object" && value !== null ? (value as { request_id?: unknown }).request_id : undefined;
+      ws.send(errorFrame(message.slice(0, 1000), "bad_request", typeof requestId === "string" ? requestId.slice(0, 128) : undefined));
+      return;
+    }
+    // A share token only watches: every frame that would act on the task is refused, the connection stays open.
+    if (frame.data.type !== "ping" && ws.data.principal?.readOnly) {
+      ws.send(errorFrame(WATCH_ONLY_MESSAGE, "forbidden", "request_id" in frame.data ? frame.data.request_id : undefined));
       return;
     }
     switch (frame.data.type) {
@@ -224,6 +237,42 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
           fail(ws, "Cancel failed", "internal", CloseCode.serverError);
         });
         return;
+      case "input":
+      case "approve":
+      case "reject":
+      case "answer": {
+        const request = frame.data;
+        const reply = (done: Promise<string>) =>
+          done.then(
+            (ack) => {
+              if (!ws.data.closed) ws.send(ack);
+            },
+            (error) => {
+              const failure = error instanceof AgentkitError ? error : undefined;
+              if (!failure) logger.error("websocket: request failed", { task: ws.data.taskId, type: request.type, error: errorMessage(error) });
+              if (!ws.data.closed) ws.send(errorFrame(failure?.message ?? "Internal server error", failure?.code ?? "internal", request.request_id));
+            },
+          );
+        if (!ws.data.counted || !deps.interaction) {
+          ws.send(errorFrame("Not streaming this task yet", "bad_request", request.request_id));
+          return;
+        }
+        const { interaction } = deps;
+        const by = ws.data.principal!.id;
+        const taskId = ws.data.taskId;
+        if (request.type === "input") {
+          void reply(interaction.input(taskId, by, request.text).then(({ inputId }) => ackFrame("input", request.request_id, inputId)));
+        } else {
+          const decision =
+            request.type === "approve"
+              ? { kind: "approve" as const, callId: request.call_id }
+              : request.type === "reject"
+                ? { kind: "reject" as const, callId: request.call_id, ...(request.reason ? { reason: request.reason } : {}) }
+                : { kind: "answer" as const, callId: request.call_id, text: request.text };
+          void reply(interaction.decide(taskId, by, decision).then(() => ackFrame(request.type, request.request_id)));
+        }
+        return;
+      }
     }
   }
 

@@ -32,7 +32,7 @@
  */
 import { SQL } from "bun";
 import { AgentkitError } from "../errors.ts";
-import { Task, TaskStatus } from "../protocol/task.ts";
+import { Task, TaskStatus, Thread } from "../protocol/task.ts";
 import { sourcesOf, TRANSITIONS } from "../tasks/state.ts";
 import {
   type Claim,
@@ -41,7 +41,9 @@ import {
   FencedError,
   type Lease,
   type ListTasksQuery,
+  type ListThreadsQuery,
   type NewTask,
+  type PendingInput,
   type StoredEvent,
   type TaskOutcome,
   type TaskPage,
@@ -49,11 +51,14 @@ import {
 } from "./store.ts";
 
 /** The newest schema this binary knows; a database with a newer one is refused. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
 
+/** The statuses migration 1 allowed (frozen: a released migration never changes). */
+const V1_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "timed_out"].map((status) => `'${status}'`).join(", ");
+/** Every status this version knows (migration 3 allows `waiting`). */
 const statuses = TaskStatus.options.map((status) => `'${status}'`).join(", ");
 
 /** Migrations, in order. Inline SQL, so the compiled binary carries them. Never edit a released one. */
@@ -69,7 +74,7 @@ CREATE TABLE tasks (
   agent            text NOT NULL,
   input            json NOT NULL,  -- a JSON string (text cannot hold U+0000)
   metadata         json NOT NULL,  -- the object, as JSON text (key order kept)
-  status           text NOT NULL CHECK (status IN (${statuses})),
+  status           text NOT NULL CHECK (status IN (${V1_STATUSES})),
   stop_reason      text,
   output           json,           -- a JSON string, or NULL
   error            json,           -- {code, message, retryable}, or NULL
@@ -110,6 +115,37 @@ CREATE INDEX tasks_queued ON tasks (row_id) WHERE status = 'queued';
 CREATE INDEX tasks_leases ON tasks (lease_expires_at) WHERE status = 'running';
 `,
   },
+  {
+    version: 3,
+    description: "threads, the waiting state, pending inputs, structured output, secrets",
+    sql: `
+ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_status_check;
+ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN (${statuses}));
+ALTER TABLE tasks ADD COLUMN thread_id text, ADD COLUMN output_json json, ADD COLUMN wait_until timestamptz;
+CREATE INDEX tasks_thread ON tasks (thread_id, row_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX tasks_waiting ON tasks (wait_until) WHERE status = 'waiting';
+CREATE TABLE threads (
+  id         text PRIMARY KEY,
+  row_id     bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  owner      text NOT NULL,
+  created_at timestamptz NOT NULL
+);
+CREATE INDEX threads_owner ON threads (owner, row_id);
+CREATE TABLE inputs (
+  row_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  task_id    text NOT NULL,
+  id         text NOT NULL,
+  text       json NOT NULL, -- a JSON string (text cannot hold U+0000)
+  sender     text NOT NULL,
+  created_at timestamptz NOT NULL,
+  UNIQUE (task_id, id)
+);
+CREATE TABLE secrets (
+  name  text PRIMARY KEY,
+  value bytea NOT NULL
+);
+`,
+  },
 ];
 
 /** The one LISTEN/NOTIFY channel of a cluster (per database). */
@@ -119,7 +155,7 @@ export const CLUSTER_CHANNEL = "agentkit";
 export const LISTEN_APPLICATION_NAME = "agentkit-listen";
 
 /**
- * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `e:<taskId>:<lastSeq>`
+ * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `i:<taskId>` (input), `e:<taskId>:<lastSeq>`
  * (events), `p:<node>:<nonce>` (probe). Task ids and node names may contain `:` (the last field is
  * found from the end); a probe's nonce may not. Throws on a payload PostgreSQL would refuse.
  */
@@ -131,6 +167,9 @@ export function formatSignal(signal: ClusterSignal): string {
       break;
     case "cancel":
       payload = `c:${signal.taskId}`;
+      break;
+    case "input":
+      payload = `i:${signal.taskId}`;
       break;
     case "events":
       if (!Number.isSafeInteger(signal.lastSeq) || signal.lastSeq < 0) throw new Error(`invalid lastSeq ${signal.lastSeq}`);
@@ -152,6 +191,7 @@ export function parseSignal(payload: string): ClusterSignal | undefined {
   const kind = payload.slice(0, 2);
   const rest = payload.slice(2);
   if (kind === "c:") return rest ? { kind: "cancel", taskId: rest } : undefined;
+  if (kind === "i:") return rest ? { kind: "input", taskId: rest } : undefined;
   if (kind !== "e:" && kind !== "p:") return undefined;
   const colon = rest.lastIndexOf(":");
   if (colon <= 0 || colon === rest.length - 1) return undefined;
@@ -268,7 +308,7 @@ async function migrate(sql: SQL): Promise<number> {
 /** What every read selects: the JSON columns as their text. */
 const COLUMNS = `id, row_id, owner, agent, input::text AS input, metadata::text AS metadata, status, stop_reason,
   output::text AS output, error::text AS error, total_steps, total_tokens, input_tokens, output_tokens, cost_usd,
-  last_seq, pruned_through, created_at, started_at, finished_at`;
+  last_seq, pruned_through, created_at, started_at, finished_at, thread_id, output_json::text AS output_json, wait_until`;
 
 interface TaskRow {
   id: string;
@@ -291,6 +331,9 @@ interface TaskRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  thread_id: string | null;
+  output_json: string | null;
+  wait_until: Date | null;
 }
 
 /** A row, validated at the boundary like SQLite's: a bad row is an error, not garbage. */
@@ -317,6 +360,24 @@ function toTask(row: TaskRow): Task {
     created_at: iso(row.created_at),
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
+    thread_id: row.thread_id,
+    output_json: json(row.output_json),
+    wait_until: iso(row.wait_until),
+  });
+}
+
+/** Threads with their task count and newest task (the form `getThread` and `listThreads` return). */
+const THREAD_COLUMNS = `threads.id, threads.row_id, threads.owner, threads.created_at,
+  (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id)::integer AS task_count,
+  (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.row_id DESC LIMIT 1) AS last_task_id`;
+
+function toThread(row: { id: string; owner: string; created_at: Date; task_count: number; last_task_id: string | null }): Thread {
+  return Thread.parse({
+    id: row.id,
+    owner: row.owner,
+    created_at: row.created_at.toISOString(),
+    task_count: Number(row.task_count),
+    last_task_id: row.last_task_id,
   });
 }
 
@@ -390,9 +451,9 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
   return {
     async createTask(task: NewTask) {
       const [row] = await sql`
-        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at)
+        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
         VALUES (${task.id}, ${task.owner}, ${task.agent}, ${jsonText(task.input)}::text::json,
-                ${jsonText(task.metadata)}::text::json, 'queued', ${task.createdAt})
+                ${jsonText(task.metadata)}::text::json, 'queued', ${task.createdAt}, ${task.threadId ?? null})
         RETURNING ${columns()}`;
       return toTask(row);
     },
@@ -431,9 +492,105 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
 
     async markRunning(id, startedAt) {
       const result = await sql`
-        UPDATE tasks SET status = 'running', started_at = ${startedAt}, attempt = attempt + 1
+        UPDATE tasks SET status = 'running', started_at = coalesce(started_at, ${startedAt}), attempt = attempt + 1, wait_until = NULL
         WHERE id = ${id} AND ${from("running")}`;
       return result.count === 1;
+    },
+
+    async waitTask(id, waitUntil, fence) {
+      const result = await sql`
+        UPDATE tasks SET status = 'waiting', wait_until = ${waitUntil}, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = ${id} AND ${from("waiting")} AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)`;
+      if (result.count === 1) return true;
+      await checkFence(id, fence);
+      return false;
+    },
+
+    async appendWhileWaiting(id, events, requeue) {
+      if (events.length === 0) return false;
+      const first = events[0]!.seq;
+      const last = events.at(-1)!.seq;
+      if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
+        throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
+      }
+      const result = await sql`
+        WITH moved AS (
+          UPDATE tasks SET last_seq = ${last},
+            status = CASE WHEN ${requeue}::boolean THEN 'queued' ELSE status END,
+            wait_until = CASE WHEN ${requeue}::boolean THEN NULL ELSE wait_until END
+          WHERE id = ${id} AND status = 'waiting' AND last_seq = ${first - 1}
+          RETURNING id
+        )
+        INSERT INTO events (task_id, seq, frame)
+        SELECT moved.id, event.seq, event.frame
+        FROM moved, unnest(${sql.array(events.map((event) => event.seq), "BIGINT")}::bigint[],
+                           ${sql.array(events.map((event) => event.frame), "TEXT")}::text[]) AS event(seq, frame)`;
+      if (result.count !== events.length) return false;
+      announcer.announce(id, last);
+      return true;
+    },
+
+    async expiredWaits(now, limit) {
+      const rows: TaskRow[] = await sql`
+        SELECT ${columns()} FROM tasks WHERE status = 'waiting' AND wait_until < ${now} ORDER BY wait_until LIMIT ${limit}`;
+      return rows.map(toTask);
+    },
+
+    async addInput(taskId, input: PendingInput) {
+      const result = await sql`
+        INSERT INTO inputs (task_id, id, text, sender, created_at)
+        SELECT ${taskId}, ${input.id}, ${jsonText(input.text)}::text::json, ${input.by}, ${input.createdAt}
+        FROM tasks WHERE id = ${taskId} AND status IN ('queued', 'running', 'waiting')`;
+      return result.count === 1;
+    },
+
+    async pendingInputs(taskId) {
+      const rows: { id: string; text: string; sender: string; created_at: Date }[] = await sql`
+        SELECT id, text::text AS text, sender, created_at FROM inputs WHERE task_id = ${taskId} ORDER BY row_id`;
+      return rows.map((row) => ({ id: row.id, text: JSON.parse(row.text) as string, by: row.sender, createdAt: row.created_at }));
+    },
+
+    async deleteInputs(taskId, ids) {
+      if (ids.length === 0) return;
+      await sql`DELETE FROM inputs WHERE task_id = ${taskId} AND id = ANY(${sql.array([...ids], "TEXT")}::text[])`;
+    },
+
+    async createThread(thread) {
+      await sql`INSERT INTO threads (id, owner, created_at) VALUES (${thread.id}, ${thread.owner}, ${thread.createdAt})`;
+      const [row] = await sql`SELECT ${sql.unsafe(THREAD_COLUMNS)} FROM threads WHERE id = ${thread.id}`;
+      return toThread(row);
+    },
+
+    async getThread(id) {
+      const [row] = await sql`SELECT ${sql.unsafe(THREAD_COLUMNS)} FROM threads WHERE id = ${id}`;
+      return row ? toThread(row) : undefined;
+    },
+
+    async listThreads(query: ListThreadsQuery) {
+      const conditions: string[] = [];
+      const values: unknown[] = [];
+      const param = (value: unknown) => `$${values.push(value)}`;
+      if (query.owner !== undefined) conditions.push(`owner = ${param(query.owner)}`);
+      if (query.cursor !== undefined) conditions.push(`row_id < ${param(decodeCursor(query.cursor))}::bigint`);
+      const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
+      const rows = await sql.unsafe(`SELECT ${THREAD_COLUMNS} FROM threads ${where} ORDER BY row_id DESC LIMIT ${param(query.limit + 1)}::integer`, values);
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return { threads: page.map(toThread), nextCursor: rows.length > query.limit && last ? encodeCursor(String(last.row_id)) : null };
+    },
+
+    async threadTasks(threadId, limit) {
+      const rows: TaskRow[] = await sql`
+        SELECT * FROM (SELECT ${columns()} FROM tasks WHERE thread_id = ${threadId} ORDER BY row_id DESC LIMIT ${limit}) AS newest
+        ORDER BY row_id`;
+      return rows.map(toTask);
+    },
+
+    async secret(name) {
+      const fresh = crypto.getRandomValues(new Uint8Array(32));
+      await sql`INSERT INTO secrets (name, value) VALUES (${name}, ${fresh}) ON CONFLICT (name) DO NOTHING`;
+      const [row] = await sql`SELECT value FROM secrets WHERE name = ${name}`;
+      return new Uint8Array(row.value);
     },
 
     async appendEvents(id, events, fence) {
@@ -470,7 +627,8 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
             total_steps = ${outcome.totalSteps}, total_tokens = ${outcome.inputTokens + outcome.outputTokens},
             input_tokens = ${outcome.inputTokens}, output_tokens = ${outcome.outputTokens},
             cost_usd = ${outcome.costUsd}::double precision, finished_at = ${outcome.finishedAt}, last_seq = ${seq},
-            lease_owner = NULL, lease_expires_at = NULL
+            output_json = ${outcome.outputJson === undefined || outcome.outputJson === null ? null : JSON.stringify(outcome.outputJson)}::text::json,
+            lease_owner = NULL, lease_expires_at = NULL, wait_until = NULL
           WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${seq - 1}
             AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id
@@ -510,6 +668,11 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
           SELECT * FROM (
             SELECT id AS picked_id, false AS takeover FROM tasks
             WHERE status = 'queued'
+              -- A thread's tasks run one at a time, in order: not while an earlier one has not ended.
+              AND (thread_id IS NULL OR NOT EXISTS (
+                SELECT 1 FROM tasks AS earlier
+                WHERE earlier.thread_id = tasks.thread_id AND earlier.row_id < tasks.row_id
+                  AND earlier.status IN ('queued', 'running', 'waiting')))
             ORDER BY row_id
             LIMIT 1 FOR UPDATE SKIP LOCKED
           ) AS queued
@@ -528,18 +691,20 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
     async renewLeases(node, leases, leaseMs) {
       const held = new Set<string>();
       const cancelRequested = new Set<string>();
-      if (leases.length === 0) return { held, cancelRequested };
+      const inputsPending = new Set<string>();
+      if (leases.length === 0) return { held, cancelRequested, inputsPending };
       const [ids, attempts] = leaseArrays(leases);
-      const rows: { id: string; cancel_requested: boolean }[] = await sql`
+      const rows: { id: string; cancel_requested: boolean; inputs_pending: boolean }[] = await sql`
         UPDATE tasks SET lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
         FROM unnest(${ids}::text[], ${attempts}::bigint[]) AS lease(id, attempt)
         WHERE tasks.id = lease.id AND tasks.attempt = lease.attempt AND tasks.lease_owner = ${node} AND tasks.status = 'running'
-        RETURNING tasks.id, tasks.cancel_requested`;
+        RETURNING tasks.id, tasks.cancel_requested, EXISTS (SELECT 1 FROM inputs WHERE inputs.task_id = tasks.id) AS inputs_pending`;
       for (const row of rows) {
         held.add(row.id);
         if (row.cancel_requested) cancelRequested.add(row.id);
+        if (row.inputs_pending) inputsPending.add(row.id);
       }
-      return { held, cancelRequested };
+      return { held, cancelRequested, inputsPending };
     },
 
     async releaseLeases(node, leases) {

@@ -11,15 +11,26 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { AgentkitError } from "../errors.ts";
-import { Task, type TaskStatus } from "../protocol/task.ts";
+import { Task, Thread, type TaskStatus } from "../protocol/task.ts";
 import { sourcesOf } from "../tasks/state.ts";
-import { FencedError, type ListTasksQuery, type NewTask, type StoredEvent, type TaskOutcome, type TaskPage, type TaskStore } from "./store.ts";
+import {
+  FencedError,
+  type ListTasksQuery,
+  type ListThreadsQuery,
+  type NewTask,
+  type PendingInput,
+  type StoredEvent,
+  type TaskOutcome,
+  type TaskPage,
+  type TaskStore,
+} from "./store.ts";
 
 /**
  * 2: `tasks.error` holds a `TaskError` as JSON (it held the message alone in 1).
  * 3: `tasks.attempt`, the fencing token of the task's current run (see `FencedError`).
+ * 4: threads, the `waiting` state (`wait_until`), pending inputs, structured output, secrets.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -42,7 +53,10 @@ CREATE TABLE IF NOT EXISTS tasks (
   created_at   TEXT NOT NULL,
   started_at   TEXT,
   finished_at  TEXT,
-  attempt      INTEGER NOT NULL DEFAULT 0
+  attempt      INTEGER NOT NULL DEFAULT 0,
+  thread_id    TEXT,
+  output_json  TEXT,
+  wait_until   TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
@@ -55,17 +69,52 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 `;
 
+/** Schema 4's new tables and indexes (a new file gets them with the rest; an old one when migrated). */
+const SCHEMA_4 = `
+CREATE INDEX IF NOT EXISTS tasks_thread ON tasks(thread_id) WHERE thread_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_waiting ON tasks(wait_until) WHERE status = 'waiting';
+CREATE TABLE IF NOT EXISTS threads (
+  id         TEXT PRIMARY KEY,
+  owner      TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS threads_owner ON threads(owner);
+CREATE TABLE IF NOT EXISTS inputs (
+  task_id    TEXT NOT NULL,
+  id         TEXT NOT NULL,
+  text       TEXT NOT NULL,
+  sender     TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE (task_id, id)
+);
+CREATE TABLE IF NOT EXISTS secrets (
+  name  TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+);
+`;
+
 /** A row as read back from SQLite, validated at the boundary: a Task with its metadata and error as JSON text. */
-const TaskRow = Task.omit({ metadata: true, error: true }).extend({
+const TaskRow = Task.omit({ metadata: true, error: true, output_json: true }).extend({
   rowid: z.number().int(),
   metadata: z.string(),
   error: z.string().nullable(),
+  output_json: z.string().nullable(),
 });
 
 function toTask(row: unknown): Task {
-  const { rowid: _rowid, metadata, error, ...rest } = TaskRow.parse(row);
-  return Task.parse({ ...rest, metadata: JSON.parse(metadata), error: error === null ? null : JSON.parse(error) });
+  const { rowid: _rowid, metadata, error, output_json, ...rest } = TaskRow.parse(row);
+  return Task.parse({
+    ...rest,
+    metadata: JSON.parse(metadata),
+    error: error === null ? null : JSON.parse(error),
+    output_json: output_json === null ? null : JSON.parse(output_json),
+  });
 }
+
+/** What every task read selects: the row and nothing of the tables beside it. */
+const TASK_COLUMNS = `rowid, id, owner, agent, input, metadata, status, stop_reason, output, error, total_steps,
+  total_tokens, input_tokens, output_tokens, cost_usd, last_seq, pruned_through, created_at, started_at, finished_at,
+  thread_id, output_json, wait_until`;
 
 /**
  * Schema 1 → 2: an error was its message alone; it becomes a `TaskError`. The code is the stop
@@ -119,19 +168,56 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     // Guarded by the column itself too, so a file that has it (whatever its version says) is left as is.
     const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
     if (current < 3 && !hasAttempt) db.run(MIGRATE_2_TO_3);
+    // Schema 4: columns an older file lacks (each guarded by the column itself), then the new tables.
+    for (const [column, type] of [["thread_id", "TEXT"], ["output_json", "TEXT"], ["wait_until", "TEXT"]] as const) {
+      const has = db.query(`SELECT 1 FROM pragma_table_info('tasks') WHERE name = '${column}'`).get() !== null;
+      if (!has) db.run(`ALTER TABLE tasks ADD COLUMN ${column} ${type}`);
+    }
+    db.run(SCHEMA_4);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 
   const insertTask = db.query(
-    `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at)
-     VALUES ($id, $owner, $agent, $input, $metadata, 'queued', $created_at)`,
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+     VALUES ($id, $owner, $agent, $input, $metadata, 'queued', $created_at, $thread_id)`,
   );
-  const selectTask = db.query(`SELECT rowid, * FROM tasks WHERE id = $id`);
+  const selectTask = db.query(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $id`);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
   const from = (to: TaskStatus) => `status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`;
   const markRunning = db.query(
-    `UPDATE tasks SET status = 'running', started_at = $started_at, attempt = attempt + 1 WHERE id = $id AND ${from("running")}`,
+    `UPDATE tasks SET status = 'running', started_at = coalesce(started_at, $started_at), attempt = attempt + 1, wait_until = NULL
+     WHERE id = $id AND ${from("running")}`,
   );
+  const waitTask = db.query(
+    `UPDATE tasks SET status = 'waiting', wait_until = $wait_until
+     WHERE id = $id AND ${from("waiting")} AND ($fence IS NULL OR attempt = $fence)`,
+  );
+  const moveWaiting = db.query(
+    `UPDATE tasks SET last_seq = $last, status = CASE WHEN $requeue THEN 'queued' ELSE status END,
+       wait_until = CASE WHEN $requeue THEN NULL ELSE wait_until END
+     WHERE id = $id AND status = 'waiting' AND last_seq = $first - 1`,
+  );
+  const selectExpiredWaits = db.query(
+    `SELECT ${TASK_COLUMNS} FROM tasks WHERE status = 'waiting' AND wait_until < $now ORDER BY wait_until LIMIT $limit`,
+  );
+  const insertInput = db.query(
+    `INSERT INTO inputs (task_id, id, text, sender, created_at)
+     SELECT $task_id, $id, $text, $sender, $created_at FROM tasks WHERE id = $task_id AND status IN ('queued', 'running', 'waiting')`,
+  );
+  const selectInputs = db.query(`SELECT id, text, sender, created_at FROM inputs WHERE task_id = $task_id ORDER BY rowid`);
+  const deleteInput = db.query(`DELETE FROM inputs WHERE task_id = $task_id AND id = $id`);
+  const insertThread = db.query(`INSERT INTO threads (id, owner, created_at) VALUES ($id, $owner, $created_at)`);
+  const selectThread = db.query(
+    `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
+       (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
+       (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1) AS last_task_id
+     FROM threads WHERE threads.id = $id`,
+  );
+  const selectThreadTasks = db.query(
+    `SELECT * FROM (SELECT ${TASK_COLUMNS} FROM tasks WHERE thread_id = $thread_id ORDER BY rowid DESC LIMIT $limit) ORDER BY rowid`,
+  );
+  const selectSecret = db.query(`SELECT value FROM secrets WHERE name = $name`);
+  const insertSecret = db.query(`INSERT OR IGNORE INTO secrets (name, value) VALUES ($name, $value)`);
   const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
   const finishStatements = new Map(
     (["completed", "failed", "cancelled", "timed_out"] as const).map((to) => [
@@ -139,7 +225,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       db.query(
         `UPDATE tasks SET status = $status, stop_reason = $stop_reason, output = $output, error = $error,
            total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
-           output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq
+           output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq,
+           output_json = $output_json, wait_until = NULL
          WHERE id = $id AND ${from(to)} AND last_seq = $seq - 1 AND ($fence IS NULL OR attempt = $fence)`,
       ),
     ]),
@@ -192,6 +279,17 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
   });
 
+  const appendWaitingTx = db.transaction((id: string, events: readonly StoredEvent[], requeue: boolean): boolean => {
+    const first = events[0]!.seq;
+    const last = events.at(-1)!.seq;
+    if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
+      throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
+    }
+    if (moveWaiting.run({ id, first, last, requeue: requeue ? 1 : 0 }).changes !== 1) return false;
+    for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
+    return true;
+  });
+
   const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined): boolean => {
     const moved = finishStatements.get(outcome.status)!.run({
       id,
@@ -200,6 +298,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       status: outcome.status,
       stop_reason: outcome.stopReason,
       output: outcome.output,
+      output_json: outcome.outputJson === undefined || outcome.outputJson === null ? null : JSON.stringify(outcome.outputJson),
       error: outcome.error === null ? null : JSON.stringify(outcome.error),
       total_steps: outcome.totalSteps,
       total_tokens: outcome.inputTokens + outcome.outputTokens,
@@ -225,6 +324,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         input: task.input,
         metadata: JSON.stringify(task.metadata),
         created_at: task.createdAt.toISOString(),
+        thread_id: task.threadId ?? null,
       });
       return toTask(selectTask.get({ id: task.id }));
     },
@@ -251,7 +351,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         params.before = before;
       }
       const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
-      const rows = db.query(`SELECT rowid, * FROM tasks ${where} ORDER BY rowid DESC LIMIT $limit`).all(params);
+      const rows = db.query(`SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY rowid DESC LIMIT $limit`).all(params);
       const page = rows.slice(0, query.limit);
       const last = page.at(-1) as { rowid: number } | undefined;
       return {
@@ -264,7 +364,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       if (statuses.length === 0) return [];
       const placeholders = statuses.map((_, index) => `$s${index}`).join(", ");
       const params = Object.fromEntries(statuses.map((status, index) => [`s${index}`, status]));
-      return db.query(`SELECT rowid, * FROM tasks WHERE status IN (${placeholders}) ORDER BY rowid`).all(params).map(toTask);
+      return db.query(`SELECT ${TASK_COLUMNS} FROM tasks WHERE status IN (${placeholders}) ORDER BY rowid`).all(params).map(toTask);
     },
 
     async markRunning(id, startedAt) {
@@ -273,6 +373,85 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
 
     async appendEvents(id, events, fence) {
       if (events.length > 0) appendTx(id, events, fence);
+    },
+
+    async waitTask(id, waitUntil, fence) {
+      if (waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes === 1) return true;
+      checkFence(id, fence);
+      return false;
+    },
+
+    async appendWhileWaiting(id, events, requeue) {
+      if (events.length === 0) return false;
+      return appendWaitingTx(id, events, requeue);
+    },
+
+    async expiredWaits(now, limit) {
+      return selectExpiredWaits.all({ now: now.toISOString(), limit }).map(toTask);
+    },
+
+    async addInput(taskId, input: PendingInput) {
+      return (
+        insertInput.run({ task_id: taskId, id: input.id, text: input.text, sender: input.by, created_at: input.createdAt.toISOString() })
+          .changes === 1
+      );
+    },
+
+    async pendingInputs(taskId) {
+      const rows = selectInputs.all({ task_id: taskId }) as { id: string; text: string; sender: string; created_at: string }[];
+      return rows.map((row) => ({ id: row.id, text: row.text, by: row.sender, createdAt: new Date(row.created_at) }));
+    },
+
+    async deleteInputs(taskId, ids) {
+      if (ids.length === 0) return;
+      db.transaction(() => {
+        for (const id of ids) deleteInput.run({ task_id: taskId, id });
+      })();
+    },
+
+    async createThread(thread) {
+      insertThread.run({ id: thread.id, owner: thread.owner, created_at: thread.createdAt.toISOString() });
+      return toThread(selectThread.get({ id: thread.id }));
+    },
+
+    async getThread(id) {
+      const row = selectThread.get({ id });
+      return row ? toThread(row) : undefined;
+    },
+
+    async listThreads(query: ListThreadsQuery) {
+      const conditions: string[] = [];
+      const params: Record<string, string | number> = { limit: query.limit + 1 };
+      if (query.owner !== undefined) {
+        conditions.push("owner = $owner");
+        params.owner = query.owner;
+      }
+      if (query.cursor !== undefined) {
+        conditions.push("rowid < $before");
+        params.before = decodeCursor(query.cursor);
+      }
+      const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
+      const rows = db
+        .query(
+          `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
+             (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
+             (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1) AS last_task_id
+           FROM threads ${where} ORDER BY rowid DESC LIMIT $limit`,
+        )
+        .all(params) as { rowid: number }[];
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return { threads: page.map(toThread), nextCursor: rows.length > query.limit && last ? encodeCursor(last.rowid) : null };
+    },
+
+    async threadTasks(threadId, limit) {
+      return selectThreadTasks.all({ thread_id: threadId, limit }).map(toTask);
+    },
+
+    async secret(name) {
+      insertSecret.run({ name, value: crypto.getRandomValues(new Uint8Array(32)) });
+      const row = selectSecret.get({ name }) as { value: Uint8Array };
+      return new Uint8Array(row.value);
     },
 
     async finishTask(id, outcome, seq, frame, fence) {
@@ -303,6 +482,11 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       db.close();
     },
   };
+
+  function toThread(row: unknown): Thread {
+    const { rowid: _rowid, ...rest } = row as { rowid: number };
+    return Thread.parse(rest);
+  }
 
   // A cursor is the rowid of the last task on the page, so pages stay stable while tasks are added.
   function encodeCursor(rowid: number): string {

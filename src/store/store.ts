@@ -3,7 +3,7 @@
  * published, so a replay sends the same bytes a live watcher got. `seq` is gapless per task
  * (1, 2, 3 …); the runner assigns it and the store refuses a duplicate.
  */
-import type { StopReason, Task, TaskError, TaskMetadata, TaskStatus } from "../protocol/task.ts";
+import type { StopReason, Task, TaskError, TaskMetadata, TaskStatus, Thread } from "../protocol/task.ts";
 
 export interface NewTask {
   id: string;
@@ -12,6 +12,23 @@ export interface NewTask {
   input: string;
   metadata: TaskMetadata;
   createdAt: Date;
+  /** The thread it continues (created first with `createThread`), if any. */
+  threadId?: string | null;
+}
+
+/** A person's message waiting to reach a task's model at its next step (steering); see `addInput`. */
+export interface PendingInput {
+  id: string;
+  text: string;
+  /** Who sent it (a key's name). */
+  by: string;
+  createdAt: Date;
+}
+
+export interface ListThreadsQuery {
+  owner?: string;
+  limit: number;
+  cursor?: string;
 }
 
 export interface StoredEvent {
@@ -25,6 +42,8 @@ export interface TaskOutcome {
   status: Extract<TaskStatus, "completed" | "failed" | "cancelled" | "timed_out">;
   stopReason: StopReason;
   output: string | null;
+  /** The final answer parsed (agents with an `output_schema`); undefined or null: none. */
+  outputJson?: unknown;
   error: TaskError | null;
   totalSteps: number;
   inputTokens: number;
@@ -53,8 +72,47 @@ export interface TaskStore {
   listTasks(query: ListTasksQuery): Promise<TaskPage>;
   /** Tasks in any of these statuses, oldest first (start-up recovery). */
   tasksWithStatus(statuses: readonly TaskStatus[]): Promise<Task[]>;
-  /** `queued → running`; false if the task is no longer queued (e.g. cancelled). */
+  /**
+   * `queued → running` (`attempt` + 1; `started_at` set on the first run only); false if the task is
+   * no longer queued (e.g. cancelled).
+   */
   markRunning(id: string, startedAt: Date): Promise<boolean>;
+  /**
+   * `running → waiting` (fenced like `appendEvents`): the run has stored its last events (an
+   * `approval_requested` or `question`) and ends; nothing runs until a person decides, or until
+   * `waitUntil`. A cluster store also drops the lease. False, writing nothing, if it was not running.
+   */
+  waitTask(id: string, waitUntil: Date | null, fence?: number): Promise<boolean>;
+  /**
+   * Appends events to a `waiting` task — a person's decision, written by whichever node received
+   * it — and with `requeue` moves it `waiting → queued` in the same transaction (the next run
+   * resumes it from its log). False, writing nothing, when the task is not waiting or its last seq
+   * is not `events[0].seq - 1` (someone else wrote first: read the log again).
+   */
+  appendWhileWaiting(id: string, events: readonly StoredEvent[], requeue: boolean): Promise<boolean>;
+  /** `waiting` tasks whose `wait_until` is before `now`, soonest first, at most `limit`. */
+  expiredWaits(now: Date, limit: number): Promise<Task[]>;
+  /**
+   * Keeps a person's message for a task until its run reads it (`pendingInputs`), durably: a restart
+   * in between loses nothing. False, storing nothing, when the task is missing or has ended.
+   */
+  addInput(taskId: string, input: PendingInput): Promise<boolean>;
+  /** The task's inputs not yet deleted, oldest first. */
+  pendingInputs(taskId: string): Promise<PendingInput[]>;
+  /** Forgets inputs the run has stored as `user_input` events. */
+  deleteInputs(taskId: string, ids: readonly string[]): Promise<void>;
+  /** Creates a thread (a conversation: its tasks run with the history of the earlier ones). */
+  createThread(thread: { id: string; owner: string; createdAt: Date }): Promise<Thread>;
+  getThread(id: string): Promise<Thread | undefined>;
+  /** Threads, newest first; each with its task count and last task. */
+  listThreads(query: ListThreadsQuery): Promise<{ threads: Thread[]; nextCursor: string | null }>;
+  /** A thread's tasks in creation order (oldest first), at most `limit` of the newest. */
+  threadTasks(threadId: string, limit: number): Promise<Task[]>;
+  /**
+   * A random 32-byte secret kept in the store under `name`, made on first use — the same for every
+   * process of the store (each node of a cluster), and across restarts.
+   */
+  secret(name: string): Promise<Uint8Array>;
   /**
    * Appends consecutive durable events in one transaction — all or none. Throws if the first is
    * not the task's next `seq`, or the run has a gap.
@@ -124,6 +182,8 @@ export type ClusterSignal =
   | { kind: "cancel"; taskId: string }
   /** Events up to `lastSeq` of this task are stored (a hint: the events come from the log). */
   | { kind: "events"; taskId: string; lastSeq: number }
+  /** A person sent this task a message (steering): the node running it reads its inputs. */
+  | { kind: "input"; taskId: string }
   /** A node's own liveness probe of its LISTEN connection. */
   | { kind: "probe"; node: string; nonce: string };
 
@@ -139,7 +199,8 @@ export type ClusterSignal =
  */
 export interface ClusterStore {
   /**
-   * Claims one task for `node`: the oldest `queued` task, else a `running` one whose lease expired
+   * Claims one task for `node`: the oldest `queued` task (not one whose thread has an earlier task
+   * that has not ended: a thread's tasks run one at a time, in order), else a `running` one whose lease expired
    * (a takeover), skipping rows other nodes are claiming (`FOR UPDATE SKIP LOCKED`). The task
    * becomes `running` (its `started_at` kept if it had one), `attempt` + 1, leased to `node` until
    * now + `leaseMs`. Undefined when there is nothing to claim.
@@ -150,7 +211,11 @@ export interface ClusterStore {
    * holds (any other was taken over or ended: its run must stop) and, of those, the ones a client
    * asked to cancel.
    */
-  renewLeases(node: string, leases: readonly Lease[], leaseMs: number): Promise<{ held: Set<string>; cancelRequested: Set<string> }>;
+  renewLeases(
+    node: string,
+    leases: readonly Lease[],
+    leaseMs: number,
+  ): Promise<{ held: Set<string>; cancelRequested: Set<string>; inputsPending: Set<string> }>;
   /** Gives leases up at once (a node stopping gracefully): other nodes can take the tasks over now. */
   releaseLeases(node: string, leases: readonly Lease[]): Promise<void>;
   /** Records a cancel request on a task that is not terminal, and announces it. */

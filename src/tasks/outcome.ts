@@ -31,18 +31,33 @@ export interface RunTotals {
 }
 
 export type RunEnd =
-  | { kind: "answer"; output: string; totals: RunTotals }
+  | { kind: "answer"; output: string; outputJson?: unknown; totals: RunTotals }
+  /** Calls wait for people: the task is parked (`waiting`), not ended. `toOutcome` never sees it. */
+  | { kind: "waiting"; totals: RunTotals }
+  | { kind: "invalid_output"; message: string; totals: RunTotals }
+  /** Nobody decided in time and the agent's `on_approval_timeout` is `fail`. */
+  | { kind: "wait_timed_out"; message: string; totals: RunTotals }
   | { kind: "stopped"; reason: "max_steps" | "token_budget"; message: string; totals: RunTotals }
   | { kind: "aborted"; abort: TaskAbort; totals: RunTotals }
   | { kind: "error"; error: unknown; totals: RunTotals }
   | { kind: "interrupted"; totals: RunTotals; message?: string };
 
-export function toOutcome(end: RunEnd, finishedAt: Date): TaskOutcome {
+export function toOutcome(end: Exclude<RunEnd, { kind: "waiting" }>, finishedAt: Date): TaskOutcome {
   const { steps, inputTokens, outputTokens, costUsd } = end.totals;
   const base = { totalSteps: steps, inputTokens, outputTokens, costUsd, finishedAt };
   switch (end.kind) {
     case "answer":
-      return { ...base, status: "completed", stopReason: "final_answer", output: end.output, error: null };
+      return { ...base, status: "completed", stopReason: "final_answer", output: end.output, outputJson: end.outputJson ?? null, error: null };
+    case "wait_timed_out":
+      return { ...base, status: "failed", stopReason: "error", output: null, error: taskError("approval_timeout", end.message) };
+    case "invalid_output":
+      return {
+        ...base,
+        status: "failed",
+        stopReason: "error",
+        output: null,
+        error: taskError("invalid_output", `The final answer did not match the output schema: ${end.message}`),
+      };
     case "stopped":
       return { ...base, status: "failed", stopReason: end.reason, output: null, error: taskError(end.reason, `Stopped: ${end.message}`) };
     case "aborted":
@@ -77,6 +92,7 @@ export function toResultData(taskId: string, outcome: TaskOutcome): ResultData {
   };
   if (outcome.costUsd !== null) data.cost_usd = outcome.costUsd;
   if (outcome.output !== null) data.output = outcome.output;
+  if (outcome.outputJson !== undefined && outcome.outputJson !== null) data.output_json = outcome.outputJson;
   if (outcome.error !== null) data.error = outcome.error;
   return data;
 }

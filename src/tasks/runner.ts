@@ -15,15 +15,19 @@
  *   runner does not wait for a tool that ignores it.
  */
 import type { Agent, AgentPool } from "../agents/pool.ts";
+import { modelSettingsOf, needsApproval, type AgentDefinition } from "../agents/agent.ts";
+import { compileOutputSchema } from "../engine/structured-output.ts";
+import { QUESTION_TOOLS } from "../tools/ask-user.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { Follower } from "../cluster/follower.ts";
-import { runReAct, type ReActOptions } from "../engine/react.ts";
+import { runReAct, type FinalAnswerCheck, type HumanInput, type ReActOptions } from "../engine/react.ts";
 import { resumeFromLog, resumedEventFor } from "../engine/resume.ts";
 import { isIdempotentTool } from "../engine/tool-execution.ts";
 import { AgentkitError, errorMessage } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
+import { threadHistory } from "../threads/history.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskStore } from "../store/store.ts";
@@ -70,6 +74,18 @@ export interface TaskRunner {
    * its row validation — for a live task. `last_seq` is the last *published* seq.
    */
   liveTask(taskId: string): Task | undefined;
+  /**
+   * A waiting task was decided and queued again (`store.appendWhileWaiting` with `requeue`): run it
+   * (on any worker node); the run resumes it from its log.
+   */
+  resubmit(task: Task): void;
+  /** A person sent a message to this task (stored with `store.addInput`): its run reads it before its next model step. */
+  notifyInput(taskId: string): void;
+  /**
+   * Ends a `waiting` task that no run holds (cancelled, or failed when its wait timed out): false,
+   * writing nothing, when it is no longer waiting (decided meanwhile).
+   */
+  endWaiting(task: Task, end: Exclude<RunEnd, { kind: "waiting" }>): Promise<boolean>;
   /**
    * Cancels a task; idempotent. Resolves with the task as it ended (or, in a cluster, as it is
    * once the node running it has ended it), or undefined if unknown.
@@ -135,7 +151,13 @@ interface ActiveTask {
   /** The run's fencing token: its writes are refused once another run has the task. */
   attempt?: number;
   /** Why this run resumes a task that an earlier run left (its events are in the log). */
-  resume?: "takeover" | "restart";
+  resume?: "takeover" | "restart" | "continued";
+  /** People's inputs may be waiting in the store for this run (see `takeInputs`). */
+  inputsPending: boolean;
+  /** Inputs already in the conversation (never delivered twice). */
+  consumedInputs: Set<string>;
+  /** Inputs stored as `user_input` events, to delete from the store's inbox. */
+  inputsToForget: string[];
   /** The run lost the task (fenced, or its lease could not be renewed): it writes nothing more. */
   lost: boolean;
   /** `performance.now()` until which the run's lease is known to hold (cluster mode). */
@@ -145,6 +167,11 @@ interface ActiveTask {
 /** An abort that ends the run but not the task: no result is written. */
 function endsRunOnly(end: RunEnd | undefined): boolean {
   return end?.kind === "aborted" && (end.abort.kind === "lost" || end.abort.kind === "handover");
+}
+
+/** What the model is told when its agent has an `output_schema`. */
+function outputInstruction(check: FinalAnswerCheck & { schema?: unknown }): string {
+  return `When you give your final answer, reply with only a JSON value (no prose, no code fence) that matches this JSON Schema:\n${JSON.stringify(check.schema ?? {})}`;
 }
 
 export function createRunner(options: RunnerOptions): TaskRunner {
@@ -176,17 +203,44 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       done: Promise.withResolvers<void>(),
       lost: false,
       leaseValidUntil: Number.POSITIVE_INFINITY,
+      inputsPending: true,
+      consumedInputs: new Set(),
+      inputsToForget: [],
     };
     active.set(task.id, entry);
     feed.open(task.id, task.last_seq);
     return entry;
   }
 
+  /**
+   * One node: the task each busy thread is on (running or waiting): a thread's tasks run one at a
+   * time, in order (a cluster's claim query does the same across nodes).
+   */
+  const threadHeads = new Map<string, string>();
+
   function pump() {
     if (cluster) return void claim();
-    while (!closed && running < options.maxConcurrentTasks && queue.length > 0) {
-      const entry = queue.shift()!;
+    for (let index = 0; !closed && running < options.maxConcurrentTasks && index < queue.length; ) {
+      const entry = queue[index]!;
+      const thread = entry.task.thread_id;
+      const head = thread === null ? undefined : threadHeads.get(thread);
+      if (head !== undefined && head !== entry.task.id) {
+        index++; // its thread is busy with an earlier task
+        continue;
+      }
+      if (thread !== null) threadHeads.set(thread, entry.task.id);
+      queue.splice(index, 1);
       start(entry);
+    }
+  }
+
+  /** A thread's task ended (or is gone): the thread's next task may start. */
+  function releaseThread(task: { id: string; thread_id: string | null }) {
+    if (task.thread_id === null) return;
+    if (threadHeads.get(task.thread_id) === task.id) threadHeads.delete(task.thread_id);
+    if (cluster) {
+      // Its next task may be queued, claimable now on any worker.
+      cluster.store.signal({ kind: "queued" }).catch(() => {});
     }
   }
 
@@ -205,6 +259,17 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   function bufferStep(entry: ActiveTask, event: StepEvent) {
     const seq = entry.nextSeq++;
     entry.buffer.push({ seq, frame: JSON.stringify(stepFrame(seq, event, now())) });
+    if (event.event_type === "user_input") entry.inputsToForget.push(event.data.id);
+  }
+
+  /** The inputs people sent since the run last looked (read from the store only when told of some). */
+  async function takeInputs(entry: ActiveTask): Promise<HumanInput[]> {
+    if (!entry.inputsPending || entry.lost) return [];
+    entry.inputsPending = false;
+    const inputs = await store.pendingInputs(entry.task.id);
+    const fresh = inputs.filter((input) => !entry.consumedInputs.has(input.id));
+    for (const input of fresh) entry.consumedInputs.add(input.id);
+    return fresh.map((input) => ({ id: input.id, text: input.text, by: input.by }));
   }
 
   /** The run lost its task: abort it at once, and have it write nothing more. */
@@ -236,6 +301,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         throw error;
       }
       for (const event of batch) feed.publish(entry.task.id, event.seq, event.frame);
+      if (entry.inputsToForget.length > 0) {
+        // Stored as user_input events: the inbox may forget them (a resume skips them by id anyway).
+        const ids = entry.inputsToForget;
+        entry.inputsToForget = [];
+        store.deleteInputs(entry.task.id, ids).catch(() => {});
+      }
     });
   }
 
@@ -254,14 +325,24 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
         });
       }
-      if (!runOnly && end) {
+      if (!runOnly && end?.kind === "waiting") {
+        // Nothing more runs until people decide: the task is parked, its run ends, no result.
+        await write(entry, async () => {
+          const agent = agents.get(entry.task.agent);
+          const waitUntil = agent ? new Date(now().getTime() + agent.definition.approval_timeout_ms) : null;
+          if (await store.waitTask(taskId, waitUntil, entry.attempt)) {
+            logger.info("task waits for a person", { task: taskId, until: waitUntil?.toISOString() });
+          }
+        });
+      } else if (!runOnly && end) {
         await write(entry, async () => {
           const seq = entry.nextSeq++;
-          const outcome = toOutcome(end, now());
+          const outcome = toOutcome(end as Exclude<RunEnd, { kind: "waiting" }>, now());
           const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
           if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt)) {
             feed.publish(taskId, seq, frame);
             published = true;
+            releaseThread(entry.task);
             logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
           }
         });
@@ -321,10 +402,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       entry.startedAt = startedAt.toISOString();
     }
     const tools = agent.tools();
+    // A queued task with events in its log waited for people and was decided: it goes on.
+    if (!entry.resume && task.last_seq > 0) entry.resume = "continued";
+    const outputCheck = outputCheckOf(definition);
     const reactOptions: ReActOptions = {
       model: agent.model,
       tools,
-      system: definition.system_prompt,
+      system: outputCheck ? `${definition.system_prompt}\n\n${outputInstruction(outputCheck)}` : definition.system_prompt,
       messages: [{ role: "user", content: task.input }],
       maxSteps: definition.max_steps,
       tokenBudget: definition.token_budget,
@@ -332,11 +416,24 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       maxOutputTokens: definition.max_output_tokens,
       idempotentTools: definition.idempotent_tools,
       abortSignal: entry.controller.signal,
+      needsApproval: (name) => needsApproval(definition, name),
+      questionTools: QUESTION_TOOLS,
+      waitExpiresAt: () => new Date(now().getTime() + definition.approval_timeout_ms).toISOString(),
+      takeInputs: () => takeInputs(entry),
+      modelSettings: modelSettingsOf(definition),
+      outputCheck,
+      outputRetries: definition.output_retries,
     };
-    if (entry.resume) {
-      // An earlier run of this task was cut off (its node died, or this server restarted).
-      if (definition.on_interrupt === "fail") return finish(entry, { kind: "interrupted", totals: entry.totals });
-      try {
+    /** Time this task spent waiting for people: not counted against its time limit. */
+    let waitedMs = 0;
+    try {
+      // A thread's task sees the thread's earlier tasks as the conversation before its input.
+      const history = task.thread_id === null ? [] : await threadHistory(store, task, definition.history);
+      reactOptions.messages = [...history, ...reactOptions.messages];
+      if (entry.resume) {
+        // An earlier run of this task was cut off (its node died, or this server restarted), or it
+        // waited for people who have now decided.
+        if (entry.resume !== "continued" && definition.on_interrupt === "fail") return finish(entry, { kind: "interrupted", totals: entry.totals });
         const log = await readLog(task.id);
         const state = resumeFromLog(task.input, log);
         if (state.finished) return finish(entry, undefined);
@@ -345,30 +442,33 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         entry.totals.inputTokens = state.totals.inputTokens;
         entry.totals.outputTokens = state.totals.outputTokens;
         entry.totals.costUsd = options.costOf?.(agent, entry.totals) ?? entry.totals.costUsd;
+        for (const id of state.consumedInputs) entry.consumedInputs.add(id);
+        waitedMs = state.waitedMs;
         const resumed = resumedEventFor(state, { tools, idempotentTools: definition.idempotent_tools, node: cluster?.node ?? null, reason: entry.resume });
         // The run's own number (its fencing token) says which run this is.
         if (entry.attempt !== undefined) resumed.data.attempt = entry.attempt;
         bufferStep(entry, resumed);
         await flush(entry);
         Object.assign(reactOptions, {
-          messages: state.messages,
+          messages: [...history, ...state.messages],
           firstStep: state.nextStep,
           usedTokens: state.totals.inputTokens + state.totals.outputTokens,
           pendingCalls: state.unfinished,
+          outputRetriesUsed: state.outputRetriesUsed,
         });
         logger.info("task resumed from its log", { task: task.id, reason: entry.resume, after_seq: state.lastSeq, attempt: entry.attempt });
-      } catch (error) {
-        if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
-        logger.error("runner: could not resume a task", { task: task.id, error: errorMessage(error) });
-        return finish(entry, {
-          kind: "interrupted",
-          totals: entry.totals,
-          message: `Interrupted: the server stopped while this task was running, and it could not be resumed (${errorMessage(error)})`,
-        });
       }
+    } catch (error) {
+      if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
+      logger.error("runner: could not resume a task", { task: task.id, error: errorMessage(error) });
+      return finish(entry, {
+        kind: "interrupted",
+        totals: entry.totals,
+        message: `Interrupted: the server stopped while this task was running, and it could not be resumed (${errorMessage(error)})`,
+      });
     }
-    // The time limit counts from the task's first start, across resumes.
-    const started = entry.startedAt ? Date.parse(entry.startedAt) : Date.now();
+    // The time limit counts from the task's first start, across resumes — not the time it waited for people.
+    const started = (entry.startedAt ? Date.parse(entry.startedAt) : Date.now()) + waitedMs;
     const deadline = setTimeout(
       () => entry.controller.abort(new TaskAbort("deadline", `Task exceeded its ${definition.timeout_ms} ms time limit`)),
       Math.max(0, definition.timeout_ms - (Date.now() - started)),
@@ -397,14 +497,18 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         const next = await raceAbort(pending, signal);
         if (next.done) {
           const stop = next.value;
-          end = stop
-            ? { kind: "stopped", reason: stop.reason, message: stop.message, totals: entry.totals }
-            : { kind: "error", error: new Error("engine ended without an answer"), totals: entry.totals };
+          end = !stop
+            ? { kind: "error", error: new Error("engine ended without an answer"), totals: entry.totals }
+            : stop.reason === "waiting"
+              ? { kind: "waiting", totals: entry.totals }
+              : stop.reason === "invalid_output"
+                ? { kind: "invalid_output", message: stop.message, totals: entry.totals }
+                : { kind: "stopped", reason: stop.reason, message: stop.message, totals: entry.totals };
           break;
         }
         const event = next.value;
         if (event.event_type === "final_answer") {
-          end = { kind: "answer", output: event.data.output, totals: entry.totals };
+          end = { kind: "answer", output: event.data.output, outputJson: event.data.output_json, totals: entry.totals };
           break;
         }
         if (event.event_type === "delta") {
@@ -440,6 +544,17 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       events.return(undefined).catch(() => {});
     }
     await finish(entry, end);
+  }
+
+  /** The agent's output schema, compiled once per definition (validated at start-up already). */
+  const outputChecks = new WeakMap<AgentDefinition, FinalAnswerCheck | null>();
+  function outputCheckOf(definition: AgentDefinition): FinalAnswerCheck | undefined {
+    let check = outputChecks.get(definition);
+    if (check === undefined) {
+      check = definition.output_schema ? compileOutputSchema(definition.output_schema) : null;
+      outputChecks.set(definition, check);
+    }
+    return check ?? undefined;
   }
 
   function count(entry: ActiveTask, agent: Agent, step: number, usage: { input_tokens: number; output_tokens: number }) {
@@ -521,7 +636,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     renewing = true;
     const sentAt = performance.now();
     try {
-      const { held, cancelRequested } = await cluster.store.renewLeases(
+      const { held, cancelRequested, inputsPending } = await cluster.store.renewLeases(
         cluster.node,
         entries.map((entry) => ({ taskId: entry.task.id, attempt: entry.attempt! })),
         cluster.leaseMs,
@@ -534,6 +649,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         entry.leaseValidUntil = sentAt + cluster.leaseMs;
         if (cancelRequested.has(entry.task.id)) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+        // A lost `input` notification: the renewal says so too.
+        if (inputsPending.has(entry.task.id)) entry.inputsPending = true;
       }
     } catch (error) {
       // Transient database trouble: retry soon, with backoff, while the leases still hold; a run
@@ -557,6 +674,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       case "cancel": {
         const entry = active.get(signal.taskId);
         if (entry && !entry.finished) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+        return;
+      }
+      case "input": {
+        const entry = active.get(signal.taskId);
+        if (entry) entry.inputsPending = true;
         return;
       }
       case "events":
@@ -656,6 +778,41 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     void claim();
   }
 
+  function totalsOf(task: Task): RunTotals {
+    return { steps: task.total_steps, inputTokens: task.input_tokens, outputTokens: task.output_tokens, costUsd: task.cost_usd };
+  }
+
+  /**
+   * Ends a waiting task (no run holds it): cancelled, or failed when its wait timed out and its agent
+   * says so. Conditional on its last seq, so a decision that queued it again (or a run that took it
+   * since) wins and this writes nothing (false). One node publishes the result
+   * itself; in a cluster the nodes' followers publish it from the log.
+   */
+  async function endWaiting(task: Task, end: Exclude<RunEnd, { kind: "waiting" }>): Promise<boolean> {
+    const seq = task.last_seq + 1;
+    const outcome = toOutcome(end, now());
+    const frame = JSON.stringify(resultFrame(seq, toResultData(task.id, outcome)));
+    const local = !cluster && !feed.tail(task.id);
+    if (local) feed.open(task.id, task.last_seq);
+    let ended = false;
+    try {
+      // No fence needed: a waiting task leaves `waiting` only by a decision (which appends: its
+      // last seq moves) or by ending — either way `last_seq = seq - 1` no longer holds.
+      ended = await store.finishTask(task.id, outcome, seq, frame);
+      if (ended && !cluster) feed.publish(task.id, seq, frame);
+    } catch (error) {
+      if (!(error instanceof FencedError) && !(error instanceof AgentkitError)) throw error;
+    } finally {
+      if (local) feed.close(task.id);
+    }
+    if (ended) {
+      logger.info("task finished while waiting", { task: task.id, status: outcome.status });
+      releaseThread(task);
+      pump();
+    }
+    return ended;
+  }
+
   /** Cancels a task this node does not run (cluster): directly if queued, else via its node. */
   async function cancelElsewhere(taskId: string): Promise<Task | undefined> {
     const clusterStore = cluster!.store;
@@ -726,6 +883,30 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       pump();
     },
 
+    resubmit(task) {
+      if (closed) return; // queued in the store: the next start (or another node) runs it
+      if (cluster) {
+        cluster.store.signal({ kind: "queued" }).catch((error) => logger.warn("cluster: could not announce a task", { error: errorMessage(error) }));
+        void claim();
+        return;
+      }
+      if (active.has(task.id)) return;
+      queue.push(track(task));
+      pump();
+    },
+
+    endWaiting,
+
+    notifyInput(taskId) {
+      const entry = active.get(taskId);
+      if (entry) {
+        entry.inputsPending = true;
+        return;
+      }
+      // Run by another node (or not running: its next run reads the store anyway).
+      if (cluster) cluster.store.signal({ kind: "input", taskId }).catch(() => {});
+    },
+
     liveTask(taskId) {
       const entry = active.get(taskId);
       if (!entry || entry.finished) return undefined;
@@ -757,14 +938,24 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         return store.getTask(taskId);
       }
+      const task = await store.getTask(taskId);
+      if (task?.status === "waiting") {
+        const ended = await endWaiting(task, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: totalsOf(task) });
+        if (ended) return store.getTask(taskId);
+        // Decided (and queued again, maybe running) meanwhile: cancel it where it is now.
+        return this.cancel(taskId);
+      }
       if (cluster) return cancelElsewhere(taskId);
-      return store.getTask(taskId);
+      return task;
     },
 
     async recover() {
       if (cluster) {
         await startCluster();
         return { requeued: 0, interrupted: 0, resumed: 0 };
+      }
+      for (const task of await store.tasksWithStatus(["waiting", "running"])) {
+        if (task.thread_id !== null) threadHeads.set(task.thread_id, task.id);
       }
       const leftovers = await store.tasksWithStatus(["running", "queued"]);
       let requeued = 0;

@@ -8,7 +8,11 @@ import type { TaskStatus } from "../protocol/task.ts";
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   // A queued task can end without running: cancelled, or failed (its agent is gone, or shutdown).
   queued: ["running", "cancelled", "failed"],
-  running: ["completed", "failed", "cancelled", "timed_out"],
+  // `waiting`: the model called a tool that needs a person (an approval, `ask_user`); the run ended
+  // and holds nothing in memory.
+  running: ["waiting", "completed", "failed", "cancelled", "timed_out"],
+  // Decided (or the wait timed out): queued again, and the next run resumes it from its log.
+  waiting: ["queued", "cancelled", "failed"],
   completed: [],
   failed: [],
   cancelled: [],

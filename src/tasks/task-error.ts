@@ -35,6 +35,9 @@ const RETRYABLE: Record<TaskErrorCode, boolean> = {
   deadline: false,
   interrupted: true,
   agent_not_configured: false,
+  approval_timeout: false,
+  // The model may well answer in shape next time.
+  invalid_output: true,
   internal: false,
 };
 

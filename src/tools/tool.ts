@@ -67,7 +67,7 @@ const specs = new WeakMap<Tool, ToolSpec>();
 /** A tool failure with structured fields, shown to the model as a `tool_error` observation. */
 export class ToolError extends Error {
   constructor(
-    readonly code: "unknown_tool" | "invalid_arguments" | "execution_failed" | "timeout" | "aborted" | "interrupted",
+    readonly code: "unknown_tool" | "invalid_arguments" | "execution_failed" | "timeout" | "aborted" | "interrupted" | "not_runnable",
     message: string,
     readonly retryable: boolean,
     options: { cause?: unknown } = {},

@@ -71,7 +71,7 @@ test("an unknown key at any level of the file is an error naming it and the near
     [agent({ maxSteps: 3 }), "agents[0] (assistant): unknown field 'maxSteps' (did you mean 'max_steps'?)"],
     [agent({ max_step: 3 }), "agents[0] (assistant): unknown field 'max_step' (did you mean 'max_steps'?)"],
     [agent({ tool: ["calculator"] }), "agents[0] (assistant): unknown field 'tool' (did you mean 'tools'?)"],
-    [agent({ temperature: 0.2 }), "agents[0] (assistant): unknown field 'temperature'"],
+    [agent({ top_k: 5 }), "agents[0] (assistant): unknown field 'top_k' (did you mean 'top_p'?)"],
     [fetcher({ maxbytes: 10 }), "agents[0] (assistant).http_fetch: unknown field 'maxbytes' (did you mean 'maxBytes'?)"],
     [{ providers: { openai: { baseUrl: "http://127.0.0.1:9/v1" } } }, "providers.openai: unknown field 'baseUrl' (did you mean 'baseURL'?)"],
     [{ providers: { anthropic: { api_key: "k" } } }, "providers.anthropic: unknown field 'api_key' (did you mean 'apiKey'?)"],
@@ -126,7 +126,7 @@ test("the near match: case, '_' and '-' do not count; far names get no suggestio
 
 test("an agent naming an unknown tool or MCP server stops start-up, naming both", async () => {
   for (const [tools, message] of [
-    [["calculator", "teleport"], "agent 'mover': unknown tool 'teleport'; known: calculator, current_time, http_fetch"],
+    [["calculator", "teleport"], "agent 'mover': unknown tool 'teleport'; known: calculator, current_time, ask_user, http_fetch"],
     [["mcp:files"], "agent 'mover': tools: 'mcp:files' names no configured MCP server (configured: none)"],
   ] as const) {
     const { dir, path } = write("agentkit.json", { agents: [{ name: "mover", tools }] });

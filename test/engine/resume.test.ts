@@ -570,6 +570,10 @@ describe("resumeFromLog + runReAct resume", () => {
       lastStep: 0,
       lastSeq: 0,
       resumes: 0,
+      consumedInputs: new Set(),
+      outputRetriesUsed: 0,
+      waitedMs: 0,
+      awaiting: [],
     });
     expect(ResumedEvent.parse(resumedEventFor(resumeFromLog(INPUT, []), { tools: new Map(), node: "n1", reason: "takeover" })).step).toBe(0);
   });

@@ -234,7 +234,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     await api.requestCancel("running");
     await heard.waitFor((signal) => signal.kind === "cancel" && signal.taskId === "running", "the cancel signal");
     const renewed = await runner.renewLeases("node-r", [{ taskId: "running", attempt: claim.attempt }], 60_000);
-    expect(renewed).toEqual({ held: new Set(["running"]), cancelRequested: new Set(["running"]) });
+    expect(renewed).toEqual({ held: new Set(["running"]), cancelRequested: new Set(["running"]), inputsPending: new Set() });
 
     await api.requestCancel("queued");
     expect(await idle.claimNext("node-i", 60_000, new Date())).toMatchObject({ task: { id: "queued" }, cancelRequested: true });

@@ -127,14 +127,14 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   expect(await errors(store)).toEqual(expected);
   store.close();
   const check = new Database(path);
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(4);
   expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
 
   // A file from a newer agentkit is refused, untouched.
-  check.run("PRAGMA user_version = 4");
+  check.run("PRAGMA user_version = 5");
   check.close();
   store = undefined;
-  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 4, newer than this agentkit (3)");
+  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 5, newer than this agentkit (4)");
 });
 
 test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a running one is taken over at 1; once", async () => {
@@ -179,6 +179,6 @@ test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a runni
     { seq: 3, frame: '{"n":3}' },
   ]);
   const check = new Database(path, { readonly: true });
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(3);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(4);
   check.close();
 });

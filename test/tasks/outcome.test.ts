@@ -17,7 +17,7 @@ function providerError(code: ProviderErrorCode, status?: number, cause?: unknown
   return new ProviderError({ code, modelId: "openai/gpt-test", message, status, retryable: true, attempts: 2, cause });
 }
 
-function errorOf(end: RunEnd) {
+function errorOf(end: Exclude<RunEnd, { kind: "waiting" }>) {
   const outcome = toOutcome(end, at);
   const data = toResultData("t1", outcome);
   // The frame carries the task's object itself, and both validate against the one schema.

@@ -15,14 +15,17 @@
  * `APICallError` with the status, the headers (`Retry-After`) and the provider's message already
  * parsed, while the attempt count stays a local variable of this call.
  */
+import type { JSONSchema7 } from "ai";
 import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
 import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
 import { ProviderError } from "./provider-error.ts";
-import { toSdkPrompt, toSdkTools } from "./prompt-conversion.ts";
+import { toSdkPrompt, toSdkToolChoice, toSdkTools } from "./prompt-conversion.ts";
 import { classifyRequestFailure, messageWithCauses, requestFailureError, streamErrorDetail } from "./request-failure.ts";
 import { createRequestScope, type RequestScope } from "./request-scope.ts";
 import { resolveRetryOptions, retryDelayMs, type RetryOptions } from "./retry-policy.ts";
 import type { SdkCallOptions, SdkLanguageModel, SdkStreamPart } from "./sdk-types.ts";
+
+type SdkProviderOptions = NonNullable<SdkCallOptions["providerOptions"]>;
 
 /** Waits `ms`, rejecting with the signal's reason as soon as it aborts. Injectable for tests. */
 export type Sleep = (ms: number, abortSignal: AbortSignal) => Promise<void>;
@@ -81,12 +84,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
   return {
     id,
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
-      const tools = toSdkTools(request.tools);
-      const callOptions: SdkCallOptions = {
-        prompt: toSdkPrompt(request.system, request.messages),
-        ...(tools.length > 0 ? { tools, toolChoice: { type: "auto" } } : {}),
-        ...(request.maxOutputTokens !== undefined ? { maxOutputTokens: request.maxOutputTokens } : {}),
-      };
+      const callOptions = toSdkCallOptions(request);
       const { stream, scope, attempt } = await open(request, callOptions);
       const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();
@@ -159,6 +157,37 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
         });
       }
     },
+  };
+}
+
+/**
+ * Our request → the SDK's call options (all but the abort signal). Settings the request leaves out
+ * are left out here too, so the provider sends its own defaults (no `"temperature": null` on the wire).
+ *
+ * Reasoning effort goes in the provider contract's portable `reasoning` option, which each installed
+ * provider maps itself: OpenAI to `reasoning_effort` (only for models its catalog says reason, and to
+ * the nearest effort the model supports), Anthropic to a thinking budget or effort (by model),
+ * OpenAI-compatible servers to `reasoning_effort`. A provider-specific setting the user gives in
+ * `providerOptions` (`openai.reasoningEffort`, `anthropic.thinking`/`effort`…) wins over it, by the
+ * SDK's own rule, so nothing needs merging here.
+ */
+export function toSdkCallOptions(request: ModelRequest): Omit<SdkCallOptions, "abortSignal"> {
+  const tools = toSdkTools(request.tools);
+  return {
+    prompt: toSdkPrompt(request.system, request.messages),
+    // Without tools a tool choice means nothing (and OpenAI rejects `tool_choice` without `tools`).
+    ...(tools.length > 0 ? { tools, toolChoice: toSdkToolChoice(request.toolChoice ?? "auto") } : {}),
+    ...(request.maxOutputTokens !== undefined ? { maxOutputTokens: request.maxOutputTokens } : {}),
+    ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+    ...(request.topP !== undefined ? { topP: request.topP } : {}),
+    ...(request.reasoningEffort !== undefined ? { reasoning: request.reasoningEffort } : {}),
+    ...(request.responseFormat !== undefined
+      ? { responseFormat: { type: "json" as const, schema: request.responseFormat.schema as JSONSchema7 } }
+      : {}),
+    ...(request.providerOptions !== undefined && Object.keys(request.providerOptions).length > 0
+      ? // Config values are JSON (validated by the agent schema); the SDK types them as JSONObject.
+        { providerOptions: request.providerOptions as SdkProviderOptions }
+      : {}),
   };
 }
 

@@ -4,8 +4,8 @@
  * Anthropic content blocks…).
  */
 import type { JSONSchema7 } from "ai";
-import type { ChatMessage, ToolSpec } from "../model.ts";
-import type { SdkFunctionTool, SdkMessage, SdkPrompt } from "./sdk-types.ts";
+import type { ChatMessage, ModelToolChoice, ToolSpec } from "../model.ts";
+import type { SdkCallOptions, SdkFunctionTool, SdkMessage, SdkPrompt } from "./sdk-types.ts";
 
 /**
  * Builds the SDK prompt: the system prompt first, then the messages in order. Consecutive tool
@@ -74,4 +74,9 @@ export function toSdkTools(tools: readonly ToolSpec[]): SdkFunctionTool[] {
     // ToolSpec.inputSchema is JSON Schema produced by zod's toJSONSchema; the SDK types it as JSONSchema7.
     inputSchema: tool.inputSchema as JSONSchema7,
   }));
+}
+
+/** Our tool choice as the SDK's: a named tool becomes `{ type: "tool", toolName }`. */
+export function toSdkToolChoice(choice: ModelToolChoice): NonNullable<SdkCallOptions["toolChoice"]> {
+  return typeof choice === "string" ? { type: choice } : { type: "tool", toolName: choice.toolName };
 }

@@ -1,0 +1,83 @@
+/**
+ * A thread's history: what the model reads before a thread task's own input. It is rebuilt from the
+ * durable logs of the thread's earlier tasks every time (no second copy that could drift):
+ * each earlier task that *completed* is a turn — its input, the steps it took (thoughts, tool calls
+ * and their observations, people's messages) and its final answer. Tasks that failed or were
+ * cancelled are left out: their turn never finished, and a half turn (a call without its result)
+ * is something providers refuse.
+ *
+ * The policy (the agent's `history`): the last `max_turns` completed turns, and no more than
+ * `max_chars` characters in all; the oldest turns are dropped first. A turn too long on its own is
+ * shortened to its input and answer (its steps dropped), and dropped if even that is too long. A
+ * turn whose log was pruned by retention is its input and answer too (the task keeps both).
+ */
+import type { ChatMessage } from "../llm/model.ts";
+import type { Task } from "../protocol/task.ts";
+import type { StoredEvent, TaskStore } from "../store/store.ts";
+import { resumeFromLog } from "../engine/resume.ts";
+
+export interface HistoryPolicy {
+  max_turns: number;
+  max_chars: number;
+}
+
+/** The messages of the thread's completed tasks before `task`, per `policy`, oldest first. */
+export async function threadHistory(store: TaskStore, task: Task, policy: HistoryPolicy): Promise<ChatMessage[]> {
+  if (task.thread_id === null || policy.max_turns === 0) return [];
+  // Enough of the newest tasks to find `max_turns` completed ones before this one, within reason.
+  const tasks = await store.threadTasks(task.thread_id, Math.min(10_000, policy.max_turns * 4 + 16));
+  const index = tasks.findIndex((candidate) => candidate.id === task.id);
+  const earlier = (index < 0 ? tasks : tasks.slice(0, index)).filter((candidate) => candidate.status === "completed");
+  const chosen = earlier.slice(-policy.max_turns);
+  const turns: ChatMessage[][] = [];
+  for (const turn of chosen) turns.push(await turnOf(store, turn));
+  return fitTurns(turns, policy.max_chars).flat();
+}
+
+/** The turns that fit in `maxChars`, newest kept first (each possibly shortened), oldest first. */
+export function fitTurns(turns: readonly ChatMessage[][], maxChars: number): ChatMessage[][] {
+  const kept: ChatMessage[][] = [];
+  let used = 0;
+  for (let index = turns.length - 1; index >= 0; index--) {
+    const full = turns[index]!;
+    const compact = compactTurn(full);
+    const candidate = sizeOf(full) + used <= maxChars ? full : sizeOf(compact) + used <= maxChars ? compact : undefined;
+    if (!candidate) break; // older turns are not kept either: the history stays contiguous
+    kept.unshift(candidate);
+    used += sizeOf(candidate);
+  }
+  return kept;
+}
+
+async function turnOf(store: TaskStore, task: Task): Promise<ChatMessage[]> {
+  const answer: ChatMessage = { role: "assistant", content: task.output ?? "" };
+  if (task.pruned_through > 0) return [{ role: "user", content: task.input }, answer];
+  try {
+    const log: StoredEvent[] = [];
+    for (;;) {
+      const page = await store.events(task.id, log.at(-1)?.seq ?? 0, 1000);
+      log.push(...page);
+      if (page.length < 1000) break;
+    }
+    const state = resumeFromLog(task.input, log);
+    // A completed task's steps are all settled; one that is not (a log from an older version) is shortened.
+    if (state.unfinished.length > 0) return [{ role: "user", content: task.input }, answer];
+    return [...state.messages, answer];
+  } catch {
+    return [{ role: "user", content: task.input }, answer];
+  }
+}
+
+/** A turn as its input and answer only (its first and last messages). */
+function compactTurn(turn: readonly ChatMessage[]): ChatMessage[] {
+  return turn.length <= 2 ? [...turn] : [turn[0]!, turn.at(-1)!];
+}
+
+function sizeOf(turn: readonly ChatMessage[]): number {
+  let size = 0;
+  for (const message of turn) {
+    size += message.content.length;
+    if (message.role === "assistant") for (const call of message.toolCalls ?? []) size += call.name.length + call.arguments.length;
+  }
+  return size;
+}

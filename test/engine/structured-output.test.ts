@@ -1,0 +1,148 @@
+/**
+ * Structured final answers: compiling an `output_schema` (refusing what we do not support) and
+ * checking the model's final text against it with messages the model can act on.
+ */
+import { describe, expect, test } from "bun:test";
+import { compileOutputSchema, MAX_OUTPUT_MESSAGE_CHARS, stripJsonFence } from "../../src/engine/structured-output.ts";
+
+const person = compileOutputSchema({
+  type: "object",
+  required: ["name", "age", "tags"],
+  additionalProperties: false,
+  properties: {
+    name: { type: "string", minLength: 1, description: "full name" },
+    age: { type: "integer", minimum: 0, maximum: 150 },
+    tags: { type: "array", items: { type: "string", enum: ["a", "b"] }, maxItems: 3 },
+    email: { type: ["string", "null"], pattern: "^[^@]+@[^@]+$", format: "email" },
+    kind: { const: "person" },
+  },
+});
+
+function failure(result: ReturnType<typeof person.check>): string {
+  if (result.ok) throw new Error(`expected a failure, got ${result.json}`);
+  return result.message;
+}
+
+describe("check", () => {
+  test("a valid answer: the value and its compact JSON", () => {
+    const result = person.check('{ "name": "Ada", "age": 36, "tags": ["a"], "email": null }');
+    expect(result).toEqual({ ok: true, value: { name: "Ada", age: 36, tags: ["a"], email: null }, json: '{"name":"Ada","age":36,"tags":["a"],"email":null}' });
+  });
+
+  test("a fenced answer (```json or bare ```) is unwrapped", () => {
+    expect(person.check('```json\n{"name":"Ada","age":36,"tags":[]}\n```')).toMatchObject({ ok: true, value: { name: "Ada" } });
+    expect(person.check('  ```\n{"name":"Ada","age":36,"tags":[]}\n```  ')).toMatchObject({ ok: true });
+    expect(stripJsonFence("```JSON\n[1]\n```")).toBe("[1]");
+    expect(stripJsonFence("plain")).toBe("plain");
+  });
+
+  test("not JSON: says so and what to do", () => {
+    const message = failure(person.check("The answer is Ada, 36."));
+    expect(message).toStartWith("The final answer is not valid JSON (");
+    expect(message).toContain("Answer with only a JSON value matching the output schema");
+  });
+
+  test("every problem with its path", () => {
+    const message = failure(person.check('{"name":"","age":36.5,"tags":["a","c"],"extra":1,"email":"nope"}'));
+    expect(message).toStartWith("The final answer does not match the output schema: ");
+    expect(message).toContain("at $.name: expected at least 1 characters, got 0");
+    expect(message).toContain("at $.age: expected integer, got number 36.5");
+    expect(message).toContain('at $.tags[1]: must be one of "a", "b"; got "c"');
+    expect(message).toContain('at $: unexpected property "extra" (allowed: "name", "age", "tags", "email", "kind")');
+    expect(message).toContain('at $.email: must match the pattern "^[^@]+@[^@]+$"');
+  });
+
+  test("missing required properties, wrong root type, const, numeric bounds", () => {
+    expect(failure(person.check('{"name":"Ada"}'))).toContain('at $: missing required property "age"; at $: missing required property "tags"');
+    expect(failure(person.check("[1,2]"))).toContain("at $: expected object, got array");
+    expect(failure(person.check('{"name":"A","age":200,"tags":[],"kind":"cat"}'))).toContain("at $.age: must be <= 150, got 200");
+    expect(failure(person.check('{"name":"A","age":1,"tags":[],"kind":"cat"}'))).toContain('at $.kind: must be "person"');
+  });
+
+  test("anyOf and oneOf say what each alternative wanted", () => {
+    const validator = compileOutputSchema({
+      anyOf: [{ type: "string" }, { type: "object", required: ["value"], properties: { value: { type: "number" } } }],
+    });
+    expect(validator.check('"x"').ok).toBe(true);
+    expect(validator.check('{"value":1}').ok).toBe(true);
+    expect(failure(validator.check('{"value":"1"}'))).toContain(
+      "at $: matches none of the 2 alternatives (anyOf): [1] expected string, got object; [2] at $.value: expected number, got string \"1\"",
+    );
+    const exclusive = compileOutputSchema({ oneOf: [{ type: "integer" }, { type: "number" }] });
+    expect(exclusive.check("1.5").ok).toBe(true);
+    expect(failure(exclusive.check("2"))).toContain("matches 2 alternatives of oneOf; it must match exactly one");
+  });
+
+  test("nested $defs, recursive $ref and additionalProperties as a schema", () => {
+    const tree = compileOutputSchema({
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      $ref: "#/$defs/node",
+      $defs: {
+        node: {
+          type: "object",
+          required: ["label"],
+          properties: { label: { $ref: "#/$defs/label" }, children: { type: "array", items: { $ref: "#/$defs/node" } } },
+          additionalProperties: { type: "number" },
+        },
+        label: { type: "string", maxLength: 5 },
+      },
+    });
+    expect(tree.check('{"label":"root","weight":2,"children":[{"label":"a"},{"label":"b","children":[]}]}').ok).toBe(true);
+    const message = failure(tree.check('{"label":"root","weight":"x","children":[{"label":"a"},{"children":[{"label":"toolong"}]}]}'));
+    expect(message).toContain('at $.weight: expected number, got string "x"');
+    expect(message).toContain('at $.children[1]: missing required property "label"');
+    expect(message).toContain("at $.children[1].children[0].label: expected at most 5 characters, got 7");
+    // draft-7 style definitions work too
+    expect(compileOutputSchema({ definitions: { n: { type: "null" } }, items: { $ref: "#/definitions/n" } }).check("[null]").ok).toBe(true);
+  });
+
+  test("the message is capped at about 1 KB", () => {
+    const validator = compileOutputSchema({ type: "array", items: { type: "string", enum: ["x".repeat(80)] } });
+    const message = failure(validator.check(JSON.stringify(Array.from({ length: 50 }, () => "y".repeat(200)))));
+    expect(message.length).toBeLessThanOrEqual(MAX_OUTPUT_MESSAGE_CHARS);
+    expect(message).toEndWith("…");
+  });
+
+  test("the compiled schema is a plain copy", () => {
+    const source = { type: "object", properties: { a: { type: "string" } } };
+    const validator = compileOutputSchema(source);
+    expect(validator.schema).toEqual(source);
+    expect(validator.schema).not.toBe(source);
+  });
+});
+
+describe("compileOutputSchema refuses what it cannot honour", () => {
+  const refused: [string, unknown, string][] = [
+    ["not an object", "string", "not a usable JSON Schema: expected an object"],
+    ["an array", [{ type: "string" }], "expected an object"],
+    ["an unsupported keyword", { type: "object", properties: { a: { if: { type: "string" } } } }, "#/properties/a: unsupported keyword 'if' (supported: type, enum"],
+    ["patternProperties", { patternProperties: { "^x": {} } }, "#: unsupported keyword 'patternProperties'"],
+    ["a bad type name", { type: "text" }, "#/type: must be one of object, array, string"],
+    ["a malformed required", { required: "a" }, "#/required: must be an array of property names"],
+    ["an unresolved $ref", { $ref: "#/$defs/missing" }, "#/$ref: '#/$defs/missing' does not resolve"],
+    ["an external $ref", { $ref: "https://example.com/schema.json" }, "does not resolve"],
+    ["a bad pattern", { type: "string", pattern: "(" }, "#/pattern: is not a valid regular expression"],
+    ["tuple items", { items: [{ type: "string" }] }, "tuple 'items' arrays are not supported"],
+    ["nested $defs", { properties: { a: { $defs: {} } } }, "#/properties/a: '$defs' is supported only at the root"],
+    ["an empty anyOf", { anyOf: [] }, "#/anyOf: must be a non-empty array of schemas"],
+    ["a negative minItems", { minItems: -1 }, "#/minItems: must be a non-negative integer"],
+    ["draft-4 boolean exclusiveMinimum", { minimum: 0, exclusiveMinimum: true }, "#/exclusiveMinimum: must be a number"],
+    ["a $ref cycle that never descends", { $ref: "#/$defs/a", $defs: { a: { anyOf: [{ $ref: "#/$defs/b" }] }, b: { $ref: "#/$defs/a" } } }, "'$ref' cycle through"],
+  ];
+  for (const [name, schema, message] of refused) {
+    test(name, () => {
+      expect(() => compileOutputSchema(schema)).toThrow(message);
+      try {
+        compileOutputSchema(schema);
+      } catch (error) {
+        expect((error as Error).message).not.toContain("\n");
+      }
+    });
+  }
+
+  test("annotations are accepted", () => {
+    expect(() =>
+      compileOutputSchema({ $id: "x", title: "T", description: "d", $comment: "c", examples: [1], default: 1, deprecated: false, type: "integer", format: "int32" }),
+    ).not.toThrow();
+  });
+});

@@ -1,0 +1,144 @@
+/**
+ * Per-agent model settings reach the wire: temperature, top_p, tool_choice, max tokens, reasoning
+ * effort and provider options, as the real providers put them in the HTTP request body they send to
+ * a loopback server — and a setting left out is absent from the body, not sent as null.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { AgentDefinition, modelSettingsOf } from "../../src/agents/agent.ts";
+import type { ModelRequest } from "../../src/llm/model.ts";
+import { createProviderFactories } from "../../src/llm/providers/index.ts";
+import { calculatorTool } from "../../src/tools/calculator.ts";
+import { toolSpec } from "../../src/tools/tool.ts";
+import { anthropicTextAnswer, collect, openAiTextAnswer, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
+
+let provider: LoopbackProvider | undefined;
+afterEach(() => provider?.stop());
+
+function factories(url: string) {
+  return createProviderFactories({
+    env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${url}/v1`, ANTHROPIC_API_KEY: "sk-ant-test", ANTHROPIC_BASE_URL: `${url}/v1` },
+    endpoints: [{ name: "local", baseURL: `${url}/v1` }],
+    retry: { maxRetries: 0 },
+  });
+}
+
+function request(extra: Partial<ModelRequest> = {}): ModelRequest {
+  return { messages: [{ role: "user", content: "hi" }], tools: [toolSpec(calculatorTool)], abortSignal: new AbortController().signal, ...extra };
+}
+
+/** Sends one OpenAI Chat Completions request through `providerName/model` and returns its JSON body. */
+async function openAiBody(providerName: "openai" | "local", extra: Partial<ModelRequest>): Promise<Record<string, unknown>> {
+  provider = startLoopbackProvider(() => sseResponse(openAiTextAnswer(["ok"])));
+  const model = factories(provider.url)[providerName]!("gpt-test");
+  await collect(model.stream(request(extra)));
+  expect(provider.requests).toHaveLength(1);
+  expect(provider.requests[0]!.path).toBe("/v1/chat/completions");
+  return provider.requests[0]!.body;
+}
+
+const SETTING_KEYS = ["temperature", "top_p", "max_tokens", "max_completion_tokens", "reasoning_effort", "user", "response_format", "seed"];
+
+describe("OpenAI (Chat Completions)", () => {
+  test("every setting of an agent arrives in the request body", async () => {
+    const agent = AgentDefinition.parse({
+      name: "tuned",
+      temperature: 0.3,
+      top_p: 0.9,
+      tool_choice: { tool: "calculator" },
+      reasoning_effort: "low",
+      provider_options: { openai: { user: "user-42", parallelToolCalls: false } },
+      max_output_tokens: 256,
+    });
+    const body = await openAiBody("openai", { ...modelSettingsOf(agent), maxOutputTokens: agent.max_output_tokens });
+    expect(body).toMatchObject({
+      temperature: 0.3,
+      top_p: 0.9,
+      tool_choice: { type: "function", function: { name: "calculator" } },
+      max_tokens: 256,
+      reasoning_effort: "low",
+      user: "user-42",
+      parallel_tool_calls: false,
+    });
+  });
+
+  test("absent settings are absent from the body; tools get tool_choice auto", async () => {
+    const body = await openAiBody("openai", {});
+    for (const key of SETTING_KEYS) expect(body).not.toHaveProperty(key);
+    expect(body).not.toHaveProperty("parallel_tool_calls");
+    expect(body.tool_choice).toBe("auto");
+  });
+
+  test("without tools, no tool_choice is sent even when one is set", async () => {
+    const body = await openAiBody("openai", { tools: [], toolChoice: "required" });
+    expect(body).not.toHaveProperty("tool_choice");
+    expect(body).not.toHaveProperty("tools");
+  });
+
+  test("tool_choice required and none", async () => {
+    expect((await openAiBody("openai", { toolChoice: "required" })).tool_choice).toBe("required");
+    provider?.stop();
+    expect((await openAiBody("openai", { toolChoice: "none" })).tool_choice).toBe("none");
+  });
+
+  test("the user's own providerOptions.openai.reasoningEffort wins over reasoning_effort", async () => {
+    const body = await openAiBody("openai", { reasoningEffort: "low", providerOptions: { openai: { reasoningEffort: "high" } } });
+    expect(body.reasoning_effort).toBe("high");
+  });
+
+  test("a JSON response format is sent as response_format json_schema", async () => {
+    const schema = { type: "object", properties: { answer: { type: "string" } }, required: ["answer"], additionalProperties: false };
+    const body = await openAiBody("openai", { tools: [], responseFormat: { type: "json", schema } });
+    expect(body.response_format).toMatchObject({ type: "json_schema", json_schema: { name: "response", strict: true, schema } });
+  });
+});
+
+describe("OpenAI-compatible endpoint", () => {
+  test("settings, reasoning effort and a raw provider option keyed by the endpoint's name", async () => {
+    const body = await openAiBody("local", {
+      temperature: 0,
+      topP: 0.5,
+      toolChoice: { type: "tool", toolName: "calculator" },
+      maxOutputTokens: 100,
+      reasoningEffort: "medium",
+      providerOptions: { local: { top_k: 40 } },
+    });
+    expect(body).toMatchObject({
+      temperature: 0,
+      top_p: 0.5,
+      tool_choice: { type: "function", function: { name: "calculator" } },
+      max_tokens: 100,
+      reasoning_effort: "medium",
+      top_k: 40,
+    });
+  });
+
+  test("absent settings are absent", async () => {
+    const body = await openAiBody("local", {});
+    for (const key of [...SETTING_KEYS, "top_k"]) expect(body).not.toHaveProperty(key);
+  });
+});
+
+describe("Anthropic (Messages)", () => {
+  async function anthropicBody(extra: Partial<ModelRequest>): Promise<Record<string, unknown>> {
+    provider = startLoopbackProvider(() => sseResponse(anthropicTextAnswer("ok")));
+    const model = factories(provider.url).anthropic!("claude-sonnet-4-5");
+    await collect(model.stream(request(extra)));
+    return provider.requests[0]!.body;
+  }
+
+  test("temperature, tool_choice and max tokens arrive; absent ones are absent", async () => {
+    const body = await anthropicBody({ temperature: 0.2, toolChoice: { type: "tool", toolName: "calculator" }, maxOutputTokens: 300 });
+    expect(body).toMatchObject({ temperature: 0.2, tool_choice: { type: "tool", name: "calculator" }, max_tokens: 300 });
+    provider?.stop();
+    const plain = await anthropicBody({});
+    expect(plain).not.toHaveProperty("temperature");
+    expect(plain).not.toHaveProperty("top_p");
+    expect(plain).not.toHaveProperty("thinking");
+  });
+
+  test("reasoning effort becomes extended thinking", async () => {
+    const body = await anthropicBody({ reasoningEffort: "medium", maxOutputTokens: 20_000 });
+    expect(body.thinking).toMatchObject({ type: "enabled" });
+    expect((body.thinking as { budget_tokens: number }).budget_tokens).toBeGreaterThanOrEqual(1024);
+  });
+});
