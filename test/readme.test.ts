@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { parseCommand } from "../src/cli/args.ts";
 import { within } from "./helpers/deferred.ts";
 import { tempDir } from "./helpers/server.ts";
+import { loadConfig } from "../src/config/config.ts";
 
 const root = join(import.meta.dir, "..");
 const readme = readFileSync(join(root, "README.md"), "utf8");
@@ -60,7 +61,7 @@ async function stop(child: Bun.Subprocess) {
 }
 
 test("the sample agentkit.json starts with the README's command line, and serves its agents", async () => {
-  const sample = block("json", (text) => text.includes('"agents"'));
+  const sample = block("json", (text) => text.includes('"providers"'));
   const config = JSON.parse(sample) as { default_agent: string; agents: { name: string; model: string }[] };
   const commandPattern = /^(?:[A-Z_]+=\S+ )+agentkit --config .*$/m;
   const command = commandPattern.exec(block("sh", (text) => commandPattern.test(text)))![0];
@@ -155,4 +156,20 @@ test("the build-and-run command lines parse", () => {
   const lines = [...deploy.matchAll(/^(?:\.\/dist\/agentkit|docker run [^\n]*? agentkit)( [^#\n]*)?/gm)].map((match) => match[1]?.trim() ?? "");
   expect(lines.length).toBeGreaterThanOrEqual(3);
   for (const line of lines) expect(() => parseCommand(line ? line.split(/\s+/) : [])).not.toThrow();
+});
+
+test("the README's people-in-the-loop agent is a valid configuration, with the settings it describes", () => {
+  const sample = block("json", (text) => text.includes('"approval"'));
+  const dir = workDir();
+  writeFileSync(join(dir, "agentkit.json"), sample);
+  const config = loadConfig({ env: {}, flags: { configPath: join(dir, "agentkit.json") } });
+  expect(config.agents[0]).toMatchObject({
+    name: "ops",
+    tools: ["http_fetch", "calculator", "ask_user"],
+    approval: ["http_fetch"],
+    approval_timeout_ms: 3_600_000,
+    on_approval_timeout: "reject",
+    history: { max_turns: 20, max_chars: 200_000 },
+    on_busy: "steer",
+  });
 });

@@ -632,6 +632,9 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
           WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${seq - 1}
             AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id
+        ), dropped AS (
+          -- Messages that never reached the model are dropped with the run: the task has its result.
+          DELETE FROM inputs USING moved WHERE inputs.task_id = moved.id
         )
         INSERT INTO events (task_id, seq, frame) SELECT id, ${seq}, ${frame} FROM moved`;
       if (result.count === 1) {

@@ -206,6 +206,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   );
   const selectInputs = db.query(`SELECT id, text, sender, created_at FROM inputs WHERE task_id = $task_id ORDER BY rowid`);
   const deleteInput = db.query(`DELETE FROM inputs WHERE task_id = $task_id AND id = $id`);
+  const deleteTaskInputs = db.query(`DELETE FROM inputs WHERE task_id = $task_id`);
   const insertThread = db.query(`INSERT INTO threads (id, owner, created_at) VALUES ($id, $owner, $created_at)`);
   const selectThread = db.query(
     `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
@@ -312,6 +313,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return false;
     }
     insertEvent.run({ task_id: id, seq, frame });
+    // Messages that never reached the model are dropped with the run: the task has its result.
+    deleteTaskInputs.run({ task_id: id });
     return true;
   });
 
