@@ -92,8 +92,11 @@ export interface ReActOptions {
   questionTools?: ReadonlySet<string>;
   /** When a wait that starts now ends on its own (ISO time), or null: shown in the wait events. */
   waitExpiresAt?: () => string | null;
-  /** Messages people sent since the last call, to join the conversation now (steering). */
-  takeInputs?: () => Promise<readonly HumanInput[]>;
+  /**
+   * Messages people sent since the last call, to join the conversation now (steering). May answer
+   * synchronously (nothing pending: no await, no promise per step).
+   */
+  takeInputs?: () => readonly HumanInput[] | Promise<readonly HumanInput[]>;
   // ---- model settings and the final answer ----
   /** Passed to every model call as they are (temperature, top_p, tool choice…). */
   modelSettings?: Pick<ModelRequest, "temperature" | "topP" | "toolChoice" | "reasoningEffort" | "providerOptions">;
@@ -180,7 +183,8 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     }
     const step = ++state.steps;
     // What people said since the last step joins the conversation before the model reads it.
-    for (const input of (await options.takeInputs?.()) ?? []) {
+    const taken = inputsOf(options);
+    for (const input of taken instanceof Promise ? await taken : taken) {
       abortSignal.throwIfAborted();
       yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
       messages.push({ role: "user", content: input.text });
@@ -224,7 +228,8 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     if (calls.length === 0) {
       // A person said something while the model was answering: the answer is not final, it is a
       // turn of the conversation, and the model answers again with their message in view.
-      const late = (await options.takeInputs?.()) ?? [];
+      const lateTaken = inputsOf(options);
+      const late = lateTaken instanceof Promise ? await lateTaken : lateTaken;
       const checked = late.length === 0 && options.outputCheck ? options.outputCheck.check(text) : undefined;
       if (late.length === 0 && (checked === undefined || checked.ok)) {
         // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
@@ -296,6 +301,13 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     }
     if (held.size > 0) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
   }
+}
+
+const NO_INPUTS: readonly HumanInput[] = [];
+
+/** What `takeInputs` has, awaiting it only when it answers with a promise. */
+function inputsOf(options: ReActOptions): readonly HumanInput[] | Promise<readonly HumanInput[]> {
+  return options.takeInputs?.() ?? NO_INPUTS;
 }
 
 /**

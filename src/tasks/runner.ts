@@ -169,6 +169,8 @@ function endsRunOnly(end: RunEnd | undefined): boolean {
   return end?.kind === "aborted" && (end.abort.kind === "lost" || end.abort.kind === "handover");
 }
 
+const NO_INPUTS: readonly HumanInput[] = [];
+
 /** What the model is told when its agent has an `output_schema`. */
 function outputInstruction(check: FinalAnswerCheck & { schema?: unknown }): string {
   return `When you give your final answer, reply with only a JSON value (no prose, no code fence) that matches this JSON Schema:\n${JSON.stringify(check.schema ?? {})}`;
@@ -263,9 +265,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   }
 
   /** The inputs people sent since the run last looked (read from the store only when told of some). */
-  async function takeInputs(entry: ActiveTask): Promise<HumanInput[]> {
-    if (!entry.inputsPending || entry.lost) return [];
+  function takeInputs(entry: ActiveTask): readonly HumanInput[] | Promise<HumanInput[]> {
+    if (!entry.inputsPending || entry.lost) return NO_INPUTS;
     entry.inputsPending = false;
+    return readInputs(entry);
+  }
+  async function readInputs(entry: ActiveTask): Promise<HumanInput[]> {
     const inputs = await store.pendingInputs(entry.task.id);
     const fresh = inputs.filter((input) => !entry.consumedInputs.has(input.id));
     for (const input of fresh) entry.consumedInputs.add(input.id);
