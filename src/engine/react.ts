@@ -155,11 +155,10 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
 
   if (options.pendingCalls && options.pendingCalls.length > 0) {
     abortSignal.throwIfAborted();
-    const pendingCalls = options.pendingCalls;
-    // Still waiting for a person: nothing to do until they decide.
-    if (pendingCalls.some((pending) => pending.awaiting && !pending.decision)) {
-      return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
-    }
+    // Calls still waiting for a person stay open; the others are settled now (what `resumed`
+    // announced), and the run waits again if any is still open.
+    const waiting = options.pendingCalls.some((pending) => pending.awaiting && !pending.decision);
+    const pendingCalls = waiting ? options.pendingCalls.filter((pending) => !pending.awaiting) : options.pendingCalls;
     const outcomes = runBounded(pendingCalls, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
       // Decided and never started: what the person decided (an approved call runs now).
       if (decision && !started) return decision.kind === "approved" ? execute(call) : decidedOutcome(call, decision);
@@ -171,6 +170,7 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       yield toolEvent(pendingCalls[index]!.step, outcome);
       messages.push(toolMessage(outcome));
     }
+    if (waiting) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
   }
 
   for (;;) {

@@ -182,8 +182,9 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
     switch (event.event_type) {
       case "resumed":
         resumes++;
-        // A run began after these decisions: the calls may have started.
-        for (const pending of unfinished) if (pending.decision) pending.started = true;
+        // A run began after these decisions: the approved calls may have started. A rejection, a
+        // timeout or an answer runs nothing: it stands, whatever happened to that run.
+        for (const pending of unfinished) if (pending.decision?.kind === "approved") pending.started = true;
         if (event.data.reason === "continued" && waitStartedAt !== undefined) {
           const at = Date.parse(timestamp);
           if (Number.isFinite(at)) waitedMs += Math.max(0, at - waitStartedAt);
