@@ -601,10 +601,12 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
         throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
       }
       // One statement, so one transaction: the conditional move of last_seq, then the inserts off it.
+      // Only a task that runs (or is about to) takes a run's events: a terminal task's log ends with
+      // its result, and a waiting task's log grows only by decisions (`appendWhileWaiting`), as in SQLite.
       const result = await sql`
         WITH moved AS (
           UPDATE tasks SET last_seq = ${last}
-          WHERE id = ${id} AND last_seq = ${first - 1} AND ${open()}
+          WHERE id = ${id} AND last_seq = ${first - 1} AND status IN ('queued', 'running')
             AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id
         )

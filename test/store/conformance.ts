@@ -603,5 +603,380 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(await s.getTask(`p${count - 1}`)).toMatchObject({ pruned_through: 1, last_seq: 1 });
       });
     });
+
+    describe("waiting, inputs, threads, secrets", () => {
+      /** A task parked by its run: created, running, `events` events stored, then waiting until `until`. */
+      async function parked(s: TaskStore, id: string, until: Date | null, events = 2, overrides: Partial<NewTask> = {}) {
+        await s.createTask(newTask(id, overrides));
+        expect(await s.markRunning(id, new Date("2026-03-04T05:06:08.000Z"))).toBe(true);
+        await s.appendEvents(id, run(1, events, id), 1);
+        expect(await s.waitTask(id, until, 1)).toBe(true);
+        return (await s.getTask(id))!;
+      }
+      const until = new Date("2026-03-05T00:00:00.000Z");
+
+      test("waitTask parks a running task only (wait_until stored); false and nothing written from any other state", async () => {
+        const s = await open();
+        const task = await parked(s, "w", until);
+        expect(task).toMatchObject({ status: "waiting", wait_until: "2026-03-05T00:00:00.000Z", last_seq: 2, started_at: "2026-03-04T05:06:08.000Z" });
+        expect(await s.tasksWithStatus(["waiting"])).toEqual([task]);
+        expect((await s.listTasks({ status: "waiting", limit: 5 })).tasks).toEqual([task]);
+        // Waiting already: a second park (e.g. a stale run) changes nothing.
+        expect(await s.waitTask("w", new Date("2027-01-01T00:00:00.000Z"))).toBe(false);
+        expect(await s.getTask("w")).toEqual(task);
+
+        await s.createTask(newTask("queued"));
+        expect(await s.waitTask("queued", until)).toBe(false);
+        expect(await s.getTask("queued")).toMatchObject({ status: "queued", wait_until: null });
+
+        await s.createTask(newTask("ended"));
+        await s.markRunning("ended", new Date());
+        expect(await s.finishTask("ended", outcome("completed"), 1, "{}")).toBe(true);
+        expect(await s.waitTask("ended", until)).toBe(false);
+        expect(await s.getTask("ended")).toMatchObject({ status: "completed", wait_until: null });
+        expect(await s.waitTask("missing", until)).toBe(false);
+
+        // No deadline: waits until a person decides.
+        expect((await parked(s, "forever", null)).wait_until).toBeNull();
+      });
+
+      test("waitTask is fenced: a run that was taken over cannot park the task", async () => {
+        const s = await open();
+        await s.createTask(newTask("f"));
+        await s.markRunning("f", new Date());
+        expect(await s.takeOver("f")).toBe(2);
+        const error = await s.waitTask("f", until, 1).then(
+          () => undefined,
+          (thrown: unknown) => thrown,
+        );
+        expect(error).toBeInstanceOf(FencedError);
+        expect(error).toMatchObject({ taskId: "f", fence: 1 });
+        expect(await s.getTask("f")).toMatchObject({ status: "running", wait_until: null });
+        expect(await s.waitTask("f", until, 2)).toBe(true);
+        expect((await s.getTask("f"))?.status).toBe("waiting");
+      });
+
+      test("finishTask from waiting writes exactly the transitions of src/tasks/state.ts (cancel, fail; never complete)", async () => {
+        const s = await open();
+        for (const to of TERMINAL_STATUSES as TaskOutcome["status"][]) {
+          const id = `waiting-${to}`;
+          await parked(s, id, until);
+          const allowed = canTransition("waiting", to);
+          expect({ id, finished: await s.finishTask(id, outcome(to), 3, `{"to":"${to}"}`) }).toEqual({ id, finished: allowed });
+          const task = (await s.getTask(id))!;
+          expect(task.status).toBe(allowed ? to : "waiting");
+          // An ended task waits for nothing any more.
+          expect(task.wait_until).toBe(allowed ? null : "2026-03-05T00:00:00.000Z");
+          expect(frames(await s.events(id, 2, 10))).toEqual(allowed ? [`{"to":"${to}"}`] : []);
+        }
+        expect(canTransition("waiting", "cancelled")).toBe(true);
+      });
+
+      test("a waiting task's log takes no appendEvents: only a decision (appendWhileWaiting) extends it", async () => {
+        const s = await open();
+        await parked(s, "w", until);
+        await expect(s.appendEvents("w", run(3, 1, "stray"))).rejects.toThrow("not the next in sequence");
+        await expect(s.appendEvents("w", run(3, 1, "stray"), 1)).rejects.toThrow("not the next in sequence");
+        expect(await s.getTask("w")).toMatchObject({ status: "waiting", last_seq: 2 });
+        expect(frames(await s.events("w", 0, 10))).toEqual(frames(run(1, 2, "w")));
+      });
+
+      test("appendWhileWaiting with requeue: events stored, waiting → queued, wait_until cleared — in one write", async () => {
+        const s = await open();
+        await parked(s, "d", until);
+        expect(await s.appendWhileWaiting("d", run(3, 2, "decided"), true)).toBe(true);
+        expect(await s.getTask("d")).toMatchObject({ status: "queued", wait_until: null, last_seq: 4 });
+        expect(frames(await s.events("d", 0, 10))).toEqual([...frames(run(1, 2, "d")), ...frames(run(3, 2, "decided"))]);
+        // Queued again: no longer waiting, so no more decisions.
+        expect(await s.appendWhileWaiting("d", run(5, 1, "late"), true)).toBe(false);
+        expect((await s.getTask("d"))?.last_seq).toBe(4);
+        expect(await s.events("d", 4, 10)).toEqual([]);
+      });
+
+      test("appendWhileWaiting without requeue: events stored, the task keeps waiting with its wait_until", async () => {
+        const s = await open();
+        await parked(s, "two", until);
+        expect(await s.appendWhileWaiting("two", run(3, 1, "first"), false)).toBe(true);
+        expect(await s.getTask("two")).toMatchObject({ status: "waiting", wait_until: "2026-03-05T00:00:00.000Z", last_seq: 3 });
+        expect(await s.appendWhileWaiting("two", run(4, 1, "second"), true)).toBe(true);
+        expect(await s.getTask("two")).toMatchObject({ status: "queued", wait_until: null, last_seq: 4 });
+        expect(frames(await s.events("two", 2, 10))).toEqual([...frames(run(3, 1, "first")), ...frames(run(4, 1, "second"))]);
+      });
+
+      test("appendWhileWaiting is conditional on the last seq and the waiting state: false, writing nothing, otherwise", async () => {
+        const s = await open();
+        await parked(s, "c", until);
+        const before = await s.getTask("c");
+        for (const [first, requeue] of [[2, true], [4, true], [1, false], [5, false]] as const) {
+          expect(await s.appendWhileWaiting("c", run(first, 1, "wrong"), requeue)).toBe(false);
+        }
+        expect(await s.appendWhileWaiting("c", [], true)).toBe(false);
+        await expect(s.appendWhileWaiting("c", [{ seq: 3, frame: "a" }, { seq: 5, frame: "gap" }], true)).rejects.toThrow("must be consecutive");
+        expect(await s.getTask("c")).toEqual(before!);
+        expect(frames(await s.events("c", 0, 10))).toEqual(frames(run(1, 2, "c")));
+
+        // Not waiting: queued, running, ended, missing.
+        await s.createTask(newTask("queued"));
+        expect(await s.appendWhileWaiting("queued", run(1, 1), true)).toBe(false);
+        await s.createTask(newTask("running"));
+        await s.markRunning("running", new Date());
+        expect(await s.appendWhileWaiting("running", run(1, 1), true)).toBe(false);
+        await parked(s, "cancelled", until);
+        expect(await s.finishTask("cancelled", outcome("cancelled"), 3, "{}")).toBe(true);
+        expect(await s.appendWhileWaiting("cancelled", run(4, 1), true)).toBe(false);
+        expect(await s.appendWhileWaiting("missing", run(1, 1), true)).toBe(false);
+        expect(await s.getTask("queued")).toMatchObject({ status: "queued", last_seq: 0 });
+        expect(await s.getTask("running")).toMatchObject({ status: "running", last_seq: 0 });
+        expect(await s.getTask("cancelled")).toMatchObject({ status: "cancelled", last_seq: 3 });
+        expect(await s.events("queued", 0, 10)).toEqual([]);
+        expect(await s.events("running", 0, 10)).toEqual([]);
+        expect(await s.events("cancelled", 3, 10)).toEqual([]);
+        expect(await s.events("missing", 0, 10)).toEqual([]);
+      });
+
+      test("decisions racing on two stores (two nodes) for the same seq: exactly one lands, whole; the other writes nothing", async () => {
+        const s = await open();
+        const other = await openAgain();
+        for (let round = 0; round < 5; round++) {
+          const id = `race-${round}`;
+          await parked(s, id, until);
+          const requeue = round % 2 === 0;
+          const results = await Promise.all([
+            s.appendWhileWaiting(id, run(3, 2, "left"), requeue),
+            other.appendWhileWaiting(id, run(3, 2, "right"), requeue),
+            s.appendWhileWaiting(id, run(3, 2, "third"), requeue),
+          ]);
+          expect(results.filter(Boolean)).toHaveLength(1);
+          const winner = ["left", "right", "third"][results.indexOf(true)]!;
+          expect(frames(await other.events(id, 0, 10))).toEqual([...frames(run(1, 2, id)), ...frames(run(3, 2, winner))]);
+          expect(await s.getTask(id)).toMatchObject({ status: requeue ? "queued" : "waiting", last_seq: 4 });
+          // The loser, reading again, writes at the next seq (without requeue the task still waits).
+          expect(await other.appendWhileWaiting(id, run(5, 1, "after"), true)).toBe(!requeue);
+        }
+      });
+
+      test("expiredWaits: waiting tasks whose wait_until is before now, soonest first, at most limit", async () => {
+        const s = await open();
+        const now = new Date("2026-03-05T12:00:00.000Z");
+        const at = (minutes: number) => new Date(now.getTime() + minutes * 60_000);
+        await parked(s, "late-2", at(-2));
+        await parked(s, "late-30", at(-30));
+        await parked(s, "late-10", at(-10));
+        await parked(s, "future", at(5));
+        await parked(s, "no-deadline", null);
+        await parked(s, "exactly-now", now);
+        await parked(s, "decided", at(-60));
+        await s.appendWhileWaiting("decided", run(3, 1), true);
+        await parked(s, "cancelled", at(-60));
+        await s.finishTask("cancelled", outcome("cancelled"), 3, "{}");
+        await s.createTask(newTask("queued"));
+
+        const expired = await s.expiredWaits(now, 10);
+        expect(expired.map((task) => task.id)).toEqual(["late-30", "late-10", "late-2"]);
+        expect(expired[0]).toEqual((await s.getTask("late-30"))!);
+        expect((await s.expiredWaits(now, 2)).map((task) => task.id)).toEqual(["late-30", "late-10"]);
+        expect((await s.expiredWaits(at(-20), 10)).map((task) => task.id)).toEqual(["late-30"]);
+        expect(await s.expiredWaits(at(-120), 10)).toEqual([]);
+        expect((await s.expiredWaits(at(6), 10)).map((task) => task.id)).toEqual(["late-30", "late-10", "late-2", "exactly-now", "future"]);
+      });
+
+      test("markRunning after a wait: the first started_at is kept, wait_until cleared, a new attempt (the old run's fence is stale)", async () => {
+        const s = await open();
+        await parked(s, "r", until);
+        expect(await s.markRunning("r", new Date())).toBe(false); // waiting is not queued
+        expect(await s.appendWhileWaiting("r", run(3, 1), true)).toBe(true);
+        expect(await s.markRunning("r", new Date("2026-03-06T00:00:00.000Z"))).toBe(true);
+        expect(await s.getTask("r")).toMatchObject({ status: "running", started_at: "2026-03-04T05:06:08.000Z", wait_until: null, last_seq: 3 });
+        await expect(s.appendEvents("r", run(4, 1, "stale"), 1)).rejects.toBeInstanceOf(FencedError);
+        await s.appendEvents("r", run(4, 1, "new"), 2);
+        expect(await s.finishTask("r", outcome("completed"), 5, "{}", 2)).toBe(true);
+        expect(await s.getTask("r")).toMatchObject({ status: "completed", started_at: "2026-03-04T05:06:08.000Z", last_seq: 5 });
+      });
+
+      test("addInput keeps a message for a queued, running or waiting task, durably; refused for an ended or missing one", async () => {
+        const s = await open();
+        const input = (id: string, minute: number, text = `text of ${id}`) => ({
+          id,
+          text,
+          by: `key-${id}`,
+          createdAt: new Date(Date.UTC(2026, 2, 4, 6, minute, 0, 123)),
+        });
+        await s.createTask(newTask("queued"));
+        await s.createTask(newTask("running"));
+        await s.markRunning("running", new Date());
+        await parked(s, "waiting", until);
+        await s.createTask(newTask("ended"));
+        await s.finishTask("ended", outcome("cancelled"), 1, "{}");
+        for (const id of ["queued", "running", "waiting"]) expect({ id, added: await s.addInput(id, input(`${id}-1`, 1)) }).toEqual({ id, added: true });
+        expect(await s.addInput("ended", input("e", 1))).toBe(false);
+        expect(await s.addInput("missing", input("m", 1))).toBe(false);
+        expect(await s.pendingInputs("ended")).toEqual([]);
+        expect(await s.pendingInputs("missing")).toEqual([]);
+
+        const odd = "NUL \u0000, emoji 👩🏽‍💻, quotes \"'\\, RTL \u05e9\u05dc\u05d5\u05dd, newline\n";
+        expect(await s.addInput("waiting", input("waiting-2", 2, odd))).toBe(true);
+        expect(await s.addInput("waiting", input("waiting-3", 3, ""))).toBe(true);
+        const pending = await s.pendingInputs("waiting");
+        expect(pending).toEqual([input("waiting-1", 1), input("waiting-2", 2, odd), input("waiting-3", 3, "")]);
+        expect(pending[1]!.createdAt).toBeInstanceOf(Date);
+        // The task itself is untouched by its inbox.
+        expect(await s.getTask("waiting")).toMatchObject({ status: "waiting", last_seq: 2 });
+
+        await s.close();
+        opened.splice(opened.indexOf(s), 1);
+        const again = await openAgain();
+        expect(await again.pendingInputs("waiting")).toEqual(pending);
+        expect(await again.pendingInputs("queued")).toEqual([input("queued-1", 1)]);
+      });
+
+      test("pendingInputs: oldest first; deleteInputs forgets only the given ids of that task", async () => {
+        const s = await open();
+        await s.createTask(newTask("a"));
+        await s.createTask(newTask("b"));
+        const input = (id: string, second: number) => ({ id, text: id, by: "alice", createdAt: new Date(Date.UTC(2026, 2, 4, 6, 0, second)) });
+        for (let index = 0; index < 6; index++) {
+          await s.addInput("a", input(`a${index}`, index));
+          await s.addInput("b", input(`b${index}`, index));
+        }
+        expect((await s.pendingInputs("a")).map((pending) => pending.id)).toEqual(["a0", "a1", "a2", "a3", "a4", "a5"]);
+        await s.deleteInputs("a", ["a1", "a3", "b2", "nope"]);
+        await s.deleteInputs("a", []);
+        expect((await s.pendingInputs("a")).map((pending) => pending.id)).toEqual(["a0", "a2", "a4", "a5"]);
+        expect((await s.pendingInputs("b")).map((pending) => pending.id)).toEqual(["b0", "b1", "b2", "b3", "b4", "b5"]);
+        await s.addInput("a", input("a6", 6));
+        await s.deleteInputs("a", ["a0", "a2", "a4", "a5"]);
+        expect((await s.pendingInputs("a")).map((pending) => pending.id)).toEqual(["a6"]);
+        // Deleting twice is harmless.
+        await s.deleteInputs("a", ["a0"]);
+        expect((await s.pendingInputs("a")).map((pending) => pending.id)).toEqual(["a6"]);
+      });
+
+      test("finishTask stores output_json (the parsed final answer) exactly; none is null", async () => {
+        const s = await open();
+        const value = { answer: 42, items: [{ name: "ü", ok: true }, null, 1.5e-7, "NUL \u0000"], nested: { empty: {}, list: [] } };
+        await s.createTask(newTask("json"));
+        await s.markRunning("json", new Date());
+        expect(await s.finishTask("json", outcome("completed", { output: JSON.stringify(value), outputJson: value }), 1, "{}")).toBe(true);
+        const task = (await s.getTask("json"))!;
+        expect(task.output_json).toEqual(value);
+        expect(JSON.stringify(task.output_json)).toBe(JSON.stringify(value));
+        expect((await s.listTasks({ limit: 5 })).tasks[0]).toEqual(task);
+
+        for (const [id, outputJson] of [["scalar", "just text"], ["array", [1, "two"]], ["zero", 0], ["false", false]] as const) {
+          await s.createTask(newTask(id));
+          await s.finishTask(id, outcome("cancelled", { outputJson }), 1, "{}");
+          expect({ id, json: (await s.getTask(id))!.output_json }).toEqual({ id, json: outputJson });
+        }
+        for (const [id, outputJson] of [["null", null], ["undefined", undefined]] as const) {
+          await s.createTask(newTask(id));
+          await s.finishTask(id, outcome("completed", { outputJson }), 1, "{}");
+          expect((await s.getTask(id))!.output_json).toBeNull();
+        }
+        await s.close();
+        opened.splice(opened.indexOf(s), 1);
+        expect((await (await openAgain()).getTask("json"))!.output_json).toEqual(value);
+      });
+
+      test("threads: created empty; a task of a thread says so; the thread counts its tasks and knows the newest", async () => {
+        const s = await open();
+        const created = await s.createThread({ id: "th1", owner: "alice", createdAt: new Date("2026-03-04T05:06:07.089Z") });
+        expect(created).toEqual({ id: "th1", owner: "alice", created_at: "2026-03-04T05:06:07.089Z", task_count: 0, last_task_id: null });
+        expect(await s.getThread("th1")).toEqual(created);
+        expect(await s.getThread("missing")).toBeUndefined();
+        await expect(s.createThread({ id: "th1", owner: "bob", createdAt: new Date() })).rejects.toThrow();
+        expect((await s.getThread("th1"))?.owner).toBe("alice");
+
+        await s.createThread({ id: "th2", owner: "alice", createdAt: new Date() });
+        const first = await s.createTask(newTask("t1", { owner: "alice", threadId: "th1" }));
+        expect(first.thread_id).toBe("th1");
+        await s.createTask(newTask("other", { owner: "alice", threadId: "th2" }));
+        await s.createTask(newTask("t2", { owner: "alice", threadId: "th1" }));
+        await s.createTask(newTask("loose", { owner: "alice" }));
+        expect((await s.getTask("loose"))?.thread_id).toBeNull();
+        expect(await s.getThread("th1")).toMatchObject({ task_count: 2, last_task_id: "t2" });
+        expect(await s.getThread("th2")).toMatchObject({ task_count: 1, last_task_id: "other" });
+        expect((await s.listThreads({ limit: 10 })).threads.find((thread) => thread.id === "th1")).toEqual((await s.getThread("th1"))!);
+      });
+
+      test("threadTasks: a thread's tasks in creation order; a limit keeps the newest N, still in order", async () => {
+        const s = await open();
+        await s.createThread({ id: "th", owner: "anonymous", createdAt: new Date() });
+        await s.createThread({ id: "empty", owner: "anonymous", createdAt: new Date() });
+        const ids: string[] = [];
+        for (let index = 0; index < 7; index++) {
+          // The same creation time for all: the order must come from the store, not the clock.
+          await s.createTask(newTask(`t${index}`, { threadId: "th" }));
+          await s.createTask(newTask(`noise${index}`));
+          ids.push(`t${index}`);
+        }
+        const all = await s.threadTasks("th", 100);
+        expect(all.map((task) => task.id)).toEqual(ids);
+        expect(all[3]).toEqual((await s.getTask("t3"))!);
+        expect((await s.threadTasks("th", 3)).map((task) => task.id)).toEqual(["t4", "t5", "t6"]);
+        expect((await s.threadTasks("th", 1)).map((task) => task.id)).toEqual(["t6"]);
+        expect((await s.threadTasks("th", 7)).map((task) => task.id)).toEqual(ids);
+        expect(await s.threadTasks("empty", 10)).toEqual([]);
+        expect(await s.threadTasks("missing", 10)).toEqual([]);
+      });
+
+      test("listThreads: newest first, an owner filter on every page, a cursor through every thread once", async () => {
+        const s = await open();
+        const owners = Array.from({ length: 11 }, (_, index) => ["alice", "bob"][index % 3 === 0 ? 1 : 0]!);
+        const ids: string[] = [];
+        for (const [index, owner] of owners.entries()) {
+          const id = `th-${String(index).padStart(2, "0")}`;
+          await s.createThread({ id, owner, createdAt: new Date("2026-03-04T05:06:07.089Z") });
+          ids.push(id);
+        }
+        async function all(owner: string | undefined, limit: number) {
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          for (;;) {
+            const page = await s.listThreads({ owner, limit, cursor });
+            expect(page.threads.length).toBeLessThanOrEqual(limit);
+            seen.push(...page.threads.map((thread) => thread.id));
+            if (!page.nextCursor) return seen;
+            cursor = page.nextCursor;
+          }
+        }
+        expect(await all(undefined, 4)).toEqual(ids.toReversed());
+        expect(await all(undefined, 11)).toEqual(ids.toReversed());
+        expect((await s.listThreads({ limit: 11 })).nextCursor).toBeNull();
+        for (const owner of ["alice", "bob"]) {
+          expect(await all(owner, 2)).toEqual(ids.filter((_, index) => owners[index] === owner).toReversed());
+        }
+        expect(await all("mallory", 2)).toEqual([]);
+        expect(await all("alice' OR '1'='1", 2)).toEqual([]);
+        const firstAlice = await s.listThreads({ owner: "alice", limit: 1 });
+        const bobAfter = await s.listThreads({ owner: "bob", limit: 100, cursor: firstAlice.nextCursor! });
+        expect(bobAfter.threads.length).toBeGreaterThan(0);
+        expect(bobAfter.threads.every((thread) => thread.owner === "bob")).toBe(true);
+        await expect(s.listThreads({ limit: 5, cursor: "garbage" })).rejects.toMatchObject({ code: "bad_request" });
+      });
+
+      test("secret: 32 random bytes made once per name — the same on every call, on another store and after a restart", async () => {
+        const s = await open();
+        const first = await s.secret("share-tokens");
+        expect(first).toBeInstanceOf(Uint8Array);
+        expect(first.length).toBe(32);
+        expect(first.some((byte) => byte !== 0)).toBe(true);
+        expect(await s.secret("share-tokens")).toEqual(first);
+        const other = await s.secret("another");
+        expect(other.length).toBe(32);
+        expect(Buffer.from(other).equals(Buffer.from(first))).toBe(false);
+        const second = await openAgain();
+        expect(await second.secret("share-tokens")).toEqual(first);
+        // Two stores asking for a new name at once agree on one value.
+        const [left, right] = await Promise.all([s.secret("raced"), second.secret("raced")]);
+        expect(left).toEqual(right);
+        await s.close();
+        await second.close();
+        opened.splice(0);
+        const again = await openAgain();
+        expect(await again.secret("share-tokens")).toEqual(first);
+        expect(await again.secret("another")).toEqual(other);
+        expect(await again.secret("raced")).toEqual(left);
+      });
+    });
   });
 }

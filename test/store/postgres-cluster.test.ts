@@ -385,3 +385,170 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     expect(await store.ping(1_000)).toBe(false);
   });
 });
+
+test("the input signal: `i:<taskId>`, parsed back exactly (task ids may hold ':'); an empty one is ignored", () => {
+  for (const taskId of ["t1", "a:b:c", "0b9e-…-uuid"]) {
+    const signal: ClusterSignal = { kind: "input", taskId };
+    expect(formatSignal(signal)).toBe(`i:${taskId}`);
+    expect(parseSignal(formatSignal(signal))).toEqual(signal);
+  }
+  expect(parseSignal("i:")).toBeUndefined();
+  expect(parseSignal("i")).toBeUndefined();
+  expect(() => formatSignal({ kind: "input", taskId: "x".repeat(8000) })).toThrow();
+});
+
+describePostgres("PostgreSQL cluster store: waiting, inputs, threads", (pg) => {
+  const opened: PostgresTaskStore[] = [];
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+  });
+  async function nodes(count: number, max = 4): Promise<{ url: string; stores: PostgresTaskStore[] }> {
+    const url = await pg.createDatabase();
+    const stores: PostgresTaskStore[] = [];
+    for (let index = 0; index < count; index++) {
+      const store = await createPostgresStore({ url, max });
+      opened.push(store);
+      stores.push(store);
+    }
+    return { url, stores };
+  }
+  async function leaseOf(url: string, id: string) {
+    const sql = new SQL(url, { max: 1 });
+    try {
+      const [row] = await sql`SELECT lease_owner, lease_expires_at FROM tasks WHERE id = ${id}`;
+      return { owner: row.lease_owner as string | null, expires: row.lease_expires_at as Date | null };
+    } finally {
+      await sql.close();
+    }
+  }
+  const later = new Date(Date.now() + 3600_000);
+
+  test("claimNext takes a thread's tasks one at a time, in order: not while an earlier one is queued, running or waiting", async () => {
+    const { stores } = await nodes(2);
+    const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
+    await a.createThread({ id: "th", owner: "anonymous", createdAt: new Date() });
+    await a.createTask(newTask("t1", { threadId: "th" }));
+    await a.createTask(newTask("t2", { threadId: "th" }));
+    await a.createTask(newTask("loose"));
+    await a.createTask(newTask("t3", { threadId: "th" }));
+
+    // t1 runs: t2 and t3 wait behind it; the task outside the thread is claimed.
+    const first = (await a.claimNext("node-a", 60_000, new Date()))!;
+    expect(first.task.id).toBe("t1");
+    expect((await b.claimNext("node-b", 60_000, new Date()))?.task.id).toBe("loose");
+    expect(await b.claimNext("node-b", 60_000, new Date())).toBeUndefined();
+
+    // t1 waits for a person: still the thread's head.
+    expect(await a.waitTask("t1", later, first.attempt)).toBe(true);
+    expect(await b.claimNext("node-b", 60_000, new Date())).toBeUndefined();
+
+    // Decided: t1 is queued again and is claimed before (not beside) t2.
+    expect(await b.appendWhileWaiting("t1", [{ seq: 1, frame: "decided" }], true)).toBe(true);
+    const again = (await b.claimNext("node-b", 60_000, new Date()))!;
+    expect(again).toMatchObject({ attempt: first.attempt + 1, takeover: false, task: { id: "t1" } });
+    expect(await a.claimNext("node-a", 60_000, new Date())).toBeUndefined();
+
+    // t1 ends: t2 is next, then (once t2 ends, cancelled) t3.
+    expect(await b.finishTask("t1", outcome("completed"), 2, "{}", again.attempt)).toBe(true);
+    const second = (await a.claimNext("node-a", 60_000, new Date()))!;
+    expect(second.task.id).toBe("t2");
+    expect(await b.claimNext("node-b", 60_000, new Date())).toBeUndefined();
+    expect(await a.finishTask("t2", outcome("cancelled"), 1, "{}", second.attempt)).toBe(true);
+    expect((await b.claimNext("node-b", 60_000, new Date()))?.task.id).toBe("t3");
+  });
+
+  test("many claimers racing on a thread's queued tasks: only its first task is claimed", async () => {
+    const { stores } = await nodes(2, 6);
+    for (let round = 0; round < 5; round++) {
+      const thread = `th${round}`;
+      await stores[0]!.createThread({ id: thread, owner: "anonymous", createdAt: new Date() });
+      for (let index = 0; index < 5; index++) await stores[round % 2]!.createTask(newTask(`${thread}-t${index}`, { threadId: thread }));
+      const claims = await Promise.all(
+        Array.from({ length: 10 }, (_, claimer) => stores[claimer % 2]!.claimNext(`node-${claimer % 2}`, 60_000, new Date())),
+      );
+      expect(claims.filter(Boolean).map((claim) => claim!.task.id)).toEqual([`${thread}-t0`]);
+      const head = claims.find(Boolean)!;
+      expect(await stores[0]!.finishTask(head.task.id, outcome("completed"), 1, "{}", head.attempt)).toBe(true);
+      // The next round's thread starts empty: nothing of this one is claimable but t1 now; take the rest in order.
+      for (let index = 1; index < 5; index++) {
+        const next = (await stores[index % 2]!.claimNext("node-x", 60_000, new Date()))!;
+        expect(next.task.id).toBe(`${thread}-t${index}`);
+        expect(await stores[1]!.claimNext("node-y", 60_000, new Date())).toBeUndefined();
+        await stores[0]!.finishTask(next.task.id, outcome("completed"), 1, "{}", next.attempt);
+      }
+    }
+  });
+
+  test("a parked task is no node's: waitTask drops its lease; renew does not hold it, nobody takes it over; a decision makes it claimable", async () => {
+    const { url, stores } = await nodes(2);
+    const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
+    await a.createTask(newTask("p"));
+    const claim = (await a.claimNext("node-a", 60_000, new Date("2026-05-05T00:00:00.000Z")))!;
+    await a.appendEvents("p", [{ seq: 1, frame: "asked" }], claim.attempt);
+    expect(await a.waitTask("p", later, claim.attempt)).toBe(true);
+    expect(await leaseOf(url, "p")).toEqual({ owner: null, expires: null });
+    expect((await a.renewLeases("node-a", [{ taskId: "p", attempt: claim.attempt }], 60_000)).held.size).toBe(0);
+    expect(await b.claimNext("node-b", 60_000, new Date())).toBeUndefined();
+    expect(await b.nextLeaseExpiry("node-b")).toBeUndefined();
+    // The run that parked it can write nothing more to it.
+    await expect(a.appendEvents("p", [{ seq: 2, frame: "stray" }], claim.attempt)).rejects.toThrow("not the next in sequence");
+
+    expect(await b.appendWhileWaiting("p", [{ seq: 2, frame: "approved" }], true)).toBe(true);
+    const resumed = (await b.claimNext("node-b", 60_000, new Date("2026-05-06T00:00:00.000Z")))!;
+    expect(resumed).toMatchObject({ attempt: claim.attempt + 1, takeover: false, task: { id: "p", status: "running", last_seq: 2, started_at: "2026-05-05T00:00:00.000Z" } });
+    expect((await leaseOf(url, "p")).owner).toBe("node-b");
+    await expect(a.appendEvents("p", [{ seq: 3, frame: "stale" }], claim.attempt)).rejects.toBeInstanceOf(FencedError);
+  });
+
+  test("renewLeases reports the held tasks that have inputs waiting in their inbox, until they are deleted", async () => {
+    const { stores } = await nodes(2);
+    const [runner, api] = stores as [PostgresTaskStore, PostgresTaskStore];
+    await api.createTask(newTask("r"));
+    await api.createTask(newTask("s"));
+    await api.createTask(newTask("elsewhere"));
+    const r = (await runner.claimNext("node-r", 60_000, new Date()))!;
+    const s = (await runner.claimNext("node-r", 60_000, new Date()))!;
+    const other = (await api.claimNext("node-o", 60_000, new Date()))!;
+    expect(other.task.id).toBe("elsewhere");
+    const leases = [
+      { taskId: "r", attempt: r.attempt },
+      { taskId: "s", attempt: s.attempt },
+    ];
+    expect((await runner.renewLeases("node-r", leases, 60_000)).inputsPending).toEqual(new Set());
+
+    const input = (id: string) => ({ id, text: `steer ${id}`, by: "alice", createdAt: new Date() });
+    expect(await api.addInput("r", input("i1"))).toBe(true);
+    expect(await api.addInput("r", input("i2"))).toBe(true);
+    expect(await api.addInput("elsewhere", input("i3"))).toBe(true);
+    const renewed = await runner.renewLeases("node-r", leases, 60_000);
+    expect(renewed).toEqual({ held: new Set(["r", "s"]), cancelRequested: new Set(), inputsPending: new Set(["r"]) });
+    expect((await runner.pendingInputs("r")).map((pending) => pending.id)).toEqual(["i1", "i2"]);
+
+    await runner.deleteInputs("r", ["i1"]);
+    expect((await runner.renewLeases("node-r", leases, 60_000)).inputsPending).toEqual(new Set(["r"]));
+    await runner.deleteInputs("r", ["i2"]);
+    expect((await runner.renewLeases("node-r", leases, 60_000)).inputsPending).toEqual(new Set());
+    // Another node's task with inputs is not reported to this one.
+    expect((await api.renewLeases("node-o", [{ taskId: "elsewhere", attempt: other.attempt }], 60_000)).inputsPending).toEqual(new Set(["elsewhere"]));
+  });
+
+  test("an input signal reaches every listener, the sender's own included", async () => {
+    const { stores } = await nodes(2);
+    const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
+    const heard: ClusterSignal[][] = [[], []];
+    const stops = await Promise.all(
+      [a, b].map((store, index) =>
+        store.listen(
+          (signal) => heard[index]!.push(signal),
+          () => {},
+        ),
+      ),
+    );
+    await a.signal({ kind: "input", taskId: "task:with:colons" });
+    for (const signals of heard) {
+      await until(() => signals.some((signal) => signal.kind === "input"), "the input signal");
+      expect(signals.filter((signal) => signal.kind !== "probe")).toEqual([{ kind: "input", taskId: "task:with:colons" }]);
+    }
+    for (const stop of stops) await stop();
+  });
+});
