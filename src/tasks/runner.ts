@@ -850,6 +850,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       for (let wait = 50; Date.now() < deadline; wait = Math.min(wait * 2, 500)) {
         const current = await store.getTask(taskId);
         if (!current || isTerminal(current.status)) return current;
+        // Its run parked it (waiting for a person) before the cancel reached it: end the wait here.
+        if (current.status === "waiting") {
+          const aborted = { kind: "aborted" as const, abort: new TaskAbort("cancelled", "cancelled"), totals: totalsOf(current) };
+          if (await endWaiting(current, aborted)) return store.getTask(taskId);
+          continue;
+        }
         await Promise.race([wake, Bun.sleep(wait)]);
         wake = woken();
       }
@@ -941,7 +947,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           await entry.done.promise;
           if (entry.lost && cluster) return cancelElsewhere(taskId);
         }
-        return store.getTask(taskId);
+        const ended = await store.getTask(taskId);
+        // The run had just parked the task when the cancel came: end the wait.
+        if (ended?.status !== "waiting") return ended;
       }
       const task = await store.getTask(taskId);
       if (task?.status === "waiting") {
