@@ -7,6 +7,7 @@
  *   bun bench/inprocess.ts --tasks=200 --steps=100 --concurrent=200 --delay=1   (paced, many at once)
  *   bun --cpu-prof-md bench/inprocess.ts …                                  (where the time goes)
  *   bun bench/inprocess.ts --src=/tmp/other/src …                           (A/B another copy of src/)
+ *   bun bench/inprocess.ts --metrics …                                      (with the server's metrics hooks on)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     delay: { type: "string", default: "0" },
     rounds: { type: "string", default: "3" },
     src: { type: "string", default: join(import.meta.dir, "..", "src") },
+    metrics: { type: "boolean", default: false },
   },
 });
 const src = resolve(values.src!);
@@ -39,19 +41,23 @@ const { createSqliteStore } = await import(join(src, "store/sqlite-store.ts"));
 const { createRunner } = await import(join(src, "tasks/runner.ts"));
 const { builtinTools } = await import(join(src, "tools/registry.ts"));
 
+// --metrics: the hooks serve.ts wires (runner, live feed, timed store), feeding the Prometheus metrics.
+const telemetry = values.metrics ? (await import(join(src, "telemetry/metrics.ts"))).createMetrics({ version: "bench" }).telemetry : undefined;
+const instrument = values.metrics ? (await import(join(src, "telemetry/instrument-store.ts"))).instrumentStore : (store: unknown) => store;
+
 const dir = mkdtempSync(join(tmpdir(), "agentkit-inprocess-"));
-const store = createSqliteStore({ dataDir: dir });
+const store = instrument(createSqliteStore({ dataDir: dir }), telemetry);
 const bus = createBunBus();
 const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("no"), websocket: { message() {} } });
 bus.bind(server);
-const feed = createLiveFeed(bus);
+const feed = createLiveFeed(bus, { telemetry });
 const agents = createAgentPool({
   definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000, timeout_ms: 3_600_000 })],
   models: createModelResolver({}),
   tools: builtinTools(),
   mcpServers: [],
 });
-const runner = createRunner({ store, feed, agents, logger: createLogger("warn"), maxConcurrentTasks: concurrent, maxQueuedTasks: 1_000_000 });
+const runner = createRunner({ store, feed, agents, logger: createLogger("warn"), maxConcurrentTasks: concurrent, maxQueuedTasks: 1_000_000, telemetry });
 
 async function round(count: number): Promise<{ seconds: number; events: number }> {
   const input = JSON.stringify(delay ? { steps, delay_ms: delay } : { steps });

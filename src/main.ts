@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
-/** The `agentkit` executable: parse the command line, load config, serve until a signal. */
-import { parseCommand, UsageError, USAGE } from "./cli/args.ts";
+/** The `agentkit` executable: parse the command line, then serve until a signal, or run a client command (src/cli/commands.ts). */
+import { COMMAND_USAGE, parseCommand, UsageError, USAGE } from "./cli/args.ts";
+import { runClientCommand } from "./cli/commands.ts";
 import { healthcheck, removeAddressFile, writeAddressFile } from "./cli/healthcheck.ts";
 import { ConfigError, loadConfig, type ConfigInput } from "./config/config.ts";
 import { createLogger } from "./lib/logger.ts";
@@ -13,14 +14,14 @@ async function main(argv: string[]): Promise<number> {
     command = parseCommand(argv);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`agentkit: ${error.message}\nRun 'agentkit --help' for usage.\n`);
+      process.stderr.write(`agentkit: ${error.message}\nRun 'agentkit ${error.command ? `${error.command} ` : ""}--help' for usage.\n`);
       return 2;
     }
     throw error;
   }
   switch (command.kind) {
     case "help":
-      process.stdout.write(USAGE);
+      process.stdout.write(command.command ? COMMAND_USAGE[command.command] : USAGE);
       return 0;
     case "version":
       process.stdout.write(`agentkit ${VERSION}\n`);
@@ -33,6 +34,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case "serve":
       return serve(command.flags);
+    case "run":
+    case "watch":
+    case "tasks":
+    case "cancel":
+    case "agents":
+      return runClientCommand(command);
   }
 }
 
@@ -47,7 +54,7 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   let server;
   try {
     server = await startServer({ config, logger });

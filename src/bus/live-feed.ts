@@ -8,6 +8,7 @@
  * "check the tail" and "subscribe", every later frame reaches it live and no earlier one twice.
  */
 import type { StoredEvent } from "../store/store.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { deltaTopic, taskTopic, type EventBus } from "./bus.ts";
 
 /** What the feed knows of one live (non-terminal) task. */
@@ -65,8 +66,9 @@ class Tail implements LiveTail {
   }
 }
 
-export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {}): LiveFeed {
+export function createLiveFeed(bus: EventBus, options: { tailSize?: number; telemetry?: Telemetry } = {}): LiveFeed {
   const tailSize = options.tailSize ?? 256;
+  const telemetry = options.telemetry ?? noTelemetry;
   const tails = new Map<string, Tail>();
   const listeners = new Map<string, Set<FeedListener>>();
   const notify = (taskId: string, frame: string, seq: number | undefined) => {
@@ -83,10 +85,12 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number } = {
       tail.push(seq, frame);
       bus.publish(taskTopic(taskId), frame);
       notify(taskId, frame, seq);
+      telemetry.framePublished("durable");
     },
     publishTransient(taskId, frame) {
       bus.publish(deltaTopic(taskId), frame);
       notify(taskId, frame, undefined);
+      telemetry.framePublished("delta");
     },
     close(taskId) {
       tails.delete(taskId);

@@ -1,6 +1,7 @@
-/** Command-line parsing for the `agentkit` binary. */
+/** Command-line parsing for the `agentkit` binary: the server (`serve`, `healthcheck`) and the client commands. */
 import { parseArgs } from "node:util";
 import type { ConfigInput } from "../config/config.ts";
+import { TaskStatus } from "../protocol/task.ts";
 
 export const USAGE = `agentkit — runs LLM agents as tasks and streams every step over WebSocket
 
@@ -8,6 +9,22 @@ Usage:
   agentkit [serve] [options]        start the server (the default command)
   agentkit healthcheck [options]    exit 0 if the server answers GET /health, else 1 (Docker HEALTHCHECK)
   agentkit --help | --version
+
+Client commands (talk to a running server; 'agentkit <command> --help' for each):
+  agentkit run "What is 17*23?" [--agent A] [--thread ID] [--json]
+                                    start a task and stream it: text as it is typed, tool calls,
+                                    approvals and questions, usage and cost; Ctrl-C cancels it
+                                    (a second Ctrl-C detaches)
+  agentkit watch <id> [--after N] [--json]   stream a task (a finished one is replayed); Ctrl-C detaches
+  agentkit tasks [--status S] [--limit N] [--json]   list tasks, newest first
+  agentkit cancel <id> [--json]     cancel a task
+  agentkit agents [--json]          list the server's agents
+
+  They find the server with --url U or AGENTKIT_URL (e.g. http://127.0.0.1:8000), else the way
+  healthcheck does (--port/--host, <data dir>/agentkit.addr.json, PORT/AGENTKIT_HOST), and send
+  the key in AGENTKIT_API_KEY (or --api-key-file FILE). Exit codes: 0 completed, 1 failed or
+  timed out (or another error), 2 usage error, 3 cannot reach the server or the key was refused,
+  130 cancelled or detached. --json prints NDJSON frames (run, watch) or JSON on stdout, nothing else.
 
 healthcheck finds the server the way serve was told to: --url U if given; else --port/--host
 if given; else the address the running server wrote to <data dir>/agentkit.addr.json (so it
@@ -30,13 +47,16 @@ Options (flags win over environment variables):
   --log-level L       debug | info | warn | error | silent (AGENTKIT_LOG_LEVEL; default info)
   --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
                       or ./agentkit.yaml if present)
-  --url U             healthcheck only: the /health URL to check, e.g. http://127.0.0.1:8000/health
+  --url U             healthcheck: the /health URL to check, e.g. http://127.0.0.1:8000/health;
+                      client commands: the server's URL (AGENTKIT_URL), e.g. http://127.0.0.1:8000
 
 Environment only:
   OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST
                       provider keys and endpoints (see README "Models")
   AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
                       X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
+                      The client commands send it as their key.
+  AGENTKIT_URL        client commands: the server to talk to (as --url)
   AGENTKIT_SHARE_SECRET  signs the read-only watch tokens of POST /tasks/:id/share (32+ characters;
                       the same on every node). Unset: a secret kept in the store.
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
@@ -44,48 +64,197 @@ Environment only:
   AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)
 `;
 
+/** Where a client command finds the server, and its key (the key itself only from the environment or a file). */
+export interface ConnectionOptions {
+  /** `--url`: the server's base URL (else AGENTKIT_URL, else found like healthcheck finds it). */
+  url?: string;
+  /** `--api-key-file`: a file holding the key (else AGENTKIT_API_KEY). Never the key on the command line: `ps` shows it. */
+  apiKeyFile?: string;
+  /** serve's `--port`, `--host`, `--data-dir`: to find a local server the way healthcheck does. */
+  flags: Partial<ConfigInput>;
+}
+
+export type ClientCommand =
+  | { kind: "run"; input: string; agent?: string; thread?: string; json: boolean; connection: ConnectionOptions }
+  | { kind: "watch"; taskId: string; after?: number; json: boolean; connection: ConnectionOptions }
+  | { kind: "tasks"; status?: TaskStatus; limit?: number; json: boolean; connection: ConnectionOptions }
+  | { kind: "cancel"; taskId: string; json: boolean; connection: ConnectionOptions }
+  | { kind: "agents"; json: boolean; connection: ConnectionOptions };
+
 export type Command =
   | { kind: "serve"; flags: Partial<ConfigInput> }
   /** `flags` are serve's, to find the server the way `serve` was told to. */
   | { kind: "healthcheck"; url: string | undefined; flags: Partial<ConfigInput> }
-  | { kind: "help" }
-  | { kind: "version" };
+  /** `command`: `agentkit <command> --help` (absent: the general usage). */
+  | { kind: "help"; command?: ClientCommand["kind"] }
+  | { kind: "version" }
+  | ClientCommand;
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  /** The command whose usage to point to (`agentkit <command> --help`), when known. */
+  command?: string;
+}
+
+const CONNECTION_HELP = `Connection (all client commands):
+  --url U             the server, e.g. http://127.0.0.1:8000 (AGENTKIT_URL); default: the local server,
+                      found like 'agentkit healthcheck' finds it (--port/--host, the address file in
+                      --data-dir, PORT/AGENTKIT_HOST), else http://127.0.0.1:8000
+  --port N, --host H, --data-dir DIR   to find a local server as above
+  --api-key-file F    read the key from file F; else the key is AGENTKIT_API_KEY (never a flag: ps shows flags)
+
+Exit codes: 0 done (a run: completed), 1 failed or timed out, or another error (e.g. no such task),
+2 usage error, 3 cannot reach the server or the key was refused, 130 cancelled or detached.
+`;
+
+/** The text of `agentkit <command> --help`. */
+export const COMMAND_USAGE: Record<ClientCommand["kind"], string> = {
+  run: `agentkit run — start a task on a server and stream it in the terminal
+
+Usage:
+  agentkit run "What is 17*23?" [--agent A] [--thread ID] [--json] [connection options]
+  agentkit run - [...]                  read the input from stdin
+
+Shows the text as the model types it, each tool call with its arguments (a spinner until its
+result, then ✓ or ✗), approvals and questions (on a terminal it asks you: y/n for an approval,
+a line of text for a question), then the usage and cost. Colour only on a terminal, never with
+NO_COLOR set. Ctrl-C cancels the task (one line says so); a second Ctrl-C detaches and leaves it
+to the server. The exit code follows the task's end: 0 completed, 1 failed or timed out,
+130 cancelled.
+
+Options:
+  --agent A           the agent to run (default: the server's default agent; 'agentkit agents' lists them)
+  --thread ID         add the task to a conversation (thread): it runs with the thread's history
+  --json              print every frame as NDJSON on stdout (nothing else; messages go to stderr)
+
+${CONNECTION_HELP}`,
+  watch: `agentkit watch — stream a task that exists: live if it runs, replayed if it ended
+
+Usage:
+  agentkit watch <task id> [--after N] [--json] [connection options]
+
+Renders like 'agentkit run' (on a terminal: approvals and questions are asked). Ctrl-C detaches
+(the task goes on; use 'agentkit cancel <id>' to stop it). The exit code follows the task's end:
+0 completed, 1 failed or timed out, 130 cancelled (or detached).
+
+Options:
+  --after N           start after event seq N (the events up to N are not shown)
+  --json              print every frame as NDJSON on stdout (nothing else; messages go to stderr)
+
+${CONNECTION_HELP}`,
+  tasks: `agentkit tasks — list tasks, newest first (yours; every task with the admin key)
+
+Usage:
+  agentkit tasks [--status S] [--limit N] [--json] [connection options]
+
+Options:
+  --status S          only tasks in status S: ${TaskStatus.options.join(", ")}
+  --limit N           at most N tasks, 1–100 (default 20)
+  --json              print the page as JSON ({tasks, next_cursor}) on stdout
+
+${CONNECTION_HELP}`,
+  cancel: `agentkit cancel — cancel a task (queued, running or waiting); a task that ended stays as it ended
+
+Usage:
+  agentkit cancel <task id> [--json] [connection options]
+
+Prints the status the task ended in. Exit code 0 once it has ended, 1 if there is no such task.
+
+Options:
+  --json              print the task as JSON on stdout
+
+${CONNECTION_HELP}`,
+  agents: `agentkit agents — list the server's agents (name, model, tools; * marks the default)
+
+Usage:
+  agentkit agents [--json] [connection options]
+
+Options:
+  --json              print {agents} as JSON on stdout
+
+${CONNECTION_HELP}`,
+};
+
+const CLIENT_COMMANDS = Object.keys(COMMAND_USAGE) as ClientCommand["kind"][];
+
+/** Which options each command takes (beyond --help); the server's are serve's flags. */
+const SERVE_OPTIONS = ["port", "host", "data-dir", "database-url", "role", "node-id", "heartbeat-ms", "max-concurrent", "log-level", "config"];
+const CONNECTION_OPTIONS = ["url", "api-key-file", "port", "host", "data-dir"];
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  serve: SERVE_OPTIONS,
+  healthcheck: [...SERVE_OPTIONS, "url"],
+  run: [...CONNECTION_OPTIONS, "agent", "thread", "json"],
+  watch: [...CONNECTION_OPTIONS, "after", "json"],
+  tasks: [...CONNECTION_OPTIONS, "status", "limit", "json"],
+  cancel: [...CONNECTION_OPTIONS, "json"],
+  agents: [...CONNECTION_OPTIONS, "json"],
+};
+
+function isClientCommand(name: string): name is ClientCommand["kind"] {
+  return (CLIENT_COMMANDS as string[]).includes(name);
+}
+
+function parseAll(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+      port: { type: "string", short: "p" },
+      host: { type: "string" },
+      "data-dir": { type: "string" },
+      "database-url": { type: "string" },
+      role: { type: "string" },
+      "node-id": { type: "string" },
+      "heartbeat-ms": { type: "string" },
+      "max-concurrent": { type: "string" },
+      "log-level": { type: "string" },
+      config: { type: "string", short: "c" },
+      url: { type: "string" },
+      // client commands
+      "api-key-file": { type: "string" },
+      agent: { type: "string" },
+      thread: { type: "string" },
+      json: { type: "boolean" },
+      after: { type: "string" },
+      status: { type: "string" },
+      limit: { type: "string" },
+    },
+  });
+}
 
 export function parseCommand(argv: readonly string[]): Command {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "v" },
-        port: { type: "string", short: "p" },
-        host: { type: "string" },
-        "data-dir": { type: "string" },
-        "database-url": { type: "string" },
-        role: { type: "string" },
-        "node-id": { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "max-concurrent": { type: "string" },
-        "log-level": { type: "string" },
-        config: { type: "string", short: "c" },
-        url: { type: "string" },
-      },
-    });
+    parsed = parseAll(argv);
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    const usage = new UsageError((error as Error).message);
+    if (isClientCommand(argv[0] ?? "")) usage.command = argv[0];
+    throw usage;
   }
   const { values, positionals } = parsed;
-  if (values.help) return { kind: "help" };
-  if (values.version) return { kind: "version" };
   const [command = "serve", ...rest] = positionals;
-  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
-  if (command !== "serve" && command !== "healthcheck") throw new UsageError(`unknown command '${command}'`);
-  if (command === "serve" && values.url !== undefined) throw new UsageError("--url is an option of healthcheck, not of serve");
+  if (values.help) return isClientCommand(command) ? { kind: "help", command } : { kind: "help" };
+  if (values.version) return { kind: "version" };
+  const allowed = COMMAND_OPTIONS[command];
+  if (!allowed) throw new UsageError(`unknown command '${command}'`);
+  try {
+    return commandOf(command, allowed, values, rest);
+  } catch (error) {
+    if (error instanceof UsageError && isClientCommand(command)) error.command = command;
+    throw error;
+  }
+}
+
+type ParsedValues = ReturnType<typeof parseAll>["values"];
+
+function commandOf(command: string, allowed: readonly string[], values: ParsedValues, rest: string[]): Command {
+  for (const [name, value] of Object.entries(values)) {
+    if (value === undefined || name === "help" || name === "version" || allowed.includes(name)) continue;
+    if (command === "serve" && name === "url") throw new UsageError("--url is an option of healthcheck, not of serve");
+    throw new UsageError(`--${name} is not an option of ${command}`);
+  }
   const flags = Object.fromEntries(
     Object.entries({
       port: values.port,
@@ -100,5 +269,65 @@ export function parseCommand(argv: readonly string[]): Command {
       configPath: values.config,
     }).filter(([, value]) => value !== undefined),
   ) as Partial<ConfigInput>;
-  return command === "healthcheck" ? { kind: "healthcheck", url: values.url, flags } : { kind: "serve", flags };
+  if (command === "serve" || command === "healthcheck") {
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+    return command === "healthcheck" ? { kind: "healthcheck", url: values.url, flags } : { kind: "serve", flags };
+  }
+
+  const connection: ConnectionOptions = { flags };
+  if (values.url !== undefined) connection.url = checkUrl(values.url);
+  if (values["api-key-file"] !== undefined) connection.apiKeyFile = values["api-key-file"];
+  const json = values.json === true;
+  switch (command) {
+    case "run": {
+      // Unquoted words are one input: `agentkit run what is 2+2` works too.
+      const input = rest.join(" ");
+      if (input.trim() === "") throw new UsageError('run needs the task\'s input, e.g. agentkit run "What is 17*23?"');
+      return {
+        kind: "run",
+        input,
+        json,
+        connection,
+        ...(values.agent === undefined ? {} : { agent: values.agent }),
+        ...(values.thread === undefined ? {} : { thread: values.thread }),
+      };
+    }
+    case "watch":
+    case "cancel": {
+      const [taskId, extra] = rest;
+      if (taskId === undefined) throw new UsageError(`${command} needs a task id: agentkit ${command} <task id>`);
+      if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
+      if (command === "cancel") return { kind: "cancel", taskId, json, connection };
+      const after = values.after === undefined ? undefined : integer("--after", values.after, 0, Number.MAX_SAFE_INTEGER);
+      return { kind: "watch", taskId, json, connection, ...(after === undefined ? {} : { after }) };
+    }
+    case "tasks": {
+      if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+      let status: TaskStatus | undefined;
+      if (values.status !== undefined) {
+        const parsedStatus = TaskStatus.safeParse(values.status);
+        if (!parsedStatus.success) throw new UsageError(`--status must be one of ${TaskStatus.options.join(", ")}`);
+        status = parsedStatus.data;
+      }
+      const limit = values.limit === undefined ? undefined : integer("--limit", values.limit, 1, 100);
+      return { kind: "tasks", json, connection, ...(status === undefined ? {} : { status }), ...(limit === undefined ? {} : { limit }) };
+    }
+    default: {
+      if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+      return { kind: "agents", json, connection };
+    }
+  }
+}
+
+function integer(name: string, value: string, min: number, max: number): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number < min || number > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max}`);
+  return number;
+}
+
+function checkUrl(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new UsageError(`--url must be an http:// or https:// URL, e.g. http://127.0.0.1:8000 (got '${value}')`);
+  }
+  return value;
 }

@@ -97,6 +97,13 @@ export const Config = z.object({
   maxBodyBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   maxFrameBytes: z.coerce.number().int().min(128).max(16 * 1024 * 1024).default(64 * 1024),
   logLevel: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  /** `text` (default) or `json`: every log line one JSON object `{time, level, msg, ...fields}`. */
+  logFormat: z.enum(["text", "json"]).default("text"),
+  /** One info line per HTTP request (method, path without the query, status, duration). `0` turns it off. */
+  accessLog: z
+    .union([z.boolean(), z.enum(["1", "0", "true", "false", "on", "off"], { message: "must be 1 or 0 (true/false, on/off)" })])
+    .transform((value) => value === true || value === "1" || value === "true" || value === "on")
+    .default(true),
   /** The config file these came from, if any (agents, providers, MCP servers). */
   configPath: z.string().min(1).optional(),
   agents: z.array(AgentDefinition).min(1).default([DEFAULT_AGENT]),
@@ -133,6 +140,8 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_MAX_CONCURRENT_TASKS: "maxConcurrentTasks",
   AGENTKIT_MAX_QUEUED_TASKS: "maxQueuedTasks",
   AGENTKIT_LOG_LEVEL: "logLevel",
+  AGENTKIT_LOG_FORMAT: "logFormat",
+  AGENTKIT_ACCESS_LOG: "accessLog",
   AGENTKIT_CONFIG: "configPath",
 };
 

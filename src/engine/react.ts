@@ -36,6 +36,7 @@ import {
   observationText,
   parseToolArguments,
   type CallDecision,
+  type ToolCallTiming,
   type ToolOutcome,
 } from "./tool-execution.ts";
 
@@ -106,6 +107,24 @@ export interface ReActOptions {
   outputRetries?: number;
   /** Bad final answers already sent back before this run (resume). */
   outputRetriesUsed?: number;
+  // ---- telemetry (optional; absent costs nothing) ----
+  /** Told of every model call once it ended: its latency, usage, and what it threw if it failed. */
+  onModelCall?: (call: ModelCallTiming) => void;
+  /** Told of every tool call once it settled (see `executeToolCall`). */
+  onToolCall?: (call: ToolCallTiming) => void;
+}
+
+/** What `onModelCall` is told. */
+export interface ModelCallTiming {
+  /** `provider/model`. */
+  model: string;
+  /** Epoch ms when the call began. */
+  startedAt: number;
+  durationMs: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** What the call threw (the task's abort included), when it failed. */
+  error?: unknown;
 }
 
 /** A tool call announced in `step` whose result was never stored. */
@@ -145,7 +164,9 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
   ];
   const messages: ChatMessage[] = [...options.messages];
   const state = { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 };
-  const execute = (call: ToolCallRequest) => executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal });
+  const execute = (call: ToolCallRequest) =>
+    executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, onToolCall: options.onToolCall });
+  const observeModel = options.onModelCall;
   let outputRetriesUsed = options.outputRetriesUsed ?? 0;
   // A forced tool choice (`required`, or one tool) holds for the first model step only: once the
   // model has called tools it must be free to answer (the OpenAI Agents SDK's reset_tool_choice).
@@ -196,32 +217,43 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     let reasoning = "";
     let usage = { input_tokens: 0, output_tokens: 0 };
     const calls: ToolCallRequest[] = [];
-    for await (const part of model.stream({
-      system: options.system,
-      messages,
-      tools: specs,
-      maxOutputTokens: options.maxOutputTokens,
-      ...modelSettings,
-      abortSignal,
-    })) {
-      switch (part.type) {
-        case "text-delta":
-          text += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
-          break;
-        case "reasoning-delta":
-          reasoning += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
-          break;
-        case "tool-call":
-          calls.push(part.call);
-          break;
-        case "finish":
-          usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
-          break;
+    const modelStarted = observeModel ? performance.now() : 0;
+    let modelFailure: unknown = STOPPED;
+    try {
+      for await (const part of model.stream({
+        system: options.system,
+        messages,
+        tools: specs,
+        maxOutputTokens: options.maxOutputTokens,
+        ...modelSettings,
+        abortSignal,
+      })) {
+        switch (part.type) {
+          case "text-delta":
+            text += part.text;
+            if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
+            break;
+          case "reasoning-delta":
+            reasoning += part.text;
+            if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
+            break;
+          case "tool-call":
+            calls.push(part.call);
+            break;
+          case "finish":
+            usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
+            break;
+        }
       }
+      abortSignal.throwIfAborted();
+      modelFailure = undefined;
+    } catch (error) {
+      modelFailure = error ?? modelFailure;
+      throw error;
+    } finally {
+      // Also when the run stops the engine (`return()`) while it waits at a delta: then the call was aborted.
+      observeModel?.(modelTiming(model.id, modelStarted, usage, modelFailure === STOPPED ? (abortSignal.reason ?? STOPPED) : modelFailure));
     }
-    abortSignal.throwIfAborted();
     state.totalTokens += usage.input_tokens + usage.output_tokens;
     yield { event_type: "usage", step, data: usage };
 
@@ -304,6 +336,20 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
 }
 
 const NO_INPUTS: readonly HumanInput[] = [];
+
+/** A model call that ended neither with its stream's end nor with an error: the run stopped the engine. */
+const STOPPED = new Error("the run stopped the engine during the model call");
+
+function modelTiming(model: string, started: number, usage: { input_tokens: number; output_tokens: number }, error?: unknown): ModelCallTiming {
+  return {
+    model,
+    startedAt: performance.timeOrigin + started,
+    durationMs: performance.now() - started,
+    inputTokens: usage.input_tokens,
+    outputTokens: usage.output_tokens,
+    ...(error === undefined ? {} : { error }),
+  };
+}
 
 /** What `takeInputs` has, awaiting it only when it answers with a promise. */
 function inputsOf(options: ReActOptions): readonly HumanInput[] | Promise<readonly HumanInput[]> {

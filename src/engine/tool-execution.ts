@@ -17,6 +17,20 @@ export interface ExecuteToolOptions {
   timeoutMs: number;
   /** The task's signal: when it aborts, the task stops — that is not a tool error. */
   abortSignal: AbortSignal;
+  /** Told of every call once it settled (telemetry): how long it took and, if it failed, its error code (`aborted` for the task's abort). */
+  onToolCall?: (call: ToolCallTiming) => void;
+}
+
+/** What `onToolCall` is told. */
+export interface ToolCallTiming {
+  id: string;
+  name: string;
+  /** False when no tool has that name. */
+  known: boolean;
+  /** Epoch ms when the call began. */
+  startedAt: number;
+  durationMs: number;
+  error?: string;
 }
 
 /** Parses the model's raw argument text; empty text means "no arguments". */
@@ -34,6 +48,21 @@ export function parseToolArguments(text: string): unknown {
  * aborted (cancel or deadline), which ends the run.
  */
 export async function executeToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
+  const observe = options.onToolCall;
+  if (!observe) return runToolCall(call, options);
+  const started = performance.now();
+  let error = "aborted";
+  try {
+    const outcome = await runToolCall(call, options);
+    error = outcome.ok ? "" : outcome.error.code;
+    return outcome;
+  } finally {
+    const durationMs = performance.now() - started;
+    observe({ id: call.id, name: call.name, known: options.tools.has(call.name), startedAt: performance.timeOrigin + started, durationMs, error: error || undefined });
+  }
+}
+
+async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = AbortSignal.any([options.abortSignal, timeout]);
   try {

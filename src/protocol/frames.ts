@@ -82,10 +82,35 @@ export const DeltaFrame = z.object({
   data: z.object({ kind: z.enum(["text", "reasoning"]), text: z.string() }),
 });
 
-export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, DeltaFrame, ErrorFrame, PongFrame, AckFrame]);
+/**
+ * Sent instead of events that retention pruned (see src/server/watch.ts `resyncFrame`): a snapshot
+ * of the task; the stream goes on after `pruned_through`.
+ */
+export const ResyncFrame = z.object({
+  type: z.literal("resync"),
+  data: z.object({
+    task_id: z.string(),
+    status: TaskStatus,
+    stop_reason: StopReason.nullable(),
+    output: z.string().nullable(),
+    error: TaskError.nullable(),
+    last_seq: z.number().int().nonnegative(),
+    pruned_through: z.number().int().nonnegative(),
+    total_steps: z.number().int(),
+    total_tokens: z.number().int(),
+  }),
+});
+
+export const ServerFrame = z.discriminatedUnion("type", [ConnectedFrame, StepFrame, ResultFrame, DeltaFrame, ResyncFrame, ErrorFrame, PongFrame, AckFrame]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type StepFrame = z.infer<typeof StepFrame>;
 export type ResultFrame = z.infer<typeof ResultFrame>;
+export type ConnectedFrame = z.infer<typeof ConnectedFrame>;
+export type DeltaFrame = z.infer<typeof DeltaFrame>;
+export type ResyncFrame = z.infer<typeof ResyncFrame>;
+export type ErrorFrame = z.infer<typeof ErrorFrame>;
+export type AckFrame = z.infer<typeof AckFrame>;
+export type PongFrame = z.infer<typeof PongFrame>;
 /** A durable frame: it has a `seq` and is stored before it is published. */
 export type DurableFrame = StepFrame | ResultFrame;
 

@@ -3,16 +3,17 @@
  * The schema is the single source of truth; types are inferred from it.
  */
 import { z } from "zod";
+import { TASK_STATUSES, TERMINAL_STATUSES } from "./statuses.ts";
 
 /**
  * Lifecycle: `queued → running → completed | failed | cancelled | timed_out`, and `running → waiting
  * → queued` while a person decides (an approval, an answer to `ask_user`): nothing of the task is
  * held in memory while it waits. See src/tasks/state.ts.
  */
-export const TaskStatus = z.enum(["queued", "running", "waiting", "completed", "failed", "cancelled", "timed_out"]);
+export const TaskStatus = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatus>;
 
-export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled", "timed_out"];
+export { TERMINAL_STATUSES };
 
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.includes(status);

@@ -35,9 +35,12 @@ import type { Task, TaskStatus } from "../protocol/task.ts";
 import { canControl, canSee, keyFromHeaders, requireControl, watchOnlyError, type Authenticator, type Principal } from "./auth.ts";
 import { createShareTokens, SHARE_TTL, ShareBody } from "./share-tokens.ts";
 import { jsonBody, validate } from "./validation.ts";
+import { registerDocs } from "./docs.ts";
 import { wantsEventStream } from "./negotiate.ts";
 import { lastSeqOf } from "./watch.ts";
 import { allowedOrigins, readHandshake, type WatchRequest } from "./ws-handshake.ts";
+import { METRICS_CONTENT_TYPE } from "../telemetry/metrics.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
 
 export type { WatchRequest } from "./ws-handshake.ts";
 
@@ -70,6 +73,10 @@ export interface AppDeps {
   shareSecret?: Uint8Array;
   /** Steering, approvals and answers (`POST /tasks/:id/input|approvals|answers`). */
   interaction?: Interaction;
+  /** `GET /metrics`: the Prometheus exposition (admin key only). Unset: 404. */
+  metrics?: () => string;
+  /** Event-stream watchers and slow clients (metrics). */
+  telemetry?: Telemetry;
 }
 
 export function createApp(deps: AppDeps) {
@@ -140,12 +147,24 @@ export function createApp(deps: AppDeps) {
     );
   });
 
+  // Prometheus metrics, on every role (workers run the tasks): the admin key when keys are set.
+  app.get("/metrics", (c) => {
+    if (!deps.metrics) throw new AgentkitError("not_found", "No route for GET /metrics");
+    const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers));
+    if (!principal) throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
+    if (!principal.admin || principal.readOnly) throw new AgentkitError("forbidden", "Metrics need the admin key");
+    return c.body(deps.metrics(), 200, { "Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store" });
+  });
+
   if (deps.node?.role === "worker") {
     // A worker runs tasks; the API and watchers are served by the nodes with role all or api.
     app.all("*", (c) => {
       throw new AgentkitError("not_found", `This node is a worker (--role worker): it runs tasks and serves /health only; use an API node for ${c.req.method} ${c.req.path}`);
     });
   }
+
+  // The API's documents and docs page: open, like /health (docs.ts).
+  registerDocs(app, deps.version);
 
   // The WebSocket route authenticates after the upgrade (error frame, then close 4001), as the seed
   // does; only a browser origin that is not allowed is refused before it (ws-handshake.ts).
@@ -358,6 +377,7 @@ export function createApp(deps: AppDeps) {
         slowClientBytes: deps.slowClientBytes,
         signal: c.req.raw.signal,
         follow: deps.follow,
+        telemetry: deps.telemetry,
       });
     }
     const events = await store.events(task.id, requireKnown(after, "after"), limit);
@@ -466,7 +486,7 @@ export function createApp(deps: AppDeps) {
 export type App = ReturnType<typeof createApp>;
 
 /** The routes and the methods each answers (HEAD: as GET, by Hono); anything else is a 405. */
-const ROUTES: Record<string, readonly string[]> = {
+export const ROUTES: Record<string, readonly string[]> = {
   "/health": ["GET", "HEAD"],
   "/agents": ["GET", "HEAD"],
   "/tasks": ["GET", "HEAD", "POST"],
@@ -481,6 +501,10 @@ const ROUTES: Record<string, readonly string[]> = {
   "/threads/:id": ["GET", "HEAD"],
   "/threads/:id/tasks": ["POST"],
   "/ws/tasks/:id": ["GET"],
+  "/metrics": ["GET", "HEAD"],
+  "/openapi.json": ["GET", "HEAD"],
+  "/asyncapi.json": ["GET", "HEAD"],
+  "/docs": ["GET", "HEAD"],
 };
 const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
 /** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */

@@ -24,6 +24,12 @@ import { createAuthenticator, type ApiKey } from "./auth.ts";
 import { createTaskWebSockets, type Connection } from "./websocket.ts";
 import { CloseCode } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { withAccessLog } from "../telemetry/access-log.ts";
+import { instrumentStore } from "../telemetry/instrument-store.ts";
+import { createMetrics } from "../telemetry/metrics.ts";
+import { combineTelemetry, noTelemetry, tracingWanted } from "../telemetry/telemetry.ts";
+// The web console: an HTML import, bundled by Bun (at `bun build --compile` time, into the binary).
+import consolePage from "../console/index.html";
 
 export interface StartOptions {
   config: Config;
@@ -56,11 +62,13 @@ export interface RunningServer {
 
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
+  const env = options.env ?? process.env;
+  const metrics = createMetrics({ version: VERSION });
   const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
-  const store = opened.store;
+  const store = instrumentStore(opened.store, metrics.telemetry); // event-log write latency
   const bus = createBunBus();
-  const feed = createLiveFeed(bus, { tailSize: options.liveTailSize });
+  const feed = createLiveFeed(bus, { tailSize: options.liveTailSize, telemetry: metrics.telemetry });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
   // start-up time of a binary that serves the demo model alone.
   // Everything that can be checked is checked before anything starts: the agents are resolved
@@ -96,6 +104,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   await mcp?.start(); // never rejects: a server that fails keeps retrying in the background
   const prices = config.providers.prices;
   const node = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.:-]/g, "-").slice(0, 40)}-${process.pid}-${crypto.randomUUID().slice(0, 4)}`;
+  // OpenTelemetry traces: loaded only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const tracing = tracingWanted(env) ? (await import("../telemetry/tracing.ts")).startTracingFromEnv(env, { logger, version: VERSION, node }) : undefined;
+  if (tracing) metrics.add(tracing.metrics);
+  const telemetry = combineTelemetry(metrics.telemetry, tracing ?? noTelemetry);
   // Cluster mode: tasks run elsewhere are followed from the log for the watchers connected here.
   const local: { runner?: TaskRunner } = {};
   const follower = opened.cluster
@@ -109,12 +121,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     logger,
     maxConcurrentTasks: config.maxConcurrentTasks,
     maxQueuedTasks: config.maxQueuedTasks,
+    telemetry,
     cluster:
       opened.cluster && follower
         ? { store: opened.cluster, node, leaseMs: config.leaseMs, pollMs: config.pollMs, worker: config.role !== "api", follower }
         : undefined,
   });
   local.runner = runner;
+  metrics.gauge("agentkit_tasks_queued", "Tasks waiting to run (one node: its queue; a cluster: the cluster's queue as last counted)", () => runner.stats().queued);
+  metrics.gauge("agentkit_tasks_running", "Tasks running on this node", () => runner.stats().running);
   const interaction = createInteraction({ store, feed, runner, agents, logger, cluster: opened.cluster !== undefined });
   // Waits for people that timed out are decided (or fail) by whichever node looks first.
   const waitSweep = setInterval(() => void interaction.expireWaits(), opened.cluster ? config.pollMs : 1000);
@@ -149,6 +164,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     slowClientBytes: config.slowClientBytes,
     follow: follower ? (task) => follower.watch(task) : undefined,
     interaction,
+    telemetry,
   });
   let server: Bun.Server<Connection>;
   const app = createApp({
@@ -167,6 +183,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     interaction,
     databaseReachable: opened.cluster ? () => opened.cluster!.ping(1000) : undefined,
     shareSecret,
+    metrics: () => metrics.render(),
+    telemetry,
     upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
   });
   server = Bun.serve<Connection>({
@@ -175,7 +193,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // A backstop only: the route's own limit (hono/body-limit, which checks Content-Length first)
     // answers with the JSON error; Bun's answer past this one is plain text.
     maxRequestBodySize: Math.max(config.maxBodyBytes * 2, 16 * 1024 * 1024),
-    fetch: (request, bunServer) => app.fetch(request, bunServer),
+    // The web console at / (its scripts and styles at /chunk-*, added by Bun); a worker serves /health only.
+    // Production bundling always (no dev server, no HMR, nothing printed), as in the compiled binary.
+    development: false,
+    routes: config.role === "worker" ? {} : { "/": { GET: consolePage }, "/ui": { GET: () => redirectToConsole() } },
+    fetch: config.accessLog ? withAccessLog((request: Request, bunServer: Bun.Server<Connection>) => app.fetch(request, bunServer), logger) : (request, bunServer) => app.fetch(request, bunServer),
     websocket: sockets.handler,
     error(error) {
       logger.error("unhandled server error", { error: String(error) });
@@ -202,6 +224,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await runner.shutdown();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);
+        await telemetry.close(); // the last spans (traces)
         follower?.close();
         await mcp?.close();
         await store.close();
@@ -209,4 +232,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       return stopping;
     },
   };
+}
+
+function redirectToConsole(): Response {
+  return new Response(null, { status: 308, headers: { Location: "/" } });
 }

@@ -17,6 +17,7 @@ import { errorFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 
 export interface SseOptions {
   store: TaskStore;
@@ -32,6 +33,8 @@ export interface SseOptions {
   signal: AbortSignal;
   /** Cluster mode: follow a task that may run on another node while this stream is open. */
   follow?: (task: Task) => () => void;
+  /** Watchers connected, slow clients cut off (metrics). */
+  telemetry?: Telemetry;
 }
 
 // Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
@@ -40,6 +43,7 @@ const RESULT_PREFIX = '{"type":"result"';
 export function sseResponse(options: SseOptions): Response {
   const { task, feed } = options;
   if (isTerminal(task.status) && options.after >= lastSeqOf(task, feed)) return new Response(null, { status: 204 });
+  const telemetry = options.telemetry ?? noTelemetry;
 
   const encoder = new TextEncoder();
   let closed = false;
@@ -51,6 +55,7 @@ export function sseResponse(options: SseOptions): Response {
   const finish = () => {
     if (closed) return;
     closed = true;
+    telemetry.watcherClosed("sse");
     stopListening?.();
     unfollow?.();
     clearInterval(keepAlive);
@@ -66,7 +71,10 @@ export function sseResponse(options: SseOptions): Response {
     if (closed) return;
     controller.enqueue(encoder.encode(text));
     // Past the high-water mark the client is not reading: end the stream (queued data still drains).
-    if ((controller.desiredSize ?? 0) < 0) finish();
+    if ((controller.desiredSize ?? 0) < 0) {
+      telemetry.slowClientClosed("sse");
+      finish();
+    }
   };
   let lastSent = options.after;
   const writeFrame = (frame: string, seq: number | undefined) => {
@@ -79,6 +87,7 @@ export function sseResponse(options: SseOptions): Response {
     {
       start(streamController) {
         controller = streamController;
+        telemetry.watcherOpened("sse");
         options.signal.addEventListener("abort", finish, { once: true });
         keepAlive = setInterval(() => write(": keep-alive\n\n"), options.keepAliveMs ?? 5000);
         startStream({

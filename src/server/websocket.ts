@@ -26,6 +26,7 @@ import type { Interaction } from "../tasks/interaction.ts";
 import type { Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
+import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { canSee, WATCH_ONLY_MESSAGE } from "./auth.ts";
 import type { WatchRequest } from "./ws-handshake.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
@@ -60,6 +61,8 @@ export interface WebSocketDeps {
   follow?: (task: Task) => () => void;
   /** Steering, approvals and answers (`input`, `approve`, `reject`, `answer` frames). */
   interaction?: Interaction;
+  /** Watchers connected, slow clients cut off (metrics). */
+  telemetry?: Telemetry;
 }
 
 export interface TaskWebSockets {
@@ -75,6 +78,7 @@ type Socket = ServerWebSocket<Connection>;
 
 export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   const { store, feed, runner, logger } = deps;
+  const telemetry = deps.telemetry ?? noTelemetry;
   const open = new Set<Socket>();
   const watchersByTask = new Map<string, Set<Socket>>();
   const watchersByKey = new Map<string, number>();
@@ -99,6 +103,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     if (ws.data.closed) return;
     ws.data.closed = true; // stop replaying into it at once
     ws.data.slowSince = performance.now();
+    telemetry.slowClientClosed("websocket");
     ws.unsubscribe(taskTopic(ws.data.taskId));
     ws.unsubscribe(deltaTopic(ws.data.taskId));
     if (ws.getBufferedAmount() === 0) closeDrained(ws);
@@ -144,12 +149,14 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     set.add(ws);
     watchersByKey.set(key, ofKey + 1);
     ws.data.counted = true;
+    telemetry.watcherOpened("websocket");
     return true;
   }
 
   function release(ws: Socket) {
     if (!ws.data.counted) return;
     ws.data.counted = false;
+    telemetry.watcherClosed("websocket");
     const set = watchersByTask.get(ws.data.taskId);
     set?.delete(ws);
     if (set?.size === 0) {

@@ -30,8 +30,10 @@ import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import { threadHistory } from "../threads/history.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskStore } from "../store/store.ts";
+import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
 import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
+import { toTaskError } from "./task-error.ts";
+import { noTelemetry, type RunEndKind, type Telemetry } from "../telemetry/telemetry.ts";
 
 /**
  * Engine events handled between two turns given to the event loop. (A time budget per turn was
@@ -132,6 +134,8 @@ export interface RunnerOptions {
   costOf?: (agent: Agent, usage: { inputTokens: number; outputTokens: number }) => number | null;
   now?: () => Date;
   cluster?: ClusterRunnerOptions;
+  /** Task lifecycle, model and tool calls (metrics, traces). Default: none. */
+  telemetry?: Telemetry;
 }
 
 interface ActiveTask {
@@ -164,6 +168,12 @@ interface ActiveTask {
   leaseValidUntil: number;
 }
 
+/** How a run ended, for telemetry. */
+function runEndKind(published: boolean, runOnly: boolean, end: RunEnd | undefined): RunEndKind {
+  if (published) return "finished";
+  return !runOnly && end?.kind === "waiting" ? "waiting" : "released";
+}
+
 /** An abort that ends the run but not the task: no result is written. */
 function endsRunOnly(end: RunEnd | undefined): boolean {
   return end?.kind === "aborted" && (end.abort.kind === "lost" || end.abort.kind === "handover");
@@ -178,6 +188,7 @@ function outputInstruction(check: FinalAnswerCheck & { schema?: unknown }): stri
 
 export function createRunner(options: RunnerOptions): TaskRunner {
   const { store, feed, agents, logger, cluster } = options;
+  const telemetry = options.telemetry ?? noTelemetry;
   const now = options.now ?? (() => new Date());
   const active = new Map<string, ActiveTask>();
   const queue: ActiveTask[] = [];
@@ -249,6 +260,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   function start(entry: ActiveTask) {
     running++;
     entry.state = "running";
+    telemetry.runStarted({ taskId: entry.task.id, agent: entry.task.agent, resume: entry.resume, attempt: entry.attempt });
     void run(entry)
       .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
       .finally(() => {
@@ -347,6 +359,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt)) {
             feed.publish(taskId, seq, frame);
             published = true;
+            reportEnd(entry.task, outcome, entry.startedAt);
             releaseThread(entry.task);
             logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
           }
@@ -356,12 +369,28 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       if (error instanceof FencedError) lose(entry, error.message);
       else logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
     } finally {
+      if (entry.state === "running") telemetry.runEnded(taskId, runEndKind(published, runOnly, end));
       active.delete(taskId);
       // A run that ended without ending the task leaves its watchers to the follower (cluster).
       if (cluster && !published) cluster.follower.adopt(taskId);
       else feed.close(taskId);
       entry.done.resolve();
     }
+  }
+
+  /** Tells telemetry a task ended (its result is stored); `startedAt` is its first start, if it started. */
+  function reportEnd(task: Task, outcome: TaskOutcome, startedAt: string | null) {
+    if (telemetry === noTelemetry) return;
+    telemetry.taskFinished({
+      taskId: task.id,
+      agent: task.agent,
+      status: outcome.status,
+      stopReason: outcome.stopReason,
+      ...(outcome.error ? { errorCode: outcome.error.code } : {}),
+      durationMs: startedAt ? outcome.finishedAt.getTime() - Date.parse(startedAt) : null,
+      inputTokens: outcome.inputTokens,
+      outputTokens: outcome.outputTokens,
+    });
   }
 
   /** Publishes the stored events the feed's tail has not published yet (a tail a follower kept). */
@@ -429,6 +458,31 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       outputCheck,
       outputRetries: definition.output_retries,
     };
+    if (telemetry !== noTelemetry) {
+      const signal = entry.controller.signal;
+      reactOptions.onModelCall = (call) =>
+        telemetry.modelCall({
+          taskId: task.id,
+          agent: task.agent,
+          model: call.model,
+          startedAt: call.startedAt,
+          durationMs: call.durationMs,
+          inputTokens: call.inputTokens,
+          outputTokens: call.outputTokens,
+          error: call.error === undefined ? undefined : signal.aborted ? "aborted" : toTaskError(call.error).code,
+        });
+      reactOptions.onToolCall = (call) =>
+        telemetry.toolCall({
+          taskId: task.id,
+          agent: task.agent,
+          tool: call.name,
+          known: call.known,
+          callId: call.id,
+          startedAt: call.startedAt,
+          durationMs: call.durationMs,
+          error: call.error,
+        });
+    }
     /** Time this task spent waiting for people: not counted against its time limit. */
     let waitedMs = 0;
     try {
@@ -811,6 +865,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       if (local) feed.close(task.id);
     }
     if (ended) {
+      reportEnd(task, outcome, task.started_at);
       logger.info("task finished while waiting", { task: task.id, status: outcome.status });
       releaseThread(task);
       pump();
@@ -830,6 +885,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         // Fenced on attempt 0 (a queued task was never claimed — tasks never go back to the
         // queue): a node that claims it first wins, and then the cancel goes to that node instead.
         if (await store.finishTask(taskId, outcome, seq, JSON.stringify(resultFrame(seq, toResultData(taskId, outcome))), 0)) {
+          reportEnd(task, outcome, null);
           return store.getTask(taskId);
         }
       } catch (error) {
@@ -882,6 +938,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     },
 
     submit(task) {
+      telemetry.taskSubmitted();
       if (cluster) {
         queuedCount++;
         // Every worker hears of it (this one included) and the first free one claims it.
