@@ -62,6 +62,10 @@ Environment only:
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
   AGENTKIT_LEASE_MS   cluster: a task's lease (default 15000); a dead node's tasks are taken over after it
   AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)
+  AGENTKIT_LOG_FORMAT text | json (one JSON object per line); AGENTKIT_ACCESS_LOG=0 turns the
+                      access log (a line per request, never a key) off
+  OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces over OTLP/HTTP JSON (also
+                      OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME); unset: nothing is loaded
 `;
 
 /** Where a client command finds the server, and its key (the key itself only from the environment or a file). */
