@@ -7,6 +7,7 @@ import { compileOutputSchema } from "../engine/structured-output.ts";
 import type { ModelRequest } from "../llm/model.ts";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
 import { MCP_TOOL_NAME_SEPARATOR } from "../tools/mcp/mcp-tool-name.ts";
+import { WEBHOOK_EVENTS } from "../store/store.ts";
 
 /** Strict at every level: a misspelt field (`maxSteps`, `tool`) is an error, never silently dropped. */
 export const AgentDefinition = z.strictObject({
@@ -82,6 +83,17 @@ export const AgentDefinition = z.strictObject({
    * as a message before its next model step). A request's `on_busy` overrides it.
    */
   on_busy: z.enum(["enqueue", "reject", "interrupt", "steer"]).default("enqueue"),
+  // ---- webhooks (issue 12) ----
+  /**
+   * A signed POST (Standard Webhooks; see src/webhooks) to `url` when this agent's tasks end
+   * (`task.finished`) and, if listed, when they wait for a person (`task.waiting`).
+   */
+  webhook: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/, message: "must be an http:// or https:// URL" }).max(2048),
+      events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).default(["task.finished"]),
+    })
+    .optional(),
 }).superRefine((agent, context) => {
   if (agent.tools.includes("http_fetch") && !agent.http_fetch) {
     context.addIssue({ code: "custom", path: ["http_fetch"], message: "required when tools lists http_fetch (at least allowHosts)" });

@@ -59,6 +59,11 @@ Environment only:
   AGENTKIT_URL        client commands: the server to talk to (as --url)
   AGENTKIT_SHARE_SECRET  signs the read-only watch tokens of POST /tasks/:id/share (32+ characters;
                       the same on every node). Unset: a secret kept in the store.
+  AGENTKIT_TOOLS_MODULE  a TypeScript module of tools made with defineTool (the config file's
+                      tools_module; see README "TypeScript tools")
+  AGENTKIT_WEBHOOK_ALLOW_HOSTS  hosts a task's webhook_url may go to (as http_fetch's allowHosts;
+                      unset: refused); AGENTKIT_WEBHOOK_SECRET (whsec_…) signs webhooks (unset: a
+                      secret kept in the store); also AGENTKIT_WEBHOOK_TIMEOUT_MS, _RETRY_MS, _MAX_ATTEMPTS
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
   AGENTKIT_LEASE_MS   cluster: a task's lease (default 15000); a dead node's tasks are taken over after it
   AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)

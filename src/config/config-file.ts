@@ -11,6 +11,7 @@ import { z } from "zod";
 import { AgentDefinition } from "../agents/agent.ts";
 import { isHeaderValue, ProviderConfig } from "../llm/providers/provider-config.ts";
 import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
+import { HttpFetchHostPattern } from "../tools/http-fetch.ts";
 
 export const ConfigFile = z.strictObject({
   /** The agent used when a task names none; default: the first one. */
@@ -18,6 +19,10 @@ export const ConfigFile = z.strictObject({
   agents: z.array(AgentDefinition).min(1).optional(),
   providers: ProviderConfig.optional(),
   mcp_servers: McpServersConfig.optional(),
+  /** Webhooks (src/webhooks): the hosts a task's own `webhook_url` may go to (as http_fetch's allowHosts). */
+  webhooks: z.strictObject({ allowHosts: z.array(HttpFetchHostPattern) }).optional(),
+  /** A TypeScript module of tools made with `defineTool` (relative to this file's directory). */
+  tools_module: z.string().min(1).optional(),
 });
 export type ConfigFile = z.infer<typeof ConfigFile>;
 

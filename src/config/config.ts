@@ -7,6 +7,9 @@ import { AgentDefinition, DEFAULT_AGENT } from "../agents/agent.ts";
 import { ProviderConfig } from "../llm/providers/provider-config.ts";
 import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
 import { ConfigFileError, findConfigFile, loadConfigFile } from "./config-file.ts";
+import { HttpFetchHostPattern } from "../tools/http-fetch.ts";
+import { parseWebhookSecret } from "../webhooks/signing.ts";
+import { dirname, resolve } from "node:path";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 
@@ -110,6 +113,25 @@ export const Config = z.object({
   defaultAgent: z.string().optional(),
   providers: ProviderConfig.default({}),
   mcpServers: McpServersConfig.default([]),
+  // ---- webhooks (src/webhooks) ----
+  /** Hosts a task's own webhook (`webhook_url`) may go to, as `http_fetch`'s allowHosts; none: per-task webhooks are refused. */
+  webhookAllowHosts: z
+    .union([z.array(z.string()), z.string().transform((value) => value.split(",").map((part) => part.trim()).filter(Boolean))])
+    .pipe(z.array(HttpFetchHostPattern))
+    .default([]),
+  /** Signs every webhook: `whsec_<base64>` (24+ bytes); unset: a secret the store makes once and keeps. */
+  webhookSecret: z
+    .string()
+    .refine((value) => parseWebhookSecret(value) !== undefined, "must be whsec_ followed by standard base64 of 24 to 256 bytes (e.g. whsec_$(openssl rand -base64 32))")
+    .optional(),
+  /** One delivery attempt's deadline. */
+  webhookTimeoutMs: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  /** Attempts before a webhook is given up (`failed`). */
+  webhookMaxAttempts: z.coerce.number().int().min(1).max(100).default(10),
+  /** The delay before a webhook's first retry; ×3 for each next one, at most an hour. */
+  webhookRetryMs: z.coerce.number().int().min(10).max(3600_000).default(5_000),
+  /** A TypeScript module of tools (`agentkit/tools`' defineTool), imported at start-up (src/tools/module). */
+  toolsModule: z.string().min(1).optional(),
 });
 export type Config = z.infer<typeof Config>;
 export type ConfigInput = z.input<typeof Config>;
@@ -143,6 +165,12 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_LOG_FORMAT: "logFormat",
   AGENTKIT_ACCESS_LOG: "accessLog",
   AGENTKIT_CONFIG: "configPath",
+  AGENTKIT_WEBHOOK_ALLOW_HOSTS: "webhookAllowHosts",
+  AGENTKIT_WEBHOOK_SECRET: "webhookSecret",
+  AGENTKIT_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",
+  AGENTKIT_WEBHOOK_MAX_ATTEMPTS: "webhookMaxAttempts",
+  AGENTKIT_WEBHOOK_RETRY_MS: "webhookRetryMs",
+  AGENTKIT_TOOLS_MODULE: "toolsModule",
 };
 
 export class ConfigError extends Error {
@@ -178,6 +206,8 @@ export function loadConfig(
       if (file.default_agent) fromFile.defaultAgent = file.default_agent;
       if (file.providers) fromFile.providers = file.providers;
       if (file.mcp_servers) fromFile.mcpServers = file.mcp_servers;
+      if (file.webhooks?.allowHosts) fromFile.webhookAllowHosts = file.webhooks.allowHosts;
+      if (file.tools_module) fromFile.toolsModule = resolve(dirname(path), file.tools_module);
     } catch (error) {
       if (error instanceof ConfigFileError) throw new ConfigError(`invalid configuration: ${error.message}`);
       throw error;

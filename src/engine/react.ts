@@ -69,6 +69,8 @@ export interface ReActOptions {
   /** Extra stop conditions, checked with the built-in ones after every model call that asks for tools. */
   stopWhen?: readonly StopCondition[];
   toolTimeoutMs: number;
+  /** The task's id, passed on to every tool call (`ToolContext.taskId`). */
+  taskId?: string;
   /** How many tool calls of one step run at once. */
   maxToolConcurrency?: number;
   maxOutputTokens?: number;
@@ -165,7 +167,7 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
   const messages: ChatMessage[] = [...options.messages];
   const state = { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 };
   const execute = (call: ToolCallRequest) =>
-    executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, onToolCall: options.onToolCall });
+    executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, taskId: options.taskId, onToolCall: options.onToolCall });
   const observeModel = options.onModelCall;
   let outputRetriesUsed = options.outputRetriesUsed ?? 0;
   // A forced tool choice (`required`, or one tool) holds for the first model step only: once the

@@ -17,6 +17,8 @@ export interface ExecuteToolOptions {
   timeoutMs: number;
   /** The task's signal: when it aborts, the task stops — that is not a tool error. */
   abortSignal: AbortSignal;
+  /** The task's id, passed on to the tool (`ToolContext.taskId`). */
+  taskId?: string;
   /** Told of every call once it settled (telemetry): how long it took and, if it failed, its error code (`aborted` for the task's abort). */
   onToolCall?: (call: ToolCallTiming) => void;
 }
@@ -75,7 +77,7 @@ async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): 
     if (!parsed.success) {
       throw new ToolError("invalid_arguments", `Invalid arguments for '${call.name}': ${z.prettifyError(parsed.error)}`, true);
     }
-    const result = await raceAbort(tool.execute(parsed.data, { abortSignal: signal }), signal);
+    const result = await raceAbort(tool.execute(parsed.data, { abortSignal: signal, taskId: options.taskId, timeoutMs: options.timeoutMs }), signal);
     return { ok: true, call, result };
   } catch (error) {
     if (options.abortSignal.aborted) throw options.abortSignal.reason;

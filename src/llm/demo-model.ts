@@ -4,6 +4,8 @@
  *   - arithmetic ("what is 12 * (3 + 4)?") → calls `calculator`, then answers with the value;
  *   - date or time ("what time is it in Europe/Paris?") → calls `current_time`, then answers;
  *   - "ask me …" (when the agent has `ask_user`) → asks the user that question, then repeats the answer;
+ *   - "use tool <name> with <json>" (when the agent has that tool: e.g. one from a tools module) →
+ *     calls it with that JSON as its arguments (`{}` without "with …"), then quotes its result;
  *   - anything else → answers directly.
  * A tool error is read back and explained, so the loop's error path is visible too.
  * Text is streamed word by word, like a real provider.
@@ -11,6 +13,8 @@
 import { sleep } from "../lib/abort.ts";
 import type { ChatMessage, ChatModel, ModelRequest, ModelStreamPart, ToolCallRequest } from "./model.ts";
 
+/** "use tool <name>" or "use tool <name> with <arguments, as JSON>": the rest of the message is the arguments. */
+const USE_TOOL = /\buse (?:the )?tool ([A-Za-z0-9_-]{1,64})(?:\s+with\s+([\s\S]*?))?[.!]?\s*$/i;
 const TIME_WORDS = /\b(time|date|day|today|now|clock|year|month)\b/i;
 const TIMEZONE = /\b([A-Z][A-Za-z_]+\/[A-Z][A-Za-z_]+(?:\/[A-Z][A-Za-z_]+)?|UTC)\b/;
 // Runs of arithmetic characters and function names; the longest run with a digit and an operator wins.
@@ -65,6 +69,13 @@ function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, ne
   if (last?.role === "tool") return answerFromTool(last);
 
   const question = lastUserText(messages);
+  const use = USE_TOOL.exec(question);
+  if (use && tools.has(use[1]!)) {
+    return {
+      text: `I'll use the ${use[1]} tool.`,
+      call: { id: nextId(), name: use[1]!, arguments: use[2]?.trim() || "{}" },
+    };
+  }
   const ask = /\bask me\b[\s:,]*(.*)$/is.exec(question);
   if (ask && tools.has("ask_user")) {
     const asked = ask[1]!.trim().replace(/[.!]+$/, "") || "What should I do?";

@@ -26,6 +26,12 @@ export const CreateTaskBody = z.strictObject({
   thread_id: ThreadId.optional(),
   /** When the thread is busy; default: the agent's `on_busy`. */
   on_busy: BusyPolicy.optional(),
+  /**
+   * Where to POST a signed webhook (`task.finished`) when the task ends: an http(s) URL whose host
+   * is on the server's webhook allowlist (none configured: refused). Not shown on the task; see
+   * `GET /tasks/:id/webhooks`.
+   */
+  webhook_url: z.string().min(1).max(2048).optional(),
 });
 
 /** `POST /threads/:id/tasks`: a task of this thread. */

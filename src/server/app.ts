@@ -41,6 +41,11 @@ import { lastSeqOf } from "./watch.ts";
 import { allowedOrigins, readHandshake, type WatchRequest } from "./ws-handshake.ts";
 import { METRICS_CONTENT_TYPE } from "../telemetry/metrics.ts";
 import type { Telemetry } from "../telemetry/telemetry.ts";
+import { createWebhookAllowlist, type WebhookAllowlist } from "../webhooks/allowlist.ts";
+import { registerWebhookRoutes } from "../webhooks/routes.ts";
+import { registerMcpServer } from "../protocols/mcp/index.ts";
+import { registerAgUi } from "../protocols/ag-ui/index.ts";
+import { A2A_ROUTES, registerA2A } from "../protocols/a2a/routes.ts";
 
 export type { WatchRequest } from "./ws-handshake.ts";
 
@@ -77,6 +82,8 @@ export interface AppDeps {
   metrics?: () => string;
   /** Event-stream watchers and slow clients (metrics). */
   telemetry?: Telemetry;
+  /** Webhooks (src/webhooks): which `webhook_url`s tasks may have, and the signing secret. Unset: refused. */
+  webhooks?: { allowlist: WebhookAllowlist; secret: string };
 }
 
 export function createApp(deps: AppDeps) {
@@ -92,10 +99,10 @@ export function createApp(deps: AppDeps) {
       "*",
       cors({
         origin: origins.includes("*") ? "*" : [...origins],
-        allowHeaders: ["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID"],
+        allowHeaders: ["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID", "Mcp-Session-Id", "Mcp-Protocol-Version", "A2A-Version", "A2A-Extensions"],
         // Every method some route answers (the browser's preflight for another is refused).
         allowMethods: ALL_METHODS,
-        exposeHeaders: ["Location", "Retry-After", "Allow"],
+        exposeHeaders: ["Location", "Retry-After", "Allow", "Mcp-Session-Id"],
         maxAge: 600,
       }),
     );
@@ -165,6 +172,9 @@ export function createApp(deps: AppDeps) {
 
   // The API's documents and docs page: open, like /health (docs.ts).
   registerDocs(app, deps.version);
+
+  // A2A (Agent2Agent): open agent cards, and JSON-RPC that checks the key itself (src/protocols/a2a).
+  registerA2A(app, deps);
 
   // The WebSocket route authenticates after the upgrade (error frame, then close 4001), as the seed
   // does; only a browser origin that is not allowed is refused before it (ws-handshake.ts).
@@ -267,7 +277,7 @@ export function createApp(deps: AppDeps) {
    * earlier task of it has not ended: enqueue (default: it runs after), reject (409), interrupt
    * (cancel the earlier ones, then run), or steer (the input joins the running task; 202).
    */
-  async function createTask(principal: Principal, body: { input: string; agent?: string; metadata?: Record<string, unknown>; on_busy?: BusyPolicy }, threadId?: string) {
+  async function createTask(principal: Principal, body: { input: string; agent?: string; metadata?: Record<string, unknown>; on_busy?: BusyPolicy; webhook_url?: string }, threadId?: string) {
     requireControl(principal);
     const agent = body.agent === undefined ? agents.defaultAgent : agents.get(body.agent);
     if (!agent) {
@@ -276,6 +286,7 @@ export function createApp(deps: AppDeps) {
         details: [{ path: "agent", message: `must be one of: ${known}` }],
       });
     }
+    const webhookUrl = body.webhook_url === undefined ? null : (deps.webhooks?.allowlist ?? NO_WEBHOOKS).check(body.webhook_url);
     if (threadId !== undefined) {
       await requireThread(threadId, principal);
       const busy = (await store.threadTasks(threadId, THREAD_TASKS_SHOWN)).filter((task) => !isTerminal(task.status));
@@ -305,6 +316,7 @@ export function createApp(deps: AppDeps) {
       metadata: body.metadata ?? {},
       createdAt: now(),
       threadId: threadId ?? null,
+      webhookUrl,
     });
     runner.submit(task);
     return Response.json(task, { status: 201, headers: { Location: `/tasks/${task.id}` } });
@@ -424,6 +436,15 @@ export function createApp(deps: AppDeps) {
     },
   );
 
+  // MCP server (Streamable HTTP): each agent as a tool, a tools/call a task (src/protocols/mcp).
+  registerMcpServer(app, { ...deps, createTask });
+
+  // AG-UI: a RunAgentInput in, the run's AG-UI events out as Server-Sent Events (src/protocols/ag-ui).
+  registerAgUi(app, deps);
+
+  // Webhooks: a task's delivery status, and the signing secret (src/webhooks).
+  registerWebhookRoutes(app, { store, agents, secret: deps.webhooks?.secret, requireTask });
+
   // A known route asked with a method it does not answer: 405 with `Allow` (HEAD comes with GET).
   // OPTIONS (without CORS, which answers preflights itself) gets the same `Allow` and no error.
   for (const [path, methods] of Object.entries(ROUTES)) {
@@ -505,6 +526,12 @@ export const ROUTES: Record<string, readonly string[]> = {
   "/openapi.json": ["GET", "HEAD"],
   "/asyncapi.json": ["GET", "HEAD"],
   "/docs": ["GET", "HEAD"],
+  "/tasks/:id/webhooks": ["GET", "HEAD"],
+  "/webhooks/secret": ["GET", "HEAD"],
+  "/ag-ui": ["POST"],
+  "/ag-ui/:agent": ["POST"],
+  "/mcp": ["POST"],
+  ...A2A_ROUTES,
 };
 const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
 /** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */
@@ -517,6 +544,8 @@ const SHARE_BODY_BYTES = 4096;
 const THREAD_TASKS_SHOWN = 200;
 /** Tasks read per store query while filling a page of `GET /tasks`. */
 const LIST_CHUNK = 10;
+/** No webhook allowlist: every `webhook_url` is refused. */
+const NO_WEBHOOKS = createWebhookAllowlist([]);
 /** `Retry-After` of a 429 `queue_full`, in seconds. */
 const QUEUE_FULL_RETRY_AFTER_S = 5;
 

@@ -39,6 +39,8 @@ import {
 } from "../protocol/frames.ts";
 import { StopReason, Task, TaskError, TaskErrorCode, TaskMetadata, TaskStatus, Thread } from "../protocol/task.ts";
 import { ShareBody } from "./share-tokens.ts";
+import { A2A_REQUEST_EXAMPLE, A2AAgentCard, A2AJsonRpcRequest, A2AJsonRpcResponse } from "../protocols/a2a/schemas.ts";
+import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/routes.ts";
 
 // ---- response shapes (what app.ts answers; the request shapes are in src/protocol/api.ts) ----
 
@@ -149,6 +151,7 @@ export const REQUEST_SCHEMAS: Record<string, z.ZodType> = {
   InputBody,
   ShareBody,
   BusyPolicy,
+  A2AJsonRpcRequest,
 };
 export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   Error: ErrorResponse,
@@ -181,6 +184,11 @@ export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   SteeredResponse,
   InputAccepted,
   ShareResponse,
+  WebhookDelivery,
+  WebhookDeliveryList,
+  WebhookSecretResponse,
+  A2AJsonRpcResponse,
+  A2AAgentCard,
   OpenApiDocument: OpenApiDocumentShape,
   AsyncApiDocument: AsyncApiDocumentShape,
 };
@@ -380,6 +388,29 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     responses: { 200: { description: "The task", schema: Task }, ...errors(400, 401, 403, 404) },
   },
   {
+    method: "GET",
+    path: "/tasks/:id/webhooks",
+    operationId: "getTaskWebhooks",
+    summary: "A task's webhooks and their delivery",
+    description:
+      "The signed webhooks of the task (its own `webhook_url`'s `task.finished`, its agent's `task.finished` / `task.waiting`), in the order they were written, each with its `webhook-id`, status (`pending`, `delivered`, `failed`), attempts, last error and next attempt. Empty until the task ends (or waits). Its owner or the admin; an agent's URL shows only its origin to a tenant. See the README, \"Webhooks\".",
+    tags: ["tasks"],
+    auth: "key",
+    params: TaskIdParam,
+    responses: { 200: { description: "The task's webhooks", schema: WebhookDeliveryList }, ...errors(400, 401, 403, 404) },
+  },
+  {
+    method: "GET",
+    path: "/webhooks/secret",
+    operationId: "getWebhookSecret",
+    summary: "The webhook signing secret",
+    description:
+      "`{secret: \"whsec_…\"}`: the Standard Webhooks secret every webhook is signed with (`AGENTKIT_WEBHOOK_SECRET`, or one the store made once), for receivers to verify `webhook-signature`. The admin key only (a tenant key or a share token: 403).",
+    tags: ["server"],
+    auth: "key",
+    responses: { 200: { description: "The secret", schema: WebhookSecretResponse }, ...errors(401, 403, 501) },
+  },
+  {
     method: "POST",
     path: "/tasks/:id/share",
     operationId: "shareTask",
@@ -529,7 +560,86 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     auth: "none",
     responses: { 200: { description: "HTML", contentType: "text/html" } },
   },
+  {
+    method: "POST",
+    path: "/mcp",
+    operationId: "mcp",
+    summary: "MCP server (Streamable HTTP): every agent as a tool",
+    description:
+      "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST, `Accept: application/json, text/event-stream`. `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. A message the transport cannot take is a JSON-RPC error (400 malformed, 406 without that `Accept`, 415 not JSON). GET and DELETE answer 405. See the README, \"MCP server\".",
+    tags: ["agents"],
+    auth: "key",
+    responses: {
+      200: { description: "The JSON-RPC responses (and progress notifications) as Server-Sent Events", contentType: "text/event-stream" },
+      202: { description: "Notifications only (e.g. `notifications/cancelled`): accepted" },
+      ...errors(401, 403, 413),
+    },
+  },
+  ...(["/ag-ui", "/ag-ui/:agent"] as const).map(
+    (path): RouteDoc => ({
+      method: "POST",
+      path,
+      operationId: path === "/ag-ui" ? "agUiRunDefault" : "agUiRun",
+      summary: path === "/ag-ui" ? "AG-UI: run the default agent" : "AG-UI: run an agent",
+      description:
+        "The AG-UI protocol (1.0, as `@ag-ui/client`'s `HttpAgent` speaks it): the body is a `RunAgentInput` (`threadId`, `runId`, `messages`, `resume`?, …); the answer is the run's AG-UI events as Server-Sent Events (`data: <event>`): `RUN_STARTED`, `STEP_*`, `TEXT_MESSAGE_*`, `REASONING_*`, `TOOL_CALL_*`, `CUSTOM`, then `RUN_FINISHED` (success, cancelled, or interrupt when the task waits for a person) or `RUN_ERROR`. The input is the last message (a user message); `threadId` is an agentkit thread of that id (made on first use, yours). A run with `resume` answers the interrupts of the thread's waiting task. Closing the stream early cancels the task. See the README, \"AG-UI\".",
+      tags: ["agents"],
+      auth: "key",
+      ...(path === "/ag-ui/:agent" ? { params: z.object({ agent: z.string() }) } : {}),
+      responses: {
+        200: { description: "The run's AG-UI events (Server-Sent Events)", contentType: "text/event-stream" },
+        ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),
+      },
+    }),
+  ),
+  ...A2A_ROUTE_DOCS(),
 ];
+
+/** A2A (src/protocols/a2a): the agent cards and the JSON-RPC endpoint. See the README, "A2A". */
+function A2A_ROUTE_DOCS(): RouteDoc[] {
+  const agentParam = z.object({ agent: z.string().describe("The agent's name") });
+  const cardDescription =
+    "Open (no key), for discovery. With `A2A-Version: 1.0` (as `@a2a-js/sdk` 1.x sends) the v1.0 card (`supportedInterfaces`); without it (or a 0.x version) the v0.3 card (`url`, `preferredTransport`, `protocolVersion`). Both dialects are served at the card's JSON-RPC URL, `/a2a/{agent}`; when keys are configured the card declares `bearer` and `X-API-Key`.";
+  return [
+    {
+      method: "GET",
+      path: "/.well-known/agent-card.json",
+      operationId: "getDefaultAgentCard",
+      summary: "A2A: the default agent's card",
+      description: cardDescription,
+      tags: ["a2a"],
+      auth: "none",
+      responses: { 200: { description: "The agent card", schema: A2AAgentCard } },
+    },
+    {
+      method: "GET",
+      path: "/a2a/:agent/.well-known/agent-card.json",
+      operationId: "getAgentCard",
+      summary: "A2A: an agent's card",
+      description: `${cardDescription} An A2A client discovers it from the base URL \`/a2a/{agent}/\` (with the trailing slash).`,
+      tags: ["a2a"],
+      auth: "none",
+      params: agentParam,
+      responses: { 200: { description: "The agent card", schema: A2AAgentCard }, ...errors(404) },
+    },
+    {
+      method: "POST",
+      path: "/a2a/:agent",
+      operationId: "a2aJsonRpc",
+      summary: "A2A: JSON-RPC (send, stream, get, cancel, resubscribe)",
+      description:
+        "The Agent2Agent protocol over JSON-RPC 2.0, v1.0 (`SendMessage`, `SendStreamingMessage`, `GetTask`, `CancelTask`, `SubscribeToTask`) and v0.3 (`message/send`, `message/stream`, `tasks/get`, `tasks/cancel`, `tasks/resubscribe`) method names, each answered in its own dialect. A2A tasks are agentkit tasks of this agent (the same ids), owned by the key. A protocol error is a JSON-RPC error with HTTP 200 (-32700 parse, -32600, -32601, -32602, -32001 task not found, -32002 not cancelable, -32003 push notifications, -32004 unsupported, -32005 content type). The streaming methods answer `text/event-stream`: each `data:` line is a JSON-RPC response whose `result` is a task, status update or artifact update; the stream ends at a terminal state or `input-required`. A blocking send may be preceded by whitespace (keep-alive) before its JSON. See the README, \"A2A\".",
+      tags: ["a2a"],
+      auth: "key",
+      params: agentParam,
+      body: { schema: A2AJsonRpcRequest, required: true, example: A2A_REQUEST_EXAMPLE },
+      responses: {
+        200: { description: "The JSON-RPC response (or, for the streaming methods, Server-Sent Events of them)", schema: A2AJsonRpcResponse },
+        ...errors(401, 404, 413, 415),
+      },
+    },
+  ];
+}
 
 // ---- the generator --------------------------------------------------------------------------
 

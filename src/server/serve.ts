@@ -20,6 +20,10 @@ import { createInteraction } from "../tasks/interaction.ts";
 import { startRetention } from "../tasks/retention.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
 import { createApp } from "./app.ts";
+import { createWebhookAllowlist } from "../webhooks/allowlist.ts";
+import { startWebhookDelivery, type WebhookDelivery } from "../webhooks/delivery.ts";
+import { createTaskWebhooks } from "../webhooks/events.ts";
+import { formatWebhookSecret, parseWebhookSecret } from "../webhooks/signing.ts";
 import { createAuthenticator, type ApiKey } from "./auth.ts";
 import { createTaskWebSockets, type Connection } from "./websocket.ts";
 import { CloseCode } from "../errors.ts";
@@ -89,11 +93,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       const { createMcpManager } = await import("../tools/mcp/mcp-manager.ts");
       mcp = createMcpManager({ servers: config.mcpServers, logger }); // nothing connects until start()
     }
+    let tools = options.tools ?? builtinTools();
+    if (config.toolsModule) {
+      // TypeScript tools (src/tools/module): a module that fails to load stops start-up, naming the file.
+      const { loadToolsModule } = await import("../tools/module/index.ts");
+      const loaded = await loadToolsModule(config.toolsModule, { taken: [...tools.keys(), "http_fetch"] });
+      tools = new Map([...tools, ...loaded.map((tool) => [tool.name, tool] as const)]);
+      logger.info("tools module loaded", { file: config.toolsModule, tools: loaded.map((tool) => tool.name).join(", ") });
+    }
     agents = createAgentPool({
       definitions: config.agents,
       defaultAgent: config.defaultAgent,
       models,
-      tools: options.tools ?? builtinTools(),
+      tools,
       mcp,
       mcpServers: config.mcpServers.map((server) => server.name),
     });
@@ -113,7 +125,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const follower = opened.cluster
     ? createFollower({ store, feed, logger, isLocal: (taskId) => local.runner?.liveTask(taskId) !== undefined, pollMs: config.pollMs })
     : undefined;
+  // Webhooks (src/webhooks): written to the outbox with each task's end or wait, delivered by the worker started below.
+  const webhookSecret = config.webhookSecret ? parseWebhookSecret(config.webhookSecret)! : await store.secret("webhooks");
+  const webhookDelivery: { current?: WebhookDelivery } = {};
+  const webhooksUsed = config.webhookAllowHosts.length > 0 || config.agents.some((agent) => agent.webhook);
   const runner = createRunner({
+    webhooks: webhooksUsed
+      ? createTaskWebhooks({ agents, perTask: config.webhookAllowHosts.length > 0, onWritten: () => webhookDelivery.current?.kick() })
+      : undefined,
     costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
     store,
     feed,
@@ -183,6 +202,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     interaction,
     databaseReachable: opened.cluster ? () => opened.cluster!.ping(1000) : undefined,
     shareSecret,
+    webhooks: { allowlist: createWebhookAllowlist(config.webhookAllowHosts), secret: formatWebhookSecret(webhookSecret) },
     metrics: () => metrics.render(),
     telemetry,
     upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
@@ -204,6 +224,16 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       return Response.json({ error: { code: "internal", message: "Internal server error" } }, { status: 500 });
     },
   });
+  // Every node delivers (pending rows of a previous run or another node included): rows are claimed, each by one node.
+  webhookDelivery.current = startWebhookDelivery({
+    store,
+    key: webhookSecret,
+    logger,
+    timeoutMs: config.webhookTimeoutMs,
+    maxAttempts: config.webhookMaxAttempts,
+    retryMs: config.webhookRetryMs,
+    pollMs: Math.min(1000, config.webhookRetryMs),
+  });
   bus.bind(server as Bun.Server<unknown>, (topic) => {
     const taskId = taskOfTopic(topic);
     if (taskId) sockets.closeSlowWatchers(taskId);
@@ -222,6 +252,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         retention?.stop();
         clearInterval(waitSweep);
         await runner.shutdown();
+        await webhookDelivery.current?.stop();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
         await server.stop(true);
         await telemetry.close(); // the last spans (traces)

@@ -43,6 +43,10 @@ import {
   type ListTasksQuery,
   type ListThreadsQuery,
   type NewTask,
+  type NewWebhook,
+  type Webhook,
+  type WebhookEvent,
+  type WebhookStatus,
   type PendingInput,
   type StoredEvent,
   type TaskOutcome,
@@ -51,7 +55,7 @@ import {
 } from "./store.ts";
 
 /** The newest schema this binary knows; a database with a newer one is refused. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
@@ -144,6 +148,29 @@ CREATE TABLE secrets (
   name  text PRIMARY KEY,
   value bytea NOT NULL
 );
+`,
+  },
+  {
+    version: 4,
+    description: "webhooks: the task's webhook_url and the outbox",
+    sql: `
+ALTER TABLE tasks ADD COLUMN webhook_url text;
+CREATE TABLE webhooks (
+  id              text PRIMARY KEY,  -- webhook-id: the same on every attempt
+  row_id          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  task_id         text NOT NULL,
+  url             text NOT NULL,
+  event           text NOT NULL,
+  payload         text NOT NULL,     -- the body exactly as sent (JSON text: no U+0000)
+  attempts        integer NOT NULL DEFAULT 0,
+  next_attempt_at timestamptz NOT NULL,
+  status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+  last_error      text,
+  created_at      timestamptz NOT NULL,
+  delivered_at    timestamptz
+);
+CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhooks_task ON webhooks (task_id, row_id);
 `,
   },
 ];
@@ -422,6 +449,38 @@ function createAnnouncer(sql: SQL): { announce(taskId: string, lastSeq: number):
   };
 }
 
+const WEBHOOK_COLUMNS = "id, task_id, url, event, payload, attempts, next_attempt_at, status, last_error, created_at, delivered_at";
+
+interface WebhookRow {
+  id: string;
+  task_id: string;
+  url: string;
+  event: string;
+  payload: string;
+  attempts: number;
+  next_attempt_at: Date;
+  status: string;
+  last_error: string | null;
+  created_at: Date;
+  delivered_at: Date | null;
+}
+
+function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    url: row.url,
+    event: row.event as WebhookEvent,
+    payload: row.payload,
+    attempts: Number(row.attempts),
+    nextAttemptAt: row.next_attempt_at,
+    status: row.status as WebhookStatus,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    deliveredAt: row.delivered_at,
+  };
+}
+
 function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStore & { close(): Promise<void> } {
   const columns = () => sql.unsafe(COLUMNS);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
@@ -443,6 +502,20 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
     const [row] = await sql`SELECT attempt FROM tasks WHERE id = ${id}`;
     if (row && Number(row.attempt) !== fence) throw new FencedError(id, fence);
   }
+  /**
+   * The columns of webhooks to write off a moved task row (`moved`: id, webhook_url), for an
+   * `INSERT … SELECT … FROM moved, unnest(…)`: '' is a webhook without a url (the task's own).
+   */
+  const webhookArrays = (webhooks: readonly NewWebhook[] | undefined) => {
+    const list = webhooks ?? [];
+    return {
+      ids: sql.array(list.map((webhook) => webhook.id), "TEXT"),
+      urls: sql.array(list.map((webhook) => webhook.url ?? ""), "TEXT"),
+      events: sql.array(list.map((webhook) => webhook.event), "TEXT"),
+      payloads: sql.array(list.map((webhook) => webhook.payload), "TEXT"),
+      created: sql.array(list.map((webhook) => webhook.createdAt.toISOString()), "TEXT"),
+    };
+  };
   const leaseArrays = (leases: readonly Lease[]) => [
     sql.array(leases.map((lease) => lease.taskId), "TEXT"),
     sql.array(leases.map((lease) => lease.attempt), "BIGINT"),
@@ -451,9 +524,9 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
   return {
     async createTask(task: NewTask) {
       const [row] = await sql`
-        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id, webhook_url)
         VALUES (${task.id}, ${task.owner}, ${task.agent}, ${jsonText(task.input)}::text::json,
-                ${jsonText(task.metadata)}::text::json, 'queued', ${task.createdAt}, ${task.threadId ?? null})
+                ${jsonText(task.metadata)}::text::json, 'queued', ${task.createdAt}, ${task.threadId ?? null}, ${task.webhookUrl ?? null})
         RETURNING ${columns()}`;
       return toTask(row);
     },
@@ -497,11 +570,23 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       return result.count === 1;
     },
 
-    async waitTask(id, waitUntil, fence) {
-      const result = await sql`
-        UPDATE tasks SET status = 'waiting', wait_until = ${waitUntil}, lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = ${id} AND ${from("waiting")} AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)`;
-      if (result.count === 1) return true;
+    async waitTask(id, waitUntil, fence, webhooks) {
+      const hooks = webhookArrays(webhooks);
+      const [row] = await sql`
+        WITH moved AS (
+          UPDATE tasks SET status = 'waiting', wait_until = ${waitUntil}, lease_owner = NULL, lease_expires_at = NULL
+          WHERE id = ${id} AND ${from("waiting")} AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
+          RETURNING id, webhook_url
+        ), hooks AS (
+          INSERT INTO webhooks (id, task_id, url, event, payload, next_attempt_at, created_at)
+          SELECT hook.id, moved.id, coalesce(nullif(hook.url, ''), moved.webhook_url), hook.event, hook.payload,
+            hook.created_at::timestamptz, hook.created_at::timestamptz
+          FROM moved, unnest(${hooks.ids}::text[], ${hooks.urls}::text[], ${hooks.events}::text[], ${hooks.payloads}::text[],
+                             ${hooks.created}::text[]) AS hook(id, url, event, payload, created_at)
+          WHERE coalesce(nullif(hook.url, ''), moved.webhook_url) IS NOT NULL
+        )
+        SELECT count(*)::integer AS moved FROM moved`;
+      if (Number(row.moved) === 1) return true;
       await checkFence(id, fence);
       return false;
     },
@@ -621,7 +706,8 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       announcer.announce(id, last);
     },
 
-    async finishTask(id, outcome: TaskOutcome, seq, frame, fence) {
+    async finishTask(id, outcome: TaskOutcome, seq, frame, fence, webhooks) {
+      const hooks = webhookArrays(webhooks);
       const result = await sql`
         WITH moved AS (
           UPDATE tasks SET status = ${outcome.status}, stop_reason = ${outcome.stopReason},
@@ -633,10 +719,18 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
             lease_owner = NULL, lease_expires_at = NULL, wait_until = NULL
           WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${seq - 1}
             AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
-          RETURNING id
+          RETURNING id, webhook_url
         ), dropped AS (
           -- Messages that never reached the model are dropped with the run: the task has its result.
           DELETE FROM inputs USING moved WHERE inputs.task_id = moved.id
+        ), hooks AS (
+          -- The outbox: its webhooks are written with the end, or not at all ('' url: the task's own).
+          INSERT INTO webhooks (id, task_id, url, event, payload, next_attempt_at, created_at)
+          SELECT hook.id, moved.id, coalesce(nullif(hook.url, ''), moved.webhook_url), hook.event, hook.payload,
+            hook.created_at::timestamptz, hook.created_at::timestamptz
+          FROM moved, unnest(${hooks.ids}::text[], ${hooks.urls}::text[], ${hooks.events}::text[], ${hooks.payloads}::text[],
+                             ${hooks.created}::text[]) AS hook(id, url, event, payload, created_at)
+          WHERE coalesce(nullif(hook.url, ''), moved.webhook_url) IS NOT NULL
         )
         INSERT INTO events (task_id, seq, frame) SELECT id, ${seq}, ${frame} FROM moved`;
       if (result.count === 1) {
@@ -645,6 +739,35 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       }
       await checkFence(id, fence);
       return false;
+    },
+
+    async claimWebhooks(now, limit, leaseMs) {
+      const lease = new Date(now.getTime() + leaseMs);
+      // Rows another node is claiming are skipped, not waited for: each is delivered by one node.
+      const rows: (WebhookRow & { row_id: string })[] = await sql`
+        WITH due AS (
+          SELECT id FROM webhooks WHERE status = 'pending' AND next_attempt_at <= ${now}
+          ORDER BY next_attempt_at, row_id LIMIT ${limit} FOR UPDATE SKIP LOCKED
+        )
+        UPDATE webhooks SET next_attempt_at = ${lease} FROM due WHERE webhooks.id = due.id
+        RETURNING webhooks.row_id, ${sql.unsafe(WEBHOOK_COLUMNS.split(", ").map((column) => `webhooks.${column}`).join(", "))}`;
+      return rows.sort((a, b) => Number(a.row_id) - Number(b.row_id)).map(toWebhook);
+    },
+
+    async recordWebhookAttempt(id, attempt, at) {
+      const result = await sql`
+        UPDATE webhooks SET attempts = attempts + 1, status = ${attempt.outcome === "retry" ? "pending" : attempt.outcome},
+          next_attempt_at = coalesce(${attempt.outcome === "retry" ? attempt.nextAttemptAt : null}::timestamptz, next_attempt_at),
+          last_error = coalesce(${attempt.outcome === "delivered" ? null : attempt.error}::text, last_error),
+          delivered_at = ${attempt.outcome === "delivered" ? at : null}::timestamptz
+        WHERE id = ${id} AND status = 'pending'`;
+      return result.count === 1;
+    },
+
+    async taskWebhooks(taskId) {
+      const rows: WebhookRow[] = await sql`
+        SELECT ${sql.unsafe(WEBHOOK_COLUMNS)} FROM webhooks WHERE task_id = ${taskId} ORDER BY row_id`;
+      return rows.map(toWebhook);
     },
 
     async takeOver(id) {

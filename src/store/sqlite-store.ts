@@ -18,6 +18,11 @@ import {
   type ListTasksQuery,
   type ListThreadsQuery,
   type NewTask,
+  type NewWebhook,
+  type Webhook,
+  type WebhookAttempt,
+  type WebhookEvent,
+  type WebhookStatus,
   type PendingInput,
   type StoredEvent,
   type TaskOutcome,
@@ -29,8 +34,9 @@ import {
  * 2: `tasks.error` holds a `TaskError` as JSON (it held the message alone in 1).
  * 3: `tasks.attempt`, the fencing token of the task's current run (see `FencedError`).
  * 4: threads, the `waiting` state (`wait_until`), pending inputs, structured output, secrets.
+ * 5: webhooks: `tasks.webhook_url` and the outbox (`webhooks`).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -56,7 +62,8 @@ CREATE TABLE IF NOT EXISTS tasks (
   attempt      INTEGER NOT NULL DEFAULT 0,
   thread_id    TEXT,
   output_json  TEXT,
-  wait_until   TEXT
+  wait_until   TEXT,
+  webhook_url  TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
@@ -91,6 +98,25 @@ CREATE TABLE IF NOT EXISTS secrets (
   name  TEXT PRIMARY KEY,
   value BLOB NOT NULL
 );
+`;
+
+/** Schema 5's outbox of webhooks (src/webhooks): written with a task's end or wait, delivered later. */
+const SCHEMA_5 = `
+CREATE TABLE IF NOT EXISTS webhooks (
+  id              TEXT PRIMARY KEY,
+  task_id         TEXT NOT NULL,
+  url             TEXT NOT NULL,
+  event           TEXT NOT NULL,
+  payload         TEXT NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'pending',
+  last_error      TEXT,
+  created_at      TEXT NOT NULL,
+  delivered_at    TEXT
+);
+CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
 `;
 
 /** A row as read back from SQLite, validated at the boundary: a Task with its metadata and error as JSON text. */
@@ -132,6 +158,38 @@ UPDATE tasks SET error = json_object(
 /** Schema 2 → 3: the fencing token. Tasks of an older file start at 0 (a running one is taken over: 1). */
 const MIGRATE_2_TO_3 = `ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0`;
 
+const WEBHOOK_COLUMNS = "id, task_id, url, event, payload, attempts, next_attempt_at, status, last_error, created_at, delivered_at";
+
+interface WebhookRow {
+  id: string;
+  task_id: string;
+  url: string;
+  event: string;
+  payload: string;
+  attempts: number;
+  next_attempt_at: string;
+  status: string;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    url: row.url,
+    event: row.event as WebhookEvent,
+    payload: row.payload,
+    attempts: row.attempts,
+    nextAttemptAt: new Date(row.next_attempt_at),
+    status: row.status as WebhookStatus,
+    lastError: row.last_error,
+    createdAt: new Date(row.created_at),
+    deliveredAt: row.delivered_at === null ? null : new Date(row.delivered_at),
+  };
+}
+
 export interface SqliteStoreOptions {
   /** Directory for `agentkit.sqlite`; created if missing. Use `:memory:` for a throwaway store. */
   dataDir: string;
@@ -169,17 +227,18 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
     if (current < 3 && !hasAttempt) db.run(MIGRATE_2_TO_3);
     // Schema 4: columns an older file lacks (each guarded by the column itself), then the new tables.
-    for (const [column, type] of [["thread_id", "TEXT"], ["output_json", "TEXT"], ["wait_until", "TEXT"]] as const) {
+    for (const [column, type] of [["thread_id", "TEXT"], ["output_json", "TEXT"], ["wait_until", "TEXT"], ["webhook_url", "TEXT"]] as const) {
       const has = db.query(`SELECT 1 FROM pragma_table_info('tasks') WHERE name = '${column}'`).get() !== null;
       if (!has) db.run(`ALTER TABLE tasks ADD COLUMN ${column} ${type}`);
     }
     db.run(SCHEMA_4);
+    db.run(SCHEMA_5);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 
   const insertTask = db.query(
-    `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
-     VALUES ($id, $owner, $agent, $input, $metadata, 'queued', $created_at, $thread_id)`,
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id, webhook_url)
+     VALUES ($id, $owner, $agent, $input, $metadata, 'queued', $created_at, $thread_id, $webhook_url)`,
   );
   const selectTask = db.query(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = $id`);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
@@ -220,6 +279,40 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const selectSecret = db.query(`SELECT value FROM secrets WHERE name = $name`);
   const insertSecret = db.query(`INSERT OR IGNORE INTO secrets (name, value) VALUES ($name, $value)`);
   const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
+  // A webhook without a url goes to the task's own `webhook_url`, if it has one.
+  const insertWebhook = db.query(
+    `INSERT INTO webhooks (id, task_id, url, event, payload, next_attempt_at, created_at)
+     SELECT $id, id, coalesce($url, webhook_url), $event, $payload, $created_at, $created_at
+     FROM tasks WHERE id = $task_id AND coalesce($url, webhook_url) IS NOT NULL`,
+  );
+  const insertWebhooks = (taskId: string, webhooks: readonly NewWebhook[] | undefined) => {
+    for (const webhook of webhooks ?? []) {
+      insertWebhook.run({
+        id: webhook.id,
+        task_id: taskId,
+        url: webhook.url ?? null,
+        event: webhook.event,
+        payload: webhook.payload,
+        created_at: webhook.createdAt.toISOString(),
+      });
+    }
+  };
+  const claimWebhooks = db.query(
+    `UPDATE webhooks SET next_attempt_at = $lease
+     WHERE id IN (SELECT id FROM webhooks WHERE status = 'pending' AND next_attempt_at <= $now ORDER BY next_attempt_at, rowid LIMIT $limit)
+     RETURNING rowid, ${WEBHOOK_COLUMNS}`,
+  );
+  const recordWebhook = db.query(
+    `UPDATE webhooks SET attempts = attempts + 1, status = $status, next_attempt_at = coalesce($next, next_attempt_at),
+       last_error = coalesce($error, last_error), delivered_at = $delivered_at
+     WHERE id = $id AND status = 'pending'`,
+  );
+  const selectTaskWebhooks = db.query(`SELECT rowid, ${WEBHOOK_COLUMNS} FROM webhooks WHERE task_id = $task_id ORDER BY rowid`);
+  const waitTx = db.transaction((id: string, waitUntil: Date | null, fence: number | undefined, webhooks: readonly NewWebhook[]): boolean => {
+    if (waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes !== 1) return false;
+    insertWebhooks(id, webhooks);
+    return true;
+  });
   const finishStatements = new Map(
     (["completed", "failed", "cancelled", "timed_out"] as const).map((to) => [
       to,
@@ -291,7 +384,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     return true;
   });
 
-  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined): boolean => {
+  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined, webhooks: readonly NewWebhook[] | undefined): boolean => {
     const moved = finishStatements.get(outcome.status)!.run({
       id,
       seq,
@@ -315,6 +408,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     insertEvent.run({ task_id: id, seq, frame });
     // Messages that never reached the model are dropped with the run: the task has its result.
     deleteTaskInputs.run({ task_id: id });
+    insertWebhooks(id, webhooks);
     return true;
   });
 
@@ -328,6 +422,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         metadata: JSON.stringify(task.metadata),
         created_at: task.createdAt.toISOString(),
         thread_id: task.threadId ?? null,
+        webhook_url: task.webhookUrl ?? null,
       });
       return toTask(selectTask.get({ id: task.id }));
     },
@@ -378,8 +473,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       if (events.length > 0) appendTx(id, events, fence);
     },
 
-    async waitTask(id, waitUntil, fence) {
-      if (waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes === 1) return true;
+    async waitTask(id, waitUntil, fence, webhooks) {
+      if (webhooks?.length ? waitTx(id, waitUntil, fence, webhooks) : waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes === 1) return true;
       checkFence(id, fence);
       return false;
     },
@@ -457,8 +552,29 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return new Uint8Array(row.value);
     },
 
-    async finishTask(id, outcome, seq, frame, fence) {
-      return finishTx(id, outcome, seq, frame, fence);
+    async finishTask(id, outcome, seq, frame, fence, webhooks) {
+      return finishTx(id, outcome, seq, frame, fence, webhooks);
+    },
+
+    async claimWebhooks(now, limit, leaseMs) {
+      const lease = new Date(now.getTime() + leaseMs).toISOString();
+      const rows = claimWebhooks.all({ now: now.toISOString(), lease, limit }) as (WebhookRow & { rowid: number })[];
+      return rows.sort((a, b) => a.rowid - b.rowid).map(toWebhook);
+    },
+
+    async recordWebhookAttempt(id, attempt: WebhookAttempt, at) {
+      const result = recordWebhook.run({
+        id,
+        status: attempt.outcome === "retry" ? "pending" : attempt.outcome,
+        next: attempt.outcome === "retry" ? attempt.nextAttemptAt.toISOString() : null,
+        error: attempt.outcome === "delivered" ? null : attempt.error,
+        delivered_at: attempt.outcome === "delivered" ? at.toISOString() : null,
+      });
+      return result.changes === 1;
+    },
+
+    async taskWebhooks(taskId) {
+      return (selectTaskWebhooks.all({ task_id: taskId }) as WebhookRow[]).map(toWebhook);
     },
 
     async takeOver(id) {

@@ -14,6 +14,8 @@ export interface NewTask {
   createdAt: Date;
   /** The thread it continues (created first with `createThread`), if any. */
   threadId?: string | null;
+  /** Where the task's own webhook goes (`task.finished`); not shown on the task. */
+  webhookUrl?: string | null;
 }
 
 /** A person's message waiting to reach a task's model at its next step (steering); see `addInput`. */
@@ -52,6 +54,46 @@ export interface TaskOutcome {
   finishedAt: Date;
 }
 
+/** What a webhook is sent for (see src/webhooks). */
+export const WEBHOOK_EVENTS = ["task.finished", "task.waiting"] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export type WebhookStatus = "pending" | "delivered" | "failed";
+
+/** A webhook to send, written to the outbox in the same transaction as the task's end or wait. */
+export interface NewWebhook {
+  /** `webhook-id`: the same on every attempt (receivers dedupe on it). */
+  id: string;
+  /** Where to POST; absent: the task's own `webhook_url` (nothing is written when it has none). */
+  url?: string;
+  event: WebhookEvent;
+  /** The request body, exactly as sent. */
+  payload: string;
+  createdAt: Date;
+}
+
+/** An outbox row: one webhook and how its delivery goes. */
+export interface Webhook {
+  id: string;
+  taskId: string;
+  url: string;
+  event: WebhookEvent;
+  payload: string;
+  /** Attempts made so far (recorded ones). */
+  attempts: number;
+  /** When it is next due (while pending; a claim moves it by the claim's lease). */
+  nextAttemptAt: Date;
+  status: WebhookStatus;
+  lastError: string | null;
+  createdAt: Date;
+  deliveredAt: Date | null;
+}
+
+/** How one delivery attempt went (`recordWebhookAttempt`). */
+export type WebhookAttempt =
+  | { outcome: "delivered"; at: Date }
+  | { outcome: "retry"; error: string; nextAttemptAt: Date }
+  | { outcome: "failed"; error: string };
+
 export interface ListTasksQuery {
   status?: TaskStatus;
   /** Only tasks of this owner; all when absent. */
@@ -82,7 +124,7 @@ export interface TaskStore {
    * `approval_requested` or `question`) and ends; nothing runs until a person decides, or until
    * `waitUntil`. A cluster store also drops the lease. False, writing nothing, if it was not running.
    */
-  waitTask(id: string, waitUntil: Date | null, fence?: number): Promise<boolean>;
+  waitTask(id: string, waitUntil: Date | null, fence?: number, webhooks?: readonly NewWebhook[]): Promise<boolean>;
   /**
    * Appends events to a `waiting` task — a person's decision, written by whichever node received
    * it — and with `requeue` moves it `waiting → queued` in the same transaction (the next run
@@ -121,8 +163,19 @@ export interface TaskStore {
   /**
    * Moves a non-terminal task to its terminal state and appends its `result` event, atomically.
    * Returns false, writing nothing, if the task was already terminal: the first terminal state wins.
+   * `webhooks` (as with `waitTask`) go to the outbox in the same transaction: written iff the task moved.
    */
-  finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string, fence?: number): Promise<boolean>;
+  finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string, fence?: number, webhooks?: readonly NewWebhook[]): Promise<boolean>;
+  /**
+   * Claims up to `limit` pending webhooks due at `now` (oldest due first) for delivery: each is due
+   * again at `now + leaseMs` (so a claimer that dies leaves it to be claimed again then). Rows
+   * another process is claiming at the same moment are skipped (a cluster's nodes share the work).
+   */
+  claimWebhooks(now: Date, limit: number, leaseMs: number): Promise<Webhook[]>;
+  /** Records an attempt of a pending webhook (`attempts` + 1); false when it is not pending. */
+  recordWebhookAttempt(id: string, attempt: WebhookAttempt, at: Date): Promise<boolean>;
+  /** A task's webhooks, in the order they were written. */
+  taskWebhooks(taskId: string): Promise<Webhook[]>;
   /**
    * Takes a task that is `running` over for a new run (after a crash or restart: the run that had
    * it is gone): its `attempt` grows by one, and the new attempt is returned — the fencing token of
@@ -240,4 +293,14 @@ export interface ClusterStore {
   listen(onSignal: (signal: ClusterSignal) => void, onListen: () => void): Promise<() => Promise<void>>;
   /** True when the database answers a trivial query within `timeoutMs`. */
   ping(timeoutMs: number): Promise<boolean>;
+}
+
+/** A task's whole stored log, in seq order (read in pages of 1,000). */
+export async function readLog(store: Pick<TaskStore, "events">, taskId: string): Promise<StoredEvent[]> {
+  const log: StoredEvent[] = [];
+  for (;;) {
+    const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
+    log.push(...page);
+    if (page.length < 1000) return log;
+  }
 }

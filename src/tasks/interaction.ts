@@ -25,7 +25,7 @@ import type { Logger } from "../lib/logger.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { stepFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import type { StoredEvent, TaskStore } from "../store/store.ts";
+import { readLog, type StoredEvent, type TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "./runner.ts";
 
 export type Decision =
@@ -72,15 +72,6 @@ export function createInteraction(options: InteractionOptions): Interaction {
     return result;
   }
 
-  async function readLog(taskId: string): Promise<StoredEvent[]> {
-    const log: StoredEvent[] = [];
-    for (;;) {
-      const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
-      log.push(...page);
-      if (page.length < 1000) return log;
-    }
-  }
-
   /**
    * Writes `events` (built once the next seq is known) to a waiting task: queued again when
    * `requeue`. On one node the frames are published here (the tail opened first, so a watcher
@@ -113,7 +104,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
 
   /** The calls of `task` that wait for a person, from its log (undefined: the log says it has ended). */
   async function awaitingCalls(task: Task): Promise<{ awaiting: PendingToolCall[]; decided: PendingToolCall[] } | undefined> {
-    const state = resumeFromLog(task.input, await readLog(task.id));
+    const state = resumeFromLog(task.input, await readLog(store, task.id));
     if (state.finished) return undefined;
     return {
       awaiting: state.awaiting,

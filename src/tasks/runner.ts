@@ -30,10 +30,11 @@ import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import { threadHistory } from "../threads/history.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
+import { FencedError, readLog, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
 import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 import { toTaskError } from "./task-error.ts";
 import { noTelemetry, type RunEndKind, type Telemetry } from "../telemetry/telemetry.ts";
+import { waitingTask, type TaskWebhooks } from "../webhooks/events.ts";
 
 /**
  * Engine events handled between two turns given to the event loop. (A time budget per turn was
@@ -136,6 +137,8 @@ export interface RunnerOptions {
   cluster?: ClusterRunnerOptions;
   /** Task lifecycle, model and tool calls (metrics, traces). Default: none. */
   telemetry?: Telemetry;
+  /** Webhooks written to the outbox with each task's end or wait (src/webhooks). Default: none. */
+  webhooks?: TaskWebhooks;
 }
 
 interface ActiveTask {
@@ -166,6 +169,8 @@ interface ActiveTask {
   lost: boolean;
   /** `performance.now()` until which the run's lease is known to hold (cluster mode). */
   leaseValidUntil: number;
+  /** This run's `approval_requested` / `question` events (for a `task.waiting` webhook). */
+  requests?: StepEvent[];
 }
 
 /** How a run ended, for telemetry. */
@@ -187,7 +192,7 @@ function outputInstruction(check: FinalAnswerCheck & { schema?: unknown }): stri
 }
 
 export function createRunner(options: RunnerOptions): TaskRunner {
-  const { store, feed, agents, logger, cluster } = options;
+  const { store, feed, agents, logger, cluster, webhooks } = options;
   const telemetry = options.telemetry ?? noTelemetry;
   const now = options.now ?? (() => new Date());
   const active = new Map<string, ActiveTask>();
@@ -274,6 +279,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const seq = entry.nextSeq++;
     entry.buffer.push({ seq, frame: JSON.stringify(stepFrame(seq, event, now())) });
     if (event.event_type === "user_input") entry.inputsToForget.push(event.data.id);
+    else if (webhooks && (event.event_type === "approval_requested" || event.event_type === "question")) (entry.requests ??= []).push(event);
   }
 
   /** The inputs people sent since the run last looked (read from the store only when told of some). */
@@ -347,7 +353,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         await write(entry, async () => {
           const agent = agents.get(entry.task.agent);
           const waitUntil = agent ? new Date(now().getTime() + agent.definition.approval_timeout_ms) : null;
-          if (await store.waitTask(taskId, waitUntil, entry.attempt)) {
+          const hooks = webhooks?.waiting(
+            waitingTask(entry.task, { startedAt: entry.startedAt, waitUntil, lastSeq: entry.nextSeq - 1 }),
+            entry.requests ?? [],
+          );
+          if (await store.waitTask(taskId, waitUntil, entry.attempt, hooks)) {
+            if (hooks) webhooks!.written();
             logger.info("task waits for a person", { task: taskId, until: waitUntil?.toISOString() });
           }
         });
@@ -356,7 +367,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           const seq = entry.nextSeq++;
           const outcome = toOutcome(end as Exclude<RunEnd, { kind: "waiting" }>, now());
           const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
-          if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt)) {
+          const hooks = webhooks?.ended(entry.task, outcome, seq, entry.startedAt);
+          if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt, hooks)) {
+            if (hooks) webhooks!.written();
             feed.publish(taskId, seq, frame);
             published = true;
             reportEnd(entry.task, outcome, entry.startedAt);
@@ -404,15 +417,6 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     }
   }
 
-  /** Reads a task's whole log, in order. */
-  async function readLog(taskId: string): Promise<StoredEvent[]> {
-    const log: StoredEvent[] = [];
-    for (;;) {
-      const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
-      log.push(...page);
-      if (page.length < 1000) return log;
-    }
-  }
 
   async function run(entry: ActiveTask): Promise<void> {
     const { task } = entry;
@@ -447,6 +451,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       maxSteps: definition.max_steps,
       tokenBudget: definition.token_budget,
       toolTimeoutMs: definition.tool_timeout_ms,
+      taskId: task.id,
       maxOutputTokens: definition.max_output_tokens,
       idempotentTools: definition.idempotent_tools,
       abortSignal: entry.controller.signal,
@@ -493,7 +498,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         // An earlier run of this task was cut off (its node died, or this server restarted), or it
         // waited for people who have now decided.
         if (entry.resume !== "continued" && definition.on_interrupt === "fail") return finish(entry, { kind: "interrupted", totals: entry.totals });
-        const log = await readLog(task.id);
+        const log = await readLog(store, task.id);
         const state = resumeFromLog(task.input, log);
         if (state.finished) return finish(entry, undefined);
         entry.nextSeq = state.lastSeq + 1;
@@ -857,7 +862,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     try {
       // No fence needed: a waiting task leaves `waiting` only by a decision (which appends: its
       // last seq moves) or by ending — either way `last_seq = seq - 1` no longer holds.
-      ended = await store.finishTask(task.id, outcome, seq, frame);
+      const hooks = webhooks?.ended(task, outcome, seq, task.started_at);
+      ended = await store.finishTask(task.id, outcome, seq, frame, undefined, hooks);
+      if (ended && hooks) webhooks!.written();
       if (ended && !cluster) feed.publish(task.id, seq, frame);
     } catch (error) {
       if (!(error instanceof FencedError) && !(error instanceof AgentkitError)) throw error;
@@ -884,7 +891,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       try {
         // Fenced on attempt 0 (a queued task was never claimed — tasks never go back to the
         // queue): a node that claims it first wins, and then the cancel goes to that node instead.
-        if (await store.finishTask(taskId, outcome, seq, JSON.stringify(resultFrame(seq, toResultData(taskId, outcome))), 0)) {
+        const hooks = webhooks?.ended(task, outcome, seq, null);
+        if (await store.finishTask(taskId, outcome, seq, JSON.stringify(resultFrame(seq, toResultData(taskId, outcome))), 0, hooks)) {
+          if (hooks) webhooks!.written();
           reportEnd(task, outcome, null);
           return store.getTask(taskId);
         }

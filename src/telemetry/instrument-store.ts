@@ -18,11 +18,11 @@ export function instrumentStore<T extends TaskStore>(store: T, telemetry: Teleme
       telemetry.storeWrite("append", performance.now() - started, events.length, failed);
     }
   };
-  const finishTask: TaskStore["finishTask"] = async (id, outcome, seq, frame, fence) => {
+  const finishTask: TaskStore["finishTask"] = async (id, outcome, seq, frame, fence, webhooks) => {
     const started = performance.now();
     let failed = true;
     try {
-      const ended = await store.finishTask(id, outcome, seq, frame, fence);
+      const ended = await store.finishTask(id, outcome, seq, frame, fence, webhooks);
       failed = false;
       return ended;
     } finally {

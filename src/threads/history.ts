@@ -13,7 +13,7 @@
  */
 import type { ChatMessage } from "../llm/model.ts";
 import type { Task } from "../protocol/task.ts";
-import type { StoredEvent, TaskStore } from "../store/store.ts";
+import { readLog, type TaskStore } from "../store/store.ts";
 import { resumeFromLog } from "../engine/resume.ts";
 
 export interface HistoryPolicy {
@@ -53,13 +53,7 @@ async function turnOf(store: TaskStore, task: Task): Promise<ChatMessage[]> {
   const answer: ChatMessage = { role: "assistant", content: task.output ?? "" };
   if (task.pruned_through > 0) return [{ role: "user", content: task.input }, answer];
   try {
-    const log: StoredEvent[] = [];
-    for (;;) {
-      const page = await store.events(task.id, log.at(-1)?.seq ?? 0, 1000);
-      log.push(...page);
-      if (page.length < 1000) break;
-    }
-    const state = resumeFromLog(task.input, log);
+    const state = resumeFromLog(task.input, await readLog(store, task.id));
     // A completed task's steps are all settled; one that is not (a log from an older version) is shortened.
     if (state.unfinished.length > 0) return [{ role: "user", content: task.input }, answer];
     return [...state.messages, answer];

@@ -10,7 +10,7 @@ import { VERSION } from "../version.ts";
 import { ToolError, type Tool } from "./tool.ts";
 
 /** A host rule parsed from one allowlist entry. */
-interface HostRule {
+export interface HostRule {
   /** Normalised host name or IP literal (`example.com`, `127.0.0.1`, `[::1]`). */
   host: string;
   /** `*.host`: any subdomain of `host`, at any depth, but not `host` itself. */
@@ -22,7 +22,7 @@ interface HostRule {
 const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/;
 
 /** Parses `[*.]host[:port]`; undefined when the entry is not a valid pattern. */
-function parseHostPattern(pattern: string): HostRule | undefined {
+export function parseHostPattern(pattern: string): HostRule | undefined {
   const subdomains = pattern.startsWith("*.");
   const match = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(subdomains ? pattern.slice(2) : pattern);
   if (!match || /[*/?#@\\\s]/.test(match[1]!)) return undefined;
@@ -39,6 +39,16 @@ function parseHostPattern(pattern: string): HostRule | undefined {
   // `*.10.0.0.1` would allow DNS names like `evil.10.0.0.1`; `*.com` would allow a whole TLD.
   if (subdomains && (IP_LITERAL.test(host) || !host.includes("."))) return undefined;
   return { host, subdomains, port };
+}
+
+/** Whether a parsed http(s) URL's host (and port) matches one of `rules` (see `HttpFetchHostPattern`). */
+export function matchesHostRules(rules: readonly HostRule[], url: URL): boolean {
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return rules.some(
+    (rule) =>
+      (rule.subdomains ? url.hostname.endsWith(`.${rule.host}`) : url.hostname === rule.host) &&
+      (rule.port === undefined || rule.port === port),
+  );
 }
 
 /**
@@ -128,13 +138,7 @@ export function createHttpFetchTool(
     if (url.username || url.password) {
       throw new ToolError("invalid_arguments", `${context}: URLs with credentials are not allowed`, false);
     }
-    const port = url.port || (url.protocol === "https:" ? "443" : "80");
-    const isAllowed = rules.some(
-      (rule) =>
-        (rule.subdomains ? url.hostname.endsWith(`.${rule.host}`) : url.hostname === rule.host) &&
-        (rule.port === undefined || rule.port === port),
-    );
-    if (!isAllowed) {
+    if (!matchesHostRules(rules, url)) {
       throw new ToolError(
         "invalid_arguments",
         `${context}: host '${url.host}' is not on this agent's http_fetch allowlist (allowed: ${allowed})`,

@@ -8,6 +8,10 @@ import type { ToolSpec } from "../llm/model.ts";
 export interface ToolContext {
   /** Aborts on task cancel, task deadline or the per-call timeout. Pass it on to any I/O. */
   abortSignal: AbortSignal;
+  /** The id of the task that made the call (set by the engine; absent when a tool is run on its own). */
+  taskId?: string;
+  /** The per-call time limit, ms, already applied to `abortSignal` (set by the engine). */
+  timeoutMs?: number;
 }
 
 export interface Tool<Input = any> {

@@ -373,6 +373,16 @@ describe("a live server's answers match the documented schema of their status", 
     await check("GET", "/agents", 403, { key: share.token });
     await check("POST", "/threads", 403, { key: share.token });
     await check("GET", "/threads", 403, { key: share.token });
+    // Webhooks: a task's delivery status (none here: no webhook), and the signing secret (admin only).
+    await check("GET", `/tasks/${task.id}/webhooks`, 200);
+    await check("GET", `/tasks/${task.id}/webhooks`, 403, { key: share.token });
+    await check("GET", `/tasks/${task.id}/webhooks`, 401, { key: null });
+    await check("GET", `/tasks/${task.id}/webhooks`, 404, { key: BOB });
+    await check("GET", `/tasks/${"x".repeat(200)}/webhooks`, 400);
+    await check("GET", "/webhooks/secret", 200);
+    await check("GET", "/webhooks/secret", 403, { key: BOB });
+    await check("GET", "/webhooks/secret", 401, { key: null });
+    await check("POST", "/tasks", 400, { json: { input: "x", webhook_url: "http://127.0.0.1:9/hook" } });
 
     // People in the loop, on a task that has ended (409) and on one that runs (202).
     await check("POST", `/tasks/${task.id}/input`, 409, { json: { text: "more" } });
@@ -451,12 +461,62 @@ describe("a live server's answers match the documented schema of their status", 
     }
   });
 
+  test("AG-UI (POST /ag-ui, /ag-ui/:agent): the event stream, and every refusal before a run starts", async () => {
+    const { id } = await server.createTask({ input: "What is 1+1?" }, { authorization: `Bearer ${KEY}` });
+    const { body: share } = (await check("POST", `/tasks/${id}/share`, 201)) as { body: { token: string } };
+    for (const path of ["/ag-ui", "/ag-ui/default"]) {
+      const threadId = crypto.randomUUID();
+      const input = (messages: unknown[], extra: Record<string, unknown> = {}) => ({ threadId, runId: crypto.randomUUID(), messages, ...extra });
+      const user = [{ id: "u1", role: "user", content: "What is 2+3?" }];
+      const { body: events } = await check("POST", path, 200, { json: input(user), headers: { accept: "text/event-stream" } });
+      expect(String(events)).toContain('"type":"RUN_FINISHED"');
+      await check("POST", path, 400, { json: input([{ id: "a1", role: "assistant", content: "Hi" }]) });
+      await check("POST", path, 401, { key: null, json: input(user) });
+      await check("POST", path, 403, { key: share.token, json: input(user) });
+      await check("POST", path, 404, { json: { ...input([]), threadId: "no-such-thread", resume: [{ interruptId: "x", status: "resolved" }] } });
+      await check("POST", path, 409, { json: input([], { resume: [{ interruptId: "x", status: "resolved" }] }) });
+      await check("POST", path, 413, { json: input([{ id: "u2", role: "user", content: "x".repeat(1_100_000) }]) });
+      await check("POST", path, 415, { body: "{}", headers: { "content-type": "text/plain" } });
+    }
+    await check("POST", "/ag-ui/nobody", 404, { json: { threadId: crypto.randomUUID(), runId: "r", messages: [{ id: "u", role: "user", content: "hi" }] } });
+  });
+
+  test("MCP (POST /mcp): a tool call's event stream, a notification's 202, and the refusals", async () => {
+    const { id } = await server.createTask({ input: "What is 1+1?" }, { authorization: `Bearer ${KEY}` });
+    const { body: share } = (await check("POST", `/tasks/${id}/share`, 201)) as { body: { token: string } };
+    const mcp = { accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
+    const call = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "default", arguments: { input: "What is 2+3?" } } };
+    const { body: events } = await check("POST", "/mcp", 200, { json: call, headers: mcp });
+    expect(String(events)).toContain("2+3 = 5");
+    await check("POST", "/mcp", 202, { json: { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 99 } }, headers: mcp });
+    await check("POST", "/mcp", 401, { key: null, json: call, headers: mcp });
+    await check("POST", "/mcp", 403, { key: share.token, json: call, headers: mcp });
+    await check("POST", "/mcp", 413, { json: { ...call, params: { ...call.params, arguments: { input: "x".repeat(1_100_000) } } }, headers: mcp });
+  });
+
+  test("A2A (the agent cards, POST /a2a/:agent): JSON-RPC answers, and the refusals before one", async () => {
+    const { body: card } = (await check("GET", "/.well-known/agent-card.json", 200, { key: null, headers: { "a2a-version": "1.0" } })) as { body: { name: string } };
+    expect(card.name).toBe("default");
+    await check("GET", "/a2a/default/.well-known/agent-card.json", 200, { key: null });
+    await check("GET", "/a2a/nobody/.well-known/agent-card.json", 404, { key: null });
+    const send = { jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message: { messageId: "m1", role: "ROLE_USER", parts: [{ text: "What is 2+3?" }] } } };
+    const { body: sent } = (await check("POST", "/a2a/default", 200, { json: send })) as { body: { result: { task: { status: { state: string } } } } };
+    expect(sent.result.task.status.state).toBe("TASK_STATE_COMPLETED");
+    const { body: missing } = (await check("POST", "/a2a/default", 200, { json: { jsonrpc: "2.0", id: 2, method: "GetTask", params: { id: "nope" } } })) as { body: { error: { code: number } } };
+    expect(missing.error.code).toBe(-32001);
+    await check("POST", "/a2a/default", 401, { key: null, json: send });
+    await check("POST", "/a2a/nobody", 404, { json: send });
+    await check("POST", "/a2a/default", 413, { json: { ...send, pad: "x".repeat(2 * 1024 * 1024) } });
+    await check("POST", "/a2a/default", 415, { body: "{}", headers: { "content-type": "text/plain" } });
+  });
+
   test("every documented status of the main routes was seen live, but those a test server cannot be brought to", () => {
     const unprovoked = new Set([
       "POST /tasks 429", "POST /tasks 501", "POST /tasks 503",
       "POST /threads/:id/tasks 429", "POST /threads/:id/tasks 501", "POST /threads/:id/tasks 503",
       "POST /tasks/:id/share 501", "POST /tasks/:id/input 501", "POST /tasks/:id/approvals 501", "POST /tasks/:id/answers 501",
-      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /metrics 404",
+      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /metrics 404", "GET /webhooks/secret 501",
+      "POST /ag-ui 429", "POST /ag-ui 503", "POST /ag-ui/:agent 429", "POST /ag-ui/:agent 503",
     ]);
     const missing = ROUTE_DOCS.flatMap((route) => Object.keys(route.responses).map((status) => `${route.method} ${route.path} ${status}`)).filter(
       (key) => !seen.has(key) && !unprovoked.has(key),

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { TERMINAL_STATUSES, type Task, type TaskStatus } from "../../src/protocol/task.ts";
-import { FencedError, type NewTask, type StoredEvent, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
+import { FencedError, type NewTask, type NewWebhook, type StoredEvent, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { canTransition } from "../../src/tasks/state.ts";
 
 export interface StoreHarness {
@@ -976,6 +976,147 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(await again.secret("share-tokens")).toEqual(first);
         expect(await again.secret("another")).toEqual(other);
         expect(await again.secret("raced")).toEqual(left);
+      });
+    });
+
+    describe("webhooks (the outbox)", () => {
+      const at = new Date("2026-03-04T05:07:00.000Z");
+      const later = (ms: number) => new Date(at.getTime() + ms);
+      const hook = (id: string, overrides: Partial<NewWebhook> = {}): NewWebhook => ({
+        id,
+        event: "task.finished",
+        payload: JSON.stringify({ type: "task.finished", data: { id } }),
+        createdAt: at,
+        ...overrides,
+      });
+      /** A task that ends now, with these webhooks. */
+      async function ended(s: TaskStore, id: string, webhooks: NewWebhook[], overrides: Partial<NewTask> = {}) {
+        await s.createTask(newTask(id, overrides));
+        expect(await s.finishTask(id, outcome("cancelled"), 1, "{}", undefined, webhooks)).toBe(true);
+      }
+
+      test("finishTask writes its webhooks with the end, all or none: a refused end writes none; no url: the task's own webhook_url, or nothing", async () => {
+        const s = await open();
+        await s.createTask(newTask("a", { webhookUrl: "http://task.test/hook?x=1" }));
+        // The task's webhook_url is kept but not shown on the task.
+        expect(Object.keys((await s.getTask("a"))!)).not.toContain("webhook_url");
+        expect(await s.markRunning("a", new Date())).toBe(true);
+        expect(await s.finishTask("a", outcome("completed"), 1, "{}", 1, [hook("w1"), hook("w2", { url: "https://agent.test/in" })])).toBe(true);
+        const written = await s.taskWebhooks("a");
+        expect(written).toEqual([
+          {
+            id: "w1",
+            taskId: "a",
+            url: "http://task.test/hook?x=1",
+            event: "task.finished",
+            payload: hook("w1").payload,
+            attempts: 0,
+            nextAttemptAt: at,
+            status: "pending",
+            lastError: null,
+            createdAt: at,
+            deliveredAt: null,
+          },
+          { ...written[0]!, id: "w2", url: "https://agent.test/in", payload: hook("w2").payload },
+        ]);
+        // The first terminal state wins: a second end writes no webhook either.
+        expect(await s.finishTask("a", outcome("cancelled"), 2, "{}", undefined, [hook("w3", { url: "http://x.test/" })])).toBe(false);
+        // A fenced end (the run was taken over) writes nothing.
+        await s.createTask(newTask("f", { webhookUrl: "http://task.test/f" }));
+        await s.markRunning("f", new Date());
+        await expect(s.finishTask("f", outcome("completed"), 1, "{}", 7, [hook("w4")])).rejects.toBeInstanceOf(FencedError);
+        expect(await s.taskWebhooks("f")).toEqual([]);
+        // Without a webhook_url, a webhook without a url is not written; one with a url is.
+        await ended(s, "b", [hook("w5"), hook("w6", { url: "http://agent.test/" })]);
+        expect((await s.taskWebhooks("b")).map((webhook) => webhook.id)).toEqual(["w6"]);
+        expect(await s.taskWebhooks("a")).toEqual(written);
+        expect(await s.taskWebhooks("missing")).toEqual([]);
+        // What was claimed across all of them: exactly the rows written.
+        expect((await s.claimWebhooks(at, 100, 1000)).map((webhook) => webhook.id)).toEqual(["w1", "w2", "w6"]);
+        // After a restart (another store on the same data), the outbox is there.
+        const again = await openAgain();
+        expect((await again.taskWebhooks("a")).map((webhook) => webhook.id)).toEqual(["w1", "w2"]);
+      });
+
+      test("waitTask writes its webhooks with the wait; a wait refused writes none", async () => {
+        const s = await open();
+        await s.createTask(newTask("w"));
+        await s.markRunning("w", new Date());
+        const waiting = hook("ww", { url: "http://agent.test/", event: "task.waiting" });
+        expect(await s.waitTask("w", null, 1, [waiting])).toBe(true);
+        expect(await s.taskWebhooks("w")).toMatchObject([{ id: "ww", event: "task.waiting", status: "pending", url: "http://agent.test/" }]);
+        expect(await s.waitTask("w", null, undefined, [hook("again", { url: "http://agent.test/" })])).toBe(false);
+        await s.createTask(newTask("q"));
+        expect(await s.waitTask("q", null, undefined, [hook("queued", { url: "http://agent.test/" })])).toBe(false);
+        expect(await s.taskWebhooks("q")).toEqual([]);
+        expect((await s.taskWebhooks("w")).map((webhook) => webhook.id)).toEqual(["ww"]);
+      });
+
+      test("claimWebhooks: due rows only, soonest first, at most `limit`; a claimed row is due again a lease later", async () => {
+        const s = await open();
+        await ended(s, "t1", [hook("h1", { url: "http://r.test/1" })]);
+        await ended(s, "t2", [hook("h2", { url: "http://r.test/2", createdAt: later(-5) })]);
+        await ended(s, "t3", [hook("h3", { url: "http://r.test/3", createdAt: later(10_000) })]);
+        expect(await s.claimWebhooks(later(-10), 10, 1000)).toEqual([]);
+        const first = await s.claimWebhooks(at, 1, 1000);
+        expect(first.map((webhook) => webhook.id)).toEqual(["h2"]);
+        expect(first[0]!.nextAttemptAt).toEqual(later(1000));
+        expect((await s.claimWebhooks(at, 10, 1000)).map((webhook) => webhook.id)).toEqual(["h1"]);
+        expect(await s.claimWebhooks(at, 10, 1000)).toEqual([]);
+        expect((await s.taskWebhooks("t2"))[0]!.nextAttemptAt).toEqual(later(1000));
+        // The leases run out: claimable again (a claimer that died); h3 is due by then too.
+        expect((await s.claimWebhooks(later(10_000), 10, 60_000)).map((webhook) => webhook.id).sort()).toEqual(["h1", "h2", "h3"]);
+      });
+
+      test("two stores claiming at once (two nodes, two processes) never claim the same row", async () => {
+        const s = await open();
+        const ids: string[] = [];
+        for (let index = 0; index < 40; index++) {
+          const id = `c${String(index).padStart(2, "0")}`;
+          ids.push(id);
+          await ended(s, id, [hook(id, { url: "http://r.test/" })]);
+        }
+        const other = await openAgain();
+        const claimed: string[] = [];
+        await Promise.all(
+          [s, other, s, other].map(async (store) => {
+            for (;;) {
+              const batch = await store.claimWebhooks(at, 3, 60_000);
+              if (batch.length === 0) return;
+              claimed.push(...batch.map((webhook) => webhook.id));
+            }
+          }),
+        );
+        expect(claimed.toSorted()).toEqual(ids);
+      });
+
+      test("recordWebhookAttempt: delivered, retried (due then, its error kept) or failed, each attempt counted; only a pending row", async () => {
+        const s = await open();
+        await ended(s, "t", [hook("ok", { url: "http://r.test/" }), hook("retry", { url: "http://r.test/" }), hook("bad", { url: "http://r.test/" })]);
+        expect(await s.recordWebhookAttempt("retry", { outcome: "retry", error: "HTTP 500", nextAttemptAt: later(5000) }, later(1))).toBe(true);
+        expect(await s.claimWebhooks(later(4999), 10, 1000).then((rows) => rows.map((row) => row.id).sort())).toEqual(["bad", "ok"]);
+        expect(await s.recordWebhookAttempt("ok", { outcome: "delivered", at: later(2) }, later(2))).toBe(true);
+        expect(await s.recordWebhookAttempt("bad", { outcome: "failed", error: "HTTP 410" }, later(3))).toBe(true);
+        const claimed = await s.claimWebhooks(later(5000), 10, 1000);
+        expect(claimed).toMatchObject([{ id: "retry", attempts: 1, lastError: "HTTP 500", status: "pending" }]);
+        expect(await s.recordWebhookAttempt("retry", { outcome: "delivered", at: later(6000) }, later(6000))).toBe(true);
+        // Ended rows take no more attempts, and are never claimed again.
+        expect(await s.recordWebhookAttempt("ok", { outcome: "retry", error: "late", nextAttemptAt: later(1) }, later(7000))).toBe(false);
+        expect(await s.recordWebhookAttempt("missing", { outcome: "delivered", at }, at)).toBe(false);
+        expect(await s.claimWebhooks(later(3_600_000), 10, 1000)).toEqual([]);
+        expect(await s.taskWebhooks("t")).toMatchObject([
+          { id: "ok", status: "delivered", attempts: 1, lastError: null, deliveredAt: later(2) },
+          { id: "retry", status: "delivered", attempts: 2, lastError: "HTTP 500", deliveredAt: later(6000) },
+          { id: "bad", status: "failed", attempts: 1, lastError: "HTTP 410", deliveredAt: null },
+        ]);
+      });
+
+      test("a payload is stored exactly as given", async () => {
+        const s = await open();
+        const payload = JSON.stringify({ text: "héllo \u0000 \u2028 \"quoted\" 🎉", n: 1.5e-7, nested: { a: [null, true] } });
+        await ended(s, "p", [hook("p", { url: "http://r.test/", payload })]);
+        expect((await s.taskWebhooks("p"))[0]!.payload).toBe(payload);
+        expect((await s.claimWebhooks(at, 1, 1000))[0]!.payload).toBe(payload);
       });
     });
   });

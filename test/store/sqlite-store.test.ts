@@ -120,6 +120,8 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   store = createSqliteStore({ dataDir: dir });
   expect(await errors(store)).toEqual(expected);
   expect(await store.events("done", 0, 10)).toEqual([{ seq: 1, frame: '{"type":"result"}' }]);
+  // Schema 5: the outbox and the tasks' webhook_url.
+  expect(await store.taskWebhooks("done")).toEqual([]);
   store.close();
 
   // Opening the migrated file again changes nothing (the migration ran once).
@@ -127,14 +129,15 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   expect(await errors(store)).toEqual(expected);
   store.close();
   const check = new Database(path);
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(4);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
   expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
+  expect(check.query("SELECT webhook_url FROM tasks WHERE id = 'done'").get()).toEqual({ webhook_url: null });
 
   // A file from a newer agentkit is refused, untouched.
-  check.run("PRAGMA user_version = 5");
+  check.run("PRAGMA user_version = 6");
   check.close();
   store = undefined;
-  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 5, newer than this agentkit (4)");
+  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 6, newer than this agentkit (5)");
 });
 
 test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a running one is taken over at 1; once", async () => {
@@ -179,6 +182,6 @@ test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a runni
     { seq: 3, frame: '{"n":3}' },
   ]);
   const check = new Database(path, { readonly: true });
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(4);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
   check.close();
 });

@@ -1,0 +1,581 @@
+/**
+ * A2A (Agent2Agent) endpoints: a thin adapter over the runner, the store and the live feed — no
+ * second task model. A task started here is an agentkit task (REST, WebSocket, SSE and the CLI see
+ * it); a task started anywhere can be read, followed and cancelled here.
+ *
+ *   GET  /.well-known/agent-card.json                  the default agent's card (open)
+ *   GET  /a2a/:agent/.well-known/agent-card.json       an agent's card (open)
+ *   POST /a2a/:agent                                   JSON-RPC 2.0, v1.0 and v0.3 method names
+ *
+ * Decisions (README "A2A"):
+ * - **Contexts are threads.** A message without `contextId` starts a new thread (its id is the
+ *   task's `contextId`); a message with a `contextId` continues that thread (made on first use with
+ *   that id), so the agent sees the conversation's history; the thread's busy policy applies.
+ * - **A message with `taskId`** continues that task: while it waits (`input-required`) the text
+ *   answers its question, or decides its approval ("approve"/"yes"/"ok" or "reject"/"no"/"deny",
+ *   "reject: <reason>"; a data part `{decision, call_id?, reason?}` also works); while it runs, the
+ *   text is a steering message (`POST /tasks/:id/input`). An ended task refuses it (-32004).
+ * - **Cancel** is `runner.cancel`: the run is aborted, the state is `canceled` for good (the store's
+ *   first terminal state wins). Canceling a task that already completed or failed is -32002.
+ * - **Tenants**: the same keys; another key's task is -32001 (as missing), as is a task of another
+ *   agent. A share token may only read (`GetTask`, `SubscribeToTask`).
+ * - Streams join the live feed with no gap and no duplicate (`startStream`), and follow a task
+ *   running on another node (`follow`) in a cluster.
+ */
+import type { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Context } from "hono";
+import type { AgentPool, Agent } from "../../agents/pool.ts";
+import type { LiveFeed } from "../../bus/live-feed.ts";
+import { AgentkitError, errorMessage } from "../../errors.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
+import { isTerminal, type Task } from "../../protocol/task.ts";
+import type { StoredEvent, TaskStore } from "../../store/store.ts";
+import type { Interaction, Decision } from "../../tasks/interaction.ts";
+import type { TaskRunner } from "../../tasks/runner.ts";
+import { canSee, canSeeThread, keyFromHeaders, type Authenticator, type Principal } from "../../server/auth.ts";
+import { startStream } from "../../server/watch.ts";
+import { buildAgentCard, cardDialect } from "./card.ts";
+import { contextOf, FrameProjector, MESSAGE_ID_KEY, openAsks, toA2ATask, type Ask } from "./view.ts";
+import {
+  isPlainObject,
+  METHODS,
+  readBlocking,
+  readHistoryLength,
+  readMessage,
+  readTaskId,
+  renderSendResult,
+  renderStreamEvent,
+  renderTask,
+  rpcError,
+  RpcCode,
+  RpcError,
+  rpcResult,
+  type A2AEvent,
+  type Dialect,
+  type IncomingMessage,
+  type RpcId,
+} from "./wire.ts";
+
+export interface A2ADeps {
+  store: TaskStore;
+  feed: LiveFeed;
+  runner: TaskRunner;
+  agents: AgentPool;
+  auth: Authenticator;
+  logger: Logger;
+  version: string;
+  maxBodyBytes: number;
+  slowClientBytes: number;
+  interaction?: Interaction;
+  follow?: (task: Task) => () => void;
+  now?: () => Date;
+}
+
+/** The paths, for app.ts's `ROUTES` (405 handling). */
+export const A2A_ROUTES: Record<string, readonly string[]> = {
+  "/.well-known/agent-card.json": ["GET", "HEAD"],
+  "/a2a/:agent/.well-known/agent-card.json": ["GET", "HEAD"],
+  "/a2a/:agent": ["POST"],
+};
+
+/** How often a stream (or a blocking send) checks whether a task that asked a person has parked. */
+const PARK_POLL_MS = 100;
+/** Keep-alive: SSE comments, and whitespace before a blocking answer's JSON (Bun's idle timeout is 10 s). */
+const KEEP_ALIVE_MS = 5000;
+/** Structure of a JSON-RPC body checked before parsing (nesting; `,`/`:` tokens). */
+const BODY_STRUCTURE = { maxDepth: 32, maxTokens: 20_000 };
+/** The most tasks a busy-thread check looks at. */
+const THREAD_TASKS = 200;
+
+const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/i;
+
+/** Registers the A2A routes. Call it before the app's key middleware: these routes authenticate themselves. */
+export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
+  const { store, agents, auth } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  const card = (c: Context, agent: Agent) => {
+    const dialect = cardDialect(c.req.header("a2a-version"));
+    const body = buildAgentCard({ agent, origin: originOf(c), version: deps.version, keyRequired: auth.required }, dialect);
+    return c.json(body, 200, { "Cache-Control": "no-cache", Vary: "A2A-Version" });
+  };
+  app.get("/.well-known/agent-card.json", (c) => card(c, agents.defaultAgent));
+  app.get("/a2a/:agent/.well-known/agent-card.json", (c) => card(c, requireAgent(c.req.param("agent"))));
+
+  app.post(
+    "/a2a/:agent",
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
+      },
+    }),
+    async (c) => {
+      const agent = requireAgent(c.req.param("agent"));
+      const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers));
+      if (!principal) throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
+      const contentType = c.req.header("content-type");
+      if (!JSON_MEDIA_TYPE.test(contentType?.split(";")[0]!.trim() ?? "")) {
+        throw new AgentkitError("unsupported_media_type", `A JSON-RPC request must be JSON: send Content-Type: application/json (got ${contentType ? `'${contentType.slice(0, 100)}'` : "no Content-Type"})`);
+      }
+      const text = await c.req.text();
+      let id: RpcId = null;
+      let dialect: Dialect = "v1";
+      try {
+        const tooComplex = scanJsonStructure(text, BODY_STRUCTURE);
+        if (tooComplex) throw new RpcError(RpcCode.invalidRequest, `The request ${tooComplex}`);
+        let request: unknown;
+        try {
+          request = JSON.parse(text);
+        } catch {
+          throw new RpcError(RpcCode.parseError, "Invalid JSON payload");
+        }
+        if (!isPlainObject(request)) throw new RpcError(RpcCode.invalidRequest, "A JSON-RPC request is an object (batches are not supported)");
+        if (typeof request.id === "string" || (typeof request.id === "number" && Number.isInteger(request.id))) id = request.id;
+        else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer or null");
+        if (request.jsonrpc !== "2.0" || typeof request.method !== "string" || request.method === "") {
+          throw new RpcError(RpcCode.invalidRequest, 'Invalid JSON-RPC request: needs "jsonrpc": "2.0" and a method');
+        }
+        const method = METHODS[request.method];
+        if (!method) throw new RpcError(RpcCode.methodNotFound, `Method not found: ${request.method.slice(0, 100)}`);
+        dialect = method.dialect;
+        const params = request.params ?? {};
+        if (!isPlainObject(params)) throw new RpcError(RpcCode.invalidParams, "params must be an object");
+        if (principal.readOnly && method.op !== "get" && method.op !== "subscribe") {
+          throw new RpcError(RpcCode.unsupportedOperation, "This token can only watch (GetTask, SubscribeToTask)");
+        }
+        const call: Call = { id, dialect, params, principal, agent, signal: c.req.raw.signal };
+        switch (method.op) {
+          case "get":
+            return c.json(rpcResult(id, await getTask(call)));
+          case "cancel":
+            return c.json(rpcResult(id, await cancelTask(call)));
+          case "send":
+            return await send(call);
+          case "stream":
+            return await stream(call);
+          case "subscribe":
+            return await subscribe(call);
+          case "card":
+            throw new RpcError(RpcCode.extendedCardNotConfigured, "This agent has no extended card: its public card is all there is");
+          case "push":
+            throw new RpcError(RpcCode.pushNotificationNotSupported, "Push notifications are not supported by this agent (capabilities.pushNotifications is false)");
+        }
+      } catch (error) {
+        return c.json(rpcError(id, toRpcError(error, deps.logger), dialect));
+      }
+    },
+  );
+
+  interface Call {
+    id: RpcId;
+    dialect: Dialect;
+    params: Record<string, unknown>;
+    principal: Principal;
+    agent: Agent;
+    signal: AbortSignal;
+  }
+
+  function requireAgent(name: string): Agent {
+    const agent = agents.get(name);
+    if (!agent) throw new AgentkitError("not_found", `No agent '${name}'`);
+    return agent;
+  }
+
+  /** The task, if this principal may see it and it is this agent's; else -32001 (as a missing one). */
+  async function requireTask(id: string, call: Call): Promise<Task> {
+    const task = await store.getTask(id);
+    if (!task || !canSee(call.principal, task) || task.agent !== call.agent.definition.name) throw new RpcError(RpcCode.taskNotFound, `Task not found: ${id}`);
+    return task;
+  }
+
+  async function readLog(taskId: string): Promise<StoredEvent[]> {
+    const log: StoredEvent[] = [];
+    for (;;) {
+      const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
+      log.push(...page);
+      if (page.length < 1000) return log;
+    }
+  }
+
+  async function snapshot(task: Task) {
+    const log = await readLog(task.id);
+    return { a2a: toA2ATask(task, log), log, lastSeq: log.at(-1)?.seq ?? 0 };
+  }
+
+  async function getTask(call: Call) {
+    const task = await requireTask(readTaskId(call.params), call);
+    const { a2a } = await snapshot(task);
+    return renderTask(a2a, call.dialect, readHistoryLength(call.params));
+  }
+
+  async function cancelTask(call: Call) {
+    const id = readTaskId(call.params);
+    const task = await requireTask(id, call);
+    if (isTerminal(task.status) && task.status !== "cancelled") {
+      throw new RpcError(RpcCode.taskNotCancelable, `Task ${id} has already ended (${task.status}) and cannot be canceled`);
+    }
+    const ended = task.status === "cancelled" ? task : await deps.runner.cancel(id);
+    if (!ended) throw new RpcError(RpcCode.taskNotFound, `Task not found: ${id}`);
+    // It ended otherwise first (completed while the cancel was on its way): the first end stands.
+    if (ended.status !== "cancelled") throw new RpcError(RpcCode.taskNotCancelable, `Task ${id} ended (${ended.status}) before it could be canceled`);
+    const { a2a } = await snapshot(ended);
+    return renderTask(a2a, call.dialect);
+  }
+
+  /**
+   * Starts a task for the message, or hands it to the task it names. Returns the task as it is now,
+   * and the last seq the caller's view already covers (a stream follows from there).
+   */
+  async function startOrContinue(call: Call, message: IncomingMessage): Promise<{ task: Task; after: number; fresh: boolean }> {
+    if (message.taskId) return continueTask(call, message);
+    if (message.text.trim() === "") throw new RpcError(RpcCode.invalidParams, "The message has no text");
+    const { principal, agent } = call;
+    let threadId: string;
+    if (message.contextId) {
+      if (message.contextId.length > 128) throw new RpcError(RpcCode.invalidParams, "contextId must be at most 128 characters");
+      const thread = await store.getThread(message.contextId);
+      if (thread && !canSeeThread(principal, thread)) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
+      // A context the client named first: it becomes a thread with that id, for the next messages.
+      threadId = thread ? thread.id : (await store.createThread({ id: message.contextId, owner: principal.id, createdAt: now() })).id;
+      const busy = (await store.threadTasks(threadId, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+      if (busy.length > 0) {
+        const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;
+        const policy = agent.definition.on_busy;
+        if (policy === "reject") throw new RpcError(RpcCode.unsupportedOperation, `Context ${threadId} is busy: task ${current.id} is ${current.status} (on_busy: reject)`);
+        if (policy === "steer" && deps.interaction) {
+          await deps.interaction.input(current.id, principal.id, message.text);
+          const task = (await store.getTask(current.id)) ?? current;
+          return { task, after: task.last_seq, fresh: false };
+        }
+        // Newest first, so no queued one starts while its predecessor is being cancelled.
+        if (policy === "interrupt") for (const task of [...busy].reverse()) await deps.runner.cancel(task.id);
+      }
+    } else {
+      threadId = (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id;
+    }
+    deps.runner.ensureCapacity();
+    const task = await store.createTask({
+      id: crypto.randomUUID(),
+      owner: principal.id,
+      agent: agent.definition.name,
+      input: message.text,
+      metadata: { [MESSAGE_ID_KEY]: message.messageId },
+      createdAt: now(),
+      threadId,
+    });
+    deps.runner.submit(task);
+    return { task, after: 0, fresh: true };
+  }
+
+  async function continueTask(call: Call, message: IncomingMessage): Promise<{ task: Task; after: number; fresh: boolean }> {
+    const task = await requireTask(message.taskId!, call);
+    if (message.contextId && message.contextId !== contextOf(task)) {
+      throw new RpcError(RpcCode.invalidParams, `contextId '${message.contextId}' is not the context of task ${task.id} ('${contextOf(task)}')`);
+    }
+    if (isTerminal(task.status)) {
+      throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}) and takes no more messages: send a new message with its contextId to continue the conversation`);
+    }
+    const interaction = deps.interaction;
+    if (!interaction) throw new RpcError(RpcCode.unsupportedOperation, "This server takes no messages for running tasks");
+    const asks = task.status === "waiting" ? openAsks(await readLog(task.id)) : [];
+    if (asks.length > 0) {
+      const decision = decisionFor(asks, message);
+      await interaction.decide(task.id, call.principal.id, decision);
+    } else {
+      if (message.text.trim() === "") throw new RpcError(RpcCode.invalidParams, "The message has no text");
+      await interaction.input(task.id, call.principal.id, message.text);
+    }
+    const current = (await store.getTask(task.id)) ?? task;
+    return { task: current, after: current.last_seq, fresh: false };
+  }
+
+  /** A non-streaming send: the task at once, or (blocking) once it ended or needs input. */
+  async function send(call: Call): Promise<Response> {
+    const message = readMessage(call.params, MAX_INPUT_CHARS);
+    const historyLength = readHistoryLength(call.params.configuration);
+    const { task, after } = await startOrContinue(call, message);
+    if (!readBlocking(call.params, call.dialect) || isTerminal(task.status) || task.status === "waiting") {
+      const { a2a } = await snapshot(task);
+      return Response.json(rpcResult(call.id, renderSendResult(a2a, call.dialect, historyLength)));
+    }
+    // Blocking: whitespace (valid before JSON) keeps the connection from idling out meanwhile.
+    const encoder = new TextEncoder();
+    let stop: (() => void) | undefined;
+    let keepAlive: ReturnType<typeof setInterval> | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        keepAlive = setInterval(() => controller.enqueue(encoder.encode(" ")), KEEP_ALIVE_MS);
+        const finish = async (failure?: unknown) => {
+          clearInterval(keepAlive);
+          let json: unknown;
+          try {
+            if (failure) throw failure;
+            const current = (await store.getTask(task.id)) ?? task;
+            const { a2a } = await snapshot(current);
+            json = rpcResult(call.id, renderSendResult(a2a, call.dialect, historyLength));
+          } catch (error) {
+            json = rpcError(call.id, toRpcError(error, deps.logger), call.dialect);
+          }
+          try {
+            controller.enqueue(encoder.encode(JSON.stringify(json)));
+            controller.close();
+          } catch {
+            // The client went away.
+          }
+        };
+        stop = follow({ task, after, projector: new FrameProjector(task), announced: new Set(), emit: () => {}, done: finish, signal: call.signal });
+      },
+      cancel() {
+        clearInterval(keepAlive);
+        stop?.();
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } });
+  }
+
+  async function stream(call: Call): Promise<Response> {
+    const message = readMessage(call.params, MAX_INPUT_CHARS);
+    const historyLength = readHistoryLength(call.params.configuration);
+    const { task, fresh } = await startOrContinue(call, message);
+    // A new task: it as created (submitted), then every event of its log. A continued one: it as it
+    // is now, then what comes after the log read for that view.
+    if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true });
+    const { a2a, log, lastSeq } = await snapshot(task);
+    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? openAsks(log) : [], { historyLength, endIfParked: true });
+  }
+
+  async function subscribe(call: Call): Promise<Response> {
+    const task = await requireTask(readTaskId(call.params), call);
+    if (isTerminal(task.status)) {
+      throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}): nothing more will happen; read it with GetTask`);
+    }
+    const { a2a, log, lastSeq } = await snapshot(task);
+    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? openAsks(log) : [], { endIfParked: false });
+  }
+
+  /**
+   * The event stream of a task: the task as it is (`a2a`, which covers the log up to `after`), then
+   * an event per frame after it, until it ends or parks for a person. `open`: asks already shown.
+   */
+  function sseOf(
+    call: Call,
+    task: Task,
+    a2a: ReturnType<typeof toA2ATask>,
+    after: number,
+    open: readonly Ask[],
+    options: { historyLength?: number; endIfParked: boolean },
+  ): Response {
+    const { historyLength } = options;
+    const encoder = new TextEncoder();
+    let closed = false;
+    let stop: (() => void) | undefined;
+    let keepAlive: ReturnType<typeof setInterval> | undefined;
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      stop?.();
+      try {
+        controller.close();
+      } catch {
+        // Already closed by the consumer going away.
+      }
+    };
+    const write = (text: string) => {
+      if (closed) return;
+      controller.enqueue(encoder.encode(text));
+      // Past the high-water mark the client is not reading: end the stream (it resubscribes).
+      if ((controller.desiredSize ?? 0) < 0) close();
+    };
+    const send = (event: A2AEvent) => write(`data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`);
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start(streamController) {
+          controller = streamController;
+          keepAlive = setInterval(() => write(": keep-alive\n\n"), KEEP_ALIVE_MS);
+          send({ kind: "task", task: a2a });
+          const projector = new FrameProjector(task);
+          for (const ask of open) projector.asks.set(ask.callId, ask);
+          if (open.length > 0 && options.endIfParked) {
+            // A message decided one of several waiting calls: the task still needs input.
+            send(projector.inputRequired(open));
+            return close();
+          }
+          // A subscription to a waiting task goes on until the task moves on, and ends or parks again.
+          const announced = new Set(open.map((ask) => ask.callId));
+          stop = follow({
+            task,
+            after,
+            projector,
+            announced,
+            emit: (events) => events.forEach(send),
+            done: (failure) => {
+              if (failure) write(`data: ${JSON.stringify(rpcError(call.id, toRpcError(failure, deps.logger), call.dialect))}\n\n`);
+              close();
+            },
+            signal: call.signal,
+          });
+        },
+        cancel: close,
+      },
+      { highWaterMark: deps.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+    );
+    return new Response(body, {
+      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no" },
+    });
+  }
+
+  /**
+   * Follows a task's frames after `after` — stored, then live, with no gap and no duplicate — and
+   * turns them into A2A events, until the `result` (terminal) or until the task parks with asks
+   * not yet `announced` (input-required). Returns the function that stops it.
+   */
+  function follow(options: {
+    task: Task;
+    after: number;
+    projector: FrameProjector;
+    announced: Set<string>;
+    emit(events: A2AEvent[]): void;
+    done(failure?: unknown): void;
+    signal: AbortSignal;
+  }): () => void {
+    const { task, projector, announced } = options;
+    let closed = false;
+    let stopListening: (() => void) | undefined;
+    let poll: ReturnType<typeof setInterval> | undefined;
+    let checking = false;
+    const unfollow = deps.follow?.(task);
+    const stop = () => {
+      if (closed) return;
+      closed = true;
+      stopListening?.();
+      unfollow?.();
+      clearInterval(poll);
+      options.signal.removeEventListener("abort", stop);
+    };
+    const end = (failure?: unknown) => {
+      if (closed) return;
+      stop();
+      options.done(failure);
+    };
+    const unannounced = () => [...projector.asks.values()].filter((ask) => !announced.has(ask.callId));
+    const checkParked = async () => {
+      if (checking || closed) return;
+      checking = true;
+      try {
+        const current = await store.getTask(task.id);
+        if (closed || current?.status !== "waiting" || unannounced().length === 0) return;
+        options.emit([projector.inputRequired([...projector.asks.values()])]);
+        end();
+      } catch (error) {
+        deps.logger.warn("a2a: could not read a task's status", { task: task.id, error: errorMessage(error) });
+      } finally {
+        checking = false;
+      }
+    };
+    const watchForPark = () => {
+      if (unannounced().length === 0) {
+        clearInterval(poll);
+        poll = undefined;
+      } else poll ??= setInterval(() => void checkParked(), PARK_POLL_MS);
+    };
+    const handle = (seq: number, frame: string) => {
+      if (closed) return;
+      options.emit(projector.project(seq, frame));
+      if (projector.ended) return end();
+      watchForPark();
+    };
+    options.signal.addEventListener("abort", stop, { once: true });
+    if (isTerminal(task.status) && options.after >= task.last_seq) {
+      queueMicrotask(() => end());
+      return stop;
+    }
+    startStream({
+      store,
+      feed: deps.feed,
+      task,
+      after: options.after,
+      sendControl: () => {},
+      watcher: {
+        send: ({ seq, frame }) => handle(seq, frame),
+        subscribe: () => {
+          if (closed) return;
+          stopListening = deps.feed.listen(task.id, (frame, seq) => {
+            if (seq !== undefined) handle(seq, frame);
+          });
+        },
+        get closed() {
+          return closed;
+        },
+      },
+    })
+      .then(() => {
+        if (!closed) watchForPark();
+      })
+      .catch((error) => end(error));
+    return stop;
+  }
+}
+
+/** What a message for a waiting task decides: an answer to its question, or an approval decision. */
+function decisionFor(asks: readonly Ask[], message: IncomingMessage): Decision {
+  const structured = message.data.find((value): value is Record<string, unknown> => isPlainObject(value) && (typeof value.decision === "string" || typeof value.call_id === "string"));
+  const callId = typeof structured?.call_id === "string" ? structured.call_id : undefined;
+  const ask = callId ? asks.find((candidate) => candidate.callId === callId) : asks[0];
+  if (!ask) throw new RpcError(RpcCode.invalidParams, `No call '${callId}' waits for a decision; waiting: ${asks.map((candidate) => candidate.callId).join(", ")}`);
+  if (ask.kind === "question") {
+    const text = typeof structured?.text === "string" ? structured.text : message.text;
+    return { kind: "answer", callId: ask.callId, text };
+  }
+  let verdict: "approve" | "reject" | undefined;
+  let reason: string | undefined;
+  if (typeof structured?.decision === "string") {
+    verdict = /^approve/i.test(structured.decision) ? "approve" : /^reject/i.test(structured.decision) ? "reject" : undefined;
+    if (typeof structured.reason === "string" && structured.reason) reason = structured.reason;
+  } else {
+    const match = /^\s*(approve[ds]?|approval|yes|y|ok|okay|allow|accept|go ahead|reject(?:ed)?|no|n|deny|denied|decline)\b[\s.:,!-]*([\s\S]*)$/i.exec(message.text);
+    if (match) {
+      verdict = /^(approve|approval|yes|y|ok|okay|allow|accept|go ahead)/i.test(match[1]!) ? "approve" : "reject";
+      if (match[2]!.trim()) reason = match[2]!.trim().slice(0, 2000);
+    }
+  }
+  if (!verdict) {
+    throw new RpcError(RpcCode.invalidParams, `Call '${ask.callId}' (${ask.name}) waits for an approval: reply "approve" or "reject" (optionally "reject: <reason>")`);
+  }
+  return verdict === "approve" ? { kind: "approve", callId: ask.callId } : { kind: "reject", callId: ask.callId, ...(reason ? { reason } : {}) };
+}
+
+/** Any failure as a JSON-RPC error: A2A's own, agentkit's mapped to the nearest A2A code. */
+function toRpcError(error: unknown, logger: Logger): RpcError {
+  if (error instanceof RpcError) return error;
+  if (error instanceof AgentkitError) {
+    switch (error.code) {
+      case "not_found":
+        return new RpcError(RpcCode.taskNotFound, error.message);
+      case "bad_request":
+      case "validation_failed":
+        return new RpcError(RpcCode.invalidParams, error.message);
+      case "conflict":
+      case "forbidden":
+      case "not_implemented":
+        return new RpcError(RpcCode.unsupportedOperation, error.message);
+      default:
+        return new RpcError(RpcCode.internal, error.message);
+    }
+  }
+  logger.error("a2a: request failed", { error: errorMessage(error) });
+  return new RpcError(RpcCode.internal, "Internal error");
+}
+
+/** The server's origin as the client reached it (behind a proxy: `X-Forwarded-Proto`/`-Host`). */
+function originOf(c: Context): string {
+  const url = new URL(c.req.url);
+  const proto = c.req.header("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  const host = c.req.header("x-forwarded-host")?.split(",")[0]?.trim();
+  const scheme = proto === "http" || proto === "https" ? proto : url.protocol.slice(0, -1);
+  return `${scheme}://${host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : url.host}`;
+}

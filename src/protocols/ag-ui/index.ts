@@ -1,0 +1,254 @@
+/**
+ * AG-UI (`@ag-ui/core` / `@ag-ui/client` 1.0): `POST /ag-ui/:agent` (and `POST /ag-ui`, the
+ * default agent) takes a `RunAgentInput` and answers with the run's AG-UI events over Server-Sent
+ * Events, so an AG-UI front-end (CopilotKit, `HttpAgent`, …) drives an agentkit agent.
+ *
+ * A thin adapter over the runner, the store and the live feed: a run is an agentkit task (or, for
+ * a run that resumes an interrupt, the continuation of one), watchable and cancellable on every
+ * other endpoint, under the same keys and tenants.
+ *
+ * - `threadId` is an agentkit thread of the same id, made on first use and owned by the caller
+ *   (another key's thread is a 404). Its history is the server's: the run's input is the *last*
+ *   message, which must be a user message; earlier messages (a front-end resends the whole
+ *   conversation every time) are not read, so nothing is doubled.
+ * - A task that waits for a person ends the run with `RUN_FINISHED` and the interrupt outcome; the
+ *   next run on the thread answers with `resume` entries (approve/reject, or an answer), and streams
+ *   the same task going on.
+ * - `tools` (front-end tools), `context`, `state` and `forwardedProps` are accepted and not used:
+ *   an agent runs with its own configured tools.
+ */
+import type { Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import type { Agent } from "../../agents/pool.ts";
+import { AgentkitError, errorMessage } from "../../errors.ts";
+import { MAX_INPUT_CHARS } from "../../protocol/limits.ts";
+import { isTerminal, type Task, type Thread } from "../../protocol/task.ts";
+import type { AppDeps } from "../../server/app.ts";
+import { canControl, canSeeThread, requireControl, type Principal } from "../../server/auth.ts";
+import { jsonBody } from "../../server/validation.ts";
+import { readLog } from "../../store/store.ts";
+import type { Decision } from "../../tasks/interaction.ts";
+import { openCallsOf, toolCallIdOf, type OpenCall } from "./events.ts";
+import { agUiStream } from "./stream.ts";
+
+export { RunTranslator, openCallsOf, toolCallIdOf } from "./events.ts";
+
+const ContentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+const Message = z.looseObject({
+  id: z.string().optional(),
+  role: z.string(),
+  content: z.union([z.string(), z.array(ContentPart)]).optional(),
+});
+const ResumeEntry = z.looseObject({
+  interruptId: z.string().min(1).max(512),
+  status: z.enum(["resolved", "cancelled"]),
+  payload: z.unknown().optional(),
+});
+
+/**
+ * `RunAgentInput` as this endpoint reads it: AG-UI's own schema is open (unknown fields are
+ * accepted), and so is this one; the fields it uses are checked.
+ */
+export const RunAgentInputBody = z.looseObject({
+  threadId: z.string().min(1).max(128),
+  runId: z.string().min(1).max(256),
+  parentRunId: z.string().optional(),
+  messages: z.array(Message).max(10_000),
+  tools: z.array(z.unknown()).optional(),
+  context: z.array(z.unknown()).optional(),
+  state: z.unknown().optional(),
+  forwardedProps: z.unknown().optional(),
+  resume: z.array(ResumeEntry).max(1000).optional(),
+});
+export type RunAgentInputBody = z.infer<typeof RunAgentInputBody>;
+
+/** A conversation resent in full: deeper and larger than a task body, bounded all the same. */
+const STRUCTURE = { maxDepth: 64, maxTokens: 200_000 };
+/** The most tasks of a thread looked at for a busy or waiting one. */
+const THREAD_TASKS = 200;
+/** What an abandoned question is answered with (the model reads it as the tool's result). */
+const DISMISSED_ANSWER = "(no answer: the user dismissed the question)";
+
+type AppEnv = { Variables: { principal: Principal } };
+
+export function registerAgUi(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { store, runner, agents, logger } = deps;
+  const now = deps.now ?? (() => new Date());
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
+    },
+  });
+  const body = jsonBody(RunAgentInputBody, { ...STRUCTURE, hint: "a RunAgentInput" });
+  app.post("/ag-ui", limit, body, (c) => run(c, c.req.valid("json"), undefined));
+  app.post("/ag-ui/:agent", limit, body, (c) => run(c, c.req.valid("json"), c.req.param("agent")));
+
+  async function run(c: Context<AppEnv>, input: RunAgentInputBody, agentName: string | undefined): Promise<Response> {
+    const principal = c.get("principal");
+    requireControl(principal);
+    const agent = agentName === undefined ? agents.defaultAgent : agents.get(agentName);
+    if (!agent) {
+      const known = agents.list().map((candidate) => candidate.definition.name).join(", ");
+      throw new AgentkitError("not_found", `No agent '${agentName}'; known agents: ${known}`);
+    }
+    const resume = input.resume ?? [];
+    if (resume.length > 0) return resumeRun(c, principal, input, resume);
+
+    const text = lastUserText(input);
+    const thread = await threadFor(input.threadId, principal);
+    const unfinished = (await store.threadTasks(thread.id, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+    const waiting = unfinished.find((task) => task.status === "waiting");
+    if (waiting) {
+      throw new AgentkitError(
+        "conflict",
+        `Thread ${thread.id} waits for a person (task ${waiting.id}): answer its interrupts with RunAgentInput.resume first`,
+      );
+    }
+    if (unfinished.length > 0) {
+      // A thread's tasks run one at a time: by default this one runs after (enqueue; `steer` too —
+      // an AG-UI run is a run of its own). `reject` refuses; `interrupt` cancels the earlier ones.
+      const policy = agent.definition.on_busy;
+      if (policy === "reject") {
+        throw new AgentkitError("conflict", `Thread ${thread.id} is busy: task ${unfinished[0]!.id} is ${unfinished[0]!.status} (on_busy: reject)`);
+      }
+      if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
+    }
+    runner.ensureCapacity();
+    const task = await store.createTask({
+      id: crypto.randomUUID(),
+      owner: principal.id,
+      agent: agent.definition.name,
+      input: text,
+      metadata: { ag_ui: { thread_id: input.threadId, run_id: input.runId } },
+      createdAt: now(),
+      threadId: thread.id,
+    });
+    logger.info("ag-ui: run started", { task: task.id, thread: thread.id, run: input.runId, agent: agent.definition.name });
+    return stream(c, input, task, agent, { after: 0, submit: () => runner.submit(task), mayWait: false });
+  }
+
+  /**
+   * A run that answers the interrupts of the thread's waiting task: each entry decides one of its
+   * calls (as `POST /tasks/:id/approvals|answers` would), and the run streams the task from there.
+   * Entries that name no open call are skipped (AG-UI: an unrecognised entry is not a failure); a
+   * call left without an entry keeps waiting, and the run ends with the interrupt outcome again.
+   */
+  async function resumeRun(c: Context<AppEnv>, principal: Principal, input: RunAgentInputBody, resume: NonNullable<RunAgentInputBody["resume"]>) {
+    if (!deps.interaction) throw new AgentkitError("not_implemented", "Approvals and answers are not available on this server");
+    const thread = await store.getThread(input.threadId);
+    if (!thread || !canSeeThread(principal, thread)) throw new AgentkitError("not_found", `No thread with id '${input.threadId}'`);
+    const unfinished = (await store.threadTasks(thread.id, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+    const task = unfinished.find((candidate) => candidate.status === "waiting");
+    if (!task || !canControl(principal, task)) {
+      throw new AgentkitError("conflict", `Nothing on thread ${thread.id} waits for a decision${unfinished[0] ? ` (task ${unfinished[0].id} is ${unfinished[0].status})` : ""}`);
+    }
+    const agent = agents.get(task.agent);
+    const after = task.last_seq;
+    const open = openCallsOf((await readLog(store, task.id)).map((event) => event.frame));
+    const byInterrupt = new Map<string, OpenCall>();
+    for (const call of open) {
+      byInterrupt.set(toolCallIdOf(task.id, call.callId), call);
+      byInterrupt.set(call.callId, call); // a client that kept the plain call id
+    }
+    for (const entry of resume) {
+      const call = byInterrupt.get(entry.interruptId);
+      if (!call) {
+        logger.warn("ag-ui: a resume entry names no open interrupt; skipped", { task: task.id, interrupt: entry.interruptId });
+        continue;
+      }
+      try {
+        await deps.interaction.decide(task.id, principal.id, decisionOf(call, entry));
+      } catch (error) {
+        // Decided meanwhile by someone else (409), or no longer waiting (404): the stream shows what happened.
+        if (error instanceof AgentkitError && (error.code === "conflict" || error.code === "not_found")) {
+          logger.warn("ag-ui: a resume entry could not be applied", { task: task.id, interrupt: entry.interruptId, error: error.message });
+          continue;
+        }
+        throw error;
+      }
+    }
+    logger.info("ag-ui: run resumed", { task: task.id, thread: thread.id, run: input.runId });
+    return stream(c, input, task, agent, { after, mayWait: true });
+  }
+
+  function stream(c: Context<AppEnv>, input: RunAgentInputBody, task: Task, agent: Agent | undefined, how: { after: number; submit?: () => void; mayWait: boolean }) {
+    return agUiStream({
+      store,
+      feed: deps.feed,
+      runner,
+      logger,
+      task,
+      threadId: input.threadId,
+      runId: input.runId,
+      model: agent?.definition.model,
+      after: how.after,
+      submit: how.submit,
+      mayWait: how.mayWait,
+      signal: c.req.raw.signal,
+      slowClientBytes: deps.slowClientBytes,
+      follow: deps.follow,
+    });
+  }
+
+  /** The thread of `threadId`, made for the caller on first use; another key's thread is a 404. */
+  async function threadFor(threadId: string, principal: Principal): Promise<Thread> {
+    const existing = await store.getThread(threadId);
+    if (existing) {
+      if (!canSeeThread(principal, existing)) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
+      return existing;
+    }
+    try {
+      return await store.createThread({ id: threadId, owner: principal.id, createdAt: now() });
+    } catch (error) {
+      // Made at the same moment by another request: use it if it is the caller's.
+      const made = await store.getThread(threadId);
+      if (made && canSeeThread(principal, made)) return made;
+      if (made) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
+      throw new AgentkitError("internal", `Could not create thread '${threadId}': ${errorMessage(error)}`);
+    }
+  }
+}
+
+/** The input of a run: the last message, a user message, as text (the text parts of a multi-part one). */
+function lastUserText(input: RunAgentInputBody): string {
+  const last = input.messages.at(-1);
+  if (!last || last.role !== "user") {
+    throw new AgentkitError("validation_failed", "The last message must be a user message (the run's input); or answer interrupts with resume", {
+      details: [{ path: "messages", message: "must end with a user message" }],
+    });
+  }
+  const content = last.content;
+  const text = typeof content === "string" ? content : (content ?? []).filter((part) => part.type === "text").map((part) => part.text ?? "").join("");
+  if (text.trim() === "") {
+    throw new AgentkitError("validation_failed", "The last user message has no text", { details: [{ path: `messages.${input.messages.length - 1}.content`, message: "must have text" }] });
+  }
+  if (text.length > MAX_INPUT_CHARS) {
+    throw new AgentkitError("validation_failed", `The last user message is longer than ${MAX_INPUT_CHARS} characters`, {
+      details: [{ path: `messages.${input.messages.length - 1}.content`, message: "too long" }],
+    });
+  }
+  return text;
+}
+
+/**
+ * What a resume entry decides. An approval: `resolved` approves unless the payload says
+ * `approved: false` (or is `false`), which rejects with the payload's `reason`; `cancelled`
+ * rejects. A question: `resolved` answers with the payload (a string, or `{text}`); `cancelled`
+ * answers that the user dismissed it.
+ */
+export function decisionOf(call: OpenCall, entry: { status: "resolved" | "cancelled"; payload?: unknown }): Decision {
+  const payload = entry.payload;
+  const object = typeof payload === "object" && payload !== null ? (payload as Record<string, unknown>) : {};
+  if (call.kind === "approval") {
+    if (entry.status === "cancelled") return { kind: "reject", callId: call.callId, reason: "The user dismissed the approval" };
+    const approved = payload === false ? false : object.approved !== false;
+    if (approved) return { kind: "approve", callId: call.callId };
+    const reason = typeof object.reason === "string" && object.reason !== "" ? object.reason.slice(0, 2000) : undefined;
+    return { kind: "reject", callId: call.callId, ...(reason ? { reason } : {}) };
+  }
+  if (entry.status === "cancelled") return { kind: "answer", callId: call.callId, text: DISMISSED_ANSWER };
+  const text = typeof payload === "string" ? payload : typeof object.text === "string" ? object.text : typeof object.answer === "string" ? object.answer : JSON.stringify(payload ?? "");
+  return { kind: "answer", callId: call.callId, text: text.slice(0, 32_000) };
+}

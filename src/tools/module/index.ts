@@ -1,0 +1,1 @@
+export { loadToolsModule, ToolsModuleError, type LoadToolsModuleOptions } from "./load-tools-module.ts";

@@ -1,0 +1,466 @@
+/**
+ * A2A (Agent2Agent) against a real server, driven by `@a2a-js/sdk`'s own client (1.3: protocol
+ * v1.0 over JSON-RPC, the card discovered at the well-known path), and its v0.3 compat transport:
+ * cards, send (non-blocking and blocking), streams, resubscribe after a drop, cancel that stays
+ * canceled, one task seen through A2A, REST and the WebSocket, input-required (approvals and
+ * questions) continued with a message, contexts as threads, tenants, keys, JSON-RPC errors.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Role, TaskState, type Message, type Part, type SendMessageRequest, type StreamResponse, type Task as A2ATask } from "@a2a-js/sdk";
+import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, type Client } from "@a2a-js/sdk/client";
+import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
+import { TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+const KEY = "admin-key-0123456789";
+const ALICE = "alice-key-0123456789";
+const BOB = "bob-key-0123456789ab";
+
+type Json = Record<string, any>;
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    agents: [
+      { name: "default", model: "demo/react", description: "Does arithmetic and tells the time" },
+      { name: "slow", model: "demo/slow" },
+      { name: "ops", model: "demo/react", tools: ["calculator"], approval: ["calculator"] },
+      { name: "asker", model: "demo/react", tools: ["ask_user"] },
+      { name: "structured", model: "demo/react", output_schema: { type: "object", properties: { value: { type: "number" } } } },
+    ],
+    config: { apiKey: KEY, apiKeys: `alice:${ALICE},bob:${BOB}` },
+  });
+});
+afterAll(() => server.close());
+
+/** A fetch that sends the key, as an A2A client configured with credentials does. */
+function fetchWithKey(key: string): typeof fetch {
+  return ((input: string | URL | Request, init?: RequestInit) => {
+    const headers = new Headers(init?.headers);
+    headers.set("authorization", `Bearer ${key}`);
+    return fetch(input, { ...init, headers });
+  }) as typeof fetch;
+}
+
+/** The SDK's client for an agent, from its card (discovered under the agent's base URL). */
+async function clientFor(agent: string, key = KEY): Promise<Client> {
+  const factory = new ClientFactory(
+    ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl: fetchWithKey(key) })] }),
+  );
+  return factory.createFromUrl(`${server.baseUrl}/a2a/${agent}/`);
+}
+
+function userMessage(text: string, extra: Partial<Message> = {}): Message {
+  return {
+    messageId: crypto.randomUUID(),
+    contextId: "",
+    taskId: "",
+    role: Role.ROLE_USER,
+    parts: [{ content: { $case: "text", value: text }, metadata: undefined, filename: "", mediaType: "text/plain" }],
+    metadata: undefined,
+    extensions: [],
+    referenceTaskIds: [],
+    ...extra,
+  };
+}
+
+function request(message: Message, configuration: Partial<NonNullable<SendMessageRequest["configuration"]>> = {}): SendMessageRequest {
+  return {
+    tenant: "",
+    message,
+    configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: false, ...configuration },
+    metadata: undefined,
+  };
+}
+
+function asTask(result: unknown): A2ATask {
+  expect(result).toHaveProperty("status");
+  return result as A2ATask;
+}
+
+function texts(parts: readonly Part[] | undefined): string[] {
+  return (parts ?? []).flatMap((part) => (part.content?.$case === "text" ? [part.content.value] : []));
+}
+
+function dataOf(parts: readonly Part[] | undefined): Json[] {
+  return (parts ?? []).flatMap((part) => (part.content?.$case === "data" ? [part.content.value as Json] : []));
+}
+
+/** `metadata.agentkit.seq` of a status update (the agentkit event it carries). */
+function seqOf(event: StreamResponse): number | undefined {
+  return event.payload?.$case === "statusUpdate" ? (event.payload.value.metadata?.agentkit?.seq as number | undefined) : undefined;
+}
+
+async function rest(path: string, init: RequestInit & { key?: string } = {}): Promise<Json> {
+  const { key = KEY, ...rest } = init;
+  const response = await server.http(path, { ...rest, headers: { authorization: `Bearer ${key}`, ...(rest.headers as Record<string, string>) } });
+  expect(response.ok).toBe(true);
+  return (await response.json()) as Json;
+}
+
+async function restEvents(id: string): Promise<Json[]> {
+  return (await rest(`/tasks/${id}/events?limit=1000`)).events as Json[];
+}
+
+async function waitForStatus(id: string, statuses: string[], key = KEY): Promise<Json> {
+  for (let tries = 0; tries < 800; tries++) {
+    const task = await rest(`/tasks/${id}`, { key });
+    if (statuses.includes(task.status)) return task;
+    await Bun.sleep(25);
+  }
+  throw new Error(`task ${id} never reached ${statuses.join("/")}`);
+}
+
+async function collect(stream: AsyncGenerator<StreamResponse>): Promise<StreamResponse[]> {
+  const events: StreamResponse[] = [];
+  for await (const event of stream) events.push(event);
+  return events;
+}
+
+async function rpc(agent: string, body: unknown, key: string | null = KEY, headers: Record<string, string> = {}): Promise<{ status: number; json: Json }> {
+  const response = await server.http(`/a2a/${agent}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Json };
+}
+
+describe("agent cards", () => {
+  test("the SDK discovers an agent's card under its base URL, and the default agent's at the root", async () => {
+    const client = await clientFor("default");
+    const card = await client.getAgentCard();
+    expect(card.name).toBe("default");
+    expect(card.description).toBe("Does arithmetic and tells the time");
+    expect(card.capabilities?.streaming).toBe(true);
+    expect(card.capabilities?.pushNotifications).toBe(false);
+    expect(card.supportedInterfaces.map((i) => [i.url, i.protocolBinding, i.protocolVersion])).toEqual([
+      [`${server.baseUrl}/a2a/default`, "JSONRPC", "1.0"],
+      [`${server.baseUrl}/a2a/default`, "JSONRPC", "0.3"],
+    ]);
+    expect(card.defaultOutputModes).toEqual(["text/plain"]);
+    expect(card.skills.map((skill) => skill.id)).toEqual(["default", "tool:calculator", "tool:current_time"]);
+    expect(card.skills[1]!.description.length).toBeGreaterThan(10);
+    // Keys are configured: the card says how to send one (either scheme).
+    expect(card.securitySchemes.bearer?.scheme).toEqual({ $case: "httpAuthSecurityScheme", value: expect.objectContaining({ scheme: "Bearer" }) });
+    expect(card.securitySchemes.apiKey?.scheme).toEqual({ $case: "apiKeySecurityScheme", value: expect.objectContaining({ location: "header", name: "X-API-Key" }) });
+    expect(card.securityRequirements.map((requirement) => Object.keys(requirement.schemes))).toEqual([["bearer"], ["apiKey"]]);
+
+    const root = await new DefaultAgentCardResolver().resolve(`${server.baseUrl}/`);
+    expect(root.name).toBe("default");
+    expect(root.supportedInterfaces[0]!.url).toBe(`${server.baseUrl}/a2a/default`);
+  });
+
+  test("a v0.3 client (no A2A-Version) gets the v0.3 card; an agent with an output_schema also answers JSON; an unknown agent is 404", async () => {
+    const legacy = (await (await fetch(`${server.baseUrl}/a2a/slow/.well-known/agent-card.json`)).json()) as Json;
+    expect(legacy).toMatchObject({
+      protocolVersion: "0.3.0",
+      name: "slow",
+      url: `${server.baseUrl}/a2a/slow`,
+      preferredTransport: "JSONRPC",
+      capabilities: { streaming: true, pushNotifications: false },
+      security: [{ bearer: [] }, { apiKey: [] }],
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" }, apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
+    });
+    const structured = (await (await fetch(`${server.baseUrl}/a2a/structured/.well-known/agent-card.json`, { headers: { "A2A-Version": "1.0" } })).json()) as Json;
+    expect(structured.defaultOutputModes).toEqual(["text/plain", "application/json"]);
+    expect((await fetch(`${server.baseUrl}/a2a/nope/.well-known/agent-card.json`)).status).toBe(404);
+    expect((await fetch(`${server.baseUrl}/a2a/nope`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: "{}" })).status).toBe(404);
+  });
+});
+
+describe("send", () => {
+  test("non-blocking: the task at once (submitted, in a new context), then it runs to the answer", async () => {
+    const client = await clientFor("default");
+    const message = userMessage("What is 2*21?");
+    const task = asTask(await client.sendMessage(request(message, { returnImmediately: true })));
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_SUBMITTED);
+    expect(task.contextId).toStartWith("thr_");
+    expect(task.history[0]!.messageId).toBe(message.messageId);
+    expect(texts(task.history[0]!.parts)).toEqual(["What is 2*21?"]);
+    await waitForStatus(task.id, ["completed"]);
+    const done = await client.getTask({ tenant: "", id: task.id });
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(done.artifacts.map((artifact) => [artifact.name, texts(artifact.parts)])).toEqual([["answer", ["2*21 = 42"]]]);
+    // The history: the input, then the model's thought (historyLength keeps the latest).
+    expect(done.history.map((m) => [m.role, texts(m.parts)[0]])).toEqual([
+      [Role.ROLE_USER, "What is 2*21?"],
+      [Role.ROLE_AGENT, "I'll compute 2*21 with the calculator."],
+    ]);
+    const last = await client.getTask({ tenant: "", id: task.id, historyLength: 1 });
+    expect(last.history.map((m) => texts(m.parts)[0])).toEqual(["I'll compute 2*21 with the calculator."]);
+    expect((await client.getTask({ tenant: "", id: task.id, historyLength: 0 })).history).toEqual([]);
+  });
+
+  test("blocking (the SDK's default): answered once the task completed", async () => {
+    const client = await clientFor("default");
+    const task = asTask(await client.sendMessage(request(userMessage("What is 2*21?"))));
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(task.artifacts[0]!.parts)).toEqual(["2*21 = 42"]);
+    expect((await rest(`/tasks/${task.id}`)).status).toBe("completed");
+  });
+
+  test("blocking on a task longer than the keep-alive: whitespace keeps the connection alive, then the JSON (the SDK parses it)", async () => {
+    const input = "What is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10?";
+    const response = await server.http("/a2a/slow", {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ text: input }] } } }),
+    });
+    const text = await response.text();
+    expect(text).toMatch(/^ +\{/);
+    expect(JSON.parse(text).result.task.status.state).toBe("TASK_STATE_COMPLETED");
+    expect(JSON.parse(text).result.task.artifacts[0].parts[0].text).toBe("1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 = 55");
+  });
+
+  test("a message with the contextId of an earlier task continues that conversation (one thread)", async () => {
+    const client = await clientFor("default");
+    const first = asTask(await client.sendMessage(request(userMessage("What is 2*21?"))));
+    const second = asTask(await client.sendMessage(request(userMessage("What is 3*3?", { contextId: first.contextId }))));
+    expect(second.contextId).toBe(first.contextId);
+    expect(second.id).not.toBe(first.id);
+    const thread = await rest(`/threads/${first.contextId}`);
+    expect(thread.tasks.map((task: Json) => task.id)).toEqual([first.id, second.id]);
+    // A context the client names first becomes a thread with that id.
+    const named = `ctx-${crypto.randomUUID()}`;
+    const third = asTask(await client.sendMessage(request(userMessage("What is 1+1?", { contextId: named }))));
+    expect(third.contextId).toBe(named);
+    expect((await rest(`/tasks/${third.id}`)).thread_id).toBe(named);
+  });
+});
+
+describe("streams", () => {
+  test("message/stream of a demo/slow task: the task, each event once and in order, the answer artifact, then completed", async () => {
+    const client = await clientFor("slow");
+    const events = await collect(client.sendMessageStream(request(userMessage("What is 2*21?"))));
+    expect(events[0]!.payload?.$case).toBe("task");
+    const task = events[0]!.payload!.value as A2ATask;
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_SUBMITTED);
+    const final = events.at(-1)!;
+    expect(final.payload?.$case).toBe("statusUpdate");
+    expect(final.payload?.$case === "statusUpdate" && final.payload.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const artifactAt = events.findIndex((event) => event.payload?.$case === "artifactUpdate");
+    expect(artifactAt).toBe(events.length - 2);
+    const artifact = events[artifactAt]!.payload!.value as { artifact: { parts: Part[] }; lastChunk: boolean };
+    expect(texts(artifact.artifact.parts)).toEqual(["2*21 = 42"]);
+    expect(artifact.lastChunk).toBe(true);
+    // The thought arrives as a working status with the text as its message.
+    const thought = events.find((event) => event.payload?.$case === "statusUpdate" && event.payload.value.status?.message);
+    expect(thought?.payload?.$case === "statusUpdate" && texts(thought.payload.value.status!.message!.parts)).toEqual(["I'll compute 2*21 with the calculator."]);
+    // Every stored event of the task, exactly once, in order (the result last).
+    const seqs = events.map(seqOf).filter((seq) => seq !== undefined);
+    const log = await restEvents(task.id);
+    expect(seqs).toEqual(log.map((frame) => frame.seq));
+    expect(log.at(-1)!.type).toBe("result");
+  });
+
+  test("resubscribe after dropping a stream mid-task: the task as it is, then the rest, no gap, no duplicate, and the final state", async () => {
+    const client = await clientFor("slow");
+    const abort = new AbortController();
+    const first: StreamResponse[] = [];
+    let taskId = "";
+    try {
+      for await (const event of client.sendMessageStream(request(userMessage("What is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10?")), { signal: abort.signal })) {
+        first.push(event);
+        if (event.payload?.$case === "task") taskId = event.payload.value.id;
+        // Drop the stream once the first step (thought, tool call) has come: the answer is still typing.
+        if (event.payload?.$case === "statusUpdate" && event.payload.value.metadata?.agentkit?.event_type === "tool_call") abort.abort();
+      }
+    } catch (error) {
+      expect((error as Error).name).toBe("AbortError");
+    }
+    expect(abort.signal.aborted).toBe(true);
+    expect((await rest(`/tasks/${taskId}`)).status).toBe("running");
+
+    const second = await collect(client.resubscribeTask({ tenant: "", id: taskId }));
+    expect(second[0]!.payload?.$case).toBe("task");
+    const snapshot = second[0]!.payload!.value as A2ATask;
+    expect(snapshot.status?.state).toBe(TaskState.TASK_STATE_WORKING);
+    expect(texts(snapshot.history[1]?.parts)[0]).toStartWith("I'll compute 1 + 2");
+    const from = snapshot.metadata?.agentkit?.last_seq as number;
+    const seqs = second.map(seqOf).filter((seq) => seq !== undefined);
+    const log = await restEvents(taskId);
+    // Exactly the events after the snapshot, then the result.
+    expect(seqs).toEqual(log.filter((frame) => frame.seq > from).map((frame) => frame.seq));
+    const final = second.at(-1)!;
+    expect(final.payload?.$case === "statusUpdate" && final.payload.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(second.some((event) => event.payload?.$case === "artifactUpdate" && texts(event.payload.value.artifact?.parts).join("") === "1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 = 55")).toBe(true);
+    // What the first stream got and what the second covers leave nothing out.
+    const firstSeqs = first.map(seqOf).filter((seq) => seq !== undefined) as number[];
+    expect(Math.max(...firstSeqs)).toBeLessThanOrEqual(from);
+
+    // A task that has ended cannot be subscribed to (read it instead).
+    await expect(collect(client.resubscribeTask({ tenant: "", id: taskId }))).rejects.toBeInstanceOf(UnsupportedOperationError);
+  });
+});
+
+describe("cancel", () => {
+  test("tasks/cancel of a running demo/slow task aborts it: canceled, and it stays canceled everywhere", async () => {
+    const client = await clientFor("slow");
+    const task = asTask(await client.sendMessage(request(userMessage("Tell me a long story about the sea"), { returnImmediately: true })));
+    await waitForStatus(task.id, ["running"]);
+    const canceled = await client.cancelTask({ tenant: "", id: task.id, metadata: undefined });
+    expect(canceled.status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    expect((await rest(`/tasks/${task.id}`)).status).toBe("cancelled");
+    // A second later the run that was cut has had every chance to complete: it did not.
+    await Bun.sleep(1000);
+    const native = await rest(`/tasks/${task.id}`);
+    expect(native).toMatchObject({ status: "cancelled", stop_reason: "cancelled", output: null });
+    expect((await client.getTask({ tenant: "", id: task.id })).status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    const log = await restEvents(task.id);
+    expect(log.filter((frame) => frame.type === "result").map((frame) => frame.data.status)).toEqual(["cancelled"]);
+    expect(log.at(-1)!.type).toBe("result");
+    // Canceling again answers the canceled task; a completed task cannot be canceled.
+    expect((await client.cancelTask({ tenant: "", id: task.id, metadata: undefined })).status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    const done = asTask(await (await clientFor("default")).sendMessage(request(userMessage("What is 2*21?"))));
+    await expect((await clientFor("default")).cancelTask({ tenant: "", id: done.id, metadata: undefined })).rejects.toBeInstanceOf(TaskNotCancelableError);
+  });
+
+  test("a stream sees a cancel made over REST: its last event is canceled", async () => {
+    const client = await clientFor("slow");
+    const events: StreamResponse[] = [];
+    for await (const event of client.sendMessageStream(request(userMessage("Tell me a long story about the mountains")))) {
+      events.push(event);
+      if (event.payload?.$case === "task") {
+        await waitForStatus(event.payload.value.id, ["running"]);
+        await rest(`/tasks/${event.payload.value.id}/cancel`, { method: "POST" });
+      }
+    }
+    const final = events.at(-1)!;
+    expect(final.payload?.$case === "statusUpdate" && final.payload.value.status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    expect(events.some((event) => event.payload?.$case === "artifactUpdate")).toBe(false);
+  });
+});
+
+describe("one task, every endpoint", () => {
+  test("a task started over REST is read over A2A (its own id as contextId); one started over A2A is seen over REST and the WebSocket", async () => {
+    const client = await clientFor("default");
+    const created = await server.createTask({ input: "What is 2*21?" }, { authorization: `Bearer ${KEY}` });
+    await waitForStatus(created.id, ["completed"]);
+    const read = await client.getTask({ tenant: "", id: created.id });
+    expect(read.contextId).toBe(created.id);
+    expect(read.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(read.artifacts[0]!.parts)).toEqual(["2*21 = 42"]);
+
+    const message = userMessage("What is 6*7?");
+    const started = asTask(await client.sendMessage(request(message, { returnImmediately: true })));
+    const native = await waitForStatus(started.id, ["completed"]);
+    expect(native).toMatchObject({ agent: "default", input: "What is 6*7?", output: "6*7 = 42", thread_id: started.contextId, metadata: { a2a_message_id: message.messageId } });
+    const socket = await server.watch(started.id, `api_key=${KEY}`);
+    const result = await socket.result();
+    socket.close();
+    expect(result).toMatchObject({ type: "result", data: { status: "completed", output: "6*7 = 42" } });
+  });
+});
+
+describe("input-required", () => {
+  test("an approval: the blocking send answers input-required with the call; a message 'approve' continues it to the answer", async () => {
+    const client = await clientFor("ops");
+    const asked = asTask(await client.sendMessage(request(userMessage("What is 6*7?"))));
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    expect(texts(asked.status?.message?.parts)[0]).toStartWith("Approve the call calculator(");
+    const [ask] = dataOf(asked.status?.message?.parts);
+    expect(ask).toMatchObject({ type: "approval", name: "calculator", arguments: { expression: "6*7" } });
+    expect((await rest(`/tasks/${asked.id}`)).status).toBe("waiting");
+    expect((await client.getTask({ tenant: "", id: asked.id })).status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+
+    const done = asTask(await client.sendMessage(request(userMessage("approve", { taskId: asked.id, contextId: asked.contextId }))));
+    expect(done.id).toBe(asked.id);
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(done.artifacts[0]!.parts)).toEqual(["6*7 = 42"]);
+    const decided = (await restEvents(asked.id)).find((frame) => frame.data?.event_type === "approval_decided");
+    expect(decided?.data.data).toMatchObject({ id: ask!.call_id, decision: "approved", by: "admin" });
+    // The decision is in the history, as the user's message.
+    expect(done.history.some((m) => m.role === Role.ROLE_USER && texts(m.parts)[0] === "approve")).toBe(true);
+    // An ended task takes no more messages.
+    await expect(client.sendMessage(request(userMessage("approve", { taskId: asked.id })))).rejects.toBeInstanceOf(UnsupportedOperationError);
+  });
+
+  test("streamed: the stream ends at input-required; 'reject: <reason>' continues it, and the model is told", async () => {
+    const client = await clientFor("ops");
+    const first = await collect(client.sendMessageStream(request(userMessage("What is 5*5?"))));
+    const parked = first.at(-1)!;
+    expect(parked.payload?.$case === "statusUpdate" && parked.payload.value.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    const taskId = (first[0]!.payload!.value as A2ATask).id;
+    const second = await collect(client.sendMessageStream(request(userMessage("reject: not today", { taskId }))));
+    expect(second[0]!.payload?.$case).toBe("task");
+    const final = second.at(-1)!;
+    expect(final.payload?.$case === "statusUpdate" && final.payload.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const decided = (await restEvents(taskId)).find((frame) => frame.data?.event_type === "approval_decided");
+    expect(decided?.data.data).toMatchObject({ decision: "rejected", reason: "not today" });
+    expect((await rest(`/tasks/${taskId}`)).output).toContain("The calculator tool failed");
+  });
+
+  test("a question (ask_user): its text is the status message, the reply is the answer", async () => {
+    const client = await clientFor("asker");
+    const asked = asTask(await client.sendMessage(request(userMessage("ask me what is your favourite colour"))));
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    expect(texts(asked.status?.message?.parts)[0]).toBe("what is your favourite colour?");
+    const done = asTask(await client.sendMessage(request(userMessage("blue", { taskId: asked.id }))));
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(done.artifacts[0]!.parts)).toEqual(["You answered: blue"]);
+  });
+});
+
+describe("keys and tenants", () => {
+  test("another key's task is not found (get, cancel, subscribe, message); the admin sees it", async () => {
+    const alice = await clientFor("slow", ALICE);
+    const bob = await clientFor("slow", BOB);
+    const task = asTask(await alice.sendMessage(request(userMessage("Tell me a long story about rivers"), { returnImmediately: true })));
+    await expect(bob.getTask({ tenant: "", id: task.id })).rejects.toBeInstanceOf(TaskNotFoundError);
+    await expect(bob.cancelTask({ tenant: "", id: task.id, metadata: undefined })).rejects.toBeInstanceOf(TaskNotFoundError);
+    await expect(collect(bob.resubscribeTask({ tenant: "", id: task.id }))).rejects.toBeInstanceOf(TaskNotFoundError);
+    await expect(bob.sendMessage(request(userMessage("hello", { taskId: task.id })))).rejects.toBeInstanceOf(TaskNotFoundError);
+    // Nor is another agent's task found at this agent's endpoint.
+    await expect((await clientFor("default", ALICE)).getTask({ tenant: "", id: task.id })).rejects.toBeInstanceOf(TaskNotFoundError);
+    expect((await (await clientFor("slow", KEY)).getTask({ tenant: "", id: task.id })).id).toBe(task.id);
+    expect((await alice.cancelTask({ tenant: "", id: task.id, metadata: undefined })).status?.state).toBe(TaskState.TASK_STATE_CANCELED);
+    expect((await rest(`/tasks/${task.id}`, { key: ALICE })).owner).toBe("alice");
+  });
+
+  test("a wrong or missing key is a 401 (the card stays open)", async () => {
+    const body = { jsonrpc: "2.0", id: 1, method: "GetTask", params: { id: "x" } };
+    expect((await rpc("default", body, "wrong-key-0123456789")).status).toBe(401);
+    expect((await rpc("default", body, null)).status).toBe(401);
+    const xApiKey = await rpc("default", body, null, { "x-api-key": KEY });
+    expect(xApiKey.status).toBe(200);
+    expect(xApiKey.json.error.code).toBe(-32001);
+    const client = await clientFor("default", "wrong-key-0123456789");
+    await expect(client.sendMessage(request(userMessage("What is 2*21?")))).rejects.toThrow(/401/);
+  });
+});
+
+describe("JSON-RPC", () => {
+  test("errors carry the A2A codes", async () => {
+    const parse = await rpc("default", "{nope");
+    expect(parse).toMatchObject({ status: 200, json: { jsonrpc: "2.0", id: null, error: { code: -32700 } } });
+    expect((await rpc("default", { jsonrpc: "2.0", id: 2, method: "Nope" })).json).toMatchObject({ id: 2, error: { code: -32601 } });
+    expect((await rpc("default", { jsonrpc: "2.0", id: 3, method: "GetTask", params: {} })).json).toMatchObject({ id: 3, error: { code: -32602 } });
+    expect((await rpc("default", { jsonrpc: "1.0", id: 4, method: "GetTask" })).json).toMatchObject({ id: 4, error: { code: -32600 } });
+    const missing = (await rpc("default", { jsonrpc: "2.0", id: "a", method: "GetTask", params: { id: "no-such-task" } })).json;
+    expect(missing).toMatchObject({ id: "a", error: { code: -32001, data: [{ reason: "TASK_NOT_FOUND", domain: "a2a-protocol.org" }] } });
+    expect((await rpc("default", { jsonrpc: "2.0", id: 5, method: "CreateTaskPushNotificationConfig", params: {} })).json.error.code).toBe(-32003);
+    const file = { jsonrpc: "2.0", id: 6, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ url: "https://example.com/a.pdf" }] } } };
+    expect((await rpc("default", file)).json.error.code).toBe(-32005);
+    const unsupported = await server.http("/a2a/default", { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "text/plain" }, body: "{}" });
+    expect(unsupported.status).toBe(415);
+  });
+
+  test("v0.3 method names speak v0.3 (the SDK's own compat transport, and raw message/send)", async () => {
+    const legacy = new LegacyJsonRpcTransport({ endpoint: `${server.baseUrl}/a2a/default`, fetchImpl: fetchWithKey(KEY) });
+    const task = asTask(await legacy.sendMessage(request(userMessage("What is 2*21?"))));
+    expect(task.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(task.artifacts[0]!.parts)).toEqual(["2*21 = 42"]);
+    expect((await legacy.getTask({ tenant: "", id: task.id })).status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    const streamed = await collect(legacy.sendMessageStream(request(userMessage("What is 3*3?"))));
+    expect(streamed.at(-1)!.payload?.$case === "statusUpdate" && streamed.at(-1)!.payload!.value).toMatchObject({ status: { state: TaskState.TASK_STATE_COMPLETED } });
+
+    // Raw: without `blocking` a v0.3 send answers at once; the objects carry their `kind`.
+    const raw = await rpc("default", { jsonrpc: "2.0", id: 7, method: "message/send", params: { message: { kind: "message", messageId: "m1", role: "user", parts: [{ kind: "text", text: "What is 2*21?" }] } } });
+    expect(raw.json.result).toMatchObject({ kind: "task", status: { state: "submitted" }, history: [{ kind: "message", role: "user", parts: [{ kind: "text", text: "What is 2*21?" }] }] });
+    await waitForStatus(raw.json.result.id, ["completed"]);
+    const got = (await rpc("default", { jsonrpc: "2.0", id: 8, method: "tasks/get", params: { id: raw.json.result.id } })).json.result;
+    expect(got).toMatchObject({ kind: "task", status: { state: "completed" }, artifacts: [{ name: "answer", parts: [{ kind: "text", text: "2*21 = 42" }] }] });
+  });
+});
