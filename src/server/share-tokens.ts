@@ -10,7 +10,7 @@
  * WebSocket subprotocol `agentkit.key.<token>`. Nothing is stored: a token is valid until `exp`,
  * on every node that has the same secret. Its signature is compared in constant time.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import type { Principal } from "./auth.ts";
 
@@ -89,7 +89,7 @@ export function createShareTokens(options: { secret: Uint8Array; /** Millisecond
     sign(scope, id, owner, ttlSeconds) {
       if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error(`ttlSeconds must be a positive integer (got ${ttlSeconds})`);
       const exp = Math.floor(now() / 1000) + ttlSeconds;
-      const payload = { v: 1, scope, id, owner, exp, jti: randomBytes(12).toString("base64url") };
+      const payload = { v: 1, scope, id, owner, exp, jti: Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString("base64url") };
       const signed = SHARE_TOKEN_PREFIX + Buffer.from(JSON.stringify(payload)).toString("base64url");
       const token = `${signed}.${mac(signed).toString("base64url")}`;
       if (token.length > MAX_SHARE_TOKEN_LENGTH) throw new Error(`a share token would be ${token.length} characters (at most ${MAX_SHARE_TOKEN_LENGTH})`);

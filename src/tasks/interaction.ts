@@ -15,7 +15,6 @@
  *
  * Rights are checked by the caller (the task is one the principal may control).
  */
-import { randomUUID } from "node:crypto";
 import type { AgentPool } from "../agents/pool.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { resumeFromLog } from "../engine/resume.ts";
@@ -199,7 +198,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
     async input(taskId, by, text) {
       const task = await store.getTask(taskId);
       if (!task) throw new AgentkitError("not_found", `No task with id '${taskId}'`);
-      const inputId = `in_${randomUUID()}`;
+      const inputId = `in_${crypto.randomUUID()}`;
       const ended = () => new AgentkitError("conflict", `Task ${taskId} has ended (${task.status}); start a new task (in its thread) instead`);
       if (isTerminal(task.status)) throw ended();
       if (!(await store.addInput(taskId, { id: inputId, text, by, createdAt: now() }))) throw ended();
