@@ -811,9 +811,16 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
           lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
         FROM picked
         WHERE tasks.id = picked.picked_id AND tasks.status IN ('queued', 'running')
-        RETURNING ${columns()}, tasks.attempt AS claim_attempt, picked.takeover, tasks.cancel_requested`;
+        RETURNING ${columns()}, tasks.attempt AS claim_attempt, picked.takeover, tasks.cancel_requested,
+          EXISTS (SELECT 1 FROM inputs WHERE inputs.task_id = tasks.id) AS inputs_pending`;
       if (!row) return undefined;
-      return { task: toTask(row), attempt: Number(row.claim_attempt), takeover: row.takeover, cancelRequested: row.cancel_requested };
+      return {
+        task: toTask(row),
+        attempt: Number(row.claim_attempt),
+        takeover: row.takeover,
+        cancelRequested: row.cancel_requested,
+        inputsPending: row.inputs_pending,
+      };
     },
 
     async renewLeases(node, leases, leaseMs) {

@@ -219,6 +219,8 @@ export interface Claim {
   takeover: boolean;
   /** A client asked to cancel it before (or while) it was claimed. */
   cancelRequested: boolean;
+  /** People's messages wait in its inbox (`addInput`): the run reads them before its first step. */
+  inputsPending: boolean;
 }
 
 /** A lease a node holds on a running task. */

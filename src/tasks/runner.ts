@@ -207,7 +207,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     return result;
   }
 
-  function track(task: Task): ActiveTask {
+  /**
+   * Starts holding a task. `inputsPending`: people's messages may already wait in the store for it
+   * (a task that waited, or one this process did not see queued): its run reads the inbox before
+   * its first step. A fresh task has none, so its start costs no inbox read; a message sent later
+   * sets the flag (`notifyInput`, the `input` signal, a lease renewal).
+   */
+  function track(task: Task, inputsPending: boolean): ActiveTask {
     const entry: ActiveTask = {
       task,
       state: "queued",
@@ -221,7 +227,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       done: Promise.withResolvers<void>(),
       lost: false,
       leaseValidUntil: Number.POSITIVE_INFINITY,
-      inputsPending: true,
+      inputsPending,
       consumedInputs: new Set(),
       inputsToForget: [],
     };
@@ -676,7 +682,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     // Watchers here may have been following it: the runner takes its tail over, caught up to the
     // log as claimed, before publishing anything of its own.
     cluster!.follower.release(task.id);
-    const entry = track(task);
+    // A claim reads whether the task has messages waiting (a queued task gets no `input` signal heard).
+    const entry = track(task, claimed.inputsPending);
     entry.attempt = claimed.attempt;
     entry.leaseValidUntil = performance.now() + cluster!.leaseMs;
     if (claimed.takeover) entry.resume = "takeover";
@@ -955,7 +962,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         void claim();
         return;
       }
-      const entry = track(task);
+      const entry = track(task, false);
       queue.push(entry);
       pump();
     },
@@ -968,7 +975,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         return;
       }
       if (active.has(task.id)) return;
-      queue.push(track(task));
+      queue.push(track(task, true));
       pump();
     },
 
@@ -1045,7 +1052,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (task.status === "running") {
           const agent = agents.get(task.agent);
           const attempt = agent?.definition.on_interrupt === "resume" ? await store.takeOver(task.id) : undefined;
-          const entry = track(task);
+          const entry = track(task, true);
           if (attempt === undefined) {
             interrupted++;
             await finish(entry, { kind: "interrupted", totals: entry.totals });
@@ -1057,7 +1064,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           start(entry);
         } else {
           requeued++;
-          queue.push(track(task));
+          queue.push(track(task, true));
         }
       }
       pump();

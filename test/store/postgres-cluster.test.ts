@@ -532,6 +532,16 @@ describePostgres("PostgreSQL cluster store: waiting, inputs, threads", (pg) => {
     expect((await api.renewLeases("node-o", [{ taskId: "elsewhere", attempt: other.attempt }], 60_000)).inputsPending).toEqual(new Set(["elsewhere"]));
   });
 
+  test("a claim says whether the task has inputs waiting (a queued task hears no input signal)", async () => {
+    const { stores } = await nodes(1);
+    const [store] = stores as [PostgresTaskStore];
+    await store.createTask(newTask("quiet"));
+    await store.createTask(newTask("spoken-to"));
+    expect(await store.addInput("spoken-to", { id: "i1", text: "also this", by: "alice", createdAt: new Date() })).toBe(true);
+    expect(await store.claimNext("node-a", 60_000, new Date())).toMatchObject({ task: { id: "quiet" }, inputsPending: false });
+    expect(await store.claimNext("node-a", 60_000, new Date())).toMatchObject({ task: { id: "spoken-to" }, inputsPending: true });
+  });
+
   test("an input signal reaches every listener, the sender's own included", async () => {
     const { stores } = await nodes(2);
     const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
