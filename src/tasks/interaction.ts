@@ -52,6 +52,9 @@ export interface InteractionOptions {
   now?: () => Date;
 }
 
+/** Messages that may wait for a task's next model step (`input`); more get 429 `queue_full`. */
+export const MAX_PENDING_INPUTS = 32;
+
 /** How long a decision for a task that is about to wait (its run is parking it) is retried. */
 const SETTLE_MS = 5000;
 
@@ -201,6 +204,11 @@ export function createInteraction(options: InteractionOptions): Interaction {
       const inputId = `in_${crypto.randomUUID()}`;
       const ended = () => new AgentkitError("conflict", `Task ${taskId} has ended (${task.status}); start a new task (in its thread) instead`);
       if (isTerminal(task.status)) throw ended();
+      // What a client can store is bounded: messages wait at most MAX_PENDING_INPUTS deep (a
+      // client sending faster than the model reads is told to slow down, nothing is dropped).
+      if ((await store.pendingInputs(taskId)).length >= MAX_PENDING_INPUTS) {
+        throw new AgentkitError("queue_full", `Task ${taskId} already has ${MAX_PENDING_INPUTS} messages waiting for its next step; try again later`);
+      }
       if (!(await store.addInput(taskId, { id: inputId, text, by, createdAt: now() }))) throw ended();
       runner.notifyInput(taskId);
       return { inputId };

@@ -433,6 +433,25 @@ describe("refusals change nothing", () => {
     await socket.waitFor((frame) => frame.type === "pong");
   });
 
+  test("messages pile up at most 32 deep: the next is 429 queue_full (REST, with Retry-After) or an error frame; none is dropped", async () => {
+    const { task, socket, snapshot } = await waitingTask();
+    for (let index = 0; index < 32; index++) await sendInput(index % 2 === 0 ? "rest" : "ws", task.id, `message ${index}`, socket);
+    const before = await snapshot();
+    const refused = await server!.http(`/tasks/${task.id}/input`, { method: "POST", headers: as(ALICE), json: { text: "one too many" } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("queue_full");
+    const reply = await request(socket, { type: "input", text: "one too many" });
+    expect(reply).toMatchObject({ type: "error", data: { code: "queue_full" } });
+    expect(await snapshot()).toEqual(before);
+    // Every accepted message reaches the model once the task goes on.
+    expect((await decide("rest", task.id, { type: "approve", call_id: "c1" })).ok).toBe(true);
+    expect((await decide("rest", task.id, { type: "answer", call_id: "q1", text: "yes" })).ok).toBe(true);
+    await waitStatus(task.id, "completed");
+    const inputs = (await log(task.id)).filter((event) => event.event === "user_input");
+    expect(inputs.map((event) => (event.data as { text: string }).text)).toEqual(Array.from({ length: 32 }, (_, index) => `message ${index}`));
+  });
+
   test("an unknown call id: 404 / not_found", async () => {
     const { task, socket, snapshot, before } = await waitingTask();
     expect(await decide("rest", task.id, { type: "approve", call_id: "nope" })).toMatchObject({ ok: false, status: 404, code: "not_found" });
