@@ -129,12 +129,13 @@ export function sseResponse(options: SseOptions): Response {
     { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
   );
 
-  return new Response(stream, {
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    },
-  });
+  return new Response(stream, { headers: EVENT_STREAM_HEADERS });
 }
+
+/** The headers of every Server-Sent Events response (ours, A2A's, AG-UI's): no caching, no proxy buffering. */
+export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache",
+  Connection: "keep-alive",
+  "X-Accel-Buffering": "no",
+};

@@ -23,6 +23,7 @@
  *   running on another node (`follow`) in a cluster.
  */
 import type { Hono } from "hono";
+import { EVENT_STREAM_HEADERS } from "../../server/sse.ts";
 import { bodyLimit } from "hono/body-limit";
 import type { Context } from "hono";
 import type { AgentPool, Agent } from "../../agents/pool.ts";
@@ -425,7 +426,7 @@ export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
       { highWaterMark: deps.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
     );
     return new Response(body, {
-      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", Connection: "keep-alive", "X-Accel-Buffering": "no" },
+      headers: EVENT_STREAM_HEADERS,
     });
   }
 

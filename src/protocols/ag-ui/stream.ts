@@ -13,6 +13,7 @@
  * its fetch — the task is cancelled (`runner.cancel`), as AG-UI means by aborting a run.
  */
 import type { LiveFeed } from "../../bus/live-feed.ts";
+import { EVENT_STREAM_HEADERS } from "../../server/sse.ts";
 import { errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
@@ -198,14 +199,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
     { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
   );
 
-  return new Response(stream, {
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    },
-  });
+  return new Response(stream, { headers: EVENT_STREAM_HEADERS });
 }
 
 function isResumed(frame: unknown): boolean {
