@@ -671,13 +671,14 @@ describe("/docs", () => {
       await page.evaluate(`(() => { const input = document.getElementById("api-key"); input.value = ${JSON.stringify(KEY)}; input.dispatchEvent(new Event("change")); })()`);
       expect(await page.evaluate<string>(`sessionStorage.getItem("agentkit.apiKey")`)).toBe(KEY);
       await page.evaluate(`document.querySelector("#op-listAgents .out-meta").textContent = ""; document.querySelector("#op-listAgents form.try button[type=submit]").click()`);
-      await waitFor(page, `/^\\d{3}/.test(document.querySelector("#op-listAgents .out-meta").textContent)`, "the second answer");
+      // The status line shows before the body has been read: wait for the body too.
+      await waitFor(page, `/^\\d{3}/.test(document.querySelector("#op-listAgents .out-meta").textContent) && document.querySelector("#op-listAgents pre.out").textContent !== ""`, "the second answer");
       expect(await page.evaluate<string>(`document.querySelector("#op-listAgents .out-meta .status").textContent`)).toStartWith("200");
       expect(await page.evaluate<string>(`document.querySelector("#op-listAgents pre.out").textContent`)).toContain('"agents"');
 
       // Start a task from its form, then watch it over the WebSocket form (key as subprotocol).
       await page.evaluate(`document.querySelector("#op-createTask form.try button[type=submit]").click()`);
-      await waitFor(page, `/^\\d{3}/.test(document.querySelector("#op-createTask .out-meta").textContent)`, "the task to be created");
+      await waitFor(page, `/^\\d{3}/.test(document.querySelector("#op-createTask .out-meta").textContent) && document.querySelector("#op-createTask pre.out").textContent !== ""`, "the task to be created");
       const created = JSON.parse(await page.evaluate<string>(`document.querySelector("#op-createTask pre.out").textContent`)) as { id: string };
       await page.evaluate(`(() => { const form = document.querySelector("#op-watchTask form.try"); form.querySelector("input[name=id]").value = ${JSON.stringify(created.id)}; form.querySelector("button[type=submit]").click(); })()`);
       await waitFor(page, `document.querySelector("#op-watchTask pre.out").textContent.includes('"type":"result"')`, "the result frame in the WebSocket form");
