@@ -6,7 +6,7 @@ import { z } from "zod";
 import { raceAbort } from "../lib/abort.ts";
 import { errorMessage } from "../errors.ts";
 import type { ToolCallRequest } from "../llm/model.ts";
-import { ToolError, type Tool } from "../tools/tool.ts";
+import { ToolError, type Tool, type ToolContext } from "../tools/tool.ts";
 
 export type ToolOutcome =
   | { ok: true; call: ToolCallRequest; result: unknown }
@@ -65,8 +65,7 @@ export async function executeToolCall(call: ToolCallRequest, options: ExecuteToo
 }
 
 async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.abortSignal, timeout]);
+  const limit = new CallLimit(options.abortSignal, options.timeoutMs);
   try {
     const tool = options.tools.get(call.name);
     if (!tool) {
@@ -77,11 +76,56 @@ async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): 
     if (!parsed.success) {
       throw new ToolError("invalid_arguments", `Invalid arguments for '${call.name}': ${z.prettifyError(parsed.error)}`, true);
     }
-    const result = await raceAbort(tool.execute(parsed.data, { abortSignal: signal, taskId: options.taskId, timeoutMs: options.timeoutMs }), signal);
+    const pending = tool.execute(parsed.data, limit.context(options.taskId));
+    // A tool that already finished (the common case for pure functions) needs no timer and no race;
+    // one still running is raced with the call's signal, so a tool that ignores it cannot hold the task.
+    const result = Bun.peek.status(pending) === "pending" ? await raceAbort(pending, limit.signal) : await pending;
     return { ok: true, call, result };
   } catch (error) {
     if (options.abortSignal.aborted) throw options.abortSignal.reason;
-    return { ok: false, call, error: toolErrorPolicy(error, call, timeout.aborted, options.timeoutMs) };
+    return { ok: false, call, error: toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs) };
+  }
+}
+
+/**
+ * One call's abort signal — the task's signal or the per-call timeout, whichever fires first —
+ * made on first use: building it costs a timer and listeners on every call, which showed up as ~10%
+ * of an instant task's CPU, while a pure tool never looks at it. The timeout still counts from the
+ * call's start.
+ */
+class CallLimit {
+  readonly #started = performance.now();
+  #timeout: AbortSignal | undefined;
+  #signal: AbortSignal | undefined;
+
+  constructor(
+    readonly taskSignal: AbortSignal,
+    readonly timeoutMs: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      const left = Math.max(0, Math.ceil(this.timeoutMs - (performance.now() - this.#started)));
+      this.#timeout = AbortSignal.timeout(left);
+      this.#signal = AbortSignal.any([this.taskSignal, this.#timeout]);
+    }
+    return this.#signal;
+  }
+
+  get timedOut(): boolean {
+    return this.#timeout?.aborted === true;
+  }
+
+  /** What the tool receives: `abortSignal` is made when the tool first reads it. */
+  context(taskId: string | undefined): ToolContext {
+    const limit = this;
+    return {
+      get abortSignal() {
+        return limit.signal;
+      },
+      taskId,
+      timeoutMs: this.timeoutMs,
+    };
   }
 }
 
