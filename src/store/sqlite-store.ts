@@ -302,6 +302,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
      WHERE id IN (SELECT id FROM webhooks WHERE status = 'pending' AND next_attempt_at <= $now ORDER BY next_attempt_at, rowid LIMIT $limit)
      RETURNING rowid, ${WEBHOOK_COLUMNS}`,
   );
+  /** Whether any row is due: a read, so that an idle poll takes no write lock and writes nothing. */
+  const anyWebhookDue = db.query(`SELECT 1 FROM webhooks WHERE status = 'pending' AND next_attempt_at <= $now LIMIT 1`);
   const recordWebhook = db.query(
     `UPDATE webhooks SET attempts = attempts + 1, status = $status, next_attempt_at = coalesce($next, next_attempt_at),
        last_error = coalesce($error, last_error), delivered_at = $delivered_at
@@ -557,6 +559,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async claimWebhooks(now, limit, leaseMs) {
+      if (anyWebhookDue.get({ now: now.toISOString() }) === null) return [];
       const lease = new Date(now.getTime() + leaseMs).toISOString();
       const rows = claimWebhooks.all({ now: now.toISOString(), lease, limit }) as (WebhookRow & { rowid: number })[];
       return rows.sort((a, b) => a.rowid - b.rowid).map(toWebhook);
