@@ -16,6 +16,7 @@
  *                                          or AGENTKIT_BENCH_DATABASE_URL; skipped with the reason without PostgreSQL)
  *   bun run bench -- --reps=5 --pad=200    runs per fan-out figure; padding characters per tool_call
  *   bun run bench -- --pairs=9             interleaved agentkit/bare pairs per short-burst figure
+ *   bun run bench -- --burst-warmup=0      short bursts run before the measured pairs (default 30)
  *   bun run bench -- --binary=/tmp/agentkit  another build of agentkit (A/B a change; no build step)
  *   bun run bench -- --baseline=/tmp/old     an older build measured beside it in the same run (cluster: SQLite many tasks)
  */
@@ -90,6 +91,7 @@ function parseOptions(): Options {
       only: { type: "string" },
       reps: { type: "string" },
       pairs: { type: "string" },
+      "burst-warmup": { type: "string" },
       pad: { type: "string" },
       "fanout-clients": { type: "string" },
       "steady-clients": { type: "string" },
@@ -106,6 +108,7 @@ function parseOptions(): Options {
     only,
     reps: Number(values.reps ?? (values.quick ? 1 : 5)),
     pairs: Number(values.pairs ?? (values.quick ? 2 : 7)),
+    burstWarmup: Number(values["burst-warmup"] ?? (values.quick ? 5 : 30)),
     pad: Number(values.pad ?? 0),
     fanoutClients: Number(values["fanout-clients"] ?? 1),
     steadyClients: Number(values["steady-clients"] ?? 2),

@@ -24,7 +24,7 @@ const context: Context = {
   tmpRoot,
   configPath,
   nofile: 20000,
-  options: { quick: false, only: undefined, reps: 1, pairs: 1, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
+  options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
   log: (message) => console.error(message),
 };
 try {

@@ -14,6 +14,12 @@ export interface Options {
   reps: number;
   /** Interleaved agentkit/bare pairs per short-burst figure. */
   pairs: number;
+  /**
+   * Short bursts (at most 100 watchers each) that each server serves before the measured pairs, so
+   * that code run once per task (its start, its end, the trigger) is past the JIT's first tiers, as in
+   * a server that has been up for a while. 0 measures the first bursts after start.
+   */
+  burstWarmup: number;
   pad: number;
   fanoutClients: number;
   steadyClients: number;

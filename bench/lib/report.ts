@@ -266,9 +266,10 @@ export function renderTables(results: Results): string {
     out.push("", "### Short bursts: a 200-event task, trigger → result at the last watcher (median (min–max) over interleaved pairs)");
     out.push(
       table(
-        ["watchers", "pairs", "agentkit ms", "bare ms", "ratio (bare ÷ agentkit time)", "first frame ms agentkit / bare", "server CPU µs/delivery agentkit", "bare", "CPU ratio (agentkit ÷ bare)"],
+        ["watchers", "warm-up bursts", "pairs", "agentkit ms", "bare ms", "ratio (bare ÷ agentkit time)", "first frame ms agentkit / bare", "server CPU µs/delivery agentkit", "bare", "CPU ratio (agentkit ÷ bare)"],
         results.burst.map((row) => [
           fmt(row.watchers),
+          fmt(row.warmup_bursts ?? 0),
           fmt(row.pairs),
           range(row.agentkit_total_ms, 1),
           range(row.bare_total_ms, 1),

@@ -53,6 +53,8 @@ export interface BurstRow {
   watchers: number;
   events: number;
   pairs: number;
+  /** Warm-up bursts each server served before the pairs (at min(watchers, 100) watchers). */
+  warmup_bursts: number;
   agentkit_total_ms: Spread;
   bare_total_ms: Spread;
   agentkit_first_frame_ms: Spread;
@@ -112,7 +114,7 @@ export async function burst(context: Context): Promise<BurstRow[]> {
   const pairs = context.options.pairs;
   const rows: BurstRow[] = [];
   for (const watchers of levels) {
-    context.log(`short burst: ${watchers} watchers × ${framesOfTask(BURST_STEPS)} events, ${pairs} interleaved pairs`);
+    context.log(`short burst: ${watchers} watchers × ${framesOfTask(BURST_STEPS)} events, ${context.options.burstWarmup} warm-up bursts, ${pairs} interleaved pairs`);
     const agentkit = await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: "1" });
     const bare = await startBare(context.benchDir);
     const runs: BurstPair[] = [];
@@ -120,6 +122,12 @@ export async function burst(context: Context): Promise<BurstRow[]> {
       await warmUp(agentkit, context.options.quick ? 500 : 2000);
       await bareBurst(context, bare, 10);
       await agentkitBurst(context, agentkit, 10);
+      // Both servers serve the same warm-up bursts (see Options.burstWarmup), interleaved too.
+      const warmWatchers = Math.min(watchers, 100);
+      for (let index = 0; index < context.options.burstWarmup; index++) {
+        await bareBurst(context, bare, warmWatchers);
+        await agentkitBurst(context, agentkit, warmWatchers);
+      }
       for (let pair = 0; pair < pairs; pair++) {
         const order = pair % 2 === 0 ? (["bare", "agentkit"] as const) : (["agentkit", "bare"] as const);
         const got: Partial<Record<"agentkit" | "bare", BurstRun>> = {};
@@ -149,6 +157,7 @@ export async function burst(context: Context): Promise<BurstRow[]> {
       watchers,
       events: framesOfTask(BURST_STEPS),
       pairs,
+      warmup_bursts: context.options.burstWarmup,
       agentkit_total_ms: spread(runs.map((run) => run.agentkit.total_ms), 2),
       bare_total_ms: spread(runs.map((run) => run.bare.total_ms), 2),
       agentkit_first_frame_ms: spread(runs.map((run) => run.agentkit.first_frame_ms), 2),
