@@ -32,7 +32,8 @@
  */
 import { SQL } from "bun";
 import { AgentkitError } from "../errors.ts";
-import { Task, TaskStatus, Thread } from "../protocol/task.ts";
+import { TaskStatus, Thread, type Task } from "../protocol/task.ts";
+import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf, TRANSITIONS } from "../tasks/state.ts";
 import {
   type Claim,
@@ -363,33 +364,33 @@ interface TaskRow {
   wait_until: Date | null;
 }
 
-/** A row, validated at the boundary like SQLite's: a bad row is an error, not garbage. */
+/** A row as the API's task, checked at the boundary like SQLite's (`checkedTask`): a bad row is an error, not garbage. */
 function toTask(row: TaskRow): Task {
   const iso = (date: Date | null) => (date === null ? null : date.toISOString());
-  const json = (text: string | null) => (text === null ? null : JSON.parse(text));
-  return Task.parse({
+  const json = (column: string, text: string | null) => (text === null ? null : parseColumn(row.id, column, text));
+  return checkedTask({
     id: row.id,
     owner: row.owner,
     agent: row.agent,
-    input: json(row.input),
-    metadata: json(row.metadata),
-    status: row.status,
-    stop_reason: row.stop_reason,
-    output: json(row.output),
-    error: json(row.error),
+    input: json("input", row.input) as string,
+    metadata: json("metadata", row.metadata) as Task["metadata"],
+    status: row.status as Task["status"],
+    stop_reason: row.stop_reason as Task["stop_reason"],
+    output: json("output", row.output) as string | null,
+    error: json("error", row.error) as Task["error"],
     total_steps: Number(row.total_steps),
     total_tokens: Number(row.total_tokens),
     input_tokens: Number(row.input_tokens),
     output_tokens: Number(row.output_tokens),
     cost_usd: row.cost_usd === null ? null : Number(row.cost_usd),
+    thread_id: row.thread_id,
+    output_json: json("output_json", row.output_json),
+    wait_until: iso(row.wait_until),
     last_seq: Number(row.last_seq),
     pruned_through: Number(row.pruned_through),
-    created_at: iso(row.created_at),
+    created_at: iso(row.created_at) as string,
     started_at: iso(row.started_at),
     finished_at: iso(row.finished_at),
-    thread_id: row.thread_id,
-    output_json: json(row.output_json),
-    wait_until: iso(row.wait_until),
   });
 }
 

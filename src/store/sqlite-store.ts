@@ -9,9 +9,9 @@
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import { AgentkitError } from "../errors.ts";
-import { Task, Thread, type TaskStatus } from "../protocol/task.ts";
+import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
+import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import {
   FencedError,
@@ -120,20 +120,59 @@ CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
 `;
 
 /** A row as read back from SQLite, validated at the boundary: a Task with its metadata and error as JSON text. */
-const TaskRow = Task.omit({ metadata: true, error: true, output_json: true }).extend({
-  rowid: z.number().int(),
-  metadata: z.string(),
-  error: z.string().nullable(),
-  output_json: z.string().nullable(),
-});
+/** A row of TASK_COLUMNS as bun:sqlite returns it. */
+interface TaskRow {
+  rowid: number;
+  id: string;
+  owner: string;
+  agent: string;
+  input: string;
+  metadata: string;
+  status: TaskStatus;
+  stop_reason: Task["stop_reason"];
+  output: string | null;
+  error: string | null;
+  total_steps: number;
+  total_tokens: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number | null;
+  last_seq: number;
+  pruned_through: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  thread_id: string | null;
+  output_json: string | null;
+  wait_until: string | null;
+}
 
-function toTask(row: unknown): Task {
-  const { rowid: _rowid, metadata, error, output_json, ...rest } = TaskRow.parse(row);
-  return Task.parse({
-    ...rest,
-    metadata: JSON.parse(metadata),
-    error: error === null ? null : JSON.parse(error),
-    output_json: output_json === null ? null : JSON.parse(output_json),
+/** A row as the API's task (fields in the schema's order, which is the JSON's), checked by `checkedTask`. */
+function toTask(value: unknown): Task {
+  const row = value as TaskRow;
+  return checkedTask({
+    id: row.id,
+    owner: row.owner,
+    agent: row.agent,
+    input: row.input,
+    metadata: parseColumn(row.id, "metadata", row.metadata) as Task["metadata"],
+    status: row.status,
+    stop_reason: row.stop_reason,
+    output: row.output,
+    error: row.error === null ? null : (parseColumn(row.id, "error", row.error) as Task["error"]),
+    total_steps: row.total_steps,
+    total_tokens: row.total_tokens,
+    input_tokens: row.input_tokens,
+    output_tokens: row.output_tokens,
+    cost_usd: row.cost_usd,
+    thread_id: row.thread_id,
+    output_json: row.output_json === null ? null : parseColumn(row.id, "output_json", row.output_json),
+    wait_until: row.wait_until,
+    last_seq: row.last_seq,
+    pruned_through: row.pruned_through,
+    created_at: row.created_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { Task } from "../../src/protocol/task.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import { FencedError, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/server.ts";
@@ -56,6 +57,49 @@ test("data survives reopening the file; a row that fails validation is an error,
   raw.run("UPDATE tasks SET status = 'exploded' WHERE id = 't'");
   raw.close();
   await expect(store.getTask("t")).rejects.toThrow();
+});
+
+test("a task read back is exactly what the API schema makes of it (fields, values, order), and each kind of bad row is an error naming the column", async () => {
+  const s = open();
+  await s.createTask({ id: "t", owner: "k", agent: "a", input: "i", metadata: { deep: { list: [1, "two", null] } }, createdAt: new Date("2026-01-02T03:04:05Z") });
+  await s.markRunning("t", new Date("2026-01-02T03:04:06Z"));
+  await s.appendEvents("t", [{ seq: 1, frame: "{}" }]);
+  const error = { code: "rate_limited" as const, message: "slow down", retryable: true };
+  expect(await s.finishTask("t", { ...outcome("failed"), stopReason: "error", error }, 2, "{}")).toBe(true);
+  const task = (await s.getTask("t"))!;
+  const parsed = Task.parse(task);
+  expect(task).toEqual(parsed);
+  expect(Object.keys(task)).toEqual(Object.keys(Task.shape));
+  expect(JSON.stringify(task)).toBe(JSON.stringify(parsed));
+  s.close();
+  const { Database } = await import("bun:sqlite");
+  const cases: [string, RegExp][] = [
+    ["UPDATE tasks SET metadata = 'not json' WHERE id = 't'", /metadata is not JSON/],
+    ["UPDATE tasks SET metadata = '[1]' WHERE id = 't'", /metadata is not an object/],
+    ["UPDATE tasks SET stop_reason = 'bored' WHERE id = 't'", /unknown stop_reason/],
+    ["UPDATE tasks SET last_seq = 1.5 WHERE id = 't'", /last_seq is not an integer/],
+    ["UPDATE tasks SET error = '{\"code\":\"nope\",\"message\":\"m\",\"retryable\":true}' WHERE id = 't'", /error is not a task error/],
+    ["UPDATE tasks SET output = x'41' WHERE id = 't'", /output is not a string or null/],
+  ];
+  for (const [statement, message] of cases) {
+    const raw = new Database(`${dir}/agentkit.sqlite`);
+    raw.run("SAVEPOINT bad");
+    raw.run(statement);
+    raw.run("RELEASE bad");
+    raw.close();
+    store = createSqliteStore({ dataDir: dir! });
+    await expect(store.getTask("t")).rejects.toThrow(message);
+    await expect(store.listTasks({ limit: 5 })).rejects.toThrow(message);
+    store.close();
+    store = undefined;
+    // Put the good row back for the next case.
+    const fix = new Database(`${dir}/agentkit.sqlite`);
+    fix.run(
+      "UPDATE tasks SET metadata = ?, stop_reason = 'error', last_seq = 2, error = ?, output = NULL WHERE id = 't'",
+      [JSON.stringify({ deep: { list: [1, "two", null] } }), JSON.stringify(error)],
+    );
+    fix.close();
+  }
 });
 
 test("a task's error is stored as its object and read back as one", async () => {
