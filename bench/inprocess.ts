@@ -39,6 +39,8 @@ const { createLogger } = await import(join(src, "lib/logger.ts"));
 const { createModelResolver } = await import(join(src, "llm/registry.ts"));
 const { createSqliteStore } = await import(join(src, "store/sqlite-store.ts"));
 const { createRunner } = await import(join(src, "tasks/runner.ts"));
+// The server's own task ids (time-ordered: see src/tasks/task-id.ts); an older src/ without it gets random ones.
+const newTaskId: () => string = await import(join(src, "tasks/task-id.ts")).then((module) => module.newTaskId, () => () => crypto.randomUUID());
 const { builtinTools } = await import(join(src, "tools/registry.ts"));
 
 // --metrics: the hooks serve.ts wires (runner, live feed, timed store), feeding the Prometheus metrics.
@@ -64,7 +66,7 @@ async function round(count: number): Promise<{ seconds: number; events: number }
   const ids: string[] = [];
   const started = performance.now();
   for (let index = 0; index < count; index++) {
-    const task = await store.createTask({ id: crypto.randomUUID(), owner: "bench", agent: "bench", input, metadata: {}, createdAt: new Date() });
+    const task = await store.createTask({ id: newTaskId(), owner: "bench", agent: "bench", input, metadata: {}, createdAt: new Date() });
     ids.push(task.id);
     runner.submit(task);
   }
