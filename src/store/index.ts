@@ -1,10 +1,10 @@
 /**
  * Picks the store the configuration asks for: PostgreSQL when a database URL is set (cluster
- * mode, issue 9), else the embedded SQLite file in the data dir.
+ * mode, issue 9), else the embedded SQLite file in the data dir. The PostgreSQL store (and Bun's
+ * SQL client under it) is loaded only then: a server on the SQLite file does not evaluate it at start.
  */
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../lib/logger.ts";
-import { createPostgresStore, POSTGRES_SCHEMA_VERSION, redactDatabaseUrl } from "./postgres-store.ts";
 import { createSqliteStore } from "./sqlite-store.ts";
 import type { ClusterStore, TaskStore } from "./store.ts";
 
@@ -22,6 +22,7 @@ export async function openStore(
   logger?: Logger,
 ): Promise<OpenedStore> {
   if (!config.databaseUrl) return { store: createSqliteStore({ dataDir: config.dataDir }) };
+  const { createPostgresStore, POSTGRES_SCHEMA_VERSION, redactDatabaseUrl } = await import("./postgres-store.ts");
   // Throws one line (never the password) when the server cannot be reached or its schema is newer.
   const store = await createPostgresStore({
     url: config.databaseUrl,
