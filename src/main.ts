@@ -1,11 +1,11 @@
 #!/usr/bin/env bun
-/** The `agentkit` executable: parse the command line, then serve until a signal, or run a client command (src/cli/commands.ts). */
+/**
+ * The `agentkit` executable: parse the command line, then serve until a signal, or run a client command (src/cli/commands.ts).
+ * Each command loads its own modules (`import()`), so `--version`, `--help`, `healthcheck` and the
+ * client commands do not evaluate the server, and `serve` does not evaluate the client.
+ */
 import { COMMAND_USAGE, parseCommand, UsageError, USAGE } from "./cli/args.ts";
-import { runClientCommand } from "./cli/commands.ts";
-import { healthcheck, removeAddressFile, writeAddressFile } from "./cli/healthcheck.ts";
-import { ConfigError, loadConfig, type ConfigInput } from "./config/config.ts";
-import { createLogger } from "./lib/logger.ts";
-import { startServer } from "./server/serve.ts";
+import type { ConfigInput } from "./config/config.ts";
 import { VERSION } from "./version.ts";
 
 async function main(argv: string[]): Promise<number> {
@@ -28,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "healthcheck": {
       // One line, saying what was tried: Docker keeps it in `docker inspect`.
+      const { healthcheck } = await import("./cli/healthcheck.ts");
       const { healthy, line } = await healthcheck({ url: command.url, flags: command.flags });
       (healthy ? process.stdout : process.stderr).write(`agentkit healthcheck: ${line}\n`);
       return healthy ? 0 : 1;
@@ -39,11 +40,17 @@ async function main(argv: string[]): Promise<number> {
     case "tasks":
     case "cancel":
     case "agents":
-      return runClientCommand(command);
+      return (await import("./cli/commands.ts")).runClientCommand(command);
   }
 }
 
 async function serve(flags: Partial<ConfigInput>): Promise<number> {
+  const [{ ConfigError, loadConfig }, { createLogger }, { startServer }, { removeAddressFile, writeAddressFile }] = await Promise.all([
+    import("./config/config.ts"),
+    import("./lib/logger.ts"),
+    import("./server/serve.ts"),
+    import("./cli/healthcheck.ts"),
+  ]);
   let config;
   try {
     config = loadConfig({ flags });

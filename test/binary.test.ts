@@ -1,21 +1,18 @@
-/** The single binary: `bun build --compile`, then run it with no environment at all. */
+/** The single binary: built as `bun run build` builds it, then run with no environment at all. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { listeningPort } from "./helpers/binary.ts";
+import { buildBinary, listeningPort } from "./helpers/binary.ts";
 import { within } from "./helpers/deferred.ts";
 import { tempDir } from "./helpers/server.ts";
 import { connect } from "./helpers/ws-client.ts";
 
-const root = join(import.meta.dir, "..");
 let workDir: string;
 let binary: string;
 
 beforeAll(async () => {
   workDir = tempDir();
-  binary = join(workDir, "agentkit");
-  const build = Bun.spawnSync(["bun", "build", "--compile", "src/main.ts", "--outfile", binary], { cwd: root, stderr: "pipe", stdout: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+  binary = buildBinary(workDir);
 }, 60_000);
 
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
  * ENV) must be what the binary accepts, and the server started with exactly the image's environment
  * must be found healthy by the image's HEALTHCHECK command line.
  */
-import { listeningPort } from "./helpers/binary.ts";
+import { BUILD_FLAGS, listeningPort } from "./helpers/binary.ts";
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -66,6 +66,12 @@ test("two stages: the binary built on oven/bun of this Bun version, shipped on d
   const compile = build!.instructions.find((instruction) => instruction.args.includes("--compile"))!.args;
   const output = /--outfile\s+(\S+)/.exec(compile)![1]!;
   expect(compile).toContain("src/main.ts");
+  // The image ships what the tests run and `bun run build` makes: the same flags.
+  const buildScript = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { build: string } }).scripts.build;
+  for (const flag of BUILD_FLAGS) {
+    expect(compile.split(/\s+/)).toContain(flag);
+    expect(buildScript.split(/\s+/)).toContain(flag);
+  }
   expect(last("COPY")).toBe(`--from=build ${output} /usr/local/bin/agentkit`); // on PATH for HEALTHCHECK
   // Everything the build reads is copied in.
   for (const copy of build!.instructions.filter((instruction) => instruction.keyword === "COPY")) {

@@ -1,7 +1,7 @@
 /** Command-line parsing for the `agentkit` binary: the server (`serve`, `healthcheck`) and the client commands. */
 import { parseArgs } from "node:util";
 import type { ConfigInput } from "../config/config.ts";
-import { TaskStatus } from "../protocol/task.ts";
+import { TASK_STATUSES, type TaskStatusName } from "../protocol/statuses.ts";
 
 export const USAGE = `agentkit — runs LLM agents as tasks and streams every step over WebSocket
 
@@ -86,7 +86,7 @@ export interface ConnectionOptions {
 export type ClientCommand =
   | { kind: "run"; input: string; agent?: string; thread?: string; json: boolean; connection: ConnectionOptions }
   | { kind: "watch"; taskId: string; after?: number; json: boolean; connection: ConnectionOptions }
-  | { kind: "tasks"; status?: TaskStatus; limit?: number; json: boolean; connection: ConnectionOptions }
+  | { kind: "tasks"; status?: TaskStatusName; limit?: number; json: boolean; connection: ConnectionOptions }
   | { kind: "cancel"; taskId: string; json: boolean; connection: ConnectionOptions }
   | { kind: "agents"; json: boolean; connection: ConnectionOptions };
 
@@ -156,7 +156,7 @@ Usage:
   agentkit tasks [--status S] [--limit N] [--json] [connection options]
 
 Options:
-  --status S          only tasks in status S: ${TaskStatus.options.join(", ")}
+  --status S          only tasks in status S: ${TASK_STATUSES.join(", ")}
   --limit N           at most N tasks, 1–100 (default 20)
   --json              print the page as JSON ({tasks, next_cursor}) on stdout
 
@@ -312,11 +312,10 @@ function commandOf(command: string, allowed: readonly string[], values: ParsedVa
     }
     case "tasks": {
       if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
-      let status: TaskStatus | undefined;
+      let status: TaskStatusName | undefined;
       if (values.status !== undefined) {
-        const parsedStatus = TaskStatus.safeParse(values.status);
-        if (!parsedStatus.success) throw new UsageError(`--status must be one of ${TaskStatus.options.join(", ")}`);
-        status = parsedStatus.data;
+        if (!(TASK_STATUSES as readonly string[]).includes(values.status)) throw new UsageError(`--status must be one of ${TASK_STATUSES.join(", ")}`);
+        status = values.status as TaskStatusName;
       }
       const limit = values.limit === undefined ? undefined : integer("--limit", values.limit, 1, 100);
       return { kind: "tasks", json, connection, ...(status === undefined ? {} : { status }), ...(limit === undefined ? {} : { limit }) };

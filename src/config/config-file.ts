@@ -55,7 +55,8 @@ export function loadConfigFile(path: string): ConfigFile {
   } catch (error) {
     throw new ConfigFileError(`${name}: not valid ${extname(path).toLowerCase() === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`);
   }
-  const parsed = ConfigFile.safeParse(raw, { error: unknownFieldMessage });
+  // Once per process: no generated fast path (see config.ts).
+  const parsed = ConfigFile.safeParse(raw, { error: unknownFieldMessage, jitless: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigFileError(`${name}: ${describePath(issue.path, raw)}: ${issue.message}`);

@@ -3,6 +3,7 @@
  * Runtime-agnostic: the Bun adapter (serve.ts) passes in `upgrade`, so `app.request()` works in tests.
  */
 import { Hono } from "hono";
+import { TrieRouter } from "hono/router/trie-router";
 import type { z } from "zod";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
@@ -44,8 +45,8 @@ import type { Telemetry } from "../telemetry/telemetry.ts";
 import { createWebhookAllowlist, type WebhookAllowlist } from "../webhooks/allowlist.ts";
 import { registerWebhookRoutes } from "../webhooks/routes.ts";
 import { registerMcpServer } from "../protocols/mcp/index.ts";
-import { registerAgUi } from "../protocols/ag-ui/index.ts";
-import { A2A_ROUTES, registerA2A } from "../protocols/a2a/routes.ts";
+import { registerAgUi } from "../protocols/ag-ui/register.ts";
+import { A2A_ROUTES, registerA2A } from "../protocols/a2a/register.ts";
 
 export type { WatchRequest } from "./ws-handshake.ts";
 
@@ -91,7 +92,11 @@ export function createApp(deps: AppDeps) {
   const now = deps.now ?? (() => new Date());
   const shares = deps.shareSecret ? createShareTokens({ secret: deps.shareSecret, now: () => now().getTime() }) : undefined;
   const startedAt = Date.now();
-  const app = new Hono<{ Variables: { principal: Principal } }>();
+  // TrieRouter, not Hono's default SmartRouter: that one compiles a RegExpRouter from all these
+  // routes on the first request (several ms, paid by the first /health after start); the trie is
+  // built as routes are added and matches these paths as fast. (SmartRouter falls back to this same
+  // TrieRouter for paths a RegExpRouter cannot take: routing is the same.)
+  const app = new Hono<{ Variables: { principal: Principal } }>({ router: new TrieRouter() });
 
   const origins = deps.corsOrigins ?? [];
   if (origins.length > 0) {

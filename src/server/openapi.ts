@@ -40,7 +40,7 @@ import {
 import { StopReason, Task, TaskError, TaskErrorCode, TaskMetadata, TaskStatus, Thread } from "../protocol/task.ts";
 import { ShareBody } from "./share-tokens.ts";
 import { A2A_REQUEST_EXAMPLE, A2AAgentCard, A2AJsonRpcRequest, A2AJsonRpcResponse } from "../protocols/a2a/schemas.ts";
-import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/routes.ts";
+import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/schemas.ts";
 
 // ---- response shapes (what app.ts answers; the request shapes are in src/protocol/api.ts) ----
 

@@ -5,41 +5,18 @@
  *   origin only.
  * - `GET /webhooks/secret`: the signing secret (`whsec_…`), for receivers to verify with; the admin
  *   key only (open mode: anyone, as every route).
+ * Their response schemas (for the OpenAPI document) are in schemas.ts, which nothing loads at start-up.
  */
 import type { Hono } from "hono";
-import { z } from "zod";
+import type { z } from "zod";
 import type { AgentPool } from "../agents/pool.ts";
 import { AgentkitError } from "../errors.ts";
 import { TaskIdParam } from "../protocol/api.ts";
 import type { Task } from "../protocol/task.ts";
 import type { Principal } from "../server/auth.ts";
 import { validate } from "../server/validation.ts";
-import { WEBHOOK_EVENTS, type TaskStore, type Webhook } from "../store/store.ts";
-
-/** One webhook of a task, as `GET /tasks/:id/webhooks` shows it. */
-export const WebhookDelivery = z.object({
-  /** `webhook-id`: the same on every attempt. */
-  id: z.string(),
-  event: z.enum(WEBHOOK_EVENTS),
-  /** `task`: the task's own `webhook_url`; `agent`: its agent's `webhook`. */
-  source: z.enum(["task", "agent"]),
-  /** Where it goes (an agent's: its origin only, unless the admin asks). */
-  url: z.string(),
-  status: z.enum(["pending", "delivered", "failed"]),
-  /** Attempts made so far. */
-  attempts: z.number().int().nonnegative(),
-  /** Why the last failed attempt failed (`HTTP 500`, `timed out after 10000 ms`, …), or null. */
-  last_error: z.string().nullable(),
-  /** While pending: when the next attempt is due; else null. */
-  next_attempt_at: z.string().nullable(),
-  created_at: z.string(),
-  delivered_at: z.string().nullable(),
-});
-export const WebhookDeliveryList = z.array(WebhookDelivery);
-export const WebhookSecretResponse = z.object({
-  /** `whsec_<base64>`: give it to `standardwebhooks`' `new Webhook(secret).verify(body, headers)`. */
-  secret: z.string(),
-});
+import type { TaskStore, Webhook } from "../store/store.ts";
+import type { WebhookDelivery } from "./schemas.ts";
 
 export interface WebhookRoutesDeps {
   store: Pick<TaskStore, "taskWebhooks">;

@@ -10,10 +10,17 @@ import { within } from "./deferred.ts";
 
 const root = join(import.meta.dir, "..", "..");
 
+/**
+ * The flags the shipped binary is built with (package.json's `build`, the Dockerfile): tests run
+ * what users run — bytecode, ES modules, lazily loaded chunks. test/docker.test.ts checks both
+ * places use them.
+ */
+export const BUILD_FLAGS = ["--compile", "--minify", "--bytecode", "--format=esm", "--splitting"] as const;
+
 /** Builds the binary as `<dir>/agentkit`; returns its path. Throws with the compiler's output. */
 export function buildBinary(dir: string): string {
   const binary = join(dir, "agentkit");
-  const build = Bun.spawnSync(["bun", "build", "--compile", "src/main.ts", "--outfile", binary], { cwd: root, stderr: "pipe", stdout: "pipe" });
+  const build = Bun.spawnSync(["bun", "build", ...BUILD_FLAGS, "src/main.ts", "--outfile", binary], { cwd: root, stderr: "pipe", stdout: "pipe" });
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
   return binary;
 }

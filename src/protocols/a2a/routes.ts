@@ -7,6 +7,9 @@
  *   GET  /a2a/:agent/.well-known/agent-card.json       an agent's card (open)
  *   POST /a2a/:agent                                   JSON-RPC 2.0, v1.0 and v0.3 method names
  *
+ * register.ts puts these routes on the app; this module, their handlers, is loaded on the first
+ * A2A request.
+ *
  * Decisions (README "A2A"):
  * - **Contexts are threads.** A message without `contextId` starts a new thread (its id is the
  *   task's `contextId`); a message with a `contextId` continues that thread (made on first use with
@@ -22,9 +25,7 @@
  * - Streams join the live feed with no gap and no duplicate (`startStream`), and follow a task
  *   running on another node (`follow`) in a cluster.
  */
-import type { Hono } from "hono";
 import { EVENT_STREAM_HEADERS } from "../../server/sse.ts";
-import { bodyLimit } from "hono/body-limit";
 import type { Context } from "hono";
 import type { AgentPool, Agent } from "../../agents/pool.ts";
 import type { LiveFeed } from "../../bus/live-feed.ts";
@@ -74,13 +75,6 @@ export interface A2ADeps {
   now?: () => Date;
 }
 
-/** The paths, for app.ts's `ROUTES` (405 handling). */
-export const A2A_ROUTES: Record<string, readonly string[]> = {
-  "/.well-known/agent-card.json": ["GET", "HEAD"],
-  "/a2a/:agent/.well-known/agent-card.json": ["GET", "HEAD"],
-  "/a2a/:agent": ["POST"],
-};
-
 /** How often a stream (or a blocking send) checks whether a task that asked a person has parked. */
 const PARK_POLL_MS = 100;
 /** Keep-alive: SSE comments, and whitespace before a blocking answer's JSON (Bun's idle timeout is 10 s). */
@@ -92,8 +86,17 @@ const THREAD_TASKS = 200;
 
 const JSON_MEDIA_TYPE = /^application\/(?:[\w.-]+\+)?json$/i;
 
-/** Registers the A2A routes. Call it before the app's key middleware: these routes authenticate themselves. */
-export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
+/** The handlers of the A2A routes (register.ts registers them, and loads this module on the first A2A request). */
+export interface A2AHandlers {
+  /** `GET /.well-known/agent-card.json`: the default agent's card. */
+  defaultCard(c: Context): Response;
+  /** `GET /a2a/:agent/.well-known/agent-card.json` */
+  agentCard(c: Context): Response;
+  /** `POST /a2a/:agent` (after the body-size limit): JSON-RPC. */
+  rpc(c: Context): Promise<Response>;
+}
+
+export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   const { store, agents, auth } = deps;
   const now = deps.now ?? (() => new Date());
 
@@ -102,19 +105,12 @@ export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
     const body = buildAgentCard({ agent, origin: originOf(c), version: deps.version, keyRequired: auth.required }, dialect);
     return c.json(body, 200, { "Cache-Control": "no-cache", Vary: "A2A-Version" });
   };
-  app.get("/.well-known/agent-card.json", (c) => card(c, agents.defaultAgent));
-  app.get("/a2a/:agent/.well-known/agent-card.json", (c) => card(c, requireAgent(c.req.param("agent"))));
 
-  app.post(
-    "/a2a/:agent",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
-    async (c) => {
-      const agent = requireAgent(c.req.param("agent"));
+  return {
+    defaultCard: (c) => card(c, agents.defaultAgent),
+    agentCard: (c) => card(c, requireAgent(c.req.param("agent")!)),
+    rpc: async (c) => {
+      const agent = requireAgent(c.req.param("agent")!);
       const principal = auth.authenticate(keyFromHeaders(c.req.raw.headers));
       if (!principal) throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
       const contentType = c.req.header("content-type");
@@ -168,7 +164,7 @@ export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
         return c.json(rpcError(id, toRpcError(error, deps.logger), dialect));
       }
     },
-  );
+  };
 
   interface Call {
     id: RpcId;

@@ -16,9 +16,11 @@
  *   the same task going on.
  * - `tools` (front-end tools), `context`, `state` and `forwardedProps` are accepted and not used:
  *   an agent runs with its own configured tools.
+ *
+ * register.ts puts the routes on the app; this module, their handlers, is loaded on the first
+ * AG-UI request.
  */
-import type { Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
@@ -70,20 +72,21 @@ const THREAD_TASKS = 200;
 /** What an abandoned question is answered with (the model reads it as the tool's result). */
 const DISMISSED_ANSWER = "(no answer: the user dismissed the question)";
 
-type AppEnv = { Variables: { principal: Principal } };
+export type AppEnv = { Variables: { principal: Principal } };
 
-export function registerAgUi(app: Hono<AppEnv>, deps: AppDeps): void {
+/** The handlers of `POST /ag-ui` and `POST /ag-ui/:agent` (register.ts registers them, and loads this module on the first AG-UI request). */
+export interface AgUiHandlers {
+  /** The body: a `RunAgentInput`, read and checked (after the body-size limit), as `c.req.valid("json")`. */
+  body: MiddlewareHandler<AppEnv, string, { in: { json: unknown }; out: { json: RunAgentInputBody } }>;
+  /** The run, on `agentName` (undefined: the default agent). */
+  run(c: Context<AppEnv>, input: RunAgentInputBody, agentName: string | undefined): Promise<Response>;
+}
+
+export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
   const { store, runner, agents, logger } = deps;
   const now = deps.now ?? (() => new Date());
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-    },
-  });
-  const body = jsonBody(RunAgentInputBody, { ...STRUCTURE, hint: "a RunAgentInput" });
-  app.post("/ag-ui", limit, body, (c) => run(c, c.req.valid("json"), undefined));
-  app.post("/ag-ui/:agent", limit, body, (c) => run(c, c.req.valid("json"), c.req.param("agent")));
+  const body = jsonBody<typeof RunAgentInputBody, AppEnv>(RunAgentInputBody, { ...STRUCTURE, hint: "a RunAgentInput" });
+  return { body, run };
 
   async function run(c: Context<AppEnv>, input: RunAgentInputBody, agentName: string | undefined): Promise<Response> {
     const principal = c.get("principal");
