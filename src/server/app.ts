@@ -47,6 +47,7 @@ import { registerWebhookRoutes } from "../webhooks/routes.ts";
 import { registerMcpServer } from "../protocols/mcp/index.ts";
 import { registerAgUi } from "../protocols/ag-ui/register.ts";
 import { A2A_ROUTES, registerA2A } from "../protocols/a2a/register.ts";
+import { newTaskId } from "../tasks/task-id.ts";
 
 export type { WatchRequest } from "./ws-handshake.ts";
 
@@ -314,7 +315,7 @@ export function createApp(deps: AppDeps) {
     }
     runner.ensureCapacity();
     const task = await store.createTask({
-      id: crypto.randomUUID(),
+      id: newTaskId(),
       owner: principal.id,
       agent: agent.definition.name,
       input: body.input,

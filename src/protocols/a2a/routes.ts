@@ -59,6 +59,7 @@ import {
   type IncomingMessage,
   type RpcId,
 } from "./wire.ts";
+import { newTaskId } from "../../tasks/task-id.ts";
 
 export interface A2ADeps {
   store: TaskStore;
@@ -255,7 +256,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     }
     deps.runner.ensureCapacity();
     const task = await store.createTask({
-      id: crypto.randomUUID(),
+      id: newTaskId(),
       owner: principal.id,
       agent: agent.definition.name,
       input: message.text,

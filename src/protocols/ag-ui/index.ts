@@ -33,6 +33,7 @@ import { readLog } from "../../store/store.ts";
 import type { Decision } from "../../tasks/interaction.ts";
 import { openCallsOf, toolCallIdOf, type OpenCall } from "./events.ts";
 import { agUiStream } from "./stream.ts";
+import { newTaskId } from "../../tasks/task-id.ts";
 
 export { RunTranslator, openCallsOf, toolCallIdOf } from "./events.ts";
 
@@ -120,7 +121,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     }
     runner.ensureCapacity();
     const task = await store.createTask({
-      id: crypto.randomUUID(),
+      id: newTaskId(),
       owner: principal.id,
       agent: agent.definition.name,
       input: text,
