@@ -135,6 +135,39 @@ describe("runReAct", () => {
     expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "moved on" } });
   });
 
+  test("a tool that never looks at its signal and never settles still times out; a cancel still ends the run", async () => {
+    // The call's signal is made lazily (tool-execution.ts CallLimit): a pending tool must get it anyway.
+    const deaf = defineTool({ name: "deaf", description: "never settles, never reads its signal", inputSchema: z.object({}), execute: () => new Promise<never>(() => {}) });
+    const model = createScriptedModel([callTools([{ id: "d", name: "deaf", arguments: "{}" }]), answer("after the timeout")]);
+    const { events } = await collect({ model, tools: new Map([["deaf", deaf]]), toolTimeoutMs: 40 });
+    expect(events[2]).toMatchObject({ event_type: "tool_error", data: { error: { code: "timeout", retryable: true } } });
+    expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "after the timeout" } });
+
+    const controller = new AbortController();
+    const reason = new Error("cancelled");
+    const run = collect({ model: createScriptedModel([callTools([{ id: "d", name: "deaf", arguments: "{}" }])]), tools: new Map([["deaf", deaf]]), abortSignal: controller.signal, toolTimeoutMs: 60_000 });
+    setTimeout(() => controller.abort(reason), 20);
+    await expect(run).rejects.toBe(reason);
+  });
+
+  test("a tool that reads its signal only after a while gets one whose timeout counted from the call's start", async () => {
+    const seen = Promise.withResolvers<{ aborted: boolean }>();
+    const late = defineTool({
+      name: "late",
+      description: "reads its signal after waiting",
+      inputSchema: z.object({}),
+      async execute(_input, context) {
+        await new Promise((resolve) => setTimeout(resolve, 80));
+        seen.resolve({ aborted: context.abortSignal.aborted });
+        return "late";
+      },
+    });
+    const model = createScriptedModel([callTools([{ id: "l", name: "late", arguments: "{}" }]), answer("done")]);
+    const { events } = await collect({ model, tools: new Map([["late", late]]), toolTimeoutMs: 30 });
+    expect(events[2]).toMatchObject({ event_type: "tool_error", data: { error: { code: "timeout" } } });
+    expect(await seen.promise).toEqual({ aborted: true }); // 30 ms from the call's start, not from the read
+  });
+
   test("abort rejects with the signal's reason and reaches the running tool", async () => {
     const controller = new AbortController();
     const gate = createGateTool();
