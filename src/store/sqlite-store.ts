@@ -119,8 +119,7 @@ CREATE INDEX IF NOT EXISTS webhooks_due ON webhooks(next_attempt_at) WHERE statu
 CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
 `;
 
-/** A row as read back from SQLite, validated at the boundary: a Task with its metadata and error as JSON text. */
-/** A row of TASK_COLUMNS as bun:sqlite returns it. */
+/** A row of TASK_COLUMNS as bun:sqlite returns it: a Task with its metadata, error and output_json as JSON text. */
 interface TaskRow {
   rowid: number;
   id: string;
