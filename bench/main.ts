@@ -107,7 +107,8 @@ function parseOptions(): Options {
     quick: values.quick ?? false,
     only,
     reps: Number(values.reps ?? (values.quick ? 1 : 5)),
-    pairs: Number(values.pairs ?? (values.quick ? 2 : 7)),
+    // 21: at 100 watchers a burst lasts ~25 ms and one pair's CPU ratio swings 1.0–2.9×; 7 pairs gave medians from 1.26× to 1.69× for one build.
+    pairs: Number(values.pairs ?? (values.quick ? 2 : 21)),
     burstWarmup: Number(values["burst-warmup"] ?? (values.quick ? 5 : 30)),
     pad: Number(values.pad ?? 0),
     fanoutClients: Number(values["fanout-clients"] ?? 1),
