@@ -18,6 +18,7 @@ import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
+import { eventStreamResponse } from "./event-stream.ts";
 
 export interface SseOptions {
   store: TaskStore;
@@ -44,98 +45,61 @@ export function sseResponse(options: SseOptions): Response {
   const { task, feed } = options;
   if (isTerminal(task.status) && options.after >= lastSeqOf(task, feed)) return new Response(null, { status: 204 });
   const telemetry = options.telemetry ?? noTelemetry;
-
-  const encoder = new TextEncoder();
-  let closed = false;
   let stopListening: (() => void) | undefined;
-  let keepAlive: ReturnType<typeof setInterval> | undefined;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let unfollow: (() => void) | undefined;
 
-  const unfollow = options.follow?.(task);
-  const finish = () => {
-    if (closed) return;
-    closed = true;
-    telemetry.watcherClosed("sse");
-    stopListening?.();
-    unfollow?.();
-    clearInterval(keepAlive);
-    options.signal.removeEventListener("abort", finish);
-    try {
-      controller.close();
-    } catch {
-      // Already closed or errored by the consumer going away: nothing left to release.
-    }
-  };
-
-  const write = (text: string) => {
-    if (closed) return;
-    controller.enqueue(encoder.encode(text));
-    // Past the high-water mark the client is not reading: end the stream (queued data still drains).
-    if ((controller.desiredSize ?? 0) < 0) {
-      telemetry.slowClientClosed("sse");
-      finish();
-    }
-  };
-  let lastSent = options.after;
-  const writeFrame = (frame: string, seq: number | undefined) => {
-    if (seq !== undefined) lastSent = seq;
-    write(seq === undefined ? `data: ${frame}\n\n` : `id: ${seq}\ndata: ${frame}\n\n`);
-    if (seq !== undefined && frame.startsWith(RESULT_PREFIX)) finish();
-  };
-
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(streamController) {
-        controller = streamController;
-        telemetry.watcherOpened("sse");
-        options.signal.addEventListener("abort", finish, { once: true });
-        keepAlive = setInterval(() => write(": keep-alive\n\n"), options.keepAliveMs ?? 5000);
-        startStream({
-          store: options.store,
-          feed,
-          task,
-          after: options.after,
-          sendControl: (frame) => writeFrame(frame, undefined),
-          // After a resync the stream goes on from `pruned_through`.
-          onResync: (prunedThrough) => (lastSent = prunedThrough),
-          watcher: {
-            send: ({ seq, frame }) => writeFrame(frame, seq),
-            subscribe: () => {
-              if (closed) return;
-              stopListening = feed.listen(task.id, (frame, seq) => {
-                if (seq === undefined && !options.deltas) return;
-                writeFrame(frame, seq);
-              });
-            },
-            get closed() {
-              return closed;
-            },
-          },
-        })
-          .then(() => {
-            // An ended task whose log was fully sent (or pruned) has nothing more to come.
-            if (isTerminal(task.status) && lastSent >= lastSeqOf(task, feed)) finish();
-          })
-          .catch((error) => {
-            options.logger.error("sse: could not stream", { task: task.id, error: errorMessage(error) });
-            // A plain data frame, like every other: `event: error` would collide with EventSource's
-            // own `error` event (connection lost), which carries no data.
-            writeFrame(errorFrame("Internal server error", "internal"), undefined);
-            finish();
-          });
-      },
-      cancel: finish,
+  return eventStreamResponse({
+    slowClientBytes: options.slowClientBytes,
+    keepAliveMs: options.keepAliveMs,
+    signal: options.signal,
+    onClose(end) {
+      if (end === "slow") telemetry.slowClientClosed("sse");
+      telemetry.watcherClosed("sse");
+      stopListening?.();
+      unfollow?.();
     },
-    { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
-  );
-
-  return new Response(stream, { headers: EVENT_STREAM_HEADERS });
+    start(stream) {
+      telemetry.watcherOpened("sse");
+      unfollow = options.follow?.(task);
+      let lastSent = options.after;
+      const writeFrame = (frame: string, seq: number | undefined) => {
+        if (seq !== undefined) lastSent = seq;
+        stream.write(seq === undefined ? `data: ${frame}\n\n` : `id: ${seq}\ndata: ${frame}\n\n`);
+        if (seq !== undefined && frame.startsWith(RESULT_PREFIX)) stream.close();
+      };
+      startStream({
+        store: options.store,
+        feed,
+        task,
+        after: options.after,
+        sendControl: (frame) => writeFrame(frame, undefined),
+        // After a resync the stream goes on from `pruned_through`.
+        onResync: (prunedThrough) => (lastSent = prunedThrough),
+        watcher: {
+          send: ({ seq, frame }) => writeFrame(frame, seq),
+          subscribe: () => {
+            if (stream.closed) return;
+            stopListening = feed.listen(task.id, (frame, seq) => {
+              if (seq === undefined && !options.deltas) return;
+              writeFrame(frame, seq);
+            });
+          },
+          get closed() {
+            return stream.closed;
+          },
+        },
+      })
+        .then(() => {
+          // An ended task whose log was fully sent (or pruned) has nothing more to come.
+          if (isTerminal(task.status) && lastSent >= lastSeqOf(task, feed)) stream.close();
+        })
+        .catch((error) => {
+          options.logger.error("sse: could not stream", { task: task.id, error: errorMessage(error) });
+          // A plain data frame, like every other: `event: error` would collide with EventSource's
+          // own `error` event (connection lost), which carries no data.
+          writeFrame(errorFrame("Internal server error", "internal"), undefined);
+          stream.close();
+        });
+    },
+  });
 }
-
-/** The headers of every Server-Sent Events response (ours, A2A's, AG-UI's): no caching, no proxy buffering. */
-export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
-  "Content-Type": "text/event-stream; charset=utf-8",
-  "Cache-Control": "no-cache",
-  Connection: "keep-alive",
-  "X-Accel-Buffering": "no",
-};

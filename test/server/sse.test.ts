@@ -5,6 +5,9 @@ import { answer, callTools, createScriptedModel } from "../helpers/scripted-mode
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { SseClient } from "../helpers/sse-client.ts";
 import { createGateTool } from "../helpers/tools.ts";
+import { z } from "zod";
+import { defineTool } from "../../src/tools/tool.ts";
+import type { ScriptStep } from "../helpers/scripted-model.ts";
 
 let server: TestServer | undefined;
 const clients: SseClient[] = [];
@@ -209,4 +212,87 @@ test("a server fault mid-stream is a normal data frame {type:error}, never `even
   expect(error).toBeDefined();
   expect(error!.event).toBeUndefined();
   expect(JSON.parse(error!.data)).toEqual({ type: "error", data: { message: "Internal server error", code: "internal" } });
+});
+
+test("a client that stops reading is cut off once slowClientBytes are queued: what was queued still arrives, gapless from the start, then the stream ends; the task and other streams go on", async () => {
+  const blob = defineTool({
+    name: "blob",
+    description: "returns 32 KiB",
+    inputSchema: z.object({ n: z.number() }),
+    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
+  });
+  const steps = 600; // ~20 MB of frames: more than loopback's socket buffers and the 1 MiB queue hold
+  const release = Promise.withResolvers<void>();
+  const step: ScriptStep = async function* (request) {
+    const done = request.messages.filter((message) => message.role === "tool").length;
+    if (done === 0) await release.promise;
+    else if (done % 20 === 0) await Bun.sleep(1); // turns for the sockets
+    if (done >= steps) {
+      yield { type: "text-delta", text: "end" };
+      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
+      return;
+    }
+    yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
+    yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
+  };
+  server = await startTestServer({
+    models: { m: createScriptedModel([step], { repeatLast: true }) },
+    tools: [blob],
+    agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
+    config: { slowClientBytes: 1024 * 1024 }, // the default, said out loud: a client that reads keeps up
+  });
+  const task = await server.createTask({ input: "flood" });
+
+  // The slow client: a raw socket that sends the request, then stops reading.
+  const received: Buffer[] = [];
+  const ended = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: server.port,
+    socket: {
+      data: (_socket, chunk) => void received.push(Buffer.from(chunk)),
+      end: () => ended.resolve(),
+      close: () => ended.resolve(),
+    },
+  });
+  socket.write(`GET /tasks/${task.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n`);
+  await within(
+    (async () => {
+      while (received.length === 0) await Bun.sleep(5);
+    })(),
+    2_000,
+    "the response starts",
+  );
+  socket.pause();
+  const fast = sse(`/tasks/${task.id}/events`);
+  release.resolve();
+
+  // The fast client and the task are not held up: every frame, to the result.
+  await within(fast.ended, 30_000, "the fast stream ends");
+  const frames = fast.durable.map((frame) => JSON.parse(frame) as { type: string; seq: number; data: { status?: string } });
+  expect(frames.at(-1)).toMatchObject({ type: "result", data: { status: "completed" } });
+  expect(frames.map((frame) => frame.seq)).toEqual(frames.map((_, index) => index + 1));
+  expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("completed");
+
+  // The slow one was cut off: once it reads again it gets what was queued, then the end — no result.
+  socket.resume();
+  await within(ended.promise, 10_000, "the cut-off stream ends");
+  const body = Buffer.concat(received).toString("utf8");
+  const ids = [...body.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+  expect(ids.length).toBeGreaterThan(0);
+  expect(ids).toEqual(ids.map((_, index) => index + 1)); // gapless from the first, no duplicate
+  expect(ids.length).toBeLessThan(frames.length); // cut off before the end
+  expect(body).not.toContain('"type":"result"');
+  // It resumes where it stopped, with Last-Event-ID, as an EventSource does (a replay of this
+  // ~20 MB log outruns the 1 MiB queue too, so it may take a few reconnects): every frame once.
+  let last = ids.at(-1)!;
+  for (let reconnect = 0; last < frames.length && reconnect < 100; reconnect++) {
+    const resumed = sse(`/tasks/${task.id}/events`, { "Last-Event-ID": String(last) });
+    await within(resumed.ended, 10_000, "a resumed stream ends");
+    const seqs = resumed.durable.map((frame) => (JSON.parse(frame) as { seq: number }).seq);
+    expect(seqs.length).toBeGreaterThan(0);
+    expect(seqs).toEqual(seqs.map((_, index) => last + 1 + index));
+    last = seqs.at(-1)!;
+  }
+  expect(last).toBe(frames.length);
 });

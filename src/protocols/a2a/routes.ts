@@ -25,7 +25,7 @@
  * - Streams join the live feed with no gap and no duplicate (`startStream`), and follow a task
  *   running on another node (`follow`) in a cluster.
  */
-import { EVENT_STREAM_HEADERS } from "../../server/sse.ts";
+import { eventStreamResponse } from "../../server/event-stream.ts";
 import type { Context } from "hono";
 import type { AgentPool, Agent } from "../../agents/pool.ts";
 import type { LiveFeed } from "../../bus/live-feed.ts";
@@ -367,63 +367,37 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     options: { historyLength?: number; endIfParked: boolean },
   ): Response {
     const { historyLength } = options;
-    const encoder = new TextEncoder();
-    let closed = false;
     let stop: (() => void) | undefined;
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(keepAlive);
-      stop?.();
-      try {
-        controller.close();
-      } catch {
-        // Already closed by the consumer going away.
-      }
-    };
-    const write = (text: string) => {
-      if (closed) return;
-      controller.enqueue(encoder.encode(text));
-      // Past the high-water mark the client is not reading: end the stream (it resubscribes).
-      if ((controller.desiredSize ?? 0) < 0) close();
-    };
-    const send = (event: A2AEvent) => write(`data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`);
-    const body = new ReadableStream<Uint8Array>(
-      {
-        start(streamController) {
-          controller = streamController;
-          keepAlive = setInterval(() => write(": keep-alive\n\n"), KEEP_ALIVE_MS);
-          send({ kind: "task", task: a2a });
-          const projector = new FrameProjector(task);
-          for (const ask of open) projector.asks.set(ask.callId, ask);
-          if (open.length > 0 && options.endIfParked) {
-            // A message decided one of several waiting calls: the task still needs input.
-            send(projector.inputRequired(open));
-            return close();
-          }
-          // A subscription to a waiting task goes on until the task moves on, and ends or parks again.
-          const announced = new Set(open.map((ask) => ask.callId));
-          stop = follow({
-            task,
-            after,
-            projector,
-            announced,
-            emit: (events) => events.forEach(send),
-            done: (failure) => {
-              if (failure) write(`data: ${JSON.stringify(rpcError(call.id, toRpcError(failure, deps.logger), call.dialect))}\n\n`);
-              close();
-            },
-            signal: call.signal,
-          });
-        },
-        cancel: close,
+    return eventStreamResponse({
+      slowClientBytes: deps.slowClientBytes,
+      keepAliveMs: KEEP_ALIVE_MS,
+      // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
+      onClose: () => stop?.(),
+      start(stream) {
+        const send = (event: A2AEvent) => stream.write(`data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`);
+        send({ kind: "task", task: a2a });
+        const projector = new FrameProjector(task);
+        for (const ask of open) projector.asks.set(ask.callId, ask);
+        if (open.length > 0 && options.endIfParked) {
+          // A message decided one of several waiting calls: the task still needs input.
+          send(projector.inputRequired(open));
+          return stream.close();
+        }
+        // A subscription to a waiting task goes on until the task moves on, and ends or parks again.
+        const announced = new Set(open.map((ask) => ask.callId));
+        stop = follow({
+          task,
+          after,
+          projector,
+          announced,
+          emit: (events) => events.forEach(send),
+          done: (failure) => {
+            if (failure) stream.write(`data: ${JSON.stringify(rpcError(call.id, toRpcError(failure, deps.logger), call.dialect))}\n\n`);
+            stream.close();
+          },
+          signal: call.signal,
+        });
       },
-      { highWaterMark: deps.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
-    );
-    return new Response(body, {
-      headers: EVENT_STREAM_HEADERS,
     });
   }
 

@@ -13,7 +13,7 @@
  * its fetch — the task is cancelled (`runner.cancel`), as AG-UI means by aborting a run.
  */
 import type { LiveFeed } from "../../bus/live-feed.ts";
-import { EVENT_STREAM_HEADERS } from "../../server/sse.ts";
+import { eventStreamResponse, type EventStream } from "../../server/event-stream.ts";
 import { errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
@@ -50,13 +50,9 @@ export interface AgUiStreamOptions {
 export function agUiStream(options: AgUiStreamOptions): Response {
   const { store, feed, runner, logger, task } = options;
   const translator = new RunTranslator({ threadId: options.threadId, runId: options.runId, taskId: task.id, model: options.model });
-  const encoder = new TextEncoder();
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  /** No more is written (ended, or the client left or was cut off). */
-  let closed = false;
+  let stream!: EventStream;
   let stopListening: (() => void) | undefined;
   let unfollow: (() => void) | undefined;
-  let keepAlive: ReturnType<typeof setInterval> | undefined;
   let waitPoll: ReturnType<typeof setInterval> | undefined;
   let lastSeq = options.after;
   let mayWait = options.mayWait;
@@ -65,54 +61,20 @@ export function agUiStream(options: AgUiStreamOptions): Response {
   let submitted = !options.submit;
   let cancelOnSubmit = false;
 
-  const release = () => {
-    closed = true;
-    stopListening?.();
-    unfollow?.();
-    clearInterval(keepAlive);
-    clearInterval(waitPoll);
-    options.signal.removeEventListener("abort", clientGone);
-  };
-
-  /** The run's last event was written: end the response. */
-  const end = () => {
-    if (closed) return;
-    release();
-    try {
-      controller.close();
-    } catch {
-      // The consumer went away meanwhile: nothing left to release.
-    }
-  };
-
-  /** The client closed the stream before the run ended: cancel the task (AG-UI's abort). */
-  function clientGone() {
-    if (closed) return;
-    release();
-    if (translator.ending) return;
-    logger.info("ag-ui: the client aborted the run; cancelling its task", { task: task.id, run: options.runId });
-    if (submitted) cancel();
-    else cancelOnSubmit = true;
-  }
-
   function cancel() {
     runner.cancel(task.id).catch((error) => logger.warn("ag-ui: could not cancel an aborted run's task", { task: task.id, error: errorMessage(error) }));
   }
 
   const write = (events: AgUiEvent[]) => {
-    if (closed || events.length === 0) return;
-    controller.enqueue(encoder.encode(events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join("")));
-    if (translator.ending) return end();
-    // Past the high-water mark the client is not reading: cut it off (what is queued still drains).
-    // Not an abort: the task goes on, and can be watched or cancelled on every other endpoint.
-    if ((controller.desiredSize ?? 0) < 0) {
-      logger.warn("ag-ui: a client stopped reading; its stream is closed (the task goes on)", { task: task.id });
-      end();
-    }
+    if (stream.closed || events.length === 0) return;
+    // The run's last event was written: end the response.
+    const ending = translator.ending;
+    stream.write(events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join(""));
+    if (ending) stream.close();
   };
 
   const handle = (text: string, seq: number | undefined) => {
-    if (closed) return;
+    if (stream.closed) return;
     if (seq !== undefined) lastSeq = Math.max(lastSeq, seq);
     let frame: unknown;
     try {
@@ -132,15 +94,15 @@ export function agUiStream(options: AgUiStreamOptions): Response {
    * — the run ends with the interrupt outcome, carrying every call that waits (from the log).
    */
   async function checkWaiting() {
-    if (closed || checking || !mayWait) return;
+    if (stream.closed || checking || !mayWait) return;
     checking = true;
     try {
       const current = await store.getTask(task.id);
-      if (closed || !current) return;
+      if (stream.closed || !current) return;
       if (isTerminal(current.status)) return; // its result frame is on its way
       if (current.status !== "waiting" || current.last_seq > lastSeq) return;
       const calls = openCallsOf((await readLog(store, task.id)).map((event) => event.frame));
-      if (closed) return;
+      if (stream.closed) return;
       if (calls.length === 0) return;
       write(translator.interrupt(calls));
     } catch (error) {
@@ -150,56 +112,64 @@ export function agUiStream(options: AgUiStreamOptions): Response {
     }
   }
 
-  const stream = new ReadableStream<Uint8Array>(
-    {
-      start(streamController) {
-        controller = streamController;
-        options.signal.addEventListener("abort", clientGone, { once: true });
-        write(translator.start());
-        keepAlive = setInterval(() => {
-          if (!closed) controller.enqueue(encoder.encode(": keep-alive\n\n"));
-        }, options.keepAliveMs ?? 5000);
-        waitPoll = setInterval(() => void checkWaiting(), options.waitPollMs ?? 100);
-        unfollow = options.follow?.(task);
-        let attached = false;
-        attachWatcher({
-          store,
-          feed,
-          taskId: task.id,
-          after: options.after,
-          watcher: {
-            send: ({ seq, frame }) => handle(frame, seq),
-            subscribe: () => {
-              if (closed) return;
-              stopListening = feed.listen(task.id, (frame, seq) => handle(frame, seq));
-            },
-            get closed() {
-              return closed;
-            },
-          },
-        })
-          .then(() => {
-            attached = true;
-            void checkWaiting();
-          })
-          .catch((error) => {
-            logger.error("ag-ui: could not stream a task", { task: task.id, error: errorMessage(error) });
-            write(translator.fail("Internal server error", "internal"));
-          })
-          .finally(() => {
-            if (!options.submit) return;
-            options.submit();
-            submitted = true;
-            // Nobody can see a new task whose stream failed to start, or whose client left already: it does not run unseen.
-            if (!attached || cancelOnSubmit) cancel();
-          });
-      },
-      cancel: clientGone,
+  return eventStreamResponse({
+    slowClientBytes: options.slowClientBytes,
+    keepAliveMs: options.keepAliveMs,
+    signal: options.signal,
+    onClose(end) {
+      stopListening?.();
+      unfollow?.();
+      clearInterval(waitPoll);
+      if (translator.ending) return; // the run's last event went out: nothing was cut short
+      if (end === "slow") {
+        // Not an abort: the task goes on, and can be watched or cancelled on every other endpoint.
+        logger.warn("ag-ui: a client stopped reading; its stream is closed (the task goes on)", { task: task.id });
+      } else if (end === "client") {
+        // The client closed the stream before the run ended: cancel the task (AG-UI's abort).
+        logger.info("ag-ui: the client aborted the run; cancelling its task", { task: task.id, run: options.runId });
+        if (submitted) cancel();
+        else cancelOnSubmit = true;
+      }
     },
-    { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
-  );
-
-  return new Response(stream, { headers: EVENT_STREAM_HEADERS });
+    start(started) {
+      stream = started;
+      write(translator.start());
+      waitPoll = setInterval(() => void checkWaiting(), options.waitPollMs ?? 100);
+      unfollow = options.follow?.(task);
+      let attached = false;
+      attachWatcher({
+        store,
+        feed,
+        taskId: task.id,
+        after: options.after,
+        watcher: {
+          send: ({ seq, frame }) => handle(frame, seq),
+          subscribe: () => {
+            if (stream.closed) return;
+            stopListening = feed.listen(task.id, (frame, seq) => handle(frame, seq));
+          },
+          get closed() {
+            return stream.closed;
+          },
+        },
+      })
+        .then(() => {
+          attached = true;
+          void checkWaiting();
+        })
+        .catch((error) => {
+          logger.error("ag-ui: could not stream a task", { task: task.id, error: errorMessage(error) });
+          write(translator.fail("Internal server error", "internal"));
+        })
+        .finally(() => {
+          if (!options.submit) return;
+          options.submit();
+          submitted = true;
+          // Nobody can see a new task whose stream failed to start, or whose client left already: it does not run unseen.
+          if (!attached || cancelOnSubmit) cancel();
+        });
+    },
+  });
 }
 
 function isResumed(frame: unknown): boolean {

@@ -1,0 +1,90 @@
+/**
+ * One Server-Sent Events response, the way every stream of ours needs it (`GET /tasks/:id/events`,
+ * A2A's `message/stream` and `tasks/resubscribe`, AG-UI's runs): a byte stream whose queue is
+ * bounded by `slowClientBytes` — a client that stops reading is cut off, what is queued still
+ * drains — a comment line every `keepAliveMs` so that proxies and Bun's idle timeout leave a quiet
+ * stream open, and one `onClose` for whichever way it ends.
+ */
+
+/** The headers of every Server-Sent Events response: no caching, no proxy buffering. */
+export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache",
+  Connection: "keep-alive",
+  "X-Accel-Buffering": "no",
+};
+
+/** How a stream ended: its owner ended it, the client went away, or the client stopped reading. */
+export type EventStreamEnd = "ended" | "client" | "slow";
+
+export interface EventStream {
+  /** Writes SSE text as it is (one or more whole events). Nothing once the stream is closed. */
+  write(text: string): void;
+  /** Ends the stream (what is queued still drains). */
+  close(): void;
+  /** Closed: ended by its owner, by the client going away, or for being slow. */
+  readonly closed: boolean;
+}
+
+export interface EventStreamOptions {
+  /** Most bytes queued for the client before it counts as not reading and is cut off. */
+  slowClientBytes: number;
+  /** A `: keep-alive` comment this often (default 5 s). */
+  keepAliveMs?: number;
+  /** The request's signal: it aborts when the client goes away. */
+  signal?: AbortSignal;
+  /** Called once the stream can be written to. */
+  start(stream: EventStream): void;
+  /** Called once, however the stream ends, after it is closed. */
+  onClose?(end: EventStreamEnd): void;
+}
+
+export function eventStreamResponse(options: EventStreamOptions): Response {
+  const encoder = new TextEncoder();
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let closed = false;
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+
+  const close = (end: EventStreamEnd) => {
+    if (closed) return;
+    closed = true;
+    clearInterval(keepAlive);
+    options.signal?.removeEventListener("abort", clientGone);
+    try {
+      controller.close();
+    } catch {
+      // Already closed or errored by the consumer going away: nothing left to release.
+    }
+    options.onClose?.(end);
+  };
+  const clientGone = () => close("client");
+
+  const stream: EventStream = {
+    write(text) {
+      if (closed) return;
+      controller.enqueue(encoder.encode(text));
+      // Past the high-water mark the client is not reading: end the stream (queued data still drains).
+      if ((controller.desiredSize ?? 0) < 0) close("slow");
+    },
+    close: () => close("ended"),
+    get closed() {
+      return closed;
+    },
+  };
+
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(streamController) {
+        controller = streamController;
+        options.signal?.addEventListener("abort", clientGone, { once: true });
+        keepAlive = setInterval(() => stream.write(": keep-alive\n\n"), options.keepAliveMs ?? 5000);
+        options.start(stream);
+        // Gone before the stream started: `start` ran all the same, so its owner learns it in `onClose`.
+        if (options.signal?.aborted) clientGone();
+      },
+      cancel: clientGone,
+    },
+    { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+  );
+  return new Response(body, { headers: EVENT_STREAM_HEADERS });
+}
