@@ -13,7 +13,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { z } from "zod";
 import {
   AgentkitClientError,
   backoffDelay,
@@ -24,10 +23,10 @@ import {
   type WatchOptions,
 } from "../../src/client/index.ts";
 import type { ModelStreamPart, ToolCallRequest } from "../../src/llm/model.ts";
-import { defineTool } from "../../src/tools/tool.ts";
 import { within } from "../helpers/deferred.ts";
 import { answer, callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { heldUntil, startFloodServer } from "../helpers/flood.ts";
 import { createGateTool } from "../helpers/tools.ts";
 
 const KEY = "client-test-key-0123456789";
@@ -472,30 +471,7 @@ describe("watch", () => {
   test("resume after 4008: a watcher whose connection stopped reading is closed as too slow, reconnects with after= and ends with exactly the stored log", async () => {
     const steps = 300;
     const release = Promise.withResolvers<void>();
-    const blob = defineTool({
-      name: "blob",
-      description: "returns 32 KiB",
-      inputSchema: z.object({ n: z.number() }),
-      execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
-    });
-    const flood: ScriptStep = async function* (request) {
-      const done = request.messages.filter((message) => message.role === "tool").length;
-      if (done === 0) await release.promise;
-      else if (done % 20 === 0) await Bun.sleep(1);
-      if (done >= steps) {
-        yield { type: "text-delta", text: "end" };
-        yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
-        return;
-      }
-      yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
-      yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
-    };
-    server = await startTestServer({
-      models: { m: createScriptedModel([flood], { repeatLast: true }) },
-      tools: [blob],
-      agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
-      config: { slowClientBytes: 64 * 1024 },
-    });
+    server = await startFloodServer(steps, heldUntil(release.promise), { slowClientBytes: 64 * 1024 });
     const proxy = await startProxy(server.port);
     const client = createClient({ url: proxy.url });
     const task = await client.tasks.create({ input: "flood" });

@@ -1,8 +1,6 @@
 /** A watcher that stops reading is closed with 4008 and can resume; the others are not held up. */
 import { afterEach, expect, test } from "bun:test";
-import { z } from "zod";
-import { defineTool } from "../../src/tools/tool.ts";
-import { createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
+import { startFloodServer } from "../helpers/flood.ts";
 import { closeCode, RawWebSocket } from "../helpers/raw-websocket.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -12,40 +10,10 @@ afterEach(async () => {
   server = undefined;
 });
 
-/**
- * A server whose agent floods: `steps` calls of a tool that returns 32 KiB each. `beforeStep` runs
- * before each model step (given how many tool results the model has seen) to pace the flood.
- */
-async function startFlood(steps: number, beforeStep: (done: number) => Promise<void> | void, config = {}) {
-  const blob = defineTool({
-    name: "blob",
-    description: "returns 32 KiB",
-    inputSchema: z.object({ n: z.number() }),
-    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
-  });
-  const step: ScriptStep = async function* (request) {
-    const done = request.messages.filter((message) => message.role === "tool").length;
-    await beforeStep(done);
-    if (done >= steps) {
-      yield { type: "text-delta", text: "end" };
-      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
-      return;
-    }
-    yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
-    yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
-  };
-  return startTestServer({
-    models: { m: createScriptedModel([step], { repeatLast: true }) },
-    tools: [blob],
-    agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
-    config,
-  });
-}
-
 test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with after=, and the fast one is not held up", async () => {
   const steps = 240;
   const release = Promise.withResolvers<void>();
-  server = await startFlood(
+  server = await startFloodServer(
     steps,
     async (done) => {
       if (done === 0) await release.promise; // let both watchers connect first
@@ -86,7 +54,7 @@ test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with
 test("a watcher that stops reading at the TCP level for seconds still gets its 4008 close frame, after a whole frame", async () => {
   // The server keeps publishing 32 KiB frames while the client reads nothing for 4 s: the kernel
   // buffers fill, then the server's own queue passes slowClientBytes (the default, 1 MiB).
-  server = await startFlood(400, (done) => (done < 400 ? Bun.sleep(5) : undefined));
+  server = await startFloodServer(400, (done) => (done < 400 ? Bun.sleep(5) : undefined));
   const task = await server.createTask({ input: "flood" });
   const stalled = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0`, { paused: true });
   await Bun.sleep(4000);

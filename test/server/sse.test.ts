@@ -5,9 +5,7 @@ import { answer, callTools, createScriptedModel } from "../helpers/scripted-mode
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { SseClient } from "../helpers/sse-client.ts";
 import { createGateTool } from "../helpers/tools.ts";
-import { z } from "zod";
-import { defineTool } from "../../src/tools/tool.ts";
-import type { ScriptStep } from "../helpers/scripted-model.ts";
+import { heldUntil, startFloodServer } from "../helpers/flood.ts";
 
 let server: TestServer | undefined;
 const clients: SseClient[] = [];
@@ -215,32 +213,10 @@ test("a server fault mid-stream is a normal data frame {type:error}, never `even
 });
 
 test("a client that stops reading is cut off once slowClientBytes are queued: what was queued still arrives, gapless from the start, then the stream ends; the task and other streams go on", async () => {
-  const blob = defineTool({
-    name: "blob",
-    description: "returns 32 KiB",
-    inputSchema: z.object({ n: z.number() }),
-    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
-  });
   const steps = 600; // ~20 MB of frames: more than loopback's socket buffers and the 1 MiB queue hold
   const release = Promise.withResolvers<void>();
-  const step: ScriptStep = async function* (request) {
-    const done = request.messages.filter((message) => message.role === "tool").length;
-    if (done === 0) await release.promise;
-    else if (done % 20 === 0) await Bun.sleep(1); // turns for the sockets
-    if (done >= steps) {
-      yield { type: "text-delta", text: "end" };
-      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
-      return;
-    }
-    yield { type: "tool-call", call: { id: `b${done}`, name: "blob", arguments: JSON.stringify({ n: done }) } };
-    yield { type: "finish", finishReason: "tool-calls", usage: { inputTokens: 1, outputTokens: 1 } };
-  };
-  server = await startTestServer({
-    models: { m: createScriptedModel([step], { repeatLast: true }) },
-    tools: [blob],
-    agents: [{ model: "test/m", tools: ["blob"], max_steps: steps + 1 }],
-    config: { slowClientBytes: 1024 * 1024 }, // the default, said out loud: a client that reads keeps up
-  });
+  // 1 MiB is the default, said out loud: a client that reads keeps up.
+  server = await startFloodServer(steps, heldUntil(release.promise), { slowClientBytes: 1024 * 1024 });
   const task = await server.createTask({ input: "flood" });
 
   // The slow client: a raw socket that sends the request, then stops reading.
