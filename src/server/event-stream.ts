@@ -24,6 +24,10 @@ export interface EventStream {
   close(): void;
   /** Closed: ended by its owner, by the client going away, or for being slow. */
   readonly closed: boolean;
+  /** More than half of `slowClientBytes` is queued: a writer that can wait should (`drained`). */
+  readonly backlogged: boolean;
+  /** Resolves once the client has read some of what is queued, or the stream closed. */
+  drained(): Promise<void>;
 }
 
 export interface EventStreamOptions {
@@ -31,6 +35,8 @@ export interface EventStreamOptions {
   slowClientBytes: number;
   /** A `: keep-alive` comment this often (default 5 s). */
   keepAliveMs?: number;
+  /** A writer waiting in `drained` this long (default 30 s) means the client stopped reading: it is cut off as slow. */
+  stallMs?: number;
   /** The request's signal: it aborts when the client goes away. */
   signal?: AbortSignal;
   /** Called once the stream can be written to. */
@@ -44,10 +50,19 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   let keepAlive: ReturnType<typeof setInterval> | undefined;
+  let drainWaiters: (() => void)[] = [];
+  /** `performance.now()` when a writer began waiting for the client to read. */
+  let waitingSince = 0;
+  const wake = () => {
+    const waiters = drainWaiters;
+    drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
 
   const close = (end: EventStreamEnd) => {
     if (closed) return;
     closed = true;
+    wake();
     clearInterval(keepAlive);
     options.signal?.removeEventListener("abort", clientGone);
     try {
@@ -70,6 +85,14 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     get closed() {
       return closed;
     },
+    get backlogged() {
+      return (controller.desiredSize ?? 0) < options.slowClientBytes / 2;
+    },
+    drained() {
+      if (closed) return Promise.resolve();
+      if (drainWaiters.length === 0) waitingSince = performance.now();
+      return new Promise<void>((resolve) => drainWaiters.push(resolve));
+    },
   };
 
   const body = new ReadableStream<Uint8Array>(
@@ -77,10 +100,19 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       start(streamController) {
         controller = streamController;
         options.signal?.addEventListener("abort", clientGone, { once: true });
-        keepAlive = setInterval(() => stream.write(": keep-alive\n\n"), options.keepAliveMs ?? 5000);
+        keepAlive = setInterval(() => {
+          // A writer has waited for the client to read for too long: it is not reading.
+          if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");
+          stream.write(": keep-alive\n\n");
+        }, options.keepAliveMs ?? 5000);
         options.start(stream);
         // Gone before the stream started: `start` ran all the same, so its owner learns it in `onClose`.
         if (options.signal?.aborted) clientGone();
+      },
+      // Called after each read by the client (and after writes) while the queue is below the limit:
+      // a waiting writer goes on once less than half the limit is queued.
+      pull() {
+        if ((controller.desiredSize ?? 0) >= options.slowClientBytes / 2) wake();
       },
       cancel: clientGone,
     },

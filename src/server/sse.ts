@@ -87,6 +87,9 @@ export function sseResponse(options: SseOptions): Response {
           get closed() {
             return stream.closed;
           },
+          // The replay goes at the client's pace (a client that never reads stays queued at half the limit until it leaves).
+          backlogged: () => stream.backlogged,
+          drained: () => stream.drained(),
         },
       })
         .then(() => {

@@ -15,6 +15,14 @@ export interface Watcher {
   /** Starts live delivery of the task's frames. */
   subscribe(): void;
   readonly closed: boolean;
+  /**
+   * Whether the client has so much queued (half its slow-client limit) that the replay should wait
+   * for it to read. Without this, a replay sends every stored page at once, and a log larger than
+   * the limit cut off even a client that reads.
+   */
+  backlogged?(): boolean;
+  /** Resolves once the client has read some of what is queued, or its connection closed. */
+  drained?(): Promise<void>;
 }
 
 export interface AttachOptions {
@@ -53,11 +61,20 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     // Re-read after the await: the task may have published more, or ended.
     const tail = feed.tail(taskId);
     const publishedUpTo = tail ? tail.lastSeq : Number.POSITIVE_INFINITY;
+    let paused = false;
     for (const event of page) {
       if (event.seq > publishedUpTo) break;
       watcher.send(event);
       sent = event.seq;
+      if (watcher.drained && watcher.backlogged?.()) {
+        // Replay at the client's pace: wait for it to read, then go on from `sent` (re-reading the
+        // store and the tail, which may have moved meanwhile).
+        paused = true;
+        await watcher.drained();
+        break;
+      }
     }
+    if (paused) continue;
     if (!tail && page.length < pageSize) {
       // Not live: the log is complete. Subscribe anyway, so the watcher hears of anything later.
       watcher.subscribe();

@@ -42,6 +42,8 @@ export interface Connection extends WatchRequest {
   slowSince?: number;
   /** Stops following the task from the log when this watcher leaves (cluster mode). */
   unfollow?: () => void;
+  /** The replay waits for the client to read (`drain`) or leave. */
+  drainWaiters?: (() => void)[];
 }
 
 export interface WebSocketDeps {
@@ -109,6 +111,14 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     if (ws.getBufferedAmount() === 0) closeDrained(ws);
   }
 
+  /** A replay waiting for this client to read goes on (it sees `closed` if the socket closed). */
+  function wakeReplay(ws: Socket) {
+    const waiters = ws.data.drainWaiters;
+    if (!waiters?.length) return;
+    ws.data.drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
   function closeDrained(ws: Socket) {
     ws.data.slowSince = undefined;
     ws.close(CloseCode.tooSlow, "Too slow: reconnect with after=<last seq>");
@@ -125,6 +135,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
         // Closing already (refused, or shutting down): nothing to check.
       } else if (now - ws.data.lastSeen > deps.heartbeatMs) {
         ws.data.closed = true;
+        wakeReplay(ws); // a replay waiting for it to read stops now
         ws.close(CloseCode.heartbeatTimeout, "Heartbeat timeout: reconnect with after=<last seq>");
       } else {
         ws.ping();
@@ -192,6 +203,9 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
           ws.send(frame);
           if (isSlow(ws)) closeSlow(ws);
         },
+        // The replay goes at the client's pace; one that never reads is closed by the heartbeat.
+        backlogged: () => ws.getBufferedAmount() > deps.slowClientBytes / 2,
+        drained: () => new Promise<void>((resolve) => (ws.data.drainWaiters ??= []).push(resolve)),
         subscribe() {
           if (ws.data.closed) return;
           ws.subscribe(taskTopic(taskId));
@@ -330,11 +344,13 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
 
     drain(ws) {
+      wakeReplay(ws);
       if (ws.data.slowSince !== undefined && ws.getBufferedAmount() === 0) closeDrained(ws);
     },
 
     close(ws) {
       ws.data.closed = true;
+      wakeReplay(ws);
       ws.data.slowSince = undefined;
       open.delete(ws);
       release(ws);

@@ -70,3 +70,18 @@ test("a watcher that stops reading at the TCP level for seconds still gets its 4
   expect(received.length).toBeGreaterThan(0);
   expect(received).toEqual(stored.slice(0, received.length));
 }, 30_000);
+
+test("a watcher that joins a large ended log late gets it all in one connection: the replay goes at its pace instead of overrunning slowClientBytes (no 4008)", async () => {
+  const steps = 600; // ~20 MB of frames, 20× the 1 MiB limit
+  server = await startFloodServer(steps, () => undefined, { slowClientBytes: 1024 * 1024 });
+  const task = await server.createTask({ input: "flood" });
+  const first = await server.watch(task.id, "deltas=0");
+  await first.result(60_000);
+  const total = first.seqs.length;
+  expect(total).toBe(steps * 3 + 2);
+
+  const late = await server.watch(task.id, "deltas=0&after=0");
+  // A 4008 would have ended the connection before the result: one connection, every frame once.
+  await late.result(60_000);
+  expect(late.seqs).toEqual(Array.from({ length: total }, (_, index) => index + 1));
+}, 90_000);

@@ -1,0 +1,60 @@
+/** The one Server-Sent Events writer: slow-client cut-off, paced writers, how a stream ends. */
+import { expect, test } from "bun:test";
+import { eventStreamResponse, type EventStream, type EventStreamEnd } from "../../src/server/event-stream.ts";
+import { within } from "../helpers/deferred.ts";
+
+function open(options: { slowClientBytes: number; keepAliveMs?: number; stallMs?: number; signal?: AbortSignal }) {
+  let stream!: EventStream;
+  const ended = Promise.withResolvers<EventStreamEnd>();
+  const response = eventStreamResponse({ ...options, start: (started) => void (stream = started), onClose: (end) => ended.resolve(end) });
+  return { response, stream, ended: ended.promise };
+}
+
+test("a writer past half the limit waits in drained(); reading the body lets it go on; the owner's close ends the stream as 'ended'", async () => {
+  const { response, stream, ended } = open({ slowClientBytes: 1000 });
+  expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+  stream.write(`data: ${"x".repeat(600)}\n\n`);
+  expect(stream.backlogged).toBe(true);
+  let woke = false;
+  const waiting = stream.drained().then(() => (woke = true));
+  await Bun.sleep(20);
+  expect(woke).toBe(false); // nobody read yet
+  const reader = response.body!.getReader();
+  await reader.read();
+  await within(waiting, 1_000, "the writer is woken once the client reads");
+  expect(stream.backlogged).toBe(false);
+  stream.close();
+  expect(await ended).toBe("ended");
+  expect(stream.closed).toBe(true);
+});
+
+test("writing past the limit cuts the client off as 'slow'; what was queued still drains, then the body ends", async () => {
+  const { response, stream, ended } = open({ slowClientBytes: 1000 });
+  stream.write(`data: ${"a".repeat(700)}\n\n`);
+  stream.write(`data: ${"b".repeat(700)}\n\n`);
+  expect(await ended).toBe("slow");
+  stream.write("data: never\n\n"); // nothing once closed
+  const body = await response.text();
+  expect(body).toBe(`data: ${"a".repeat(700)}\n\ndata: ${"b".repeat(700)}\n\n`);
+});
+
+test("a writer left waiting by a client that never reads: cut off as 'slow' after stallMs, and the waiter is released", async () => {
+  const { stream, ended } = open({ slowClientBytes: 1000, keepAliveMs: 20, stallMs: 100 });
+  stream.write(`data: ${"x".repeat(600)}\n\n`);
+  const waiting = stream.drained();
+  expect(await within(ended, 2_000, "the stalled stream ends")).toBe("slow");
+  await within(waiting, 100, "the waiting writer is released");
+  expect(stream.closed).toBe(true);
+});
+
+test("the client going away (its request's signal) ends the stream as 'client', also when it was gone before the start", async () => {
+  const controller = new AbortController();
+  const live = open({ slowClientBytes: 1000, signal: controller.signal });
+  controller.abort();
+  expect(await live.ended).toBe("client");
+
+  const gone = AbortSignal.abort();
+  const early = open({ slowClientBytes: 1000, signal: gone });
+  expect(await early.ended).toBe("client");
+  expect(early.stream.closed).toBe(true); // `start` ran all the same
+});
