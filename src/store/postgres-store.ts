@@ -40,6 +40,7 @@ import {
   type ClusterSignal,
   type ClusterStore,
   FencedError,
+  seqRange,
   type Lease,
   type ListTasksQuery,
   type ListThreadsQuery,
@@ -594,11 +595,7 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
 
     async appendWhileWaiting(id, events, requeue) {
       if (events.length === 0) return false;
-      const first = events[0]!.seq;
-      const last = events.at(-1)!.seq;
-      if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
-        throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
-      }
+      const { first, last } = seqRange(id, events);
       const result = await sql`
         WITH moved AS (
           UPDATE tasks SET last_seq = ${last},
@@ -681,11 +678,7 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
 
     async appendEvents(id, events, fence) {
       if (events.length === 0) return;
-      const first = events[0]!.seq;
-      const last = events.at(-1)!.seq;
-      if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
-        throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
-      }
+      const { first, last } = seqRange(id, events);
       // One statement, so one transaction: the conditional move of last_seq, then the inserts off it.
       // Only a task that runs (or is about to) takes a run's events: a terminal task's log ends with
       // its result, and a waiting task's log grows only by decisions (`appendWhileWaiting`), as in SQLite.

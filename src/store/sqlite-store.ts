@@ -15,6 +15,7 @@ import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import {
   FencedError,
+  seqRange,
   type ListTasksQuery,
   type ListThreadsQuery,
   type NewTask,
@@ -401,11 +402,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const takeOver = db.query(`UPDATE tasks SET attempt = attempt + 1 WHERE id = $id AND status = 'running' RETURNING attempt`);
   /** Appends a contiguous run of events in one transaction, or nothing. */
   const appendTx = db.transaction((id: string, events: readonly StoredEvent[], fence: number | undefined) => {
-    const first = events[0]!.seq;
-    const last = events.at(-1)!.seq;
-    if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
-      throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
-    }
+    const { first, last } = seqRange(id, events);
     if (moveSeq.run({ id, first, last, fence: fence ?? null }).changes !== 1) {
       checkFence(id, fence);
       throw new AgentkitError("conflict", `Event ${first} of task ${id} is not the next in sequence`);
@@ -414,11 +411,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   });
 
   const appendWaitingTx = db.transaction((id: string, events: readonly StoredEvent[], requeue: boolean): boolean => {
-    const first = events[0]!.seq;
-    const last = events.at(-1)!.seq;
-    if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
-      throw new AgentkitError("conflict", `Events of task ${id} must be consecutive`);
-    }
+    const { first, last } = seqRange(id, events);
     if (moveWaiting.run({ id, first, last, requeue: requeue ? 1 : 0 }).changes !== 1) return false;
     for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
     return true;

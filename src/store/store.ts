@@ -3,6 +3,7 @@
  * published, so a replay sends the same bytes a live watcher got. `seq` is gapless per task
  * (1, 2, 3 …); the runner assigns it and the store refuses a duplicate.
  */
+import { AgentkitError } from "../errors.ts";
 import type { StopReason, Task, TaskError, TaskMetadata, TaskStatus, Thread } from "../protocol/task.ts";
 
 export interface NewTask {
@@ -191,6 +192,19 @@ export interface TaskStore {
   events(id: string, after: number, limit: number): Promise<StoredEvent[]>;
   /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
   close(): void | Promise<void>;
+}
+
+/**
+ * The first and last seq of a run of events to append (non-empty); every store refuses a run whose
+ * seqs are not consecutive, with `conflict`, before it writes anything.
+ */
+export function seqRange(taskId: string, events: readonly StoredEvent[]): { first: number; last: number } {
+  const first = events[0]!.seq;
+  const last = events.at(-1)!.seq;
+  if (last - first + 1 !== events.length || events.some((event, index) => event.seq !== first + index)) {
+    throw new AgentkitError("conflict", `Events of task ${taskId} must be consecutive`);
+  }
+  return { first, last };
 }
 
 /**
