@@ -27,16 +27,14 @@
  */
 import { eventStreamResponse } from "../../server/event-stream.ts";
 import type { Context } from "hono";
-import type { AgentPool, Agent } from "../../agents/pool.ts";
-import type { LiveFeed } from "../../bus/live-feed.ts";
+import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
-import type { StoredEvent, TaskStore } from "../../store/store.ts";
-import type { Interaction, Decision } from "../../tasks/interaction.ts";
-import type { TaskRunner } from "../../tasks/runner.ts";
-import { canSee, canSeeThread, keyFromHeaders, type Authenticator, type Principal } from "../../server/auth.ts";
+import type { StoredEvent } from "../../store/store.ts";
+import type { Decision } from "../../tasks/interaction.ts";
+import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
 import { startStream } from "../../server/watch.ts";
 import { buildAgentCard, cardDialect } from "./card.ts";
 import { contextOf, FrameProjector, MESSAGE_ID_KEY, openAsks, toA2ATask, type Ask } from "./view.ts";
@@ -60,21 +58,13 @@ import {
   type RpcId,
 } from "./wire.ts";
 import { newTaskId } from "../../tasks/task-id.ts";
+import type { AppDeps } from "../../server/app.ts";
 
-export interface A2ADeps {
-  store: TaskStore;
-  feed: LiveFeed;
-  runner: TaskRunner;
-  agents: AgentPool;
-  auth: Authenticator;
-  logger: Logger;
-  version: string;
-  maxBodyBytes: number;
-  slowClientBytes: number;
-  interaction?: Interaction;
-  follow?: (task: Task) => () => void;
-  now?: () => Date;
-}
+/** What the A2A routes use of the app's dependencies. */
+export type A2ADeps = Pick<
+  AppDeps,
+  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "interaction" | "follow" | "now"
+>;
 
 /** How often a stream (or a blocking send) checks whether a task that asked a person has parked. */
 const PARK_POLL_MS = 100;
