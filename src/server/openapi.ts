@@ -269,6 +269,13 @@ const ERROR_STATUS_TEXT: Record<number, string> = {
 };
 
 const CREATE_TASK_EXAMPLE = { input: "What is 17*23?" };
+/** What `POST /tasks` and `POST /threads/:id/tasks` answer. */
+const CREATE_TASK_RESPONSES = {
+  201: { description: "The task, queued", schema: Task, headers: { Location: LOCATION } },
+  202: { description: "The thread was busy and its policy is `steer`: the input joined its running task", schema: SteeredResponse },
+  ...errors(400, 401, 403, 404, 409, 413, 415, 429, 501, 503),
+};
+
 
 export const ROUTE_DOCS: readonly RouteDoc[] = [
   {
@@ -313,11 +320,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     tags: ["tasks"],
     auth: "key",
     body: { schema: CreateTaskBody, required: true, example: CREATE_TASK_EXAMPLE },
-    responses: {
-      201: { description: "The task, queued", schema: Task, headers: { Location: LOCATION } },
-      202: { description: "The thread was busy and its policy is `steer`: the input joined its running task", schema: SteeredResponse },
-      ...errors(400, 401, 403, 404, 409, 413, 415, 429, 501, 503),
-    },
+    responses: CREATE_TASK_RESPONSES,
   },
   {
     method: "GET",
@@ -502,11 +505,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     auth: "key",
     params: TaskIdParam,
     body: { schema: CreateThreadTaskBody, required: true, example: CREATE_TASK_EXAMPLE },
-    responses: {
-      201: { description: "The task, queued", schema: Task, headers: { Location: LOCATION } },
-      202: { description: "The thread was busy and its policy is `steer`: the input joined its running task", schema: SteeredResponse },
-      ...errors(400, 401, 403, 404, 409, 413, 415, 429, 501, 503),
-    },
+    responses: CREATE_TASK_RESPONSES,
   },
   {
     method: "GET",
