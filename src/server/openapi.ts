@@ -276,7 +276,6 @@ const CREATE_TASK_RESPONSES = {
   ...errors(400, 401, 403, 404, 409, 413, 415, 429, 501, 503),
 };
 
-
 export const ROUTE_DOCS: readonly RouteDoc[] = [
   {
     method: "GET",

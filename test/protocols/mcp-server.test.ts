@@ -19,12 +19,7 @@ import { createPostgresStore } from "../../src/store/postgres-store.ts";
 import { describePostgres } from "../helpers/postgres.ts";
 import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, tempDir, type TestServer, type TestServerOptions } from "../helpers/server.ts";
-
-const ADMIN = "admin-key-0001";
-const ALICE = "alice-key-0001";
-const BOB = "bob-key-00001";
-const SECRET = "share-secret-0123456789abcdef-0123456789";
-const as = (key: string) => ({ authorization: `Bearer ${key}` });
+import { ADMIN, ALICE, BOB, SECRET, as } from "../helpers/tenants.ts";
 
 const TYPED_SCHEMA = {
   type: "object",

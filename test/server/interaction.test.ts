@@ -12,18 +12,13 @@ import { deferred, until } from "../helpers/deferred.ts";
 import { answer, callTools, createScriptedModel, type ScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { connect, type Frame, type TestSocket } from "../helpers/ws-client.ts";
+import { ADMIN, ALICE, BOB, SECRET, as } from "../helpers/tenants.ts";
 
 let server: TestServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-const ADMIN = "admin-key-0001";
-const ALICE = "alice-key-0001";
-const BOB = "bob-key-00001";
-const SECRET = "share-secret-0123456789abcdef-0123456789";
-const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 const calc = (id: string, expression: string): ToolCallRequest => ({ id, name: "calculator", arguments: JSON.stringify({ expression }) });
 const ask = (id: string, question: string): ToolCallRequest => ({ id, name: "ask_user", arguments: JSON.stringify({ question }) });

@@ -2,17 +2,13 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { connect } from "../helpers/ws-client.ts";
+import { ADMIN, ALICE, BOB, as } from "../helpers/tenants.ts";
 
 let server: TestServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-const ADMIN = "admin-key-0001";
-const ALICE = "alice-key-0001";
-const BOB = "bob-key-00001";
-const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 describe("tenant keys", () => {
   test("a key cannot list, read, watch or cancel another key's tasks (404); the admin sees all", async () => {

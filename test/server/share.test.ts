@@ -7,18 +7,13 @@ import { createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { SseClient } from "../helpers/sse-client.ts";
 import { connect } from "../helpers/ws-client.ts";
+import { ADMIN, ALICE, BOB, SECRET, as } from "../helpers/tenants.ts";
 
 let server: TestServer | undefined;
 afterEach(async () => {
   await server?.close();
   server = undefined;
 });
-
-const ADMIN = "admin-key-0001";
-const ALICE = "alice-key-0001";
-const BOB = "bob-key-00001";
-const SECRET = "share-secret-0123456789abcdef-0123456789";
-const as = (key: string) => ({ authorization: `Bearer ${key}` });
 
 interface Shared {
   token: string;
