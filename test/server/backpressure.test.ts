@@ -85,3 +85,28 @@ test("a watcher that joins a large ended log late gets it all in one connection:
   await late.result(60_000);
   expect(late.seqs).toEqual(Array.from({ length: total }, (_, index) => index + 1));
 }, 90_000);
+
+test("a watcher that stops reading during a replay is let go by the heartbeat (4408), after whole frames; the server goes on serving", async () => {
+  const steps = 600; // ~20 MB: the replay has to wait for this reader
+  server = await startFloodServer(steps, () => undefined, { slowClientBytes: 1024 * 1024, heartbeatMs: 600 });
+  const task = await server.createTask({ input: "flood" });
+  const first = await server.watch(task.id, "deltas=0");
+  await first.result(60_000);
+  first.close();
+
+  const stalled = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0&after=0`, { paused: true });
+  await Bun.sleep(2_500); // several heartbeat periods without a pong (it reads nothing)
+  const frames = await stalled.readUntilClosed(15_000);
+  const close = frames.at(-1)!;
+  expect(close.opcode).toBe(8);
+  expect(closeCode(close)).toBe(4408);
+  const texts = frames.filter((frame) => frame.opcode === 1).map((frame) => JSON.parse(frame.payload.toString()) as { type: string; seq?: number });
+  const seqs = texts.filter((frame) => frame.seq !== undefined).map((frame) => frame.seq!);
+  expect(seqs.length).toBeGreaterThan(0);
+  expect(seqs.length).toBeLessThan(steps * 3 + 2); // let go before the end of the log
+  expect(seqs).toEqual(seqs.map((_, index) => index + 1));
+  // The server goes on serving: a new watcher gets the whole log.
+  const again = await server.watch(task.id, "deltas=0&after=0");
+  await again.result(60_000);
+  expect(again.seqs.length).toBe(steps * 3 + 2);
+}, 90_000);
