@@ -24,5 +24,8 @@ export function createBunBus(): BunBus {
       // -1 means some subscriber is under backpressure (Bun's send status).
       if (server.publish(topic, frame, false) === -1) onBackpressure?.(topic);
     },
+    subscribers(topic) {
+      return server ? server.subscriberCount(topic) : 0;
+    },
   };
 }

@@ -6,6 +6,8 @@
 export interface EventBus {
   /** Sends `frame` to every connection subscribed to `topic`. Never throws. */
   publish(topic: string, frame: string): void;
+  /** How many connections of this node are subscribed to `topic` (a bus that cannot tell: absent). */
+  subscribers?(topic: string): number;
 }
 
 /** The pub/sub topic of a task's durable frames (step, result). */

@@ -32,6 +32,8 @@ export interface LiveFeed {
   publish(taskId: string, seq: number, frame: string): void;
   /** Publishes a live-only frame (no seq, not stored, not replayed) to the task's delta topic. */
   publishTransient(taskId: string, frame: string): void;
+  /** Whether anyone on this node may want the task's live-only frames (a delta nobody reads is not sent). */
+  wantsDeltas(taskId: string): boolean;
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
   tail(taskId: string): LiveTail | undefined;
@@ -91,6 +93,9 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
       bus.publish(deltaTopic(taskId), frame);
       notify(taskId, frame, undefined);
       telemetry.framePublished("delta");
+    },
+    wantsDeltas(taskId) {
+      return listeners.has(taskId) || (bus.subscribers?.(deltaTopic(taskId)) ?? 1) > 0;
     },
     close(taskId) {
       tails.delete(taskId);

@@ -21,7 +21,7 @@ export async function openStore(
   config: Pick<Config, "dataDir" | "databaseUrl" | "databasePool" | "databaseStatementTimeoutMs">,
   logger?: Logger,
 ): Promise<OpenedStore> {
-  if (!config.databaseUrl) return { store: createSqliteStore({ dataDir: config.dataDir }) };
+  if (!config.databaseUrl) return { store: createSqliteStore({ dataDir: config.dataDir, logger }) };
   const { createPostgresStore, POSTGRES_SCHEMA_VERSION, redactDatabaseUrl } = await import("./postgres-store.ts");
   // Throws one line (never the password) when the server cannot be reached or its schema is newer.
   const store = await createPostgresStore({

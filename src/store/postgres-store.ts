@@ -40,6 +40,7 @@ import {
   type ClusterSignal,
   type ClusterStore,
   FencedError,
+  resultAfter,
   seqRange,
   type Lease,
   type ListTasksQuery,
@@ -700,8 +701,9 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       announcer.announce(id, last);
     },
 
-    async finishTask(id, outcome: TaskOutcome, seq, frame, fence, webhooks) {
+    async finishTask(id, outcome: TaskOutcome, seq, frame, fence, webhooks, before = []) {
       const hooks = webhookArrays(webhooks);
+      const prev = (before.length > 0 ? resultAfter(id, before, seq) : seq) - 1;
       const result = await sql`
         WITH moved AS (
           UPDATE tasks SET status = ${outcome.status}, stop_reason = ${outcome.stopReason},
@@ -711,9 +713,15 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
             cost_usd = ${outcome.costUsd}::double precision, finished_at = ${outcome.finishedAt}, last_seq = ${seq},
             output_json = ${outcome.outputJson === undefined || outcome.outputJson === null ? null : JSON.stringify(outcome.outputJson)}::text::json,
             lease_owner = NULL, lease_expires_at = NULL, wait_until = NULL
-          WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${seq - 1}
+          WHERE id = ${id} AND ${from(outcome.status)} AND last_seq = ${prev}
             AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id, webhook_url
+        ), earlier AS (
+          -- The run's last events, stored with its end (one commit).
+          INSERT INTO events (task_id, seq, frame)
+          SELECT moved.id, event.seq, event.frame
+          FROM moved, unnest(${sql.array(before.map((event) => event.seq), "BIGINT")}::bigint[],
+                             ${sql.array(before.map((event) => event.frame), "TEXT")}::text[]) AS event(seq, frame)
         ), dropped AS (
           -- Messages that never reached the model are dropped with the run: the task has its result.
           DELETE FROM inputs USING moved WHERE inputs.task_id = moved.id

@@ -11,10 +11,13 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { AgentkitError } from "../errors.ts";
 import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
+import type { Logger } from "../lib/logger.ts";
+import { createCheckpointer, type CheckpointResult } from "./sqlite-checkpointer.ts";
 import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import {
   FencedError,
+  resultAfter,
   seqRange,
   type ListTasksQuery,
   type ListThreadsQuery,
@@ -232,6 +235,10 @@ function toWebhook(row: WebhookRow): Webhook {
 export interface SqliteStoreOptions {
   /** Directory for `agentkit.sqlite`; created if missing. Use `:memory:` for a throwaway store. */
   dataDir: string;
+  /** WAL checkpoints in a worker thread (default), or SQLite's automatic ones inside commits (false). */
+  checkpointInWorker?: boolean;
+  /** Where the checkpointer says it fell back to the main thread. */
+  logger?: Logger;
 }
 
 export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
@@ -245,9 +252,27 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -65536"); // 64 MiB: event-log pages of many live tasks stay cached
-  // WAL checkpoints stay at SQLite's default (every ~4 MiB of WAL): one runs inside a commit, on the
-  // event loop; a larger interval saved ~2 µs per event in a micro-benchmark but makes each
-  // checkpoint — a stall for every watcher — ten times longer.
+  // WAL checkpoints run in a worker thread (sqlite-checkpointer.ts), about as often as SQLite's own
+  // (every ~4 MiB written), instead of inside a commit on the event loop: 6–8 ms stalls for every
+  // watcher. If the worker cannot run, SQLite's automatic checkpoint is turned back on.
+  const checkpointer =
+    path === ":memory:" || options.checkpointInWorker === false
+      ? undefined
+      : createCheckpointer({
+          path,
+          pageBytes: (db.query("PRAGMA page_size").get() as { page_size: number }).page_size,
+          logger: options.logger,
+          onFallback: () => db.run("PRAGMA wal_autocheckpoint = 1000"),
+          catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+        });
+  if (checkpointer) db.run("PRAGMA wal_autocheckpoint = 0");
+  /** A write committed about `bytes` of rows (and at least a page of the WAL). */
+  const wrote = (bytes = 0) => checkpointer?.wrote(4096 + bytes);
+  const frameBytes = (events: readonly StoredEvent[]) => {
+    let bytes = 0;
+    for (const event of events) bytes += event.frame.length + 32;
+    return bytes;
+  };
   db.run("PRAGMA foreign_keys = ON");
   const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
   if (version > SCHEMA_VERSION) {
@@ -318,6 +343,24 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const selectSecret = db.query(`SELECT value FROM secrets WHERE name = $name`);
   const insertSecret = db.query(`INSERT OR IGNORE INTO secrets (name, value) VALUES ($name, $value)`);
   const insertEvent = db.query(`INSERT INTO events (task_id, seq, frame) VALUES ($task_id, $seq, $frame)`);
+  /**
+   * Inserts a task's events with multi-row INSERTs of 32, then 8, then 1 row (positional
+   * parameters): ~15% less CPU per event than a statement call per event, named.
+   */
+  const insertRows = new Map([32, 8, 1].map((rows) => [
+    rows,
+    db.query(`INSERT INTO events (task_id, seq, frame) VALUES ${Array.from({ length: rows }, (_, row) => `(?1, ?${2 * row + 2}, ?${2 * row + 3})`).join(", ")}`),
+  ]));
+  const insertEvents = (id: string, events: readonly StoredEvent[]) => {
+    let index = 0;
+    for (const [rows, statement] of insertRows) {
+      for (; events.length - index >= rows; index += rows) {
+        const values: (string | number)[] = [id];
+        for (let row = index; row < index + rows; row++) values.push(events[row]!.seq, events[row]!.frame);
+        statement.run(...values);
+      }
+    }
+  };
   // A webhook without a url goes to the task's own `webhook_url`, if it has one.
   const insertWebhook = db.query(
     `INSERT INTO webhooks (id, task_id, url, event, payload, next_attempt_at, created_at)
@@ -362,7 +405,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
            total_steps = $total_steps, total_tokens = $total_tokens, input_tokens = $input_tokens,
            output_tokens = $output_tokens, cost_usd = $cost_usd, finished_at = $finished_at, last_seq = $seq,
            output_json = $output_json, wait_until = NULL
-         WHERE id = $id AND ${from(to)} AND last_seq = $seq - 1 AND ($fence IS NULL OR attempt = $fence)`,
+         WHERE id = $id AND ${from(to)} AND last_seq = $prev AND ($fence IS NULL OR attempt = $fence)`,
       ),
     ]),
   );
@@ -407,20 +450,22 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       checkFence(id, fence);
       throw new AgentkitError("conflict", `Event ${first} of task ${id} is not the next in sequence`);
     }
-    for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
+    insertEvents(id, events);
   });
 
   const appendWaitingTx = db.transaction((id: string, events: readonly StoredEvent[], requeue: boolean): boolean => {
     const { first, last } = seqRange(id, events);
     if (moveWaiting.run({ id, first, last, requeue: requeue ? 1 : 0 }).changes !== 1) return false;
-    for (const event of events) insertEvent.run({ task_id: id, seq: event.seq, frame: event.frame });
+    insertEvents(id, events);
     return true;
   });
 
-  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined, webhooks: readonly NewWebhook[] | undefined): boolean => {
+  const finishTx = db.transaction((id: string, outcome: TaskOutcome, seq: number, frame: string, fence: number | undefined, webhooks: readonly NewWebhook[] | undefined, before: readonly StoredEvent[]): boolean => {
+    const first = before.length > 0 ? resultAfter(id, before, seq) : seq;
     const moved = finishStatements.get(outcome.status)!.run({
       id,
       seq,
+      prev: first - 1,
       fence: fence ?? null,
       status: outcome.status,
       stop_reason: outcome.stopReason,
@@ -438,6 +483,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       checkFence(id, fence);
       return false;
     }
+    insertEvents(id, before);
     insertEvent.run({ task_id: id, seq, frame });
     // Messages that never reached the model are dropped with the run: the task has its result.
     deleteTaskInputs.run({ task_id: id });
@@ -457,6 +503,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         thread_id: task.threadId ?? null,
         webhook_url: task.webhookUrl ?? null,
       });
+      wrote(task.input.length);
       return toTask(selectTask.get({ id: task.id }));
     },
 
@@ -499,14 +546,18 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async markRunning(id, startedAt) {
+      wrote();
       return markRunning.run({ id, started_at: startedAt.toISOString() }).changes === 1;
     },
 
     async appendEvents(id, events, fence) {
-      if (events.length > 0) appendTx(id, events, fence);
+      if (events.length === 0) return;
+      appendTx(id, events, fence);
+      wrote(frameBytes(events));
     },
 
     async waitTask(id, waitUntil, fence, webhooks) {
+      wrote();
       if (webhooks?.length ? waitTx(id, waitUntil, fence, webhooks) : waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes === 1) return true;
       checkFence(id, fence);
       return false;
@@ -514,6 +565,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
 
     async appendWhileWaiting(id, events, requeue) {
       if (events.length === 0) return false;
+      wrote(frameBytes(events));
       return appendWaitingTx(id, events, requeue);
     },
 
@@ -522,6 +574,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async addInput(taskId, input: PendingInput) {
+      wrote(input.text.length);
       return (
         insertInput.run({ task_id: taskId, id: input.id, text: input.text, sender: input.by, created_at: input.createdAt.toISOString() })
           .changes === 1
@@ -535,6 +588,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
 
     async deleteInputs(taskId, ids) {
       if (ids.length === 0) return;
+      wrote();
       db.transaction(() => {
         for (const id of ids) deleteInput.run({ task_id: taskId, id });
       })();
@@ -542,6 +596,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
 
     async createThread(thread) {
       insertThread.run({ id: thread.id, owner: thread.owner, created_at: thread.createdAt.toISOString() });
+      wrote();
       return toThread(selectThread.get({ id: thread.id }));
     },
 
@@ -585,18 +640,21 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return new Uint8Array(row.value);
     },
 
-    async finishTask(id, outcome, seq, frame, fence, webhooks) {
-      return finishTx(id, outcome, seq, frame, fence, webhooks);
+    async finishTask(id, outcome, seq, frame, fence, webhooks, before = []) {
+      wrote(frame.length + frameBytes(before) + (outcome.output?.length ?? 0));
+      return finishTx(id, outcome, seq, frame, fence, webhooks, before);
     },
 
     async claimWebhooks(now, limit, leaseMs) {
       if (anyWebhookDue.get({ now: now.toISOString() }) === null) return [];
       const lease = new Date(now.getTime() + leaseMs).toISOString();
       const rows = claimWebhooks.all({ now: now.toISOString(), lease, limit }) as (WebhookRow & { rowid: number })[];
+      wrote();
       return rows.sort((a, b) => a.rowid - b.rowid).map(toWebhook);
     },
 
     async recordWebhookAttempt(id, attempt: WebhookAttempt, at) {
+      wrote();
       const result = recordWebhook.run({
         id,
         status: attempt.outcome === "retry" ? "pending" : attempt.outcome,
@@ -612,6 +670,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async takeOver(id) {
+      wrote();
       const row = takeOver.get({ id }) as { attempt: number } | null;
       return row ? row.attempt : undefined;
     },
@@ -623,6 +682,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         const ids = (prunable.all({ before: finishedBefore.toISOString() }) as { id: string }[]).map((row) => row.id);
         if (ids.length === 0) return pruned;
         pruneBatch(ids);
+        wrote(64 * 1024);
         pruned += ids.length;
       }
     },
@@ -631,7 +691,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
     },
 
-    close() {
+    async close() {
+      await checkpointer?.close();
       db.close();
     },
   };

@@ -165,8 +165,18 @@ export interface TaskStore {
    * Moves a non-terminal task to its terminal state and appends its `result` event, atomically.
    * Returns false, writing nothing, if the task was already terminal: the first terminal state wins.
    * `webhooks` (as with `waitTask`) go to the outbox in the same transaction: written iff the task moved.
+   * `before`: the run's last events, consecutive and ending at `seq - 1`, stored in the same
+   * transaction (a run's end costs one commit, not an append and then the end).
    */
-  finishTask(id: string, outcome: TaskOutcome, seq: number, frame: string, fence?: number, webhooks?: readonly NewWebhook[]): Promise<boolean>;
+  finishTask(
+    id: string,
+    outcome: TaskOutcome,
+    seq: number,
+    frame: string,
+    fence?: number,
+    webhooks?: readonly NewWebhook[],
+    before?: readonly StoredEvent[],
+  ): Promise<boolean>;
   /**
    * Claims up to `limit` pending webhooks due at `now` (oldest due first) for delivery: each is due
    * again at `now + leaseMs` (so a claimer that dies leaves it to be claimed again then). Rows
@@ -205,6 +215,13 @@ export function seqRange(taskId: string, events: readonly StoredEvent[]): { firs
     throw new AgentkitError("conflict", `Events of task ${taskId} must be consecutive`);
   }
   return { first, last };
+}
+
+/** The first seq of `before`, checked to be consecutive and to end just before the result's `seq`. */
+export function resultAfter(taskId: string, before: readonly StoredEvent[], seq: number): number {
+  const { first, last } = seqRange(taskId, before);
+  if (last !== seq - 1) throw new AgentkitError("conflict", `The result of task ${taskId} (seq ${seq}) must follow its last event (${last})`);
+  return first;
 }
 
 /**

@@ -353,9 +353,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const runOnly = entry.lost || endsRunOnly(end);
     /** Whether this run stored and published the task's result; if not (cluster), the follower takes its watchers. */
     let published = false;
+    /** The run's last events go into the store with its result (one commit); before any other end, alone. */
+    const endsTask = !runOnly && end !== undefined && end.kind !== "waiting";
     try {
       // What happened before the end is recorded, then the end — unless the task is not ours.
-      if (!entry.lost) {
+      if (!entry.lost && !endsTask) {
         await flush(entry).catch((error) => {
           if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
         });
@@ -374,14 +376,19 @@ export function createRunner(options: RunnerOptions): TaskRunner {
             logger.info("task waits for a person", { task: taskId, until: waitUntil?.toISOString() });
           }
         });
-      } else if (!runOnly && end) {
+      } else if (endsTask) {
         await write(entry, async () => {
+          // Taken once earlier writes have settled: one that failed dropped what was buffered after it.
+          const before = entry.buffer;
+          entry.buffer = [];
           const seq = entry.nextSeq++;
           const outcome = toOutcome(end as Exclude<RunEnd, { kind: "waiting" }>, now());
           const frame = JSON.stringify(resultFrame(seq, toResultData(taskId, outcome)));
           const hooks = webhooks?.ended(entry.task, outcome, seq, entry.startedAt);
-          if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt, hooks)) {
+          // The task's inbox is emptied with its end (`finishTask`): no `inputsToForget` to delete.
+          if (await store.finishTask(taskId, outcome, seq, frame, entry.attempt, hooks, before)) {
             if (hooks) webhooks!.written();
+            for (const event of before) feed.publish(taskId, event.seq, event.frame);
             feed.publish(taskId, seq, frame);
             published = true;
             reportEnd(entry.task, outcome, entry.startedAt);
@@ -588,7 +595,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         if (event.event_type === "delta") {
           // Live text goes out at once, after the durable events before it — only while the run
-          // knows its lease holds (a run that stalled past it may have been taken over).
+          // knows its lease holds (a run that stalled past it may have been taken over), and only
+          // to someone: with no audience it is dropped here, and commits nothing early.
+          if (!feed.wantsDeltas(task.id)) continue;
           if (entry.buffer.length > 0) await flush(entry);
           if (!entry.lost && performance.now() < entry.leaseValidUntil) feed.publishTransient(task.id, deltaFrame(event));
           continue;

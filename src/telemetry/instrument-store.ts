@@ -18,15 +18,15 @@ export function instrumentStore<T extends TaskStore>(store: T, telemetry: Teleme
       telemetry.storeWrite("append", performance.now() - started, events.length, failed);
     }
   };
-  const finishTask: TaskStore["finishTask"] = async (id, outcome, seq, frame, fence, webhooks) => {
+  const finishTask: TaskStore["finishTask"] = async (id, outcome, seq, frame, fence, webhooks, before) => {
     const started = performance.now();
     let failed = true;
     try {
-      const ended = await store.finishTask(id, outcome, seq, frame, fence, webhooks);
+      const ended = await store.finishTask(id, outcome, seq, frame, fence, webhooks, before);
       failed = false;
       return ended;
     } finally {
-      telemetry.storeWrite("finish", performance.now() - started, 1, failed);
+      telemetry.storeWrite("finish", performance.now() - started, before?.length ?? 0, failed);
     }
   };
   return new Proxy(store, {

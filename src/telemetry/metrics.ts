@@ -303,7 +303,7 @@ export function createMetrics(options: { version: string; node?: string } = { ve
     storeWrite(operation, durationMs, events, failed) {
       storeDuration.observeInto(operation === "append" ? appendSeries : finishSeries, durationMs / 1000);
       if (failed) storeErrors.inc([operation]);
-      else if (operation === "append") appendedEvents += events;
+      else appendedEvents += events;
     },
     framePublished(kind) {
       if (kind === "durable") durableFrames++;

@@ -78,7 +78,10 @@ export interface Telemetry {
   taskFinished(end: TaskEnd): void;
   modelCall(call: ModelCall): void;
   toolCall(call: ToolCall): void;
-  /** A store write of the event log: `append` (a batch of `events`) or `finish` (the result with the task's end). */
+  /**
+   * A store write of the event log: `append` (a batch of `events`) or `finish` (the result with the
+   * task's end, and the run's last `events` before it, stored with it).
+   */
   storeWrite(operation: "append" | "finish", durationMs: number, events: number, failed: boolean): void;
   /** A frame went out to this node's watchers: `durable` (stored, numbered) or `delta` (live-only). */
   framePublished(kind: "durable" | "delta"): void;

@@ -318,6 +318,37 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(await s.finishTask("missing", outcome("cancelled"), 1, "{}")).toBe(false);
       });
 
+      test("finishTask with the run's last events: they and the end are stored in one write, all or none", async () => {
+        const s = await open();
+        await s.createTask(newTask("b"));
+        await s.markRunning("b", new Date());
+        await s.appendEvents("b", run(1, 2));
+        // Events that do not end just before the result, or with a gap: refused, nothing written.
+        await expect(s.finishTask("b", outcome("completed"), 7, '{"r":"x"}', undefined, undefined, run(3, 3))).rejects.toThrow("must follow its last event");
+        await expect(s.finishTask("b", outcome("completed"), 6, '{"r":"x"}', undefined, undefined, [...run(3, 1), ...run(5, 1)])).rejects.toThrow("consecutive");
+        // Events that do not follow the log (a stale seq): false, nothing written.
+        expect(await s.finishTask("b", outcome("completed"), 5, '{"r":"x"}', undefined, undefined, run(2, 3, "stale"))).toBe(false);
+        expect(await s.getTask("b")).toMatchObject({ status: "running", last_seq: 2 });
+        expect(frames(await s.events("b", 0, 10))).toEqual(frames(run(1, 2)));
+        // The run's last events and its result, together.
+        expect(await s.finishTask("b", outcome("completed"), 6, '{"r":"done"}', undefined, undefined, run(3, 3, "last"))).toBe(true);
+        expect(await s.getTask("b")).toMatchObject({ status: "completed", last_seq: 6 });
+        expect(frames(await s.events("b", 0, 10))).toEqual([...frames(run(1, 2)), ...frames(run(3, 3, "last")), '{"r":"done"}']);
+        // An ended task: false, and none of the events is stored.
+        expect(await s.finishTask("b", outcome("failed"), 9, '{"r":"late"}', undefined, undefined, run(7, 2, "late"))).toBe(false);
+        expect(frames(await s.events("b", 6, 10))).toEqual([]);
+        // Fenced like the rest: a run that was taken over writes none of them.
+        const other = await openAgain();
+        await s.createTask(newTask("bf"));
+        await s.markRunning("bf", new Date());
+        expect(await other.takeOver("bf")).toBe(2);
+        const stale = s.finishTask("bf", outcome("completed"), 3, '{"r":"stale"}', 1, undefined, run(1, 2, "stale"));
+        expect(await stale.then(() => undefined, (error: unknown) => error)).toBeInstanceOf(FencedError);
+        expect(await other.getTask("bf")).toMatchObject({ status: "running", last_seq: 0 });
+        expect(await other.finishTask("bf", outcome("completed"), 3, '{"r":"new"}', 2, undefined, run(1, 2, "new"))).toBe(true);
+        expect(frames(await other.events("bf", 0, 10))).toEqual([...frames(run(1, 2, "new")), '{"r":"new"}']);
+      });
+
       test(
         "a terminal task's log ends with its result: no event is appended after it",
         async () => {

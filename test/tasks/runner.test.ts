@@ -33,6 +33,8 @@ function rig(maxConcurrentTasks = 4): Rig {
   const store = createSqliteStore({ dataDir: ":memory:" });
   const published: Rig["published"] = [];
   const bus: EventBus = {
+    // No WebSocket watchers here: nobody reads live-only frames (deltas).
+    subscribers: () => 0,
     publish(topic, frame) {
       if (!topic.startsWith("task:")) return;
       const seq = (JSON.parse(frame) as { seq: number }).seq;
@@ -166,6 +168,36 @@ describe("runner: durable first, gapless, and the loop keeps turning", () => {
       expect(seqs).toEqual(Array.from({ length: 300 * 3 + 2 }, (_, index) => index + 1));
     }
     expect(setup.published.every((entry) => entry.storedFirst)).toBe(true);
+  });
+});
+
+describe("runner: a run's end is one write", () => {
+  test("the events still buffered at the end are stored with the result (finishTask), then published, gapless", async () => {
+    const setup = rig();
+    const writes: string[] = [];
+    const { appendEvents, finishTask } = setup.store;
+    setup.store.appendEvents = (id, events, fence) => (writes.push(`append ${events.length}`), appendEvents(id, events, fence));
+    setup.store.finishTask = (id, outcome, seq, frame, fence, hooks, before) => (
+      writes.push(`finish ${before?.length ?? 0} + result ${seq}`), finishTask(id, outcome, seq, frame, fence, hooks, before)
+    );
+    // 2 steps: 7 events and the result, all within one turn: a single write.
+    const small = await submit(setup, { steps: 2 });
+    await until(async () => (await setup.store.getTask(small.id))?.status === "completed", "the task completes");
+    expect(writes).toEqual(["finish 7 + result 8"]);
+    expect(setup.published.filter((entry) => entry.topic === `task:${small.id}`).map((entry) => entry.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // 30 steps (91 events): whole batches are appended as the run goes; the rest goes with the result.
+    writes.length = 0;
+    const longer = await submit(setup, { steps: 30 });
+    await until(async () => (await setup.store.getTask(longer.id))?.status === "completed", "the task completes");
+    expect(writes.at(-1)).toMatch(/^finish [1-9]\d* \+ result 92$/);
+    expect(writes.slice(0, -1).every((write) => write.startsWith("append "))).toBe(true);
+    const stored = writes.reduce((sum, write) => sum + Number(/^\w+ (\d+)/.exec(write)![1]), 0);
+    expect(stored).toBe(91);
+    expect(setup.published.filter((entry) => entry.topic === `task:${longer.id}`).map((entry) => entry.seq)).toEqual(
+      Array.from({ length: 92 }, (_, index) => index + 1),
+    );
+    expect(setup.published.every((entry) => entry.storedFirst)).toBe(true);
+    expect((await setup.store.events(longer.id, 0, 100)).length).toBe(92);
   });
 });
 

@@ -1,0 +1,188 @@
+/**
+ * WAL checkpoints off the event loop, for the SQLite store.
+ *
+ * SQLite's automatic checkpoint runs inside the commit that crosses ~1,000 WAL pages: it copies
+ * those pages into the database file and, with `synchronous=NORMAL`, fsyncs the WAL and the
+ * database — 6–8 ms on the main thread here (a 2-vCPU VM, virtio disk), during which no watcher gets
+ * a frame and no request is answered. Instead, the store's connection has `wal_autocheckpoint=0`
+ * and tells this module how much it wrote; past `thresholdBytes` a second connection, in a worker
+ * thread, runs `PRAGMA wal_checkpoint(PASSIVE)`, which never blocks a writer.
+ *
+ * The WAL starts over only when a commit begins with every frame checkpointed; the event loop keeps
+ * committing while the worker copies, so the worker alone would never catch up and the WAL would
+ * grow without end. When the worker answers, the main thread checkpoints what was written meanwhile
+ * (`catchUp`: a few pages and two fsyncs, well under a millisecond, instead of ~1,000 pages), and
+ * the next commit starts the WAL over. Commits themselves never fsync (WAL, `synchronous=NORMAL`).
+ *
+ * The worker starts at the first checkpoint (a server that writes little never starts one), is
+ * unref'd, and is given its code as a Blob URL, so the compiled binary needs no extra entry point.
+ * If it cannot start or fails, the store falls back to SQLite's automatic checkpoint on the main
+ * thread (`onFallback`), as before — durability does not depend on this module.
+ */
+import type { Logger } from "../lib/logger.ts";
+
+export interface Checkpointer {
+  /** The store committed about `bytes` of new rows: checkpoints when enough has built up. */
+  wrote(bytes: number): void;
+  /** Stops the worker (its connection closed first, so the store's own close is the last one). */
+  close(): Promise<void>;
+}
+
+export interface CheckpointerOptions {
+  /** The database file (its WAL is `<path>-wal`). */
+  path: string;
+  /** WAL bytes between checkpoints (SQLite's default interval is 1,000 pages, ~4 MiB). */
+  thresholdBytes?: number;
+  /** The database's page size (a WAL frame is one page). */
+  pageBytes?: number;
+  logger?: Logger;
+  /** The worker cannot be used: the store turns SQLite's automatic checkpoint back on. */
+  onFallback(): void;
+  /** On the main thread, after the worker's checkpoint: `PRAGMA wal_checkpoint(PASSIVE)` on the store's connection. */
+  catchUp(): CheckpointResult;
+}
+
+/** What a checkpoint reported: frames in the WAL and frames copied (PRAGMA wal_checkpoint). */
+export interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+type Reply = { type: "opened" } | { type: "checkpointed"; result: CheckpointResult } | { type: "failed"; error: string } | { type: "closed" };
+
+/** The worker: one connection, one checkpoint per request, replies in order. */
+const WORKER_SOURCE = `
+import { Database } from "bun:sqlite";
+let db;
+self.onmessage = (event) => {
+  const message = event.data;
+  try {
+    if (message.type === "open") {
+      db = new Database(message.path, { readwrite: true, create: false });
+      db.run("PRAGMA busy_timeout = 5000");
+      db.run("PRAGMA synchronous = NORMAL");
+      postMessage({ type: "opened" });
+    } else if (message.type === "checkpoint") {
+      const row = db.query("PRAGMA wal_checkpoint(PASSIVE)").get();
+      postMessage({ type: "checkpointed", result: row });
+    } else if (message.type === "close") {
+      db?.close();
+      db = undefined;
+      postMessage({ type: "closed" });
+    }
+  } catch (error) {
+    postMessage({ type: "failed", error: String(error && error.message || error) });
+  }
+};
+`;
+
+export function createCheckpointer(options: CheckpointerOptions): Checkpointer & { readonly checkpoints: CheckpointResult[] } {
+  const threshold = options.thresholdBytes ?? 4 * 1024 * 1024;
+  const pageBytes = options.pageBytes ?? 4096;
+  let pending = 0;
+  /**
+   * WAL bytes per byte the store reported (B-tree pages are rewritten whole, indexes too): learned
+   * from each checkpoint's frame count, so that one comes after ~`threshold` bytes of WAL. It starts
+   * high (an early first checkpoint rather than a large WAL); ~2–5 was measured for event logs.
+   */
+  let amplification = 4;
+  /** What had been reported when the last checkpoint was asked for. */
+  let requested = 0;
+  let worker: Worker | undefined;
+  let url: string | undefined;
+  /** A checkpoint was asked for and has not been answered. */
+  let inFlight = false;
+  let failed = false;
+  let closing: Promise<void> | undefined;
+  let onClosed: (() => void) | undefined;
+  /** The last few results, newest last (tests and diagnostics). */
+  const checkpoints: CheckpointResult[] = [];
+
+  function record(result: CheckpointResult) {
+    checkpoints.push(result);
+    if (checkpoints.length > 16) checkpoints.shift();
+  }
+
+  function fail(why: string) {
+    if (failed) return;
+    failed = true;
+    inFlight = false;
+    options.logger?.warn("sqlite: WAL checkpoints go back to the main thread", { why });
+    options.onFallback();
+    stop();
+  }
+
+  function stop() {
+    worker?.terminate();
+    worker = undefined;
+    if (url) URL.revokeObjectURL(url);
+    url = undefined;
+    onClosed?.();
+  }
+
+  function start(): Worker {
+    url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+    const started = new Worker(url);
+    started.unref();
+    started.onmessage = (event: MessageEvent<Reply>) => {
+      const reply = event.data;
+      if (reply.type === "checkpointed") {
+        inFlight = false;
+        record(reply.result);
+        if (closing) return;
+        if (reply.result.log > 0 && requested > 0) {
+          const measured = (reply.result.log * pageBytes) / requested;
+          amplification = Math.min(64, Math.max(0.25, (amplification + measured) / 2));
+        }
+        try {
+          const caughtUp = options.catchUp();
+          record(caughtUp);
+          // Readers kept it from finishing: what is left counts toward the next one.
+          if (caughtUp.checkpointed < caughtUp.log) pending += threshold / 2;
+        } catch (error) {
+          options.logger?.warn("sqlite: a WAL checkpoint failed", { error: String(error) });
+        }
+      } else if (reply.type === "failed") {
+        fail(reply.error);
+      } else if (reply.type === "closed") {
+        stop();
+      }
+    };
+    started.onerror = (event) => fail(event.message || "worker error");
+    started.postMessage({ type: "open", path: options.path });
+    return started;
+  }
+
+  return {
+    checkpoints,
+    wrote(bytes) {
+      pending += bytes;
+      if (pending * amplification < threshold || inFlight || failed || closing) return;
+      requested = pending;
+      pending = 0;
+      try {
+        worker ??= start();
+      } catch (error) {
+        return fail(String(error));
+      }
+      inFlight = true;
+      worker.postMessage({ type: "checkpoint" });
+    },
+    close() {
+      if (closing) return closing;
+      if (!worker) return (closing = Promise.resolve());
+      const closingWorker = worker;
+      closing = new Promise<void>((resolve) => {
+        const timer = setTimeout(stop, 2000);
+        onClosed = () => {
+          clearTimeout(timer);
+          onClosed = undefined;
+          resolve();
+        };
+        closingWorker.postMessage({ type: "close" });
+      });
+      return closing;
+    },
+  };
+}

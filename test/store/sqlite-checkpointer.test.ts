@@ -1,0 +1,111 @@
+/**
+ * WAL checkpoints in a worker thread (src/store/sqlite-checkpointer.ts): the WAL stays bounded
+ * without SQLite's automatic checkpoint on the event loop, a worker that cannot work hands the job
+ * back to SQLite, and closing leaves no WAL behind.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCheckpointer, type CheckpointResult } from "../../src/store/sqlite-checkpointer.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import { createLogger } from "../../src/lib/logger.ts";
+import { until } from "../helpers/deferred.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "agentkit-ckpt-"));
+  dirs.push(dir);
+  return dir;
+}
+
+test("the worker checkpoints the whole WAL when enough was written; the next commits start the WAL over", async () => {
+  const path = join(tempDir(), "x.sqlite");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA wal_autocheckpoint = 0");
+  db.run("CREATE TABLE t (x TEXT)");
+  let fellBack = false;
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 256 * 1024,
+    onFallback: () => (fellBack = true),
+    catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+  });
+  const row = "x".repeat(1000);
+  const insert = db.query("INSERT INTO t VALUES (?)");
+  for (let index = 0; index < 300; index++) {
+    insert.run(row);
+    checkpointer.wrote(row.length);
+  }
+  await until(() => checkpointer.checkpoints.length >= 2, "a checkpoint and its catch-up");
+  // The worker's, then the main thread's catch-up: the whole WAL is in the database file.
+  const [worker, caughtUp] = checkpointer.checkpoints;
+  expect(worker!.log).toBeGreaterThan(0);
+  expect(caughtUp!.checkpointed).toBe(caughtUp!.log);
+  const walBytes = statSync(`${path}-wal`).size;
+  // The WAL was checkpointed: writing as much again reuses the file instead of growing it.
+  for (let index = 0; index < 200; index++) {
+    insert.run(row);
+    checkpointer.wrote(row.length);
+  }
+  expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(walBytes);
+  expect((db.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(500);
+  expect(fellBack).toBe(false);
+  await checkpointer.close();
+  db.close();
+  expect(existsSync(`${path}-wal`)).toBe(false);
+});
+
+test("a worker that cannot checkpoint (no such file) hands checkpoints back to SQLite, once, with a warning", async () => {
+  const lines: string[] = [];
+  const logger = createLogger("warn", (line: string) => lines.push(line));
+  let fallbacks = 0;
+  const checkpointer = createCheckpointer({
+    path: join(tempDir(), "missing.sqlite"),
+    thresholdBytes: 10,
+    logger,
+    onFallback: () => fallbacks++,
+    catchUp: () => ({ busy: 0, log: 0, checkpointed: 0 }),
+  });
+  checkpointer.wrote(100);
+  await until(() => fallbacks > 0, "the fallback");
+  checkpointer.wrote(100);
+  checkpointer.wrote(100);
+  await Bun.sleep(50);
+  expect(fallbacks).toBe(1);
+  expect(lines.join("\n")).toContain("WAL checkpoints go back to the main thread");
+  await checkpointer.close();
+});
+
+test("the SQLite store: 13 MB of events leave a bounded WAL (checkpointed off the event loop); close removes it", async () => {
+  const dir = tempDir();
+  const lines: string[] = [];
+  const store = createSqliteStore({ dataDir: dir, logger: createLogger("warn", (line: string) => lines.push(line)) });
+  const wal = join(dir, "agentkit.sqlite-wal");
+  await store.createTask({ id: "t", owner: "o", agent: "a", input: "hi", metadata: {}, createdAt: new Date() });
+  await store.markRunning("t", new Date());
+  const frame = JSON.stringify({ type: "step", pad: "y".repeat(1000) });
+  let seq = 1;
+  const sizes: number[] = [];
+  for (let batch = 0; batch < 200; batch++) {
+    await store.appendEvents("t", Array.from({ length: 64 }, () => ({ seq: seq++, frame })));
+    if (batch % 20 === 19) {
+      sizes.push(statSync(wal).size);
+      await Bun.sleep(20); // the worker's replies arrive between bursts
+    }
+  }
+  expect(seq - 1).toBe(12_800);
+  // Without checkpoints this WAL grows to ~69 MB (1 KB rows: ~5 bytes of WAL per byte of frame).
+  // Checkpointed, it stays within about two of these bursts (~7 MB of WAL each, written without a
+  // turn of the event loop, where the worker's answers are read).
+  expect(Math.max(...sizes)).toBeLessThan(20 * 1024 * 1024);
+  expect((await store.events("t", 12_790, 100)).map((event) => event.seq)).toEqual([12_791, 12_792, 12_793, 12_794, 12_795, 12_796, 12_797, 12_798, 12_799, 12_800]);
+  expect(lines).toEqual([]);
+  await store.close();
+  expect(existsSync(wal)).toBe(false);
+});
