@@ -156,43 +156,55 @@ export type ReActStop =
 
 export type ReActEvent = StepEvent | FinalAnswerEvent | DeltaEvent;
 
+/**
+ * The engine's state across one run's steps. `runReAct` is a small loop over helpers that take it:
+ * JavaScriptCore optimises small functions sooner and compiles them faster (as one async generator
+ * of ~15,500 bytecodes, the engine was compiled with DFG three times and FTL once, ~140 ms of JIT
+ * time, between a server's ~100th and ~400th task).
+ */
+interface Run {
+  readonly options: ReActOptions;
+  readonly specs: ReturnType<typeof toolSpec>[];
+  readonly stopConditions: StopCondition[];
+  readonly messages: ChatMessage[];
+  readonly state: { steps: number; totalTokens: number };
+  readonly execute: (call: ToolCallRequest) => Promise<ToolOutcome>;
+  outputRetriesUsed: number;
+  modelSettings: ReActOptions["modelSettings"];
+}
+
+/** What one model call produced. */
+interface ModelTurn {
+  text: string;
+  reasoning: string;
+  usage: { input_tokens: number; output_tokens: number };
+  calls: ToolCallRequest[];
+}
+
 export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEvent, ReActStop | undefined> {
-  const { model, abortSignal } = options;
-  const specs = [...options.tools.values()].map(toolSpec);
-  const stopConditions = [
-    stepCountIs(options.maxSteps),
-    ...(options.tokenBudget === undefined ? [] : [tokenBudgetExceeded(options.tokenBudget)]),
-    ...(options.stopWhen ?? []),
-  ];
-  const messages: ChatMessage[] = [...options.messages];
-  const state = { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 };
-  const execute = (call: ToolCallRequest) =>
-    executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, taskId: options.taskId, onToolCall: options.onToolCall });
-  const observeModel = options.onModelCall;
-  let outputRetriesUsed = options.outputRetriesUsed ?? 0;
-  // A forced tool choice (`required`, or one tool) holds for the first model step only: once the
-  // model has called tools it must be free to answer (the OpenAI Agents SDK's reset_tool_choice).
-  let modelSettings = options.modelSettings;
-  const forcesTools = (choice: unknown) => choice === "required" || (typeof choice === "object" && choice !== null);
-  if ((options.firstStep ?? 1) > 1 && forcesTools(modelSettings?.toolChoice)) modelSettings = { ...modelSettings, toolChoice: undefined };
+  const { abortSignal } = options;
+  const run: Run = {
+    options,
+    specs: [...options.tools.values()].map(toolSpec),
+    stopConditions: [
+      stepCountIs(options.maxSteps),
+      ...(options.tokenBudget === undefined ? [] : [tokenBudgetExceeded(options.tokenBudget)]),
+      ...(options.stopWhen ?? []),
+    ],
+    messages: [...options.messages],
+    state: { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 },
+    execute: (call) =>
+      executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, taskId: options.taskId, onToolCall: options.onToolCall }),
+    outputRetriesUsed: options.outputRetriesUsed ?? 0,
+    // A forced tool choice (`required`, or one tool) holds for the first model step only: once the
+    // model has called tools it must be free to answer (the OpenAI Agents SDK's reset_tool_choice).
+    modelSettings: options.modelSettings,
+  };
+  const { messages, state } = run;
+  if ((options.firstStep ?? 1) > 1 && forcesTools(run.modelSettings?.toolChoice)) run.modelSettings = { ...run.modelSettings, toolChoice: undefined };
 
   if (options.pendingCalls && options.pendingCalls.length > 0) {
-    abortSignal.throwIfAborted();
-    // Calls still waiting for a person stay open; the others are settled now (what `resumed`
-    // announced), and the run waits again if any is still open.
-    const waiting = options.pendingCalls.some((pending) => pending.awaiting && !pending.decision);
-    const pendingCalls = waiting ? options.pendingCalls.filter((pending) => !pending.awaiting) : options.pendingCalls;
-    const outcomes = runBounded(pendingCalls, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
-      // Decided and never started: what the person decided (an approved call runs now).
-      if (decision && !started) return decision.kind === "approved" ? execute(call) : decidedOutcome(call, decision);
-      return isIdempotentTool(call.name, options.tools, options.idempotentTools) ? execute(call) : interruptedOutcome(call);
-    });
-    for (const pending of outcomes) pending.catch(() => {});
-    for (const [index, pending] of outcomes.entries()) {
-      const outcome = await pending;
-      yield toolEvent(pendingCalls[index]!.step, outcome);
-      messages.push(toolMessage(outcome));
-    }
+    const waiting = yield* settlePendingCalls(run, options.pendingCalls);
     if (waiting) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
   }
 
@@ -214,84 +226,16 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     }
     abortSignal.throwIfAborted();
 
-    // Model phase: one streamed model call.
-    let text = "";
-    let reasoning = "";
-    let usage = { input_tokens: 0, output_tokens: 0 };
-    const calls: ToolCallRequest[] = [];
-    const modelStarted = observeModel ? performance.now() : 0;
-    let modelFailure: unknown = STOPPED;
-    try {
-      for await (const part of model.stream({
-        system: options.system,
-        messages,
-        tools: specs,
-        maxOutputTokens: options.maxOutputTokens,
-        ...modelSettings,
-        abortSignal,
-      })) {
-        switch (part.type) {
-          case "text-delta":
-            text += part.text;
-            if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
-            break;
-          case "reasoning-delta":
-            reasoning += part.text;
-            if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
-            break;
-          case "tool-call":
-            calls.push(part.call);
-            break;
-          case "finish":
-            usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
-            break;
-        }
-      }
-      abortSignal.throwIfAborted();
-      modelFailure = undefined;
-    } catch (error) {
-      modelFailure = error ?? modelFailure;
-      throw error;
-    } finally {
-      // Also when the run stops the engine (`return()`) while it waits at a delta: then the call was aborted.
-      observeModel?.(modelTiming(model.id, modelStarted, usage, modelFailure === STOPPED ? (abortSignal.reason ?? STOPPED) : modelFailure));
-    }
+    // Model phase: one streamed model call (its text deltas are yielded as they come).
+    const { text, reasoning, usage, calls } = yield* modelTurn(run, step);
     state.totalTokens += usage.input_tokens + usage.output_tokens;
     yield { event_type: "usage", step, data: usage };
 
     if (calls.length === 0) {
-      // A person said something while the model was answering: the answer is not final, it is a
-      // turn of the conversation, and the model answers again with their message in view.
-      const lateTaken = inputsOf(options);
-      const late = lateTaken instanceof Promise ? await lateTaken : lateTaken;
-      const checked = late.length === 0 && options.outputCheck ? options.outputCheck.check(text) : undefined;
-      if (late.length === 0 && (checked === undefined || checked.ok)) {
-        // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
-        if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
-        const data: FinalAnswerEvent["data"] = { output: text, total_steps: step, total_tokens: state.totalTokens };
-        if (checked?.ok) Object.assign(data, { output: checked.json, output_json: checked.value });
-        yield { event_type: "final_answer", step, data };
-        return undefined;
-      }
-      if (checked && !checked.ok && outputRetriesUsed >= (options.outputRetries ?? 2)) {
-        if (reasoning !== "" || text.trim() !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
-        return { reason: "invalid_output", message: checked.message, totalSteps: state.steps, totalTokens: state.totalTokens };
-      }
-      // The text stays in the conversation as what the model said (resume.ts: a thought that a
-      // user_input or an output_invalid follows is a whole turn).
-      yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
-      messages.push({ role: "assistant", content: text });
-      if (checked && !checked.ok) {
-        outputRetriesUsed++;
-        yield { event_type: "output_invalid", step, data: { message: checked.message, attempt: outputRetriesUsed } };
-        messages.push({ role: "user", content: outputFeedback(checked.message) });
-      }
-      for (const input of late) {
-        yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
-        messages.push({ role: "user", content: input.text });
-      }
-      const met = stopConditions.find((condition) => condition.isMet(state));
-      if (met) return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
+      // No tool call: a final answer, or (people spoke meanwhile, or the output did not match its
+      // schema) a turn of the conversation, after which the model answers again.
+      const end = yield* answerTurn(run, step, text, reasoning);
+      if (end !== CONTINUE) return end;
       continue;
     }
 
@@ -300,31 +244,20 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
     }
     // Stop before running tools whose results no model call would ever read.
-    const met = stopConditions.find((condition) => condition.isMet(state));
+    const met = run.stopConditions.find((condition) => condition.isMet(state));
     if (met) {
       return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
     }
     messages.push({ role: "assistant", content: text, toolCalls: calls });
-    if (forcesTools(modelSettings?.toolChoice)) modelSettings = { ...modelSettings, toolChoice: undefined };
+    if (forcesTools(run.modelSettings?.toolChoice)) run.modelSettings = { ...run.modelSettings, toolChoice: undefined };
     for (const call of calls) {
       yield { event_type: "tool_call", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call) } };
     }
     // Calls that wait for a person are announced now (so they hear of it at once), and not run.
-    const held = new Set<ToolCallRequest>();
-    for (const call of calls) {
-      const kind = holdKind(call, options);
-      if (!kind) continue;
-      held.add(call);
-      const expiresAt = options.waitExpiresAt?.() ?? null;
-      if (kind === "approval") {
-        yield { event_type: "approval_requested", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call), expires_at: expiresAt } };
-      } else {
-        const question = String((parseToolArguments(call.arguments) as { question?: unknown }).question ?? "");
-        yield { event_type: "question", step, data: { id: call.id, name: call.name, question, expires_at: expiresAt } };
-      }
-    }
-    const runNow = calls.filter((call) => !held.has(call));
-    const outcomes = runBounded(runNow, options.maxToolConcurrency ?? 4, execute);
+    const held = options.needsApproval || options.questionTools ? heldCalls(calls, step, options) : NONE_HELD;
+    for (const event of held.events) yield event;
+    const runNow = held.calls.size === 0 ? calls : calls.filter((call) => !held.calls.has(call));
+    const outcomes = runBounded(runNow, options.maxToolConcurrency ?? 4, run.execute);
     // Rejections (task aborted) are awaited below; observe them now so one that settles while we are
     // suspended at a yield is not reported as unhandled.
     for (const pending of outcomes) pending.catch(() => {});
@@ -333,8 +266,147 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
       yield toolEvent(step, outcome);
       messages.push(toolMessage(outcome));
     }
-    if (held.size > 0) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
+    if (held.calls.size > 0) return { reason: "waiting", totalSteps: state.steps, totalTokens: state.totalTokens };
   }
+}
+
+const forcesTools = (choice: unknown) => choice === "required" || (typeof choice === "object" && choice !== null);
+
+/**
+ * Resuming: calls still waiting for a person stay open; the others are settled now (what `resumed`
+ * announced). Returns whether the run must wait again (a call is still open).
+ */
+async function* settlePendingCalls(run: Run, pendingCalls: readonly PendingToolCall[]): AsyncGenerator<ReActEvent, boolean> {
+  const { options } = run;
+  options.abortSignal.throwIfAborted();
+  const waiting = pendingCalls.some((pending) => pending.awaiting && !pending.decision);
+  const settled = waiting ? pendingCalls.filter((pending) => !pending.awaiting) : pendingCalls;
+  const outcomes = runBounded(settled, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
+    // Decided and never started: what the person decided (an approved call runs now).
+    if (decision && !started) return decision.kind === "approved" ? run.execute(call) : decidedOutcome(call, decision);
+    return isIdempotentTool(call.name, options.tools, options.idempotentTools) ? run.execute(call) : interruptedOutcome(call);
+  });
+  for (const pending of outcomes) pending.catch(() => {});
+  for (const [index, pending] of outcomes.entries()) {
+    const outcome = await pending;
+    yield toolEvent(settled[index]!.step, outcome);
+    run.messages.push(toolMessage(outcome));
+  }
+  return waiting;
+}
+
+/** One streamed model call: yields its text and reasoning deltas, returns what it said and asked for. */
+async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, ModelTurn> {
+  const { options } = run;
+  const { model, abortSignal } = options;
+  const turn: ModelTurn = { text: "", reasoning: "", usage: { input_tokens: 0, output_tokens: 0 }, calls: [] };
+  const observeModel = options.onModelCall;
+  const modelStarted = observeModel ? performance.now() : 0;
+  let modelFailure: unknown = STOPPED;
+  try {
+    for await (const part of model.stream({
+      system: options.system,
+      messages: run.messages,
+      tools: run.specs,
+      maxOutputTokens: options.maxOutputTokens,
+      ...run.modelSettings,
+      abortSignal,
+    })) {
+      switch (part.type) {
+        case "text-delta":
+          turn.text += part.text;
+          if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
+          break;
+        case "reasoning-delta":
+          turn.reasoning += part.text;
+          if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
+          break;
+        case "tool-call":
+          turn.calls.push(part.call);
+          break;
+        case "finish":
+          turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
+          break;
+      }
+    }
+    abortSignal.throwIfAborted();
+    modelFailure = undefined;
+  } catch (error) {
+    modelFailure = error ?? modelFailure;
+    throw error;
+  } finally {
+    // Also when the run stops the engine (`return()`) while it waits at a delta: then the call was aborted.
+    observeModel?.(modelTiming(model.id, modelStarted, turn.usage, modelFailure === STOPPED ? (abortSignal.reason ?? STOPPED) : modelFailure));
+  }
+  return turn;
+}
+
+/** `answerTurn` goes on with another model step. */
+const CONTINUE = Symbol("continue");
+
+/**
+ * A model step without tool calls: the final answer (yielded; `undefined`), a stop (`ReActStop`),
+ * or a turn of the conversation after which the model answers again (`CONTINUE`): a person said
+ * something while the model was answering, or the answer did not match the output schema.
+ */
+async function* answerTurn(run: Run, step: number, text: string, reasoning: string): AsyncGenerator<ReActEvent, ReActStop | undefined | typeof CONTINUE> {
+  const { options, messages, state } = run;
+  const lateTaken = inputsOf(options);
+  const late = lateTaken instanceof Promise ? await lateTaken : lateTaken;
+  const checked = late.length === 0 && options.outputCheck ? options.outputCheck.check(text) : undefined;
+  if (late.length === 0 && (checked === undefined || checked.ok)) {
+    // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
+    if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
+    const data: FinalAnswerEvent["data"] = { output: text, total_steps: step, total_tokens: state.totalTokens };
+    if (checked?.ok) Object.assign(data, { output: checked.json, output_json: checked.value });
+    yield { event_type: "final_answer", step, data };
+    return undefined;
+  }
+  if (checked && !checked.ok && run.outputRetriesUsed >= (options.outputRetries ?? 2)) {
+    if (reasoning !== "" || text.trim() !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+    return { reason: "invalid_output", message: checked.message, totalSteps: state.steps, totalTokens: state.totalTokens };
+  }
+  // The text stays in the conversation as what the model said (resume.ts: a thought that a
+  // user_input or an output_invalid follows is a whole turn).
+  yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+  messages.push({ role: "assistant", content: text });
+  if (checked && !checked.ok) {
+    run.outputRetriesUsed++;
+    yield { event_type: "output_invalid", step, data: { message: checked.message, attempt: run.outputRetriesUsed } };
+    messages.push({ role: "user", content: outputFeedback(checked.message) });
+  }
+  for (const input of late) {
+    yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
+    messages.push({ role: "user", content: input.text });
+  }
+  const met = run.stopConditions.find((condition) => condition.isMet(state));
+  if (met) return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
+  return CONTINUE;
+}
+
+/** A step's calls that wait for a person (approval or question), and the events announcing them. */
+interface HeldCalls {
+  calls: ReadonlySet<ToolCallRequest>;
+  events: StepEvent[];
+}
+const NONE_HELD: HeldCalls = { calls: new Set(), events: [] };
+
+function heldCalls(calls: readonly ToolCallRequest[], step: number, options: ReActOptions): HeldCalls {
+  const held = new Set<ToolCallRequest>();
+  const events: StepEvent[] = [];
+  for (const call of calls) {
+    const kind = holdKind(call, options);
+    if (!kind) continue;
+    held.add(call);
+    const expiresAt = options.waitExpiresAt?.() ?? null;
+    if (kind === "approval") {
+      events.push({ event_type: "approval_requested", step, data: { id: call.id, name: call.name, arguments: argumentsForDisplay(call), expires_at: expiresAt } });
+    } else {
+      const question = String((parseToolArguments(call.arguments) as { question?: unknown }).question ?? "");
+      events.push({ event_type: "question", step, data: { id: call.id, name: call.name, question, expires_at: expiresAt } });
+    }
+  }
+  return held.size === 0 ? NONE_HELD : { calls: held, events };
 }
 
 const NO_INPUTS: readonly HumanInput[] = [];
