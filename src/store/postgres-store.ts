@@ -186,8 +186,9 @@ export const LISTEN_APPLICATION_NAME = "agentkit-listen";
 
 /**
  * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `i:<taskId>` (input), `e:<taskId>:<lastSeq>`
- * (events), `p:<node>:<nonce>` (probe). Task ids and node names may contain `:` (the last field is
- * found from the end); a probe's nonce may not. Throws on a payload PostgreSQL would refuse.
+ * (events), `p:<node>:<nonce>` (probe), `x:<JSON [key, reason]>` (cancel_call: the key holds
+ * U+0000 separators, which JSON escapes). Task ids and node names may contain `:` (the last field
+ * is found from the end); a probe's nonce may not. Throws on a payload PostgreSQL would refuse.
  */
 export function formatSignal(signal: ClusterSignal): string {
   let payload: string;
@@ -209,6 +210,9 @@ export function formatSignal(signal: ClusterSignal): string {
       if (signal.nonce === "" || signal.nonce.includes(":")) throw new Error("a probe's nonce must be non-empty, without ':'");
       payload = `p:${signal.node}:${signal.nonce}`;
       break;
+    case "cancel_call":
+      payload = `x:${JSON.stringify([signal.key, signal.reason])}`;
+      break;
   }
   // PostgreSQL refuses a payload of 8000 bytes or more (and text cannot hold U+0000).
   if (Buffer.byteLength(payload) >= 8000 || payload.includes("\u0000")) throw new Error("signal payload too long or not text");
@@ -222,6 +226,7 @@ export function parseSignal(payload: string): ClusterSignal | undefined {
   const rest = payload.slice(2);
   if (kind === "c:") return rest ? { kind: "cancel", taskId: rest } : undefined;
   if (kind === "i:") return rest ? { kind: "input", taskId: rest } : undefined;
+  if (kind === "x:") return parseCallCancel(rest);
   if (kind !== "e:" && kind !== "p:") return undefined;
   const colon = rest.lastIndexOf(":");
   if (colon <= 0 || colon === rest.length - 1) return undefined;
@@ -230,6 +235,17 @@ export function parseSignal(payload: string): ClusterSignal | undefined {
   if (kind === "p:") return { kind: "probe", node: head, nonce: tail };
   if (!/^\d{1,15}$/.test(tail)) return undefined;
   return { kind: "events", taskId: head, lastSeq: Number(tail) };
+}
+
+function parseCallCancel(json: string): ClusterSignal | undefined {
+  try {
+    const value: unknown = JSON.parse(json);
+    if (!Array.isArray(value) || value.length !== 2) return undefined;
+    const [key, reason] = value as unknown[];
+    return typeof key === "string" && key !== "" && typeof reason === "string" ? { kind: "cancel_call", key, reason } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface PostgresStoreOptions {

@@ -271,7 +271,12 @@ export type ClusterSignal =
   /** A person sent this task a message (steering): the node running it reads its inputs. */
   | { kind: "input"; taskId: string }
   /** A node's own liveness probe of its LISTEN connection. */
-  | { kind: "probe"; node: string; nonce: string };
+  | { kind: "probe"; node: string; nonce: string }
+  /**
+   * A client cancelled an MCP `tools/call` (its registry key: principal, session, request id) on a
+   * node that does not hold the call: the node holding it cancels it (src/protocols/mcp/calls.ts).
+   */
+  | { kind: "cancel_call"; key: string; reason: string };
 
 /**
  * What cluster mode needs beyond `TaskStore`: a shared queue with leases, cancel requests and

@@ -114,6 +114,13 @@ export interface TaskRunner {
    */
   shutdown(): Promise<void>;
   stats(): { running: number; queued: number };
+  /**
+   * Cluster: tells every node (this one too) that a client cancelled the MCP call with this
+   * registry key, for the node that holds it; on one node it does nothing (the call is local).
+   */
+  announceCallCancel(key: string, reason: string): void;
+  /** Listens for `announceCallCancel` from any node; returns the function that stops listening. */
+  onCallCancel(listener: (key: string, reason: string) => void): () => void;
 }
 
 /** Cluster mode: the queue, leases and signals live in the database. */
@@ -203,6 +210,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   const telemetry = options.telemetry ?? noTelemetry;
   const now = options.now ?? (() => new Date());
   const active = new Map<string, ActiveTask>();
+  /** Who hears of MCP calls cancelled on another node (`onCallCancel`). */
+  const callCancelListeners = new Set<(key: string, reason: string) => void>();
   const queue: ActiveTask[] = [];
   let running = 0;
   let closed = false;
@@ -772,6 +781,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
 
   function onSignal(signal: ClusterSignal) {
     switch (signal.kind) {
+      case "cancel_call":
+        for (const listener of callCancelListeners) listener(signal.key, signal.reason);
+        return;
       case "queued":
         void claim();
         return;
@@ -1143,6 +1155,18 @@ export function createRunner(options: RunnerOptions): TaskRunner {
 
     stats() {
       return { running, queued: cluster ? queuedCount : queue.length };
+    },
+
+    announceCallCancel(key, reason) {
+      if (!cluster) return;
+      cluster.store
+        .signal({ kind: "cancel_call", key, reason: reason.slice(0, 500) })
+        .catch((error) => logger.warn("cluster: could not announce a cancelled call", { error: errorMessage(error) }));
+    },
+
+    onCallCancel(listener) {
+      callCancelListeners.add(listener);
+      return () => callCancelListeners.delete(listener);
     },
   };
 }

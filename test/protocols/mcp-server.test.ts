@@ -329,6 +329,7 @@ describe("agentkit as an MCP server", () => {
       });
       expect(cancel.status).toBe(202);
     }
+    console.error("DEBUG cancels sent");
     const answered = (await slow) as CallToolResult;
     expect(answered.isError).toBeFalsy();
     expect(taskIdOf(answered)).toBe(running);
@@ -410,5 +411,49 @@ describePostgres("agentkit as an MCP server in a cluster", (pg) => {
       return ["completed", "failed", "cancelled", "timed_out"].includes(task.status) ? task : undefined;
     });
     expect(ended.status).toBe("cancelled");
+  });
+
+  test("a notifications/cancelled that reaches another node (any node answers any POST) cancels the call where it is held", async () => {
+    const url = await pg.createDatabase();
+    const first = await startNode(url, "mcp-api-a", "api");
+    const second = await startNode(url, "mcp-api-b", "api");
+    await startNode(url, "mcp-worker", "worker");
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18", "mcp-session-id": "session-1" };
+
+    // The call's response stream is held by node A; the task runs on the worker.
+    const response = await fetch(`http://127.0.0.1:${first.port}/mcp`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "slow", arguments: { input: "What is 6*7?" }, _meta: { progressToken: "p" } } }),
+    });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    let text = "";
+    while (!text.includes("notifications/progress")) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error(`the stream ended: ${text}`);
+      text += new TextDecoder().decode(chunk.value);
+    }
+    const id = ((await (await fetch(`http://127.0.0.1:${first.port}/tasks?limit=1`)).json()) as { tasks: { id: string }[] }).tasks[0]!.id;
+
+    // The cancel goes to node B, which holds no call: it tells the cluster, and node A cancels its call.
+    const cancel = await fetch(`http://127.0.0.1:${second.port}/mcp`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 7, reason: "from another node" } }),
+    });
+    expect(cancel.status).toBe(202);
+    // Node A's stream ends without an answer (the spec's SHOULD NOT answer a cancelled request).
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+    }
+    expect(text).not.toContain('"result"');
+    const ended = await until(async () => {
+      const task = (await (await fetch(`http://127.0.0.1:${second.port}/tasks/${id}`)).json()) as { status: string; stop_reason: string | null };
+      return ["completed", "failed", "cancelled", "timed_out"].includes(task.status) ? task : undefined;
+    });
+    expect(ended).toMatchObject({ status: "cancelled", stop_reason: "cancelled" });
   });
 });

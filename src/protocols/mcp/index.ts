@@ -49,6 +49,8 @@ function jsonRpcError(status: number, code: number, message: string): Response {
 /** Registers `POST /mcp` on the app, after its auth middleware (the principal is set). */
 export function registerMcpServer(app: Hono<{ Variables: { principal: Principal } }>, deps: McpServerDeps): void {
   const calls = createCallRegistry();
+  // A cancel that reached another node of a cluster, for a call held here.
+  deps.runner.onCallCancel((key, reason) => calls.cancel(key, reason));
   let handler: Promise<McpHandler> | undefined;
   app.post(
     MCP_PATH,

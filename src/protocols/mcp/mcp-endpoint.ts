@@ -74,7 +74,9 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
     server.setNotificationHandler(CancelledNotificationSchema, (notification) => {
       const { requestId, reason } = notification.params;
       if (requestId === undefined) return;
-      calls.cancel(callKey(principal.id, session, requestId), reason ?? "cancelled by the client");
+      const key = callKey(principal.id, session, requestId);
+      // Not held here: in a cluster the call may be on another node (any node answers any request).
+      if (!calls.cancel(key, reason ?? "cancelled by the client")) deps.runner.announceCallCancel(key, reason ?? "cancelled by the client");
     });
 
     server.setRequestHandler(CallToolRequestSchema, async (call, extra): Promise<CallToolResult> => {
