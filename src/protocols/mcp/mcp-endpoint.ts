@@ -46,6 +46,9 @@ const NO_VALIDATION: jsonSchemaValidator = {
   getValidator: () => (input) => ({ valid: true, data: input as never, errorMessage: undefined }),
 };
 
+/** The longest call key a cancel is announced to the cluster for (a NOTIFY payload is < 8,000 bytes). */
+const MAX_ANNOUNCED_KEY = 1024;
+
 /** SSE comment lines this often keep Bun's idle timeout (10 s) and proxies from closing a quiet call. */
 const KEEP_ALIVE_MS = 5_000;
 
@@ -76,7 +79,10 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
       if (requestId === undefined) return;
       const key = callKey(principal.id, session, requestId);
       // Not held here: in a cluster the call may be on another node (any node answers any request).
-      if (!calls.cancel(key, reason ?? "cancelled by the client")) deps.runner.announceCallCancel(key, reason ?? "cancelled by the client");
+      // A key longer than any agentkit hands out (a session id is a UUID) is not announced.
+      if (!calls.cancel(key, reason ?? "cancelled by the client") && key.length <= MAX_ANNOUNCED_KEY) {
+        deps.runner.announceCallCancel(key, reason ?? "cancelled by the client");
+      }
     });
 
     server.setRequestHandler(CallToolRequestSchema, async (call, extra): Promise<CallToolResult> => {
