@@ -138,8 +138,11 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
         try {
           const caughtUp = options.catchUp();
           record(caughtUp);
-          // Readers kept it from finishing: what is left counts toward the next one.
-          if (caughtUp.checkpointed < caughtUp.log) pending += threshold / 2;
+          // All of it is in the database file (what was written meanwhile too): the next commit starts
+          // the WAL over, so the count starts over. Readers kept it from finishing: what is left
+          // counts toward the next one.
+          if (caughtUp.checkpointed >= caughtUp.log) pending = 0;
+          else pending += threshold / 2;
         } catch (error) {
           options.logger?.warn("sqlite: a WAL checkpoint failed", { error: String(error) });
         }
