@@ -34,6 +34,14 @@ export interface LiveFeed {
   publishTransient(taskId: string, frame: string): void;
   /** Whether anyone on this node may want the task's live-only frames (a delta nobody reads is not sent). */
   wantsDeltas(taskId: string): boolean;
+  /**
+   * The task parked: its `waiting` status is stored (no frame says so). Tells this node's `onParked`
+   * listeners — the A2A, AG-UI and MCP streams, which end with "input required" then. In a cluster
+   * the runner relays a park on another node here too (the `parked` signal).
+   */
+  parked(taskId: string): void;
+  /** Calls `listener` whenever the task parks; returns the function that stops it. */
+  onParked(taskId: string, listener: () => void): () => void;
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
   tail(taskId: string): LiveTail | undefined;
@@ -73,6 +81,7 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
   const telemetry = options.telemetry ?? noTelemetry;
   const tails = new Map<string, Tail>();
   const listeners = new Map<string, Set<FeedListener>>();
+  const parkListeners = new Map<string, Set<() => void>>();
   const notify = (taskId: string, frame: string, seq: number | undefined) => {
     const set = listeners.get(taskId);
     if (set) for (const listener of set) listener(frame, seq);
@@ -93,6 +102,19 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
       bus.publish(deltaTopic(taskId), frame);
       notify(taskId, frame, undefined);
       telemetry.framePublished("delta");
+    },
+    parked(taskId) {
+      const set = parkListeners.get(taskId);
+      if (set) for (const listener of [...set]) listener();
+    },
+    onParked(taskId, listener) {
+      let set = parkListeners.get(taskId);
+      if (!set) parkListeners.set(taskId, (set = new Set()));
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0 && parkListeners.get(taskId) === set) parkListeners.delete(taskId);
+      };
     },
     wantsDeltas(taskId) {
       return listeners.has(taskId) || (bus.subscribers?.(deltaTopic(taskId)) ?? 1) > 0;

@@ -185,7 +185,7 @@ export const CLUSTER_CHANNEL = "agentkit";
 export const LISTEN_APPLICATION_NAME = "agentkit-listen";
 
 /**
- * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `i:<taskId>` (input), `e:<taskId>:<lastSeq>`
+ * A signal as its NOTIFY payload: `q` (queued), `c:<taskId>` (cancel), `i:<taskId>` (input), `w:<taskId>` (parked), `e:<taskId>:<lastSeq>`
  * (events), `p:<node>:<nonce>` (probe), `x:<JSON [key, reason]>` (cancel_call: the key holds
  * U+0000 separators, which JSON escapes). Task ids and node names may contain `:` (the last field
  * is found from the end); a probe's nonce may not. Throws on a payload PostgreSQL would refuse.
@@ -201,6 +201,9 @@ export function formatSignal(signal: ClusterSignal): string {
       break;
     case "input":
       payload = `i:${signal.taskId}`;
+      break;
+    case "parked":
+      payload = `w:${signal.taskId}`;
       break;
     case "events":
       if (!Number.isSafeInteger(signal.lastSeq) || signal.lastSeq < 0) throw new Error(`invalid lastSeq ${signal.lastSeq}`);
@@ -226,6 +229,7 @@ export function parseSignal(payload: string): ClusterSignal | undefined {
   const rest = payload.slice(2);
   if (kind === "c:") return rest ? { kind: "cancel", taskId: rest } : undefined;
   if (kind === "i:") return rest ? { kind: "input", taskId: rest } : undefined;
+  if (kind === "w:") return rest ? { kind: "parked", taskId: rest } : undefined;
   if (kind === "x:") return parseCallCancel(rest);
   if (kind !== "e:" && kind !== "p:") return undefined;
   const colon = rest.lastIndexOf(":");

@@ -270,6 +270,8 @@ export type ClusterSignal =
   | { kind: "events"; taskId: string; lastSeq: number }
   /** A person sent this task a message (steering): the node running it reads its inputs. */
   | { kind: "input"; taskId: string }
+  /** This task parked (`waiting` is stored): streams on every node that wait for it say "input required". */
+  | { kind: "parked"; taskId: string }
   /** A node's own liveness probe of its LISTEN connection. */
   | { kind: "probe"; node: string; nonce: string }
   /**

@@ -383,6 +383,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           );
           if (await store.waitTask(taskId, waitUntil, entry.attempt, hooks)) {
             if (hooks) webhooks!.written();
+            // Streams that end at "input required" hear of it now, here and (cluster) on every node.
+            feed.parked(taskId);
+            if (cluster) cluster.store.signal({ kind: "parked", taskId }).catch(() => {});
             logger.info("task waits for a person", { task: taskId, until: waitUntil?.toISOString() });
           }
         });
@@ -783,6 +786,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     switch (signal.kind) {
       case "cancel_call":
         for (const listener of callCancelListeners) listener(signal.key, signal.reason);
+        return;
+      case "parked":
+        // Its own NOTIFY comes back to the node that parked it too: listeners check the status anyway.
+        feed.parked(signal.taskId);
         return;
       case "queued":
         void claim();

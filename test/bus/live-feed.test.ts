@@ -20,3 +20,17 @@ test("wantsDeltas: the bus's delta subscribers or an in-process listener; a bus 
   // A bus without a subscriber count (another transport): deltas are always sent.
   expect(createLiveFeed({ publish() {} }).wantsDeltas("t")).toBe(true);
 });
+
+test("parked: tells the task's onParked listeners (each time it parks), not other tasks'; a listener can stop", () => {
+  const feed = createLiveFeed({ publish() {} });
+  const heard: string[] = [];
+  const stopA = feed.onParked("a", () => heard.push("a1"));
+  feed.onParked("a", () => heard.push("a2"));
+  feed.onParked("b", () => heard.push("b"));
+  feed.parked("a");
+  expect(heard).toEqual(["a1", "a2"]);
+  stopA();
+  feed.parked("a");
+  feed.parked("nobody");
+  expect(heard).toEqual(["a1", "a2", "a2"]);
+});

@@ -60,6 +60,7 @@ test("signal payloads: compact, parsed back exactly; malformed ones are ignored"
     { kind: "events", taskId: "t1", lastSeq: 0 },
     { kind: "events", taskId: "with:colon", lastSeq: 123456789 },
     { kind: "probe", node: "host-1:8080", nonce: "n0nce" },
+    { kind: "parked", taskId: "t:1" },
     // An MCP call's registry key holds U+0000 separators (PostgreSQL text cannot): JSON escapes them.
     { kind: "cancel_call", key: "alice\u0000sess:1\u0000number:7", reason: "changed my mind: ☕ \"quoted\"" },
   ];
@@ -70,10 +71,11 @@ test("signal payloads: compact, parsed back exactly; malformed ones are ignored"
     "e:t1:0",
     "e:with:colon:123456789",
     "p:host-1:8080:n0nce",
+    "w:t:1",
     'x:["alice\\u0000sess:1\\u0000number:7","changed my mind: ☕ \\"quoted\\""]',
   ]);
   for (const signal of signals) expect(parseSignal(formatSignal(signal))).toEqual(signal);
-  for (const bad of ["", "x", "q:", "c:", "e:", "e:t", "e:t:", "e::1", "e:t:-1", "e:t:1.5", "e:t:x", "p:", "p:n", "p:n:", "p::x", "Q", "hello", "x:", "x:[", 'x:["k"]', 'x:["",""]', 'x:[1,"r"]', 'x:{"k":"r"}']) {
+  for (const bad of ["", "x", "q:", "c:", "e:", "e:t", "e:t:", "e::1", "e:t:-1", "e:t:1.5", "e:t:x", "p:", "p:n", "p:n:", "p::x", "Q", "hello", "x:", "w:", "x:[", 'x:["k"]', 'x:["",""]', 'x:[1,"r"]', 'x:{"k":"r"}']) {
     expect({ bad, parsed: parseSignal(bad) }).toEqual({ bad, parsed: undefined });
   }
   expect(() => formatSignal({ kind: "probe", node: "n", nonce: "a:b" })).toThrow();

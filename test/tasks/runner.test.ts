@@ -201,6 +201,34 @@ describe("runner: a run's end is one write", () => {
   });
 });
 
+describe("runner: a park is told at once", () => {
+  test("a task whose call needs approval parks: the feed's onParked listeners hear of it once waiting is stored", async () => {
+    const store = createSqliteStore({ dataDir: ":memory:" });
+    const feed = createLiveFeed({ publish() {}, subscribers: () => 0 });
+    const agents = createAgentPool({
+      definitions: [AgentDefinition.parse({ name: "careful", model: "demo/react", tools: ["calculator"], approval: ["calculator"] })],
+      models: createModelResolver({}),
+      tools: builtinTools(),
+      mcpServers: [],
+    });
+    const runner = createRunner({ store, feed, agents, logger: createLogger("silent"), maxConcurrentTasks: 2, maxQueuedTasks: 10 });
+    rigs.push({ store, runner, published: [] });
+    const task = await store.createTask({ id: crypto.randomUUID(), owner: "test", agent: "careful", input: "What is 6*7?", metadata: {}, createdAt: new Date() });
+    const statuses: (string | undefined)[] = [];
+    const parked = new Promise<void>((resolve) =>
+      feed.onParked(task.id, () => {
+        void store.getTask(task.id).then((current) => {
+          statuses.push(current?.status);
+          resolve();
+        });
+      }),
+    );
+    runner.submit(task);
+    await within(parked, 5000, "the park");
+    expect(statuses).toEqual(["waiting"]);
+  });
+});
+
 describe("runner: a tool call is durable before a tool with side effects runs", () => {
   test("a non-idempotent tool sees its own tool_call in the store when it starts; an idempotent one may share a commit", async () => {
     const seenAtStart: { tool: string; stored: boolean }[] = [];

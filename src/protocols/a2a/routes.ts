@@ -66,8 +66,12 @@ export type A2ADeps = Pick<
   "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "interaction" | "follow" | "now"
 >;
 
-/** How often a stream (or a blocking send) checks whether a task that asked a person has parked. */
-const PARK_POLL_MS = 100;
+/**
+ * How often a stream (or a blocking send) checks whether a task that asked a person has parked: a
+ * safety net, as the live feed tells of a park at once (`onParked`; across nodes, a signal that a
+ * reconnecting listener may miss).
+ */
+const PARK_POLL_MS = 1_000;
 /** Keep-alive: SSE comments, and whitespace before a blocking answer's JSON (Bun's idle timeout is 10 s). */
 const KEEP_ALIVE_MS = 5000;
 /** Structure of a JSON-RPC body checked before parsing (nesting; `,`/`:` tokens). */
@@ -411,11 +415,15 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     let poll: ReturnType<typeof setInterval> | undefined;
     let checking = false;
     const unfollow = deps.follow?.(task);
+    const unpark = deps.feed.onParked(task.id, () => {
+      if (unannounced().length > 0) void checkParked();
+    });
     const stop = () => {
       if (closed) return;
       closed = true;
       stopListening?.();
       unfollow?.();
+      unpark();
       clearInterval(poll);
       options.signal.removeEventListener("abort", stop);
     };

@@ -43,7 +43,10 @@ export interface AgUiStreamOptions {
   slowClientBytes: number;
   follow?: (task: Task) => () => void;
   keepAliveMs?: number;
-  /** How often a run whose task may be parking (waiting for people) reads the task's status. */
+  /**
+   * How often a run whose task may be parking (waiting for people) reads the task's status
+   * (default 1,000 ms): a safety net, as the feed tells of a park at once (`onParked`).
+   */
   waitPollMs?: number;
 }
 
@@ -54,6 +57,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
   let stopListening: (() => void) | undefined;
   let unfollow: (() => void) | undefined;
   let waitPoll: ReturnType<typeof setInterval> | undefined;
+  let unparked: (() => void) | undefined;
   let lastSeq = options.after;
   let mayWait = options.mayWait;
   let checking = false;
@@ -119,6 +123,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
     onClose(end) {
       stopListening?.();
       unfollow?.();
+      unparked?.();
       clearInterval(waitPoll);
       if (translator.ending) return; // the run's last event went out: nothing was cut short
       if (end === "slow") {
@@ -134,7 +139,8 @@ export function agUiStream(options: AgUiStreamOptions): Response {
     start(started) {
       stream = started;
       write(translator.start());
-      waitPoll = setInterval(() => void checkWaiting(), options.waitPollMs ?? 100);
+      waitPoll = setInterval(() => void checkWaiting(), options.waitPollMs ?? 1_000);
+      unparked = feed.onParked(task.id, () => void checkWaiting());
       unfollow = options.follow?.(task);
       let attached = false;
       attachWatcher({

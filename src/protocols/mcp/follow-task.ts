@@ -59,7 +59,11 @@ export interface FollowOptions {
   follow?: (task: Task) => () => void;
   /** Each durable step event, in seq order. */
   onStep?: (seq: number, event: StepEventData) => void;
-  /** How often the task's status is read while an approval or a question is open (default 100 ms). */
+  /**
+   * How often the task's status is read while an approval or a question is open (default 1,000 ms):
+   * a safety net, as the feed tells of a park at once (`onParked`; across nodes, a signal that a
+   * reconnecting listener may miss).
+   */
   waitPollMs?: number;
 }
 
@@ -71,12 +75,14 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
     let poll: ReturnType<typeof setInterval> | undefined;
     const open = new Map<string, OpenRequest>();
     const unfollow = options.follow?.(task);
+    const unpark = feed.onParked(task.id, () => void checkWaiting());
 
     const finish = (end: FollowEnd) => {
       if (closed) return;
       closed = true;
       stopListening?.();
       unfollow?.();
+      unpark();
       clearInterval(poll);
       signal.removeEventListener("abort", onAbort);
       resolve(end);
@@ -116,7 +122,7 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
       }
       options.onStep?.(seq, event);
       // The task parks (status `waiting`, no frame says so) once the step's other calls are done.
-      if (open.size > 0) poll ??= setInterval(() => void checkWaiting(), options.waitPollMs ?? 100);
+      if (open.size > 0) poll ??= setInterval(() => void checkWaiting(), options.waitPollMs ?? 1_000);
     };
 
     startStream({
