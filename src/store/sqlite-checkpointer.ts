@@ -10,9 +10,12 @@
  *
  * The WAL starts over only when a commit begins with every frame checkpointed; the event loop keeps
  * committing while the worker copies, so the worker alone would never catch up and the WAL would
- * grow without end. When the worker answers, the main thread checkpoints what was written meanwhile
- * (`catchUp`: a few pages and two fsyncs, well under a millisecond, instead of ~1,000 pages), and
- * the next commit starts the WAL over. Commits themselves never fsync (WAL, `synchronous=NORMAL`).
+ * grow without end. So the worker goes again while its rounds shrink (each copies what was written
+ * during the one before), and once a round copied at most `CATCH_UP_FRAMES` — or stopped shrinking:
+ * the writer outpaces it — the main thread checkpoints what is left (`catchUp`), and the next commit
+ * starts the WAL over. That catch-up copies a few pages in ~0.2 ms, then fsyncs the WAL and the
+ * database: ~2–3 ms on this VM's disk, against 6–10 ms for SQLite's own checkpoint of ~1,000 pages.
+ * Commits themselves never fsync (WAL, `synchronous=NORMAL`).
  *
  * The worker starts at the first checkpoint (a server that writes little never starts one), is
  * unref'd, and is given its code as a Blob URL, so the compiled binary needs no extra entry point.
@@ -49,6 +52,11 @@ export interface CheckpointResult {
   checkpointed: number;
 }
 
+/** A worker round that copied at most this many frames is followed by the main thread's catch-up. */
+const CATCH_UP_FRAMES = 64;
+/** Rounds in a row before the main thread catches up whatever is left (a write rate the worker cannot outpace). */
+const MAX_ROUNDS = 8;
+
 type Reply = { type: "opened" } | { type: "checkpointed"; result: CheckpointResult } | { type: "failed"; error: string } | { type: "closed" };
 
 /** The worker: one connection, one checkpoint per request, replies in order. */
@@ -70,6 +78,7 @@ self.onmessage = (event) => {
       db?.close();
       db = undefined;
       postMessage({ type: "closed" });
+      self.close();
     }
   } catch (error) {
     postMessage({ type: "failed", error: String(error && error.message || error) });
@@ -93,6 +102,11 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
   let url: string | undefined;
   /** A checkpoint was asked for and has not been answered. */
   let inFlight = false;
+  /** Frames of the current WAL already in the database file (the last round's `checkpointed`). */
+  let backfilled = 0;
+  /** Worker rounds since the last catch-up, and what the last one copied. */
+  let rounds = 0;
+  let lastCopied = Number.POSITIVE_INFINITY;
   let failed = false;
   let closing: Promise<void> | undefined;
   let onClosed: (() => void) | undefined;
@@ -105,16 +119,21 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
   }
 
   function fail(why: string) {
-    if (failed) return;
+    if (failed || closing) return;
     failed = true;
     inFlight = false;
     options.logger?.warn("sqlite: WAL checkpoints go back to the main thread", { why });
-    options.onFallback();
+    try {
+      options.onFallback();
+    } catch (error) {
+      options.logger?.warn("sqlite: could not turn SQLite's own checkpoints back on", { error: String(error) });
+    }
     stop();
   }
 
-  function stop() {
-    worker?.terminate();
+  /** `closed`: the worker closed itself (no `terminate`, which waits for its VM to go). */
+  function stop(closed = false) {
+    if (!closed) worker?.terminate();
     worker = undefined;
     if (url) URL.revokeObjectURL(url);
     url = undefined;
@@ -131,10 +150,23 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
         inFlight = false;
         record(reply.result);
         if (closing) return;
-        if (reply.result.log > 0 && requested > 0) {
+        if (rounds === 0 && reply.result.log > 0 && requested > 0) {
           const measured = (reply.result.log * pageBytes) / requested;
           amplification = Math.min(64, Math.max(0.25, (amplification + measured) / 2));
         }
+        const copied = reply.result.checkpointed - backfilled;
+        backfilled = reply.result.checkpointed;
+        const shrinking = copied <= lastCopied / 2;
+        lastCopied = copied;
+        if (++rounds < MAX_ROUNDS && copied > CATCH_UP_FRAMES && shrinking && !failed) {
+          // Much was written while it copied: another round in the worker, not on the event loop.
+          inFlight = true;
+          worker?.postMessage({ type: "checkpoint" });
+          return;
+        }
+        rounds = 0;
+        backfilled = 0;
+        lastCopied = Number.POSITIVE_INFINITY;
         try {
           const caughtUp = options.catchUp();
           record(caughtUp);
@@ -149,7 +181,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
       } else if (reply.type === "failed") {
         fail(reply.error);
       } else if (reply.type === "closed") {
-        stop();
+        stop(true);
       }
     };
     started.onerror = (event) => fail(event.message || "worker error");

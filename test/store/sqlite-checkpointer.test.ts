@@ -101,9 +101,10 @@ test("the SQLite store: 13 MB of events leave a bounded WAL (checkpointed off th
   }
   expect(seq - 1).toBe(12_800);
   // Without checkpoints this WAL grows to ~69 MB (1 KB rows: ~5 bytes of WAL per byte of frame).
-  // Checkpointed, it stays within about two of these bursts (~7 MB of WAL each, written without a
-  // turn of the event loop, where the worker's answers are read).
-  expect(Math.max(...sizes)).toBeLessThan(20 * 1024 * 1024);
+  // Checkpointed, it stays within about three of these bursts (~7 MB of WAL each, written without a
+  // turn of the event loop, where the worker's answers are read: a round, a second one that did not
+  // shrink, then the main thread's catch-up).
+  expect(Math.max(...sizes)).toBeLessThan(32 * 1024 * 1024);
   expect((await store.events("t", 12_790, 100)).map((event) => event.seq)).toEqual([12_791, 12_792, 12_793, 12_794, 12_795, 12_796, 12_797, 12_798, 12_799, 12_800]);
   expect(lines).toEqual([]);
   await store.close();
