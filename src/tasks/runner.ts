@@ -28,7 +28,7 @@ import { AgentkitError, errorMessage } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
-import { threadHistory } from "../threads/history.ts";
+import { createTurnCache, threadHistory } from "../threads/history.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import { FencedError, readLog, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
@@ -210,6 +210,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   const telemetry = options.telemetry ?? noTelemetry;
   const now = options.now ?? (() => new Date());
   const active = new Map<string, ActiveTask>();
+  /** The turns of threads' completed tasks, rebuilt from their logs once (see `threadHistory`). */
+  const turnCache = createTurnCache();
   /** Who hears of MCP calls cancelled on another node (`onCallCancel`). */
   const callCancelListeners = new Set<(key: string, reason: string) => void>();
   const queue: ActiveTask[] = [];
@@ -524,7 +526,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     let waitedMs = 0;
     try {
       // A thread's task sees the thread's earlier tasks as the conversation before its input.
-      const history = task.thread_id === null ? [] : await threadHistory(store, task, definition.history);
+      const history = task.thread_id === null ? [] : await threadHistory(store, task, definition.history, turnCache);
       reactOptions.messages = [...history, ...reactOptions.messages];
       if (entry.resume) {
         // An earlier run of this task was cut off (its node died, or this server restarted), or it

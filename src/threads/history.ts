@@ -21,21 +21,76 @@ export interface HistoryPolicy {
   max_chars: number;
 }
 
+/**
+ * The turns of completed tasks, as rebuilt from their logs, kept for the next task of their thread:
+ * a completed task's log never changes (only retention prunes it, and `pruned_through` is part of
+ * the key), so a conversation's next turn reads one log, not `max_turns` of them (50 turns of ~20
+ * events: ~3.6 ms of the event loop per turn before). Least recently used turns go first beyond
+ * `maxChars` characters in all. Turns are frozen: whoever reads them copies before changing.
+ */
+export interface TurnCache {
+  get(task: Task): readonly ChatMessage[] | undefined;
+  set(task: Task, turn: readonly ChatMessage[]): void;
+  readonly size: number;
+}
+
+export function createTurnCache(maxChars = 8_000_000): TurnCache {
+  const turns = new Map<string, { prunedThrough: number; turn: readonly ChatMessage[]; size: number }>();
+  let chars = 0;
+  return {
+    get(task) {
+      const entry = turns.get(task.id);
+      if (!entry || entry.prunedThrough !== task.pruned_through) return undefined;
+      // Most recently used last.
+      turns.delete(task.id);
+      turns.set(task.id, entry);
+      return entry.turn;
+    },
+    set(task, turn) {
+      const size = sizeOf(turn);
+      const old = turns.get(task.id);
+      if (old) {
+        chars -= old.size;
+        turns.delete(task.id);
+      }
+      if (size > maxChars) return;
+      for (const message of turn) Object.freeze(message);
+      turns.set(task.id, { prunedThrough: task.pruned_through, turn: Object.freeze([...turn]), size });
+      chars += size;
+      for (const [id, entry] of turns) {
+        if (chars <= maxChars) break;
+        turns.delete(id);
+        chars -= entry.size;
+      }
+    },
+    get size() {
+      return turns.size;
+    },
+  };
+}
+
 /** The messages of the thread's completed tasks before `task`, per `policy`, oldest first. */
-export async function threadHistory(store: TaskStore, task: Task, policy: HistoryPolicy): Promise<ChatMessage[]> {
+export async function threadHistory(store: TaskStore, task: Task, policy: HistoryPolicy, cache?: TurnCache): Promise<ChatMessage[]> {
   if (task.thread_id === null || policy.max_turns === 0) return [];
   // Enough of the newest tasks to find `max_turns` completed ones before this one, within reason.
   const tasks = await store.threadTasks(task.thread_id, Math.min(10_000, policy.max_turns * 4 + 16));
   const index = tasks.findIndex((candidate) => candidate.id === task.id);
   const earlier = (index < 0 ? tasks : tasks.slice(0, index)).filter((candidate) => candidate.status === "completed");
   const chosen = earlier.slice(-policy.max_turns);
-  const turns: ChatMessage[][] = [];
-  for (const turn of chosen) turns.push(await turnOf(store, turn));
+  const turns: (readonly ChatMessage[])[] = [];
+  for (const turn of chosen) {
+    let messages = cache?.get(turn);
+    if (!messages) {
+      messages = await turnOf(store, turn);
+      cache?.set(turn, messages);
+    }
+    turns.push(messages);
+  }
   return fitTurns(turns, policy.max_chars).flat();
 }
 
 /** The turns that fit in `maxChars`, newest kept first (each possibly shortened), oldest first. */
-export function fitTurns(turns: readonly ChatMessage[][], maxChars: number): ChatMessage[][] {
+export function fitTurns(turns: readonly (readonly ChatMessage[])[], maxChars: number): ChatMessage[][] {
   const kept: ChatMessage[][] = [];
   let used = 0;
   for (let index = turns.length - 1; index >= 0; index--) {
@@ -43,7 +98,7 @@ export function fitTurns(turns: readonly ChatMessage[][], maxChars: number): Cha
     const compact = compactTurn(full);
     const candidate = sizeOf(full) + used <= maxChars ? full : sizeOf(compact) + used <= maxChars ? compact : undefined;
     if (!candidate) break; // older turns are not kept either: the history stays contiguous
-    kept.unshift(candidate);
+    kept.unshift([...candidate]);
     used += sizeOf(candidate);
   }
   return kept;

@@ -1,0 +1,98 @@
+/**
+ * A thread's history with the runner's turn cache: the same messages as rebuilding every turn from
+ * the logs, with each completed task's log read once — again after retention pruned it — and the
+ * cache bounded by characters.
+ */
+import { afterEach, expect, test } from "bun:test";
+import type { ChatMessage } from "../../src/llm/model.ts";
+import { stepFrame } from "../../src/protocol/frames.ts";
+import type { Task } from "../../src/protocol/task.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { TaskStore } from "../../src/store/store.ts";
+import { createTurnCache, threadHistory } from "../../src/threads/history.ts";
+
+const stores: TaskStore[] = [];
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+});
+
+const POLICY = { max_turns: 50, max_chars: 400_000 };
+
+/** A store with a thread of `count` completed tasks (a calculator step each), then a queued one. */
+async function threadOf(count: number): Promise<{ store: TaskStore; reads: string[]; next: Task }> {
+  const store = createSqliteStore({ dataDir: ":memory:" });
+  stores.push(store);
+  await store.createThread({ id: "thr_1", owner: "o", createdAt: new Date() });
+  for (let index = 0; index < count; index++) {
+    const id = `task-${index}`;
+    await store.createTask({ id, owner: "o", agent: "a", input: `What is ${index}+1?`, metadata: {}, createdAt: new Date(), threadId: "thr_1" });
+    await store.markRunning(id, new Date());
+    // What the engine stores for a calculator step, then the answering step (its answer is the result's).
+    const events = [
+      { event_type: "usage", step: 1, data: { input_tokens: 5, output_tokens: 5 } },
+      { event_type: "thought", step: 1, data: { text: "Adding." } },
+      { event_type: "tool_call", step: 1, data: { id: "c1", name: "calculator", arguments: { expression: `${index}+1` } } },
+      { event_type: "tool_result", step: 1, data: { id: "c1", name: "calculator", result: { expression: `${index}+1`, value: index + 1 } } },
+      { event_type: "usage", step: 2, data: { input_tokens: 5, output_tokens: 5 } },
+    ].map((event, at) => ({ seq: at + 1, frame: JSON.stringify(stepFrame(at + 1, event as never, new Date())) }));
+    await store.finishTask(
+      id,
+      { status: "completed", stopReason: "final_answer", output: `${index + 1}`, outputJson: null, error: null, totalSteps: 2, inputTokens: 5, outputTokens: 5, costUsd: null, finishedAt: new Date(Date.now() - 60_000) },
+      events.length + 1,
+      JSON.stringify({ type: "result", seq: events.length + 1 }),
+      undefined,
+      undefined,
+      events,
+    );
+  }
+  const next = await store.createTask({ id: "task-next", owner: "o", agent: "a", input: "And now?", metadata: {}, createdAt: new Date(), threadId: "thr_1" });
+  // Count the log reads.
+  const reads: string[] = [];
+  const events = store.events.bind(store);
+  store.events = (id, after, limit) => (reads.push(id), events(id, after, limit));
+  return { store, reads, next };
+}
+
+test("with the cache: the same messages as without; each earlier task's log is read once, not once per turn", async () => {
+  const { store, reads, next } = await threadOf(5);
+  const uncached = await threadHistory(store, next, POLICY);
+  expect(reads).toHaveLength(5);
+  // A thought, the call, its result, the answer — after each turn's input.
+  expect(uncached.filter((message) => message.role === "user").map((message) => message.content)).toEqual(["What is 0+1?", "What is 1+1?", "What is 2+1?", "What is 3+1?", "What is 4+1?"]);
+  expect(uncached.filter((message) => message.role === "tool")).toHaveLength(5);
+
+  const cache = createTurnCache();
+  reads.length = 0;
+  expect(await threadHistory(store, next, POLICY, cache)).toEqual(uncached);
+  expect(reads).toHaveLength(5);
+  reads.length = 0;
+  const again = await threadHistory(store, next, POLICY, cache);
+  expect(again).toEqual(uncached);
+  expect(reads).toEqual([]);
+  // The cached messages are frozen: a reader that changed one would change every later turn's history.
+  expect(again.every((message) => Object.isFrozen(message))).toBe(true);
+  expect(() => {
+    (again[0] as { content: string }).content = "changed";
+  }).toThrow();
+});
+
+test("a task that retention pruned is read again (it is its input and answer now); the cache is bounded by characters", async () => {
+  const { store, reads, next } = await threadOf(3);
+  const cache = createTurnCache();
+  await threadHistory(store, next, POLICY, cache);
+  expect(await store.pruneEvents(new Date())).toBe(3);
+  reads.length = 0;
+  const pruned = await threadHistory(store, next, POLICY, cache);
+  expect(pruned).toEqual(await threadHistory(store, next, POLICY));
+  // Each turn is its input and answer only: the pruned logs' `pruned_through` missed the cache.
+  expect(pruned.map((message: ChatMessage) => message.role)).toEqual(["user", "assistant", "user", "assistant", "user", "assistant"]);
+  expect(reads).toEqual([]); // a pruned turn is built from the task row, without its log
+
+  // Bounded: with room for about two turns, the least recently used goes.
+  const small = createTurnCache(40);
+  const tasks = await store.threadTasks("thr_1", 10);
+  for (const task of tasks.slice(0, 3)) small.set(task, [{ role: "user", content: "x".repeat(15) }]);
+  expect(small.size).toBe(2);
+  expect(small.get(tasks[0]!)).toBeUndefined();
+  expect(small.get(tasks[2]!)).toBeDefined();
+});
