@@ -34,7 +34,7 @@ export interface TurnCache {
   readonly size: number;
 }
 
-export function createTurnCache(maxChars = 8_000_000): TurnCache {
+export function createTurnCache(maxChars = 4_000_000): TurnCache {
   const turns = new Map<string, { prunedThrough: number; turn: readonly ChatMessage[]; size: number }>();
   let chars = 0;
   return {
