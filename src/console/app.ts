@@ -19,6 +19,8 @@ type Client = ReturnType<typeof createClient>;
 /** How often the task list is refreshed. The open task is watched live, not polled. */
 const LIST_POLL_MS = 3000;
 const LIST_PAGE = 50;
+/** Rows below the first page (from "Load more") whose task has not ended, read again per poll. */
+const UNSETTLED_PER_POLL = 20;
 
 let client: Client = makeClient(storedKey());
 
@@ -131,6 +133,12 @@ async function refreshList(): Promise<void> {
     setText(connection, "");
     const open = view && page.tasks.find((task) => task.id === view!.id);
     if (open) view!.showTask(open);
+    // Older rows whose task was still going: read each again (the first page does not hold them).
+    const onPage = new Set(page.tasks.map((task) => task.id));
+    for (const id of taskList.unsettled(onPage, UNSETTLED_PER_POLL)) {
+      const task = await call((c) => c.tasks.get(id)).catch(() => undefined);
+      if (task) taskList.upsert(task);
+    }
   } catch (error) {
     setText(connection, `Cannot reach the server: ${message(error)}`);
   } finally {

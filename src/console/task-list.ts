@@ -1,10 +1,13 @@
 /**
  * The task list: rows keyed by task id, updated in place (a row's status changes without the list
  * being rebuilt), newest first. The app polls the first page every few seconds; older pages come
- * with "Load more".
+ * with "Load more", and their rows that have not ended are polled one by one (`unsettled`).
  */
 import { h, setText } from "./dom.ts";
 import { excerpt, time } from "./format.ts";
+
+/** Statuses a task does not leave. */
+const ENDED = new Set(["completed", "failed", "cancelled", "timed_out"]);
 
 export interface TaskSummary {
   id: string;
@@ -58,6 +61,19 @@ export class TaskList {
   clear(): void {
     this.rows.clear();
     this.list.replaceChildren();
+  }
+
+  /** Rows of tasks that have not ended, apart from `except` (the page just merged), newest first. */
+  unsettled(except: ReadonlySet<string>, limit: number): string[] {
+    const ids: string[] = [];
+    for (const item of this.list.children) {
+      const id = (item as HTMLElement).dataset.task;
+      const row = id === undefined ? undefined : this.rows.get(id);
+      if (!row || except.has(row.task.id) || ENDED.has(row.task.status)) continue;
+      ids.push(row.task.id);
+      if (ids.length >= limit) break;
+    }
+    return ids;
   }
 
   get size(): number {

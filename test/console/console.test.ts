@@ -145,6 +145,28 @@ describe.skipIf(!chromium)("the web console in Chromium", () => {
     expect(page.errors()).toEqual([]);
   });
 
+  test("an older task, below the first page (Load more), that has not ended: its row is read again on each poll until it does", async () => {
+    // A task that waits for an approval (it stays waiting), then a first page's worth of newer ones.
+    const { id } = await server.createTask({ input: "What is 6*7?", agent: "careful" }, auth);
+    const newer = await Promise.all(Array.from({ length: 50 }, (_, index) => server.createTask({ input: `What is ${index}+1?` }, auth)));
+    for (const task of newer) {
+      const deadline = performance.now() + 15_000;
+      while ((await rest<{ status: string }>(`/tasks/${task.id}`)).status !== "completed") {
+        if (performance.now() > deadline) throw new Error(`task ${task.id} did not complete`);
+        await Bun.sleep(20);
+      }
+    }
+    const page = await openConsole();
+    const row = `document.querySelector('#task-list li[data-task="${id}"] .status')?.textContent`;
+    await page.waitFor(`document.querySelectorAll("#task-list li").length >= 50`, "the first page");
+    expect(await page.evaluate(`${row} ?? null`)).toBeNull(); // not on the first page
+    await page.click("#load-more");
+    await page.waitFor(`${row} === "waiting"`, "the older task, from Load more");
+    await rest(`/tasks/${id}/cancel`, { method: "POST" });
+    await page.waitFor(`${row} === "cancelled"`, "its cancelled status, without a reload", 10_000);
+    expect(page.errors()).toEqual([]);
+  });
+
   test("cancel from the page: a demo/slow task ends cancelled, after text typed live and a steering message", async () => {
     const page = await openConsole();
     await page.type("#task-agent", "slow");
