@@ -108,13 +108,7 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
       if (set) for (const listener of [...set]) listener();
     },
     onParked(taskId, listener) {
-      let set = parkListeners.get(taskId);
-      if (!set) parkListeners.set(taskId, (set = new Set()));
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0 && parkListeners.get(taskId) === set) parkListeners.delete(taskId);
-      };
+      return addListener(parkListeners, taskId, listener);
     },
     wantsDeltas(taskId) {
       return listeners.has(taskId) || (bus.subscribers?.(deltaTopic(taskId)) ?? 1) > 0;
@@ -126,13 +120,18 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
       return tails.get(taskId);
     },
     listen(taskId, listener) {
-      let set = listeners.get(taskId);
-      if (!set) listeners.set(taskId, (set = new Set()));
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0 && listeners.get(taskId) === set) listeners.delete(taskId);
-      };
+      return addListener(listeners, taskId, listener);
     },
+  };
+}
+
+/** Adds a task's listener; returns the function that removes it (and the task's set once empty). */
+function addListener<L>(byTask: Map<string, Set<L>>, taskId: string, listener: L): () => void {
+  let set = byTask.get(taskId);
+  if (!set) byTask.set(taskId, (set = new Set()));
+  set.add(listener);
+  return () => {
+    set.delete(listener);
+    if (set.size === 0 && byTask.get(taskId) === set) byTask.delete(taskId);
   };
 }

@@ -47,6 +47,17 @@ function holdingModel() {
   return createScriptedModel([callTools([{ id: "c1", name: "calculator", arguments: JSON.stringify({ expression: "1+1" }) }], "Adding first."), hold], { repeatLast: true });
 }
 
+/** Reads a response stream until its text holds `marker`; throws if it ends first. */
+async function readUntil(reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> }, marker: string): Promise<string> {
+  let text = "";
+  while (!text.includes(marker)) {
+    const chunk = await reader.read();
+    if (chunk.done) throw new Error(`the stream ended: ${text}`);
+    text += new TextDecoder().decode(chunk.value);
+  }
+  return text;
+}
+
 let server: TestServer | undefined;
 const clients: Client[] = [];
 afterEach(async () => {
@@ -217,12 +228,7 @@ describe("agentkit as an MCP server", () => {
     expect(response.headers.get("content-type")).toContain("text/event-stream");
     // Read until the progress notification of the calculator's result: the task runs its second step.
     const reader = response.body!.getReader();
-    let text = "";
-    while (!text.includes("calculator →")) {
-      const chunk = await reader.read();
-      if (chunk.done) throw new Error(`the stream ended: ${text}`);
-      text += new TextDecoder().decode(chunk.value);
-    }
+    const text = await readUntil(reader, "calculator →");
     expect(text).toContain('"progressToken":"p"');
     const { body } = await rest<{ tasks: { id: string; agent: string; status: string }[] }>("/tasks");
     const task = body.tasks.find((candidate) => candidate.agent === "hold")!;
@@ -428,12 +434,7 @@ describePostgres("agentkit as an MCP server in a cluster", (pg) => {
     });
     expect(response.status).toBe(200);
     const reader = response.body!.getReader();
-    let text = "";
-    while (!text.includes("notifications/progress")) {
-      const chunk = await reader.read();
-      if (chunk.done) throw new Error(`the stream ended: ${text}`);
-      text += new TextDecoder().decode(chunk.value);
-    }
+    let text = await readUntil(reader, "notifications/progress");
     const id = ((await (await fetch(`http://127.0.0.1:${first.port}/tasks?limit=1`)).json()) as { tasks: { id: string }[] }).tasks[0]!.id;
 
     // The cancel goes to node B, which holds no call: it tells the cluster, and node A cancels its call.
