@@ -147,6 +147,23 @@ describe("GET /metrics", () => {
     expect(text).not.toContain("made_up_tool");
   });
 
+  test("live-only frames are counted as they go out to someone: a watcher's deltas, and none for a task nobody watches for them", async () => {
+    server = await startTestServer({ config: { apiKey: ADMIN }, agents: [{ model: "demo/slow" }] });
+    // A watcher that takes deltas, on a task that types for a while: it gets deltas, and each was counted once.
+    const watched = await runTask(server, { input: "What is 2+2?" });
+    const deltasSeen = watched.socket.frames.filter((frame) => frame.type === "delta").length;
+    expect(deltasSeen).toBeGreaterThan(0);
+    expect(valueOf(await scrape(server), "agentkit_frames_published_total", { kind: "delta" })).toBe(deltasSeen);
+    // A watcher that opted out (deltas=0): the task still types, but no delta goes out.
+    const task = await server.createTask({ input: "What is 2+2?" }, { Authorization: `Bearer ${ADMIN}` });
+    const quiet = await server.watch(task.id, `api_key=${ADMIN}&deltas=0`);
+    await quiet.result();
+    quiet.close();
+    await quiet.closed;
+    expect(quiet.frames.filter((frame) => frame.type === "delta")).toEqual([]);
+    expect(valueOf(await scrape(server), "agentkit_frames_published_total", { kind: "delta" })).toBe(deltasSeen);
+  });
+
   test("SSE watchers are counted too", async () => {
     const slow = createScriptedModel([
       async function* () {
