@@ -32,8 +32,14 @@ const README_CONFIG = readmeBlock("json", (text) => text.includes('"tools_module
 const TEST_MODULE = `
 import { defineTool } from "agentkit/tools";
 import { z } from "zod";
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { suffix } from "./lib/suffix.ts";
+
+// Written whole or not at all: the test polls for the file and reads it at once.
+function record(path: string, value: unknown): void {
+  writeFileSync(path + ".tmp", JSON.stringify(value));
+  renameSync(path + ".tmp", path);
+}
 
 // The README's tools, re-exported as this module's default export.
 export { default } from "./readme-tools.ts";
@@ -43,11 +49,11 @@ export const waitForAbort = defineTool({
   description: "Waits until its signal aborts, and records that in <marker>.aborted",
   input: z.object({ marker: z.string() }),
   execute({ marker }, { signal, taskId, timeoutMs }) {
-    writeFileSync(marker + suffix("started"), JSON.stringify({ taskId, timeoutMs }));
+    record(marker + suffix("started"), { taskId, timeoutMs });
     return new Promise((_, reject) => {
       signal.addEventListener("abort", () => {
         const reason = signal.reason;
-        writeFileSync(marker + suffix("aborted"), JSON.stringify({ taskId, reason: reason?.name ?? String(reason) }));
+        record(marker + suffix("aborted"), { taskId, reason: reason?.name ?? String(reason) });
         reject(reason);
       }, { once: true });
     });
