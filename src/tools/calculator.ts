@@ -12,7 +12,8 @@ export const calculatorTool = defineTool({
   inputSchema: z.object({ expression: z.string().min(1).max(1000).describe("e.g. (2 + 3) * 4 ^ 2") }),
   async execute({ expression }) {
     const value = evaluateExpression(expression);
-    // Trim binary floating-point noise (0.1 + 0.2) without hiding real precision.
-    return { expression, value: Number(value.toPrecision(15)) };
+    // Trim binary floating-point noise (0.1 + 0.2) without hiding real precision. An integer of up
+    // to 15 digits is what toPrecision(15) would give back (-0 becomes 0 either way), without its cost.
+    return { expression, value: Number.isInteger(value) && Math.abs(value) < 1e15 ? value + 0 : Number(value.toPrecision(15)) };
   },
 });

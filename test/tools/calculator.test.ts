@@ -66,6 +66,15 @@ describe("built-in tools", () => {
     expect(calculatorTool.inputSchema.safeParse({ expression: 3 }).success).toBe(false);
   });
 
+  test("calculator: integers of up to 15 digits come back exact; longer ones and -0 as toPrecision(15) gives them", async () => {
+    const value = async (expression: string) => ((await calculatorTool.execute({ expression }, { abortSignal: signal })) as { value: number }).value;
+    expect(await value("123456789012345 + 0")).toBe(123456789012345);
+    expect(await value("-999999999999999 * 1")).toBe(-999999999999999);
+    expect(await value("2 ^ 53")).toBe(9007199254740990); // 9007199254740992 to 15 significant digits
+    expect(Object.is(await value("0 * -1"), 0)).toBe(true);
+    expect(await value("1 / 3")).toBe(0.333333333333333);
+  });
+
   test("current_time reports the injected clock in UTC and in a zone; rejects an unknown zone", async () => {
     const tool = createCurrentTimeTool(() => new Date("2026-03-01T12:00:00Z"));
     const utc = (await tool.execute({}, { abortSignal: signal })) as Record<string, unknown>;
