@@ -12,6 +12,10 @@
  *   writes   `strace -f -ttt -e trace=sendto,write,writev`: writes per window, bytes, their sizes
  *   perf     `perf record`, enabled only inside the windows (`--control` fifo); perf.data is kept
  *            and its path printed: `perf report -i <path> --sort comm,dso --stdio`
+ *   jit      no tool; the server runs with BUN_JSC_reportCompileTimes=1, and what JavaScriptCore's
+ *            compilers did (count and compile time per tier) is printed for the warm-up and for the
+ *            measured bursts (a source run, `bun src/main.ts` behind a one-line wrapper script, names
+ *            the functions; the compiled binary does not)
  *   none     no tool
  * BENCHMARKS.md ("Latest full run": what the rest is at 100 watchers) used each of them.
  */
@@ -19,7 +23,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BENCH_CONFIG, cancelTask, createTask, holdSlot, startServer, waitForEnd, warmUp, type Context } from "./lib/context.ts";
-import { killAll, sleep, startBare, type ServerHandle } from "./lib/processes.ts";
+import { killAll, sleep, startBare, STDERR_LIMIT, type ServerHandle } from "./lib/processes.ts";
 import { watchAll } from "./scenarios/fan-out.ts";
 import { BURST_STEPS } from "./scenarios/burst.ts";
 
@@ -74,6 +78,7 @@ function toolFor(server: ServerHandle): string[] | undefined {
   const pid = String(server.pid);
   switch (trace) {
     case "none":
+    case "jit":
       return undefined;
     case "writes":
       return ["strace", "-f", "-ttt", "-e", "trace=sendto,write,writev", "-o", writesLog, "-p", pid];
@@ -83,6 +88,18 @@ function toolFor(server: ServerHandle): string[] | undefined {
     default:
       return ["strace", "-c", "-f", "-p", pid, "-o", join(tmpRoot, "strace.txt")];
   }
+}
+
+/** JavaScriptCore's compiles in a stretch of the server's stderr (BUN_JSC_reportCompileTimes=1), per tier. */
+function compiles(log: string): string {
+  const tiers = new Map<string, { count: number; ms: number }>();
+  for (const match of log.matchAll(/ using (Baseline|DFG|FTL)\b.*? in ([0-9.]+) ms/g)) {
+    const tier = tiers.get(match[1]!) ?? { count: 0, ms: 0 };
+    tier.count++;
+    tier.ms += Number(match[2]);
+    tiers.set(match[1]!, tier);
+  }
+  return [...tiers].map(([name, { count, ms }]) => `${name} ${count} (${ms.toFixed(1)} ms)`).join(", ") || "none";
 }
 
 /** A command to perf through its control fifo (perf reads it within a millisecond or so). */
@@ -136,6 +153,7 @@ function writesPerWindow(windows: { from: number; to: number }[]): string {
 }
 
 let keep = false;
+if (trace === "jit") process.env.BUN_JSC_reportCompileTimes = "1";
 try {
   const server = what === "bare" ? await startBare(import.meta.dir) : await startServer(context, { AGENTKIT_MAX_CONCURRENT_TASKS: "1" });
   if (what !== "bare") await warmUp(server);
@@ -143,6 +161,7 @@ try {
   const command = toolFor(server);
   const tool = command ? Bun.spawn(command, { stderr: "ignore", stdout: "ignore" }) : undefined;
   await sleep(500);
+  const warmedUpLog = server.stderr().length;
   const cycleBefore = threadCpu(server.pid);
   const inWindows = new Map<string, number>();
   const windows: { from: number; to: number }[] = [];
@@ -164,11 +183,17 @@ try {
   console.log(`  CPU per burst, whole cycle: ${perBurst(cycle)}`);
   console.log(`  CPU per burst, in the windows: ${perBurst(inWindows)}`);
   if (trace === "writes") console.log(`  ${writesPerWindow(windows)}`);
+  if (trace === "jit") {
+    await sleep(200); // the last lines through the pipe
+    const log = server.stderr();
+    console.log(`  JIT compiles, start-up and warm-up: ${compiles(log.slice(0, warmedUpLog))}`);
+    console.log(`  JIT compiles, measured bursts: ${compiles(log.slice(warmedUpLog))}${log.length >= STDERR_LIMIT ? " (the log was cut at its limit)" : ""}`);
+  }
   if (trace === "perf") {
     keep = true;
     console.log(`  perf data (windows only): ${perfData}`);
   }
-  if (!["none", "writes", "perf"].includes(trace)) console.log(await Bun.file(join(tmpRoot, "strace.txt")).text());
+  if (!["none", "jit", "writes", "perf"].includes(trace)) console.log(await Bun.file(join(tmpRoot, "strace.txt")).text());
   await server.stop();
 } finally {
   killAll();

@@ -166,7 +166,10 @@ export interface ServerHandle {
   stop(): Promise<void>;
 }
 
-function collect(stream: ReadableStream<Uint8Array> | null | undefined, limit = 64 * 1024): () => string {
+/** What is kept of a server's stderr: enough for JavaScriptCore's compile log (TRACE=jit in strace-burst.ts). */
+export const STDERR_LIMIT = 4 * 1024 * 1024;
+
+function collect(stream: ReadableStream<Uint8Array> | null | undefined, limit = STDERR_LIMIT): () => string {
   let text = "";
   if (stream) {
     void (async () => {
