@@ -67,15 +67,16 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       watcher.send(event);
       sent = event.seq;
       if (watcher.drained && watcher.backlogged?.()) {
-        // Replay at the client's pace: wait for it to read, then go on from `sent` (re-reading the
-        // store and the tail, which may have moved meanwhile).
+        // Replay at the client's pace: wait for it to read, then go on through this page (its events
+        // up to `publishedUpTo` stay valid: that only grows). Re-reading the store after each pause
+        // read the page again for every ~32 KiB the client took.
         paused = true;
         await watcher.drained();
-        break;
+        if (watcher.closed) return;
       }
     }
-    if (paused) continue;
-    if (!tail && page.length < pageSize) {
+    // After a pause the task may have gone live meanwhile: the next pass looks at the tail again.
+    if (!tail && page.length < pageSize && !paused) {
       // Not live: the log is complete. Subscribe anyway, so the watcher hears of anything later.
       watcher.subscribe();
       return;

@@ -205,7 +205,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
         },
         // The replay goes at the client's pace; one that never reads is closed by the heartbeat.
         backlogged: () => ws.getBufferedAmount() > deps.slowClientBytes / 2,
-        drained: () => new Promise<void>((resolve) => (ws.data.drainWaiters ??= []).push(resolve)),
+        drained: () => (ws.data.closed ? Promise.resolve() : new Promise<void>((resolve) => (ws.data.drainWaiters ??= []).push(resolve))),
         subscribe() {
           if (ws.data.closed) return;
           ws.subscribe(taskTopic(taskId));

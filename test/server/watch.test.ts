@@ -56,3 +56,38 @@ test("a watcher that leaves while it waits for this node to catch up is let go; 
   expect(second.subscribed.size).toBe(1);
   expect(second.received).toEqual([]);
 });
+
+test("a paced replay goes on through the page it read after each pause: the store is read once per page, not once per pause", async () => {
+  const { feed, events, watcher, received, subscribed } = rig(1_200);
+  let reads = 0;
+  const store = {
+    events: async (_id: string, after: number, limit: number) => {
+      reads++;
+      return events.filter((event) => event.seq > after).slice(0, limit);
+    },
+  } as unknown as TaskStore;
+  // The client's queue is "half full" after every 10 frames; it reads them before the next pass.
+  let queued = 0;
+  let pauses = 0;
+  const paced: Watcher = {
+    get closed() {
+      return watcher.closed;
+    },
+    send: (event) => {
+      queued++;
+      watcher.send(event);
+    },
+    subscribe: () => watcher.subscribe(),
+    backlogged: () => queued >= 10,
+    drained: async () => {
+      pauses++;
+      queued = 0;
+    },
+  };
+  await attachWatcher({ store, feed, taskId: "t", after: 0, watcher: paced, pageSize: 500 });
+  expect(received).toEqual(events.map((event) => event.seq)); // every event once, in order
+  expect(subscribed.size).toBe(1);
+  expect(pauses).toBe(120);
+  // Three pages (500, 500, 200), and one more look after the last pause: not one per pause.
+  expect(reads).toBe(4);
+});
