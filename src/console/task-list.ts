@@ -5,9 +5,10 @@
  */
 import { h, setText } from "./dom.ts";
 import { excerpt, time } from "./format.ts";
+import { TERMINAL_STATUSES } from "../protocol/statuses.ts";
 
 /** Statuses a task does not leave. */
-const ENDED = new Set(["completed", "failed", "cancelled", "timed_out"]);
+const ENDED: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 export interface TaskSummary {
   id: string;

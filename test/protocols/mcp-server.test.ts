@@ -335,7 +335,6 @@ describe("agentkit as an MCP server", () => {
       });
       expect(cancel.status).toBe(202);
     }
-    console.error("DEBUG cancels sent");
     const answered = (await slow) as CallToolResult;
     expect(answered.isError).toBeFalsy();
     expect(taskIdOf(answered)).toBe(running);

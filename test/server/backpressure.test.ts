@@ -1,6 +1,6 @@
 /** A watcher that stops reading is closed with 4008 and can resume; the others are not held up. */
 import { afterEach, expect, test } from "bun:test";
-import { startFloodServer } from "../helpers/flood.ts";
+import { heldUntil, startFloodServer } from "../helpers/flood.ts";
 import { closeCode, RawWebSocket } from "../helpers/raw-websocket.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -15,10 +15,7 @@ test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with
   const release = Promise.withResolvers<void>();
   server = await startFloodServer(
     steps,
-    async (done) => {
-      if (done === 0) await release.promise; // let both watchers connect first
-      else if (done % 20 === 0) await Bun.sleep(1); // give the event loop turns to write to sockets
-    },
+    heldUntil(release.promise), // both watchers connect first; the event loop gets turns to write to sockets
     { slowClientBytes: 64 * 1024 },
   );
   const task = await server.createTask({ input: "flood" });

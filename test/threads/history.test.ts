@@ -76,7 +76,7 @@ test("with the cache: the same messages as without; each earlier task's log is r
   }).toThrow();
 });
 
-test("a task that retention pruned is read again (it is its input and answer now); the cache is bounded by characters", async () => {
+test("a task that retention pruned misses the cache and is rebuilt from its row (its input and answer), without its log; the cache is bounded by characters, least recently used out first", async () => {
   const { store, reads, next } = await threadOf(3);
   const cache = createTurnCache();
   await threadHistory(store, next, POLICY, cache);
@@ -88,11 +88,16 @@ test("a task that retention pruned is read again (it is its input and answer now
   expect(pruned.map((message: ChatMessage) => message.role)).toEqual(["user", "assistant", "user", "assistant", "user", "assistant"]);
   expect(reads).toEqual([]); // a pruned turn is built from the task row, without its log
 
-  // Bounded: with room for about two turns, the least recently used goes.
+  // Bounded: with room for about two turns, the least recently used goes — a read counts as a use.
   const small = createTurnCache(40);
   const tasks = await store.threadTasks("thr_1", 10);
-  for (const task of tasks.slice(0, 3)) small.set(task, [{ role: "user", content: "x".repeat(15) }]);
+  const turn = () => [{ role: "user" as const, content: "x".repeat(15) }];
+  small.set(tasks[0]!, turn());
+  small.set(tasks[1]!, turn());
+  expect(small.get(tasks[0]!)).toBeDefined(); // now tasks[1] is the least recently used
+  small.set(tasks[2]!, turn());
   expect(small.size).toBe(2);
-  expect(small.get(tasks[0]!)).toBeUndefined();
+  expect(small.get(tasks[1]!)).toBeUndefined();
+  expect(small.get(tasks[0]!)).toBeDefined();
   expect(small.get(tasks[2]!)).toBeDefined();
 });
