@@ -11,6 +11,8 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { median } from "./lib/context.ts";
+import { newTaskId } from "../src/tasks/task-id.ts";
 
 const tasks = Number(process.argv[2] ?? 100);
 const rounds = Number(process.argv[3] ?? 6);
@@ -35,7 +37,7 @@ const turns = [0, 1, 2].map((turn) => Array.from({ length: 64 }, (_, index) => f
 function round(mode: "rows" | "chunks"): number {
   const before = process.cpuUsage();
   for (let task = 0; task < tasks; task++) {
-    const id = `tsk_${crypto.randomUUID()}`;
+    const id = newTaskId(); // time-ordered, as the store's: appends go to the B-tree's right edge
     insertTask.run(id);
     turns.forEach((frames, turn) => {
       db.transaction(() => {
@@ -64,8 +66,8 @@ for (let index = 0; index < rounds; index++) {
   }
 }
 for (const mode of ["rows", "chunks"] as const) {
-  const sorted = [...results[mode]].sort((a, b) => a - b);
-  console.log(`${mode}: ${sorted[sorted.length >> 1]!.toFixed(2)} µs of CPU per event (median; ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)} over ${rounds} rounds of ${tasks} tasks × 192 events)`);
+  const values = results[mode];
+  console.log(`${mode}: ${median(values).toFixed(2)} µs of CPU per event (median; ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} over ${rounds} rounds of ${tasks} tasks × 192 events)`);
 }
 db.close();
 rmSync(dir, { recursive: true, force: true });

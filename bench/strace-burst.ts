@@ -2,7 +2,7 @@
  * Profiling aid (not part of `bun run bench`): one server (agentkit binary or bare), N watchers, R
  * short bursts of 200 events after W warm-up bursts, looked at from outside the server:
  *
- *   bun bench/strace-burst.ts <agentkit-binary|bare> <watchers> <bursts> [warm-up bursts]
+ *   bun bench/strace-burst.ts [agentkit-binary|bare = bare] [watchers = 100] [bursts = 20] [warm-up bursts = 0]
  *
  * Always printed: the server's CPU per thread (`/proc/<pid>/task/<tid>/schedstat`, so the JIT and GC
  * threads show apart from the main thread) per burst, over the whole cycle (connects included) and
@@ -17,7 +17,7 @@
  *            measured bursts (a source run, `bun src/main.ts` behind a one-line wrapper script, names
  *            the functions; the compiled binary does not)
  *   none     no tool
- * BENCHMARKS.md ("Latest full run": what the rest is at 100 watchers) used each of them.
+ * BENCHMARKS.md ("Latest full run", "Where a short burst's CPU goes at 100 watchers") used them.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -5,7 +5,8 @@
  * Random ids put each new task's events in the middle of the B-tree, where appends split pages
  * half-full and every commit rewrites pages all over the file; time-ordered ids keep the live tasks'
  * events at the right edge. Measured with bench/inprocess.ts (200-event tasks, SQLite, a 2-vCPU VM):
- * ~10 → ~8 µs of CPU per event. The id still carries 74 random bits, so it cannot be guessed; it
+ * ~10 → ~8 µs of CPU per event. The id still carries 62 random bits (Bun's v7 adds a 12-bit
+ * counter within each millisecond), so it cannot be guessed; it
  * tells when the task was created, which `created_at` says anyway. Access is checked per key, never
  * by the id being secret.
  */
