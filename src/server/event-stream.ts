@@ -105,7 +105,14 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
           if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");
           stream.write(": keep-alive\n\n");
         }, options.keepAliveMs ?? 5000);
-        options.start(stream);
+        try {
+          options.start(stream);
+        } catch (error) {
+          // Its owner could not start it: nothing will write or close it, so it ends here (no
+          // keep-alive left ticking on a dead stream); the Response is not made.
+          close("ended");
+          throw error;
+        }
         // Gone before the stream started: `start` ran all the same, so its owner learns it in `onClose`.
         if (options.signal?.aborted) clientGone();
       },

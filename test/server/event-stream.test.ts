@@ -58,3 +58,29 @@ test("the client going away (its request's signal) ends the stream as 'client', 
   expect(await early.ended).toBe("client");
   expect(early.stream.closed).toBe(true); // `start` ran all the same
 });
+
+test("an owner whose start throws: the error reaches the caller, the stream ends as 'ended', and no keep-alive is left ticking", async () => {
+  const ends: EventStreamEnd[] = [];
+  let writes = 0;
+  let leaked: EventStream | undefined;
+  const failing = () =>
+    eventStreamResponse({
+      slowClientBytes: 1000,
+      keepAliveMs: 5,
+      start(stream) {
+        leaked = stream;
+        const write = stream.write.bind(stream);
+        stream.write = (text) => {
+          writes++;
+          write(text);
+        };
+        throw new Error("the owner failed");
+      },
+      onClose: (end) => ends.push(end),
+    });
+  expect(failing).toThrow("the owner failed");
+  await Bun.sleep(60); // a dozen keep-alive periods
+  expect(ends).toEqual(["ended"]);
+  expect(leaked?.closed).toBe(true);
+  expect(writes).toBe(0);
+});
