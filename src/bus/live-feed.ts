@@ -20,8 +20,9 @@ export interface LiveTail {
 }
 
 /**
- * An in-process subscriber (Server-Sent Events). `seq` is undefined for live-only frames.
- * WebSocket watchers do not use this: Bun delivers to them natively.
+ * An in-process subscriber (Server-Sent Events, A2A, AG-UI, MCP). `seq` is undefined for live-only
+ * frames, which only a listener added with `{deltas: true}` gets. WebSocket watchers do not use
+ * this: Bun delivers to them natively.
  */
 export type FeedListener = (frame: string, seq: number | undefined) => void;
 
@@ -45,8 +46,11 @@ export interface LiveFeed {
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
   tail(taskId: string): LiveTail | undefined;
-  /** Adds an in-process listener for the task's frames; returns the function that removes it. */
-  listen(taskId: string, listener: FeedListener): () => void;
+  /**
+   * Adds an in-process listener for the task's durable frames — and its live-only ones with
+   * `{deltas: true}` (only such a listener counts in `wantsDeltas`); returns the function that removes it.
+   */
+  listen(taskId: string, listener: FeedListener, options?: { deltas?: boolean }): () => void;
 }
 
 class Tail implements LiveTail {
@@ -81,9 +85,11 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
   const telemetry = options.telemetry ?? noTelemetry;
   const tails = new Map<string, Tail>();
   const listeners = new Map<string, Set<FeedListener>>();
+  /** The listeners that also take live-only frames (a subset of `listeners`). */
+  const deltaListeners = new Map<string, Set<FeedListener>>();
   const parkListeners = new Map<string, Set<() => void>>();
   const notify = (taskId: string, frame: string, seq: number | undefined) => {
-    const set = listeners.get(taskId);
+    const set = (seq === undefined ? deltaListeners : listeners).get(taskId);
     if (set) for (const listener of set) listener(frame, seq);
   };
   return {
@@ -111,7 +117,7 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
       return addListener(parkListeners, taskId, listener);
     },
     wantsDeltas(taskId) {
-      return listeners.has(taskId) || (bus.subscribers?.(deltaTopic(taskId)) ?? 1) > 0;
+      return deltaListeners.has(taskId) || (bus.subscribers?.(deltaTopic(taskId)) ?? 1) > 0;
     },
     close(taskId) {
       tails.delete(taskId);
@@ -119,8 +125,14 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
     tail(taskId) {
       return tails.get(taskId);
     },
-    listen(taskId, listener) {
-      return addListener(listeners, taskId, listener);
+    listen(taskId, listener, options) {
+      const remove = addListener(listeners, taskId, listener);
+      if (!options?.deltas) return remove;
+      const removeDeltas = addListener(deltaListeners, taskId, listener);
+      return () => {
+        remove();
+        removeDeltas();
+      };
     },
   };
 }

@@ -79,10 +79,7 @@ export function sseResponse(options: SseOptions): Response {
           send: ({ seq, frame }) => writeFrame(frame, seq),
           subscribe: () => {
             if (stream.closed) return;
-            stopListening = feed.listen(task.id, (frame, seq) => {
-              if (seq === undefined && !options.deltas) return;
-              writeFrame(frame, seq);
-            });
+            stopListening = feed.listen(task.id, writeFrame, { deltas: options.deltas });
           },
           get closed() {
             return stream.closed;

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { deltaTopic, type EventBus } from "../../src/bus/bus.ts";
 import { createLiveFeed } from "../../src/bus/live-feed.ts";
 
-test("wantsDeltas: the bus's delta subscribers or an in-process listener; a bus that cannot tell counts as an audience", () => {
+test("wantsDeltas: the bus's delta subscribers or an in-process listener that takes deltas; a bus that cannot tell counts as an audience", () => {
   const subscribed = new Map<string, number>();
   const bus: EventBus = { publish() {}, subscribers: (topic) => subscribed.get(topic) ?? 0 };
   const feed = createLiveFeed(bus);
@@ -13,10 +13,14 @@ test("wantsDeltas: the bus's delta subscribers or an in-process listener; a bus 
   expect(feed.wantsDeltas("t")).toBe(true);
   expect(feed.wantsDeltas("other")).toBe(false);
   subscribed.clear();
-  const stop = feed.listen("t", () => {});
+  // A listener of durable frames only (an SSE client with deltas=0, A2A, MCP) is no audience for deltas.
+  const durableOnly = feed.listen("t", () => {});
+  expect(feed.wantsDeltas("t")).toBe(false);
+  const stop = feed.listen("t", () => {}, { deltas: true });
   expect(feed.wantsDeltas("t")).toBe(true);
   stop();
   expect(feed.wantsDeltas("t")).toBe(false);
+  durableOnly();
   // A bus without a subscriber count (another transport): deltas are always sent.
   expect(createLiveFeed({ publish() {} }).wantsDeltas("t")).toBe(true);
 });
@@ -33,4 +37,26 @@ test("parked: tells the task's onParked listeners (each time it parks), not othe
   feed.parked("a");
   feed.parked("nobody");
   expect(heard).toEqual(["a1", "a2", "a2"]);
+});
+
+test("listen: every listener gets the durable frames with their seq; only one added with {deltas: true} gets live-only frames", () => {
+  const feed = createLiveFeed({ publish() {}, subscribers: () => 0 });
+  feed.open("t", 0);
+  const durable: [string, number | undefined][] = [];
+  const all: [string, number | undefined][] = [];
+  const stopDurable = feed.listen("t", (frame, seq) => durable.push([frame, seq]));
+  const stopAll = feed.listen("t", (frame, seq) => all.push([frame, seq]), { deltas: true });
+  feed.publish("t", 1, "one");
+  feed.publishTransient("t", "delta");
+  feed.publish("t", 2, "two");
+  expect(durable).toEqual([["one", 1], ["two", 2]]);
+  expect(all).toEqual([["one", 1], ["delta", undefined], ["two", 2]]);
+  stopAll();
+  feed.publish("t", 3, "three");
+  feed.publishTransient("t", "gone");
+  expect(all).toHaveLength(3);
+  expect(durable.at(-1)).toEqual(["three", 3]);
+  stopDurable();
+  feed.publish("t", 4, "four");
+  expect(durable).toHaveLength(3);
 });

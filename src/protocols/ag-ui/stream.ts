@@ -152,7 +152,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
           send: ({ seq, frame }) => handle(frame, seq),
           subscribe: () => {
             if (stream.closed) return;
-            stopListening = feed.listen(task.id, (frame, seq) => handle(frame, seq));
+            stopListening = feed.listen(task.id, (frame, seq) => handle(frame, seq), { deltas: true });
           },
           get closed() {
             return stream.closed;
