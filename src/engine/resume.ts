@@ -40,7 +40,7 @@ import {
   resumedEvent,
 } from "../protocol/events.ts";
 import { StepFrame } from "../protocol/frames.ts";
-import type { StoredEvent } from "../store/store.ts";
+import { forEachLogEvent, type StoredEvent, type TaskStore } from "../store/store.ts";
 import type { Tool } from "../tools/tool.ts";
 import { outputFeedback, type PendingToolCall } from "./react.ts";
 import { isIdempotentTool, observationText } from "./tool-execution.ts";
@@ -106,6 +106,24 @@ const EVENT_SCHEMAS = {
  * types are skipped; a corrupt or contradictory frame throws a `ResumeLogError`.
  */
 export function resumeFromLog(input: string, frames: readonly string[] | readonly StoredEvent[]): ResumeState {
+  const replay = logReplay(input);
+  for (const [index, entry] of frames.entries()) replay.add(entry, index);
+  return replay.state();
+}
+
+/**
+ * `resumeFromLog` over the task's log in the store, read and parsed a slice at a time
+ * (`forEachLogEvent`): a long log never holds the event loop, nor sits in memory whole.
+ */
+export async function resumeFromStore(store: Pick<TaskStore, "events">, task: { id: string; input: string }): Promise<ResumeState> {
+  const replay = logReplay(task.input);
+  let index = 0;
+  await forEachLogEvent(store, task.id, (event) => replay.add(event, index++));
+  return replay.state();
+}
+
+/** Replays frames one by one (`add`, in seq order; `index`: the frame's position, 0-based), then tells the state. */
+function logReplay(input: string): { add(entry: string | StoredEvent, index: number): void; state(): ResumeState } {
   const messages: ChatMessage[] = [{ role: "user", content: input }];
   const totals = { steps: 0, inputTokens: 0, outputTokens: 0 };
   const unfinished: PendingToolCall[] = [];
@@ -121,163 +139,166 @@ export function resumeFromLog(input: string, frames: readonly string[] | readonl
   /** The step in progress: its number, its text, and its assistant message once it announced calls. */
   let current: { step: number; text: string; assistant?: Extract<ChatMessage, { role: "assistant" }> } | undefined;
 
-  for (const [index, entry] of frames.entries()) {
-    const text = typeof entry === "string" ? entry : entry.frame;
-    const storedSeq = typeof entry === "string" ? undefined : entry.seq;
-    let at: { seq: number } | { frame: number } = storedSeq === undefined ? { frame: index + 1 } : { seq: storedSeq };
-    const fail: (message: string) => never = (message) => {
-      throw new ResumeLogError(at, message);
-    };
+  return {
+    add(entry, index) {
+      const text = typeof entry === "string" ? entry : entry.frame;
+      const storedSeq = typeof entry === "string" ? undefined : entry.seq;
+      let at: { seq: number } | { frame: number } = storedSeq === undefined ? { frame: index + 1 } : { seq: storedSeq };
+      const fail: (message: string) => never = (message) => {
+        throw new ResumeLogError(at, message);
+      };
 
-    let frame: unknown;
-    try {
-      frame = JSON.parse(text);
-    } catch (error) {
-      fail(`not JSON (${(error as Error).message})`);
-    }
-    const type = typeof frame === "object" && frame !== null ? (frame as { type?: unknown }).type : undefined;
-    const seq = typeof frame === "object" && frame !== null ? (frame as { seq?: unknown }).seq : undefined;
-    if (typeof type !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 1) {
-      fail(`not a frame (no type or seq): ${text.slice(0, 200)}`);
-    }
-    const frameSeq = seq as number;
-    at = { seq: frameSeq };
-    if (storedSeq !== undefined && storedSeq !== frameSeq) fail(`stored under seq ${storedSeq}, the frame says ${frameSeq}`);
-    if (frameSeq <= lastSeq) fail(`frames out of order: seq ${frameSeq} after ${lastSeq}`);
-    lastSeq = frameSeq;
-
-    if (type === "result") {
-      finished = true;
-      continue;
-    }
-    if (type !== "step") continue; // not a durable frame this version knows: nothing in the conversation
-
-    const parsedFrame = StepFrame.safeParse(frame);
-    if (!parsedFrame.success) fail(`invalid step frame: ${parsedFrame.error.issues.map((issue) => issue.message).join("; ")}`);
-    const { event_type: eventType, step, data, timestamp } = parsedFrame.data.data;
-    if (eventType === "final_answer") {
-      finished = true; // never stored as a step by the runner; if it is, the task has its answer
-      continue;
-    }
-    if (!Object.hasOwn(EVENT_SCHEMAS, eventType)) continue; // an event type from a newer version
-    const schema = EVENT_SCHEMAS[eventType as keyof typeof EVENT_SCHEMAS];
-    const parsed = schema.safeParse({ event_type: eventType, step, data });
-    if (!parsed.success) fail(`invalid '${eventType}' event: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
-    const event = parsed.data;
-    lastStep = Math.max(lastStep, event.step);
-
-    /** The step's text, said without calling tools, becomes a turn of the conversation (see runReAct). */
-    const closeTextTurn = () => {
-      if (current && !current.assistant && current.step === event.step) {
-        current.assistant = { role: "assistant", content: current.text };
-        messages.push(current.assistant);
+      let frame: unknown;
+      try {
+        frame = JSON.parse(text);
+      } catch (error) {
+        fail(`not JSON (${(error as Error).message})`);
       }
-    };
-    const openCall = (id: string, what: string) => {
-      const pending = unfinished.find((candidate) => candidate.call.id === id);
-      if (!pending) fail(`${what} for call '${id}', which was not announced or already has a result`);
-      return pending;
-    };
+      const type = typeof frame === "object" && frame !== null ? (frame as { type?: unknown }).type : undefined;
+      const seq = typeof frame === "object" && frame !== null ? (frame as { seq?: unknown }).seq : undefined;
+      if (typeof type !== "string" || typeof seq !== "number" || !Number.isInteger(seq) || seq < 1) {
+        fail(`not a frame (no type or seq): ${text.slice(0, 200)}`);
+      }
+      const frameSeq = seq as number;
+      at = { seq: frameSeq };
+      if (storedSeq !== undefined && storedSeq !== frameSeq) fail(`stored under seq ${storedSeq}, the frame says ${frameSeq}`);
+      if (frameSeq <= lastSeq) fail(`frames out of order: seq ${frameSeq} after ${lastSeq}`);
+      lastSeq = frameSeq;
 
-    switch (event.event_type) {
-      case "resumed":
-        resumes++;
-        // A run began after these decisions: the approved calls may have started. A rejection, a
-        // timeout or an answer runs nothing: it stands, whatever happened to that run.
-        for (const pending of unfinished) if (pending.decision?.kind === "approved") pending.started = true;
-        if (event.data.reason === "continued" && waitStartedAt !== undefined) {
+      if (type === "result") {
+        finished = true;
+        return;
+      }
+      if (type !== "step") return; // not a durable frame this version knows: nothing in the conversation
+
+      const parsedFrame = StepFrame.safeParse(frame);
+      if (!parsedFrame.success) fail(`invalid step frame: ${parsedFrame.error.issues.map((issue) => issue.message).join("; ")}`);
+      const { event_type: eventType, step, data, timestamp } = parsedFrame.data.data;
+      if (eventType === "final_answer") {
+        finished = true; // never stored as a step by the runner; if it is, the task has its answer
+        return;
+      }
+      if (!Object.hasOwn(EVENT_SCHEMAS, eventType)) return; // an event type from a newer version
+      const schema = EVENT_SCHEMAS[eventType as keyof typeof EVENT_SCHEMAS];
+      const parsed = schema.safeParse({ event_type: eventType, step, data });
+      if (!parsed.success) fail(`invalid '${eventType}' event: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`);
+      const event = parsed.data;
+      lastStep = Math.max(lastStep, event.step);
+
+      /** The step's text, said without calling tools, becomes a turn of the conversation (see runReAct). */
+      const closeTextTurn = () => {
+        if (current && !current.assistant && current.step === event.step) {
+          current.assistant = { role: "assistant", content: current.text };
+          messages.push(current.assistant);
+        }
+      };
+      const openCall = (id: string, what: string) => {
+        const pending = unfinished.find((candidate) => candidate.call.id === id);
+        if (!pending) fail(`${what} for call '${id}', which was not announced or already has a result`);
+        return pending;
+      };
+
+      switch (event.event_type) {
+        case "resumed":
+          resumes++;
+          // A run began after these decisions: the approved calls may have started. A rejection, a
+          // timeout or an answer runs nothing: it stands, whatever happened to that run.
+          for (const pending of unfinished) if (pending.decision?.kind === "approved") pending.started = true;
+          if (event.data.reason === "continued" && waitStartedAt !== undefined) {
+            const at = Date.parse(timestamp);
+            if (Number.isFinite(at)) waitedMs += Math.max(0, at - waitStartedAt);
+            waitStartedAt = undefined;
+          }
+          break;
+        case "user_input":
+          if (unfinished.length > 0) fail(`user_input while calls had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+          closeTextTurn();
+          consumedInputs.add(event.data.id);
+          messages.push({ role: "user", content: event.data.text });
+          break;
+        case "output_invalid":
+          if (!current || current.step !== event.step || current.assistant?.toolCalls) fail(`output_invalid of step ${event.step} out of place`);
+          closeTextTurn();
+          outputRetriesUsed = Math.max(outputRetriesUsed, event.data.attempt);
+          messages.push({ role: "user", content: outputFeedback(event.data.message) });
+          break;
+        case "approval_requested":
+        case "question": {
+          const pending = openCall(event.data.id, event.event_type);
+          pending.awaiting = event.event_type === "question" ? "question" : "approval";
           const at = Date.parse(timestamp);
-          if (Number.isFinite(at)) waitedMs += Math.max(0, at - waitStartedAt);
-          waitStartedAt = undefined;
+          if (Number.isFinite(at)) waitStartedAt = at;
+          break;
         }
-        break;
-      case "user_input":
-        if (unfinished.length > 0) fail(`user_input while calls had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
-        closeTextTurn();
-        consumedInputs.add(event.data.id);
-        messages.push({ role: "user", content: event.data.text });
-        break;
-      case "output_invalid":
-        if (!current || current.step !== event.step || current.assistant?.toolCalls) fail(`output_invalid of step ${event.step} out of place`);
-        closeTextTurn();
-        outputRetriesUsed = Math.max(outputRetriesUsed, event.data.attempt);
-        messages.push({ role: "user", content: outputFeedback(event.data.message) });
-        break;
-      case "approval_requested":
-      case "question": {
-        const pending = openCall(event.data.id, event.event_type);
-        pending.awaiting = event.event_type === "question" ? "question" : "approval";
-        const at = Date.parse(timestamp);
-        if (Number.isFinite(at)) waitStartedAt = at;
-        break;
-      }
-      case "approval_decided": {
-        const pending = openCall(event.data.id, "approval_decided");
-        if (pending.awaiting !== "approval" || pending.decision) fail(`approval_decided for call '${event.data.id}', which awaits no approval`);
-        const { decision, by, reason } = event.data;
-        pending.decision =
-          decision === "approved" ? { kind: "approved", by } : decision === "rejected" ? { kind: "rejected", by, ...(reason ? { reason } : {}) } : { kind: "timed_out" };
-        break;
-      }
-      case "answer": {
-        const pending = openCall(event.data.id, "answer");
-        if (pending.awaiting !== "question" || pending.decision) fail(`answer for call '${event.data.id}', which awaits no answer`);
-        pending.decision = { kind: "answered", by: event.data.by, text: event.data.text };
-        break;
-      }
-      case "usage": {
-        if (current && event.step < current.step) fail(`usage of step ${event.step} after step ${current.step}`);
-        if (current?.assistant && event.step === current.step) fail(`step ${event.step} began again after it called tools`);
-        if (unfinished.length > 0) {
-          fail(`step ${event.step} began while calls of step ${unfinished[0]!.step} had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+        case "approval_decided": {
+          const pending = openCall(event.data.id, "approval_decided");
+          if (pending.awaiting !== "approval" || pending.decision) fail(`approval_decided for call '${event.data.id}', which awaits no approval`);
+          const { decision, by, reason } = event.data;
+          pending.decision =
+            decision === "approved" ? { kind: "approved", by } : decision === "rejected" ? { kind: "rejected", by, ...(reason ? { reason } : {}) } : { kind: "timed_out" };
+          break;
         }
-        // A new step, or a step whose output was lost being run again: either way it starts afresh.
-        current = { step: event.step, text: "" };
-        totals.steps = Math.max(totals.steps, event.step);
-        totals.inputTokens += event.data.input_tokens;
-        totals.outputTokens += event.data.output_tokens;
-        break;
-      }
-      case "thought":
-        if (!current || current.step !== event.step || current.assistant) fail(`thought of step ${event.step} out of place`);
-        current.text = event.data.text;
-        break;
-      case "tool_call": {
-        if (!current || current.step !== event.step) fail(`tool_call of step ${event.step} outside its step`);
-        const step = current;
-        if (!step.assistant) {
-          // What the engine appends before running a step's tools: the step's text and its calls.
-          step.assistant = { role: "assistant", content: step.text, toolCalls: [] };
-          messages.push(step.assistant);
+        case "answer": {
+          const pending = openCall(event.data.id, "answer");
+          if (pending.awaiting !== "question" || pending.decision) fail(`answer for call '${event.data.id}', which awaits no answer`);
+          pending.decision = { kind: "answered", by: event.data.by, text: event.data.text };
+          break;
         }
-        const call: ToolCallRequest = { id: event.data.id, name: event.data.name, arguments: argumentsText(event.data.arguments) };
-        step.assistant.toolCalls!.push(call);
-        unfinished.push({ step: event.step, call });
-        break;
+        case "usage": {
+          if (current && event.step < current.step) fail(`usage of step ${event.step} after step ${current.step}`);
+          if (current?.assistant && event.step === current.step) fail(`step ${event.step} began again after it called tools`);
+          if (unfinished.length > 0) {
+            fail(`step ${event.step} began while calls of step ${unfinished[0]!.step} had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+          }
+          // A new step, or a step whose output was lost being run again: either way it starts afresh.
+          current = { step: event.step, text: "" };
+          totals.steps = Math.max(totals.steps, event.step);
+          totals.inputTokens += event.data.input_tokens;
+          totals.outputTokens += event.data.output_tokens;
+          break;
+        }
+        case "thought":
+          if (!current || current.step !== event.step || current.assistant) fail(`thought of step ${event.step} out of place`);
+          current.text = event.data.text;
+          break;
+        case "tool_call": {
+          if (!current || current.step !== event.step) fail(`tool_call of step ${event.step} outside its step`);
+          const step = current;
+          if (!step.assistant) {
+            // What the engine appends before running a step's tools: the step's text and its calls.
+            step.assistant = { role: "assistant", content: step.text, toolCalls: [] };
+            messages.push(step.assistant);
+          }
+          const call: ToolCallRequest = { id: event.data.id, name: event.data.name, arguments: argumentsText(event.data.arguments) };
+          step.assistant.toolCalls!.push(call);
+          unfinished.push({ step: event.step, call });
+          break;
+        }
+        case "tool_result":
+        case "tool_error": {
+          // Results come in call order; a call id may repeat (some providers reuse ids), so the
+          // first open call with this id is the one.
+          const at = unfinished.findIndex((pending) => pending.call.id === event.data.id);
+          if (at < 0) fail(`${event.event_type} for call '${event.data.id}', which was not announced or already has a result`);
+          const [{ call }] = unfinished.splice(at, 1) as [PendingToolCall];
+          if (call.name !== event.data.name) fail(`${event.event_type} for call '${call.id}' names tool '${event.data.name}', the call '${call.name}'`);
+          const outcome =
+            event.event_type === "tool_result"
+              ? { ok: true as const, call, result: event.data.result }
+              : { ok: false as const, call, error: event.data.error };
+          messages.push({ role: "tool", toolCallId: call.id, toolName: call.name, content: observationText(outcome), isError: !outcome.ok });
+          break;
+        }
       }
-      case "tool_result":
-      case "tool_error": {
-        // Results come in call order; a call id may repeat (some providers reuse ids), so the
-        // first open call with this id is the one.
-        const at = unfinished.findIndex((pending) => pending.call.id === event.data.id);
-        if (at < 0) fail(`${event.event_type} for call '${event.data.id}', which was not announced or already has a result`);
-        const [{ call }] = unfinished.splice(at, 1) as [PendingToolCall];
-        if (call.name !== event.data.name) fail(`${event.event_type} for call '${call.id}' names tool '${event.data.name}', the call '${call.name}'`);
-        const outcome =
-          event.event_type === "tool_result"
-            ? { ok: true as const, call, result: event.data.result }
-            : { ok: false as const, call, error: event.data.error };
-        messages.push({ role: "tool", toolCallId: call.id, toolName: call.name, content: observationText(outcome), isError: !outcome.ok });
-        break;
-      }
-    }
-  }
-
-  // A step that announced calls is done with the model: the next one follows. A step without
-  // (its output lost) is run again.
-  const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
-  const awaiting = unfinished.filter((pending) => pending.awaiting && !pending.decision);
-  return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting };
+    },
+    state() {
+      // A step that announced calls is done with the model: the next one follows. A step without
+      // (its output lost) is run again.
+      const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
+      const awaiting = unfinished.filter((pending) => pending.awaiting && !pending.decision);
+      return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting };
+    },
+  };
 }
 
 /**

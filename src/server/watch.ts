@@ -9,6 +9,7 @@
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { Task } from "../protocol/task.ts";
 import type { StoredEvent, TaskStore } from "../store/store.ts";
+import { TimeSlice } from "../lib/turn.ts";
 
 export interface Watcher {
   send(event: StoredEvent): void;
@@ -40,6 +41,9 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
   const { store, feed, taskId, watcher } = options;
   const pageSize = options.pageSize ?? 500;
   let sent = options.after;
+  // A client that reads as fast as the replay writes never makes it wait: the replay still gives
+  // the event loop a turn every few ms (a 60,000-event replay held it for 270 ms).
+  const slice = new TimeSlice();
   for (;;) {
     if (watcher.closed) return;
     const live = feed.tail(taskId);
@@ -72,6 +76,10 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
         // read the page again for every ~32 KiB the client took.
         paused = true;
         await watcher.drained();
+        if (watcher.closed) return;
+      } else if (slice.spent) {
+        paused = true;
+        await slice.next();
         if (watcher.closed) return;
       }
     }

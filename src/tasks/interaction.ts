@@ -17,14 +17,14 @@
  */
 import type { AgentPool } from "../agents/pool.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
-import { resumeFromLog } from "../engine/resume.ts";
+import { resumeFromStore } from "../engine/resume.ts";
 import type { PendingToolCall } from "../engine/react.ts";
 import { AgentkitError, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { stepFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import { readLog, type StoredEvent, type TaskStore } from "../store/store.ts";
+import type { StoredEvent, TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "./runner.ts";
 
 export type Decision =
@@ -106,7 +106,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
 
   /** The calls of `task` that wait for a person, from its log (undefined: the log says it has ended). */
   async function awaitingCalls(task: Task): Promise<{ awaiting: PendingToolCall[]; decided: PendingToolCall[] } | undefined> {
-    const state = resumeFromLog(task.input, await readLog(store, task.id));
+    const state = await resumeFromStore(store, task);
     if (state.finished) return undefined;
     return {
       awaiting: state.awaiting,

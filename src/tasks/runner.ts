@@ -22,7 +22,7 @@ import type { Tool } from "../tools/tool.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { Follower } from "../cluster/follower.ts";
 import { runReAct, type FinalAnswerCheck, type HumanInput, type ReActEvent, type ReActOptions, type ReActStop } from "../engine/react.ts";
-import { resumeFromLog, resumedEventFor } from "../engine/resume.ts";
+import { resumeFromStore, resumedEventFor } from "../engine/resume.ts";
 import { isIdempotentTool } from "../engine/tool-execution.ts";
 import { AgentkitError, errorMessage } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
@@ -31,7 +31,7 @@ import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import { createTurnCache, threadHistory } from "../threads/history.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import { FencedError, readLog, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
+import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
 import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
 import { toTaskError } from "./task-error.ts";
 import { noTelemetry, type RunEndKind, type Telemetry } from "../telemetry/telemetry.ts";
@@ -532,8 +532,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         // An earlier run of this task was cut off (its node died, or this server restarted), or it
         // waited for people who have now decided.
         if (entry.resume !== "continued" && definition.on_interrupt === "fail") return finish(entry, { kind: "interrupted", totals: entry.totals });
-        const log = await readLog(store, task.id);
-        const state = resumeFromLog(task.input, log);
+        const state = await resumeFromStore(store, task);
         if (state.finished) return finish(entry, undefined);
         entry.nextSeq = state.lastSeq + 1;
         entry.totals.steps = state.totals.steps;

@@ -13,8 +13,8 @@
  */
 import type { ChatMessage } from "../llm/model.ts";
 import type { Task } from "../protocol/task.ts";
-import { readLog, type TaskStore } from "../store/store.ts";
-import { resumeFromLog } from "../engine/resume.ts";
+import type { TaskStore } from "../store/store.ts";
+import { resumeFromStore } from "../engine/resume.ts";
 
 export interface HistoryPolicy {
   max_turns: number;
@@ -108,7 +108,7 @@ async function turnOf(store: TaskStore, task: Task): Promise<ChatMessage[]> {
   const answer: ChatMessage = { role: "assistant", content: task.output ?? "" };
   if (task.pruned_through > 0) return [{ role: "user", content: task.input }, answer];
   try {
-    const state = resumeFromLog(task.input, await readLog(store, task.id));
+    const state = await resumeFromStore(store, task);
     // A completed task's steps are all settled; one that is not (a log from an older version) is shortened.
     if (state.unfinished.length > 0) return [{ role: "user", content: task.input }, answer];
     return [...state.messages, answer];

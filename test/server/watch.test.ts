@@ -91,3 +91,33 @@ test("a paced replay goes on through the page it read after each pause: the stor
   // Three pages (500, 500, 200), and one more look after the last pause: not one per pause.
   expect(reads).toBe(4);
 });
+
+/** Busy for `ms`: the cost of a send, a parse, on a loop that would otherwise never let go. */
+function busy(ms: number) {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+test("a replay to a client that keeps up gives the event loop a turn every few ms: what was due meanwhile runs before it ends", async () => {
+  const { feed, store, events, watcher, received, subscribed } = rig(3_000);
+  // The SQLite store answers at once: without a turn of its own, the replay's ~60 ms would hold the loop.
+  const keepingUp: Watcher = {
+    get closed() {
+      return watcher.closed;
+    },
+    send: (event) => {
+      busy(0.02);
+      watcher.send(event);
+    },
+    subscribe: () => watcher.subscribe(),
+    backlogged: () => false,
+    drained: async () => {},
+  };
+  let sentWhenDue: number | undefined;
+  setImmediate(() => (sentWhenDue = received.length));
+  await attachWatcher({ store, feed, taskId: "t", after: 0, watcher: keepingUp, pageSize: 500 });
+  expect(received).toEqual(events.map((event) => event.seq)); // every event once, in order
+  expect(subscribed.size).toBe(1);
+  expect(sentWhenDue).toBeGreaterThan(0);
+  expect(sentWhenDue).toBeLessThan(events.length / 2); // within the first slices, not after the replay
+});

@@ -32,12 +32,12 @@ import { AgentkitError, errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
-import type { StoredEvent } from "../../store/store.ts";
+import { forEachLogEvent } from "../../store/store.ts";
 import type { Decision } from "../../tasks/interaction.ts";
 import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
 import { startStream } from "../../server/watch.ts";
 import { buildAgentCard, cardDialect } from "./card.ts";
-import { contextOf, FrameProjector, MESSAGE_ID_KEY, openAsks, toA2ATask, type Ask } from "./view.ts";
+import { contextOf, FrameProjector, LogDigest, MESSAGE_ID_KEY, toA2ATask, type Ask } from "./view.ts";
 import {
   isPlainObject,
   METHODS,
@@ -183,18 +183,16 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     return task;
   }
 
-  async function readLog(taskId: string): Promise<StoredEvent[]> {
-    const log: StoredEvent[] = [];
-    for (;;) {
-      const page = await store.events(taskId, log.at(-1)?.seq ?? 0, 1000);
-      log.push(...page);
-      if (page.length < 1000) return log;
-    }
+  /** What the view needs of a task's log, read a slice at a time (a long log never holds the event loop). */
+  async function digestOf(task: Task): Promise<LogDigest> {
+    const digest = new LogDigest(task);
+    await forEachLogEvent(store, task.id, (event) => digest.add(event));
+    return digest;
   }
 
   async function snapshot(task: Task) {
-    const log = await readLog(task.id);
-    return { a2a: toA2ATask(task, log), log, lastSeq: log.at(-1)?.seq ?? 0 };
+    const digest = await digestOf(task);
+    return { a2a: toA2ATask(task, digest), asks: digest.asks, lastSeq: digest.lastSeq };
   }
 
   async function getTask(call: Call) {
@@ -272,7 +270,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     }
     const interaction = deps.interaction;
     if (!interaction) throw new RpcError(RpcCode.unsupportedOperation, "This server takes no messages for running tasks");
-    const asks = task.status === "waiting" ? openAsks(await readLog(task.id)) : [];
+    const asks = task.status === "waiting" ? (await digestOf(task)).asks : [];
     if (asks.length > 0) {
       const decision = decisionFor(asks, message);
       await interaction.decide(task.id, call.principal.id, decision);
@@ -335,8 +333,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     // A new task: it as created (submitted), then every event of its log. A continued one: it as it
     // is now, then what comes after the log read for that view.
     if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true });
-    const { a2a, log, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? openAsks(log) : [], { historyLength, endIfParked: true });
+    const { a2a, asks, lastSeq } = await snapshot(task);
+    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? asks : [], { historyLength, endIfParked: true });
   }
 
   async function subscribe(call: Call): Promise<Response> {
@@ -344,8 +342,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     if (isTerminal(task.status)) {
       throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}): nothing more will happen; read it with GetTask`);
     }
-    const { a2a, log, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? openAsks(log) : [], { endIfParked: false });
+    const { a2a, asks, lastSeq } = await snapshot(task);
+    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? asks : [], { endIfParked: false });
   }
 
   /**

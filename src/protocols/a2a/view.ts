@@ -106,18 +106,6 @@ function endMessage(task: Task, status: TaskStatus, error: { code: string; messa
   return undefined;
 }
 
-/** The asks still open at the end of `events` (announced, and neither decided nor answered). */
-export function openAsks(events: readonly StoredEvent[]): Ask[] {
-  const open = new Map<string, Ask>();
-  for (const event of events) {
-    const frame = parseFrame(event.frame);
-    const data = frame?.data?.data;
-    if (frame?.type !== "step" || !data) continue;
-    trackAsk(open, frame.data!.event_type, data);
-  }
-  return [...open.values()];
-}
-
 function trackAsk(open: Map<string, Ask>, eventType: string | undefined, data: Record<string, unknown>) {
   const id = String(data.id ?? "");
   if (eventType === "approval_requested") open.set(id, { callId: id, kind: "approval", name: String(data.name), arguments: data.arguments });
@@ -125,8 +113,42 @@ function trackAsk(open: Map<string, Ask>, eventType: string | undefined, data: R
   else if (eventType === "approval_decided" || eventType === "answer" || eventType === "tool_result" || eventType === "tool_error") open.delete(id);
 }
 
-/** The A2A task of an agentkit task and (for history and asks) its log. */
-export function toA2ATask(task: Task, events: readonly StoredEvent[]): A2ATask {
+/**
+ * What the A2A view of a task takes from its log, one event at a time and each frame parsed once
+ * (`add`, in seq order): the history messages, the asks still open, the last seq. A whole log is
+ * read into one with `forEachLogEvent`, which never holds the event loop for long.
+ */
+export class LogDigest {
+  readonly history: A2AMessage[] = [];
+  private readonly open = new Map<string, Ask>();
+  lastSeq = 0;
+
+  constructor(private readonly task: Task) {}
+
+  add(event: StoredEvent): void {
+    this.lastSeq = event.seq;
+    const frame = parseFrame(event.frame);
+    if (frame?.type !== "step") return;
+    const message = historyMessage(this.task, event.seq, frame);
+    if (message) this.history.push(message);
+    const data = frame.data?.data;
+    if (data) trackAsk(this.open, frame.data!.event_type, data);
+  }
+
+  /** The asks still open at the end of what was added (announced, and neither decided nor answered). */
+  get asks(): Ask[] {
+    return [...this.open.values()];
+  }
+}
+
+/** The A2A task of an agentkit task, from its log (`events`, or a digest of them). */
+export function toA2ATask(task: Task, log: readonly StoredEvent[] | LogDigest): A2ATask {
+  let digest: LogDigest;
+  if (log instanceof LogDigest) digest = log;
+  else {
+    digest = new LogDigest(task);
+    for (const event of log) digest.add(event);
+  }
   const contextId = contextOf(task);
   const history: A2AMessage[] = [
     {
@@ -136,15 +158,12 @@ export function toA2ATask(task: Task, events: readonly StoredEvent[]): A2ATask {
       taskId: task.id,
       contextId,
     },
+    ...digest.history,
   ];
-  for (const event of events) {
-    const message = historyMessage(task, event);
-    if (message) history.push(message);
-  }
   const state = STATE_OF[task.status];
   let message: A2AMessage | undefined;
   if (task.status === "waiting") {
-    const asks = openAsks(events);
+    const asks = digest.asks;
     if (asks.length > 0) message = askMessage(task, asks);
   } else message = endMessage(task, task.status, task.error);
   const answer = task.status === "completed" ? answerArtifact(task.output, task.output_json) : undefined;
@@ -154,7 +173,7 @@ export function toA2ATask(task: Task, events: readonly StoredEvent[]): A2ATask {
     status: { state, ...(message ? { message } : {}), timestamp: task.finished_at ?? task.started_at ?? task.created_at },
     artifacts: answer ? [answer] : [],
     history,
-    metadata: taskMetadata(task, events.at(-1)?.seq ?? task.last_seq),
+    metadata: taskMetadata(task, digest.lastSeq || task.last_seq),
   };
 }
 
@@ -177,11 +196,9 @@ function taskMetadata(task: Task, lastSeq: number): Record<string, unknown> {
   };
 }
 
-function historyMessage(task: Task, event: StoredEvent): A2AMessage | undefined {
-  const frame = parseFrame(event.frame);
-  if (frame?.type !== "step") return undefined;
+function historyMessage(task: Task, seq: number, frame: ParsedFrame): A2AMessage | undefined {
   const data = frame.data?.data ?? {};
-  const id = `${task.id}:${event.seq}`;
+  const id = `${task.id}:${seq}`;
   const contextId = contextOf(task);
   switch (frame.data?.event_type) {
     case "thought":

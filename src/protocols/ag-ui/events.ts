@@ -18,6 +18,7 @@
  * - `CUSTOM` `agentkit.<event_type>` for agentkit events AG-UI has no event for (approval requests
  *   and decisions, questions and answers, steering inputs, resumes, invalid outputs).
  */
+import { forEachLogEvent, type TaskStore } from "../../store/store.ts";
 
 export type AgUiEvent = { type: AgUiEventType; timestamp?: number } & Record<string, unknown>;
 
@@ -424,24 +425,33 @@ function isObject(value: unknown): value is Record<string, unknown> {
  */
 export function openCallsOf(frames: readonly string[]): OpenCall[] {
   const open = new Map<string, OpenCall>();
-  for (const text of frames) {
-    let frame: unknown;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      continue;
-    }
-    if (!isObject(frame) || frame.type !== "step" || !isObject(frame.data) || !isObject(frame.data.data)) continue;
-    const type = frame.data.event_type;
-    const data = frame.data.data;
-    const id = String(data.id);
-    if (type === "approval_requested") {
-      open.set(id, { kind: "approval", callId: id, name: String(data.name), arguments: data.arguments, expiresAt: typeof data.expires_at === "string" ? data.expires_at : null });
-    } else if (type === "question") {
-      open.set(id, { kind: "question", callId: id, name: String(data.name), question: String(data.question ?? ""), expiresAt: typeof data.expires_at === "string" ? data.expires_at : null });
-    } else if (type === "approval_decided" || type === "answer") {
-      open.delete(id);
-    }
-  }
+  for (const text of frames) trackOpenCall(open, text);
   return [...open.values()];
+}
+
+/** `openCallsOf` over the task's log in the store, read a slice at a time (a long log never holds the event loop). */
+export async function readOpenCalls(store: Pick<TaskStore, "events">, taskId: string): Promise<OpenCall[]> {
+  const open = new Map<string, OpenCall>();
+  await forEachLogEvent(store, taskId, (event) => trackOpenCall(open, event.frame));
+  return [...open.values()];
+}
+
+function trackOpenCall(open: Map<string, OpenCall>, text: string) {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (!isObject(frame) || frame.type !== "step" || !isObject(frame.data) || !isObject(frame.data.data)) return;
+  const type = frame.data.event_type;
+  const data = frame.data.data;
+  const id = String(data.id);
+  if (type === "approval_requested") {
+    open.set(id, { kind: "approval", callId: id, name: String(data.name), arguments: data.arguments, expiresAt: typeof data.expires_at === "string" ? data.expires_at : null });
+  } else if (type === "question") {
+    open.set(id, { kind: "question", callId: id, name: String(data.name), question: String(data.question ?? ""), expiresAt: typeof data.expires_at === "string" ? data.expires_at : null });
+  } else if (type === "approval_decided" || type === "answer") {
+    open.delete(id);
+  }
 }

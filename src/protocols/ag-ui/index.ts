@@ -29,9 +29,8 @@ import { isTerminal, type Task, type Thread } from "../../protocol/task.ts";
 import type { AppDeps } from "../../server/app.ts";
 import { canControl, canSeeThread, requireControl, type Principal } from "../../server/auth.ts";
 import { jsonBody } from "../../server/validation.ts";
-import { readLog } from "../../store/store.ts";
 import type { Decision } from "../../tasks/interaction.ts";
-import { openCallsOf, toolCallIdOf, type OpenCall } from "./events.ts";
+import { readOpenCalls, toolCallIdOf, type OpenCall } from "./events.ts";
 import { agUiStream } from "./stream.ts";
 import { newTaskId } from "../../tasks/task-id.ts";
 
@@ -150,7 +149,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     }
     const agent = agents.get(task.agent);
     const after = task.last_seq;
-    const open = openCallsOf((await readLog(store, task.id)).map((event) => event.frame));
+    const open = await readOpenCalls(store, task.id);
     const byInterrupt = new Map<string, OpenCall>();
     for (const call of open) {
       byInterrupt.set(toolCallIdOf(task.id, call.callId), call);

@@ -18,9 +18,9 @@ import { errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
 import { attachWatcher } from "../../server/watch.ts";
-import { readLog, type TaskStore } from "../../store/store.ts";
+import type { TaskStore } from "../../store/store.ts";
 import type { TaskRunner } from "../../tasks/runner.ts";
-import { openCallsOf, RunTranslator, type AgUiEvent } from "./events.ts";
+import { readOpenCalls, RunTranslator, type AgUiEvent } from "./events.ts";
 
 export interface AgUiStreamOptions {
   store: TaskStore;
@@ -105,7 +105,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
       if (stream.closed || !current) return;
       if (isTerminal(current.status)) return; // its result frame is on its way
       if (current.status !== "waiting" || current.last_seq > lastSeq) return;
-      const calls = openCallsOf((await readLog(store, task.id)).map((event) => event.frame));
+      const calls = await readOpenCalls(store, task.id);
       if (stream.closed) return;
       if (calls.length === 0) return;
       write(translator.interrupt(calls));
