@@ -409,7 +409,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
             reportEnd(entry.task, outcome, entry.startedAt);
             releaseThread(entry.task);
             logger.info("task finished", { task: taskId, status: outcome.status, stop_reason: outcome.stopReason });
-          }
+          } else await reportRefusedEnd(taskId, seq);
         });
       }
     } catch (error) {
@@ -423,6 +423,22 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       else feed.close(taskId);
       entry.done.resolve();
     }
+  }
+
+  /**
+   * The store kept a run's end out. Normal when the task had ended otherwise first (the first end
+   * stands); otherwise its log does not end where the run's does, the task stays as the store has
+   * it until a restart resumes it, and that is said at error level.
+   */
+  async function reportRefusedEnd(taskId: string, seq: number) {
+    const stored = await store.getTask(taskId).catch(() => undefined);
+    if (!stored || isTerminal(stored.status)) return;
+    logger.error("runner: the store refused a task's end: its log does not end where the run's does", {
+      task: taskId,
+      result_seq: seq,
+      stored_last_seq: stored.last_seq,
+      status: stored.status,
+    });
   }
 
   /** Tells telemetry a task ended (its result is stored); `startedAt` is its first start, if it started. */

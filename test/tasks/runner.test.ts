@@ -271,3 +271,49 @@ describe("runner: a tool call is durable before a tool with side effects runs", 
     }
   });
 });
+
+describe("a run's end the store refuses", () => {
+  test("is logged at error level when the task is still live there (its log moved behind the run's back), and not when it had ended first", async () => {
+    const store = createSqliteStore({ dataDir: ":memory:" });
+    const lines: string[] = [];
+    const agents = createAgentPool({
+      definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
+      models: createModelResolver({}),
+      tools: builtinTools(),
+      mcpServers: [],
+    });
+    let moveLog = true;
+    const wrapped: TaskStore = {
+      ...store,
+      async finishTask(id, outcome, seq, frame, fence, webhooks, before) {
+        // Someone else's write lands first: the log no longer ends where this run's does.
+        if (moveLog) await store.appendEvents(id, [{ seq: seq - (before?.length ?? 0), frame: '{"type":"step"}' }], fence);
+        return store.finishTask(id, outcome, seq, frame, fence, webhooks, before);
+      },
+    };
+    const runner = createRunner({
+      store: wrapped,
+      feed: createLiveFeed({ publish() {}, subscribers: () => 0 }),
+      agents,
+      logger: createLogger("debug", (line) => lines.push(line)),
+      maxConcurrentTasks: 2,
+      maxQueuedTasks: 10,
+    });
+    rigs.push({ store, runner, published: [] });
+    const task = await submit({ store, runner, published: [] }, { steps: 2 });
+    await until(() => runner.liveTask(task.id) === undefined, "the run ends");
+    const refused = lines.filter((line) => line.includes("refused a task's end"));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toContain(" error ");
+    expect(refused[0]).toContain(task.id);
+    expect((await store.getTask(task.id))?.status).toBe("running"); // as the store has it: a restart resumes it
+
+    // A task that ended otherwise first (here: cancelled while queued, then its run's end refused): no error.
+    moveLog = false;
+    lines.length = 0;
+    const other = await submit({ store, runner, published: [] }, { steps: 1, delay_ms: 60_000 });
+    await until(async () => (await store.getTask(other.id))?.status === "running", "the other task runs");
+    expect((await runner.cancel(other.id))?.status).toBe("cancelled");
+    expect(lines.filter((line) => line.includes("refused a task's end"))).toEqual([]);
+  });
+});
