@@ -1,7 +1,7 @@
 /**
  * Long loops over stored data (a replay, a whole log read back) give the event loop a turn now and
  * then: the SQLite store answers synchronously, so without a turn a loop over 60,000 events held
- * every other request and watcher for 100–300 ms.
+ * every other request and watcher for 100–270 ms (the compiled server on a 2-core VM).
  */
 
 /** Resolves in a later turn of the event loop (after pending I/O), not among this turn's microtasks. */
