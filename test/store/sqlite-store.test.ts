@@ -229,3 +229,36 @@ test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a runni
   expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
   check.close();
 });
+
+test("retention gives the event loop turns while it prunes many logs, each pruned whole, and reports every task", async () => {
+  const s = open();
+  const ended = new Date(Date.now() - 48 * 3600_000);
+  const frame = (seq: number) => JSON.stringify({ type: "step", seq, pad: "x".repeat(150) });
+  const ids: string[] = [];
+  for (let index = 0; index < 40; index++) {
+    const id = `old-${index}`;
+    await s.createTask({ id, owner: "o", agent: "a", input: "{}", metadata: {}, createdAt: ended });
+    await s.markRunning(id, ended);
+    await s.appendEvents(id, Array.from({ length: 1_000 }, (_, event) => ({ seq: event + 1, frame: frame(event + 1) })));
+    await s.finishTask(id, { ...outcome("completed"), finishedAt: ended }, 1_001, frame(1_001));
+    ids.push(id);
+  }
+  // ~40,000 rows to delete: tens of ms of work, which used to run in one turn of the event loop.
+  const pruning = s.pruneEvents(new Date(Date.now() - 24 * 3600_000));
+  // A turn of the event loop comes while it prunes: what it sees there (the store answers synchronously).
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const pruned = new Set<string>();
+  for (const id of ids) {
+    const { pruned_through } = (await s.getTask(id))!;
+    expect([0, 1_001]).toContain(pruned_through); // a log is pruned whole, or not yet
+    if (pruned_through > 0) pruned.add(id);
+  }
+  expect(await pruning).toBe(40);
+  // The turn came in the middle of the prune: some logs were gone, not all.
+  expect(pruned.size).toBeGreaterThan(0);
+  expect(pruned.size).toBeLessThan(40);
+  for (const id of ids) {
+    expect(await s.getTask(id)).toMatchObject({ last_seq: 1_001, pruned_through: 1_001 });
+    expect(await s.events(id, 0, 10)).toEqual([]);
+  }
+});
