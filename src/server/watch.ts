@@ -34,6 +34,12 @@ export interface AttachOptions {
   after: number;
   watcher: Watcher;
   pageSize?: number;
+  /**
+   * The store has nothing right after `sent` while the task is not live (its log may have been
+   * pruned while the replay waited for the client, or for a turn of the event loop): returns the
+   * seq to go on after, once the watcher was told (a `resync`), or undefined when nothing is missing.
+   */
+  onMissing?(sent: number): Promise<number | undefined>;
 }
 
 /** Sends stored events after `after`, then subscribes; resolves once the watcher is live. */
@@ -64,6 +70,14 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     if (watcher.closed) return;
     // Re-read after the await: the task may have published more, or ended.
     const tail = feed.tail(taskId);
+    if (!tail && options.onMissing && (page.length === 0 || page[0]!.seq !== sent + 1)) {
+      const skipTo = await options.onMissing(sent);
+      if (watcher.closed) return;
+      if (skipTo !== undefined && skipTo > sent) {
+        sent = skipTo;
+        continue;
+      }
+    }
     const publishedUpTo = tail ? tail.lastSeq : Number.POSITIVE_INFINITY;
     let paused = false;
     for (const event of page) {
@@ -176,5 +190,19 @@ export async function startStream(options: {
     after = task.pruned_through;
     options.onResync?.(after);
   }
-  await attachWatcher({ store: options.store, feed, taskId: task.id, after, watcher: options.watcher });
+  await attachWatcher({
+    store: options.store,
+    feed,
+    taskId: task.id,
+    after,
+    watcher: options.watcher,
+    // Retention pruned the log during the replay: a `resync` instead of a silent end, as at the start.
+    onMissing: async (sent) => {
+      const current = await options.store.getTask(task.id);
+      if (!current || current.pruned_through <= sent) return undefined;
+      options.sendControl(resyncFrame(current));
+      options.onResync?.(current.pruned_through);
+      return current.pruned_through;
+    },
+  });
 }

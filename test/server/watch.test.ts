@@ -121,3 +121,41 @@ test("a replay to a client that keeps up gives the event loop a turn every few m
   expect(sentWhenDue).toBeGreaterThan(0);
   expect(sentWhenDue).toBeLessThan(events.length / 2); // within the first slices, not after the replay
 });
+
+test("a log that retention prunes while a replay waits for the client: the replay ends with a `resync` (not silently short of the result)", async () => {
+  const { startStream } = await import("../../src/server/watch.ts");
+  const { feed, watcher, received, subscribed } = rig(0);
+  let events: StoredEvent[] = Array.from({ length: 1_200 }, (_, index) => ({ seq: index + 1, frame: JSON.stringify({ type: "step", seq: index + 1 }) }));
+  const task = { id: "t", status: "completed", last_seq: 1_200, pruned_through: 0, stop_reason: "final_answer", output: "done", error: null, total_steps: 100, total_tokens: 10 };
+  const store = {
+    events: async (_id: string, after: number, limit: number) => events.filter((event) => event.seq > after).slice(0, limit),
+    getTask: async () => ({ ...task }),
+  } as unknown as TaskStore;
+  const controls: string[] = [];
+  const resyncs: number[] = [];
+  let queued = 0;
+  const paced: Watcher = {
+    get closed() {
+      return watcher.closed;
+    },
+    send: (event) => {
+      queued++;
+      watcher.send(event);
+    },
+    subscribe: () => watcher.subscribe(),
+    backlogged: () => queued >= 50,
+    drained: async () => {
+      // Retention runs while the client reads: the whole log goes.
+      events = [];
+      task.pruned_through = 1_200;
+      queued = 0;
+    },
+  };
+  await startStream({ store, feed, task: task as never, after: 0, watcher: paced, sendControl: (frame) => controls.push(frame), onResync: (seq) => resyncs.push(seq) });
+  // The page it had read (500) still goes out; the pages after it were pruned: a resync says so.
+  expect(received).toEqual(Array.from({ length: 500 }, (_, index) => index + 1));
+  expect(controls.map((frame) => JSON.parse(frame).type)).toEqual(["connected", "resync"]);
+  expect(JSON.parse(controls[1]!).data).toMatchObject({ status: "completed", output: "done", last_seq: 1_200, pruned_through: 1_200 });
+  expect(resyncs).toEqual([1_200]);
+  expect(subscribed.size).toBe(1);
+});
