@@ -50,6 +50,8 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
   // A client that reads as fast as the replay writes never makes it wait: the replay still gives
   // the event loop a turn every few ms (a 60,000-event replay held it for 270 ms).
   const slice = new TimeSlice();
+  /** The `sent` that `onMissing` last found nothing missing after (it is asked once per point). */
+  let checkedAt: number | undefined;
   for (;;) {
     if (watcher.closed) return;
     const live = feed.tail(taskId);
@@ -70,13 +72,14 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     if (watcher.closed) return;
     // Re-read after the await: the task may have published more, or ended.
     const tail = feed.tail(taskId);
-    if (!tail && options.onMissing && (page.length === 0 || page[0]!.seq !== sent + 1)) {
+    if (!tail && options.onMissing && checkedAt !== sent && (page.length === 0 || page[0]!.seq !== sent + 1)) {
       const skipTo = await options.onMissing(sent);
       if (watcher.closed) return;
-      if (skipTo !== undefined && skipTo > sent) {
-        sent = skipTo;
-        continue;
-      }
+      if (skipTo !== undefined && skipTo > sent) sent = skipTo;
+      else checkedAt = sent;
+      // Either way, look again: the tail and the page read before that await may be stale (the task
+      // may have gone live and published meanwhile), and the switch to live must be one synchronous step.
+      continue;
     }
     const publishedUpTo = tail ? tail.lastSeq : Number.POSITIVE_INFINITY;
     let paused = false;

@@ -159,3 +159,26 @@ test("a log that retention prunes while a replay waits for the client: the repla
   expect(resyncs).toEqual([1_200]);
   expect(subscribed.size).toBe(1);
 });
+
+test("a task that goes live while the replay asks the store whether its log was pruned: the frame published meanwhile arrives once, then the live ones", async () => {
+  const { startStream } = await import("../../src/server/watch.ts");
+  const { feed, events, watcher, received } = rig(5);
+  // A waiting task (no live tail), and a watcher that has all of its log.
+  const task = { id: "t", status: "waiting", last_seq: 5, pruned_through: 0, stop_reason: null, output: null, error: null, total_steps: 2, total_tokens: 0 };
+  const store = {
+    events: async (_id: string, after: number, limit: number) => events.filter((event) => event.seq > after).slice(0, limit),
+    getTask: async () => {
+      // While the store is asked, a decision requeues the task: its tail opens and seq 6 is published.
+      feed.open("t", 5);
+      events.push({ seq: 6, frame: JSON.stringify({ type: "step", seq: 6 }) });
+      feed.publish("t", 6, events[5]!.frame);
+      return { ...task };
+    },
+  } as unknown as TaskStore;
+  const controls: string[] = [];
+  await startStream({ store, feed, task: task as never, after: 5, watcher, sendControl: (frame) => controls.push(frame) });
+  events.push({ seq: 7, frame: JSON.stringify({ type: "step", seq: 7 }) });
+  feed.publish("t", 7, events[6]!.frame);
+  expect(received).toEqual([6, 7]);
+  expect(controls.map((frame) => JSON.parse(frame).type)).toEqual(["connected"]);
+});
