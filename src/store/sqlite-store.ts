@@ -270,6 +270,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
           catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
         });
   if (checkpointer) db.run("PRAGMA wal_autocheckpoint = 0");
+  /** Set by `close`: work that yields (retention) stops at its next turn. */
+  let closed = false;
   /** A write committed about `bytes` of rows (and at least a page of the WAL). */
   const wrote = (bytes = 0) => checkpointer?.wrote(4096 + bytes);
   const frameBytes = (events: readonly StoredEvent[]) => {
@@ -699,7 +701,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
           pruneBatch(ids);
           wrote(64 * 1024);
           pruned += ids.length;
-          if (slice.spent) await slice.next();
+          if (slice.spent) {
+            await slice.next();
+            if (closed) return pruned; // the server stopped meanwhile: the next run goes on
+          }
         }
       }
     },
@@ -709,6 +714,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async close() {
+      closed = true;
       await checkpointer?.close();
       db.close();
     },

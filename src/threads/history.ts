@@ -109,8 +109,9 @@ async function turnOf(store: TaskStore, task: Task): Promise<ChatMessage[]> {
   if (task.pruned_through > 0) return [{ role: "user", content: task.input }, answer];
   try {
     const state = await resumeFromStore(store, task);
-    // A completed task's steps are all settled; one that is not (a log from an older version) is shortened.
-    if (state.unfinished.length > 0) return [{ role: "user", content: task.input }, answer];
+    // A completed task's steps are all settled; one that is not (a log from an older version) is
+    // shortened — as is one whose log retention pruned while it was read (it stops short of last_seq).
+    if (state.unfinished.length > 0 || state.lastSeq !== task.last_seq) return [{ role: "user", content: task.input }, answer];
     return [...state.messages, answer];
   } catch {
     return [{ role: "user", content: task.input }, answer];

@@ -101,3 +101,15 @@ test("a task that retention pruned misses the cache and is rebuilt from its row 
   expect(small.get(tasks[0]!)).toBeDefined();
   expect(small.get(tasks[2]!)).toBeDefined();
 });
+
+test("a turn whose log retention prunes while it is read (the read stops short of the task's last seq) is its input and answer only, not a part of its steps", async () => {
+  const { store, next } = await threadOf(2);
+  // task-1's log as a read meets it when the prune lands between two pages: its first step (settled), then nothing.
+  const events = store.events.bind(store);
+  store.events = async (id, after, limit) => (id === "task-1" ? (after === 0 ? (await events(id, 0, limit)).slice(0, 4) : []) : events(id, after, limit));
+  const history = await threadHistory(store, next, POLICY);
+  const roles = history.map((message: ChatMessage) => message.role);
+  // task-0 whole (input, thought and call, result, answer); task-1 as its input and answer.
+  expect(roles).toEqual(["user", "assistant", "tool", "assistant", "user", "assistant"]);
+  expect(history.slice(-2).map((message: ChatMessage) => message.content)).toEqual(["What is 1+1?", "2"]);
+});

@@ -187,6 +187,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   async function digestOf(task: Task): Promise<LogDigest> {
     const digest = new LogDigest(task);
     await forEachLogEvent(store, task.id, (event) => digest.add(event));
+    // An ended task's log is whole or pruned: one read short of its end was pruned meanwhile, and
+    // is shown as a pruned one is (no history past the input), not as a part.
+    if (isTerminal(task.status) && digest.lastSeq !== task.last_seq) return new LogDigest(task);
     return digest;
   }
 
