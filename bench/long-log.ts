@@ -1,0 +1,138 @@
+/**
+ * How long reading a long task log back holds the server's event loop (not part of `bun run bench`).
+ * One server, one task of `steps` instant steps (3 events each, ~280 B frames), then each reader
+ * `runs` times: a WebSocket replay from `after=0` and an SSE replay by a client that reads as fast as
+ * it can, and an A2A `GetTask` (its history is derived from the whole log). A probe in a process of
+ * its own asks `GET /health` every 2 ms; the figure is the longest it waited within each read.
+ *
+ *   bun bench/long-log.ts [agentkit binary = dist/agentkit] [steps = 20000] [runs = 3]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { BENCH_CONFIG, createTask, median, startServer, waitForEnd, type Context } from "./lib/context.ts";
+import { killAll } from "./lib/processes.ts";
+
+if (process.argv[2] === "--probe") {
+  // The probe: one line per answer, `<epoch ms when asked> <ms it took>`, until stdin closes.
+  const url = process.argv[3]!;
+  let running = true;
+  void (async () => {
+    for await (const _ of Bun.stdin.stream()) {
+      // Nothing is sent: stdin closing ends the probe.
+    }
+    running = false;
+  })();
+  while (running) {
+    const at = performance.timeOrigin + performance.now();
+    const started = performance.now();
+    await (await fetch(url)).arrayBuffer();
+    process.stdout.write(`${at.toFixed(1)} ${(performance.now() - started).toFixed(2)}\n`);
+    await Bun.sleep(2);
+  }
+  process.exit(0);
+}
+
+const binary = resolve(process.argv[2] ?? join(import.meta.dir, "..", "dist", "agentkit"));
+const steps = Number(process.argv[3] ?? 20_000);
+const runs = Number(process.argv[4] ?? 3);
+const tmpRoot = mkdtempSync(join(tmpdir(), "long-log-"));
+const configPath = join(tmpRoot, "agentkit.json");
+writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
+const context: Context = {
+  repoRoot: join(import.meta.dir, ".."),
+  benchDir: import.meta.dir,
+  binary,
+  tmpRoot,
+  configPath,
+  nofile: 20000,
+  options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
+  log: (message) => console.error(message),
+};
+
+try {
+  const server = await startServer(context);
+  const task = await createTask(server, "bench", { steps, pad: 200 });
+  const ended = await waitForEnd(server, task.id, 600_000);
+  const lastSeq = ended.last_seq;
+
+  const probe = Bun.spawn(["bun", import.meta.path, "--probe", `${server.http}/health`], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  const answers: { at: number; ms: number }[] = [];
+  const reading = (async () => {
+    let rest = "";
+    for await (const chunk of probe.stdout) {
+      rest += new TextDecoder().decode(chunk);
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        const [at, ms] = line.split(" ").map(Number);
+        answers.push({ at: at!, ms: ms! });
+      }
+    }
+  })();
+
+  const readers: [string, () => Promise<string>][] = [
+    [
+      "WebSocket replay from after=0",
+      () =>
+        new Promise((done, fail) => {
+          const socket = new WebSocket(`${server.ws}/ws/tasks/${task.id}?after=0&deltas=0`);
+          let frames = 0;
+          socket.onmessage = (message) => {
+            frames++;
+            if (String(message.data).startsWith('{"type":"result"')) {
+              socket.close();
+              done(`${frames} frames`);
+            }
+          };
+          socket.onerror = () => fail(new Error("socket error"));
+        }),
+    ],
+    [
+      "SSE replay from the start",
+      async () => {
+        const text = await (await fetch(`${server.http}/tasks/${task.id}/events`, { headers: { accept: "text/event-stream" } })).text();
+        if (!text.includes(`id: ${lastSeq}\n`)) throw new Error("the SSE replay did not reach the last event");
+        return `${(text.length / 1e6).toFixed(1)} MB`;
+      },
+    ],
+    [
+      "A2A GetTask",
+      async () => {
+        const response = await fetch(`${server.http}/a2a/bench`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tasks/get", params: { id: task.id } }),
+        });
+        return `${(await response.text()).length} B`;
+      },
+    ],
+  ];
+  await Bun.sleep(300); // the probe is running
+  console.log(`${binary}: a ${lastSeq}-event log; the longest /health wait within each read (ms), ${runs} runs`);
+  for (const [what, read] of readers) {
+    const worst: number[] = [];
+    const took: number[] = [];
+    let said = "";
+    for (let run = 0; run < runs; run++) {
+      await Bun.sleep(200);
+      const from = performance.timeOrigin + performance.now();
+      said = await read();
+      const to = performance.timeOrigin + performance.now();
+      await Bun.sleep(100); // the answer to a request sent during the read
+      took.push(to - from);
+      // A request asked within the window, or answered within it.
+      const inside = answers.filter((answer) => answer.at + answer.ms >= from && answer.at <= to);
+      worst.push(Math.max(0, ...inside.map((answer) => answer.ms)));
+    }
+    const fmt = (values: number[]) => `${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
+    console.log(`  ${what} (${said}): /health waited ${fmt(worst)}; the read took ${fmt(took)}`);
+  }
+  probe.stdin.end();
+  await probe.exited;
+  await reading;
+  await server.stop();
+} finally {
+  killAll();
+  rmSync(tmpRoot, { recursive: true, force: true });
+}
