@@ -33,6 +33,7 @@ import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
 import { forEachLogEvent } from "../../store/store.ts";
+import { coalesced } from "../../lib/turn.ts";
 import type { Decision } from "../../tasks/interaction.ts";
 import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
 import { startStream } from "../../server/watch.ts";
@@ -414,7 +415,6 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     let closed = false;
     let stopListening: (() => void) | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
-    let checking = false;
     const unfollow = deps.follow?.(task);
     const unpark = deps.feed.onParked(task.id, () => {
       if (unannounced().length > 0) void checkParked();
@@ -434,9 +434,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       options.done(failure);
     };
     const unannounced = () => [...projector.asks.values()].filter((ask) => !announced.has(ask.callId));
-    const checkParked = async () => {
-      if (checking || closed) return;
-      checking = true;
+    // One read at a time; a park told of during a read is read again right after it.
+    const checkParked = coalesced(async () => {
+      if (closed) return;
       try {
         const current = await store.getTask(task.id);
         if (closed || current?.status !== "waiting" || unannounced().length === 0) return;
@@ -444,10 +444,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         end();
       } catch (error) {
         deps.logger.warn("a2a: could not read a task's status", { task: task.id, error: errorMessage(error) });
-      } finally {
-        checking = false;
       }
-    };
+    });
     const watchForPark = () => {
       if (unannounced().length === 0) {
         clearInterval(poll);

@@ -19,6 +19,7 @@ import type { Logger } from "../../lib/logger.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
 import { attachWatcher } from "../../server/watch.ts";
 import type { TaskStore } from "../../store/store.ts";
+import { coalesced } from "../../lib/turn.ts";
 import type { TaskRunner } from "../../tasks/runner.ts";
 import { readOpenCalls, RunTranslator, type AgUiEvent } from "./events.ts";
 
@@ -60,7 +61,6 @@ export function agUiStream(options: AgUiStreamOptions): Response {
   let unparked: (() => void) | undefined;
   let lastSeq = options.after;
   let mayWait = options.mayWait;
-  let checking = false;
   /** A new task is submitted once the stream listens; a client gone before that cancels it right after. */
   let submitted = !options.submit;
   let cancelOnSubmit = false;
@@ -97,9 +97,9 @@ export function agUiStream(options: AgUiStreamOptions): Response {
    * one may be parking, read its status. Once it waits — and this stream has every event it stored
    * — the run ends with the interrupt outcome, carrying every call that waits (from the log).
    */
-  async function checkWaiting() {
-    if (stream.closed || checking || !mayWait) return;
-    checking = true;
+  // One read at a time; a park told of during a read is read again right after it.
+  const checkWaiting = coalesced(async () => {
+    if (stream.closed || !mayWait) return;
     try {
       const current = await store.getTask(task.id);
       if (stream.closed || !current) return;
@@ -111,10 +111,8 @@ export function agUiStream(options: AgUiStreamOptions): Response {
       write(translator.interrupt(calls));
     } catch (error) {
       logger.warn("ag-ui: could not read a task's status", { task: task.id, error: errorMessage(error) });
-    } finally {
-      checking = false;
     }
-  }
+  });
 
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
