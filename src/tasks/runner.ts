@@ -1017,7 +1017,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         return;
       }
-      if (queue.length >= options.maxQueuedTasks && running >= options.maxConcurrentTasks) {
+      // Full: the queue holds its limit. A free slot does not make room: what is queued then waits for
+      // its thread's earlier task (a busy thread let a client queue without bound). Only with nothing
+      // queued may a limit of 0 take a task that a free slot starts at once.
+      if (queue.length >= options.maxQueuedTasks && (running >= options.maxConcurrentTasks || queue.length > 0)) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }
     },

@@ -317,3 +317,32 @@ describe("a run's end the store refuses", () => {
     expect(lines.filter((line) => line.includes("refused a task's end"))).toEqual([]);
   });
 });
+
+describe("the queue limit", () => {
+  test("holds while a slot is free but what is queued waits for its thread's earlier task", async () => {
+    const store = createSqliteStore({ dataDir: ":memory:" });
+    const agents = createAgentPool({
+      definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
+      models: createModelResolver({}),
+      tools: builtinTools(),
+      mcpServers: [],
+    });
+    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks: 2, maxQueuedTasks: 3 });
+    rigs.push({ store, runner, published: [] });
+    await store.createThread({ id: "thr", owner: "test", createdAt: new Date() });
+    const onThread = async (input: object) => {
+      runner.ensureCapacity();
+      const task = await store.createTask({ id: crypto.randomUUID(), owner: "test", agent: "bench", input: JSON.stringify(input), metadata: {}, createdAt: new Date(), threadId: "thr" });
+      runner.submit(task);
+      return task;
+    };
+    // The thread's first task runs (one of two slots): the next ones queue behind it.
+    const head = await onThread({ steps: 1, delay_ms: 60_000 });
+    await until(async () => (await store.getTask(head.id))?.status === "running", "the thread's head runs");
+    for (let index = 0; index < 3; index++) await onThread({ steps: 1 });
+    expect(runner.stats()).toMatchObject({ running: 1, queued: 3 });
+    // A slot is free, but the queue is full: refused, as any other task would be.
+    expect(() => runner.ensureCapacity()).toThrow("Task queue is full (3 waiting)");
+    await runner.cancel(head.id);
+  });
+});
