@@ -203,6 +203,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
           ws.send(frame);
           if (isSlow(ws)) closeSlow(ws);
         },
+        batch: (sends) => void ws.cork(sends),
         // The replay goes at the client's pace; one that never reads is closed by the heartbeat.
         backlogged: () => ws.getBufferedAmount() > deps.slowClientBytes / 2,
         drained: () => (ws.data.closed ? Promise.resolve() : new Promise<void>((resolve) => (ws.data.drainWaiters ??= []).push(resolve))),

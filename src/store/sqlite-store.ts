@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { AgentkitError } from "../errors.ts";
 import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
 import type { Logger } from "../lib/logger.ts";
-import { TimeSlice } from "../lib/turn.ts";
+import { backgroundSlice } from "../lib/turn.ts";
 import { createCheckpointer, type CheckpointResult } from "./sqlite-checkpointer.ts";
 import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf } from "../tasks/state.ts";
@@ -687,7 +687,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       // (372 ms for 2,000 tasks of 200 events). Each transaction deletes whole logs (a task's log is
       // pruned whole: its `pruned_through` is 0 or its `last_seq`) of at most ~PRUNE_EVENTS events
       // (one log at least), so appends are not held up, and the loop gets a turn between them.
-      const slice = new TimeSlice();
+      const slice = backgroundSlice;
       for (;;) {
         const rows = prunable.all({ before: finishedBefore.toISOString() }) as { id: string; last_seq: number }[];
         if (rows.length === 0) return pruned;

@@ -5,7 +5,7 @@
  */
 import { AgentkitError } from "../errors.ts";
 import type { StopReason, Task, TaskError, TaskMetadata, TaskStatus, Thread } from "../protocol/task.ts";
-import { TimeSlice } from "../lib/turn.ts";
+import { backgroundSlice } from "../lib/turn.ts";
 
 export interface NewTask {
   id: string;
@@ -346,7 +346,7 @@ const LOG_PAGE = 1000;
  */
 export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: string, visit: (event: StoredEvent) => void): Promise<void> {
   let after = 0;
-  const slice = new TimeSlice();
+  const slice = backgroundSlice;
   for (;;) {
     const page = await store.events(taskId, after, LOG_PAGE);
     for (const event of page) {

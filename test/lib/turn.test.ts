@@ -58,3 +58,41 @@ test("coalesced: runs never overlap; calls during a run make exactly one more ru
   await expect(failing()).rejects.toThrow("read failed");
   await expect(failing()).rejects.toThrow("read failed");
 });
+
+test("loops that share a TimeSlice share its budget per turn, and take turns: five busy loops hold a turn ~4 ms between them, not ~4 ms each", async () => {
+  const shared = new TimeSlice(4);
+  const busy = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+  const steps = [0, 0, 0, 0, 0];
+  const order: number[] = [];
+  const loop = async (id: number) => {
+    for (let step = 0; step < 30; step++) {
+      busy(0.5);
+      steps[id]!++;
+      order.push(id);
+      if (shared.spent) await shared.next();
+    }
+  };
+  // A ticker on its own turns: the gap between its ticks is what one turn of the loops held.
+  const gaps: number[] = [];
+  let running = true;
+  let last = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    gaps.push(now - last);
+    last = now;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await Promise.all([0, 1, 2, 3, 4].map(loop));
+  running = false;
+  expect(steps).toEqual([30, 30, 30, 30, 30]);
+  const sorted = gaps.slice(1).sort((a, b) => a - b);
+  const median = sorted[sorted.length >> 1]!;
+  // Shared: ~4 ms + one step per loop per turn. Five slices of their own would hold ~20 ms a turn.
+  expect(median).toBeLessThan(12);
+  // They take turns: no loop runs all of its steps before another starts.
+  expect(order.slice(0, 30).some((id) => id !== order[0])).toBe(true);
+});
