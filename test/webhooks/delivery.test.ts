@@ -13,7 +13,7 @@ test("deliveries that fail at once give the event loop turns while many rows are
     id: `w${index}`,
     taskId: "t",
     url: "http://127.0.0.1:9/hook",
-    event: "task.completed",
+    event: "task.finished",
     payload: "{}",
     attempts: 0,
     nextAttemptAt: new Date(0),
