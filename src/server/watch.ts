@@ -101,6 +101,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     while (index < page.length && page[index]!.seq <= publishedUpTo) {
       // Sends as one write what goes before the next pause.
       let wait: "drain" | "turn" | undefined;
+      const from = index;
       batch(() => {
         for (; index < page.length && page[index]!.seq <= publishedUpTo && !watcher.closed; ) {
           const event = page[index++]!;
@@ -110,7 +111,9 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
           if (slice.spent) return void (wait = "turn");
         }
       });
-      if (watcher.closed) return;
+      // Nothing went out (a transport that skipped the batch: its socket closed under it): stop here
+      // rather than read the same page again.
+      if (watcher.closed || index === from) return;
       if (!wait) break;
       // Replay at the client's pace: wait for it to read (or for a turn of the event loop), then go
       // on through this page (its events up to `publishedUpTo` stay valid: that only grows).

@@ -340,9 +340,10 @@ const LOG_PAGE = 1000;
 
 /**
  * Hands each event of a task's whole stored log to `visit`, in seq order (read in pages of 1,000),
- * and gives the event loop a turn whenever it has worked for a few milliseconds, so that no log,
- * however long, holds the server: read and parsed in one go, a log of 60,000 events held it for
- * 100–300 ms (an A2A GetTask, a decision on a waiting task, a resume).
+ * and gives the event loop a turn whenever the background slice (`backgroundSlice`, shared with
+ * replays and retention) is spent, so that no log, however long, holds the server: read and parsed
+ * in one go, a log of 60,000 events held it for 100–300 ms (an A2A GetTask, a decision on a
+ * waiting task, a resume).
  */
 export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: string, visit: (event: StoredEvent) => void): Promise<void> {
   let after = 0;

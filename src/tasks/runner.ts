@@ -1018,8 +1018,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         return;
       }
       // Full: the queue holds its limit. A free slot does not make room: what is queued then waits for
-      // its thread's earlier task (a busy thread let a client queue without bound). Only with nothing
-      // queued may a limit of 0 take a task that a free slot starts at once.
+      // its thread's earlier task (a busy thread let a client queue without bound). A limit of 0
+      // takes a task only while nothing is queued and a slot is free (it starts at once, unless its
+      // thread is busy: then it is the one task queued).
       if (queue.length >= options.maxQueuedTasks && (running >= options.maxConcurrentTasks || queue.length > 0)) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }

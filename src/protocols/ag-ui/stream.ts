@@ -96,8 +96,8 @@ export function agUiStream(options: AgUiStreamOptions): Response {
    * A task parks (status `waiting`) after it stored its requests, with no frame to say so: while
    * one may be parking, read its status. Once it waits — and this stream has every event it stored
    * — the run ends with the interrupt outcome, carrying every call that waits (from the log).
+   * One read at a time; a park told of during a read is read again right after it.
    */
-  // One read at a time; a park told of during a read is read again right after it.
   const checkWaiting = coalesced(async () => {
     if (stream.closed || !mayWait) return;
     try {
