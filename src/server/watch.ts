@@ -8,7 +8,7 @@
  */
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { Task } from "../protocol/task.ts";
-import type { StoredEvent, TaskStore } from "../store/store.ts";
+import { PAGE_CHARS, pageMayContinue, type StoredEvent, type TaskStore } from "../store/store.ts";
 import { backgroundSlice } from "../lib/turn.ts";
 
 export interface Watcher {
@@ -82,7 +82,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       watcher.subscribe();
       return;
     }
-    const page = await store.events(taskId, sent, pageSize);
+    const page = await store.events(taskId, sent, pageSize, PAGE_CHARS);
     if (watcher.closed) return;
     // Re-read after the await: the task may have published more, or ended.
     const tail = feed.tail(taskId);
@@ -123,7 +123,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       if (watcher.closed) return;
     }
     // After a pause the task may have gone live meanwhile: the next pass looks at the tail again.
-    if (!tail && page.length < pageSize && !paused) {
+    if (!tail && !pageMayContinue(page, pageSize, PAGE_CHARS) && !paused) {
       // Not live: the log is complete. Subscribe anyway, so the watcher hears of anything later.
       watcher.subscribe();
       return;

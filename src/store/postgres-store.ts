@@ -39,6 +39,7 @@ import {
   type Claim,
   type ClusterSignal,
   type ClusterStore,
+  cutPage,
   FencedError,
   resultAfter,
   seqRange,
@@ -978,10 +979,11 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       }
     },
 
-    async events(id, after, limit): Promise<StoredEvent[]> {
+    async events(id, after, limit, maxChars): Promise<StoredEvent[]> {
       const rows: { seq: string; frame: string }[] = await sql`
         SELECT seq, frame FROM events WHERE task_id = ${id} AND seq > ${after} ORDER BY seq LIMIT ${limit}`;
-      return rows.map((row) => ({ seq: Number(row.seq), frame: row.frame }));
+      // The rows arrive asynchronously (no event-loop hold); the page is cut as the contract says.
+      return cutPage(rows.map((row) => ({ seq: Number(row.seq), frame: row.frame })), maxChars);
     },
 
     close() {

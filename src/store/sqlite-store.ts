@@ -709,8 +709,17 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       }
     },
 
-    async events(id, after, limit): Promise<StoredEvent[]> {
-      return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
+    async events(id, after, limit, maxChars): Promise<StoredEvent[]> {
+      if (maxChars === undefined) return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
+      // Row by row, so that rows past `maxChars` are never read.
+      const page: StoredEvent[] = [];
+      let chars = 0;
+      for (const row of selectEvents.iterate({ task_id: id, after, limit }) as Iterable<StoredEvent>) {
+        page.push(row);
+        chars += row.frame.length;
+        if (chars >= maxChars) break;
+      }
+      return page;
     },
 
     async close() {

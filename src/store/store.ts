@@ -199,8 +199,12 @@ export interface TaskStore {
    * `pruned_through` becomes their `last_seq`. Returns how many tasks were pruned.
    */
   pruneEvents(finishedBefore: Date): Promise<number>;
-  /** Events with `seq > after`, in order, at most `limit`. */
-  events(id: string, after: number, limit: number): Promise<StoredEvent[]>;
+  /**
+   * Events with `seq > after`, in order, at most `limit` — and with `maxChars`, only as many as
+   * hold that many characters of frames (at least one). A page cut by `maxChars` is shorter than
+   * `limit` without being the end of the log: `pageMayContinue` tells.
+   */
+  events(id: string, after: number, limit: number, maxChars?: number): Promise<StoredEvent[]>;
   /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
   close(): void | Promise<void>;
 }
@@ -339,6 +343,33 @@ export interface ClusterStore {
 const LOG_PAGE = 1000;
 
 /**
+ * Characters of frames a page read from the store holds at most (at least one frame), for the
+ * readers of whole logs and replays: with 100 KB tool results (`http_fetch`'s default limit), a page
+ * of 1,000 events is 100 MB read in one synchronous SQLite call.
+ */
+export const PAGE_CHARS = 1024 * 1024;
+
+/** Whether more events may follow `page`, read with `limit` and `maxChars` (see `TaskStore.events`). */
+export function pageMayContinue(page: readonly StoredEvent[], limit: number, maxChars?: number): boolean {
+  if (page.length >= limit) return true;
+  if (maxChars === undefined || page.length === 0) return false;
+  let chars = 0;
+  for (const event of page) chars += event.frame.length;
+  return chars >= maxChars;
+}
+
+/** Keeps the events of `page` that fit in `maxChars` characters of frames (at least one). */
+export function cutPage(page: StoredEvent[], maxChars: number | undefined): StoredEvent[] {
+  if (maxChars === undefined) return page;
+  let chars = 0;
+  for (let index = 0; index < page.length; index++) {
+    chars += page[index]!.frame.length;
+    if (chars >= maxChars) return index + 1 === page.length ? page : page.slice(0, index + 1);
+  }
+  return page;
+}
+
+/**
  * Hands each event of a task's whole stored log to `visit`, in seq order (read in pages of 1,000),
  * and gives the event loop a turn whenever the background slice (`backgroundSlice`, shared with
  * replays and retention) is spent, so that no log, however long, holds the server: read and parsed
@@ -349,12 +380,12 @@ export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: 
   let after = 0;
   const slice = backgroundSlice;
   for (;;) {
-    const page = await store.events(taskId, after, LOG_PAGE);
+    const page = await store.events(taskId, after, LOG_PAGE, PAGE_CHARS);
     for (const event of page) {
       visit(event);
       if (slice.spent) await slice.next();
     }
-    if (page.length < LOG_PAGE) return;
+    if (!pageMayContinue(page, LOG_PAGE, PAGE_CHARS)) return;
     after = page.at(-1)!.seq;
   }
 }

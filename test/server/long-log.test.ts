@@ -102,3 +102,19 @@ test("reading a 60,000-event log back whole (WebSocket and SSE replays, A2A GetT
     probe.stop();
   }
 }, 120_000);
+
+test("a log of large frames (300 KB tool calls) is replayed in pages of ~1 MiB of frames, not of 500 events: every frame once, in order, to the result", async () => {
+  const task = await server.createTask({ agent: "bench", input: JSON.stringify({ steps: 12, pad: 300_000 }) });
+  const { result } = await replay(task.id);
+  const lastSeq = result.seq; // 3 × 12 + 2
+  expect(lastSeq).toBe(38);
+  // The REST page still holds up to `limit` events, whatever their size (its contract).
+  const all = (await (await server.http(`/tasks/${task.id}/events?limit=1000`)).json()) as { events: { seq: number }[] };
+  expect(all.events.map((event) => event.seq)).toEqual(Array.from({ length: lastSeq }, (_, index) => index + 1));
+  // Replays from the start read ~4 of these frames per page (src/store/store.ts PAGE_CHARS): each
+  // frame once, none skipped at a page's end.
+  const again = await replay(task.id, "?after=0&deltas=0");
+  expect(again.frames).toBe(lastSeq + 1);
+  const text = await (await server.http(`/tasks/${task.id}/events`, { headers: { accept: "text/event-stream" } })).text();
+  expect([...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]))).toEqual(Array.from({ length: lastSeq }, (_, index) => index + 1));
+});

@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { TERMINAL_STATUSES, type Task, type TaskStatus } from "../../src/protocol/task.ts";
-import { FencedError, type NewTask, type NewWebhook, type StoredEvent, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
+import { FencedError, pageMayContinue, type NewTask, type NewWebhook, type StoredEvent, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { canTransition } from "../../src/tasks/state.ts";
 
 export interface StoreHarness {
@@ -588,6 +588,33 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect((await s.tasksWithStatus(["completed", "failed"])).map((task) => task.id)).toEqual([ids[5]!]);
         expect(await s.tasksWithStatus([])).toEqual([]);
       });
+    });
+
+    test("events with maxChars: pages hold that many characters of frames at most (at least one frame); pageMayContinue tells a cut page from the end", async () => {
+      const s = await open();
+      await s.createTask(newTask("big"));
+      await s.markRunning("big", new Date());
+      const frame = (seq: number) => JSON.stringify({ seq, pad: "p".repeat(90) }).padEnd(100, " ");
+      await s.appendEvents("big", Array.from({ length: 10 }, (_, index) => ({ seq: index + 1, frame: frame(index + 1) })));
+      expect(await s.events("big", 0, 10)).toHaveLength(10); // no maxChars: the limit alone
+      const first = await s.events("big", 0, 10, 250);
+      expect(first.map((event) => event.seq)).toEqual([1, 2, 3]); // 300 characters: the one that reached 250 is the last
+      expect(pageMayContinue(first, 10, 250)).toBe(true);
+      expect((await s.events("big", 0, 10, 50)).map((event) => event.seq)).toEqual([1]); // at least one
+      // Page by page to the end: every event once.
+      const seen: number[] = [];
+      let after = 0;
+      for (;;) {
+        const page = await s.events("big", after, 4, 250);
+        seen.push(...page.map((event) => event.seq));
+        if (!pageMayContinue(page, 4, 250)) break;
+        after = page.at(-1)!.seq;
+      }
+      expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const last = await s.events("big", 9, 10, 250);
+      expect(last.map((event) => event.seq)).toEqual([10]);
+      expect(pageMayContinue(last, 10, 250)).toBe(false);
+      expect(pageMayContinue([], 10, 250)).toBe(false);
     });
 
     describe("retention", () => {
