@@ -5,7 +5,11 @@
  * it can, and an A2A `GetTask` (its history is derived from the whole log). A probe in a process of
  * its own asks `GET /health` every 2 ms; the figure is the longest it waited within each read.
  *
- *   bun bench/long-log.ts [agentkit binary = dist/agentkit] [steps = 20000] [runs = 3]
+ *   bun bench/long-log.ts [agentkit binary = dist/agentkit] [steps = 20000] [runs = 3] [pad = 200] [clients = 100]
+ *
+ * `pad`: characters of padding per step (the tool call's frame size; 200000 gives 200 KB frames).
+ * `clients`: a fourth reader, that many WebSocket clients replaying the log from `after=0` at once
+ * (0: none; use a short log, e.g. 100 steps, for it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +40,8 @@ if (process.argv[2] === "--probe") {
 const binary = resolve(process.argv[2] ?? join(import.meta.dir, "..", "dist", "agentkit"));
 const steps = Number(process.argv[3] ?? 20_000);
 const runs = Number(process.argv[4] ?? 3);
+const pad = Number(process.argv[5] ?? 200);
+const clients = Number(process.argv[6] ?? 0);
 const tmpRoot = mkdtempSync(join(tmpdir(), "long-log-"));
 const configPath = join(tmpRoot, "agentkit.json");
 writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
@@ -52,7 +58,7 @@ const context: Context = {
 
 try {
   const server = await startServer(context);
-  const task = await createTask(server, "bench", { steps, pad: 200 });
+  const task = await createTask(server, "bench", { steps, pad });
   const ended = await waitForEnd(server, task.id, 600_000);
   const lastSeq = ended.last_seq;
 
@@ -71,23 +77,22 @@ try {
     }
   })();
 
+  /** One WebSocket replay from the start, to the result; resolves with the frames it got. */
+  const wsReplay = () =>
+    new Promise<number>((done, fail) => {
+      const socket = new WebSocket(`${server.ws}/ws/tasks/${task.id}?after=0&deltas=0`);
+      let frames = 0;
+      socket.onmessage = (message) => {
+        frames++;
+        if (String(message.data).startsWith('{"type":"result"')) {
+          socket.close();
+          done(frames);
+        }
+      };
+      socket.onerror = () => fail(new Error("socket error"));
+    });
   const readers: [string, () => Promise<string>][] = [
-    [
-      "WebSocket replay from after=0",
-      () =>
-        new Promise((done, fail) => {
-          const socket = new WebSocket(`${server.ws}/ws/tasks/${task.id}?after=0&deltas=0`);
-          let frames = 0;
-          socket.onmessage = (message) => {
-            frames++;
-            if (String(message.data).startsWith('{"type":"result"')) {
-              socket.close();
-              done(`${frames} frames`);
-            }
-          };
-          socket.onerror = () => fail(new Error("socket error"));
-        }),
-    ],
+    ["WebSocket replay from after=0", async () => `${await wsReplay()} frames`],
     [
       "SSE replay from the start",
       async () => {
@@ -108,6 +113,16 @@ try {
       },
     ],
   ];
+  if (clients > 0) {
+    readers.push([
+      `${clients} WebSocket replays from after=0 at once`,
+      async () => {
+        const got = await Promise.all(Array.from({ length: clients }, wsReplay));
+        if (got.some((frames) => frames !== lastSeq + 1)) throw new Error("a replay missed frames");
+        return `${clients} × ${lastSeq + 1} frames`;
+      },
+    ]);
+  }
   await Bun.sleep(300); // the probe is running
   console.log(`${binary}: a ${lastSeq}-event log; the longest /health wait within each read (ms), ${runs} runs`);
   for (const [what, read] of readers) {
