@@ -200,9 +200,10 @@ export interface TaskStore {
    */
   pruneEvents(finishedBefore: Date): Promise<number>;
   /**
-   * Events with `seq > after`, in order, at most `limit` — and with `maxChars`, only as many as
-   * hold that many characters of frames (at least one). A page cut by `maxChars` is shorter than
-   * `limit` without being the end of the log: `pageMayContinue` tells.
+   * Events with `seq > after`, in order, at most `limit` — and with `maxChars`, a store whose reads
+   * hold the event loop (SQLite) may stop once the page holds that many characters of frames (at
+   * least one). A page cut so is shorter than `limit` without being the end of the log:
+   * `pageMayContinue` tells.
    */
   events(id: string, after: number, limit: number, maxChars?: number): Promise<StoredEvent[]>;
   /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
@@ -356,17 +357,6 @@ export function pageMayContinue(page: readonly StoredEvent[], limit: number, max
   let chars = 0;
   for (const event of page) chars += event.frame.length;
   return chars >= maxChars;
-}
-
-/** Keeps the events of `page` that fit in `maxChars` characters of frames (at least one). */
-export function cutPage(page: StoredEvent[], maxChars: number | undefined): StoredEvent[] {
-  if (maxChars === undefined) return page;
-  let chars = 0;
-  for (let index = 0; index < page.length; index++) {
-    chars += page[index]!.frame.length;
-    if (chars >= maxChars) return index + 1 === page.length ? page : page.slice(0, index + 1);
-  }
-  return page;
 }
 
 /**

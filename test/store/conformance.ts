@@ -597,10 +597,12 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
       const frame = (seq: number) => JSON.stringify({ seq, pad: "p".repeat(90) }).padEnd(100, " ");
       await s.appendEvents("big", Array.from({ length: 10 }, (_, index) => ({ seq: index + 1, frame: frame(index + 1) })));
       expect(await s.events("big", 0, 10)).toHaveLength(10); // no maxChars: the limit alone
+      // A store may cut a page at maxChars (SQLite does: the one that reached 250 is the last) or not
+      // (PostgreSQL: its reads hold no event loop); either way it starts at the first, holds at least one.
       const first = await s.events("big", 0, 10, 250);
-      expect(first.map((event) => event.seq)).toEqual([1, 2, 3]); // 300 characters: the one that reached 250 is the last
+      expect([[1, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]).toContainEqual(first.map((event) => event.seq));
       expect(pageMayContinue(first, 10, 250)).toBe(true);
-      expect((await s.events("big", 0, 10, 50)).map((event) => event.seq)).toEqual([1]); // at least one
+      expect((await s.events("big", 0, 10, 50)).length).toBeGreaterThanOrEqual(1);
       // Page by page to the end: every event once.
       const seen: number[] = [];
       let after = 0;
