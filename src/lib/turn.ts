@@ -6,11 +6,6 @@
  * at once runs one at a time without losing a request (`coalesced`).
  */
 
-/** Resolves in a later turn of the event loop (after pending I/O), not among this turn's microtasks. */
-export function nextTurn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
-}
-
 /**
  * A budget of synchronous work per turn of the event loop: once `ms` have run since the turn's
  * slice began, the loops sharing it wait for `next()`. Loops that share one (`backgroundSlice`)

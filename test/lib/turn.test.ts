@@ -1,15 +1,6 @@
-/** src/lib/turn.ts: a turn of the event loop, time slices, and coalesced checks. */
+/** src/lib/turn.ts: time slices, and coalesced checks. */
 import { expect, test } from "bun:test";
-import { coalesced, nextTurn, TimeSlice } from "../../src/lib/turn.ts";
-
-test("nextTurn resolves after what the event loop had due (a setImmediate queued before it), not among this turn's microtasks", async () => {
-  const order: string[] = [];
-  setImmediate(() => order.push("immediate"));
-  queueMicrotask(() => order.push("microtask"));
-  await nextTurn();
-  order.push("after the turn");
-  expect(order).toEqual(["microtask", "immediate", "after the turn"]);
-});
+import { coalesced, TimeSlice } from "../../src/lib/turn.ts";
 
 test("a TimeSlice is spent once its time has run, and starts over after next()", async () => {
   const slice = new TimeSlice(5);

@@ -29,6 +29,26 @@ function rig(stored: number) {
   return { feed, store, events, watcher, received, subscribed };
 }
 
+/** A watcher whose client has `every` frames queued ("half full") until `onDrained` runs (it reads them). */
+function paced(watcher: Watcher & { closed: boolean }, every: number, onDrained: () => void = () => {}): Watcher {
+  let queued = 0;
+  return {
+    get closed() {
+      return watcher.closed;
+    },
+    send: (event) => {
+      queued++;
+      watcher.send(event);
+    },
+    subscribe: () => watcher.subscribe(),
+    backlogged: () => queued >= every,
+    drained: async () => {
+      onDrained();
+      queued = 0;
+    },
+  };
+}
+
 test("a watcher that joins with after= beyond what this node's tail has published gets no frame twice, and the rest live", async () => {
   const { feed, store, events, watcher, received } = rig(67);
   feed.open("t", 63); // the follower here has published up to 63
@@ -67,24 +87,8 @@ test("a paced replay goes on through the page it read after each pause: the stor
     },
   } as unknown as TaskStore;
   // The client's queue is "half full" after every 10 frames; it reads them before the next pass.
-  let queued = 0;
   let pauses = 0;
-  const paced: Watcher = {
-    get closed() {
-      return watcher.closed;
-    },
-    send: (event) => {
-      queued++;
-      watcher.send(event);
-    },
-    subscribe: () => watcher.subscribe(),
-    backlogged: () => queued >= 10,
-    drained: async () => {
-      pauses++;
-      queued = 0;
-    },
-  };
-  await attachWatcher({ store, feed, taskId: "t", after: 0, watcher: paced, pageSize: 500 });
+  await attachWatcher({ store, feed, taskId: "t", after: 0, watcher: paced(watcher, 10, () => pauses++), pageSize: 500 });
   expect(received).toEqual(events.map((event) => event.seq)); // every event once, in order
   expect(subscribed.size).toBe(1);
   expect(pauses).toBe(120);
@@ -133,25 +137,12 @@ test("a log that retention prunes while a replay waits for the client: the repla
   } as unknown as TaskStore;
   const controls: string[] = [];
   const resyncs: number[] = [];
-  let queued = 0;
-  const paced: Watcher = {
-    get closed() {
-      return watcher.closed;
-    },
-    send: (event) => {
-      queued++;
-      watcher.send(event);
-    },
-    subscribe: () => watcher.subscribe(),
-    backlogged: () => queued >= 50,
-    drained: async () => {
-      // Retention runs while the client reads: the whole log goes.
-      events = [];
-      task.pruned_through = 1_200;
-      queued = 0;
-    },
-  };
-  await startStream({ store, feed, task: task as never, after: 0, watcher: paced, sendControl: (frame) => controls.push(frame), onResync: (seq) => resyncs.push(seq) });
+  // Retention runs while the client reads (after 50 frames): the whole log goes.
+  const slowReader = paced(watcher, 50, () => {
+    events = [];
+    task.pruned_through = 1_200;
+  });
+  await startStream({ store, feed, task: task as never, after: 0, watcher: slowReader, sendControl: (frame) => controls.push(frame), onResync: (seq) => resyncs.push(seq) });
   // The page it had read (500) still goes out; the pages after it were pruned: a resync says so.
   expect(received).toEqual(Array.from({ length: 500 }, (_, index) => index + 1));
   expect(controls.map((frame) => JSON.parse(frame).type)).toEqual(["connected", "resync"]);
