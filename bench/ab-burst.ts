@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BENCH_CONFIG, cancelTask, createTask, holdSlot, startServer, waitForEnd, warmUp, type Context } from "./lib/context.ts";
+import { BENCH_CONFIG, cancelTask, scriptContext, createTask, holdSlot, startServer, waitForEnd, warmUp, type Context } from "./lib/context.ts";
 import { killAll, startBare, type ServerHandle } from "./lib/processes.ts";
 import { watchAll } from "./scenarios/fan-out.ts";
 import { BURST_STEPS } from "./scenarios/burst.ts";
@@ -30,18 +30,7 @@ const tmpRoot = mkdtempSync(join(tmpdir(), "ab-burst-"));
 const configPath = join(tmpRoot, "agentkit.json");
 writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
 
-function contextFor(binary: string): Context {
-  return {
-    repoRoot: join(import.meta.dir, ".."),
-    benchDir: import.meta.dir,
-    binary,
-    tmpRoot,
-    configPath,
-    nofile: 20000,
-    options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
-    log: (message) => console.error(message),
-  };
-}
+const contextFor = (binary: string): Context => scriptContext(import.meta.dir, binary, tmpRoot, configPath);
 
 type System = { name: string; context: Context; server: ServerHandle };
 

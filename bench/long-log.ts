@@ -14,7 +14,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BENCH_CONFIG, createTask, median, startServer, waitForEnd, type Context } from "./lib/context.ts";
+import { BENCH_CONFIG, createTask, median, scriptContext, startServer, waitForEnd } from "./lib/context.ts";
 import { killAll } from "./lib/processes.ts";
 
 if (process.argv[2] === "--probe") {
@@ -45,16 +45,7 @@ const clients = Number(process.argv[6] ?? 0);
 const tmpRoot = mkdtempSync(join(tmpdir(), "long-log-"));
 const configPath = join(tmpRoot, "agentkit.json");
 writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
-const context: Context = {
-  repoRoot: join(import.meta.dir, ".."),
-  benchDir: import.meta.dir,
-  binary,
-  tmpRoot,
-  configPath,
-  nofile: 20000,
-  options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
-  log: (message) => console.error(message),
-};
+const context = scriptContext(import.meta.dir, binary, tmpRoot, configPath);
 
 try {
   const server = await startServer(context);

@@ -22,7 +22,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BENCH_CONFIG, cancelTask, createTask, holdSlot, startServer, waitForEnd, warmUp, type Context } from "./lib/context.ts";
+import { BENCH_CONFIG, cancelTask, createTask, holdSlot, scriptContext, startServer, waitForEnd, warmUp } from "./lib/context.ts";
 import { killAll, sleep, startBare, STDERR_LIMIT, type ServerHandle } from "./lib/processes.ts";
 import { watchAll } from "./scenarios/fan-out.ts";
 import { BURST_STEPS } from "./scenarios/burst.ts";
@@ -36,16 +36,7 @@ const trace = process.env.TRACE ?? "strace";
 const tmpRoot = mkdtempSync(join(tmpdir(), "strace-burst-"));
 const configPath = join(tmpRoot, "agentkit.json");
 writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
-const context: Context = {
-  repoRoot: join(import.meta.dir, ".."),
-  benchDir: import.meta.dir,
-  binary: what,
-  tmpRoot,
-  configPath,
-  nofile: 20000,
-  options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
-  log: (message) => console.error(message),
-};
+const context = scriptContext(import.meta.dir, what, tmpRoot, configPath);
 
 /** CPU ns used so far by each of the server's threads, summed by thread name. */
 function threadCpu(pid: number): Map<string, number> {

@@ -41,6 +41,23 @@ export interface Context {
   log(message: string): void;
 }
 
+/**
+ * The context of a one-off bench script (ab-burst, strace-burst, long-log): one run, no options of
+ * the suite's, a config file already written at `configPath`, log lines to stderr.
+ */
+export function scriptContext(benchDir: string, binary: string, tmpRoot: string, configPath: string): Context {
+  return {
+    repoRoot: join(benchDir, ".."),
+    benchDir,
+    binary,
+    tmpRoot,
+    configPath,
+    nofile: 20000,
+    options: { quick: false, only: undefined, reps: 1, pairs: 1, burstWarmup: 0, pad: 0, fanoutClients: 1, steadyClients: 1, binary: undefined, baseline: undefined },
+    log: (message) => console.error(message),
+  };
+}
+
 /** The two agents of the generated config file. */
 export const BENCH_CONFIG = {
   agents: [
