@@ -58,7 +58,7 @@ import {
 } from "./store.ts";
 
 /** The newest schema this binary knows; a database with a newer one is refused. */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
@@ -174,6 +174,13 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhooks_task ON webhooks (task_id, row_id);
+`,
+  },
+  {
+    version: 5,
+    description: "tasks_owner_status: one tenant's tasks in one status, newest first",
+    sql: `
+CREATE INDEX tasks_owner_status ON tasks (owner, status, row_id);
 `,
   },
 ];

@@ -286,3 +286,37 @@ test("a prune the server stops in the middle of (the store closed at one of its 
   expect(await store.pruneEvents(cutoff)).toBe(40 - partly);
   expect(await store.events("old-39", 0, 10)).toEqual([]);
 });
+
+test("one tenant's tasks in one status are found by the (owner, status) index, not by scanning all the tenant's tasks; a file without it gets it", async () => {
+  const { Database } = await import("bun:sqlite");
+  const tasks = open();
+  await tasks.createTask({ id: "t1", owner: "tenant", agent: "default", input: "hi", metadata: {}, createdAt: new Date() });
+  tasks.close();
+  store = undefined;
+  const path = `${dir}/agentkit.sqlite`;
+  // The shape of listTasks' query with a status and an owner, with and without a cursor.
+  const plan = (where: string) => {
+    const raw = new Database(path, { readonly: true });
+    try {
+      const rows = raw.query(`EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE ${where} ORDER BY rowid DESC LIMIT 21`).all() as { detail: string }[];
+      return rows.map((row) => row.detail).join("; ");
+    } finally {
+      raw.close();
+    }
+  };
+  for (const where of ["status = 'running' AND owner = 'tenant'", "status = 'completed' AND owner = 'tenant' AND rowid < 500"]) {
+    const detail = plan(where);
+    expect(detail).toContain("USING INDEX tasks_owner_status (owner=? AND status=?");
+    expect(detail).not.toContain("TEMP B-TREE"); // newest first straight from the index, no sort
+  }
+  // A file made before the index (same schema version) gets it when opened.
+  const raw = new Database(path);
+  raw.run("DROP INDEX tasks_owner_status");
+  raw.close();
+  expect(plan("status = 'running' AND owner = 'tenant'")).not.toContain("tasks_owner_status");
+
+  store = createSqliteStore({ dataDir: dir! });
+  store.close();
+  store = undefined;
+  expect(plan("status = 'running' AND owner = 'tenant'")).toContain("USING INDEX tasks_owner_status");
+});
