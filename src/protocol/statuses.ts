@@ -8,3 +8,6 @@ export type TaskStatusName = (typeof TASK_STATUSES)[number];
 
 /** The statuses a task never leaves. */
 export const TERMINAL_STATUSES: readonly TaskStatusName[] = ["completed", "failed", "cancelled", "timed_out"];
+
+/** The statuses of a task that has not ended (a thread with one is busy). */
+export const UNFINISHED_STATUSES: readonly TaskStatusName[] = TASK_STATUSES.filter((status) => !TERMINAL_STATUSES.includes(status));

@@ -3,7 +3,7 @@
  * The schema is the single source of truth; types are inferred from it.
  */
 import { z } from "zod";
-import { TASK_STATUSES, TERMINAL_STATUSES } from "./statuses.ts";
+import { TASK_STATUSES, TERMINAL_STATUSES, UNFINISHED_STATUSES } from "./statuses.ts";
 
 /**
  * Lifecycle: `queued → running → completed | failed | cancelled | timed_out`, and `running → waiting
@@ -13,7 +13,7 @@ import { TASK_STATUSES, TERMINAL_STATUSES } from "./statuses.ts";
 export const TaskStatus = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatus>;
 
-export { TERMINAL_STATUSES };
+export { TERMINAL_STATUSES, UNFINISHED_STATUSES };
 
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_STATUSES.includes(status);

@@ -25,7 +25,7 @@ import {
   type BusyPolicy,
 } from "../protocol/api.ts";
 import type { Interaction } from "../tasks/interaction.ts";
-import { isTerminal } from "../protocol/task.ts";
+import { UNFINISHED_STATUSES } from "../protocol/task.ts";
 import { canSeeThread } from "./auth.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
 import type { TaskStore } from "../store/store.ts";
@@ -261,8 +261,19 @@ export function createApp(deps: AppDeps) {
 
   app.get("/threads/:id", validate("param", TaskIdParam), async (c) => {
     const thread = await requireThread(c.req.valid("param").id, c.get("principal"));
-    const tasks = await store.threadTasks(thread.id, THREAD_TASKS_SHOWN);
-    return c.json({ ...thread, tasks, tasks_truncated: thread.task_count > tasks.length });
+    // The newest tasks that fit in LIST_MAX_BYTES of JSON (at least one), as a page of GET /tasks:
+    // a thread of long inputs cannot make this response, or its reading, large.
+    const tasks = await store.threadTasks(thread.id, { limit: THREAD_TASKS_SHOWN, maxChars: LIST_MAX_BYTES });
+    const shown: string[] = [];
+    let bytes = 0;
+    for (let index = tasks.length - 1; index >= 0; index--) {
+      const json = JSON.stringify(tasks[index]);
+      bytes += Buffer.byteLength(json, "utf8");
+      if (shown.length > 0 && bytes > LIST_MAX_BYTES) break;
+      shown.unshift(json);
+    }
+    const head = JSON.stringify({ ...thread, tasks_truncated: thread.task_count > shown.length });
+    return c.body(`${head.slice(0, -1)},"tasks":[${shown.join(",")}]}`, 200, { "Content-Type": "application/json" });
   });
 
   app.post(
@@ -295,7 +306,7 @@ export function createApp(deps: AppDeps) {
     const webhookUrl = body.webhook_url === undefined ? null : (deps.webhooks?.allowlist ?? NO_WEBHOOKS).check(body.webhook_url);
     if (threadId !== undefined) {
       await requireThread(threadId, principal);
-      const busy = (await store.threadTasks(threadId, THREAD_TASKS_SHOWN)).filter((task) => !isTerminal(task.status));
+      const busy = await store.threadTasks(threadId, { limit: THREAD_TASKS_SHOWN, statuses: UNFINISHED_STATUSES });
       const policy = body.on_busy ?? agent.definition.on_busy;
       if (busy.length > 0) {
         const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;

@@ -488,7 +488,8 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     path: "/threads/:id",
     operationId: "getThread",
     summary: "Get a thread with its tasks",
-    description: "The thread with its newest 200 tasks (oldest first); `tasks_truncated` says whether there are more.",
+    description:
+      "The thread with its newest tasks, oldest first: at most 200, and no more than fit in 1 MiB of JSON (at least one); `tasks_truncated` says whether there are more.",
     tags: ["threads"],
     auth: "key",
     params: TaskIdParam,

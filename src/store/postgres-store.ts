@@ -178,9 +178,10 @@ CREATE INDEX webhooks_task ON webhooks (task_id, row_id);
   },
   {
     version: 5,
-    description: "tasks_owner_status: one tenant's tasks in one status, newest first",
+    description: "tasks in one status: a tenant's, newest first; a thread's (busy check, history)",
     sql: `
 CREATE INDEX tasks_owner_status ON tasks (owner, status, row_id);
+CREATE INDEX tasks_thread_status ON tasks (thread_id, status, row_id) WHERE thread_id IS NOT NULL;
 `,
   },
 ];
@@ -690,10 +691,26 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       return { threads: page.map(toThread), nextCursor: rows.length > query.limit && last ? encodeCursor(String(last.row_id)) : null };
     },
 
-    async threadTasks(threadId, limit) {
-      const rows: TaskRow[] = await sql`
-        SELECT * FROM (SELECT ${columns()} FROM tasks WHERE thread_id = ${threadId} ORDER BY row_id DESC LIMIT ${limit}) AS newest
-        ORDER BY row_id`;
+    async threadTasks(threadId, query) {
+      if (query.statuses?.length === 0) return [];
+      const values: unknown[] = [];
+      const param = (value: unknown) => `$${values.push(value)}`;
+      const conditions = [`thread_id = ${param(threadId)}`];
+      if (query.statuses) conditions.push(`status IN (${query.statuses.map((status) => param(status)).join(", ")})`);
+      if (query.before !== undefined) conditions.push(`row_id < (SELECT row_id FROM tasks WHERE id = ${param(query.before)})`);
+      // The running total of characters, newest first, is counted in the database: only the rows
+      // that fit (and the newest one) are sent.
+      const fits =
+        query.maxChars === undefined ? "" : `WHERE taken = 1 OR chars <= ${param(query.maxChars)}::bigint`;
+      const rows: TaskRow[] = await sql.unsafe(
+        `SELECT ${COLUMNS} FROM (
+           SELECT *, row_number() OVER newest AS taken,
+             sum(char_length(input #>> '{}') + coalesce(char_length(output #>> '{}'), 0)) OVER newest AS chars
+           FROM (SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY row_id DESC LIMIT ${param(query.limit)}::integer) AS matching
+           WINDOW newest AS (ORDER BY row_id DESC ROWS UNBOUNDED PRECEDING)
+         ) AS sized ${fits} ORDER BY row_id`,
+        values,
+      );
       return rows.map(toTask);
     },
 

@@ -131,9 +131,12 @@ CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
  * Indexes added without a schema change (an older agentkit opens a file that has them unchanged).
  * `tasks_owner_status`: one tenant's tasks in one status, newest first (`GET /tasks?status=`), which
  * `tasks_owner` alone answered by scanning all of the tenant's tasks (20 ms at 100,000).
+ * `tasks_thread_status`: a thread's unfinished tasks (is it busy?) and its completed ones (its
+ * history) without reading the rest of its tasks, whose inputs may be long.
  */
 const INDEXES = `
 CREATE INDEX IF NOT EXISTS tasks_owner_status ON tasks(owner, status);
+CREATE INDEX IF NOT EXISTS tasks_thread_status ON tasks(thread_id, status) WHERE thread_id IS NOT NULL;
 `;
 
 /** A row of TASK_COLUMNS as bun:sqlite returns it: a Task with its metadata, error and output_json as JSON text. */
@@ -352,9 +355,6 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
        (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
        (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1) AS last_task_id
      FROM threads WHERE threads.id = $id`,
-  );
-  const selectThreadTasks = db.query(
-    `SELECT * FROM (SELECT ${TASK_COLUMNS} FROM tasks WHERE thread_id = $thread_id ORDER BY rowid DESC LIMIT $limit) ORDER BY rowid`,
   );
   const selectSecret = db.query(`SELECT value FROM secrets WHERE name = $name`);
   const insertSecret = db.query(`INSERT OR IGNORE INTO secrets (name, value) VALUES ($name, $value)`);
@@ -646,8 +646,28 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return { threads: page.map(toThread), nextCursor: rows.length > query.limit && last ? encodeCursor(last.rowid) : null };
     },
 
-    async threadTasks(threadId, limit) {
-      return selectThreadTasks.all({ thread_id: threadId, limit }).map(toTask);
+    async threadTasks(threadId, query) {
+      const conditions = ["thread_id = $thread_id"];
+      const params: Record<string, string | number> = { thread_id: threadId, limit: query.limit };
+      if (query.statuses) {
+        if (query.statuses.length === 0) return [];
+        conditions.push(`status IN (${query.statuses.map((_, index) => `$s${index}`).join(", ")})`);
+        query.statuses.forEach((status, index) => (params[`s${index}`] = status));
+      }
+      if (query.before !== undefined) {
+        conditions.push("rowid < (SELECT rowid FROM tasks WHERE id = $before)");
+        params.before = query.before;
+      }
+      const select = db.query(`SELECT ${TASK_COLUMNS} FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY rowid DESC LIMIT $limit`);
+      // Newest first, read one row at a time, so that no row is read beyond the one that fills maxChars.
+      const rows: TaskRow[] = [];
+      let chars = 0;
+      for (const row of select.iterate(params) as IterableIterator<TaskRow>) {
+        chars += row.input.length + (row.output?.length ?? 0);
+        if (query.maxChars !== undefined && rows.length > 0 && chars > query.maxChars) break;
+        rows.push(row);
+      }
+      return rows.reverse().map(toTask);
     },
 
     async secret(name) {

@@ -35,6 +35,18 @@ export interface ListThreadsQuery {
   cursor?: string;
 }
 
+/** Which of a thread's tasks `threadTasks` reads. */
+export interface ThreadTasksQuery {
+  /** At most this many (the newest). */
+  limit: number;
+  /** Only tasks in one of these statuses. */
+  statuses?: readonly TaskStatus[];
+  /** Only tasks created before this task (an id; none if it is unknown). */
+  before?: string;
+  /** Stop once the tasks taken hold this many characters of `input` and `output` (at least one task). */
+  maxChars?: number;
+}
+
 export interface StoredEvent {
   seq: number;
   /** The serialised frame, exactly as published. */
@@ -150,8 +162,12 @@ export interface TaskStore {
   getThread(id: string): Promise<Thread | undefined>;
   /** Threads, newest first; each with its task count and last task. */
   listThreads(query: ListThreadsQuery): Promise<{ threads: Thread[]; nextCursor: string | null }>;
-  /** A thread's tasks in creation order (oldest first), at most `limit` of the newest. */
-  threadTasks(threadId: string, limit: number): Promise<Task[]>;
+  /**
+   * A thread's tasks in creation order (oldest first): of those `query` asks for, the newest
+   * `limit`, and with `maxChars`, only as many of the newest as hold that many characters of input
+   * and output in all (at least one): a thread of long inputs cannot make one read large.
+   */
+  threadTasks(threadId: string, query: ThreadTasksQuery): Promise<Task[]>;
   /**
    * A random 32-byte secret kept in the store under `name`, made on first use — the same for every
    * process of the store (each node of a cluster), and across restarts.

@@ -72,11 +72,14 @@ export function createTurnCache(maxChars = 4_000_000): TurnCache {
 /** The messages of the thread's completed tasks before `task`, per `policy`, oldest first. */
 export async function threadHistory(store: TaskStore, task: Task, policy: HistoryPolicy, cache?: TurnCache): Promise<ChatMessage[]> {
   if (task.thread_id === null || policy.max_turns === 0) return [];
-  // Enough of the newest tasks to find `max_turns` completed ones before this one, within reason.
-  const tasks = await store.threadTasks(task.thread_id, Math.min(10_000, policy.max_turns * 4 + 16));
-  const index = tasks.findIndex((candidate) => candidate.id === task.id);
-  const earlier = (index < 0 ? tasks : tasks.slice(0, index)).filter((candidate) => candidate.status === "completed");
-  const chosen = earlier.slice(-policy.max_turns);
+  // The newest completed tasks before this one whose input and answer fit in `max_chars` (a turn is
+  // at least those): a turn that could not be kept is not read, nor is its log.
+  const chosen = await store.threadTasks(task.thread_id, {
+    limit: policy.max_turns,
+    statuses: ["completed"],
+    before: task.id,
+    maxChars: policy.max_chars,
+  });
   const turns: (readonly ChatMessage[])[] = [];
   for (const turn of chosen) {
     let messages = cache?.get(turn);

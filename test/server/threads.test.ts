@@ -421,4 +421,23 @@ describe("thread routes", () => {
     const listed = await json<{ threads: Thread[] }>(await server!.http("/threads", { headers: as(ALICE) }), 200);
     expect(listed.threads.find((candidate) => candidate.id === thread.id)).toMatchObject({ task_count: 3, last_task_id: created[2]!.id });
   });
+
+  test("a thread of long inputs: GET /threads/:id holds its newest tasks that fit in 1 MiB of JSON, in creation order, and says it is truncated", async () => {
+    const never = new Promise<void>(() => {});
+    await start(createScriptedModel([gated(never, [])], { repeatLast: true }));
+    const thread = await createThread();
+    const created: Task[] = [];
+    for (let index = 0; index < 12; index++) {
+      created.push(await json<Task>(await threadTask(thread.id, { input: `${index} `.padEnd(100_000, "x") }), 201));
+    }
+    const response = await server!.http(`/threads/${thread.id}`, { headers: as(ALICE) });
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    expect(text.length).toBeLessThanOrEqual(1024 * 1024 + 1024);
+    const shown = JSON.parse(text) as Thread & { tasks: Task[]; tasks_truncated: boolean };
+    expect(shown).toMatchObject({ id: thread.id, task_count: 12, last_task_id: created[11]!.id, tasks_truncated: true });
+    // Ten tasks of ~100 KB fit, not eleven: the newest ten, oldest first, each whole.
+    expect(shown.tasks.map((task) => task.id)).toEqual(created.slice(2).map((task) => task.id));
+    expect(shown.tasks[0]).toEqual(await getTask(created[2]!.id));
+  });
 });

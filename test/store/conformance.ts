@@ -969,14 +969,45 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
           await s.createTask(newTask(`noise${index}`));
           ids.push(`t${index}`);
         }
-        const all = await s.threadTasks("th", 100);
+        const all = await s.threadTasks("th", { limit: 100 });
         expect(all.map((task) => task.id)).toEqual(ids);
         expect(all[3]).toEqual((await s.getTask("t3"))!);
-        expect((await s.threadTasks("th", 3)).map((task) => task.id)).toEqual(["t4", "t5", "t6"]);
-        expect((await s.threadTasks("th", 1)).map((task) => task.id)).toEqual(["t6"]);
-        expect((await s.threadTasks("th", 7)).map((task) => task.id)).toEqual(ids);
-        expect(await s.threadTasks("empty", 10)).toEqual([]);
-        expect(await s.threadTasks("missing", 10)).toEqual([]);
+        expect((await s.threadTasks("th", { limit: 3 })).map((task) => task.id)).toEqual(["t4", "t5", "t6"]);
+        expect((await s.threadTasks("th", { limit: 1 })).map((task) => task.id)).toEqual(["t6"]);
+        expect((await s.threadTasks("th", { limit: 7 })).map((task) => task.id)).toEqual(ids);
+        expect(await s.threadTasks("empty", { limit: 10 })).toEqual([]);
+        expect(await s.threadTasks("missing", { limit: 10 })).toEqual([]);
+      });
+
+      test("threadTasks: by status, before a task, and the newest that fit in maxChars of input and output (at least one)", async () => {
+        const s = await open();
+        await s.createThread({ id: "th", owner: "anonymous", createdAt: new Date() });
+        // t0..t5; t1 and t3 completed with answers of 10 chars, t4 running, the rest queued.
+        for (let index = 0; index < 6; index++) {
+          await s.createTask(newTask(`t${index}`, { threadId: "th", input: "i".repeat(100 * (index + 1)) }));
+        }
+        for (const id of ["t1", "t3", "t4"]) await s.markRunning(id, new Date());
+        for (const id of ["t1", "t3"]) expect(await s.finishTask(id, outcome("completed", { output: "o".repeat(10) }), 1, "{}")).toBe(true);
+        const ids = async (query: Parameters<TaskStore["threadTasks"]>[1]) => (await s.threadTasks("th", query)).map((task) => task.id);
+
+        expect(await ids({ limit: 10, statuses: ["queued", "running", "waiting"] })).toEqual(["t0", "t2", "t4", "t5"]);
+        expect(await ids({ limit: 2, statuses: ["queued", "running", "waiting"] })).toEqual(["t4", "t5"]);
+        expect(await ids({ limit: 10, statuses: ["completed"] })).toEqual(["t1", "t3"]);
+        expect(await ids({ limit: 10, statuses: [] })).toEqual([]);
+        expect(await ids({ limit: 10, before: "t3" })).toEqual(["t0", "t1", "t2"]);
+        expect(await ids({ limit: 10, before: "t0" })).toEqual([]);
+        expect(await ids({ limit: 10, before: "unknown" })).toEqual([]);
+        expect(await ids({ limit: 10, statuses: ["completed"], before: "t3" })).toEqual(["t1"]);
+        // Input and output characters, newest first: t5 600, t4 500, t3 410, t2 300, t1 210, t0 100.
+        expect(await ids({ limit: 10, maxChars: 1100 })).toEqual(["t4", "t5"]);
+        expect(await ids({ limit: 10, maxChars: 1509 })).toEqual(["t4", "t5"]);
+        expect(await ids({ limit: 10, maxChars: 1510 })).toEqual(["t3", "t4", "t5"]);
+        expect(await ids({ limit: 10, maxChars: 1 })).toEqual(["t5"]); // at least one
+        expect(await ids({ limit: 2, maxChars: 100_000 })).toEqual(["t4", "t5"]);
+        expect(await ids({ limit: 10, statuses: ["completed"], maxChars: 620 })).toEqual(["t1", "t3"]);
+        expect(await ids({ limit: 10, statuses: ["completed"], maxChars: 619 })).toEqual(["t3"]);
+        const [task] = await s.threadTasks("th", { limit: 10, statuses: ["completed"], before: "t2" });
+        expect(task).toEqual((await s.getTask("t1"))!);
       });
 
       test("listThreads: newest first, an owner filter on every page, a cursor through every thread once", async () => {

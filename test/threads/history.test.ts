@@ -90,7 +90,7 @@ test("a task that retention pruned misses the cache and is rebuilt from its row 
 
   // Bounded: with room for about two turns, the least recently used goes — a read counts as a use.
   const small = createTurnCache(40);
-  const tasks = await store.threadTasks("thr_1", 10);
+  const tasks = await store.threadTasks("thr_1", { limit: 10 });
   const turn = () => [{ role: "user" as const, content: "x".repeat(15) }];
   small.set(tasks[0]!, turn());
   small.set(tasks[1]!, turn());
@@ -112,4 +112,19 @@ test("a turn whose log retention prunes while it is read (the read stops short o
   // task-0 whole (input, thought and call, result, answer); task-1 as its input and answer.
   expect(roles).toEqual(["user", "assistant", "tool", "assistant", "user", "assistant"]);
   expect(history.slice(-2).map((message: ChatMessage) => message.content)).toEqual(["What is 1+1?", "2"]);
+});
+
+test("only the turns that can be kept are read: a turn whose input and answer do not fit in max_chars is not read, nor is any older one", async () => {
+  const { store, reads, next } = await threadOf(5);
+  // Each turn's input and answer: "What is N+1?" and "N+1", 13 characters; room for two of them.
+  const policy = { max_turns: 50, max_chars: 26 };
+  const history = await threadHistory(store, next, policy);
+  expect(history.map((message) => message.content)).toEqual(["What is 3+1?", "4", "What is 4+1?", "5"]);
+  expect(reads.sort()).toEqual(["task-3", "task-4"]);
+  // The turns kept are the same as when every turn is read and then fitted.
+  reads.length = 0;
+  const lastTwo = await threadHistory(store, next, { max_turns: 2, max_chars: 400_000 });
+  expect(lastTwo.map((message) => message.role)).toEqual(["user", "assistant", "tool", "assistant", "user", "assistant", "tool", "assistant"]);
+  expect(lastTwo[0]!.content).toBe("What is 3+1?");
+  expect(reads.sort()).toEqual(["task-3", "task-4"]);
 });

@@ -31,7 +31,7 @@ import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
-import { isTerminal, type Task } from "../../protocol/task.ts";
+import { isTerminal, type Task, UNFINISHED_STATUSES } from "../../protocol/task.ts";
 import { forEachLogEvent } from "../../store/store.ts";
 import { coalesced } from "../../lib/turn.ts";
 import type { Decision } from "../../tasks/interaction.ts";
@@ -234,7 +234,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       if (thread && !canSeeThread(principal, thread)) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
       // A context the client named first: it becomes a thread with that id, for the next messages.
       threadId = thread ? thread.id : (await store.createThread({ id: message.contextId, owner: principal.id, createdAt: now() })).id;
-      const busy = (await store.threadTasks(threadId, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+      const busy = await store.threadTasks(threadId, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
       if (busy.length > 0) {
         const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;
         const policy = agent.definition.on_busy;

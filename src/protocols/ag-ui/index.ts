@@ -25,7 +25,7 @@ import { z } from "zod";
 import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
 import { MAX_INPUT_CHARS } from "../../protocol/limits.ts";
-import { isTerminal, type Task, type Thread } from "../../protocol/task.ts";
+import { type Task, type Thread, UNFINISHED_STATUSES } from "../../protocol/task.ts";
 import type { AppDeps } from "../../server/app.ts";
 import { canControl, canSeeThread, requireControl, type Principal } from "../../server/auth.ts";
 import { jsonBody } from "../../server/validation.ts";
@@ -101,7 +101,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
 
     const text = lastUserText(input);
     const thread = await threadFor(input.threadId, principal);
-    const unfinished = (await store.threadTasks(thread.id, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+    const unfinished = await store.threadTasks(thread.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
     const waiting = unfinished.find((task) => task.status === "waiting");
     if (waiting) {
       throw new AgentkitError(
@@ -142,7 +142,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     if (!deps.interaction) throw new AgentkitError("not_implemented", "Approvals and answers are not available on this server");
     const thread = await store.getThread(input.threadId);
     if (!thread || !canSeeThread(principal, thread)) throw new AgentkitError("not_found", `No thread with id '${input.threadId}'`);
-    const unfinished = (await store.threadTasks(thread.id, THREAD_TASKS)).filter((task) => !isTerminal(task.status));
+    const unfinished = await store.threadTasks(thread.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
     const task = unfinished.find((candidate) => candidate.status === "waiting");
     if (!task || !canControl(principal, task)) {
       throw new AgentkitError("conflict", `Nothing on thread ${thread.id} waits for a decision${unfinished[0] ? ` (task ${unfinished[0].id} is ${unfinished[0].status})` : ""}`);
