@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { compileOutputSchema } from "../engine/structured-output.ts";
+import { DEFAULT_TOOL_RESULT_MAX_CHARS } from "../engine/tool-execution.ts";
 import type { ModelRequest } from "../llm/model.ts";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
 import { MCP_TOOL_NAME_SEPARATOR } from "../tools/mcp/mcp-tool-name.ts";
@@ -25,6 +26,11 @@ export const AgentDefinition = z.strictObject({
   max_steps: z.number().int().min(1).max(100_000).default(10),
   timeout_ms: z.number().int().min(100).max(24 * 3600_000).default(300_000),
   tool_timeout_ms: z.number().int().min(10).max(3600_000).default(30_000),
+  /**
+   * A tool result longer than this many characters (as the model reads it: text as is, anything
+   * else as JSON) is cut to this many, with a line saying so, in the log and for the model.
+   */
+  tool_result_max_chars: z.number().int().min(1000).max(10_000_000).default(DEFAULT_TOOL_RESULT_MAX_CHARS),
   max_output_tokens: z.number().int().positive().optional(),
   /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
   token_budget: z.number().int().positive().optional(),

@@ -69,6 +69,8 @@ export interface ReActOptions {
   /** Extra stop conditions, checked with the built-in ones after every model call that asks for tools. */
   stopWhen?: readonly StopCondition[];
   toolTimeoutMs: number;
+  /** A tool result longer than this (as text) is cut to it; default DEFAULT_TOOL_RESULT_MAX_CHARS. */
+  toolResultMaxChars?: number;
   /** The task's id, passed on to every tool call (`ToolContext.taskId`). */
   taskId?: string;
   /** How many tool calls of one step run at once. */
@@ -194,7 +196,14 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     messages: [...options.messages],
     state: { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 },
     execute: (call) =>
-      executeToolCall(call, { tools: options.tools, timeoutMs: options.toolTimeoutMs, abortSignal, taskId: options.taskId, onToolCall: options.onToolCall }),
+      executeToolCall(call, {
+        tools: options.tools,
+        timeoutMs: options.toolTimeoutMs,
+        maxResultChars: options.toolResultMaxChars,
+        abortSignal,
+        taskId: options.taskId,
+        onToolCall: options.onToolCall,
+      }),
     outputRetriesUsed: options.outputRetriesUsed ?? 0,
     // A forced tool choice (`required`, or one tool) holds for the first model step only: once the
     // model has called tools it must be free to answer (the OpenAI Agents SDK's reset_tool_choice).

@@ -9,7 +9,8 @@ import type { ToolCallRequest } from "../llm/model.ts";
 import { ToolError, type Tool, type ToolContext } from "../tools/tool.ts";
 
 export type ToolOutcome =
-  | { ok: true; call: ToolCallRequest; result: unknown }
+  /** `text`: the observation the model reads, when already made (`observationText` makes it otherwise). */
+  | { ok: true; call: ToolCallRequest; result: unknown; text?: string }
   | { ok: false; call: ToolCallRequest; error: { code: string; message: string; retryable: boolean } };
 
 export interface ExecuteToolOptions {
@@ -21,7 +22,12 @@ export interface ExecuteToolOptions {
   taskId?: string;
   /** Told of every call once it settled (telemetry): how long it took and, if it failed, its error code (`aborted` for the task's abort). */
   onToolCall?: (call: ToolCallTiming) => void;
+  /** A result longer than this as text is cut to it (see `boundedResult`); default DEFAULT_TOOL_RESULT_MAX_CHARS. */
+  maxResultChars?: number;
 }
+
+/** The agent's `tool_result_max_chars` when it sets none. */
+export const DEFAULT_TOOL_RESULT_MAX_CHARS = 200_000;
 
 /** What `onToolCall` is told. */
 export interface ToolCallTiming {
@@ -80,11 +86,31 @@ async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): 
     // A tool that already finished (the common case for pure functions) needs no timer and no race;
     // one still running is raced with the call's signal, so a tool that ignores it cannot hold the task.
     const result = Bun.peek.status(pending) === "pending" ? await raceAbort(pending, limit.signal) : await pending;
-    return { ok: true, call, result };
+    return boundedResult(call, result, options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS);
   } catch (error) {
     if (options.abortSignal.aborted) throw options.abortSignal.reason;
     return { ok: false, call, error: toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs) };
   }
+}
+
+/**
+ * A tool's result as the model will read it (a string as is, anything else as JSON), made once. A
+ * result longer than `maxChars` becomes that text cut to `maxChars`, with a line saying how long it
+ * was: a tool (an MCP server's, a module's) cannot put an unbounded observation into the task's log,
+ * every watcher's stream and the model's next request. A result that is not JSON (a cycle, a
+ * BigInt) is the tool's error, not a crash of the run.
+ */
+function boundedResult(call: ToolCallRequest, result: unknown, maxChars: number): ToolOutcome {
+  let text: string | undefined;
+  try {
+    text = typeof result === "string" ? result : JSON.stringify(result ?? null);
+  } catch (error) {
+    throw new ToolError("execution_failed", `Tool '${call.name}' returned a result that cannot be written as JSON: ${errorMessage(error)}`, false);
+  }
+  if (text === undefined) return { ok: true, call, result: null, text: "null" }; // a function or a symbol: nothing JSON holds
+  if (text.length <= maxChars) return { ok: true, call, result, text };
+  const cut = `${text.slice(0, maxChars)}\n[truncated: the result is ${text.length} characters; the first ${maxChars} are shown]`;
+  return { ok: true, call, result: cut, text: cut };
 }
 
 /**
@@ -169,6 +195,7 @@ export function isIdempotentTool(name: string, tools: ReadonlyMap<string, Tool>,
 /** What the model reads back as the tool's observation. */
 export function observationText(outcome: ToolOutcome): string {
   if (!outcome.ok) return `Error (${outcome.error.code}): ${outcome.error.message}`;
+  if (outcome.text !== undefined) return outcome.text;
   return typeof outcome.result === "string" ? outcome.result : JSON.stringify(outcome.result ?? null);
 }
 

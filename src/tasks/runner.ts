@@ -501,6 +501,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       maxSteps: definition.max_steps,
       tokenBudget: definition.token_budget,
       toolTimeoutMs: definition.tool_timeout_ms,
+      toolResultMaxChars: definition.tool_result_max_chars,
       taskId: task.id,
       maxOutputTokens: definition.max_output_tokens,
       idempotentTools: definition.idempotent_tools,

@@ -109,6 +109,50 @@ describe("runReAct", () => {
     expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "recovered" } });
   });
 
+  test("a result longer than toolResultMaxChars is cut, the same in the event and for the model; one that is not JSON is the tool's error", async () => {
+    const results: Record<string, unknown> = {
+      text: "t".repeat(5000),
+      object: { rows: Array.from({ length: 500 }, (_, index) => ({ index })) },
+      small: { ok: true },
+      exact: "e".repeat(1000),
+      cycle: (() => {
+        const node: Record<string, unknown> = {};
+        node.self = node;
+        return node;
+      })(),
+      big: 10n,
+      fn: () => 1,
+    };
+    const tools = new Map<string, Tool>(
+      Object.entries(results).map(([name, result]) => [name, defineTool({ name, description: "", inputSchema: z.object({}), execute: async () => result })]),
+    );
+    const model = createScriptedModel([callTools(Object.keys(results).map((name) => ({ id: name, name, arguments: "{}" }))), answer("done")]);
+    const { events } = await collect({ model, tools, toolResultMaxChars: 1000 });
+    const byId = new Map(
+      events.filter((event) => event.event_type === "tool_result" || event.event_type === "tool_error").map((event) => [(event.data as { id: string }).id, event]),
+    );
+    const note = (length: number) => `\n[truncated: the result is ${length} characters; the first 1000 are shown]`;
+    const objectText = JSON.stringify(results.object);
+    expect(byId.get("text")!.data).toEqual({ id: "text", name: "text", result: "t".repeat(1000) + note(5000) });
+    expect(byId.get("object")!.data).toEqual({ id: "object", name: "object", result: objectText.slice(0, 1000) + note(objectText.length) });
+    expect(byId.get("small")!.data).toEqual({ id: "small", name: "small", result: { ok: true } });
+    expect(byId.get("exact")!.data).toEqual({ id: "exact", name: "exact", result: "e".repeat(1000) });
+    expect(byId.get("fn")!.data).toEqual({ id: "fn", name: "fn", result: null });
+    for (const id of ["cycle", "big"]) {
+      expect(byId.get(id)).toMatchObject({ event_type: "tool_error", data: { error: { code: "execution_failed", retryable: false } } });
+      expect((byId.get(id)!.data as { error: { message: string } }).error.message).toContain(`Tool '${id}' returned a result that cannot be written as JSON`);
+    }
+    // The model reads exactly what was stored.
+    const observations = new Map(
+      model.requests[1]!.messages.flatMap((message) => (message.role === "tool" ? [[message.toolCallId, message.content] as const] : [])),
+    );
+    expect(observations.get("text")).toBe("t".repeat(1000) + note(5000));
+    expect(observations.get("object")).toBe(objectText.slice(0, 1000) + note(objectText.length));
+    expect(observations.get("small")).toBe('{"ok":true}');
+    expect(observations.get("fn")).toBe("null");
+    expect(events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "done" } });
+  });
+
   test("stops at max steps without a final answer", async () => {
     const model = createScriptedModel([callTools([{ id: "x", name: "calculator", arguments: '{"expression":"1+1"}' }])], { repeatLast: true });
     const { events, stop } = await collect({ model, maxSteps: 3 });
