@@ -295,6 +295,33 @@ describe("streams", () => {
   });
 });
 
+describe("a task larger than the slow-client limit", () => {
+  test("resubscribe to a running task whose snapshot alone is past AGENTKIT_SLOW_CLIENT_BYTES: the snapshot, then every later event to the final state", async () => {
+    const small = await startTestServer({ agents: [{ name: "slow", model: "demo/slow" }], config: { apiKey: KEY, slowClientBytes: 4096 } });
+    try {
+      const factory = new ClientFactory(
+        ClientFactoryOptions.createFrom(ClientFactoryOptions.default, { transports: [new JsonRpcTransportFactory({ fetchImpl: fetchWithKey(KEY) })] }),
+      );
+      const client = await factory.createFromUrl(`${small.baseUrl}/a2a/slow/`);
+      // The input (in the snapshot's history) alone is ~3 times the limit.
+      const input = `What is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10? ${"Take your time. ".repeat(800)}`;
+      const task = asTask(await client.sendMessage(request(userMessage(input), { returnImmediately: true })));
+      const events = await collect(client.resubscribeTask({ tenant: "", id: task.id }));
+      expect(events[0]!.payload?.$case).toBe("task");
+      const snapshot = events[0]!.payload!.value as A2ATask;
+      expect(texts(snapshot.history[0]?.parts)[0]).toBe(input);
+      const final = events.at(-1)!;
+      expect(final.payload?.$case === "statusUpdate" && final.payload.value.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+      const from = snapshot.metadata?.agentkit?.last_seq as number;
+      const response = await small.http(`/tasks/${task.id}/events?limit=1000`, { headers: { authorization: `Bearer ${KEY}` } });
+      const log = ((await response.json()) as { events: Json[] }).events;
+      expect(events.map(seqOf).filter((seq) => seq !== undefined)).toEqual(log.filter((frame) => frame.seq > from).map((frame) => frame.seq));
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe("cancel", () => {
   test("tasks/cancel of a running demo/slow task aborts it: canceled, and it stays canceled everywhere", async () => {
     const client = await clientFor("slow");
