@@ -13,8 +13,13 @@
 import { sleep } from "../lib/abort.ts";
 import type { ChatMessage, ChatModel, ModelRequest, ModelStreamPart, ToolCallRequest } from "./model.ts";
 
-/** "use tool <name>" or "use tool <name> with <arguments, as JSON>": the rest of the message is the arguments. */
-const USE_TOOL = /\buse (?:the )?tool ([A-Za-z0-9_-]{1,64})(?:\s+with\s+([\s\S]*?))?[.!]?\s*$/i;
+/**
+ * "use tool <name>" or "use tool <name> with <arguments, as JSON>": the rest of the message is the
+ * arguments. Matched on the text without its trailing space and one trailing `.`/`!` (`useToolIn`):
+ * every pattern here is linear in the text (a task's input is the client's: a pattern that
+ * backtracks held the event loop for 0.2 s on 10,000 characters of a hostile input).
+ */
+const USE_TOOL = /\buse (?:the )?tool ([A-Za-z0-9_-]{1,64})(?:\s+with\s+([\s\S]*))?$/i;
 const TIME_WORDS = /\b(time|date|day|today|now|clock|year|month)\b/i;
 const TIMEZONE = /\b([A-Z][A-Za-z_]+\/[A-Z][A-Za-z_]+(?:\/[A-Z][A-Za-z_]+)?|UTC)\b/;
 // Runs of arithmetic characters and function names; the longest run with a digit and an operator wins.
@@ -69,7 +74,7 @@ function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, ne
   if (last?.role === "tool") return answerFromTool(last);
 
   const question = lastUserText(messages);
-  const use = USE_TOOL.exec(question);
+  const use = USE_TOOL.exec(trimEndOf(question.trimEnd(), ".!", 1));
   if (use && tools.has(use[1]!)) {
     return {
       text: `I'll use the ${use[1]} tool.`,
@@ -78,7 +83,7 @@ function decide(messages: readonly ChatMessage[], tools: ReadonlySet<string>, ne
   }
   const ask = /\bask me\b[\s:,]*(.*)$/is.exec(question);
   if (ask && tools.has("ask_user")) {
-    const asked = ask[1]!.trim().replace(/[.!]+$/, "") || "What should I do?";
+    const asked = trimEndOf(ask[1]!.trim(), ".!") || "What should I do?";
     return {
       text: "I need to ask you something.",
       call: { id: nextId(), name: "ask_user", arguments: JSON.stringify({ question: asked.endsWith("?") ? asked : `${asked}?` }) },
@@ -134,12 +139,26 @@ function lastUserText(messages: readonly ChatMessage[]): string {
 export function findArithmetic(text: string): string | undefined {
   let best: string | undefined;
   for (const match of text.matchAll(ARITHMETIC)) {
-    const candidate = match[0].trim().replace(/^[,)\s]+|[,(\s]+$/g, "").trim();
+    const candidate = trimEndOf(trimStartOf(match[0], ",) \t\n\r"), ",( \t\n\r").trim();
     if (!/\d/.test(candidate)) continue;
-    if (!/[\d)a-z]\s*[-+*/%^]\s*[\d(a-z.]|[a-z]+\s*\(/i.test(candidate)) continue;
+    if (!/[\d)a-z]\s*[-+*/%^]\s*[\d(a-z.]|[a-z]\s*\(/i.test(candidate)) continue;
     if (!best || candidate.length > best.length) best = candidate;
   }
   return best;
+}
+
+/** `text` without up to `most` of `chars` at its start (a loop: a `^[…]+` pattern is not needed). */
+function trimStartOf(text: string, chars: string, most = Number.POSITIVE_INFINITY): string {
+  let start = 0;
+  while (start < text.length && start < most && chars.includes(text[start]!)) start++;
+  return text.slice(start);
+}
+
+/** `text` without up to `most` of `chars` at its end (a `[…]+$` pattern backtracks: quadratic). */
+function trimEndOf(text: string, chars: string, most = Number.POSITIVE_INFINITY): string {
+  let end = text.length;
+  while (end > 0 && text.length - end < most && chars.includes(text[end - 1]!)) end--;
+  return text.slice(0, end);
 }
 
 function estimateTokens(text: string): number {

@@ -219,6 +219,12 @@ test("no request holds the event loop: hostile bodies are refused before they ar
       ["an unterminated string of backslashes", `{"input":"${"\\".repeat(MiB - 64)}`],
       ["200,000 strings", `[${'"ab",'.repeat(200_000)}"ab"]`],
       ["a 64-char unknown agent", JSON.stringify({ input: "x", agent: "a".repeat(64) })],
+      // Inputs the default agent's demo model reads: its patterns must stay linear (each of these
+      // held the loop for seconds when a pattern backtracked).
+      ["input: 1 then 'sqrt' × 24,000", body(`1${"sqrt".repeat(24_000)}`)],
+      ["input: 'use tool x with a', 90,000 spaces, 'b'", body(`use tool x with a${" ".repeat(90_000)}b`)],
+      ["input: '1+1', ' (' × 45,000, '2'", body(`1+1${" (".repeat(45_000)}2`)],
+      ["input: 'ask me', 90,000 dots, 'x'", body(`ask me ${".".repeat(90_000)}x`)],
       // And seeded random shapes and sizes between those (FUZZ_SEED reproduces a run).
       ...Array.from({ length: 12 }, (): [string, string] => {
         const size = Math.floor(10 ** (1 + next() * 4.7)); // 10 … ~500,000
