@@ -698,20 +698,33 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       const conditions = [`thread_id = ${param(threadId)}`];
       if (query.statuses) conditions.push(`status IN (${query.statuses.map((status) => param(status)).join(", ")})`);
       if (query.before !== undefined) conditions.push(`row_id < (SELECT row_id FROM tasks WHERE id = ${param(query.before)})`);
-      // The running total of characters, newest first, is counted in the database: only the rows
-      // that fit (and the newest one) are sent.
-      const fits =
-        query.maxChars === undefined ? "" : `WHERE taken = 1 OR chars <= ${param(query.maxChars)}::bigint`;
+      const newest = `SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY row_id DESC LIMIT ${param(query.limit)}::integer`;
+      if (query.maxChars === undefined) {
+        const rows: TaskRow[] = await sql.unsafe(`SELECT ${COLUMNS} FROM (${newest}) AS newest ORDER BY row_id`, values);
+        return rows.map(toTask);
+      }
+      // Only rows that may fit are sent: those whose newer rows hold at most maxChars by a lower
+      // bound on their length read from the stored JSON text's size (a string of n UTF-16 units is
+      // at most 6n + 2 bytes of JSON), which never unescapes it (U+0000 and lone surrogates cannot
+      // be text in PostgreSQL). The exact cut, on the strings as read, is the SQLite store's.
+      const atLeast = (column: string) => `coalesce((octet_length(${column}::text) - 2) / 6, 0)`;
       const rows: TaskRow[] = await sql.unsafe(
         `SELECT ${COLUMNS} FROM (
-           SELECT *, row_number() OVER newest AS taken,
-             sum(char_length(input #>> '{}') + coalesce(char_length(output #>> '{}'), 0)) OVER newest AS chars
-           FROM (SELECT * FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY row_id DESC LIMIT ${param(query.limit)}::integer) AS matching
-           WINDOW newest AS (ORDER BY row_id DESC ROWS UNBOUNDED PRECEDING)
-         ) AS sized ${fits} ORDER BY row_id`,
+           SELECT *, coalesce(sum(${atLeast("input")} + ${atLeast("output")})
+             OVER (ORDER BY row_id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS newer_chars
+           FROM (${newest}) AS newest
+         ) AS sized WHERE newer_chars <= ${param(query.maxChars)}::bigint ORDER BY row_id`,
         values,
       );
-      return rows.map(toTask);
+      const tasks = rows.map(toTask);
+      let chars = 0;
+      let kept = 0;
+      for (let index = tasks.length - 1; index >= 0; index--) {
+        chars += tasks[index]!.input.length + (tasks[index]!.output?.length ?? 0);
+        if (kept > 0 && chars > query.maxChars) break;
+        kept++;
+      }
+      return tasks.slice(tasks.length - kept);
     },
 
     async secret(name) {

@@ -1010,6 +1010,26 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(task).toEqual((await s.getTask("t1"))!);
       });
 
+      test("threadTasks with maxChars counts a string's UTF-16 units, and reads U+0000, lone surrogates and astral characters", async () => {
+        const s = await open();
+        await s.createThread({ id: "th", owner: "anonymous", createdAt: new Date() });
+        // Each input is 10 UTF-16 units; u1 completes with an output of 4.
+        const inputs = ["\u0000".repeat(10), "\ud800x".repeat(5), "😀".repeat(5), "plain text"];
+        for (const [index, input] of inputs.entries()) await s.createTask(newTask(`u${index}`, { threadId: "th", input }));
+        await s.markRunning("u1", new Date());
+        expect(await s.finishTask("u1", outcome("completed", { output: "\u0000😀\udc00" }), 1, "{}")).toBe(true);
+        const ids = async (maxChars: number) => (await s.threadTasks("th", { limit: 10, maxChars })).map((task) => task.id);
+        expect(await ids(30)).toEqual(["u2", "u3"]);
+        expect(await ids(33)).toEqual(["u2", "u3"]);
+        expect(await ids(34)).toEqual(["u1", "u2", "u3"]);
+        expect(await ids(43)).toEqual(["u1", "u2", "u3"]);
+        expect(await ids(44)).toEqual(["u0", "u1", "u2", "u3"]);
+        const all = await s.threadTasks("th", { limit: 10, maxChars: 1000 });
+        // Read back as stored (a lone surrogate aside: SQLite keeps text as UTF-8, where it becomes U+FFFD).
+        expect(all.map((task) => task.input).filter((_, index) => index !== 1)).toEqual(inputs.filter((_, index) => index !== 1));
+        expect(all[1]!.output!.slice(0, 3)).toBe("\u0000😀");
+      });
+
       test("listThreads: newest first, an owner filter on every page, a cursor through every thread once", async () => {
         const s = await open();
         const owners = Array.from({ length: 11 }, (_, index) => ["alice", "bob"][index % 3 === 0 ? 1 : 0]!);
