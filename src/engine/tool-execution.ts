@@ -89,7 +89,10 @@ async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): 
     return boundedResult(call, result, options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS);
   } catch (error) {
     if (options.abortSignal.aborted) throw options.abortSignal.reason;
-    return { ok: false, call, error: toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs) };
+    const failure = toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs);
+    // An error's message is bounded like a result (an MCP error result is all of its text).
+    const maxChars = options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS;
+    return { ok: false, call, error: failure.message.length > maxChars ? { ...failure, message: cutText(failure.message, maxChars) } : failure };
   }
 }
 
@@ -109,8 +112,15 @@ function boundedResult(call: ToolCallRequest, result: unknown, maxChars: number)
   }
   if (text === undefined) return { ok: true, call, result: null, text: "null" }; // a function or a symbol: nothing JSON holds
   if (text.length <= maxChars) return { ok: true, call, result, text };
-  const cut = `${text.slice(0, maxChars)}\n[truncated: the result is ${text.length} characters; the first ${maxChars} are shown]`;
+  const cut = cutText(text, maxChars);
   return { ok: true, call, result: cut, text: cut };
+}
+
+/** `text` cut to at most `maxChars` (never between the halves of a surrogate pair), with a line saying so. */
+function cutText(text: string, maxChars: number): string {
+  const high = text.charCodeAt(maxChars - 1);
+  const end = high >= 0xd800 && high <= 0xdbff ? maxChars - 1 : maxChars;
+  return `${text.slice(0, end)}\n[truncated: the result is ${text.length} characters; the first ${end} are shown]`;
 }
 
 /**

@@ -122,11 +122,15 @@ describe("runReAct", () => {
       })(),
       big: 10n,
       fn: () => 1,
+      // The 1000th unit is the first half of a pair: the cut leaves the pair whole (out).
+      pair: `${"p".repeat(999)}😀${"p".repeat(100)}`,
     };
     const tools = new Map<string, Tool>(
       Object.entries(results).map(([name, result]) => [name, defineTool({ name, description: "", inputSchema: z.object({}), execute: async () => result })]),
     );
-    const model = createScriptedModel([callTools(Object.keys(results).map((name) => ({ id: name, name, arguments: "{}" }))), answer("done")]);
+    // A tool error's message is cut the same way.
+    tools.set("loud", defineTool({ name: "loud", description: "", inputSchema: z.object({}), execute: async () => { throw new Error("e".repeat(5000)); } }));
+    const model = createScriptedModel([callTools([...Object.keys(results), "loud"].map((name) => ({ id: name, name, arguments: "{}" }))), answer("done")]);
     const { events } = await collect({ model, tools, toolResultMaxChars: 1000 });
     const byId = new Map(
       events.filter((event) => event.event_type === "tool_result" || event.event_type === "tool_error").map((event) => [(event.data as { id: string }).id, event]),
@@ -138,10 +142,19 @@ describe("runReAct", () => {
     expect(byId.get("small")!.data).toEqual({ id: "small", name: "small", result: { ok: true } });
     expect(byId.get("exact")!.data).toEqual({ id: "exact", name: "exact", result: "e".repeat(1000) });
     expect(byId.get("fn")!.data).toEqual({ id: "fn", name: "fn", result: null });
+    expect(byId.get("pair")!.data).toEqual({
+      id: "pair",
+      name: "pair",
+      result: `${"p".repeat(999)}\n[truncated: the result is 1101 characters; the first 999 are shown]`,
+    });
     for (const id of ["cycle", "big"]) {
       expect(byId.get(id)).toMatchObject({ event_type: "tool_error", data: { error: { code: "execution_failed", retryable: false } } });
       expect((byId.get(id)!.data as { error: { message: string } }).error.message).toContain(`Tool '${id}' returned a result that cannot be written as JSON`);
     }
+    const loud = (byId.get("loud")!.data as { error: { code: string; message: string } }).error;
+    expect(loud.code).toBe("execution_failed");
+    const original = `Tool 'loud' failed: ${"e".repeat(5000)}`;
+    expect(loud.message).toBe(`${original.slice(0, 1000)}\n[truncated: the result is ${original.length} characters; the first 1000 are shown]`);
     // The model reads exactly what was stored.
     const observations = new Map(
       model.requests[1]!.messages.flatMap((message) => (message.role === "tool" ? [[message.toolCallId, message.content] as const] : [])),
