@@ -656,6 +656,11 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       return result.count === 1;
     },
 
+    async pendingInputCount(taskId) {
+      const [row] = await sql`SELECT count(*)::integer AS count FROM inputs WHERE task_id = ${taskId}`;
+      return Number(row.count);
+    },
+
     async pendingInputs(taskId) {
       const rows: { id: string; text: string; sender: string; created_at: Date }[] = await sql`
         SELECT id, text::text AS text, sender, created_at FROM inputs WHERE task_id = ${taskId} ORDER BY row_id`;

@@ -347,6 +347,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
      SELECT $task_id, $id, $text, $sender, $created_at FROM tasks WHERE id = $task_id AND status IN ('queued', 'running', 'waiting')`,
   );
   const selectInputs = db.query(`SELECT id, text, sender, created_at FROM inputs WHERE task_id = $task_id ORDER BY rowid`);
+  const countInputs = db.query(`SELECT count(*) AS count FROM inputs WHERE task_id = $task_id`);
   const deleteInput = db.query(`DELETE FROM inputs WHERE task_id = $task_id AND id = $id`);
   const deleteTaskInputs = db.query(`DELETE FROM inputs WHERE task_id = $task_id`);
   const insertThread = db.query(`INSERT INTO threads (id, owner, created_at) VALUES ($id, $owner, $created_at)`);
@@ -595,6 +596,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         insertInput.run({ task_id: taskId, id: input.id, text: input.text, sender: input.by, created_at: input.createdAt.toISOString() })
           .changes === 1
       );
+    },
+
+    async pendingInputCount(taskId) {
+      return (countInputs.get({ task_id: taskId }) as { count: number }).count;
     },
 
     async pendingInputs(taskId) {

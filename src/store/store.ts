@@ -155,6 +155,8 @@ export interface TaskStore {
   addInput(taskId: string, input: PendingInput): Promise<boolean>;
   /** The task's inputs not yet deleted, oldest first. */
   pendingInputs(taskId: string): Promise<PendingInput[]>;
+  /** How many messages wait for the task (as `pendingInputs(taskId).length`, without reading them). */
+  pendingInputCount(taskId: string): Promise<number>;
   /** Forgets inputs the run has stored as `user_input` events. */
   deleteInputs(taskId: string, ids: readonly string[]): Promise<void>;
   /** Creates a thread (a conversation: its tasks run with the history of the earlier ones). */

@@ -206,7 +206,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
       if (isTerminal(task.status)) throw ended();
       // What a client can store is bounded: messages wait at most MAX_PENDING_INPUTS deep (a
       // client sending faster than the model reads is told to slow down, nothing is dropped).
-      if ((await store.pendingInputs(taskId)).length >= MAX_PENDING_INPUTS) {
+      if ((await store.pendingInputCount(taskId)) >= MAX_PENDING_INPUTS) {
         throw new AgentkitError("queue_full", `Task ${taskId} already has ${MAX_PENDING_INPUTS} messages waiting for its next step; try again later`);
       }
       if (!(await store.addInput(taskId, { id: inputId, text, by, createdAt: now() }))) throw ended();

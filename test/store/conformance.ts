@@ -887,6 +887,9 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         const again = await openAgain();
         expect(await again.pendingInputs("waiting")).toEqual(pending);
         expect(await again.pendingInputs("queued")).toEqual([input("queued-1", 1)]);
+        expect(await again.pendingInputCount("waiting")).toBe(3);
+        expect(await again.pendingInputCount("queued")).toBe(1);
+        expect(await again.pendingInputCount("missing")).toBe(0);
       });
 
       test("pendingInputs: oldest first; deleteInputs forgets only the given ids of that task", async () => {
