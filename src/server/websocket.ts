@@ -23,6 +23,7 @@ import { AgentkitError, CloseCode, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { ackFrame, CLIENT_FRAME_TYPES, ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
 import type { Interaction } from "../tasks/interaction.ts";
+import { scanJsonStructure } from "../protocol/limits.ts";
 import type { Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
@@ -31,6 +32,8 @@ import { canSee, WATCH_ONLY_MESSAGE } from "./auth.ts";
 import type { WatchRequest } from "./ws-handshake.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 
+/** A client frame's JSON: one object of a few fields (`{"type":"answer","call_id":…,"text":…}`), with room to spare. */
+const CLIENT_FRAME_STRUCTURE = { maxDepth: 4, maxTokens: 64 };
 export interface Connection extends WatchRequest {
   /** Nothing more is sent once set: closing, closed, or marked slow. */
   closed: boolean;
@@ -222,6 +225,13 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   function onClientFrame(ws: Socket, raw: string | Buffer) {
     if (typeof raw !== "string") {
       ws.send(errorFrame("Binary frames are not supported; send JSON text", "bad_request"));
+      return;
+    }
+    // Every client frame is one flat object: a frame nested or wide past that is refused from its
+    // text, before parsing (64 KB of `[` took ~5 ms to parse, and a client can send many at once).
+    const tooBig = scanJsonStructure(raw, CLIENT_FRAME_STRUCTURE);
+    if (tooBig) {
+      ws.send(errorFrame(`Message is too deeply nested or has too many fields (${tooBig}); send one flat JSON object`, "bad_request"));
       return;
     }
     let value: unknown;

@@ -274,6 +274,11 @@ describe("AG-UI over HttpAgent", () => {
     const noUser = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: [{ id: "a", role: "assistant", content: "Hello" }] });
     expect(noUser.status).toBe(400);
     expect(((await noUser.json()) as { error: { code: string } }).error.code).toBe("validation_failed");
+    // A message of more than 1,000 content parts is refused (a hostile 199,000 held the loop ~0.3 s).
+    const parts = (count: number) => Array.from({ length: count }, () => ({ type: "text", text: "x" }));
+    const many = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: [{ id: "u", role: "user", content: parts(1001) }] });
+    expect(many.status).toBe(400);
+    expect(JSON.stringify(await many.json())).toContain("messages.0.content");
   });
 });
 

@@ -308,6 +308,9 @@ describe("connection rules", () => {
       '"cancel"',
       "null",
       new Uint8Array([1, 2, 3]),
+      // Refused from its text, before it is parsed: nested past a flat object, or too many fields.
+      `{"type":"ping","x":${"[".repeat(5000)}${"]".repeat(5000)}}`,
+      `{"type":"ping",${Array.from({ length: 100 }, (_, index) => `"k${index}":1`).join(",")}}`,
     ];
     for (const [index, frame] of bad.entries()) {
       socket.send(frame);
@@ -317,6 +320,8 @@ describe("connection rules", () => {
     expect(errors[0]).toBe("Invalid JSON");
     expect(errors[2]).toContain("Unknown message type 'dance'");
     expect(errors[6]).toContain("Binary frames are not supported");
+    expect(errors[7]).toBe("Message is too deeply nested or has too many fields (nests deeper than 4 levels); send one flat JSON object");
+    expect(errors[8]).toContain("has more than 64 values and keys");
     socket.send({ type: "ping" });
     await socket.waitFor((frame) => frame.type === "pong");
   });

@@ -40,7 +40,7 @@ const ContentPart = z.looseObject({ type: z.string(), text: z.string().optional(
 const Message = z.looseObject({
   id: z.string().optional(),
   role: z.string(),
-  content: z.union([z.string(), z.array(ContentPart)]).optional(),
+  content: z.union([z.string(), z.array(ContentPart).max(1000)]).optional(),
 });
 const ResumeEntry = z.looseObject({
   interruptId: z.string().min(1).max(512),
