@@ -9,12 +9,18 @@ import type { z } from "zod";
 import { AgentkitError } from "../errors.ts";
 import { scanJsonStructure } from "../protocol/limits.ts";
 
+/** The most issues an error lists: a body of 10,000 bad items made a 1.65 MB error (and its cost). */
+const MAX_ISSUES = 20;
+
 function validationFailed(target: string, error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): AgentkitError {
-  const issues = error.issues.map((issue) => ({
+  const issues = error.issues.slice(0, MAX_ISSUES).map((issue) => ({
     path: issue.path.map(String).join("."),
     message: issue.message,
   }));
-  const summary = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ");
+  const more = error.issues.length - issues.length;
+  const summary =
+    issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ") +
+    (more > 0 ? `; and ${more} more issue${more === 1 ? "" : "s"}` : "");
   return new AgentkitError("validation_failed", `Invalid ${target}: ${summary}`, { details: issues });
 }
 

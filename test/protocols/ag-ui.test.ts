@@ -279,6 +279,12 @@ describe("AG-UI over HttpAgent", () => {
     const many = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: [{ id: "u", role: "user", content: parts(1001) }] });
     expect(many.status).toBe(400);
     expect(JSON.stringify(await many.json())).toContain("messages.0.content");
+    // An error lists the first 20 issues and counts the rest (10,000 bad messages made a 1.65 MB error).
+    const roleless = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: Array.from({ length: 100 }, (_, index) => ({ id: `m${index}`, content: "x" })) });
+    expect(roleless.status).toBe(400);
+    const refusal = (await roleless.json()) as { error: { message: string; details: { path: string }[] } };
+    expect(refusal.error.details.map((issue) => issue.path)).toEqual(Array.from({ length: 20 }, (_, index) => `messages.${index}.role`));
+    expect(refusal.error.message).toEndWith("; and 80 more issues");
   });
 });
 
