@@ -43,6 +43,8 @@ const HTTP_STATUS: Record<ErrorCode, 400 | 401 | 403 | 404 | 405 | 409 | 413 | 4
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** A client past the message rate (MAX_CLIENT_FRAMES_PER_SECOND). */
+  policyViolation: 1008,
   tooBig: 1009,
   serverError: 1011,
   badRequest: 4400,

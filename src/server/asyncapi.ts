@@ -20,6 +20,7 @@ type JsonSchema = Record<string, unknown>;
 export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reconnect: boolean }> = {
   normal: { meaning: "Normal closure", reconnect: false },
   goingAway: { meaning: "The server is shutting down: reconnect with after=<last seq> (to another node, or once it is back)", reconnect: true },
+  policyViolation: { meaning: "The client sent more than 200 messages in one second", reconnect: false },
   tooBig: { meaning: "A client frame was too large", reconnect: false },
   serverError: { meaning: "A server fault", reconnect: false },
   badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event) or task id", reconnect: false },

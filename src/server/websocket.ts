@@ -34,6 +34,13 @@ import { lastSeqOf, startStream } from "./watch.ts";
 
 /** A client frame's JSON: one object of a few fields (`{"type":"answer","call_id":…,"text":…}`), with room to spare. */
 const CLIENT_FRAME_STRUCTURE = { maxDepth: 4, maxTokens: 64 };
+
+/**
+ * Client frames a socket may send in one second. A client pings every ~30 s and decides now and
+ * then; 100,000 small frames in one TCP write held the event loop for ~0.2 s (each answered with an
+ * error frame). Past it the socket is closed with 1008 (policy violation).
+ */
+export const MAX_CLIENT_FRAMES_PER_SECOND = 200;
 export interface Connection extends WatchRequest {
   /** Nothing more is sent once set: closing, closed, or marked slow. */
   closed: boolean;
@@ -47,6 +54,9 @@ export interface Connection extends WatchRequest {
   unfollow?: () => void;
   /** The replay waits for the client to read (`drain`) or leave. */
   drainWaiters?: (() => void)[];
+  /** `performance.now()` when its current second of client frames began, and how many came in it. */
+  framesSince?: number;
+  framesInSecond?: number;
 }
 
 export interface WebSocketDeps {
@@ -337,7 +347,18 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
 
     message(ws, raw) {
-      ws.data.lastSeen = performance.now();
+      const now = performance.now();
+      ws.data.lastSeen = now;
+      if (ws.data.closed) return; // closing: what is still buffered is not read
+      if (ws.data.framesSince === undefined || now - ws.data.framesSince >= 1000) {
+        ws.data.framesSince = now;
+        ws.data.framesInSecond = 0;
+      }
+      if (++ws.data.framesInSecond! > MAX_CLIENT_FRAMES_PER_SECOND) {
+        ws.data.closed = true;
+        ws.close(CloseCode.policyViolation, `Too many messages: at most ${MAX_CLIENT_FRAMES_PER_SECOND} a second`);
+        return;
+      }
       try {
         onClientFrame(ws, raw);
       } catch (error) {

@@ -326,6 +326,21 @@ describe("connection rules", () => {
     await socket.waitFor((frame) => frame.type === "pong");
   });
 
+  test("a client past 200 messages in one second is closed with 1008; the others are served", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "hi" });
+    const flooder = await server.watch(task.id);
+    const calm = await server.watch(task.id);
+    await flooder.result();
+    for (let index = 0; index < 1000; index++) flooder.send({ type: "ping" });
+    const closed = await flooder.closed;
+    expect(closed.code).toBe(1008);
+    expect(closed.reason).toBe("Too many messages: at most 200 a second");
+    expect(flooder.frames.filter((frame) => frame.type === "pong").length).toBeLessThanOrEqual(200);
+    calm.send({ type: "ping" });
+    await calm.waitFor((frame) => frame.type === "pong");
+  });
+
   test("an unknown task id gets an error frame, then close 4404", async () => {
     server = await startTestServer();
     const socket = await server.watch("no-such-task");
