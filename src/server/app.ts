@@ -265,10 +265,11 @@ export function createApp(deps: AppDeps) {
     // a thread of long inputs cannot make this response, or its reading, large.
     const tasks = await store.threadTasks(thread.id, { limit: THREAD_TASKS_SHOWN, maxChars: LIST_MAX_BYTES });
     const shown: string[] = [];
-    let bytes = 0;
+    // The thread's own fields and the punctuation count too ("false" is the longer flag).
+    let bytes = Buffer.byteLength(JSON.stringify({ ...thread, tasks_truncated: false }), "utf8") + ',"tasks":[]'.length;
     for (let index = tasks.length - 1; index >= 0; index--) {
       const json = JSON.stringify(tasks[index]);
-      bytes += Buffer.byteLength(json, "utf8");
+      bytes += Buffer.byteLength(json, "utf8") + (shown.length > 0 ? 1 : 0);
       if (shown.length > 0 && bytes > LIST_MAX_BYTES) break;
       shown.unshift(json);
     }

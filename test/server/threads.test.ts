@@ -433,7 +433,7 @@ describe("thread routes", () => {
     const response = await server!.http(`/threads/${thread.id}`, { headers: as(ALICE) });
     const text = await response.text();
     expect(response.status).toBe(200);
-    expect(text.length).toBeLessThanOrEqual(1024 * 1024 + 1024);
+    expect(Buffer.byteLength(text, "utf8")).toBeLessThanOrEqual(1024 * 1024);
     const shown = JSON.parse(text) as Thread & { tasks: Task[]; tasks_truncated: boolean };
     expect(shown).toMatchObject({ id: thread.id, task_count: 12, last_task_id: created[11]!.id, tasks_truncated: true });
     // Ten tasks of ~100 KB fit, not eleven: the newest ten, oldest first, each whole.
