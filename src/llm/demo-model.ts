@@ -147,10 +147,10 @@ export function findArithmetic(text: string): string | undefined {
   return best;
 }
 
-/** `text` without up to `most` of `chars` at its start (a loop: a `^[…]+` pattern is not needed). */
-function trimStartOf(text: string, chars: string, most = Number.POSITIVE_INFINITY): string {
+/** `text` without `chars` at its start. */
+function trimStartOf(text: string, chars: string): string {
   let start = 0;
-  while (start < text.length && start < most && chars.includes(text[start]!)) start++;
+  while (start < text.length && chars.includes(text[start]!)) start++;
   return text.slice(start);
 }
 

@@ -40,6 +40,7 @@ import {
   type ClusterSignal,
   type ClusterStore,
   FencedError,
+  newestWithin,
   resultAfter,
   seqRange,
   type Lease,
@@ -721,15 +722,7 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
          ) AS sized WHERE newer_chars <= ${param(query.maxChars)}::bigint ORDER BY row_id`,
         values,
       );
-      const tasks = rows.map(toTask);
-      let chars = 0;
-      let kept = 0;
-      for (let index = tasks.length - 1; index >= 0; index--) {
-        chars += tasks[index]!.input.length + (tasks[index]!.output?.length ?? 0);
-        if (kept > 0 && chars > query.maxChars) break;
-        kept++;
-      }
-      return tasks.slice(tasks.length - kept);
+      return newestWithin(rows.map(toTask).reverse(), query.maxChars).reverse();
     },
 
     async secret(name) {

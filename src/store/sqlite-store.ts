@@ -19,6 +19,7 @@ import { sourcesOf } from "../tasks/state.ts";
 import {
   FencedError,
   resultAfter,
+  newestWithin,
   seqRange,
   type ListTasksQuery,
   type ListThreadsQuery,
@@ -664,15 +665,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         params.before = query.before;
       }
       const select = db.query(`SELECT ${TASK_COLUMNS} FROM tasks WHERE ${conditions.join(" AND ")} ORDER BY rowid DESC LIMIT $limit`);
-      // Newest first, read one row at a time, so that no row is read beyond the one that fills maxChars.
-      const rows: TaskRow[] = [];
-      let chars = 0;
-      for (const row of select.iterate(params) as IterableIterator<TaskRow>) {
-        chars += row.input.length + (row.output?.length ?? 0);
-        if (query.maxChars !== undefined && rows.length > 0 && chars > query.maxChars) break;
-        rows.push(row);
-      }
-      return rows.reverse().map(toTask);
+      // Newest first, read one row at a time: no row is read past the one that does not fit.
+      return newestWithin(select.iterate(params) as IterableIterator<TaskRow>, query.maxChars).reverse().map(toTask);
     },
 
     async secret(name) {

@@ -368,6 +368,22 @@ const LOG_PAGE = 1000;
  */
 export const PAGE_CHARS = 1024 * 1024;
 
+/**
+ * `threadTasks`' cut, the same in every store: of tasks given newest first, those that hold at most
+ * `maxChars` characters (UTF-16 units) of input and output in all, and at least one. Reads `tasks`
+ * no further than the first that does not fit (an iterator over rows reads no row past it).
+ */
+export function newestWithin<T extends { input: string; output: string | null }>(tasks: Iterable<T>, maxChars: number | undefined): T[] {
+  const kept: T[] = [];
+  let chars = 0;
+  for (const task of tasks) {
+    chars += task.input.length + (task.output?.length ?? 0);
+    if (maxChars !== undefined && kept.length > 0 && chars > maxChars) break;
+    kept.push(task);
+  }
+  return kept;
+}
+
 /** Whether more events may follow `page`, read with `limit` and `maxChars` (see `TaskStore.events`). */
 export function pageMayContinue(page: readonly StoredEvent[], limit: number, maxChars?: number): boolean {
   if (page.length >= limit) return true;
