@@ -18,8 +18,12 @@ export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
 export type EventStreamEnd = "ended" | "client" | "slow";
 
 export interface EventStream {
-  /** Writes SSE text as it is (one or more whole events). Nothing once the stream is closed. */
-  write(text: string): void;
+  /**
+   * Writes SSE text as it is (one or more whole events). Nothing once the stream is closed.
+   * `uncounted`: the text does not count toward `slowClientBytes` (a snapshot the stream starts
+   * with, whatever its size: counted, one past the limit would end the stream right after it).
+   */
+  write(text: string, options?: { uncounted?: boolean }): void;
   /** Ends the stream (what is queued still drains). */
   close(): void;
   /** Closed: ended by its owner, by the client going away, or for being slow. */
@@ -51,6 +55,8 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   let closed = false;
   let keepAlive: ReturnType<typeof setInterval> | undefined;
   let drainWaiters: (() => void)[] = [];
+  /** Chunks written `uncounted`: their size in the queue is 0. */
+  const uncounted = new WeakSet<Uint8Array>();
   /** `performance.now()` when a writer began waiting for the client to read. */
   let waitingSince = 0;
   const wake = () => {
@@ -75,9 +81,11 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   const clientGone = () => close("client");
 
   const stream: EventStream = {
-    write(text) {
+    write(text, writeOptions) {
       if (closed) return;
-      controller.enqueue(encoder.encode(text));
+      const chunk = encoder.encode(text);
+      if (writeOptions?.uncounted) uncounted.add(chunk);
+      controller.enqueue(chunk);
       // Past the high-water mark the client is not reading: end the stream (queued data still drains).
       if ((controller.desiredSize ?? 0) < 0) close("slow");
     },
@@ -123,7 +131,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       },
       cancel: clientGone,
     },
-    { highWaterMark: options.slowClientBytes, size: (chunk) => chunk?.byteLength ?? 0 },
+    { highWaterMark: options.slowClientBytes, size: (chunk) => (chunk === undefined || uncounted.has(chunk) ? 0 : chunk.byteLength) },
   );
   return new Response(body, { headers: EVENT_STREAM_HEADERS });
 }

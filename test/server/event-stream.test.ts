@@ -38,6 +38,18 @@ test("writing past the limit cuts the client off as 'slow'; what was queued stil
   expect(body).toBe(`data: ${"a".repeat(700)}\n\ndata: ${"b".repeat(700)}\n\n`);
 });
 
+test("an uncounted write (a snapshot) of any size does not count toward the limit; counted writes beside it do", async () => {
+  const { response, stream, ended } = open({ slowClientBytes: 1000 });
+  stream.write(`data: ${"s".repeat(5000)}\n\n`, { uncounted: true });
+  expect(stream.closed).toBe(false);
+  expect(stream.backlogged).toBe(false);
+  stream.write(`data: ${"a".repeat(700)}\n\n`);
+  expect(stream.closed).toBe(false);
+  stream.write(`data: ${"b".repeat(700)}\n\n`); // 1,400 counted bytes queued: past the limit
+  expect(await ended).toBe("slow");
+  expect(await response.text()).toBe(`data: ${"s".repeat(5000)}\n\ndata: ${"a".repeat(700)}\n\ndata: ${"b".repeat(700)}\n\n`);
+});
+
 test("a writer left waiting by a client that never reads: cut off as 'slow' after stallMs, and the waiter is released", async () => {
   const { stream, ended } = open({ slowClientBytes: 1000, keepAliveMs: 20, stallMs: 100 });
   stream.write(`data: ${"x".repeat(600)}\n\n`);

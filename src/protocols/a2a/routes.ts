@@ -365,18 +365,16 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const { historyLength } = options;
     let stop: (() => void) | undefined;
     const render = (event: A2AEvent) => `data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`;
-    const first = render({ kind: "task", task: a2a });
     return eventStreamResponse({
-      // The task as it is comes first, whatever its size (a long history): the slow-client limit
-      // counts what is queued beside it. Counted in it, a snapshot past the limit ended every stream
-      // (and every resubscribe) right after it.
-      slowClientBytes: deps.slowClientBytes + Buffer.byteLength(first, "utf8"),
+      slowClientBytes: deps.slowClientBytes,
       keepAliveMs: KEEP_ALIVE_MS,
       // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
       onClose: () => stop?.(),
       start(stream) {
         const send = (event: A2AEvent) => stream.write(render(event));
-        stream.write(first);
+        // The task as it is comes first, whatever its size (a long history), outside the slow-client
+        // limit: counted, a snapshot past it ended every stream (and every resubscribe) right after it.
+        stream.write(render({ kind: "task", task: a2a }), { uncounted: true });
         const projector = new FrameProjector(task);
         for (const ask of open) projector.asks.set(ask.callId, ask);
         if (open.length > 0 && options.endIfParked) {
