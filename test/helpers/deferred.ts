@@ -21,3 +21,13 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await Bun.sleep(5);
   }
 }
+
+/**
+ * Waits for a later turn of the event loop. The server's loops over stored data share one budget
+ * per turn (`backgroundSlice`, src/lib/turn.ts); a test that checks where those loops give way must
+ * begin in a turn of its own, or the budget the test before it spent (on a loaded machine, all of
+ * it) makes the loop yield before its first unit of work.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}

@@ -8,6 +8,7 @@ import { taskTopic, type EventBus } from "../../src/bus/bus.ts";
 import { createLiveFeed } from "../../src/bus/live-feed.ts";
 import { attachWatcher, type Watcher } from "../../src/server/watch.ts";
 import type { StoredEvent, TaskStore } from "../../src/store/store.ts";
+import { nextTurn } from "../helpers/deferred.ts";
 
 function rig(stored: number) {
   const subscribed = new Set<string>();
@@ -118,6 +119,7 @@ test("a replay to a client that keeps up gives the event loop a turn every few m
     drained: async () => {},
   };
   let sentWhenDue: number | undefined;
+  await nextTurn(); // the replay begins with the shared budget whole, not with what earlier tests spent
   setImmediate(() => (sentWhenDue = received.length));
   await attachWatcher({ store, feed, taskId: "t", after: 0, watcher: keepingUp, pageSize: 500 });
   expect(received).toEqual(events.map((event) => event.seq)); // every event once, in order

@@ -8,6 +8,7 @@ import { resumeFromLog, resumeFromStore } from "../../src/engine/resume.ts";
 import { stepFrame } from "../../src/protocol/frames.ts";
 import type { StepEvent } from "../../src/protocol/events.ts";
 import { forEachLogEvent, readLog, type StoredEvent, type TaskStore } from "../../src/store/store.ts";
+import { nextTurn } from "../helpers/deferred.ts";
 
 /** A store that answers at once (as SQLite does), with the pages it was asked for counted. */
 function storeOf(events: readonly StoredEvent[]) {
@@ -31,6 +32,7 @@ test("forEachLogEvent: every event once, in seq order, page after page; a long r
   const { store, reads } = storeOf(events);
   const visited: number[] = [];
   let visitedWhenDue: number | undefined;
+  await nextTurn(); // the read begins with the shared budget whole, not with what earlier tests spent
   setImmediate(() => (visitedWhenDue = visited.length));
   await forEachLogEvent(store, "t", (event) => {
     busy(0.02); // ~50 ms in all: a parse per event
