@@ -82,7 +82,17 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       watcher.subscribe();
       return;
     }
-    const page = await store.events(taskId, sent, pageSize, PAGE_CHARS);
+    // A store that answers on a later turn (PostgreSQL) reads the log as it was when the read began:
+    // the task may go live, publish frames the page lacks and end (its tail gone) before the page
+    // arrives. Whatever was published meanwhile is stored: the next pass reads it.
+    let publishedMeanwhile = false;
+    const stopListening = feed.listen(taskId, () => (publishedMeanwhile = true));
+    let page: StoredEvent[];
+    try {
+      page = await store.events(taskId, sent, pageSize, PAGE_CHARS);
+    } finally {
+      stopListening();
+    }
     if (watcher.closed) return;
     // Re-read after the await: the task may have published more, or ended.
     const tail = feed.tail(taskId);
@@ -122,8 +132,9 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
       await (wait === "drain" ? watcher.drained!() : slice.next());
       if (watcher.closed) return;
     }
-    // After a pause the task may have gone live meanwhile: the next pass looks at the tail again.
-    if (!tail && !pageMayContinue(page, pageSize, PAGE_CHARS) && !paused) {
+    // After a pause the task may have gone live meanwhile, and frames published during the read may
+    // be missing from the page: the next pass looks at the tail and the store again.
+    if (!tail && !pageMayContinue(page, pageSize, PAGE_CHARS) && !paused && !publishedMeanwhile) {
       // Not live: the log is complete. Subscribe anyway, so the watcher hears of anything later.
       watcher.subscribe();
       return;

@@ -175,3 +175,51 @@ test("a task that goes live while the replay asks the store whether its log was 
   expect(received).toEqual([6, 7]);
   expect(controls.map((frame) => JSON.parse(frame).type)).toEqual(["connected"]);
 });
+
+test("a task that goes on and ends while the replay's page is read (a store that answers on a later turn): what it published meanwhile is read from the store, none lost", async () => {
+  // Not live when the read starts, and live with a tail too short to reach back to the client.
+  for (const liveBefore of [false, true]) {
+    const subscribed = new Set<string>();
+    const received: number[] = [];
+    const bus = {
+      publish(topic: string, frame: string) {
+        if (subscribed.has(topic)) received.push((JSON.parse(frame) as { seq: number }).seq);
+      },
+      bind() {},
+    } as unknown as EventBus;
+    const feed = createLiveFeed(bus, { tailSize: 1 });
+    const frame = (seq: number) => JSON.stringify({ type: "step", seq });
+    const events: StoredEvent[] = [1, 2].map((seq) => ({ seq, frame: frame(seq) }));
+    if (liveBefore) {
+      feed.open("t", 0);
+      feed.publish("t", 1, frame(1));
+      feed.publish("t", 2, frame(2)); // the tail now holds seq 2 only
+    }
+    let reads = 0;
+    const store = {
+      events: async (_id: string, after: number, limit: number) => {
+        // The read sees the log as it is when it starts; its answer comes after the run has
+        // stored and published the rest of its frames and ended.
+        const page = events.filter((event) => event.seq > after).slice(0, limit);
+        if (reads++ === 0) {
+          if (!liveBefore) feed.open("t", 2);
+          for (let seq = 3; seq <= 40; seq++) {
+            events.push({ seq, frame: frame(seq) });
+            feed.publish("t", seq, frame(seq));
+          }
+          feed.close("t");
+        }
+        await Bun.sleep(1);
+        return page;
+      },
+    } as unknown as TaskStore;
+    const watcher = {
+      closed: false,
+      send: (event: StoredEvent) => received.push(event.seq),
+      subscribe: () => subscribed.add(taskTopic("t")),
+    };
+    await attachWatcher({ store, feed, taskId: "t", after: 0, watcher });
+    expect({ liveBefore, received }).toEqual({ liveBefore, received: Array.from({ length: 40 }, (_, index) => index + 1) });
+    expect(subscribed.size).toBe(1);
+  }
+});
