@@ -90,7 +90,11 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
   const parkListeners = new Map<string, Set<() => void>>();
   const notify = (taskId: string, frame: string, seq: number | undefined) => {
     const set = (seq === undefined ? deltaListeners : listeners).get(taskId);
-    if (set) for (const listener of set) listener(frame, seq);
+    if (!set) return;
+    // The listeners as they were when the frame was published: one added by a listener (a watcher
+    // that subscribes right after this frame, server/watch.ts `subscribeAt`) must not get it too
+    // (a Set's loop visits what is added during it), and one removed meanwhile gets nothing more.
+    for (const listener of [...set]) if (set.has(listener)) listener(frame, seq);
   };
   return {
     open(taskId, lastSeq) {

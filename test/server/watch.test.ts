@@ -223,3 +223,28 @@ test("a task that goes on and ends while the replay's page is read (a store that
     expect(subscribed.size).toBe(1);
   }
 });
+
+test("an in-process watcher (SSE, A2A, AG-UI, MCP) that subscribes right after the frame it already has: that frame once, from the client, not again from the feed", async () => {
+  const feed = createLiveFeed({ publish() {}, bind() {} } as unknown as EventBus);
+  const frame = (seq: number) => JSON.stringify({ type: "step", seq });
+  // In a cluster this node's follower has published up to 3; the client already has 1..5.
+  feed.open("t", 3);
+  const received: number[] = [];
+  let stop: (() => void) | undefined;
+  const attaching = attachWatcher({
+    store: { events: async () => [] } as unknown as TaskStore,
+    feed,
+    taskId: "t",
+    after: 5,
+    watcher: {
+      closed: false,
+      send: (event) => received.push(event.seq),
+      // As the in-process streams do: a feed listener.
+      subscribe: () => (stop = feed.listen("t", (_frame, seq) => received.push(seq!))),
+    },
+  });
+  for (let seq = 4; seq <= 7; seq++) feed.publish("t", seq, frame(seq));
+  await attaching;
+  expect(received).toEqual([6, 7]);
+  stop?.();
+});
