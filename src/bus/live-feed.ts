@@ -27,7 +27,12 @@ export interface LiveTail {
 export type FeedListener = (frame: string, seq: number | undefined) => void;
 
 export interface LiveFeed {
-  /** A task becomes live (queued or running); `lastSeq` is its last stored seq. */
+  /**
+   * A task becomes live (queued or running); `lastSeq` is its last stored seq. Does nothing for a
+   * task whose result this feed published (recently: the last `endedMemory`): an ended task never
+   * publishes again, and one opened from a status read taken before its end would republish its
+   * last frames to the watchers still subscribed.
+   */
   open(taskId: string, lastSeq: number): void;
   /** Publishes a durable frame; must be called in `seq` order, after the frame is stored. */
   publish(taskId: string, seq: number, frame: string): void;
@@ -80,10 +85,20 @@ class Tail implements LiveTail {
   }
 }
 
-export function createLiveFeed(bus: EventBus, options: { tailSize?: number; telemetry?: Telemetry } = {}): LiveFeed {
+// Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
+const RESULT_PREFIX = '{"type":"result"';
+
+export function createLiveFeed(bus: EventBus, options: { tailSize?: number; endedMemory?: number; telemetry?: Telemetry } = {}): LiveFeed {
   const tailSize = options.tailSize ?? 256;
+  const endedMemory = options.endedMemory ?? 4096;
   const telemetry = options.telemetry ?? noTelemetry;
   const tails = new Map<string, Tail>();
+  /**
+   * Tasks whose result was published, oldest first. A stale opener (in a cluster, the follower
+   * asked to follow a task from a status read one round trip old) comes within moments of the end:
+   * a few thousand ended tasks cover it at ~100 bytes each.
+   */
+  const ended = new Set<string>();
   const listeners = new Map<string, Set<FeedListener>>();
   /** The listeners that also take live-only frames (a subset of `listeners`). */
   const deltaListeners = new Map<string, Set<FeedListener>>();
@@ -98,12 +113,16 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; tele
   };
   return {
     open(taskId, lastSeq) {
-      if (!tails.has(taskId)) tails.set(taskId, new Tail(lastSeq, tailSize));
+      if (!tails.has(taskId) && !ended.has(taskId)) tails.set(taskId, new Tail(lastSeq, tailSize));
     },
     publish(taskId, seq, frame) {
       const tail = tails.get(taskId);
       if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
       tail.push(seq, frame);
+      if (frame.startsWith(RESULT_PREFIX)) {
+        ended.add(taskId);
+        if (ended.size > endedMemory) ended.delete(ended.values().next().value!);
+      }
       bus.publish(taskTopic(taskId), frame);
       notify(taskId, frame, seq);
       telemetry.framePublished("durable");

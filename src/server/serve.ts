@@ -123,7 +123,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // Cluster mode: tasks run elsewhere are followed from the log for the watchers connected here.
   const local: { runner?: TaskRunner } = {};
   const follower = opened.cluster
-    ? createFollower({ store, feed, logger, isLocal: (taskId) => local.runner?.liveTask(taskId) !== undefined, pollMs: config.pollMs })
+    ? createFollower({ store, feed, logger, isLocal: (taskId) => local.runner?.publishes(taskId) ?? false, pollMs: config.pollMs })
     : undefined;
   // Webhooks (src/webhooks): written to the outbox with each task's end or wait, delivered by the worker started below.
   const webhookSecret = config.webhookSecret ? parseWebhookSecret(config.webhookSecret)! : await store.secret("webhooks");

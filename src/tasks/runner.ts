@@ -85,6 +85,12 @@ export interface TaskRunner {
    */
   liveTask(taskId: string): Task | undefined;
   /**
+   * Whether this runner publishes the task's frames now: from the moment it holds the task until its
+   * end is published (or, in a cluster, its watchers are handed to the follower) — also while the
+   * run is ending, when `liveTask` no longer has it. The follower must not take such a task's tail.
+   */
+  publishes(taskId: string): boolean;
+  /**
    * A waiting task was decided and queued again (`store.appendWhileWaiting` with `requeue`): run it
    * (on any worker node); the run resumes it from its log.
    */
@@ -1065,6 +1071,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       if (cluster) cluster.store.signal({ kind: "input", taskId }).catch(() => {});
     },
 
+    publishes(taskId) {
+      return active.has(taskId);
+    },
     liveTask(taskId) {
       const entry = active.get(taskId);
       if (!entry || entry.finished) return undefined;

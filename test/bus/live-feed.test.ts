@@ -60,3 +60,35 @@ test("listen: every listener gets the durable frames with their seq; only one ad
   feed.publish("t", 4, "four");
   expect(durable).toHaveLength(3);
 });
+
+test("an ended task's tail does not open again: a stale open (a status read from before the end) cannot republish its last frames; the memory is bounded", () => {
+  const sent: string[] = [];
+  const feed = createLiveFeed({ publish: (_topic: string, frame: string) => sent.push(frame), bind() {} } as unknown as EventBus, { endedMemory: 2 });
+  const step = (seq: number) => JSON.stringify({ type: "step", seq });
+  const result = (seq: number) => JSON.stringify({ type: "result", seq, data: { status: "completed" } });
+  feed.open("t", 0);
+  feed.publish("t", 1, step(1));
+  feed.publish("t", 2, result(2));
+  feed.close("t");
+  // Opened again from a read that saw the task running at seq 1: nothing opens, nothing can be published.
+  feed.open("t", 1);
+  expect(feed.tail("t")).toBeUndefined();
+  expect(() => feed.publish("t", 2, result(2))).toThrow("not open");
+  expect(sent).toEqual([step(1), result(2)]);
+  // A task that only closed its tail (parked, or handed over) opens again.
+  feed.open("w", 0);
+  feed.publish("w", 1, step(1));
+  feed.close("w");
+  feed.open("w", 1);
+  expect(feed.tail("w")?.lastSeq).toBe(1);
+  // Two more ended tasks: "t" is forgotten (the memory holds 2).
+  for (const id of ["u", "v"]) {
+    feed.open(id, 0);
+    feed.publish(id, 1, result(1));
+    feed.close(id);
+  }
+  feed.open("t", 2);
+  expect(feed.tail("t")?.lastSeq).toBe(2);
+  feed.open("u", 0);
+  expect(feed.tail("u")).toBeUndefined();
+});

@@ -14,7 +14,7 @@ import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { TaskStore } from "../../src/store/store.ts";
 import { createRunner, type TaskRunner } from "../../src/tasks/runner.ts";
 import { builtinTools } from "../../src/tools/registry.ts";
-import { until, within } from "../helpers/deferred.ts";
+import { deferred, until, within } from "../helpers/deferred.ts";
 import { z } from "zod";
 import { defineTool } from "../../src/tools/tool.ts";
 import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
@@ -90,6 +90,31 @@ async function submit({ store, runner }: Rig, input: object) {
   runner.submit(task);
   return task;
 }
+
+describe("runner.publishes", () => {
+  test("true from submit until the end is published — also while the end is being stored, when liveTask no longer has the task", async () => {
+    const setup = rig();
+    const storing = deferred();
+    const release = deferred();
+    const finishTask = setup.store.finishTask.bind(setup.store);
+    // The end's commit takes a while (PostgreSQL answers on a later turn).
+    setup.store.finishTask = async (...args) => {
+      storing.resolve();
+      await release.promise;
+      return finishTask(...args);
+    };
+    const task = await submit(setup, { steps: 2 });
+    expect(setup.runner.publishes(task.id)).toBe(true);
+    await within(storing.promise, 5000, "the end being stored");
+    expect(setup.runner.liveTask(task.id)).toBeUndefined();
+    // The follower asks this (cluster: isLocal): it must not take the tail the run still publishes to.
+    expect(setup.runner.publishes(task.id)).toBe(true);
+    release.resolve();
+    await until(() => !setup.runner.publishes(task.id), "the run lets the task go");
+    expect((await setup.store.getTask(task.id))?.status).toBe("completed");
+    expect(setup.runner.publishes("no-such-task")).toBe(false);
+  });
+});
 
 describe("runner.liveTask", () => {
   test("reports a queued task, then the running one with what it published, then nothing once it ended", async () => {
