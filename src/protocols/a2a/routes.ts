@@ -187,7 +187,13 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   /** What the view needs of a task's log, read a slice at a time (a long log never holds the event loop). */
   async function digestOf(task: Task): Promise<LogDigest> {
     const digest = new LogDigest(task);
-    await forEachLogEvent(store, task.id, (event) => digest.add(event));
+    // A task that has not ended is shown as its status read saw it: up to its `last_seq` (both move
+    // in one transaction). A log read past it could hold the task's end while the view says working,
+    // and a stream that follows from there would never see the result it waits for.
+    const ended = isTerminal(task.status);
+    await forEachLogEvent(store, task.id, (event) => {
+      if (ended || event.seq <= task.last_seq) digest.add(event);
+    });
     // An ended task's log is whole or pruned: one read short of its end was pruned meanwhile, and
     // is shown as a pruned one is (no history past the input), not as a part.
     if (isTerminal(task.status) && digest.lastSeq !== task.last_seq) return new LogDigest(task);
@@ -320,7 +326,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
             // The client went away.
           }
         };
-        stop = follow({ task, after, projector: new FrameProjector(task), announced: new Set(), emit: () => {}, done: finish, signal: call.signal });
+        // Any park ends it (the answer then shows what waits): the asks may be in the log before
+        // `after`, where this projector does not look.
+        stop = follow({ task, after, projector: new FrameProjector(task), announced: new Set(), anyPark: true, emit: () => {}, done: finish, signal: call.signal });
       },
       cancel() {
         clearInterval(keepAlive);
@@ -336,9 +344,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const { task, fresh } = await startOrContinue(call, message);
     // A new task: it as created (submitted), then every event of its log. A continued one: it as it
     // is now, then what comes after the log read for that view.
-    if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true });
+    if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false });
     const { a2a, asks, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? asks : [], { historyLength, endIfParked: true });
+    return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting" });
   }
 
   async function subscribe(call: Call): Promise<Response> {
@@ -347,21 +355,24 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}): nothing more will happen; read it with GetTask`);
     }
     const { a2a, asks, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, task.status === "waiting" ? asks : [], { endIfParked: false });
+    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: false, asksShown: task.status === "waiting" });
   }
 
   /**
    * The event stream of a task: the task as it is (`a2a`, which covers the log up to `after`), then
-   * an event per frame after it, until it ends or parks for a person. `open`: asks already shown.
+   * an event per frame after it, until it ends or parks for a person. `open`: the asks still open in
+   * the log up to `after`; `asksShown`: the task was waiting, so `a2a` showed them. Asks in the log of
+   * a task that was still running are not shown yet: its park (which writes no frame) announces them.
    */
   function sseOf(
     call: Call,
     task: Task,
     a2a: ReturnType<typeof toA2ATask>,
     after: number,
-    open: readonly Ask[],
-    options: { historyLength?: number; endIfParked: boolean },
+    asks: readonly Ask[],
+    options: { historyLength?: number; endIfParked: boolean; asksShown: boolean },
   ): Response {
+    const open = options.asksShown ? asks : [];
     const { historyLength } = options;
     let stop: (() => void) | undefined;
     const render = (event: A2AEvent) => `data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`;
@@ -376,7 +387,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         // limit: counted, a snapshot past it ended every stream (and every resubscribe) right after it.
         stream.write(render({ kind: "task", task: a2a }), { uncounted: true });
         const projector = new FrameProjector(task);
-        for (const ask of open) projector.asks.set(ask.callId, ask);
+        for (const ask of asks) projector.asks.set(ask.callId, ask);
         if (open.length > 0 && options.endIfParked) {
           // A message decided one of several waiting calls: the task still needs input.
           send(projector.inputRequired(open));
@@ -403,13 +414,15 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   /**
    * Follows a task's frames after `after` — stored, then live, with no gap and no duplicate — and
    * turns them into A2A events, until the `result` (terminal) or until the task parks with asks
-   * not yet `announced` (input-required). Returns the function that stops it.
+   * not yet `announced` (input-required) — or parks at all, with `anyPark`. Returns the function
+   * that stops it.
    */
   function follow(options: {
     task: Task;
     after: number;
     projector: FrameProjector;
     announced: Set<string>;
+    anyPark?: boolean;
     emit(events: A2AEvent[]): void;
     done(failure?: unknown): void;
     signal: AbortSignal;
@@ -420,7 +433,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     let poll: ReturnType<typeof setInterval> | undefined;
     const unfollow = deps.follow?.(task);
     const unpark = deps.feed.onParked(task.id, () => {
-      if (unannounced().length > 0) void checkParked();
+      if (awaitsPark()) void checkParked();
     });
     const stop = () => {
       if (closed) return;
@@ -437,20 +450,22 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       options.done(failure);
     };
     const unannounced = () => [...projector.asks.values()].filter((ask) => !announced.has(ask.callId));
+    /** A park would end this: any park, or one with asks not yet announced. */
+    const awaitsPark = () => options.anyPark === true || unannounced().length > 0;
     // One read at a time; a park told of during a read is read again right after it.
     const checkParked = coalesced(async () => {
       if (closed) return;
       try {
         const current = await store.getTask(task.id);
-        if (closed || current?.status !== "waiting" || unannounced().length === 0) return;
-        options.emit([projector.inputRequired([...projector.asks.values()])]);
+        if (closed || current?.status !== "waiting" || !awaitsPark()) return;
+        if (projector.asks.size > 0) options.emit([projector.inputRequired([...projector.asks.values()])]);
         end();
       } catch (error) {
         deps.logger.warn("a2a: could not read a task's status", { task: task.id, error: errorMessage(error) });
       }
     });
     const watchForPark = () => {
-      if (unannounced().length === 0) {
+      if (!awaitsPark()) {
         clearInterval(poll);
         poll = undefined;
       } else poll ??= setInterval(() => void checkParked(), PARK_POLL_MS);
