@@ -74,6 +74,8 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
     let stopListening: (() => void) | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
     const open = new Map<string, OpenRequest>();
+    /** The last seq handled: `open` is the task's open requests as of it. */
+    let handledSeq = 0;
     const unfollow = options.follow?.(task);
     const unpark = feed.onParked(task.id, () => void checkWaiting());
 
@@ -96,7 +98,12 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
       if (closed || open.size === 0) return;
       try {
         const current = await store.getTask(task.id);
-        if (!closed && current?.status === "waiting" && open.size > 0) finish({ kind: "waiting", task: current, open: [...open.values()] });
+        // Only once the stream has reached the log's end: a request open earlier in the log (the
+        // replay has not come to its decision yet) is not what the task waits for now; the poll
+        // looks again once the replay gets there.
+        if (!closed && current?.status === "waiting" && open.size > 0 && current.last_seq <= handledSeq) {
+          finish({ kind: "waiting", task: current, open: [...open.values()] });
+        }
       } catch (error) {
         options.logger.warn("mcp: could not read a waiting task", { task: task.id, error: errorMessage(error) });
       }
@@ -104,6 +111,7 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
 
     const handle = (frame: string, seq: number) => {
       if (closed) return;
+      handledSeq = seq;
       const parsed = JSON.parse(frame) as { type: string; data: Record<string, unknown> };
       if (parsed.type === "result") {
         const data = parsed.data as { status: TaskStatus; output?: string; error?: TaskError; output_json?: unknown };
