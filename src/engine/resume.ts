@@ -70,6 +70,8 @@ export interface ResumeState {
   waitedMs: number;
   /** Calls that wait for a person and have no decision yet: the task goes on waiting. */
   awaiting: PendingToolCall[];
+  /** Every call a person decided or answered (or whose wait timed out), finished or not. */
+  decided: Set<string>;
 }
 
 /** The log cannot be read back: a frame is not valid JSON, breaks its schema, or contradicts the log. */
@@ -132,6 +134,7 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
   let lastStep = 0;
   let resumes = 0;
   const consumedInputs = new Set<string>();
+  const decided = new Set<string>();
   let outputRetriesUsed = 0;
   let waitedMs = 0;
   /** When the latest wait for a person began (the time of its request event). */
@@ -236,12 +239,14 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
           const { decision, by, reason } = event.data;
           pending.decision =
             decision === "approved" ? { kind: "approved", by } : decision === "rejected" ? { kind: "rejected", by, ...(reason ? { reason } : {}) } : { kind: "timed_out" };
+          decided.add(event.data.id);
           break;
         }
         case "answer": {
           const pending = openCall(event.data.id, "answer");
           if (pending.awaiting !== "question" || pending.decision) fail(`answer for call '${event.data.id}', which awaits no answer`);
           pending.decision = { kind: "answered", by: event.data.by, text: event.data.text };
+          decided.add(event.data.id);
           break;
         }
         case "usage": {
@@ -296,7 +301,7 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
       // (its output lost) is run again.
       const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
       const awaiting = unfinished.filter((pending) => pending.awaiting && !pending.decision);
-      return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting };
+      return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting, decided };
     },
   };
 }

@@ -105,13 +105,12 @@ export function createInteraction(options: InteractionOptions): Interaction {
   }
 
   /** The calls of `task` that wait for a person, from its log (undefined: the log says it has ended). */
-  async function awaitingCalls(task: Task): Promise<{ awaiting: PendingToolCall[]; decided: PendingToolCall[] } | undefined> {
+  async function awaitingCalls(task: Task): Promise<{ awaiting: PendingToolCall[]; decided: ReadonlySet<string> } | undefined> {
     const state = await resumeFromStore(store, task);
     if (state.finished) return undefined;
-    return {
-      awaiting: state.awaiting,
-      decided: state.unfinished.filter((pending) => pending.awaiting && pending.decision),
-    };
+    // Decided calls, those still running and those whose result is stored (a decision racing
+    // another one may read the log after the winner's call has run).
+    return { awaiting: state.awaiting, decided: state.decided };
   }
 
   async function decideOnce(taskId: string, by: string, decision: Decision): Promise<Task> {
@@ -124,7 +123,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
       if (!calls) throw new AgentkitError("conflict", `Task ${taskId} has ended; nothing waits for a decision`);
       const pending = calls.awaiting.find((candidate) => candidate.call.id === decision.callId);
       if (!pending) {
-        if (calls.decided.some((candidate) => candidate.call.id === decision.callId)) {
+        if (calls.decided.has(decision.callId)) {
           throw new AgentkitError("conflict", `Call '${decision.callId}' of task ${taskId} is already decided`);
         }
         throw new AgentkitError("not_found", `No call '${decision.callId}' of task ${taskId} waits for a decision`);

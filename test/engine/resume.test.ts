@@ -574,6 +574,7 @@ describe("resumeFromLog + runReAct resume", () => {
       outputRetriesUsed: 0,
       waitedMs: 0,
       awaiting: [],
+      decided: new Set(),
     });
     expect(ResumedEvent.parse(resumedEventFor(resumeFromLog(INPUT, []), { tools: new Map(), node: "n1", reason: "takeover" })).step).toBe(0);
   });

@@ -428,6 +428,24 @@ describe("refusals change nothing", () => {
     await socket.waitFor((frame) => frame.type === "pong");
   });
 
+  test("deciding a call that was decided and has run since (a decision that lost a race, read after the winner's call ran): 409 already decided, not 404", async () => {
+    const model = createScriptedModel([callTools([calc("c1", "2*2")]), callTools([calc("c2", "3*3")]), answer("done")]);
+    await start(model, { approval: ["calculator"] });
+    const task = await server!.createTask({ input: "gated twice" }, as(ALICE));
+    await waitStatus(task.id, "waiting");
+    expect((await decide("rest", task.id, { type: "approve", call_id: "c1" })).ok).toBe(true);
+    // c1 runs (its result is stored), then the task waits on c2.
+    await until(async () => (await log(task.id)).filter((event) => event.event === "approval_requested").length === 2 && (await getTask(task.id)).status === "waiting", "the second park");
+    const before = await storedFrames(task.id);
+    for (const decision of [{ type: "approve", call_id: "c1" }, { type: "reject", call_id: "c1" }] as const) {
+      const rest = await decide("rest", task.id, decision);
+      expect(rest).toMatchObject({ ok: false, status: 409, code: "conflict" });
+    }
+    expect(await storedFrames(task.id)).toEqual(before);
+    expect((await decide("rest", task.id, { type: "approve", call_id: "c2" })).ok).toBe(true);
+    await waitStatus(task.id, "completed");
+  });
+
   test("messages pile up at most 32 deep: the next is 429 queue_full (REST, with Retry-After) or an error frame; none is dropped", async () => {
     const { task, socket, snapshot } = await waitingTask();
     for (let index = 0; index < 32; index++) await sendInput(index % 2 === 0 ? "rest" : "ws", task.id, `message ${index}`, socket);
