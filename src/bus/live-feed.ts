@@ -50,6 +50,12 @@ export interface LiveFeed {
   onParked(taskId: string, listener: () => void): () => void;
   /** The task reached a terminal state and its result was published. */
   close(taskId: string): void;
+  /**
+   * The task is known to have ended (a watcher read it so): its tail never opens again, as after a
+   * result this feed published. In a cluster a watcher that joined after the end replays the log
+   * and subscribes with no tail; one whose status read is older must not open one below it.
+   */
+  ended(taskId: string): void;
   tail(taskId: string): LiveTail | undefined;
   /**
    * Adds an in-process listener for the task's durable frames — and its live-only ones with
@@ -103,6 +109,11 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; ende
   /** The listeners that also take live-only frames (a subset of `listeners`). */
   const deltaListeners = new Map<string, Set<FeedListener>>();
   const parkListeners = new Map<string, Set<() => void>>();
+  const remember = (taskId: string) => {
+    if (ended.has(taskId)) return;
+    ended.add(taskId);
+    if (ended.size > endedMemory) ended.delete(ended.values().next().value!);
+  };
   const notify = (taskId: string, frame: string, seq: number | undefined) => {
     const set = (seq === undefined ? deltaListeners : listeners).get(taskId);
     if (!set) return;
@@ -119,10 +130,7 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; ende
       const tail = tails.get(taskId);
       if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
       tail.push(seq, frame);
-      if (frame.startsWith(RESULT_PREFIX)) {
-        ended.add(taskId);
-        if (ended.size > endedMemory) ended.delete(ended.values().next().value!);
-      }
+      if (frame.startsWith(RESULT_PREFIX)) remember(taskId);
       bus.publish(taskTopic(taskId), frame);
       notify(taskId, frame, seq);
       telemetry.framePublished("durable");
@@ -144,6 +152,9 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; ende
     },
     close(taskId) {
       tails.delete(taskId);
+    },
+    ended(taskId) {
+      remember(taskId);
     },
     tail(taskId) {
       return tails.get(taskId);

@@ -119,7 +119,10 @@ export function createFollower(options: FollowerOptions): Follower {
       let entry = followed.get(task.id);
       if (!entry) followed.set(task.id, (entry = { watchers: 0, following: false, fetching: false, again: false }));
       entry.watchers++;
-      if (!isTerminal(task.status) && !entry.following && !options.isLocal(task.id)) follow(task.id, entry, task.last_seq);
+      // An ended task is remembered as such: a watcher whose status read is older (still running)
+      // must not make this node follow it again from there, republishing what others here have.
+      if (isTerminal(task.status)) feed.ended(task.id);
+      else if (!entry.following && !options.isLocal(task.id)) follow(task.id, entry, task.last_seq);
       let released = false;
       const current = entry;
       return () => {

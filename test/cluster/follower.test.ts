@@ -38,3 +38,24 @@ test("a watcher joining with a status read from before the end: the frames a con
     follower.close();
   }
 });
+
+test("a node that never followed the task: a watcher that read it ended, then one whose read is older, publish nothing", async () => {
+  const onTopic: number[] = [];
+  const feed = createLiveFeed({ publish: (_topic: string, frame: string) => onTopic.push(JSON.parse(frame).seq), bind() {} } as unknown as EventBus);
+  const log = Array.from({ length: 8 }, (_, index) => ({ seq: index + 1, frame: JSON.stringify({ type: index === 7 ? "result" : "step", seq: index + 1 }) }));
+  const store = { events: async (_id: string, after: number, limit: number) => log.filter((event) => event.seq > after).slice(0, limit) } as unknown as TaskStore;
+  const follower = createFollower({ store, feed, logger: silentLogger, isLocal: () => false, pollMs: 60_000 });
+  try {
+    // W1 read the task completed: it replays 1..8 from the store and subscribes, with no tail here.
+    const stopW1 = follower.watch({ id: "t", status: "completed", last_seq: 8 } as Task);
+    // W2's read, taken before the end, is answered after W1 joined.
+    const stopW2 = follower.watch({ id: "t", status: "running", last_seq: 6 } as Task);
+    await Bun.sleep(30);
+    expect(onTopic).toEqual([]);
+    expect(feed.tail("t")).toBeUndefined();
+    stopW2();
+    stopW1();
+  } finally {
+    follower.close();
+  }
+});
