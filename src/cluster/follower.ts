@@ -105,6 +105,7 @@ export function createFollower(options: FollowerOptions): Follower {
 
   function follow(taskId: string, entry: Followed, lastSeq: number) {
     if (!feed.tail(taskId)) feed.open(taskId, lastSeq);
+    if (!feed.tail(taskId)) return; // the feed knows the task ended: nothing to follow
     entry.following = true;
     void fetch(taskId);
   }

@@ -36,7 +36,7 @@ test("a park heard while the replay is in the middle of the log: the call waits 
     logger: silentLogger,
     task,
     signal: new AbortController().signal,
-    waitPollMs: 10,
+    waitPollMs: 60_000, // no poll: the answer comes when the stream reaches the log's end
     onStep: (seq) => {
       if (seq !== 1) return;
       // The park is heard here, and the replay gives the event loop a turn before going on.

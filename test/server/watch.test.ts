@@ -227,6 +227,7 @@ test("a task that goes on and ends while the replay's page is read (a store that
 test("an in-process watcher (SSE, A2A, AG-UI, MCP) that subscribes right after the frame it already has: that frame once, from the client, not again from the feed", async () => {
   const feed = createLiveFeed({ publish() {}, bind() {} } as unknown as EventBus);
   const frame = (seq: number) => JSON.stringify({ type: "step", seq });
+  await nextTurn(); // the join subscribes at once, not after a turn the frames would be published in
   // In a cluster this node's follower has published up to 3; the client already has 1..5.
   feed.open("t", 3);
   const received: number[] = [];
@@ -243,8 +244,13 @@ test("an in-process watcher (SSE, A2A, AG-UI, MCP) that subscribes right after t
       subscribe: () => (stop = feed.listen("t", (_frame, seq) => received.push(seq!))),
     },
   });
-  for (let seq = 4; seq <= 7; seq++) feed.publish("t", seq, frame(seq));
+  let listening = false;
+  for (let seq = 4; seq <= 7; seq++) {
+    feed.publish("t", seq, frame(seq));
+    if (seq === 5) listening = stop !== undefined; // subscribed inside the publish of 5
+  }
   await attaching;
+  expect(listening).toBe(true);
   expect(received).toEqual([6, 7]);
   stop?.();
 });

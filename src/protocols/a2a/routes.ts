@@ -465,7 +465,11 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       }
     });
     const watchForPark = () => {
-      if (!awaitsPark()) {
+      // The poll is a safety net for a park nobody here was told of. With `anyPark` and no ask known,
+      // one node needs none (its runner tells the feed of every park); a cluster's park signal can be
+      // missed (a LISTEN reconnect), so there it polls.
+      const needsPoll = unannounced().length > 0 || (options.anyPark === true && deps.follow !== undefined);
+      if (!needsPoll) {
         clearInterval(poll);
         poll = undefined;
       } else poll ??= setInterval(() => void checkParked(), PARK_POLL_MS);

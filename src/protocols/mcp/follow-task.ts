@@ -76,6 +76,8 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
     const open = new Map<string, OpenRequest>();
     /** The last seq handled: `open` is the task's open requests as of it. */
     let handledSeq = 0;
+    /** A status read found the task waiting at this seq before the stream got there: look again then. */
+    let waitingAt: number | undefined;
     const unfollow = options.follow?.(task);
     const unpark = feed.onParked(task.id, () => void checkWaiting());
 
@@ -99,11 +101,11 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
       try {
         const current = await store.getTask(task.id);
         // Only once the stream has reached the log's end: a request open earlier in the log (the
-        // replay has not come to its decision yet) is not what the task waits for now; the poll
-        // looks again once the replay gets there.
-        if (!closed && current?.status === "waiting" && open.size > 0 && current.last_seq <= handledSeq) {
-          finish({ kind: "waiting", task: current, open: [...open.values()] });
-        }
+        // replay has not come to its decision yet) is not what the task waits for now; it looks
+        // again once the stream gets there.
+        if (closed || current?.status !== "waiting") return;
+        if (current.last_seq > handledSeq) waitingAt = current.last_seq;
+        else if (open.size > 0) finish({ kind: "waiting", task: current, open: [...open.values()] });
       } catch (error) {
         options.logger.warn("mcp: could not read a waiting task", { task: task.id, error: errorMessage(error) });
       }
@@ -131,6 +133,10 @@ export function followTask(options: FollowOptions): Promise<FollowEnd> {
       options.onStep?.(seq, event);
       // The task parks (status `waiting`, no frame says so) once the step's other calls are done.
       if (open.size > 0) poll ??= setInterval(() => void checkWaiting(), options.waitPollMs ?? 1_000);
+      if (waitingAt !== undefined && seq >= waitingAt) {
+        waitingAt = undefined;
+        void checkWaiting();
+      }
     };
 
     startStream({
