@@ -444,8 +444,10 @@ describe("a live server's answers match the documented schema of their status", 
       const { body: task } = (await check("POST", "/tasks", 201, { json: { input: "6*7?" } })) as { body: { id: string } };
       await finished(task.id, ["waiting"]);
       await check("POST", `/tasks/${task.id}/approvals`, 200, { json: { call_id: "c1", decision: "approve" } });
-      // Decided: that call no longer waits (404); the model goes on and asks a question.
-      await check("POST", `/tasks/${task.id}/approvals`, 404, { json: { call_id: "c1", decision: "reject" } });
+      // Decided: deciding it again is a 409 (also once it has run), a call that never waited a 404;
+      // the model goes on and asks a question.
+      await check("POST", `/tasks/${task.id}/approvals`, 409, { json: { call_id: "c1", decision: "reject" } });
+      await check("POST", `/tasks/${task.id}/approvals`, 404, { json: { call_id: "nope", decision: "reject" } });
       for (let tries = 0; ; tries++) {
         const { events } = (await (await people.http(`/tasks/${task.id}/events`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { events: { data: { event_type?: string } }[] };
         if (events.some((event) => event.data.event_type === "question")) break;
