@@ -10,7 +10,7 @@ import { attachWatcher, type Watcher } from "../../src/server/watch.ts";
 import type { StoredEvent, TaskStore } from "../../src/store/store.ts";
 import { nextTurn } from "../helpers/deferred.ts";
 
-function rig(stored: number) {
+function rig(stored: number, tailSize?: number) {
   const subscribed = new Set<string>();
   const received: number[] = [];
   const bus = {
@@ -19,7 +19,7 @@ function rig(stored: number) {
     },
     bind() {},
   } as unknown as EventBus;
-  const feed = createLiveFeed(bus);
+  const feed = createLiveFeed(bus, { tailSize });
   const events: StoredEvent[] = Array.from({ length: stored }, (_, index) => ({ seq: index + 1, frame: JSON.stringify({ type: "step", seq: index + 1 }) }));
   const store = { events: async (_id: string, after: number, limit: number) => events.filter((event) => event.seq > after).slice(0, limit) } as unknown as TaskStore;
   const watcher: Watcher & { closed: boolean } = {
@@ -179,17 +179,8 @@ test("a task that goes live while the replay asks the store whether its log was 
 test("a task that goes on and ends while the replay's page is read (a store that answers on a later turn): what it published meanwhile is read from the store, none lost", async () => {
   // Not live when the read starts, and live with a tail too short to reach back to the client.
   for (const liveBefore of [false, true]) {
-    const subscribed = new Set<string>();
-    const received: number[] = [];
-    const bus = {
-      publish(topic: string, frame: string) {
-        if (subscribed.has(topic)) received.push((JSON.parse(frame) as { seq: number }).seq);
-      },
-      bind() {},
-    } as unknown as EventBus;
-    const feed = createLiveFeed(bus, { tailSize: 1 });
+    const { feed, events, watcher, received, subscribed } = rig(2, 1);
     const frame = (seq: number) => JSON.stringify({ type: "step", seq });
-    const events: StoredEvent[] = [1, 2].map((seq) => ({ seq, frame: frame(seq) }));
     if (liveBefore) {
       feed.open("t", 0);
       feed.publish("t", 1, frame(1));
@@ -213,11 +204,6 @@ test("a task that goes on and ends while the replay's page is read (a store that
         return page;
       },
     } as unknown as TaskStore;
-    const watcher = {
-      closed: false,
-      send: (event: StoredEvent) => received.push(event.seq),
-      subscribe: () => subscribed.add(taskTopic("t")),
-    };
     await attachWatcher({ store, feed, taskId: "t", after: 0, watcher });
     expect({ liveBefore, received }).toEqual({ liveBefore, received: Array.from({ length: 40 }, (_, index) => index + 1) });
     expect(subscribed.size).toBe(1);
