@@ -201,14 +201,18 @@ export function createInteraction(options: InteractionOptions): Interaction {
       const task = await store.getTask(taskId);
       if (!task) throw new AgentkitError("not_found", `No task with id '${taskId}'`);
       const inputId = `in_${crypto.randomUUID()}`;
-      const ended = () => new AgentkitError("conflict", `Task ${taskId} has ended (${task.status}); start a new task (in its thread) instead`);
-      if (isTerminal(task.status)) throw ended();
+      const ended = (status?: string) => new AgentkitError("conflict", `Task ${taskId} has ended${status ? ` (${status})` : ""}; start a new task (in its thread) instead`);
+      if (isTerminal(task.status)) throw ended(task.status);
       // What a client can store is bounded: messages wait at most MAX_PENDING_INPUTS deep (a
       // client sending faster than the model reads is told to slow down, nothing is dropped).
       if ((await store.pendingInputCount(taskId)) >= MAX_PENDING_INPUTS) {
         throw new AgentkitError("queue_full", `Task ${taskId} already has ${MAX_PENDING_INPUTS} messages waiting for its next step; try again later`);
       }
-      if (!(await store.addInput(taskId, { id: inputId, text, by, createdAt: now() }))) throw ended();
+      if (!(await store.addInput(taskId, { id: inputId, text, by, createdAt: now() }))) {
+        // It ended after the read above: say how, as the store has it now.
+        const current = await store.getTask(taskId).catch(() => undefined);
+        throw ended(current && isTerminal(current.status) ? current.status : undefined);
+      }
       runner.notifyInput(taskId);
       return { inputId };
     },

@@ -446,6 +446,43 @@ describe("refusals change nothing", () => {
     await waitStatus(task.id, "completed");
   });
 
+  test("a message to a running task that ends before the message is stored: 409 naming how it ended, not the status read before", async () => {
+    let cancelling: (() => Promise<unknown>) | undefined;
+    const slow = createScriptedModel([
+      async function* (request: { abortSignal: AbortSignal }) {
+        // Runs until it is cancelled.
+        await new Promise((_, reject) => request.abortSignal.addEventListener("abort", () => reject(request.abortSignal.reason), { once: true }));
+      } as unknown as ScriptStep,
+    ]);
+    const own = await startTestServer({
+      models: { m: slow },
+      agents: [{ name: "default", model: "test/m" }],
+      config: { apiKey: ADMIN },
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, key) {
+            const value = (target as any)[key];
+            if (key !== "addInput") return typeof value === "function" ? value.bind(target) : value;
+            // The task ends between the route's status read and the store's write.
+            return async (...args: unknown[]) => {
+              await cancelling?.();
+              return value.apply(target, args);
+            };
+          },
+        }),
+    });
+    try {
+      const task = await own.createTask({ input: "run" }, as(ADMIN));
+      await until(async () => ((await (await own.http(`/tasks/${task.id}`, { headers: as(ADMIN) })).json()) as Task).status === "running", "the task runs");
+      cancelling = () => own.http(`/tasks/${task.id}/cancel`, { method: "POST", headers: as(ADMIN) });
+      const refused = await own.http(`/tasks/${task.id}/input`, { method: "POST", headers: as(ADMIN), json: { text: "too late" } });
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain("has ended (cancelled)");
+    } finally {
+      await own.close();
+    }
+  });
+
   test("messages pile up at most 32 deep: the next is 429 queue_full (REST, with Retry-After) or an error frame; none is dropped", async () => {
     const { task, socket, snapshot } = await waitingTask();
     for (let index = 0; index < 32; index++) await sendInput(index % 2 === 0 ? "rest" : "ws", task.id, `message ${index}`, socket);
