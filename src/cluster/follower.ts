@@ -17,7 +17,7 @@ import type { LiveFeed } from "../bus/live-feed.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import type { TaskStore } from "../store/store.ts";
+import { PAGE_CHARS, pageMayContinue, type TaskStore } from "../store/store.ts";
 
 // Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
 const RESULT_PREFIX = '{"type":"result"';
@@ -83,7 +83,9 @@ export function createFollower(options: FollowerOptions): Follower {
         for (;;) {
           const tail = feed.tail(taskId);
           if (!entry.following || !tail) return;
-          const page = await store.events(taskId, tail.lastSeq, PAGE);
+          // A page of at most ~1 MiB: all of it is published in one turn, and an event stream (SSE,
+          // A2A) hands its queue to the socket only between turns.
+          const page = await store.events(taskId, tail.lastSeq, PAGE, PAGE_CHARS);
           // Re-check after the await: the runner may have claimed the task, or the watchers left.
           if (!entry.following || feed.tail(taskId) !== tail) return;
           for (const event of page) {
@@ -92,7 +94,7 @@ export function createFollower(options: FollowerOptions): Follower {
             feed.publish(taskId, event.seq, event.frame);
             if (event.frame.startsWith(RESULT_PREFIX)) return stopFollowing(taskId, entry);
           }
-          if (page.length < PAGE) break;
+          if (!pageMayContinue(page, PAGE, PAGE_CHARS)) break;
         }
       } while (entry.again && entry.following);
     } catch (error) {

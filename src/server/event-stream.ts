@@ -35,8 +35,18 @@ export interface EventStream {
 }
 
 export interface EventStreamOptions {
-  /** Most bytes queued for the client before it counts as not reading and is cut off. */
+  /**
+   * Most bytes queued for the client before it counts as not reading and is cut off — once its queue
+   * stays past this for `slowGraceMs`, or at once past 4 times this.
+   */
   slowClientBytes: number;
+  /**
+   * How long the queue may stay past `slowClientBytes` (default 1 s). Bun hands a stream's queue to
+   * the socket only between turns of the event loop, so a burst written in one turn (a follower's
+   * page, a replay's hand-over to live) passes the limit for a client that reads at full speed too;
+   * one that reads brings it back under within moments.
+   */
+  slowGraceMs?: number;
   /** A `: keep-alive` comment this often (default 5 s). */
   keepAliveMs?: number;
   /** A writer waiting in `drained` this long (default 30 s) means the client stopped reading: it is cut off as slow. */
@@ -59,6 +69,9 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   const uncounted = new WeakSet<Uint8Array>();
   /** `performance.now()` when a writer began waiting for the client to read. */
   let waitingSince = 0;
+  /** Set while the queue is past the limit: the client is cut off if it still is when this fires. */
+  let overLimit: ReturnType<typeof setTimeout> | undefined;
+  const queuedPastLimit = () => (controller.desiredSize ?? 0) < 0;
   const wake = () => {
     const waiters = drainWaiters;
     drainWaiters = [];
@@ -70,6 +83,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     closed = true;
     wake();
     clearInterval(keepAlive);
+    clearTimeout(overLimit);
     options.signal?.removeEventListener("abort", clientGone);
     try {
       controller.close();
@@ -86,8 +100,14 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       const chunk = encoder.encode(text);
       if (writeOptions?.uncounted) uncounted.add(chunk);
       controller.enqueue(chunk);
-      // Past the high-water mark the client is not reading: end the stream (queued data still drains).
-      if ((controller.desiredSize ?? 0) < 0) close("slow");
+      if (!queuedPastLimit()) return;
+      // Past the limit: a client that does not read it back under within the grace period (or lets
+      // four times the limit pile up) is not reading — the stream ends; what is queued still drains.
+      if ((controller.desiredSize ?? 0) < -3 * options.slowClientBytes) return close("slow");
+      overLimit ??= setTimeout(() => {
+        overLimit = undefined;
+        if (queuedPastLimit()) close("slow");
+      }, options.slowGraceMs ?? 1000);
     },
     close: () => close("ended"),
     get closed() {
@@ -127,6 +147,10 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       // Called after each read by the client (and after writes) while the queue is below the limit:
       // a waiting writer goes on once less than half the limit is queued.
       pull() {
+        if (overLimit && !queuedPastLimit()) {
+          clearTimeout(overLimit);
+          overLimit = undefined;
+        }
         if ((controller.desiredSize ?? 0) >= options.slowClientBytes / 2) wake();
       },
       cancel: clientGone,

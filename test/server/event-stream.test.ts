@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { eventStreamResponse, type EventStream, type EventStreamEnd } from "../../src/server/event-stream.ts";
 import { within } from "../helpers/deferred.ts";
 
-function open(options: { slowClientBytes: number; keepAliveMs?: number; stallMs?: number; signal?: AbortSignal }) {
+function open(options: { slowClientBytes: number; slowGraceMs?: number; keepAliveMs?: number; stallMs?: number; signal?: AbortSignal }) {
   let stream!: EventStream;
   const ended = Promise.withResolvers<EventStreamEnd>();
   const response = eventStreamResponse({ ...options, start: (started) => void (stream = started), onClose: (end) => ended.resolve(end) });
@@ -36,6 +36,26 @@ test("writing past the limit cuts the client off as 'slow'; what was queued stil
   stream.write("data: never\n\n"); // nothing once closed
   const body = await response.text();
   expect(body).toBe(`data: ${"a".repeat(700)}\n\ndata: ${"b".repeat(700)}\n\n`);
+});
+
+test("a burst past the limit in one turn to a client that reads at once is not cut off; past 4 times the limit it is, at once", async () => {
+  const reading = open({ slowClientBytes: 1000, slowGraceMs: 200 });
+  for (let index = 0; index < 3; index++) reading.stream.write(`data: ${String(index).repeat(900)}\n\n`); // ~2.7 × the limit
+  expect(reading.stream.closed).toBe(false);
+  const reader = reading.response.body!.getReader();
+  let received = 0;
+  while (received < 2_700) received += (await reader.read()).value!.byteLength;
+  await Bun.sleep(400); // past the grace period
+  expect(reading.stream.closed).toBe(false);
+  reading.stream.write("data: more\n\n");
+  received += (await reader.read()).value!.byteLength;
+  reading.stream.close();
+  expect(await reading.ended).toBe("ended");
+
+  const flood = open({ slowClientBytes: 1000, slowGraceMs: 60_000 });
+  for (let index = 0; index < 5; index++) flood.stream.write(`data: ${"f".repeat(900)}\n\n`);
+  expect(flood.stream.closed).toBe(true); // 4,5xx bytes queued: past 4 × 1,000
+  expect(await flood.ended).toBe("slow");
 });
 
 test("an uncounted write (a snapshot) of any size does not count toward the limit; counted writes beside it do", async () => {
