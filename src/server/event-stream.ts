@@ -37,7 +37,8 @@ export interface EventStream {
 export interface EventStreamOptions {
   /**
    * Most bytes queued for the client before it counts as not reading and is cut off — once its queue
-   * stays past this for `slowGraceMs`, or at once past 4 times this.
+   * stays past this for `slowGraceMs`, or at once past `HARD_LIMIT_FACTOR` times this (at least
+   * `HARD_LIMIT_MIN_BYTES`: the server's own bursts, a follower's page, are up to ~1 MiB).
    */
   slowClientBytes: number;
   /**
@@ -59,7 +60,13 @@ export interface EventStreamOptions {
   onClose?(end: EventStreamEnd): void;
 }
 
+/** Past this many times `slowClientBytes` queued, a stream is cut off at once (memory stays bounded). */
+const HARD_LIMIT_FACTOR = 4;
+/** ... but never below this: two pages of the store's (PAGE_CHARS), the largest burst the server writes in one turn. */
+const HARD_LIMIT_MIN_BYTES = 2 * 1024 * 1024;
+
 export function eventStreamResponse(options: EventStreamOptions): Response {
+  const hardLimit = Math.max(HARD_LIMIT_FACTOR * options.slowClientBytes, HARD_LIMIT_MIN_BYTES);
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
@@ -102,8 +109,8 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       controller.enqueue(chunk);
       if (!queuedPastLimit()) return;
       // Past the limit: a client that does not read it back under within the grace period (or lets
-      // four times the limit pile up) is not reading — the stream ends; what is queued still drains.
-      if ((controller.desiredSize ?? 0) < -3 * options.slowClientBytes) return close("slow");
+      // the hard limit pile up) is not reading — the stream ends; what is queued still drains.
+      if (options.slowClientBytes - (controller.desiredSize ?? 0) > hardLimit) return close("slow");
       overLimit ??= setTimeout(() => {
         overLimit = undefined;
         if (queuedPastLimit()) close("slow");

@@ -38,7 +38,7 @@ test("writing past the limit cuts the client off as 'slow'; what was queued stil
   expect(body).toBe(`data: ${"a".repeat(700)}\n\ndata: ${"b".repeat(700)}\n\n`);
 });
 
-test("a burst past the limit in one turn to a client that reads at once is not cut off; past 4 times the limit it is, at once", async () => {
+test("a burst past the limit in one turn to a client that reads at once is not cut off; past 4 times the limit (at least 2 MiB) it is, at once", async () => {
   const reading = open({ slowClientBytes: 1000, slowGraceMs: 200 });
   for (let index = 0; index < 3; index++) reading.stream.write(`data: ${String(index).repeat(900)}\n\n`); // ~2.7 × the limit
   expect(reading.stream.closed).toBe(false);
@@ -52,10 +52,22 @@ test("a burst past the limit in one turn to a client that reads at once is not c
   reading.stream.close();
   expect(await reading.ended).toBe("ended");
 
-  const flood = open({ slowClientBytes: 1000, slowGraceMs: 60_000 });
-  for (let index = 0; index < 5; index++) flood.stream.write(`data: ${"f".repeat(900)}\n\n`);
-  expect(flood.stream.closed).toBe(true); // 4,5xx bytes queued: past 4 × 1,000
+  // Past 4 × the limit (here 4 MiB): cut off at once, without waiting for the grace period.
+  const flood = open({ slowClientBytes: 1024 * 1024, slowGraceMs: 60_000 });
+  const mib = `data: ${"f".repeat(1024 * 1024 - 8)}\n\n`;
+  for (let index = 0; index < 4; index++) flood.stream.write(mib);
+  expect(flood.stream.closed).toBe(false); // 4 MiB queued: at the hard limit, not past it
+  flood.stream.write(mib);
+  expect(flood.stream.closed).toBe(true);
   expect(await flood.ended).toBe("slow");
+  // A small limit's hard limit is 2 MiB: the server's own bursts (a follower's page) fit under it.
+  const small = open({ slowClientBytes: 64 * 1024, slowGraceMs: 60_000 });
+  small.stream.write(mib);
+  expect(small.stream.closed).toBe(false);
+  small.stream.write(mib);
+  expect(small.stream.closed).toBe(false);
+  small.stream.write(mib);
+  expect(small.stream.closed).toBe(true);
 });
 
 test("an uncounted write (a snapshot) of any size does not count toward the limit; counted writes beside it do", async () => {
