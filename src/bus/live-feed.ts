@@ -7,6 +7,7 @@
  * sends whatever the tail holds beyond what it sent and subscribes. Because nothing can run between
  * "check the tail" and "subscribe", every later frame reaches it live and no earlier one twice.
  */
+import { isResultFrame } from "../protocol/frames.ts";
 import type { StoredEvent } from "../store/store.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { deltaTopic, taskTopic, type EventBus } from "./bus.ts";
@@ -91,9 +92,6 @@ class Tail implements LiveTail {
   }
 }
 
-// Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
-const RESULT_PREFIX = '{"type":"result"';
-
 export function createLiveFeed(bus: EventBus, options: { tailSize?: number; endedMemory?: number; telemetry?: Telemetry } = {}): LiveFeed {
   const tailSize = options.tailSize ?? 256;
   const endedMemory = options.endedMemory ?? 4096;
@@ -130,7 +128,7 @@ export function createLiveFeed(bus: EventBus, options: { tailSize?: number; ende
       const tail = tails.get(taskId);
       if (!tail) throw new Error(`live feed: task ${taskId} is not open`);
       tail.push(seq, frame);
-      if (frame.startsWith(RESULT_PREFIX)) remember(taskId);
+      if (isResultFrame(frame)) remember(taskId);
       bus.publish(taskTopic(taskId), frame);
       notify(taskId, frame, seq);
       telemetry.framePublished("durable");

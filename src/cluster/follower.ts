@@ -16,11 +16,10 @@
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
+import { isResultFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import { PAGE_CHARS, pageMayContinue, type TaskStore } from "../store/store.ts";
 
-// Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
-const RESULT_PREFIX = '{"type":"result"';
 const PAGE = 500;
 
 export interface Follower {
@@ -92,7 +91,7 @@ export function createFollower(options: FollowerOptions): Follower {
             if (event.seq <= tail.lastSeq) continue;
             if (event.seq !== tail.lastSeq + 1) break; // never publish past a hole; read again
             feed.publish(taskId, event.seq, event.frame);
-            if (event.frame.startsWith(RESULT_PREFIX)) return stopFollowing(taskId, entry);
+            if (isResultFrame(event.frame)) return stopFollowing(taskId, entry);
           }
           if (!pageMayContinue(page, PAGE, PAGE_CHARS)) break;
         }

@@ -138,6 +138,15 @@ export function resultFrame(seq: number, data: ResultData): ResultFrame {
   return { type: "result", seq, data };
 }
 
+const RESULT_PREFIX = '{"type":"result"';
+/**
+ * Whether a stored (serialised) frame is a task's `result`, without parsing it: every frame is built
+ * with `type` as its first key (`resultFrame`, `stepFrame`), so the prefix is exact.
+ */
+export function isResultFrame(frame: string): boolean {
+  return frame.startsWith(RESULT_PREFIX);
+}
+
 export function errorFrame(message: string, code?: string, requestId?: string): string {
   const data: { message: string; code?: string; request_id?: string } = { message };
   if (code) data.code = code;

@@ -13,7 +13,7 @@
 import type { LiveFeed } from "../bus/live-feed.ts";
 import { errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
-import { errorFrame } from "../protocol/frames.ts";
+import { errorFrame, isResultFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
@@ -37,9 +37,6 @@ export interface SseOptions {
   /** Watchers connected, slow clients cut off (metrics). */
   telemetry?: Telemetry;
 }
-
-// Frames are built with `type` as their first key (protocol/frames.ts), so this prefix is exact.
-const RESULT_PREFIX = '{"type":"result"';
 
 export function sseResponse(options: SseOptions): Response {
   const { task, feed } = options;
@@ -65,7 +62,7 @@ export function sseResponse(options: SseOptions): Response {
       const writeFrame = (frame: string, seq: number | undefined) => {
         if (seq !== undefined) lastSent = seq;
         stream.write(seq === undefined ? `data: ${frame}\n\n` : `id: ${seq}\ndata: ${frame}\n\n`);
-        if (seq !== undefined && frame.startsWith(RESULT_PREFIX)) stream.close();
+        if (seq !== undefined && isResultFrame(frame)) stream.close();
       };
       startStream({
         store: options.store,

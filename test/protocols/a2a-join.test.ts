@@ -6,7 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
-import { within } from "../helpers/deferred.ts";
+import { until, within } from "../helpers/deferred.ts";
 import { callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -65,14 +65,6 @@ async function readEvents(response: Response, ms: number): Promise<{ events: Jso
 
 function rpc(body: Json): Promise<Response> {
   return server!.http("/a2a/default", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, ...body }) });
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string) {
-  for (let tries = 0; tries < 1000; tries++) {
-    if (await check()) return;
-    await Bun.sleep(5);
-  }
-  throw new Error(`timed out waiting until ${what}`);
 }
 
 const calculator = (id: string, expression: string) => callTools([{ id, name: "calculator", arguments: JSON.stringify({ expression }) }]);
