@@ -212,7 +212,7 @@ test("a server fault mid-stream is a normal data frame {type:error}, never `even
   expect(JSON.parse(error!.data)).toEqual({ type: "error", data: { message: "Internal server error", code: "internal" } });
 });
 
-test("a client that stops reading is cut off once slowClientBytes are queued: what was queued still arrives, gapless from the start, then the stream ends; the task and other streams go on; a replay of the whole log goes at the reader's pace, in one stream", async () => {
+test("a client that stops reading is cut off once more than slowClientBytes stay queued (a second, or 4× at once): what was queued still arrives, gapless from the start, then the stream ends; the task and other streams go on; a replay of the whole log goes at the reader's pace, in one stream", async () => {
   const steps = 600; // ~20 MB of frames: more than loopback's socket buffers and the 1 MiB queue hold
   const release = Promise.withResolvers<void>();
   // 1 MiB is the default, said out loud: a client that reads keeps up.
