@@ -90,8 +90,12 @@ export const Config = z.object({
   corsOrigins: CommaList.default([]),
   maxWatchersPerTask: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   maxWatchersPerKey: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
-  /** A watcher with more than this many bytes queued is closed (4008) and may resume with `after`. */
+  /**
+   * A watcher with more than this many bytes queued for `slowClientGraceMs` (or 4× this, at least
+   * 2 MiB, at once) is cut off (WebSocket 4008; an event stream ends) and may resume with `after`.
+   */
   slowClientBytes: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+  slowClientGraceMs: Milliseconds(0).default(1000),
   /** Event logs of tasks that ended more than this many hours ago are pruned; unset keeps them. */
   eventRetentionHours: z.coerce.number().min(0).max(24 * 3650).optional(),
   heartbeatMs: Milliseconds(50).default(60_000),
@@ -155,6 +159,7 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_MAX_WATCHERS_PER_TASK: "maxWatchersPerTask",
   AGENTKIT_MAX_WATCHERS_PER_KEY: "maxWatchersPerKey",
   AGENTKIT_SLOW_CLIENT_BYTES: "slowClientBytes",
+  AGENTKIT_SLOW_CLIENT_GRACE_MS: "slowClientGraceMs",
   AGENTKIT_EVENT_RETENTION_HOURS: "eventRetentionHours",
   AGENTKIT_MAX_BODY_BYTES: "maxBodyBytes",
   AGENTKIT_MAX_FRAME_BYTES: "maxFrameBytes",

@@ -60,8 +60,10 @@ export interface AppDeps {
   logger: Logger;
   version: string;
   maxBodyBytes: number;
-  /** A Server-Sent Events client with more than this many bytes queued is cut off. */
+  /** A Server-Sent Events client with more than this many bytes queued (for `slowClientGraceMs`) is cut off. */
   slowClientBytes: number;
+  /** How long more than `slowClientBytes` may stay queued for a client (default 1 s; see `slow-client.ts`). */
+  slowClientGraceMs?: number;
   /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
   corsOrigins?: readonly string[];
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
@@ -405,6 +407,7 @@ export function createApp(deps: AppDeps) {
         after: lastEventId.data === undefined ? requireKnown(after, "after") : requireKnown(lastEventId.data, "Last-Event-ID"),
         deltas,
         slowClientBytes: deps.slowClientBytes,
+        slowClientGraceMs: deps.slowClientGraceMs,
         signal: c.req.raw.signal,
         follow: deps.follow,
         telemetry: deps.telemetry,

@@ -28,7 +28,7 @@ export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reco
   forbidden: { meaning: "Forbidden", reconnect: false },
   notFound: { meaning: "No such task (or another key's)", reconnect: false },
   tooSlow: {
-    meaning: "Too slow: the client let more than AGENTKIT_SLOW_CLIENT_BYTES pile up unread; reconnect with after=<last seq>",
+    meaning: "Too slow: more than AGENTKIT_SLOW_CLIENT_BYTES stayed queued unread for AGENTKIT_SLOW_CLIENT_GRACE_MS (or 4× that, at least 2 MiB, at once); reconnect with after=<last seq>",
     reconnect: true,
   },
   heartbeatTimeout: { meaning: "Nothing heard from the client (not even a pong) for the heartbeat period; reconnect with after=<last seq>", reconnect: true },

@@ -6,6 +6,8 @@
  * stream open, and one `onClose` for whichever way it ends.
  */
 
+import { DEFAULT_SLOW_CLIENT_GRACE_MS, slowClientHardLimit } from "./slow-client.ts";
+
 /** The headers of every Server-Sent Events response: no caching, no proxy buffering. */
 export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "text/event-stream; charset=utf-8",
@@ -37,15 +39,13 @@ export interface EventStream {
 export interface EventStreamOptions {
   /**
    * Most bytes queued for the client before it counts as not reading and is cut off — once its queue
-   * stays past this for `slowGraceMs`, or at once past `HARD_LIMIT_FACTOR` times this (at least
-   * `HARD_LIMIT_MIN_BYTES`: the server's own bursts, a follower's page, are up to ~1 MiB).
+   * stays past this for `slowGraceMs`, or at once past the hard limit (`slow-client.ts`).
    */
   slowClientBytes: number;
   /**
    * How long the queue may stay past `slowClientBytes` (default 1 s). Bun hands a stream's queue to
-   * the socket only between turns of the event loop, so a burst written in one turn (a follower's
-   * page, a replay's hand-over to live) passes the limit for a client that reads at full speed too;
-   * one that reads brings it back under within moments.
+   * the socket only between turns of the event loop, so a burst written in one turn passes the
+   * limit for a client that reads at full speed too (see `slow-client.ts`).
    */
   slowGraceMs?: number;
   /** A `: keep-alive` comment this often (default 5 s). */
@@ -60,13 +60,8 @@ export interface EventStreamOptions {
   onClose?(end: EventStreamEnd): void;
 }
 
-/** Past this many times `slowClientBytes` queued, a stream is cut off at once (memory stays bounded). */
-const HARD_LIMIT_FACTOR = 4;
-/** ... but never below this: two pages of the store's (PAGE_CHARS), the largest burst the server writes in one turn. */
-const HARD_LIMIT_MIN_BYTES = 2 * 1024 * 1024;
-
 export function eventStreamResponse(options: EventStreamOptions): Response {
-  const hardLimit = Math.max(HARD_LIMIT_FACTOR * options.slowClientBytes, HARD_LIMIT_MIN_BYTES);
+  const hardLimit = slowClientHardLimit(options.slowClientBytes);
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
@@ -114,7 +109,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       overLimit ??= setTimeout(() => {
         overLimit = undefined;
         if (queuedPastLimit()) close("slow");
-      }, options.slowGraceMs ?? 1000);
+      }, options.slowGraceMs ?? DEFAULT_SLOW_CLIENT_GRACE_MS);
     },
     close: () => close("ended"),
     get closed() {

@@ -28,6 +28,7 @@ export interface SseOptions {
   after: number;
   deltas: boolean;
   slowClientBytes: number;
+  slowClientGraceMs?: number;
   /** Comment lines this often keep proxies (and Bun's idle timeout) from closing a quiet stream. */
   keepAliveMs?: number;
   /** The request's signal: the client went away. */
@@ -47,6 +48,7 @@ export function sseResponse(options: SseOptions): Response {
 
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
+    slowGraceMs: options.slowClientGraceMs,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
     onClose(end) {

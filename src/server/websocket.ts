@@ -4,9 +4,10 @@
  * then live ones; `ping` → `pong`; `cancel` cancels the task for every watcher.
  *
  * Limits: watchers per task and per key (close 4029), client frame size (Bun closes with 1009),
- * and slow watchers: one with more than `slowClientBytes` queued gets nothing more (it leaves its
- * topics at once), and is closed with 4008 as soon as what was queued has drained — so the close
- * frame comes right after a whole frame, however long the client stalled. Calling `close()` with
+ * and slow watchers: one with more than `slowClientBytes` queued for `slowClientGraceMs` (or at once
+ * past the hard limit: `slow-client.ts`) gets nothing more (it leaves its topics at once), and is
+ * closed with 4008 as soon as what was queued has drained — so the close frame comes right after a
+ * whole frame, however long the client stalled. Calling `close()` with
  * a megabyte queued would not do: the socket is force-closed a few seconds later, mid-frame, if the
  * client has not read it all by then. A watcher that has not drained within the heartbeat period is
  * cut off. It may resume with `after=`; it never slows the others.
@@ -30,6 +31,7 @@ import type { TaskRunner } from "../tasks/runner.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { canSee, WATCH_ONLY_MESSAGE } from "./auth.ts";
 import type { WatchRequest } from "./ws-handshake.ts";
+import { DEFAULT_SLOW_CLIENT_GRACE_MS, slowClientHardLimit } from "./slow-client.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 
 /** A client frame's JSON: one object of a few fields (`{"type":"answer","call_id":…,"text":…}`), with room to spare. */
@@ -50,6 +52,8 @@ export interface Connection extends WatchRequest {
   lastSeen: number;
   /** `performance.now()` when it was found too slow; it is closed with 4008 once drained. */
   slowSince?: number;
+  /** Set while more than `slowClientBytes` is queued: it is found too slow if it still is when this fires. */
+  overLimit?: ReturnType<typeof setTimeout>;
   /** Stops following the task from the log when this watcher leaves (cluster mode). */
   unfollow?: () => void;
   /** The replay waits for the client to read (`drain`) or leave. */
@@ -69,6 +73,8 @@ export interface WebSocketDeps {
   maxWatchersPerTask: number;
   maxWatchersPerKey: number;
   slowClientBytes: number;
+  /** How long more than `slowClientBytes` may stay queued for a watcher that reads (default 1 s; see `slow-client.ts`). */
+  slowClientGraceMs?: number;
   /**
    * Cluster mode: a watcher joins a task that may run on another node; the follower publishes its
    * frames here from the log while it is watched. Returns the function to call when it leaves.
@@ -82,7 +88,7 @@ export interface WebSocketDeps {
 
 export interface TaskWebSockets {
   handler: WebSocketHandler<Connection>;
-  /** Closes the watchers of `taskId` that have more than `slowClientBytes` queued (4008). */
+  /** Checks the queues of `taskId`'s watchers (a publish met backpressure): the slow ones are closed (4008). */
   closeSlowWatchers(taskId: string): void;
   /** Closes every open task WebSocket (graceful shutdown: 1001 "going away") and stops the heartbeat. */
   closeAll(code: number, reason: string): void;
@@ -98,6 +104,8 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   const watchersByTask = new Map<string, Set<Socket>>();
   const watchersByKey = new Map<string, number>();
   const lastScan = new Map<string, number>();
+  const hardLimit = slowClientHardLimit(deps.slowClientBytes);
+  const graceMs = deps.slowClientGraceMs ?? DEFAULT_SLOW_CLIENT_GRACE_MS;
 
   function fail(ws: Socket, message: string, code: string, closeCode: number) {
     if (ws.data.closed) return;
@@ -105,8 +113,24 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     ws.close(closeCode, message.slice(0, 120));
   }
 
-  function isSlow(ws: Socket): boolean {
-    return ws.getBufferedAmount() > deps.slowClientBytes;
+  /**
+   * After a send: a watcher with more than the hard limit queued is too slow at once; one past
+   * `slowClientBytes` is if it still is `graceMs` later (a burst written in one turn passes the
+   * limit for a client that reads, too), unless it read back under the limit meanwhile (`drain`).
+   */
+  function checkSlow(ws: Socket) {
+    const buffered = ws.getBufferedAmount();
+    if (buffered <= deps.slowClientBytes || ws.data.closed) return;
+    if (buffered > hardLimit) return closeSlow(ws);
+    ws.data.overLimit ??= setTimeout(() => {
+      ws.data.overLimit = undefined;
+      if (!ws.data.closed && ws.getBufferedAmount() > deps.slowClientBytes) closeSlow(ws);
+    }, graceMs);
+  }
+
+  function clearOverLimit(ws: Socket) {
+    clearTimeout(ws.data.overLimit);
+    ws.data.overLimit = undefined;
   }
 
   /**
@@ -118,6 +142,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     if (ws.data.closed) return;
     ws.data.closed = true; // stop replaying into it at once
     ws.data.slowSince = performance.now();
+    clearOverLimit(ws);
     telemetry.slowClientClosed("websocket");
     ws.unsubscribe(taskTopic(ws.data.taskId));
     ws.unsubscribe(deltaTopic(ws.data.taskId));
@@ -214,7 +239,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       watcher: {
         send({ frame }) {
           ws.send(frame);
-          if (isSlow(ws)) closeSlow(ws);
+          checkSlow(ws);
         },
         batch: (sends) => void ws.cork(sends),
         // The replay goes at the client's pace; one that never reads is closed by the heartbeat.
@@ -377,11 +402,13 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
 
     drain(ws) {
       wakeReplay(ws);
+      if (ws.data.overLimit && ws.getBufferedAmount() <= deps.slowClientBytes) clearOverLimit(ws);
       if (ws.data.slowSince !== undefined && ws.getBufferedAmount() === 0) closeDrained(ws);
     },
 
     close(ws) {
       ws.data.closed = true;
+      clearOverLimit(ws);
       wakeReplay(ws);
       ws.data.slowSince = undefined;
       open.delete(ws);
@@ -400,7 +427,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       lastScan.set(taskId, now);
       const set = watchersByTask.get(taskId);
       if (!set) return lastScan.delete(taskId), undefined;
-      for (const ws of set) if (isSlow(ws)) closeSlow(ws);
+      for (const ws of set) checkSlow(ws);
     },
     closeAll(code, reason) {
       clearInterval(heartbeat);

@@ -64,7 +64,7 @@ import type { AppDeps } from "../../server/app.ts";
 /** What the A2A routes use of the app's dependencies. */
 export type A2ADeps = Pick<
   AppDeps,
-  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "interaction" | "follow" | "now"
+  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "slowClientGraceMs" | "interaction" | "follow" | "now"
 >;
 
 /**
@@ -378,6 +378,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const render = (event: A2AEvent) => `data: ${JSON.stringify(rpcResult(call.id, renderStreamEvent(event, call.dialect, historyLength)))}\n\n`;
     return eventStreamResponse({
       slowClientBytes: deps.slowClientBytes,
+      slowGraceMs: deps.slowClientGraceMs,
       keepAliveMs: KEEP_ALIVE_MS,
       // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
       onClose: () => stop?.(),

@@ -191,6 +191,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       mayWait: how.mayWait,
       signal: c.req.raw.signal,
       slowClientBytes: deps.slowClientBytes,
+      slowClientGraceMs: deps.slowClientGraceMs,
       follow: deps.follow,
     });
   }

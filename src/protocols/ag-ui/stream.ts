@@ -42,6 +42,7 @@ export interface AgUiStreamOptions {
   /** The request's signal: the client went away. */
   signal: AbortSignal;
   slowClientBytes: number;
+  slowClientGraceMs?: number;
   follow?: (task: Task) => () => void;
   keepAliveMs?: number;
   /**
@@ -116,6 +117,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
 
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
+    slowGraceMs: options.slowClientGraceMs,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
     onClose(end) {
