@@ -467,6 +467,16 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     const [b, c] = await startNodes(url, ["term-b", "term-c"], { leaseMs: longLease });
     const onStopping = await watch(a, id);
     const others = await Promise.all([watch(b!, id), watch(c!, id)]);
+    // Event streams on the stopping node: the task's SSE stream, and an AG-UI run (a task of its own, on any node).
+    const sse = await fetch(`${a.base}/tasks/${id}/events`, { headers: { Accept: "text/event-stream" } });
+    const agui = await fetch(`${a.base}/ag-ui/ticker`, {
+      method: "POST",
+      headers: { "content-type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ threadId: "term-thread", runId: "term-run", messages: [{ id: "u1", role: "user", content: JSON.stringify({ steps: 300, delay_ms: 10 }) }], tools: [], context: [], state: {}, forwardedProps: {} }),
+    });
+    expect([sse.status, agui.status]).toEqual([200, 200]);
+    // Read to the end; a connection cut mid-stream is kept as the error it is (asserted below).
+    const streamBodies = Promise.all([sse, agui].map((response) => response.text().catch((error: Error) => `cut: ${error.message}`)));
     await others[0]!.waitFor((frame) => (frame.seq ?? 0) >= 20, "twenty events");
     const before = await row(sql, id);
 
@@ -492,6 +502,23 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     expect(steps(log, "resumed")[0].data).toMatchObject({ node: taken.owner, reason: "takeover" });
     for (const socket of others) expect(socket.durable).toEqual(log);
     expect([...onStopping.durable, ...reconnected.durable]).toEqual(log);
+
+    // The stopping node ended its event streams as whole responses (a cut connection rejects here),
+    // and its AG-UI stream's end was not taken for the client's abort: that run's task was not
+    // cancelled, it completes on the cluster.
+    const [sseText, aguiText] = await within(streamBodies, 5000, "the stopping node's event streams to end");
+    expect(sseText).not.toStartWith("cut:");
+    expect(aguiText).not.toStartWith("cut:");
+    expect(sseText).toContain('"event_type":"tool_call"');
+    expect(sseText).not.toContain('"type":"result"');
+    const [{ id: aguiTask }] = await sql`SELECT id FROM tasks WHERE id <> ${id}`; // this database's other task
+    expect(aguiText).toContain(`"task_id":"${aguiTask}"`);
+    expect(aguiText).not.toContain("RUN_FINISHED");
+    const ended = await poll(async () => {
+      const now = await row(sql, aguiTask);
+      return now.status !== "running" && now.status !== "queued" ? now : undefined;
+    }, "the AG-UI run's task to end", 20_000);
+    expect(ended.status).toBe("completed");
   }, 40_000);
 
   test("roles: an api node runs nothing (its tasks wait for a worker); a worker serves only /health (404 elsewhere); /health says node, role, cluster and database", async () => {

@@ -30,6 +30,7 @@ import { canSeeThread } from "./auth.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
 import type { TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
+import type { EventStreams } from "./event-stream.ts";
 import { sseResponse } from "./sse.ts";
 import type { TaskRunner } from "../tasks/runner.ts";
 import type { Task, TaskStatus } from "../protocol/task.ts";
@@ -64,6 +65,8 @@ export interface AppDeps {
   slowClientBytes: number;
   /** How long more than `slowClientBytes` may stay queued for a client (default 1 s; see `slow-client.ts`). */
   slowClientGraceMs?: number;
+  /** The server's open event streams (SSE, A2A, AG-UI): a shutdown ends them before the connections close. */
+  streams?: EventStreams;
   /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
   corsOrigins?: readonly string[];
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
@@ -408,6 +411,7 @@ export function createApp(deps: AppDeps) {
         deltas,
         slowClientBytes: deps.slowClientBytes,
         slowClientGraceMs: deps.slowClientGraceMs,
+        streams: deps.streams,
         signal: c.req.raw.signal,
         follow: deps.follow,
         telemetry: deps.telemetry,

@@ -16,8 +16,37 @@ export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
   "X-Accel-Buffering": "no",
 };
 
-/** How a stream ended: its owner ended it, the client went away, or the client stopped reading. */
-export type EventStreamEnd = "ended" | "client" | "slow";
+/**
+ * How a stream ended: its owner ended it, the client went away, the client stopped reading, or the
+ * server is shutting down (`EventStreams.closeAll`: the task goes on, here after a restart or on
+ * another node; the client reconnects).
+ */
+export type EventStreamEnd = "ended" | "client" | "slow" | "shutdown";
+
+/** A server's open event streams, so that a shutdown ends them rather than cutting their connections. */
+export interface EventStreams {
+  /** Ends every open stream as "shutdown" (what is queued still drains). */
+  closeAll(): void;
+  readonly size: number;
+  /** Registers an open stream's closer; returns the function that unregisters it. */
+  add(close: () => void): () => void;
+}
+
+export function createEventStreams(): EventStreams {
+  const open = new Set<() => void>();
+  return {
+    closeAll() {
+      for (const close of [...open]) close();
+    },
+    get size() {
+      return open.size;
+    },
+    add(close) {
+      open.add(close);
+      return () => void open.delete(close);
+    },
+  };
+}
 
 export interface EventStream {
   /**
@@ -54,6 +83,8 @@ export interface EventStreamOptions {
   stallMs?: number;
   /** The request's signal: it aborts when the client goes away. */
   signal?: AbortSignal;
+  /** The server's open streams: a shutdown ends this one ("shutdown") before the connections close. */
+  registry?: EventStreams;
   /** Called once the stream can be written to. */
   start(stream: EventStream): void;
   /** Called once, however the stream ends, after it is closed. */
@@ -73,6 +104,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   let waitingSince = 0;
   /** Set while the queue is past the limit: the client is cut off if it still is when this fires. */
   let overLimit: ReturnType<typeof setTimeout> | undefined;
+  let unregister: (() => void) | undefined;
   const queuedPastLimit = () => (controller.desiredSize ?? 0) < 0;
   const wake = () => {
     const waiters = drainWaiters;
@@ -86,6 +118,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     wake();
     clearInterval(keepAlive);
     clearTimeout(overLimit);
+    unregister?.();
     options.signal?.removeEventListener("abort", clientGone);
     try {
       controller.close();
@@ -130,6 +163,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       start(streamController) {
         controller = streamController;
         options.signal?.addEventListener("abort", clientGone, { once: true });
+        unregister = options.registry?.add(() => close("shutdown"));
         keepAlive = setInterval(() => {
           // A writer has waited for the client to read for too long: it is not reading.
           if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");

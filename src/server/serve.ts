@@ -20,6 +20,7 @@ import { createInteraction } from "../tasks/interaction.ts";
 import { startRetention } from "../tasks/retention.ts";
 import { builtinTools, type ToolRegistry } from "../tools/registry.ts";
 import { createApp } from "./app.ts";
+import { createEventStreams } from "./event-stream.ts";
 import { createWebhookAllowlist } from "../webhooks/allowlist.ts";
 import { startWebhookDelivery, type WebhookDelivery } from "../webhooks/delivery.ts";
 import { createTaskWebhooks } from "../webhooks/events.ts";
@@ -34,6 +35,9 @@ import { createMetrics } from "../telemetry/metrics.ts";
 import { combineTelemetry, noTelemetry, tracingWanted } from "../telemetry/telemetry.ts";
 // The web console: an HTML import, bundled by Bun (at `bun build --compile` time, into the binary).
 import consolePage from "../console/index.html";
+
+/** How long a stopping server waits for its ended event streams' last bytes to reach their clients. */
+const STREAMS_DRAIN_MS = 1000;
 
 export interface StartOptions {
   config: Config;
@@ -187,11 +191,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     telemetry,
   });
   let server: Bun.Server<Connection>;
+  const streams = createEventStreams();
   const app = createApp({
     store,
     feed,
     slowClientBytes: config.slowClientBytes,
     slowClientGraceMs: config.slowClientGraceMs,
+    streams,
     runner,
     agents,
     auth,
@@ -256,6 +262,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await runner.shutdown();
         await webhookDelivery.current?.stop();
         sockets.closeAll(CloseCode.goingAway, "Server shutting down");
+        // Event streams (SSE, A2A, AG-UI) still open follow tasks that go on (handed over, or
+        // resumed at the next start): end them, so that their clients see a whole response and
+        // reconnect, and so that no stream takes the closing of its connection for the client's
+        // going away (an AG-UI run would cancel its task). Their last bytes get a moment to go out.
+        if (streams.size > 0) {
+          streams.closeAll();
+          await Promise.race([server.stop(false), Bun.sleep(STREAMS_DRAIN_MS)]);
+        }
         await server.stop(true);
         await telemetry.close(); // the last spans (traces)
         follower?.close();

@@ -18,7 +18,7 @@ import { isTerminal, type Task } from "../protocol/task.ts";
 import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
-import { eventStreamResponse } from "./event-stream.ts";
+import { eventStreamResponse, type EventStreams } from "./event-stream.ts";
 
 export interface SseOptions {
   store: TaskStore;
@@ -29,6 +29,8 @@ export interface SseOptions {
   deltas: boolean;
   slowClientBytes: number;
   slowClientGraceMs?: number;
+  /** The server's open event streams (a shutdown ends them). */
+  streams?: EventStreams;
   /** Comment lines this often keep proxies (and Bun's idle timeout) from closing a quiet stream. */
   keepAliveMs?: number;
   /** The request's signal: the client went away. */
@@ -49,6 +51,7 @@ export function sseResponse(options: SseOptions): Response {
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
     slowGraceMs: options.slowClientGraceMs,
+    registry: options.streams,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
     onClose(end) {

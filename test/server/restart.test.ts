@@ -2,8 +2,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
-import { within } from "../helpers/deferred.ts";
-import { callTools, answer, createScriptedModel } from "../helpers/scripted-model.ts";
+import { until, within } from "../helpers/deferred.ts";
+import { callTools, answer, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
 import { createGateTool } from "../helpers/tools.ts";
 
@@ -150,3 +150,45 @@ test("a task whose log cannot be read back is not resumed: it ends 'interrupted'
   expect(result).toMatchObject({ seq: 2, data: { status: "failed", stop_reason: "interrupted", error: { code: "interrupted" } } });
   expect((result.data as { error: { message: string } }).error.message).toContain("could not be resumed");
 });
+
+test("a stop that hands running tasks over ends every open event stream (SSE, A2A, AG-UI) as a whole response, and cancels none of their tasks", async () => {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const gate = createGateTool();
+  // Every task calls the gate (it holds them all mid-run), then answers.
+  const step = (request: Parameters<ScriptStep>[0]) =>
+    request.messages.some((message) => message.role === "tool") ? answer("done")(request) : callTools([{ id: "w", name: "wait", arguments: "{}" }])(request);
+  const agents = [{ model: "test/m", tools: ["wait"], on_interrupt: "resume" as const }];
+  server = await startTestServer({ dataDir, models: { m: createScriptedModel([step], { repeatLast: true }) }, tools: [gate.tool], agents });
+  const task = await server.createTask({ input: "wait" });
+  const sse = await server.http(`/tasks/${task.id}/events`, { headers: { Accept: "text/event-stream" } });
+  const a2a = await server.http("/a2a/default", {
+    method: "POST",
+    json: { jsonrpc: "2.0", id: 1, method: "message/stream", params: { message: { role: "user", messageId: "m1", parts: [{ kind: "text", text: "wait" }] } } },
+  });
+  const agui = await server.http("/ag-ui/default", {
+    method: "POST",
+    headers: { Accept: "text/event-stream" },
+    json: { threadId: "t1", runId: "r1", messages: [{ id: "u1", role: "user", content: "wait" }], tools: [], context: [], state: {}, forwardedProps: {} },
+  });
+  for (const response of [sse, a2a, agui]) expect(response.headers.get("content-type")).toStartWith("text/event-stream");
+  await until(() => gate.calls === 3, "the three tasks to reach the gate");
+  const bodies = [sse, a2a, agui].map((response) => response.text());
+
+  await server.close({ keepData: true });
+  // Each response ended whole (a connection cut mid-stream rejects here), without a result.
+  const [sseText, a2aText, aguiText] = await within(Promise.all(bodies), 10_000, "the streams to end");
+  expect(sseText).toContain('"event_type":"tool_call"');
+  expect(sseText).not.toContain('"type":"result"');
+  expect(a2aText).toContain('"state":"working"');
+  expect(aguiText).toContain("RUN_STARTED");
+  expect(aguiText).not.toContain("RUN_FINISHED");
+
+  // None was cancelled (the AG-UI run took its stream's end for the server's, not the client's): all
+  // resume at the next start and complete (the interrupted gate call is answered as interrupted).
+  gate.release();
+  server = await startTestServer({ dataDir, models: { m: createScriptedModel([step], { repeatLast: true }) }, tools: [gate.tool], agents });
+  const statuses = async () => ((await (await server!.http("/tasks?limit=10")).json()) as { tasks: { status: string }[] }).tasks.map((entry) => entry.status);
+  await until(async () => (await statuses()).every((status) => status !== "running" && status !== "queued"), "the tasks to end", 10_000);
+  expect(await statuses()).toEqual(["completed", "completed", "completed"]);
+}, 30_000);

@@ -64,7 +64,7 @@ import type { AppDeps } from "../../server/app.ts";
 /** What the A2A routes use of the app's dependencies. */
 export type A2ADeps = Pick<
   AppDeps,
-  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "slowClientGraceMs" | "interaction" | "follow" | "now"
+  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "slowClientGraceMs" | "streams" | "interaction" | "follow" | "now"
 >;
 
 /**
@@ -379,6 +379,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     return eventStreamResponse({
       slowClientBytes: deps.slowClientBytes,
       slowGraceMs: deps.slowClientGraceMs,
+      registry: deps.streams,
       keepAliveMs: KEEP_ALIVE_MS,
       // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
       onClose: () => stop?.(),

@@ -192,6 +192,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       signal: c.req.raw.signal,
       slowClientBytes: deps.slowClientBytes,
       slowClientGraceMs: deps.slowClientGraceMs,
+      streams: deps.streams,
       follow: deps.follow,
     });
   }

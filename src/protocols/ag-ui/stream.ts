@@ -13,7 +13,7 @@
  * its fetch — the task is cancelled (`runner.cancel`), as AG-UI means by aborting a run.
  */
 import type { LiveFeed } from "../../bus/live-feed.ts";
-import { eventStreamResponse, type EventStream } from "../../server/event-stream.ts";
+import { eventStreamResponse, type EventStream, type EventStreams } from "../../server/event-stream.ts";
 import { errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { isTerminal, type Task } from "../../protocol/task.ts";
@@ -43,6 +43,8 @@ export interface AgUiStreamOptions {
   signal: AbortSignal;
   slowClientBytes: number;
   slowClientGraceMs?: number;
+  /** The server's open event streams (a shutdown ends them). */
+  streams?: EventStreams;
   follow?: (task: Task) => () => void;
   keepAliveMs?: number;
   /**
@@ -118,6 +120,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
     slowGraceMs: options.slowClientGraceMs,
+    registry: options.streams,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
     onClose(end) {
@@ -135,6 +138,7 @@ export function agUiStream(options: AgUiStreamOptions): Response {
         if (submitted) cancel();
         else cancelOnSubmit = true;
       }
+      // "shutdown": this server is stopping, not the client: the task goes on (after a restart, or on another node).
     },
     start(started) {
       stream = started;
