@@ -95,6 +95,7 @@ export const Config = z.object({
    * 2 MiB, at once) is cut off (WebSocket 4008; an event stream ends) and may resume with `after`.
    */
   slowClientBytes: z.coerce.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
+  /** How long more than `slowClientBytes` may stay queued (a one-turn burst passes it for a client that reads). */
   slowClientGraceMs: Milliseconds(0).default(1000),
   /** Event logs of tasks that ended more than this many hours ago are pruned; unset keeps them. */
   eventRetentionHours: z.coerce.number().min(0).max(24 * 3650).optional(),

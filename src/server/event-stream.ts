@@ -23,25 +23,38 @@ export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
  */
 export type EventStreamEnd = "ended" | "client" | "slow" | "shutdown";
 
-/** A server's open event streams, so that a shutdown ends them rather than cutting their connections. */
+/**
+ * A server's open long responses (event streams, MCP calls), so that a shutdown ends them rather
+ * than cutting their connections.
+ */
 export interface EventStreams {
-  /** Ends every open stream as "shutdown" (what is queued still drains). */
+  /** Ends every open stream as "shutdown" (what is queued still drains), and each one opened from now on. */
   closeAll(): void;
   readonly size: number;
-  /** Registers an open stream's closer; returns the function that unregisters it. */
+  /**
+   * Registers an open stream's closer; returns the function that unregisters it. After `closeAll`
+   * (a request that was still on its way when the server began to stop) the closer runs at once, on
+   * the next microtask.
+   */
   add(close: () => void): () => void;
 }
 
 export function createEventStreams(): EventStreams {
   const open = new Set<() => void>();
+  let closing = false;
   return {
     closeAll() {
+      closing = true;
       for (const close of [...open]) close();
     },
     get size() {
       return open.size;
     },
     add(close) {
+      if (closing) {
+        queueMicrotask(close);
+        return () => {};
+      }
       open.add(close);
       return () => void open.delete(close);
     },

@@ -268,7 +268,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         // going away (an AG-UI run would cancel its task). Their last bytes get a moment to go out.
         if (streams.size > 0) {
           streams.closeAll();
-          await Promise.race([server.stop(false), Bun.sleep(STREAMS_DRAIN_MS)]);
+          await Promise.race([server.stop(false).catch(() => {}), Bun.sleep(STREAMS_DRAIN_MS)]);
         }
         await server.stop(true);
         await telemetry.close(); // the last spans (traces)

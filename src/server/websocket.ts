@@ -431,7 +431,11 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
     closeAll(code, reason) {
       clearInterval(heartbeat);
-      for (const ws of open) ws.close(code, reason);
+      for (const ws of open) {
+        ws.data.closed = true;
+        clearOverLimit(ws);
+        ws.close(code, reason);
+      }
     },
     get size() {
       return open.size;

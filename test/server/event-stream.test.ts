@@ -1,6 +1,6 @@
 /** The one Server-Sent Events writer: slow-client cut-off, paced writers, how a stream ends. */
 import { expect, test } from "bun:test";
-import { eventStreamResponse, type EventStream, type EventStreamEnd } from "../../src/server/event-stream.ts";
+import { createEventStreams, eventStreamResponse, type EventStream, type EventStreamEnd } from "../../src/server/event-stream.ts";
 import { within } from "../helpers/deferred.ts";
 
 function open(options: { slowClientBytes: number; slowGraceMs?: number; keepAliveMs?: number; stallMs?: number; signal?: AbortSignal }) {
@@ -127,4 +127,20 @@ test("an owner whose start throws: the error reaches the caller, the stream ends
   expect(ends).toEqual(["ended"]);
   expect(leaked?.closed).toBe(true);
   expect(writes).toBe(0);
+});
+
+test("a server's stream registry ends every open stream as 'shutdown', and a stream opened after that at once", async () => {
+  const streams = createEventStreams();
+  const ends: EventStreamEnd[] = [];
+  const open = () => eventStreamResponse({ slowClientBytes: 1000, registry: streams, start: (stream) => stream.write("data: 1\n\n"), onClose: (end) => ends.push(end) });
+  const first = open();
+  expect(streams.size).toBe(1);
+  streams.closeAll();
+  expect(ends).toEqual(["shutdown"]);
+  expect(streams.size).toBe(0);
+  expect(await first.text()).toBe("data: 1\n\n"); // ended whole, what was queued first
+  // A request that was still on its way when the server began to stop gets a stream that ends too.
+  const late = open();
+  expect(await late.text()).toBe("data: 1\n\n");
+  expect(ends).toEqual(["shutdown", "shutdown"]);
 });

@@ -136,3 +136,17 @@ test("a watcher that reads back under the limit within the grace is not cut off 
   expect(ws.topics.has(topic)).toBe(true);
   expect(ws.closedWith).toBeUndefined();
 });
+
+test("reading back under the limit starts the grace afresh: a watcher over the limit again later gets a whole grace period", async () => {
+  const { ws, socket, sockets, topic, taskId } = await watching(2000);
+  ws.buffered = 10 * LIMIT;
+  sockets.closeSlowWatchers(taskId);
+  ws.buffered = 0;
+  sockets.handler.drain!(socket); // back under: this grace is over
+  await Bun.sleep(1200);
+  ws.buffered = 10 * LIMIT; // over again, 1.2 s into what was the first grace
+  sockets.closeSlowWatchers(taskId);
+  await Bun.sleep(1200); // past the first grace's end (2 s), well within the second (3.2 s)
+  expect(ws.topics.has(topic)).toBe(true);
+  await until(() => !ws.topics.has(topic), "the second grace to run out", 10_000);
+});

@@ -18,6 +18,7 @@ import type { Logger } from "../../lib/logger.ts";
 import { BODY_LIMITS, scanJsonStructure } from "../../protocol/limits.ts";
 import type { Task } from "../../protocol/task.ts";
 import type { Principal } from "../../server/auth.ts";
+import type { EventStreams } from "../../server/event-stream.ts";
 import type { TaskStore } from "../../store/store.ts";
 import type { TaskRunner } from "../../tasks/runner.ts";
 import { createCallRegistry } from "./calls.ts";
@@ -39,6 +40,8 @@ export interface McpServerDeps {
   createTask(principal: Principal, body: { input: string; agent?: string }, threadId?: string): Promise<Response>;
   /** Least time between two progress notifications of a call (default 250 ms). */
   progressIntervalMs?: number;
+  /** The server's open long responses: a shutdown answers the calls still following their tasks. */
+  streams?: EventStreams;
 }
 
 /** A JSON-RPC error answered before the SDK sees the request (the body could not be read). */

@@ -117,6 +117,12 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
       const onDisconnect = () => cancelled.abort("the client closed the connection");
       request.signal.addEventListener("abort", onDisconnect, { once: true });
       if (request.signal.aborted) onDisconnect();
+      // The server stopping is not the client leaving: the call is answered (the task goes on).
+      let shuttingDown = false;
+      const unregister = deps.streams?.add(() => {
+        shuttingDown = true;
+        cancelled.abort("the server is shutting down");
+      });
 
       const progressToken = extra._meta?.progressToken;
       const progress =
@@ -142,9 +148,19 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
         });
       } finally {
         forget();
+        unregister?.();
         request.signal.removeEventListener("abort", onDisconnect);
       }
 
+      if (end.kind === "aborted" && shuttingDown) {
+        await progress?.flush();
+        logger.info("mcp: the server is stopping; a tool call is answered, its task goes on", { task: task.id });
+        return {
+          content: [{ type: "text", text: `The agentkit server is shutting down; the task ${task.id} goes on (after a restart, or on another node). Its result: GET /tasks/${task.id}.` }],
+          isError: true,
+          _meta: { [META_TASK_ID]: task.id, [META_STATUS]: "running", ...(steered ? { "agentkit/steered": true } : {}) },
+        };
+      }
       if (end.kind === "aborted") {
         progress?.stop();
         logger.info("mcp: tool call cancelled; cancelling its task", { task: task.id, reason: String(cancelled.signal.reason) });
