@@ -151,7 +151,7 @@ test("a task whose log cannot be read back is not resumed: it ends 'interrupted'
   expect((result.data as { error: { message: string } }).error.message).toContain("could not be resumed");
 });
 
-test("a stop that hands running tasks over ends every open event stream (SSE, A2A, AG-UI) as a whole response, answers an MCP call that follows its task, and cancels none of their tasks", async () => {
+test("a stop that hands running tasks over ends every open event stream (SSE, A2A, AG-UI) as a whole response, answers an MCP call and a blocking A2A send that follow their tasks, and cancels none of their tasks", async () => {
   const dataDir = tempDir();
   dirs.push(dataDir);
   const gate = createGateTool();
@@ -171,14 +171,20 @@ test("a stop that hands running tasks over ends every open event stream (SSE, A2
     headers: { Accept: "text/event-stream" },
     json: { threadId: "t1", runId: "r1", messages: [{ id: "u1", role: "user", content: "wait" }], tools: [], context: [], state: {}, forwardedProps: {} },
   });
+  // (Not awaited: Bun sends the headers of a blocking send with its first bytes, whitespace every 5 s.)
+  const blocking = server.http("/a2a/default", {
+    method: "POST",
+    json: { jsonrpc: "2.0", id: 2, method: "message/send", params: { message: { role: "user", messageId: "m2", parts: [{ kind: "text", text: "wait" }] }, configuration: { blocking: true } } },
+  });
   const mcp = await server.http("/mcp", {
     method: "POST",
     headers: { accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
     json: { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "default", arguments: { input: "wait" }, _meta: { progressToken: "p" } } },
   });
   for (const response of [sse, a2a, agui, mcp]) expect(response.headers.get("content-type")).toStartWith("text/event-stream");
-  await until(() => gate.calls === 4, "the four tasks to reach the gate");
+  await until(() => gate.calls === 5, "the five tasks to reach the gate");
   const bodies = [sse, a2a, agui, mcp].map((response) => response.text());
+  bodies.push(blocking.then((response) => response.text()));
   // No stream may take its end for its client leaving (AG-UI and MCP cancel their task then).
   const cancels: string[] = [];
   const cancel = server.runner.cancel.bind(server.runner);
@@ -186,11 +192,13 @@ test("a stop that hands running tasks over ends every open event stream (SSE, A2
 
   await server.close({ keepData: true });
   // Each response ended whole (a connection cut mid-stream rejects here), without a result.
-  const [sseText = "", a2aText = "", aguiText = "", mcpText = ""] = await within(Promise.all(bodies), 10_000, "the streams to end");
+  const [sseText = "", a2aText = "", aguiText = "", mcpText = "", blockingText = ""] = await within(Promise.all(bodies), 10_000, "the streams to end");
   expect(cancels).toEqual([]);
   // The MCP call is answered: the task goes on.
   const called = JSON.parse(mcpText.split("\n").filter((line) => line.startsWith("data: ")).at(-1)!.slice(6)) as { id: number; result: { isError: boolean; _meta: Record<string, unknown> } };
   expect(called).toMatchObject({ id: 7, result: { isError: true, _meta: { "agentkit/status": "running" } } });
+  // So is the blocking A2A send: the task as it is.
+  expect(JSON.parse(blockingText)).toMatchObject({ id: 2, result: { kind: "task", status: { state: "working" } } });
   expect(sseText).toContain('"event_type":"tool_call"');
   expect(sseText).not.toContain('"type":"result"');
   expect(a2aText).toContain('"state":"working"');
@@ -203,5 +211,5 @@ test("a stop that hands running tasks over ends every open event stream (SSE, A2
   server = await startTestServer({ dataDir, models: { m: createScriptedModel([step], { repeatLast: true }) }, tools: [gate.tool], agents });
   const statuses = async () => ((await (await server!.http("/tasks?limit=10")).json()) as { tasks: { status: string }[] }).tasks.map((entry) => entry.status);
   await until(async () => (await statuses()).every((status) => status !== "running" && status !== "queued"), "the tasks to end", 10_000);
-  expect(await statuses()).toEqual(["completed", "completed", "completed", "completed"]);
+  expect(await statuses()).toEqual(["completed", "completed", "completed", "completed", "completed"]);
 }, 30_000);

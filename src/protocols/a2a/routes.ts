@@ -305,11 +305,16 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const encoder = new TextEncoder();
     let stop: (() => void) | undefined;
     let keepAlive: ReturnType<typeof setInterval> | undefined;
+    let unregister: (() => void) | undefined;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         keepAlive = setInterval(() => controller.enqueue(encoder.encode(" ")), KEEP_ALIVE_MS);
+        let finished = false;
         const finish = async (failure?: unknown) => {
+          if (finished) return;
+          finished = true;
           clearInterval(keepAlive);
+          unregister?.();
           let json: unknown;
           try {
             if (failure) throw failure;
@@ -329,9 +334,15 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         // Any park ends it (the answer then shows what waits): the asks may be in the log before
         // `after`, where this projector does not look.
         stop = follow({ task, after, projector: new FrameProjector(task), announced: new Set(), anyPark: true, emit: () => {}, done: finish, signal: call.signal });
+        // A stopping server answers with the task as it is (it goes on, after a restart or on another node).
+        unregister = deps.streams?.add(() => {
+          stop?.();
+          void finish();
+        });
       },
       cancel() {
         clearInterval(keepAlive);
+        unregister?.();
         stop?.();
       },
     });
