@@ -43,6 +43,9 @@ const CLIENT_FRAME_STRUCTURE = { maxDepth: 4, maxTokens: 64 };
  * error frame). Past it the socket is closed with 1008 (policy violation).
  */
 export const MAX_CLIENT_FRAMES_PER_SECOND = 200;
+
+/** A task's watchers are checked for slow ones at most this often (each publish that meets backpressure asks). */
+const SCAN_EVERY_MS = 20;
 export interface Connection extends WatchRequest {
   /** Nothing more is sent once set: closing, closed, or marked slow. */
   closed: boolean;
@@ -104,6 +107,8 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   const watchersByTask = new Map<string, Set<Socket>>();
   const watchersByKey = new Map<string, number>();
   const lastScan = new Map<string, number>();
+  /** A scan due once `SCAN_EVERY_MS` have passed since the last one (a publish met backpressure meanwhile). */
+  const laterScans = new Map<string, ReturnType<typeof setTimeout>>();
   const hardLimit = slowClientHardLimit(deps.slowClientBytes);
   const graceMs = deps.slowClientGraceMs ?? DEFAULT_SLOW_CLIENT_GRACE_MS;
 
@@ -126,6 +131,14 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       ws.data.overLimit = undefined;
       if (!ws.data.closed && ws.getBufferedAmount() > deps.slowClientBytes) closeSlow(ws);
     }, graceMs);
+  }
+
+  /** Checks the queue of every watcher of `taskId` (see `closeSlowWatchers`). */
+  function scanSlow(taskId: string) {
+    const set = watchersByTask.get(taskId);
+    if (!set) return void lastScan.delete(taskId);
+    lastScan.set(taskId, performance.now());
+    for (const ws of set) checkSlow(ws);
   }
 
   function clearOverLimit(ws: Socket) {
@@ -421,16 +434,27 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   return {
     handler,
     closeSlowWatchers(taskId) {
-      // Called on every publish that met backpressure: scan a task's watchers at most every 20 ms.
-      const now = performance.now();
-      if (now - (lastScan.get(taskId) ?? -Infinity) < 20) return;
-      lastScan.set(taskId, now);
-      const set = watchersByTask.get(taskId);
-      if (!set) return lastScan.delete(taskId), undefined;
-      for (const ws of set) checkSlow(ws);
+      // Called on every publish that met backpressure: scan a task's watchers at most every
+      // SCAN_EVERY_MS. A publish within that time of the last scan is not dropped: one scan follows
+      // when the time is up (a watcher that passed the limit meanwhile, even the hard one, with no
+      // later publish, would otherwise get no grace timer — and a dead one would hold its queue
+      // until the heartbeat).
+      const since = performance.now() - (lastScan.get(taskId) ?? -Infinity);
+      if (since >= SCAN_EVERY_MS) return scanSlow(taskId);
+      if (!laterScans.has(taskId)) {
+        laterScans.set(
+          taskId,
+          setTimeout(() => {
+            laterScans.delete(taskId);
+            scanSlow(taskId);
+          }, SCAN_EVERY_MS - since),
+        );
+      }
     },
     closeAll(code, reason) {
       clearInterval(heartbeat);
+      for (const timer of laterScans.values()) clearTimeout(timer);
+      laterScans.clear();
       for (const ws of open) {
         ws.data.closed = true;
         clearOverLimit(ws);

@@ -150,3 +150,15 @@ test("reading back under the limit starts the grace afresh: a watcher over the l
   expect(ws.topics.has(topic)).toBe(true);
   await until(() => !ws.topics.has(topic), "the second grace to run out", 10_000);
 });
+
+test("a watcher that passes the hard limit just after a scan is checked once the scan interval is up, with no more publishes", async () => {
+  const { ws, socket, sockets, topic, taskId } = await watching(60_000);
+  sockets.closeSlowWatchers(taskId); // a publish met backpressure: a scan, nothing over
+  ws.buffered = 2 * 1024 * 1024 + 1;
+  sockets.closeSlowWatchers(taskId); // the next one, within the interval: no scan now, one when it is up
+  expect(ws.topics.has(topic)).toBe(true);
+  await until(() => !ws.topics.has(topic), "the scan that follows", 5_000);
+  ws.buffered = 0;
+  sockets.handler.drain!(socket);
+  expect(ws.closedWith).toBe(CloseCode.tooSlow);
+});
