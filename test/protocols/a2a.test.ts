@@ -25,6 +25,7 @@ beforeAll(async () => {
     agents: [
       { name: "default", model: "demo/react", description: "Does arithmetic and tells the time" },
       { name: "slow", model: "demo/slow" },
+      { name: "held", model: "demo/bench", tools: ["calculator"] },
       { name: "ops", model: "demo/react", tools: ["calculator"], approval: ["calculator"] },
       { name: "asker", model: "demo/react", tools: ["ask_user"] },
       { name: "structured", model: "demo/react", output_schema: { type: "object", properties: { value: { type: "number" } } } },
@@ -212,6 +213,25 @@ describe("send", () => {
     expect(text).toMatch(/^ +\{/);
     expect(JSON.parse(text).result.task.status.state).toBe("TASK_STATE_COMPLETED");
     expect(JSON.parse(text).result.task.artifacts[0].parts[0].text).toBe("1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 = 55");
+  });
+
+  test("blocking: the response's headers come at once, not when the task ends (a client may time out waiting for headers)", async () => {
+    const sent = server.http("/a2a/held", {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ text: '{"steps":1,"delay_ms":600000}' }] } } }),
+    });
+    // The task waits 10 minutes for its model; the headers come within milliseconds. 3 s is below
+    // the 5 s keep-alive, whose whitespace carried the headers before.
+    const response = await Promise.race([sent, Bun.sleep(3000).then(() => undefined)]);
+    expect(response?.status).toBe(200);
+    expect(response!.headers.get("content-type")).toBe("application/json");
+    const task = ((await rest(`/tasks?status=running&limit=100`)).tasks as Json[]).find((each) => each.agent === "held")!;
+    expect(task.status).toBe("running");
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
+    const text = await response!.text();
+    expect(text).toMatch(/^ +\{/);
+    expect(JSON.parse(text).result.task.status.state).toBe("TASK_STATE_CANCELED");
   });
 
   test("a message with the contextId of an earlier task continues that conversation (one thread)", async () => {

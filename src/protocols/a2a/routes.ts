@@ -301,13 +301,17 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       const { a2a } = await snapshot(task);
       return Response.json(rpcResult(call.id, renderSendResult(a2a, call.dialect, historyLength)));
     }
-    // Blocking: whitespace (valid before JSON) keeps the connection from idling out meanwhile.
+    // Blocking: whitespace (valid before JSON) keeps the connection from idling out meanwhile. The
+    // first goes out at once, and with it the response's headers: Bun sends them with the body's
+    // first bytes, and a client that waits for headers only so long (many HTTP clients have such a
+    // timeout) would give up on a task that takes longer.
     const encoder = new TextEncoder();
     let stop: (() => void) | undefined;
     let keepAlive: ReturnType<typeof setInterval> | undefined;
     let unregister: (() => void) | undefined;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
+        controller.enqueue(encoder.encode(" "));
         keepAlive = setInterval(() => controller.enqueue(encoder.encode(" ")), KEEP_ALIVE_MS);
         let finished = false;
         const finish = async (failure?: unknown) => {
