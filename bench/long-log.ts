@@ -2,7 +2,8 @@
  * How long reading a long task log back holds the server's event loop (not part of `bun run bench`).
  * One server, one task of `steps` instant steps (3 events each, ~280 B frames), then each reader
  * `runs` times: a WebSocket replay from `after=0` and an SSE replay by a client that reads as fast as
- * it can, and an A2A `GetTask` (its history is derived from the whole log). A probe in a process of
+ * it can, the REST pages of the whole log (`limit=1000`, read on with `after=`), and an A2A
+ * `GetTask` (its history is derived from the whole log). A probe in a process of
  * its own asks `GET /health` every 2 ms; the figure is the longest it waited within each read.
  *
  *   bun bench/long-log.ts [agentkit binary = dist/agentkit] [steps = 20000] [runs = 3] [pad = 200] [clients = 100]
@@ -90,6 +91,23 @@ try {
         const text = await (await fetch(`${server.http}/tasks/${task.id}/events`, { headers: { accept: "text/event-stream" } })).text();
         if (!text.includes(`id: ${lastSeq}\n`)) throw new Error("the SSE replay did not reach the last event");
         return `${(text.length / 1e6).toFixed(1)} MB`;
+      },
+    ],
+    [
+      "REST pages (GET /tasks/:id/events?limit=1000, read on with after=)",
+      async () => {
+        let after = 0;
+        let pages = 0;
+        let bytes = 0;
+        while (after < lastSeq) {
+          const text = await (await fetch(`${server.http}/tasks/${task.id}/events?after=${after}&limit=1000`)).text();
+          const page = JSON.parse(text) as { events: { seq: number }[] };
+          if (page.events.length === 0) throw new Error(`an empty page after ${after}`);
+          after = page.events.at(-1)!.seq;
+          pages++;
+          bytes += text.length;
+        }
+        return `${pages} pages, ${(bytes / 1e6).toFixed(1)} MB`;
       },
     ],
     [

@@ -44,7 +44,7 @@ export interface AgentkitClient {
     get(id: string): Promise<Task>;
     /** Newest first; pass `next_cursor` back as `cursor`. */
     list(query?: { status?: TaskStatus; limit?: number; cursor?: string }): Promise<TaskList>;
-    /** The stored frames with `seq > after` (at most `limit`, 1–1000, default 500). */
+    /** The stored frames with `seq > after`: at most `limit` (1–1000, default 500) and ~1 MiB of frames (at least one); a page may end before `last_seq`. */
     events(id: string, query?: { after?: number; limit?: number }): Promise<TaskEvents>;
     /** Idempotent; the task in the state it ended in. */
     cancel(id: string): Promise<Task>;

@@ -18,7 +18,7 @@ import { errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { isResultFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
-import { PAGE_CHARS, pageMayContinue, type TaskStore } from "../store/store.ts";
+import { PAGE_BYTES, pageMayContinue, type TaskStore } from "../store/store.ts";
 
 const PAGE = 500;
 
@@ -84,7 +84,7 @@ export function createFollower(options: FollowerOptions): Follower {
           if (!entry.following || !tail) return;
           // A page of at most ~1 MiB: all of it is published in one turn, and an event stream (SSE,
           // A2A) hands its queue to the socket only between turns.
-          const page = await store.events(taskId, tail.lastSeq, PAGE, PAGE_CHARS);
+          const page = await store.events(taskId, tail.lastSeq, PAGE, PAGE_BYTES);
           // Re-check after the await: the runner may have claimed the task, or the watchers left.
           if (!entry.following || feed.tail(taskId) !== tail) return;
           for (const event of page) {
@@ -93,7 +93,7 @@ export function createFollower(options: FollowerOptions): Follower {
             feed.publish(taskId, event.seq, event.frame);
             if (isResultFrame(event.frame)) return stopFollowing(taskId, entry);
           }
-          if (!pageMayContinue(page, PAGE, PAGE_CHARS)) break;
+          if (!pageMayContinue(page, PAGE, PAGE_BYTES)) break;
         }
       } while (entry.again && entry.following);
     } catch (error) {

@@ -28,7 +28,7 @@ import type { Interaction } from "../tasks/interaction.ts";
 import { UNFINISHED_STATUSES } from "../protocol/task.ts";
 import { canSeeThread } from "./auth.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
-import type { TaskStore } from "../store/store.ts";
+import { PAGE_BYTES, type TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { EventStreams } from "./event-stream.ts";
 import { sseResponse } from "./sse.ts";
@@ -417,7 +417,9 @@ export function createApp(deps: AppDeps) {
         telemetry: deps.telemetry,
       });
     }
-    const events = await store.events(task.id, requireKnown(after, "after"), limit);
+    // At most `limit` events, and no more than ~1 MiB of them (at least one): a page of 1,000 big
+    // frames (200 KB tool results) was 200 MB read and written in one turn of the event loop.
+    const events = await store.events(task.id, requireKnown(after, "after"), limit, PAGE_BYTES);
     // Stored frames are already JSON: splice them in rather than parse and re-serialise.
     const body =
       `{"task_id":${JSON.stringify(task.id)},"status":${JSON.stringify(task.status)},"last_seq":${task.last_seq},` +

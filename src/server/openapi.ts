@@ -351,14 +351,14 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "getTaskEvents",
     summary: "A task's events (JSON page or live Server-Sent Events)",
     description:
-      "With `Accept: application/json` (or none, or `*/*`): the stored frames with `seq > after`, exactly as the WebSocket sends them. With `Accept: text/event-stream` (as an EventSource sends): the same stream as the WebSocket, one frame per `data:` line, durable frames with `id: <seq>` (a reconnecting EventSource resumes with `Last-Event-ID`); the stream ends after `result`. The event stream (only it) also takes the key as `?api_key=`. An `after` (or `Last-Event-ID`) beyond the task's last event is a 400.",
+      "With `Accept: application/json` (or none, or `*/*`): the stored frames with `seq > after`, exactly as the WebSocket sends them: at most `limit`, and no more than about 1 MiB of frames (the frame that reaches 1 MiB is the last; at least one), so a page may end before `last_seq` — read on with `after` = its last seq. With `Accept: text/event-stream` (as an EventSource sends): the same stream as the WebSocket, one frame per `data:` line, durable frames with `id: <seq>` (a reconnecting EventSource resumes with `Last-Event-ID`); the stream ends after `result`. The event stream (only it) also takes the key as `?api_key=`. An `after` (or `Last-Event-ID`) beyond the task's last event is a 400.",
     tags: ["tasks", "watching"],
     auth: "stream",
     params: TaskIdParam,
     query: EventsQuery,
     queryDescriptions: {
       after: "The last seq the client has (frames with a greater seq are sent)",
-      limit: "JSON only: the most frames in the page",
+      limit: "JSON only: the most frames in the page (a page also stops at about 1 MiB of frames)",
       deltas: "Event stream only: `0` opts out of live `delta` frames",
     },
     headers: [

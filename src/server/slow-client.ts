@@ -14,7 +14,7 @@ export const DEFAULT_SLOW_CLIENT_GRACE_MS = 1000;
 
 /** Past this many times `slowClientBytes`, a client is cut off at once… */
 const HARD_LIMIT_FACTOR = 4;
-/** … but never below this: two pages of the store's (PAGE_CHARS), the largest burst the server writes in one turn. */
+/** … but never below this: two pages of the store's (PAGE_BYTES), the largest burst the server writes in one turn. */
 const HARD_LIMIT_MIN_BYTES = 2 * 1024 * 1024;
 
 /** The queue past which a client is cut off at once. */

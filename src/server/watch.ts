@@ -8,7 +8,7 @@
  */
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { Task } from "../protocol/task.ts";
-import { PAGE_CHARS, pageMayContinue, type StoredEvent, type TaskStore } from "../store/store.ts";
+import { PAGE_BYTES, pageMayContinue, type StoredEvent, type TaskStore } from "../store/store.ts";
 import { backgroundSlice } from "../lib/turn.ts";
 
 export interface Watcher {
@@ -89,7 +89,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     const stopListening = feed.listen(taskId, () => (publishedMeanwhile = true));
     let page: StoredEvent[];
     try {
-      page = await store.events(taskId, sent, pageSize, PAGE_CHARS);
+      page = await store.events(taskId, sent, pageSize, PAGE_BYTES);
     } finally {
       stopListening();
     }
@@ -134,7 +134,7 @@ export async function attachWatcher(options: AttachOptions): Promise<void> {
     }
     // After a pause the task may have gone live meanwhile, and frames published during the read may
     // be missing from the page: the next pass looks at the tail and the store again.
-    if (!tail && !pageMayContinue(page, pageSize, PAGE_CHARS) && !paused && !publishedMeanwhile) {
+    if (!tail && !pageMayContinue(page, pageSize, PAGE_BYTES) && !paused && !publishedMeanwhile) {
       // Not live: the log is complete. Subscribe anyway, so the watcher hears of anything later.
       watcher.subscribe();
       return;

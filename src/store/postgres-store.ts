@@ -1013,11 +1013,20 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       }
     },
 
-    async events(id, after, limit): Promise<StoredEvent[]> {
-      // `maxChars` is not applied: the rows arrive asynchronously (no event-loop hold), and cutting
-      // what was fetched would fetch the rest again with every next page (quadratic in the log).
-      const rows: { seq: string; frame: string }[] = await sql`
-        SELECT seq, frame FROM events WHERE task_id = ${id} AND seq > ${after} ORDER BY seq LIMIT ${limit}`;
+    async events(id, after, limit, maxBytes): Promise<StoredEvent[]> {
+      // The cut is made in the query, so that rows past it are never sent (cutting what was fetched
+      // would fetch the rest again with every next page): `octet_length` reads a frame's size from
+      // its TOAST header, without reading the frame; it counts the bytes the frame was written as
+      // (UTF-8, as `pageMayContinue` counts them).
+      const rows: { seq: string; frame: string }[] =
+        maxBytes === undefined
+          ? await sql`SELECT seq, frame FROM events WHERE task_id = ${id} AND seq > ${after} ORDER BY seq LIMIT ${limit}`
+          : await sql`
+              SELECT seq, frame FROM (
+                SELECT seq, frame, sum(octet_length(frame)) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+                FROM events WHERE task_id = ${id} AND seq > ${after} ORDER BY seq LIMIT ${limit}
+              ) page
+              WHERE coalesce(before, 0) < ${maxBytes}::bigint ORDER BY seq`;
       return rows.map((row) => ({ seq: Number(row.seq), frame: row.frame }));
     },
 

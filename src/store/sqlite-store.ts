@@ -738,15 +738,15 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       }
     },
 
-    async events(id, after, limit, maxChars): Promise<StoredEvent[]> {
-      if (maxChars === undefined) return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
-      // Row by row, so that rows past `maxChars` are never read.
+    async events(id, after, limit, maxBytes): Promise<StoredEvent[]> {
+      if (maxBytes === undefined) return selectEvents.all({ task_id: id, after, limit }) as StoredEvent[];
+      // Row by row, so that rows past `maxBytes` are never read.
       const page: StoredEvent[] = [];
-      let chars = 0;
+      let bytes = 0;
       for (const row of selectEvents.iterate({ task_id: id, after, limit }) as Iterable<StoredEvent>) {
         page.push(row);
-        chars += row.frame.length;
-        if (chars >= maxChars) break;
+        bytes += Buffer.byteLength(row.frame);
+        if (bytes >= maxBytes) break;
       }
       return page;
     },

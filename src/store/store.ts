@@ -218,12 +218,11 @@ export interface TaskStore {
    */
   pruneEvents(finishedBefore: Date): Promise<number>;
   /**
-   * Events with `seq > after`, in order, at most `limit` — and with `maxChars`, a store whose reads
-   * hold the event loop (SQLite) may stop once the page holds that many characters of frames (at
-   * least one). A page cut so is shorter than `limit` without being the end of the log:
-   * `pageMayContinue` tells.
+   * Events with `seq > after`, in order, at most `limit` — and with `maxBytes`, no more once the page
+   * holds that many bytes of frames (UTF-8; the frame that reaches it is the last; at least one). A
+   * page cut so is shorter than `limit` without being the end of the log: `pageMayContinue` tells.
    */
-  events(id: string, after: number, limit: number, maxChars?: number): Promise<StoredEvent[]>;
+  events(id: string, after: number, limit: number, maxBytes?: number): Promise<StoredEvent[]>;
   /** Releases the store (a file, a connection pool); callers await it, a sync store returns nothing. */
   close(): void | Promise<void>;
 }
@@ -362,11 +361,12 @@ export interface ClusterStore {
 const LOG_PAGE = 1000;
 
 /**
- * Characters of frames a page read from the store holds at most (at least one frame), for the
- * readers of whole logs and replays: with 100 KB tool results (`http_fetch`'s default limit), a page
- * of 1,000 events is 100 MB read in one synchronous SQLite call.
+ * Bytes of frames (UTF-8) a page read from the store holds at most (at least one frame), for the
+ * readers of whole logs, replays and REST pages: with 100 KB tool results (`http_fetch`'s default
+ * limit), a page of 1,000 events is 100 MB, read in one synchronous SQLite call, or published in one
+ * turn by a cluster follower.
  */
-export const PAGE_CHARS = 1024 * 1024;
+export const PAGE_BYTES = 1024 * 1024;
 
 /**
  * `threadTasks`' cut, the same in every store: of tasks given newest first, those that hold at most
@@ -384,13 +384,13 @@ export function newestWithin<T extends { input: string; output: string | null }>
   return kept;
 }
 
-/** Whether more events may follow `page`, read with `limit` and `maxChars` (see `TaskStore.events`). */
-export function pageMayContinue(page: readonly StoredEvent[], limit: number, maxChars?: number): boolean {
+/** Whether more events may follow `page`, read with `limit` and `maxBytes` (see `TaskStore.events`). */
+export function pageMayContinue(page: readonly StoredEvent[], limit: number, maxBytes?: number): boolean {
   if (page.length >= limit) return true;
-  if (maxChars === undefined || page.length === 0) return false;
-  let chars = 0;
-  for (const event of page) chars += event.frame.length;
-  return chars >= maxChars;
+  if (maxBytes === undefined || page.length === 0) return false;
+  let bytes = 0;
+  for (const event of page) bytes += Buffer.byteLength(event.frame);
+  return bytes >= maxBytes;
 }
 
 /**
@@ -404,12 +404,12 @@ export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: 
   let after = 0;
   const slice = backgroundSlice;
   for (;;) {
-    const page = await store.events(taskId, after, LOG_PAGE, PAGE_CHARS);
+    const page = await store.events(taskId, after, LOG_PAGE, PAGE_BYTES);
     for (const event of page) {
       visit(event);
       if (slice.spent) await slice.next();
     }
-    if (!pageMayContinue(page, LOG_PAGE, PAGE_CHARS)) return;
+    if (!pageMayContinue(page, LOG_PAGE, PAGE_BYTES)) return;
     after = page.at(-1)!.seq;
   }
 }

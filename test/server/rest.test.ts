@@ -46,6 +46,31 @@ describe("tasks", () => {
     ]);
   });
 
+  test("GET /tasks/:id/events pages big frames by size too (about 1 MiB, at least one event): read on with after=, every event once", async () => {
+    server = await startTestServer({ agents: [{ name: "bench", model: "demo/bench", tools: ["calculator"] }] });
+    // 4 steps whose tool_call frames carry 400,000 characters each: ~1.6 MB of frames in all.
+    const created = await server.http("/tasks", { method: "POST", json: { agent: "bench", input: JSON.stringify({ steps: 4, pad: 400_000 }) } });
+    const task = (await created.json()) as { id: string };
+    await (await server.watch(task.id)).result();
+    type Page = { last_seq: number; events: { seq: number }[] };
+    const first = (await (await server.http(`/tasks/${task.id}/events?limit=1000`)).json()) as Page;
+    expect(first.last_seq).toBe(14);
+    const seqs = first.events.map((event) => event.seq);
+    expect(seqs.at(-1)!).toBeLessThan(first.last_seq); // cut by size, not by the limit
+    // The events before the last one hold less than 1 MiB; the last one reached it.
+    const sizes = first.events.map((event) => Buffer.byteLength(JSON.stringify(event)));
+    expect(sizes.slice(0, -1).reduce((sum, size) => sum + size, 0)).toBeLessThan(1024 * 1024);
+    expect(sizes.reduce((sum, size) => sum + size, 0)).toBeGreaterThanOrEqual(1024 * 1024);
+    let after = seqs.at(-1)!;
+    while (after < first.last_seq) {
+      const page = (await (await server.http(`/tasks/${task.id}/events?after=${after}&limit=1000`)).json()) as Page;
+      expect(page.events.length).toBeGreaterThan(0);
+      seqs.push(...page.events.map((event) => event.seq));
+      after = page.events.at(-1)!.seq;
+    }
+    expect(seqs).toEqual(Array.from({ length: 14 }, (_, index) => index + 1));
+  });
+
   test("validation errors are 400 with the issues, never 500", async () => {
     server = await startTestServer();
     const cases: [RequestInit & { json?: unknown }, string][] = [

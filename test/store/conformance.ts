@@ -590,19 +590,19 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
       });
     });
 
-    test("events with maxChars: pages hold that many characters of frames at most (at least one frame); pageMayContinue tells a cut page from the end", async () => {
+    test("events with maxBytes: a page holds that many bytes of frames (UTF-8) at most, the frame that reaches it the last (at least one); pageMayContinue tells a cut page from the end", async () => {
       const s = await open();
       await s.createTask(newTask("big"));
       await s.markRunning("big", new Date());
       const frame = (seq: number) => JSON.stringify({ seq, pad: "p".repeat(90) }).padEnd(100, " ");
       await s.appendEvents("big", Array.from({ length: 10 }, (_, index) => ({ seq: index + 1, frame: frame(index + 1) })));
-      expect(await s.events("big", 0, 10)).toHaveLength(10); // no maxChars: the limit alone
-      // A store may cut a page at maxChars (SQLite does: the one that reached 250 is the last) or not
-      // (PostgreSQL: its reads hold no event loop); either way it starts at the first, holds at least one.
+      expect(await s.events("big", 0, 10)).toHaveLength(10); // no maxBytes: the limit alone
+      // 100 bytes each: the third reaches 250.
       const first = await s.events("big", 0, 10, 250);
-      expect([[1, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]).toContainEqual(first.map((event) => event.seq));
+      expect(first.map((event) => event.seq)).toEqual([1, 2, 3]);
       expect(pageMayContinue(first, 10, 250)).toBe(true);
-      expect((await s.events("big", 0, 10, 50)).length).toBeGreaterThanOrEqual(1);
+      expect((await s.events("big", 0, 10, 50)).map((event) => event.seq)).toEqual([1]); // at least one
+      expect((await s.events("big", 0, 10, 200)).map((event) => event.seq)).toEqual([1, 2]); // 200 reached by the second
       // Page by page to the end: every event once.
       const seen: number[] = [];
       let after = 0;
@@ -617,6 +617,15 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
       expect(last.map((event) => event.seq)).toEqual([10]);
       expect(pageMayContinue(last, 10, 250)).toBe(false);
       expect(pageMayContinue([], 10, 250)).toBe(false);
+      // Bytes, not characters: 60 characters of "é" and "€" are 150 bytes.
+      await s.createTask(newTask("wide"));
+      await s.markRunning("wide", new Date());
+      const wide = (seq: number) => JSON.stringify({ seq, text: "é€".repeat(30) });
+      await s.appendEvents("wide", Array.from({ length: 4 }, (_, index) => ({ seq: index + 1, frame: wide(index + 1) })));
+      const wideFrame = Buffer.byteLength(wide(1));
+      const widePage = await s.events("wide", 0, 10, wideFrame + 1);
+      expect(widePage.map((event) => event.seq)).toEqual([1, 2]);
+      expect(pageMayContinue(widePage, 10, wideFrame + 1)).toBe(true);
     });
 
     describe("retention", () => {
