@@ -394,14 +394,14 @@ export function pageMayContinue(page: readonly StoredEvent[], limit: number, max
 }
 
 /**
- * Hands each event of a task's whole stored log to `visit`, in seq order (read in pages of 1,000),
- * and gives the event loop a turn whenever the background slice (`backgroundSlice`, shared with
+ * Hands each event of a task's whole stored log (or those after `from`) to `visit`, in seq order
+ * (read in pages of 1,000), and gives the event loop a turn whenever the background slice (`backgroundSlice`, shared with
  * replays and retention) is spent, so that no log, however long, holds the server: read and parsed
  * in one go, a log of 60,000 events held it for 100–300 ms (an A2A GetTask, a decision on a
  * waiting task, a resume).
  */
-export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: string, visit: (event: StoredEvent) => void): Promise<void> {
-  let after = 0;
+export async function forEachLogEvent(store: Pick<TaskStore, "events">, taskId: string, visit: (event: StoredEvent) => void, from = 0): Promise<void> {
+  let after = from;
   const slice = backgroundSlice;
   for (;;) {
     const page = await store.events(taskId, after, LOG_PAGE, PAGE_BYTES);

@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
 import { until, within } from "../helpers/deferred.ts";
-import { callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
+import { answer, callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 type Json = Record<string, any>;
@@ -161,4 +161,33 @@ test("a blocking send that continues a task which asks again before the send rea
   expect(readsAfterDecision).toBe(1); // the hold happened
   expect(json.result).toMatchObject({ kind: "task", status: { state: "input-required" } });
   expect(JSON.stringify(json.result.status.message)).toContain("c2");
+});
+
+test("a task viewed again (GetTask polled) reads only the events after the last view's, and shows the same history", async () => {
+  const reads: number[] = [];
+  const store = holdable({
+    events: async (args) => {
+      reads.push(args[1] as number);
+    },
+  });
+  // Ten steps of thought + tool call, then the answer.
+  const steps = Array.from({ length: 10 }, (_, index) => callTools([{ id: `c${index}`, name: "calculator", arguments: JSON.stringify({ expression: `${index}+1` }) }], `step ${index + 1}`));
+  server = await startTestServer({
+    models: { m: createScriptedModel([...steps, answer("done")]) },
+    agents: [{ name: "default", model: "test/m", tools: ["calculator"], max_steps: 20 }],
+    wrapStore: store.wrapStore,
+  });
+  const task = await server.createTask({ input: "hi" });
+  await until(async () => (await store.inner().getTask(task.id))?.status === "completed", "the task completes");
+  const lastSeq = (await store.inner().getTask(task.id))!.last_seq;
+  const get = async () => (await (await rpc({ method: "GetTask", params: { id: task.id } })).json()) as Json;
+  reads.length = 0;
+  const first = await get();
+  expect(reads[0]).toBe(0); // the whole log, once
+  const texts = (view: Json) => (view.result.history as Json[]).map((message) => message.parts[0].text);
+  expect(texts(first)).toEqual(["hi", ...Array.from({ length: 10 }, (_, index) => `step ${index + 1}`)]);
+  reads.length = 0;
+  const second = await get();
+  expect(reads.every((after) => after === lastSeq)).toBe(true); // only what came after the first view
+  expect(second.result).toEqual(first.result);
 });

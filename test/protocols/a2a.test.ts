@@ -10,6 +10,7 @@ import { Role, TaskState, type Message, type Part, type SendMessageRequest, type
 import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, type Client } from "@a2a-js/sdk/client";
 import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
+import { within } from "../helpers/deferred.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const KEY = "admin-key-0123456789";
@@ -424,6 +425,21 @@ describe("input-required", () => {
     await expect(client.sendMessage(request(userMessage("approve", { taskId: asked.id })))).rejects.toBeInstanceOf(UnsupportedOperationError);
   });
 
+  test("resubscribing to a task that already waits for input: the task, input-required, and the stream ends (as it does when the task parks while streamed)", async () => {
+    const client = await clientFor("ops");
+    const asked = asTask(await client.sendMessage(request(userMessage("What is 4*4?"))));
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    const events = await within(collect(client.resubscribeTask({ tenant: "", id: asked.id })), 8000, "the resubscribed stream to end");
+    expect(events[0]!.payload?.$case).toBe("task");
+    expect((events[0]!.payload!.value as A2ATask).status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    const last = events.at(-1)!;
+    expect(last.payload?.$case === "statusUpdate" && last.payload.value.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    // It still waits; the decision continues it.
+    expect((await rest(`/tasks/${asked.id}`)).status).toBe("waiting");
+    const done = asTask(await client.sendMessage(request(userMessage("approve", { taskId: asked.id, contextId: asked.contextId }))));
+    expect(done.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+  });
+
   test("streamed: the stream ends at input-required; 'reject: <reason>' continues it, and the model is told", async () => {
     const client = await clientFor("ops");
     const first = await collect(client.sendMessageStream(request(userMessage("What is 5*5?"))));
@@ -492,6 +508,24 @@ describe("JSON-RPC", () => {
     expect((await rpc("default", file)).json.error.code).toBe(-32005);
     const unsupported = await server.http("/a2a/default", { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "text/plain" }, body: "{}" });
     expect(unsupported.status).toBe(415);
+    // Names an object has by inheritance are not methods either.
+    for (const [index, method] of ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"].entries()) {
+      expect(await rpc("default", { jsonrpc: "2.0", id: 10 + index, method })).toMatchObject({ status: 200, json: { id: 10 + index, error: { code: -32601 } } });
+    }
+  });
+
+  test("a notification (no id) gets no answer and does nothing: no task is started", async () => {
+    const before = (await rest("/tasks?limit=100")).tasks.length;
+    const response = await server.http("/a2a/default", {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", method: "SendMessage", params: { message: { messageId: "n", role: "ROLE_USER", parts: [{ text: "What is 77+1?" }] } } }),
+    });
+    expect(response.status).toBe(202);
+    expect(await response.text()).toBe("");
+    expect((await rest("/tasks?limit=100")).tasks.length).toBe(before);
+    // `"id": null` is a request (an answer with id null), not a notification.
+    expect((await rpc("default", { jsonrpc: "2.0", id: null, method: "Nope" })).json).toMatchObject({ id: null, error: { code: -32601 } });
   });
 
   test("v0.3 method names speak v0.3 (the SDK's own compat transport, and raw message/send)", async () => {

@@ -38,7 +38,7 @@ import type { Decision } from "../../tasks/interaction.ts";
 import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
 import { startStream } from "../../server/watch.ts";
 import { buildAgentCard, cardDialect } from "./card.ts";
-import { contextOf, FrameProjector, LogDigest, MESSAGE_ID_KEY, toA2ATask, type Ask } from "./view.ts";
+import { contextOf, DigestCache, FrameProjector, LogDigest, MESSAGE_ID_KEY, toA2ATask, type Ask } from "./view.ts";
 import {
   isPlainObject,
   METHODS,
@@ -95,6 +95,7 @@ export interface A2AHandlers {
 export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   const { store, agents, auth } = deps;
   const now = deps.now ?? (() => new Date());
+  const digests = new DigestCache();
 
   const card = (c: Context, agent: Agent) => {
     const dialect = cardDialect(c.req.header("a2a-version"));
@@ -126,12 +127,19 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
           throw new RpcError(RpcCode.parseError, "Invalid JSON payload");
         }
         if (!isPlainObject(request)) throw new RpcError(RpcCode.invalidRequest, "A JSON-RPC request is an object (batches are not supported)");
+        // A notification (no `id` member) gets no answer (JSON-RPC 2.0 §4.1), not even an error; and
+        // as A2A defines no notifications, it does nothing: a task its sender could never learn of
+        // is not started.
+        if (!Object.hasOwn(request, "id")) {
+          deps.logger.debug("a2a: a JSON-RPC notification (no id) was ignored", { method: String(request.method).slice(0, 100) });
+          return c.body(null, 202);
+        }
         if (typeof request.id === "string" || (typeof request.id === "number" && Number.isInteger(request.id))) id = request.id;
         else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer or null");
         if (request.jsonrpc !== "2.0" || typeof request.method !== "string" || request.method === "") {
           throw new RpcError(RpcCode.invalidRequest, 'Invalid JSON-RPC request: needs "jsonrpc": "2.0" and a method');
         }
-        const method = METHODS[request.method];
+        const method = Object.hasOwn(METHODS, request.method) ? METHODS[request.method] : undefined;
         if (!method) throw new RpcError(RpcCode.methodNotFound, `Method not found: ${request.method.slice(0, 100)}`);
         dialect = method.dialect;
         const params = request.params ?? {};
@@ -184,19 +192,33 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     return task;
   }
 
-  /** What the view needs of a task's log, read a slice at a time (a long log never holds the event loop). */
+  /**
+   * What the view needs of a task's log, read a slice at a time (a long log never holds the event
+   * loop) — from where the digest of an earlier view of the task ended, if one is kept.
+   */
   async function digestOf(task: Task): Promise<LogDigest> {
-    const digest = new LogDigest(task);
     // A task that has not ended is shown as its status read saw it: up to its `last_seq` (both move
     // in one transaction). A log read past it could hold the task's end while the view says working,
     // and a stream that follows from there would never see the result it waits for.
     const ended = isTerminal(task.status);
-    await forEachLogEvent(store, task.id, (event) => {
-      if (ended || event.seq <= task.last_seq) digest.add(event);
-    });
+    const upTo = ended ? Number.POSITIVE_INFINITY : task.last_seq;
+    const pruned = task.pruned_through > 0;
+    if (pruned) digests.delete(task.id);
+    const earlier = pruned ? undefined : digests.get(task.id);
+    // A status read older than the kept digest is shown from the start.
+    const digest = earlier && earlier.lastSeq <= upTo ? earlier.clone() : new LogDigest(task);
+    await forEachLogEvent(
+      store,
+      task.id,
+      (event) => {
+        if (event.seq <= upTo) digest.add(event);
+      },
+      digest.lastSeq,
+    );
     // An ended task's log is whole or pruned: one read short of its end was pruned meanwhile, and
     // is shown as a pruned one is (no history past the input), not as a part.
-    if (isTerminal(task.status) && digest.lastSeq !== task.last_seq) return new LogDigest(task);
+    if (ended && digest.lastSeq !== task.last_seq) return new LogDigest(task);
+    if (!pruned) digests.set(task.id, digest);
     return digest;
   }
 
@@ -370,7 +392,10 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}): nothing more will happen; read it with GetTask`);
     }
     const { a2a, asks, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: false, asksShown: task.status === "waiting" });
+    // A task that already waits for a person is in an interrupted state: its stream ends there, as
+    // every A2A stream does (the SDK's own server ends such a subscription after the task); the
+    // message that answers it starts a new one.
+    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: true, asksShown: task.status === "waiting" });
   }
 
   /**
@@ -410,7 +435,6 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
           send(projector.inputRequired(open));
           return stream.close();
         }
-        // A subscription to a waiting task goes on until the task moves on, and ends or parks again.
         const announced = new Set(open.map((ask) => ask.callId));
         stop = follow({
           task,

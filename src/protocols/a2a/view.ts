@@ -113,24 +113,50 @@ function trackAsk(open: Map<string, Ask>, eventType: string | undefined, data: R
   else if (eventType === "approval_decided" || eventType === "answer" || eventType === "tool_result" || eventType === "tool_error") open.delete(id);
 }
 
+/** The step events the view reads (history messages, asks); the others only move `lastSeq`. */
+const VIEWED_EVENTS = new Set(["thought", "user_input", "answer", "approval_decided", "approval_requested", "question"]);
+/** Step events that settle an ask: read only while one is open. */
+const SETTLING_EVENTS = new Set(["tool_result", "tool_error"]);
+/** A step frame as the server writes it (src/protocol/frames.ts `stepFrame`): its event type, without parsing it. */
+const STEP_FRAME_START = /^\{"type":"step","seq":\d+,"data":\{"event_type":"([a-z_]+)"/;
+
 /**
- * What the A2A view of a task takes from its log, one event at a time and each frame parsed once
- * (`add`, in seq order): the history messages, the asks still open, the last seq. A whole log is
- * read into one with `forEachLogEvent`, which never holds the event loop for long.
+ * What the A2A view of a task takes from its log, one event at a time (`add`, in seq order): the
+ * history messages, the asks still open, the last seq. A frame is parsed only when its event type
+ * (read from the frame's start) is one the view reads: a log of 120,000 events, mostly tool calls
+ * and usage, took ~270 ms to parse whole. A whole log is read into one with `forEachLogEvent`,
+ * which never holds the event loop for long.
  */
 export class LogDigest {
-  readonly history: A2AMessage[] = [];
-  private readonly open = new Map<string, Ask>();
+  history: A2AMessage[] = [];
+  private open = new Map<string, Ask>();
   lastSeq = 0;
+  /** About how much text `history` holds (the frames it came from): what keeping this digest costs. */
+  chars = 0;
 
   constructor(private readonly task: Task) {}
 
+  /** A copy to add more to (a digest handed out is never changed). */
+  clone(): LogDigest {
+    const copy = new LogDigest(this.task);
+    copy.history = this.history.slice();
+    copy.open = new Map(this.open);
+    copy.lastSeq = this.lastSeq;
+    copy.chars = this.chars;
+    return copy;
+  }
+
   add(event: StoredEvent): void {
     this.lastSeq = event.seq;
+    const type = STEP_FRAME_START.exec(event.frame)?.[1];
+    if (type !== undefined && !VIEWED_EVENTS.has(type) && !(this.open.size > 0 && SETTLING_EVENTS.has(type))) return;
     const frame = parseFrame(event.frame);
     if (frame?.type !== "step") return;
     const message = historyMessage(this.task, event.seq, frame);
-    if (message) this.history.push(message);
+    if (message) {
+      this.history.push(message);
+      this.chars += event.frame.length;
+    }
     const data = frame.data?.data;
     if (data) trackAsk(this.open, frame.data!.event_type, data);
   }
@@ -278,5 +304,56 @@ export class FrameProjector {
       status: { state: "input-required", message: askMessage(task, asks), timestamp: new Date().toISOString() },
       final: true,
     };
+  }
+}
+
+/**
+ * The digests of the task logs A2A clients viewed last (a client polls `GetTask`; every send,
+ * stream and cancel shows the task too): a view of a task seen before reads only the events after
+ * its digest. A task's log up to a seq never changes (it only grows; a pruned one is not kept
+ * here). Bounded by the text the digests hold, least recently used first out.
+ */
+export class DigestCache {
+  private readonly digests = new Map<string, LogDigest>();
+  private chars = 0;
+
+  constructor(private readonly maxChars = 16 * 1024 * 1024) {}
+
+  get(taskId: string): LogDigest | undefined {
+    const digest = this.digests.get(taskId);
+    if (digest) {
+      this.digests.delete(taskId);
+      this.digests.set(taskId, digest);
+    }
+    return digest;
+  }
+
+  set(taskId: string, digest: LogDigest): void {
+    this.delete(taskId);
+    const cost = DigestCache.cost(digest);
+    if (cost > this.maxChars / 8) return;
+    this.digests.set(taskId, digest);
+    this.chars += cost;
+    for (const [oldest, kept] of this.digests) {
+      if (this.chars <= this.maxChars) break;
+      this.digests.delete(oldest);
+      this.chars -= DigestCache.cost(kept);
+    }
+  }
+
+  delete(taskId: string): void {
+    const digest = this.digests.get(taskId);
+    if (!digest) return;
+    this.digests.delete(taskId);
+    this.chars -= DigestCache.cost(digest);
+  }
+
+  get size(): number {
+    return this.digests.size;
+  }
+
+  /** What a digest is counted as: its text, and ~1 KB for the entry itself. */
+  private static cost(digest: LogDigest): number {
+    return digest.chars + 1024;
   }
 }
