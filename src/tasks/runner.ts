@@ -295,6 +295,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   function start(entry: ActiveTask) {
     running++;
     entry.state = "running";
+    // A queued task with events in its log waited for people and was decided: it goes on.
+    if (!entry.resume && entry.task.last_seq > 0) entry.resume = "continued";
     telemetry.runStarted({ taskId: entry.task.id, agent: entry.task.agent, resume: entry.resume, attempt: entry.attempt });
     void run(entry)
       .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
@@ -496,8 +498,6 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       entry.startedAt = startedAt.toISOString();
     }
     const tools = agent.tools();
-    // A queued task with events in its log waited for people and was decided: it goes on.
-    if (!entry.resume && task.last_seq > 0) entry.resume = "continued";
     const outputCheck = outputCheckOf(definition);
     const reactOptions: ReActOptions = {
       model: agent.model,

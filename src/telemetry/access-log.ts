@@ -1,8 +1,9 @@
 /**
  * The access log: one info line per HTTP request, written when the response (its head, for a
  * stream) is ready: `method`, `path` (never the query string, which may hold `?api_key=`),
- * `status` (101 for a WebSocket upgrade), `duration_ms`, and `bytes` when the response says its
- * length. Headers are never logged (they hold keys). On by default; `AGENTKIT_ACCESS_LOG=0` turns it off.
+ * `status` (101 for a WebSocket upgrade) and `duration_ms`. No size: Bun sets a response's length
+ * only as it writes it, after this line (a `bytes` field read from the response was never there).
+ * Headers are never logged (they hold keys). On by default; `AGENTKIT_ACCESS_LOG=0` turns it off.
  */
 import type { Logger } from "../lib/logger.ts";
 
@@ -31,14 +32,11 @@ export function withAccessLog<S>(
   return async (request, server) => {
     const started = performance.now();
     let status = 500;
-    let bytes: number | undefined;
     try {
       const response = await handler(request, server);
       status = response.status;
       // A WebSocket route answers an empty 200 once Bun has upgraded the connection.
       if (status === 200 && response.body === null && request.headers.get("upgrade")?.toLowerCase() === "websocket") status = 101;
-      const length = response.headers.get("content-length");
-      if (length !== null && /^\d+$/.test(length)) bytes = Number(length);
       return response;
     } finally {
       logger.info("http request", {
@@ -46,7 +44,6 @@ export function withAccessLog<S>(
         path: pathOf(request.url),
         status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
-        ...(bytes === undefined ? {} : { bytes }),
       });
     }
   };

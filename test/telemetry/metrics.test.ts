@@ -162,6 +162,21 @@ describe("GET /metrics", () => {
     expect(valueOf(await scrape(server), "agentkit_frames_published_total", { kind: "delta" })).toBe(deltasSeen);
   });
 
+  test("a run that goes on after a person decided is counted as `continued`, not as a first run", async () => {
+    server = await startTestServer({ agents: [{ name: "ops", model: "demo/react", tools: ["calculator"], approval: ["calculator"] }] });
+    const task = await server.createTask({ input: "What is 6*7?", agent: "ops" });
+    const statusOf = async () => ((await (await server!.http(`/tasks/${task.id}`)).json()) as { status: string }).status;
+    await until(async () => (await statusOf()) === "waiting", "the task waits for approval");
+    const events = (await (await server.http(`/tasks/${task.id}/events`)).json()) as { events: { data?: { event_type: string; data: { id: string } } }[] };
+    const asked = events.events.find((frame) => frame.data?.event_type === "approval_requested")!;
+    const decided = await server.http(`/tasks/${task.id}/approvals`, { method: "POST", json: { call_id: asked.data!.data.id, decision: "approve" } });
+    expect(decided.status).toBe(200);
+    await until(async () => (await statusOf()) === "completed", "the task completes");
+    const after = await scrape(server, undefined);
+    expect(valueOf(after, "agentkit_task_runs_started_total", { reason: "first" })).toBe(1);
+    expect(valueOf(after, "agentkit_task_runs_started_total", { reason: "continued" })).toBe(1);
+  });
+
   test("SSE watchers are counted too", async () => {
     const slow = createScriptedModel([
       async function* () {
