@@ -261,7 +261,20 @@ describe("agentkit as an MCP server", () => {
     const thread = (await client.callTool({ name: "default", arguments: { input: "hi", thread_id: "thr_nope" } })) as CallToolResult;
     expect(thread.isError).toBe(true);
     expect(textOf(thread)).toContain("not_found");
-    await expect(client.callTool({ name: "nobody", arguments: { input: "hi" } })).rejects.toThrow(/Unknown tool 'nobody'/);
+    // The SDK client reports it as "MCP error -32602: <message>": the message itself has no such prefix.
+    const unknown = await client.callTool({ name: "nobody", arguments: { input: "hi" } }).catch((error: Error) => error);
+    expect((unknown as Error).message).toStartWith("MCP error -32602: Unknown tool 'nobody'");
+    // A call the protocol cannot take (no name, arguments not an object) is invalid params, not an internal error.
+    for (const params of [{}, { name: 5 }, { name: "default", arguments: [1] }]) {
+      const response = await server!.http("/mcp", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/call", params }),
+      });
+      const text = await response.text();
+      const answer = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1)) as { id: number; error: { code: number } };
+      expect(answer, JSON.stringify(params)).toMatchObject({ id: 9, error: { code: -32602 } });
+    }
   });
 
   test("a call with thread_id continues the thread: the agent sees the conversation", async () => {

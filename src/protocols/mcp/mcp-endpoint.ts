@@ -13,12 +13,12 @@
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { z } from "zod";
 import {
-  CallToolRequestSchema,
   CancelledNotificationSchema,
   ErrorCode,
   ListToolsRequestSchema,
-  McpError,
+  type CallToolRequest,
   type CallToolResult,
   type ServerNotification,
   type Tool,
@@ -85,10 +85,15 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
       }
     });
 
-    server.setRequestHandler(CallToolRequestSchema, async (call, extra): Promise<CallToolResult> => {
+    // Registered with a schema that only names the method: with the full one, the SDK's protocol
+    // layer parsed a malformed call (no `name`, `arguments` an array) first and answered -32603
+    // (internal error) with zod's dump; this way the SDK's `Server` checks the call itself and
+    // answers -32602 (invalid params).
+    server.setRequestHandler(TOOLS_CALL, async (checked, extra): Promise<CallToolResult> => {
+      const call = checked as unknown as CallToolRequest;
       const name = call.params.name;
       const agent = deps.agents.get(name);
-      if (!agent) throw new McpError(ErrorCode.InvalidParams, `Unknown tool '${name}'; the tools are the agents: ${deps.agents.list().map((a) => a.definition.name).join(", ")}`);
+      if (!agent) throw invalidParams(`Unknown tool '${name}'; the tools are the agents: ${deps.agents.list().map((a) => a.definition.name).join(", ")}`);
       const parsed = AgentToolArguments.safeParse(call.params.arguments ?? {});
       if (!parsed.success) {
         return errorResult(`Invalid arguments: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "arguments"}: ${issue.message}`).join("; ")}`);
@@ -213,6 +218,17 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
     if (response.status !== 200) void transport.close();
     return response;
   };
+}
+
+/** `tools/call` as far as the SDK needs it to route the request (see where it is registered). */
+const TOOLS_CALL = z.looseObject({ method: z.literal("tools/call") });
+
+/**
+ * A -32602 error. Not an `McpError`, whose message starts "MCP error -32602: " — a client's SDK
+ * adds that prefix again when it reports the error.
+ */
+function invalidParams(message: string): Error {
+  return Object.assign(new Error(message), { code: ErrorCode.InvalidParams });
 }
 
 function errorResult(text: string): CallToolResult {
