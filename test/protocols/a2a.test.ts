@@ -170,6 +170,13 @@ describe("agent cards", () => {
     expect((await fetch(`${server.baseUrl}/a2a/nope/.well-known/agent-card.json`)).status).toBe(404);
     expect((await fetch(`${server.baseUrl}/a2a/nope`, { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" }, body: "{}" })).status).toBe(404);
   });
+
+  test("behind a proxy the card's URLs are the forwarded origin, and the answer varies by it (a cache must not share it)", async () => {
+    const response = await fetch(`${server.baseUrl}/a2a/slow/.well-known/agent-card.json`, { headers: { "X-Forwarded-Proto": "https", "X-Forwarded-Host": "agents.example.com" } });
+    expect(((await response.json()) as Json).url).toBe("https://agents.example.com/a2a/slow");
+    const vary = (response.headers.get("vary") ?? "").split(",").map((name) => name.trim().toLowerCase());
+    expect(vary).toEqual(expect.arrayContaining(["a2a-version", "host", "x-forwarded-host", "x-forwarded-proto"]));
+  });
 });
 
 describe("send", () => {

@@ -100,7 +100,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   const card = (c: Context, agent: Agent) => {
     const dialect = cardDialect(c.req.header("a2a-version"));
     const body = buildAgentCard({ agent, origin: originOf(c), version: deps.version, keyRequired: auth.required }, dialect);
-    return c.json(body, 200, { "Cache-Control": "no-cache", Vary: "A2A-Version" });
+    // The card's URLs come from the request's host (and the proxy's forwarded headers): a cache in
+    // front must not hand one client's card to another.
+    return c.json(body, 200, { "Cache-Control": "no-cache", Vary: "A2A-Version, Host, X-Forwarded-Host, X-Forwarded-Proto" });
   };
 
   return {
