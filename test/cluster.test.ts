@@ -71,6 +71,7 @@ interface NodeOptions {
   maxConcurrent?: number;
   leaseMs?: number;
   pollMs?: number;
+  env?: Record<string, string>;
 }
 
 /** Polls `check` every `every` ms until it returns a value other than undefined/false; bounded. */
@@ -129,6 +130,7 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
       AGENTKIT_DATABASE_URL: url,
       AGENTKIT_LEASE_MS: String(options.leaseMs ?? LEASE_MS),
       AGENTKIT_POLL_MS: String(options.pollMs ?? POLL_MS),
+      ...options.env,
     };
     const node = { ...(await launchBinary(binary, args, env, { cwd: workDir })), id, role };
     nodes.push(node);
@@ -520,6 +522,25 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     }, "the AG-UI run's task to end", 20_000);
     expect(ended.status).toBe("completed");
   }, 40_000);
+
+  test("the queue's limit holds on a node that takes many requests at once: each is counted before its insert, not after", async () => {
+    const url = await pg.createDatabase();
+    // An api node runs nothing: what it accepts stays queued. A poll interval long enough that the
+    // count is not refreshed during the burst.
+    const api = await startNode(url, "cap-api", { role: "api", pollMs: 60_000, env: { AGENTKIT_MAX_QUEUED_TASKS: "5" } });
+    await create(api, "ticker", { steps: 1 });
+    await Bun.sleep(300); // the count this first request asked for has come back
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(`${api.base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent: "ticker", input: JSON.stringify({ steps: 1 }) }) })),
+    );
+    const accepted = answers.filter((response) => response.status === 201).length;
+    expect(accepted + answers.filter((response) => response.status === 429).length).toBe(20);
+    const queued = ((await (await fetch(`${api.base}/tasks?status=queued&limit=100`)).json()) as { tasks: unknown[] }).tasks.length;
+    // Never past the limit; at most one below it (the first task, counted before its insert and
+    // again by the count, until the next refresh).
+    expect(queued).toBeLessThanOrEqual(5);
+    expect(queued).toBeGreaterThanOrEqual(4);
+  }, 30_000);
 
   test("roles: an api node runs nothing (its tasks wait for a worker); a worker serves only /health (404 elsewhere); /health says node, role, cluster and database", async () => {
     const url = await pg.createDatabase();

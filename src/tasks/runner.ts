@@ -73,7 +73,10 @@ function endOfTurn(): Promise<false> {
 }
 
 export interface TaskRunner {
-  /** Throws `queue_full` (429) when a new task could not be queued. */
+  /**
+   * Throws `queue_full` (429) when a new task could not be queued; otherwise (in a cluster) counts
+   * it as queued at once. Call it right before storing a new task, and `submit` the task once stored.
+   */
   ensureCapacity(): void;
   /** Takes a freshly created (queued) task; it starts when a slot is free (on any worker node). */
   submit(task: Task): void;
@@ -710,6 +713,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   let claimFailing = false;
   let queuedCount = 0;
   let queuedCountAt = Number.NEGATIVE_INFINITY;
+  /** Tasks `ensureCapacity` counted since the last refresh of `queuedCount` began. */
+  let countedSinceRefresh = 0;
   let refreshingCount = false;
   let stopListening: (() => Promise<void>) | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
@@ -841,10 +846,14 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   function refreshQueuedCount() {
     if (!cluster || refreshingCount) return;
     refreshingCount = true;
+    countedSinceRefresh = 0;
     cluster.store
       .countQueued()
       .then((count) => {
-        queuedCount = count;
+        // Tasks this node counted while the count was on its way may be stored after the count's
+        // snapshot: they stay counted (one stored before it is counted twice until the next
+        // refresh — too few accepted for a moment, never too many).
+        queuedCount = count + countedSinceRefresh;
         queuedCountAt = performance.now();
       })
       .catch(() => {})
@@ -1022,6 +1031,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         if (queuedCount >= options.maxQueuedTasks) {
           throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting in the cluster)`);
         }
+        // Counted now, not once stored: requests on this node that check while this one's insert
+        // is on its way (an await) see it. One that then fails to store is counted until the next
+        // refresh (a poll interval at most): too few accepted for a moment, never too many.
+        queuedCount++;
+        countedSinceRefresh++;
         return;
       }
       // Full: the queue holds its limit. A free slot does not make room: what is queued then waits for
@@ -1036,7 +1050,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     submit(task) {
       telemetry.taskSubmitted();
       if (cluster) {
-        queuedCount++;
+        // Counted by `ensureCapacity` already.
         // Every worker hears of it (this one included) and the first free one claims it.
         cluster.store.signal({ kind: "queued" }).catch((error) => logger.warn("cluster: could not announce a task", { error: errorMessage(error) }));
         void claim();
