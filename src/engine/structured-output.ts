@@ -13,7 +13,8 @@
  *   `#/definitions/<name>`, recursion allowed), `true` / `false` as schemas;
  * - objects: `properties`, `required`, `additionalProperties` (boolean or schema);
  * - arrays: `items` (one schema for every item), `minItems`, `maxItems`;
- * - strings: `minLength`, `maxLength` (in code points), `pattern` (ECMAScript, unanchored);
+ * - strings: `minLength`, `maxLength` (in code points), `pattern` (unanchored, matched in linear
+ *   time: RE2 syntax, i.e. ECMAScript's without lookaround and backreferences; src/lib/linear-regex.ts);
  * - numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (numbers), `multipleOf`;
  * - only at the root: `$defs`, `definitions`, `$schema`, `$id`;
  * - annotations, accepted and not checked: `title`, `description`, `default`, `examples`,
@@ -23,6 +24,8 @@
  * keyword with a value of the wrong shape, a `$ref` that does not resolve, and a `$ref` cycle that
  * never descends into the value (`a` is `anyOf: [{$ref: a}, …]`).
  */
+
+import { compileLinearRegex, type LinearRegex } from "../lib/linear-regex.ts";
 
 type JsonSchema = boolean | Record<string, unknown>;
 
@@ -90,7 +93,7 @@ export function compileOutputSchema(schema: unknown): OutputValidator {
         };
       }
       const errors: ValidationError[] = [];
-      validate(root, value, "$", { root, errors, depth: 0 });
+      validate(root, value, "$", { root, errors, depth: 0, patterns: compiler.patterns });
       if (errors.length === 0) return { ok: true, value, json: JSON.stringify(value) };
       const details = errors.map((error) => `at ${error.path}: ${error.message}`).join("; ");
       return { ok: false, message: truncate(`The final answer does not match the output schema: ${details}.`) };
@@ -110,6 +113,8 @@ export function stripJsonFence(text: string): string {
 class Compiler {
   /** For each `$ref` target, the targets it reaches without descending into the value. */
   private readonly shallowRefs = new Map<string, Set<string>>();
+  /** Every `pattern` of the schema, compiled once. */
+  readonly patterns = new Map<string, LinearRegex>();
 
   constructor(private readonly root: Record<string, unknown>) {}
 
@@ -176,9 +181,9 @@ class Compiler {
     if (node.pattern !== undefined) {
       if (typeof node.pattern !== "string") fail(`${at}/pattern`, "must be a string");
       try {
-        new RegExp(node.pattern, "u");
+        if (!this.patterns.has(node.pattern as string)) this.patterns.set(node.pattern as string, compileLinearRegex(node.pattern as string));
       } catch (error) {
-        fail(`${at}/pattern`, `is not a valid regular expression (${error instanceof Error ? error.message : String(error)})`);
+        fail(`${at}/pattern`, `is not a regular expression agentkit can check: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
   }
@@ -256,6 +261,8 @@ interface ValidationContext {
   root: Record<string, unknown>;
   errors: ValidationError[];
   depth: number;
+  /** The schema's patterns, compiled (linear-time matching). */
+  patterns: ReadonlyMap<string, LinearRegex>;
 }
 
 /** Adds the value's errors against `schema` to `context.errors` (up to MAX_ERRORS). */
@@ -329,7 +336,7 @@ function validate(schema: JsonSchema, value: unknown, path: string, context: Val
     const length = [...value].length;
     if (typeof schema.minLength === "number" && length < schema.minLength) report(`expected at least ${schema.minLength} characters, got ${length}`);
     if (typeof schema.maxLength === "number" && length > schema.maxLength) report(`expected at most ${schema.maxLength} characters, got ${length}`);
-    if (typeof schema.pattern === "string" && !new RegExp(schema.pattern, "u").test(value)) {
+    if (typeof schema.pattern === "string" && !context.patterns.get(schema.pattern)!.test(value)) {
       report(`must match the pattern ${JSON.stringify(schema.pattern)}`);
     }
   }

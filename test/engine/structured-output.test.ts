@@ -111,6 +111,28 @@ describe("check", () => {
   });
 });
 
+describe("patterns are matched in linear time", () => {
+  test("a pattern that backtracks exponentially in JavaScript (^(a+)+$) answers at once, right either way", () => {
+    // With a backtracking engine, 40 a's and a '!' take ~2^40 steps: this test would never end.
+    const validator = compileOutputSchema({ type: "object", properties: { a: { type: "string", pattern: "^(a+)+$" } } });
+    const check = (text: string) => validator.check(JSON.stringify({ a: text })).ok;
+    expect(check(`${"a".repeat(40)}!`)).toBe(false);
+    expect(check("a".repeat(40))).toBe(true);
+    expect(check(`${"a".repeat(100_000)}!`)).toBe(false);
+  });
+
+  test("JSON Schema's \\uXXXX escapes, Unicode classes and code points work as in ECMAScript with the u flag", () => {
+    const check = (pattern: string, text: string) => compileOutputSchema({ type: "string", pattern }).check(JSON.stringify(text)).ok;
+    expect(check("^[\\u0041-\\u005A]+$", "ABC")).toBe(true);
+    expect(check("^[\\u0041-\\u005A]+$", "abc")).toBe(false);
+    expect(check("^\\p{L}+$", "héllo")).toBe(true);
+    expect(check("^.$", "😀")).toBe(true); // one code point
+    expect(check("\\\\u0041", "\\u0041")).toBe(true); // an escaped backslash before 'u' is a backslash
+    expect(check("^\\d{3}-\\d{4}$", "555-1234")).toBe(true);
+    expect(check("b", "abc")).toBe(true); // unanchored
+  });
+});
+
 describe("compileOutputSchema refuses what it cannot honour", () => {
   const refused: [string, unknown, string][] = [
     ["not an object", "string", "not a usable JSON Schema: expected an object"],
@@ -121,7 +143,9 @@ describe("compileOutputSchema refuses what it cannot honour", () => {
     ["a malformed required", { required: "a" }, "#/required: must be an array of property names"],
     ["an unresolved $ref", { $ref: "#/$defs/missing" }, "#/$ref: '#/$defs/missing' does not resolve"],
     ["an external $ref", { $ref: "https://example.com/schema.json" }, "does not resolve"],
-    ["a bad pattern", { type: "string", pattern: "(" }, "#/pattern: is not a valid regular expression"],
+    ["a bad pattern", { type: "string", pattern: "(" }, "#/pattern: is not a regular expression agentkit can check"],
+    ["a pattern with lookahead (not linear-time)", { type: "string", pattern: "^(?=a)a$" }, "no lookaround, no backreferences"],
+    ["a pattern with a backreference", { type: "string", pattern: "^(a)\\1$" }, "#/pattern: is not a regular expression agentkit can check"],
     ["tuple items", { items: [{ type: "string" }] }, "tuple 'items' arrays are not supported"],
     ["nested $defs", { properties: { a: { $defs: {} } } }, "#/properties/a: '$defs' is supported only at the root"],
     ["an empty anyOf", { anyOf: [] }, "#/anyOf: must be a non-empty array of schemas"],

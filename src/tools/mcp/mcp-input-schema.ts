@@ -8,8 +8,12 @@
  * support (`if`/`then`/`else`, `unevaluatedProperties`, …), and converting back with
  * `z.toJSONSchema` changes what the model sees (a `date-time` string gains a long regex `pattern`).
  */
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { JsonSchemaType, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
 import { z } from "zod";
+import { compileLinearRegex } from "../../lib/linear-regex.ts";
 
 /** Checks a tool's arguments; returns what is wrong, or undefined when they are valid. */
 export type ArgumentsCheck = (input: Record<string, unknown>) => string | undefined;
@@ -39,4 +43,33 @@ export function mcpArgumentsSchema(currentCheck: () => ArgumentsCheck | undefine
     const problem = currentCheck()?.(input);
     if (problem !== undefined) context.addIssue({ code: "custom", message: problem });
   });
+}
+
+/**
+ * The JSON Schema validator for MCP tool schemas: the SDK's Ajv validator (its settings: formats,
+ * all errors, no strict mode), with `pattern`s matched in linear time (src/lib/linear-regex.ts): a
+ * tool's schema comes from its server, the arguments from the model, which a user steers — and a
+ * pattern such as `^(a+)+$` held the event loop for seconds on 30 characters. A pattern RE2 cannot
+ * take (lookaround, backreferences) is matched by JavaScript's engine, as the server's author wrote
+ * it, and said once (`onBacktracking`).
+ */
+export function createToolSchemaValidator(onBacktracking: (pattern: string, reason: string) => void): jsonSchemaValidator {
+  const warned = new Set<string>();
+  const regExp = Object.assign(
+    (pattern: string, flags: string): { test(text: string): boolean } => {
+      try {
+        return compileLinearRegex(pattern);
+      } catch (error) {
+        if (!warned.has(pattern)) {
+          warned.add(pattern);
+          onBacktracking(pattern, error instanceof Error ? error.message : String(error));
+        }
+        return new RegExp(pattern, flags);
+      }
+    },
+    { code: "linear-regex" },
+  );
+  const ajv = new Ajv({ strict: false, validateFormats: true, validateSchema: false, allErrors: true, code: { regExp } });
+  addFormats(ajv);
+  return new AjvJsonSchemaValidator(ajv);
 }

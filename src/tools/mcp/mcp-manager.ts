@@ -3,12 +3,12 @@
  * server that fails to start, crashes or hangs only makes its own tools fail (as `tool_error`
  * observations) while it is restarted in the background; the other servers keep serving.
  */
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 import type { Logger } from "../../lib/logger.ts";
 import { VERSION } from "../../version.ts";
 import type { Tool } from "../tool.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
 import { McpServerSupervisor, type McpServerStatus, type RestartBackoff } from "./mcp-server-supervisor.ts";
+import { createToolSchemaValidator } from "./mcp-input-schema.ts";
 import { createMcpTool } from "./mcp-tool.ts";
 
 export interface McpManagerOptions {
@@ -52,7 +52,9 @@ const DEFAULT_BACKOFF: RestartBackoff = { initialDelayMs: 1_000, maxDelayMs: 30_
  * await mcp.close();
  */
 export function createMcpManager(options: McpManagerOptions): McpManager {
-  const validator = new AjvJsonSchemaValidator();
+  const validator = createToolSchemaValidator((pattern, reason) =>
+    options.logger.warn("mcp: a tool schema's pattern cannot be matched in linear time; JavaScript's engine checks it", { pattern: pattern.slice(0, 200), reason }),
+  );
   const supervisors = new Map<string, McpServerSupervisor>();
   for (const config of options.servers) {
     if (supervisors.has(config.name)) throw new Error(`Duplicate MCP server name '${config.name}'`);

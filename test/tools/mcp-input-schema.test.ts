@@ -1,0 +1,35 @@
+/**
+ * MCP tools' argument checks (src/tools/mcp/mcp-input-schema.ts): the tool's JSON Schema through
+ * Ajv, its `pattern`s matched in linear time — a server's schema with a pattern that backtracks
+ * exponentially cannot freeze agentkit on a model's arguments — and a pattern RE2 cannot take
+ * still checked (by JavaScript's engine), said once.
+ */
+import { expect, test } from "bun:test";
+import { compileArgumentsCheck, createToolSchemaValidator } from "../../src/tools/mcp/mcp-input-schema.ts";
+
+test("a pattern that backtracks exponentially in JavaScript (^(a+)+$) is checked at once, right either way", () => {
+  const warned: string[] = [];
+  const validator = createToolSchemaValidator((pattern) => warned.push(pattern));
+  const check = compileArgumentsCheck({ type: "object", properties: { text: { type: "string", pattern: "^(a+)+$" } }, required: ["text"] }, validator);
+  // With a backtracking engine, 40 a's and a '!' take ~2^40 steps: this test would never end.
+  expect(check({ text: `${"a".repeat(40)}!` })).toContain('must match pattern "^(a+)+$"');
+  expect(check({ text: "a".repeat(40) })).toBeUndefined();
+  expect(warned).toEqual([]);
+});
+
+test("a pattern with lookahead (RE2 cannot) is still checked, by JavaScript's engine, and said once", () => {
+  const warned: string[] = [];
+  const validator = createToolSchemaValidator((pattern) => warned.push(pattern));
+  const schema = { type: "object", properties: { code: { type: "string", pattern: "^(?=[A-Z])\\w{3}$" } } };
+  const check = compileArgumentsCheck(schema, validator);
+  expect(check({ code: "Abc" })).toBeUndefined();
+  expect(check({ code: "abc" })).toContain("must match pattern");
+  compileArgumentsCheck(schema, validator);
+  expect(warned).toEqual(["^(?=[A-Z])\\w{3}$"]);
+});
+
+test("formats are still checked (the SDK's Ajv settings)", () => {
+  const check = compileArgumentsCheck({ type: "object", properties: { when: { type: "string", format: "date-time" } } }, createToolSchemaValidator(() => {}));
+  expect(check({ when: "2026-11-27T03:00:00Z" })).toBeUndefined();
+  expect(check({ when: "yesterday" })).toContain("must match format");
+});
