@@ -59,7 +59,11 @@ export const Config = z.object({
   /** PostgreSQL instead of the SQLite file (cluster mode): `postgres://user:password@host:port/db?sslmode=…`. */
   databaseUrl: z
     .string()
-    .refine((value) => /^postgres(ql)?:\/\/./.test(value) && URL.canParse(value), "must be a postgres:// or postgresql:// URL")
+    .refine((value) => /^postgres(ql)?:\/\/./.test(value), "must be a postgres:// or postgresql:// URL")
+    .refine(
+      (value) => !/^postgres(ql)?:\/\/./.test(value) || URL.canParse(value),
+      "is not a valid URL: percent-encode the characters of the user name and password that a URL reserves (/ ? # @ : % and spaces; e.g. / as %2F)",
+    )
     .optional(),
   /** Connections in the PostgreSQL pool. */
   databasePool: z.coerce.number().int().min(1).max(1000).default(10),

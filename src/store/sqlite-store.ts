@@ -7,7 +7,7 @@
  * one transaction that also moves `tasks.last_seq`).
  */
 import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { AgentkitError } from "../errors.ts";
 import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
@@ -264,8 +264,13 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     mkdirSync(options.dataDir, { recursive: true });
     path = join(options.dataDir, "agentkit.sqlite");
   }
-  const db = new Database(path, { create: true, strict: true });
-  db.run("PRAGMA journal_mode = WAL");
+  let db: Database;
+  try {
+    db = new Database(path, { create: true, strict: true });
+    db.run("PRAGMA journal_mode = WAL");
+  } catch (error) {
+    throw new Error(cannotOpen(path, options.dataDir, error));
+  }
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -65536"); // 64 MiB: event-log pages of many live tasks stay cached
@@ -773,4 +778,24 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     if (!match) throw new AgentkitError("bad_request", "Invalid cursor");
     return Number(match[1]);
   }
+}
+
+/**
+ * Why the SQLite file could not be opened, said so that an operator can act: SQLite's own message
+ * ("unable to open database file") names neither the file nor the cause. The usual cause is a data
+ * dir the server's user cannot write (a bind mount owned by another uid).
+ */
+function cannotOpen(path: string, dataDir: string, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  let hint = "";
+  if (dataDir !== ":memory:") {
+    try {
+      accessSync(dataDir, constants.W_OK);
+      if (existsSync(path)) accessSync(path, constants.R_OK | constants.W_OK);
+    } catch {
+      const uid = typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : "";
+      hint = `: this user${uid} cannot write ${existsSync(path) ? path : `the data dir ${dataDir}`} — give it that (chown) or choose another --data-dir`;
+    }
+  }
+  return `cannot open the SQLite database ${path} (${reason})${hint}`;
 }

@@ -17,6 +17,12 @@ test("a bad value names its source", () => {
   expect(() => loadConfig({ env: {}, flags: { port: "70000" } })).toThrow(/^invalid configuration: --port: /);
   expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "short" } })).toThrow("AGENTKIT_API_KEY: must be 8 to 512 characters");
   expect(() => loadConfig({ env: { AGENTKIT_LOG_LEVEL: "loud" } })).toThrow("AGENTKIT_LOG_LEVEL");
+  // A password with characters a URL reserves (openssl rand -base64) is said to be that, not "not a postgres:// URL".
+  expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:ab/cd+ef=@db:5432/agentkit" } })).toThrow(
+    "AGENTKIT_DATABASE_URL: is not a valid URL: percent-encode the characters of the user name and password",
+  );
+  expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "mysql://u:p@db/x" } })).toThrow("AGENTKIT_DATABASE_URL: must be a postgres:// or postgresql:// URL");
+  expect(loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:ab%2Fcd%2Bef%3D@db:5432/agentkit" } }).databaseUrl).toContain("%2F");
 });
 
 test("command line", () => {

@@ -4,7 +4,8 @@
  * schema migrations.
  */
 import { afterEach, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Task } from "../../src/protocol/task.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import { FencedError, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
@@ -44,6 +45,16 @@ const outcome = (status: TaskOutcome["status"]): TaskOutcome => ({
   outputTokens: 1,
   costUsd: null,
   finishedAt: new Date(),
+});
+
+test("a database file that cannot be opened is named in the error (SQLite's own message names nothing)", () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, "agentkit.sqlite")); // a directory where the file should be
+  try {
+    expect(() => createSqliteStore({ dataDir: dir })).toThrow(`cannot open the SQLite database ${join(dir, "agentkit.sqlite")}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("data survives reopening the file; a row that fails validation is an error, not garbage", async () => {
