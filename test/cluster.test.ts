@@ -19,6 +19,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildBinary, launchBinary, type BinaryProcess } from "./helpers/binary.ts";
 import { within } from "./helpers/deferred.ts";
+import { startFreezableProxy } from "./helpers/tcp-proxy.ts";
 import { describePostgres, postgres, postgresBinDir, startCluster, type OwnCluster } from "./helpers/postgres.ts";
 import { tempDir } from "./helpers/server.ts";
 import { connect, type TestSocket } from "./helpers/ws-client.ts";
@@ -541,6 +542,43 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     expect(queued).toBeLessThanOrEqual(5);
     expect(queued).toBeGreaterThanOrEqual(4);
   }, 30_000);
+
+  test("a database that stops answering (frozen, not down): requests get 503 with Retry-After within seconds, /health says unreachable; all is served again once it answers", async () => {
+    const url = new URL(await pg.createDatabase());
+    const proxy = await startFreezableProxy(url.hostname, Number(url.port));
+    try {
+      url.hostname = "127.0.0.1";
+      url.port = String(proxy.port);
+      const node = await startNode(url.href, "frozen-db", { role: "api" });
+      const id = await create(node, "ticker", { steps: 1 });
+      proxy.freeze();
+      const started = performance.now();
+      const [read, created, list] = await Promise.all([
+        fetch(`${node.base}/tasks/${id}`),
+        fetch(`${node.base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent: "ticker", input: "{}" }) }),
+        fetch(`${node.base}/tasks?limit=5`),
+      ]);
+      const waited = performance.now() - started;
+      for (const response of [read, created, list]) {
+        expect(response.status).toBe(503);
+        expect(response.headers.get("retry-after")).toBe("2");
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+      }
+      // Not a timing target: the bound says the answer came from the wait, not from a query that
+      // finally failed (the queries wait as long as the database is frozen).
+      expect(waited).toBeLessThan(15_000);
+      expect(await (await fetch(`${node.base}/health`)).json()).toMatchObject({ status: "degraded", database: "unreachable" });
+      proxy.thaw();
+      const back = await poll(async () => {
+        const response = await fetch(`${node.base}/tasks/${id}`);
+        return response.status === 200 ? ((await response.json()) as { id: string }) : undefined;
+      }, "the node to read the task again", 15_000, 200);
+      expect(back.id).toBe(id);
+    } finally {
+      proxy.thaw();
+      proxy.stop();
+    }
+  }, 40_000);
 
   test("roles: an api node runs nothing (its tasks wait for a worker); a worker serves only /health (404 elsewhere); /health says node, role, cluster and database", async () => {
     const url = await pg.createDatabase();

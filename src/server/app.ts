@@ -46,6 +46,7 @@ import type { Telemetry } from "../telemetry/telemetry.ts";
 import { createWebhookAllowlist, type WebhookAllowlist } from "../webhooks/allowlist.ts";
 import { registerWebhookRoutes } from "../webhooks/routes.ts";
 import { registerMcpServer } from "../protocols/mcp/index.ts";
+import { databaseWait } from "./database-wait.ts";
 import { registerAgUi } from "../protocols/ag-ui/register.ts";
 import { A2A_ROUTES, registerA2A } from "../protocols/a2a/register.ts";
 import { newTaskId } from "../tasks/task-id.ts";
@@ -183,6 +184,9 @@ export function createApp(deps: AppDeps) {
 
   // The API's documents and docs page: open, like /health (docs.ts).
   registerDocs(app, deps.version);
+
+  // Cluster mode: a request answers 503 when the database stops answering (database-wait.ts).
+  if (deps.databaseReachable) app.use("*", databaseWait(deps.databaseReachable));
 
   // A2A (Agent2Agent): open agent cards, and JSON-RPC that checks the key itself (src/protocols/a2a).
   registerA2A(app, deps);
