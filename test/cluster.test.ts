@@ -170,9 +170,10 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     for (;;) {
       const response = await fetch(`${node.base}/tasks/${id}/events?after=${frames.length}&limit=1000`);
       if (response.status !== 200) throw new Error(`GET /tasks/${id}/events on ${node.id} → ${response.status}`);
-      const page = (await response.json()) as { events: unknown[] };
+      const page = (await response.json()) as { last_seq: number; events: { seq: number }[] };
       frames.push(...page.events.map((event) => JSON.stringify(event)));
-      if (page.events.length < 1000) return frames;
+      // A page stops at 1,000 events or ~1 MiB of frames: the log ends at last_seq.
+      if (page.events.length === 0 || page.events.at(-1)!.seq >= page.last_seq) return frames;
     }
   }
 

@@ -36,6 +36,11 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** What the header says when the server could not be asked, or answered with an error (a database that is down: 503). */
+function trouble(error: unknown): string {
+  return error instanceof AgentkitClientError && error.status > 0 ? `The server answered ${error.status}: ${error.message}` : `Cannot reach the server: ${message(error)}`;
+}
+
 /** Asks for a key after a 401 (one dialog however many requests failed) and makes a client with it. */
 async function renewKey(): Promise<void> {
   const key = await askForKey(storedKey() ? "refused" : "needed");
@@ -140,7 +145,7 @@ async function refreshList(): Promise<void> {
       if (task) taskList.upsert(task);
     }
   } catch (error) {
-    setText(connection, `Cannot reach the server: ${message(error)}`);
+    setText(connection, trouble(error));
   } finally {
     listing = false;
   }
@@ -424,7 +429,7 @@ async function start(): Promise<void> {
       await loadAgents();
       break;
     } catch (error) {
-      setText(connection, `Cannot reach the server: ${message(error)} (retrying)`);
+      setText(connection, `${trouble(error)} (retrying)`);
       await new Promise((resolve) => setTimeout(resolve, LIST_POLL_MS));
     }
   }

@@ -32,6 +32,8 @@ export interface TestServer extends RunningServer {
   http(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   createTask(body: Record<string, unknown>, headers?: Record<string, string>): Promise<{ id: string; status: string }>;
   watch(taskId: string, query?: string): ReturnType<typeof connect>;
+  /** The task's stored log over REST (every page: a page stops at ~1 MiB of frames), each frame as JSON text. */
+  storedLog(taskId: string): Promise<string[]>;
   /** Stops the server; removes the data dir unless `keepData`. */
   close(options?: { keepData?: boolean }): Promise<void>;
 }
@@ -95,6 +97,17 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     },
     watch(taskId, query = "") {
       return connect(`${wsBase}/ws/tasks/${taskId}${query ? `?${query}` : ""}`);
+    },
+    async storedLog(taskId) {
+      const frames: string[] = [];
+      for (let after = 0; ; ) {
+        const response = await http(`/tasks/${taskId}/events?after=${after}&limit=1000`);
+        if (response.status !== 200) throw new Error(`GET /tasks/${taskId}/events → ${response.status}: ${await response.text()}`);
+        const page = (await response.json()) as { last_seq: number; events: { seq: number }[] };
+        frames.push(...page.events.map((event) => JSON.stringify(event)));
+        if (page.events.length === 0 || page.events.at(-1)!.seq >= page.last_seq) return frames;
+        after = page.events.at(-1)!.seq;
+      }
     },
     async close(closeOptions = {}) {
       await server.stop();

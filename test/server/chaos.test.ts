@@ -43,9 +43,7 @@ test("watchers that disconnect and reconnect at random each end with exactly the
   }
 
   const results = await Promise.all(Array.from({ length: 24 }, chaoticWatcher));
-  const stored = ((await (await server.http(`/tasks/${task.id}/events?limit=1000`)).json()) as { events: unknown[] }).events.map((event) =>
-    JSON.stringify(event),
-  );
+  const stored = await server.storedLog(task.id);
   expect(stored.length).toBe(steps * 3 + 2);
   for (const result of results) expect(result.frames).toEqual(stored);
   // The chaos was real: watchers reconnected many times on average.
