@@ -91,7 +91,17 @@ export const Config = z.object({
    */
   shareSecret: z.string().min(32, "must be at least 32 characters (e.g. `openssl rand -hex 32`)").max(1024).optional(),
   /** Origins allowed by CORS (`*` for any); none by default. */
-  corsOrigins: CommaList.default([]),
+  corsOrigins: CommaList.pipe(
+    z.array(
+      z
+        .string()
+        .refine((origin) => origin === "*" || (URL.canParse(origin) && new URL(origin).origin === origin.replace(/\/$/, "").toLowerCase()), {
+          error: (issue) => `'${String(issue.input).slice(0, 100)}' is not an origin (scheme://host[:port], no path) or *`,
+        })
+        // As browsers send it: no trailing slash, lower-case scheme and host.
+        .transform((origin) => (origin === "*" ? origin : new URL(origin).origin)),
+    ),
+  ).default([]),
   maxWatchersPerTask: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   maxWatchersPerKey: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   /**

@@ -56,10 +56,13 @@ export const InputBody = z.strictObject({
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
 
+/** The largest `after` (or `Last-Event-ID`) a query takes: 15 digits (a seq never comes near it). */
+const MAX_SEQ = 999_999_999_999_999;
+
 const Integer = (min: number, max: number) =>
   z
     .string()
-    .regex(/^\d{1,15}$/, "must be a non-negative integer")
+    .regex(/^\d{1,15}$/, "must be a non-negative integer of at most 15 digits")
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
@@ -77,20 +80,20 @@ export const ListThreadsQuery = z.object({
 const Flag = z.enum(["0", "1", "false", "true"]).default("1").transform((value) => value === "1" || value === "true");
 
 export const EventsQuery = z.object({
-  after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
+  after: Integer(0, MAX_SEQ).default(0),
   limit: Integer(1, 1000).default(500),
   /** Server-Sent Events only: `deltas=0` opts out of live `delta` frames. */
   deltas: Flag,
 });
 
 /** The `Last-Event-ID` header of a reconnecting EventSource: the last seq it has. */
-export const LastEventId = Integer(0, Number.MAX_SAFE_INTEGER).optional();
+export const LastEventId = Integer(0, MAX_SEQ).optional();
 
 export const TaskIdParam = z.object({ id: z.string().min(1).max(128) });
 
 /** Query of `GET /ws/tasks/:id`. */
 export const WatchQuery = z.object({
-  after: Integer(0, Number.MAX_SAFE_INTEGER).default(0),
+  after: Integer(0, MAX_SEQ).default(0),
   api_key: z.string().optional(),
   /** `deltas=0` opts out of live `delta` frames. */
   deltas: Flag,

@@ -21,7 +21,7 @@ export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reco
   normal: { meaning: "Normal closure", reconnect: false },
   goingAway: { meaning: "The server is shutting down: reconnect with after=<last seq> (to another node, or once it is back)", reconnect: true },
   policyViolation: { meaning: "The client sent more than 200 messages in one second", reconnect: false },
-  tooBig: { meaning: "A client frame was too large", reconnect: false },
+  tooBig: { meaning: "A client frame was larger than AGENTKIT_MAX_FRAME_BYTES (closed by Bun's WebSocket, with no error frame)", reconnect: false },
   serverError: { meaning: "A server fault", reconnect: false },
   badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event) or task id", reconnect: false },
   unauthorized: { meaning: "Missing or wrong key", reconnect: false },
@@ -161,7 +161,7 @@ export function buildAsyncApiDocument(options: { version: string }): Record<stri
       task: {
         address: "/ws/tasks/{taskId}",
         title: "A task's live stream",
-        description: `Open with \`GET /ws/tasks/{taskId}?after=N&deltas=1\`. A wrong key, an unknown task or a bad query get an \`error\` frame, then a close. Close codes (each after an \`error\` frame, except 4008, 4408 and 1001):\n\n${closeTable}`,
+        description: `Open with \`GET /ws/tasks/{taskId}?after=N&deltas=1\`. A wrong key, an unknown task or a bad query get an \`error\` frame, then a close. Close codes (each after an \`error\` frame, except 4008, 4408, 1008, 1009 and 1001):\n\n${closeTable}`,
         parameters: { taskId: { description: "The task's id" } },
         messages: channelMessages,
         bindings: { ws: { method: "GET", query, bindingVersion: "0.1.0" } },

@@ -23,6 +23,10 @@ test("a bad value names its source", () => {
   );
   expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "mysql://u:p@db/x" } })).toThrow("AGENTKIT_DATABASE_URL: must be a postgres:// or postgresql:// URL");
   expect(loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:ab%2Fcd%2Bef%3D@db:5432/agentkit" } }).databaseUrl).toContain("%2F");
+  // CORS origins are origins: a typo stops start-up instead of matching no browser.
+  expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "not a url,*" } })).toThrow("AGENTKIT_CORS_ORIGINS: 'not a url' is not an origin");
+  expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://app.example.com/path" } })).toThrow("is not an origin");
+  expect(loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://App.Example.com/, http://localhost:5173" } }).corsOrigins).toEqual(["https://app.example.com", "http://localhost:5173"]);
 });
 
 test("command line", () => {
