@@ -497,7 +497,10 @@ export function createApp(deps: AppDeps) {
     let bytes = 0;
     let cursor = query.cursor;
     while (tasks.length < query.limit) {
-      const chunk = await store.listTasks({ ...query, cursor, limit: Math.min(LIST_CHUNK, query.limit - tasks.length) });
+      // Read about as many as may still fit: a first look at two, then by the size of those read so
+      // far (tasks at the input limits are ~400 KB each: a chunk of ten was 4 MB read to keep two).
+      const fit = tasks.length === 0 ? LIST_FIRST_CHUNK : Math.floor((LIST_MAX_BYTES - bytes) / (bytes / tasks.length)) + 1;
+      const chunk = await store.listTasks({ ...query, cursor, limit: Math.max(1, Math.min(LIST_CHUNK, fit, query.limit - tasks.length)) });
       let taken = 0;
       for (const task of chunk.tasks) {
         const json = JSON.stringify(task);
@@ -509,8 +512,7 @@ export function createApp(deps: AppDeps) {
       }
       if (taken < chunk.tasks.length) {
         // Full before the end of this chunk: the cursor goes after the last task taken.
-        const nextCursor = taken === 0 ? cursor : (await store.listTasks({ ...query, cursor, limit: taken })).nextCursor;
-        return { tasks, nextCursor: nextCursor ?? null };
+        return { tasks, nextCursor: taken === 0 ? (cursor ?? null) : chunk.cursors[taken - 1]! };
       }
       if (!chunk.nextCursor) return { tasks, nextCursor: null };
       cursor = chunk.nextCursor;
@@ -574,7 +576,9 @@ const SHARE_BODY_BYTES = 4096;
 /** The most tasks `GET /threads/:id` shows (the newest, in order), and the busy check looks at. */
 const THREAD_TASKS_SHOWN = 200;
 /** Tasks read per store query while filling a page of `GET /tasks`. */
-const LIST_CHUNK = 10;
+const LIST_CHUNK = 100;
+/** Tasks the list reads first, before it knows how large they are. */
+const LIST_FIRST_CHUNK = 2;
 /** No webhook allowlist: every `webhook_url` is refused. */
 const NO_WEBHOOKS = createWebhookAllowlist([]);
 /** `Retry-After` of a 429 `queue_full`, in seconds. */

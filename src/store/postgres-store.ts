@@ -585,6 +585,7 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       return {
         tasks: page.map(toTask),
         nextCursor: rows.length > query.limit && last ? encodeCursor(last.row_id) : null,
+        cursors: page.map((row) => encodeCursor(row.row_id)),
       };
     },
 

@@ -558,6 +558,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       return {
         tasks: page.map(toTask),
         nextCursor: rows.length > query.limit && last ? encodeCursor(last.rowid) : null,
+        cursors: page.map((row) => encodeCursor((row as { rowid: number }).rowid)),
       };
     },
 

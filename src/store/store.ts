@@ -120,6 +120,8 @@ export interface ListTasksQuery {
 export interface TaskPage {
   tasks: Task[];
   nextCursor: string | null;
+  /** For each task of the page, the cursor of the tasks after it (a page cut short goes on from there). */
+  cursors: string[];
 }
 
 export interface TaskStore {

@@ -519,6 +519,11 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         const one = await s.listTasks({ limit: 11 });
         expect(one.nextCursor).toBeNull();
         expect((await s.listTasks({ limit: 100 })).tasks).toHaveLength(11);
+        // Each task's cursor goes on right after it (a page cut short by size continues there).
+        expect(one.cursors).toHaveLength(11);
+        const afterThird = await s.listTasks({ limit: 3, cursor: one.cursors[2] });
+        expect(afterThird.tasks.map((task) => task.id)).toEqual(ids.toReversed().slice(3, 6));
+        expect(afterThird.nextCursor).toBe(afterThird.cursors[2]!);
       });
 
       test("pages stay stable while tasks are added", async () => {
