@@ -531,6 +531,10 @@ describe("JSON-RPC", () => {
     expect(response.status).toBe(202);
     expect(await response.text()).toBe("");
     expect((await rest("/tasks?limit=100")).tasks.length).toBe(before);
+    // An invalid request without an id is still answered, with -32600 and id null (JSON-RPC 2.0's own examples).
+    for (const body of [{ jsonrpc: "2.0", method: 1, params: "bar" }, { jsonrpc: "1.0", method: "GetTask" }, {}]) {
+      expect(await rpc("default", body)).toMatchObject({ status: 200, json: { id: null, error: { code: -32600 } } });
+    }
     // `"id": null` is a request (an answer with id null), not a notification.
     expect((await rpc("default", { jsonrpc: "2.0", id: null, method: "Nope" })).json).toMatchObject({ id: null, error: { code: -32601 } });
   });

@@ -129,17 +129,17 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
           throw new RpcError(RpcCode.parseError, "Invalid JSON payload");
         }
         if (!isPlainObject(request)) throw new RpcError(RpcCode.invalidRequest, "A JSON-RPC request is an object (batches are not supported)");
-        // A notification (no `id` member) gets no answer (JSON-RPC 2.0 §4.1), not even an error; and
+        if (typeof request.id === "string" || (typeof request.id === "number" && Number.isInteger(request.id))) id = request.id;
+        else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer or null");
+        if (request.jsonrpc !== "2.0" || typeof request.method !== "string" || request.method === "") {
+          throw new RpcError(RpcCode.invalidRequest, 'Invalid JSON-RPC request: needs "jsonrpc": "2.0" and a method');
+        }
+        // A valid notification (no `id` member) gets no answer (JSON-RPC 2.0 §4.1), not even an error; and
         // as A2A defines no notifications, it does nothing: a task its sender could never learn of
         // is not started.
         if (!Object.hasOwn(request, "id")) {
           deps.logger.debug("a2a: a JSON-RPC notification (no id) was ignored", { method: String(request.method).slice(0, 100) });
           return c.body(null, 202);
-        }
-        if (typeof request.id === "string" || (typeof request.id === "number" && Number.isInteger(request.id))) id = request.id;
-        else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer or null");
-        if (request.jsonrpc !== "2.0" || typeof request.method !== "string" || request.method === "") {
-          throw new RpcError(RpcCode.invalidRequest, 'Invalid JSON-RPC request: needs "jsonrpc": "2.0" and a method');
         }
         const method = Object.hasOwn(METHODS, request.method) ? METHODS[request.method] : undefined;
         if (!method) throw new RpcError(RpcCode.methodNotFound, `Method not found: ${request.method.slice(0, 100)}`);
