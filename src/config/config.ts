@@ -3,6 +3,7 @@
  * A bad value stops start-up with one line naming it (exit code 2, see main.ts).
  */
 import { z } from "zod";
+import { isOrigin, normalizeOrigin } from "../lib/origin.ts";
 import { AgentDefinition, DEFAULT_AGENT } from "../agents/agent.ts";
 import { ProviderConfig } from "../llm/providers/provider-config.ts";
 import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
@@ -95,11 +96,11 @@ export const Config = z.object({
     z.array(
       z
         .string()
-        .refine((origin) => origin === "*" || (URL.canParse(origin) && new URL(origin).origin === origin.replace(/\/$/, "").toLowerCase()), {
+        .refine((origin) => origin === "*" || isOrigin(origin), {
           error: (issue) => `'${String(issue.input).slice(0, 100)}' is not an origin (scheme://host[:port], no path) or *`,
         })
-        // As browsers send it: no trailing slash, lower-case scheme and host.
-        .transform((origin) => (origin === "*" ? origin : new URL(origin).origin)),
+        // As browsers send it: no trailing slash, no default port, lower-case, punycode.
+        .transform((origin) => (origin === "*" ? origin : normalizeOrigin(origin))),
     ),
   ).default([]),
   maxWatchersPerTask: z.coerce.number().int().min(1).max(1_000_000).default(10_000),

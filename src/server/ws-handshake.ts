@@ -13,6 +13,7 @@
  */
 import { AgentkitError } from "../errors.ts";
 import { WatchQuery } from "../protocol/api.ts";
+import { normalizeOrigin } from "../lib/origin.ts";
 import { AGENTKIT_PROTOCOL, keyFromHeaders, keyFromProtocols, parseProtocols, type Authenticator, type Principal } from "./auth.ts";
 
 /** What the WebSocket adapter needs to know about a connection it is asked to upgrade. */
@@ -35,15 +36,6 @@ export interface Handshake {
 
 const MAX_TASK_ID_LENGTH = 128;
 
-/** `https://App.example:443/` → `https://app.example`: how browsers serialise an origin. */
-export function normalizeOrigin(origin: string): string {
-  try {
-    const url = new URL(origin);
-    return url.origin === "null" ? origin.trim().toLowerCase() : url.origin;
-  } catch {
-    return origin.trim().toLowerCase().replace(/\/+$/, "");
-  }
-}
 
 /** Whether a browser origin may open a task WebSocket; `allowed` empty or `*`: any. */
 export function originAllowed(origin: string | null, allowed: ReadonlySet<string> | "any"): boolean {

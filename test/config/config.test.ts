@@ -27,6 +27,11 @@ test("a bad value names its source", () => {
   expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "not a url,*" } })).toThrow("AGENTKIT_CORS_ORIGINS: 'not a url' is not an origin");
   expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://app.example.com/path" } })).toThrow("is not an origin");
   expect(loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://App.Example.com/, http://localhost:5173" } }).corsOrigins).toEqual(["https://app.example.com", "http://localhost:5173"]);
+  // As browsers send them: no default port, punycode; an app's own scheme as written.
+  expect(
+    loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://example.com:443,https://bücher.example,chrome-extension://abcdefghijklmnop,capacitor://localhost" } }).corsOrigins,
+  ).toEqual(["https://example.com", "https://xn--bcher-kva.example", "chrome-extension://abcdefghijklmnop", "capacitor://localhost"]);
+  expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://app.example.com?x=1" } })).toThrow("is not an origin");
 });
 
 test("command line", () => {
