@@ -51,6 +51,9 @@ const YIELD_EVERY = 64;
  */
 const MAX_BATCH = 64;
 
+/** How long a task counted for the queue limit may take to be stored before the count forgets it (cluster). */
+const IN_FLIGHT_MS = 30_000;
+
 /**
  * A promise that resolves `false` when the current event-loop turn ends: one `setImmediate` per
  * turn, shared by every task, instead of one per engine event (the runner races each event against
@@ -715,6 +718,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   let queuedCountAt = Number.NEGATIVE_INFINITY;
   /** Tasks `ensureCapacity` counted since the last refresh of `queuedCount` began. */
   let countedSinceRefresh = 0;
+  /**
+   * When each task `ensureCapacity` counted and `submit` has not yet taken was counted (oldest
+   * first): its insert is on its way. One that never comes (the insert failed) is forgotten after
+   * `IN_FLIGHT_MS`.
+   */
+  const inFlight: number[] = [];
   let refreshingCount = false;
   let stopListening: (() => Promise<void>) | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
@@ -846,7 +855,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   function refreshQueuedCount() {
     if (!cluster || refreshingCount) return;
     refreshingCount = true;
-    countedSinceRefresh = 0;
+    // Tasks whose inserts are on their way may be stored after the count's snapshot: they stay counted.
+    const now = performance.now();
+    while (inFlight.length > 0 && now - inFlight[0]! > IN_FLIGHT_MS) inFlight.shift();
+    countedSinceRefresh = inFlight.length;
     cluster.store
       .countQueued()
       .then((count) => {
@@ -1036,6 +1048,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         // refresh (a poll interval at most): too few accepted for a moment, never too many.
         queuedCount++;
         countedSinceRefresh++;
+        inFlight.push(performance.now());
         return;
       }
       // Full: the queue holds its limit. A free slot does not make room: what is queued then waits for
@@ -1050,7 +1063,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     submit(task) {
       telemetry.taskSubmitted();
       if (cluster) {
-        // Counted by `ensureCapacity` already.
+        // Counted by `ensureCapacity` already; its insert has landed.
+        inFlight.shift();
         // Every worker hears of it (this one included) and the first free one claims it.
         cluster.store.signal({ kind: "queued" }).catch((error) => logger.warn("cluster: could not announce a task", { error: errorMessage(error) }));
         void claim();

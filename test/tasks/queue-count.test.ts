@@ -1,0 +1,46 @@
+/**
+ * The cluster queue limit's count (src/tasks/runner.ts `ensureCapacity`, `refreshQueuedCount`):
+ * a task is counted when accepted; a refresh of the cluster-wide count keeps the tasks whose inserts
+ * are still on their way (the count's snapshot may not see them), so requests arriving while a
+ * refresh is on its way never pass the limit.
+ */
+import { expect, test } from "bun:test";
+import { silentLogger } from "../../src/lib/logger.ts";
+import type { ClusterStore } from "../../src/store/store.ts";
+import { createRunner } from "../../src/tasks/runner.ts";
+
+test("tasks whose inserts are on their way when a refresh begins stay counted: the limit holds", async () => {
+  const counts: PromiseWithResolvers<number>[] = [];
+  const clusterStore = {
+    countQueued: () => {
+      const count = Promise.withResolvers<number>();
+      counts.push(count);
+      return count.promise;
+    },
+    signal: async () => {},
+  } as unknown as ClusterStore;
+  const runner = createRunner({
+    store: {} as never,
+    feed: {} as never,
+    agents: {} as never,
+    logger: silentLogger,
+    maxConcurrentTasks: 1,
+    maxQueuedTasks: 2,
+    cluster: { store: clusterStore, node: "n1", leaseMs: 10_000, pollMs: 50, worker: false, follower: {} as never },
+  });
+  const accept = () => {
+    try {
+      runner.ensureCapacity();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  expect(accept()).toBe(true); // A: a refresh begins (no count yet), A is counted; its insert is slow
+  counts[0]!.resolve(0); // the snapshot did not see A
+  await Bun.sleep(60); // the count is stale again; A's insert is still on its way
+  expect(accept()).toBe(true); // B: a second refresh begins, B is counted
+  counts[1]!.resolve(0); // that snapshot sees neither A nor B
+  await Bun.sleep(1);
+  expect(accept()).toBe(false); // A and B are queued (or about to be): 2 of 2
+});
