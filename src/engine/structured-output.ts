@@ -13,8 +13,9 @@
  *   `#/definitions/<name>`, recursion allowed), `true` / `false` as schemas;
  * - objects: `properties`, `required`, `additionalProperties` (boolean or schema);
  * - arrays: `items` (one schema for every item), `minItems`, `maxItems`;
- * - strings: `minLength`, `maxLength` (in code points), `pattern` (unanchored, matched in linear
- *   time: RE2 syntax, i.e. ECMAScript's without lookaround and backreferences; src/lib/linear-regex.ts);
+ * - strings: `minLength`, `maxLength` (in code points), `pattern` (ECMAScript, unanchored; matched
+ *   in linear time by RE2 when it can be, src/lib/linear-regex.ts — else by JavaScript's engine,
+ *   listed in `backtracking` for a warning at start-up);
  * - numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (numbers), `multipleOf`;
  * - only at the root: `$defs`, `definitions`, `$schema`, `$id`;
  * - annotations, accepted and not checked: `title`, `description`, `default`, `examples`,
@@ -25,7 +26,7 @@
  * never descends into the value (`a` is `anyOf: [{$ref: a}, …]`).
  */
 
-import { compileLinearRegex, type LinearRegex } from "../lib/linear-regex.ts";
+import { compilePattern, type LinearRegex } from "../lib/linear-regex.ts";
 
 type JsonSchema = boolean | Record<string, unknown>;
 
@@ -36,6 +37,8 @@ export interface OutputValidator {
   schema: Record<string, unknown>;
   /** Checks the model's final text: optional ```json fence, then JSON, then the schema. */
   check(text: string): OutputCheck;
+  /** Patterns RE2 cannot match as ECMAScript does (lookaround, backreferences…): JavaScript's engine matches them. */
+  backtracking: { at: string; pattern: string; reason: string }[];
 }
 
 /** Longest message `check` returns; the model reads it as an observation. */
@@ -80,6 +83,7 @@ export function compileOutputSchema(schema: unknown): OutputValidator {
   const root = copy;
   return {
     schema: copy,
+    backtracking: compiler.backtracking,
     check(text: string): OutputCheck {
       const body = stripJsonFence(text);
       let value: unknown;
@@ -115,6 +119,7 @@ class Compiler {
   private readonly shallowRefs = new Map<string, Set<string>>();
   /** Every `pattern` of the schema, compiled once. */
   readonly patterns = new Map<string, LinearRegex>();
+  readonly backtracking: { at: string; pattern: string; reason: string }[] = [];
 
   constructor(private readonly root: Record<string, unknown>) {}
 
@@ -181,9 +186,12 @@ class Compiler {
     if (node.pattern !== undefined) {
       if (typeof node.pattern !== "string") fail(`${at}/pattern`, "must be a string");
       try {
-        if (!this.patterns.has(node.pattern as string)) this.patterns.set(node.pattern as string, compileLinearRegex(node.pattern as string));
+        const pattern = node.pattern as string;
+        if (!this.patterns.has(pattern)) {
+          this.patterns.set(pattern, compilePattern(pattern, (reason) => this.backtracking.push({ at: `${at}/pattern`, pattern, reason })));
+        }
       } catch (error) {
-        fail(`${at}/pattern`, `is not a regular expression agentkit can check: ${error instanceof Error ? error.message : String(error)}`);
+        fail(`${at}/pattern`, `is not a valid regular expression (${error instanceof Error ? error.message : String(error)})`);
       }
     }
   }

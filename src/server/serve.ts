@@ -3,6 +3,7 @@
  * Dependencies are built here and passed down; nothing is a module-level singleton.
  */
 import { createAgentPool } from "../agents/pool.ts";
+import { compileOutputSchema } from "../engine/structured-output.ts";
 import { createBunBus } from "../bus/bun-bus.ts";
 import { taskOfTopic } from "../bus/bus.ts";
 import { createLiveFeed } from "../bus/live-feed.ts";
@@ -104,6 +105,17 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       const loaded = await loadToolsModule(config.toolsModule, { taken: [...tools.keys(), "http_fetch"] });
       tools = new Map([...tools, ...loaded.map((tool) => [tool.name, tool] as const)]);
       logger.info("tools module loaded", { file: config.toolsModule, tools: loaded.map((tool) => tool.name).join(", ") });
+    }
+    for (const definition of config.agents) {
+      if (!definition.output_schema) continue;
+      for (const slow of compileOutputSchema(definition.output_schema).backtracking) {
+        logger.warn("output_schema: a pattern RE2 cannot match as ECMAScript does is matched by JavaScript's engine (make sure it cannot take exponential time)", {
+          agent: definition.name,
+          at: slow.at,
+          pattern: slow.pattern.slice(0, 200),
+          reason: slow.reason,
+        });
+      }
     }
     agents = createAgentPool({
       definitions: config.agents,

@@ -28,6 +28,14 @@ test("a pattern with lookahead (RE2 cannot) is still checked, by JavaScript's en
   expect(warned).toEqual(["^(?=[A-Z])\\w{3}$"]);
 });
 
+test("patterns mean what they mean in ECMAScript: \\S refuses a no-break space, '.' stops at \\r", () => {
+  const validator = createToolSchemaValidator(() => {});
+  const check = compileArgumentsCheck({ type: "object", properties: { name: { type: "string", pattern: "^\\S+$" }, line: { type: "string", pattern: "^.+$" } } }, validator);
+  expect(check({ name: "a\u00a0b" })).toContain("must match pattern");
+  expect(check({ line: "one\rtwo" })).toContain("must match pattern");
+  expect(check({ name: "ab", line: "one two" })).toBeUndefined();
+});
+
 test("formats are still checked (the SDK's Ajv settings)", () => {
   const check = compileArgumentsCheck({ type: "object", properties: { when: { type: "string", format: "date-time" } } }, createToolSchemaValidator(() => {}));
   expect(check({ when: "2026-11-27T03:00:00Z" })).toBeUndefined();

@@ -13,7 +13,7 @@ import type { JsonSchemaType, jsonSchemaValidator } from "@modelcontextprotocol/
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import { z } from "zod";
-import { compileLinearRegex } from "../../lib/linear-regex.ts";
+import { compilePattern } from "../../lib/linear-regex.ts";
 
 /** Checks a tool's arguments; returns what is wrong, or undefined when they are valid. */
 export type ArgumentsCheck = (input: Record<string, unknown>) => string | undefined;
@@ -56,17 +56,12 @@ export function mcpArgumentsSchema(currentCheck: () => ArgumentsCheck | undefine
 export function createToolSchemaValidator(onBacktracking: (pattern: string, reason: string) => void): jsonSchemaValidator {
   const warned = new Set<string>();
   const regExp = Object.assign(
-    (pattern: string, flags: string): { test(text: string): boolean } => {
-      try {
-        return compileLinearRegex(pattern);
-      } catch (error) {
-        if (!warned.has(pattern)) {
-          warned.add(pattern);
-          onBacktracking(pattern, error instanceof Error ? error.message : String(error));
-        }
-        return new RegExp(pattern, flags);
-      }
-    },
+    (pattern: string): { test(text: string): boolean } =>
+      compilePattern(pattern, (reason) => {
+        if (warned.has(pattern)) return;
+        warned.add(pattern);
+        onBacktracking(pattern, reason);
+      }),
     { code: "linear-regex" },
   );
   const ajv = new Ajv({ strict: false, validateFormats: true, validateSchema: false, allErrors: true, code: { regExp } });
