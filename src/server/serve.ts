@@ -40,6 +40,9 @@ import consolePage from "../console/index.html";
 /** How long a stopping server waits for its ended event streams' last bytes to reach their clients. */
 const STREAMS_DRAIN_MS = 1000;
 
+/** The longest start-up waits for MCP servers before serving (each keeps connecting in the background). */
+const MCP_START_WAIT_MS = 10_000;
+
 export interface StartOptions {
   config: Config;
   logger?: Logger;
@@ -53,6 +56,8 @@ export interface StartOptions {
   cluster?: ClusterStore;
   /** Recent frames kept per live task for joining watchers (default 256). */
   liveTailSize?: number;
+  /** The longest start-up waits for MCP servers (default MCP_START_WAIT_MS). */
+  mcpStartWaitMs?: number;
 }
 
 export interface RunningServer {
@@ -129,7 +134,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     if (!options.store) await store.close();
     throw error;
   }
-  await mcp?.start(); // never rejects: a server that fails keeps retrying in the background
+  if (mcp) {
+    // Never rejects: a server that fails keeps retrying in the background. One that hangs (a
+    // command that never answers `initialize`) would hold start-up for its whole timeout: serving
+    // begins after MCP_START_WAIT_MS at the latest, and its tools come when it does.
+    const waitMs = options.mcpStartWaitMs ?? MCP_START_WAIT_MS;
+    let waited: ReturnType<typeof setTimeout> | undefined;
+    const started = await Promise.race([
+      mcp.start().then(() => true),
+      new Promise<false>((resolve) => (waited = setTimeout(() => resolve(false), waitMs))),
+    ]);
+    clearTimeout(waited);
+    if (!started) logger.warn(`mcp: servers still starting after ${waitMs} ms; serving now, their tools come once they answer`);
+  }
   const prices = config.providers.prices;
   const node = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.:-]/g, "-").slice(0, 40)}-${process.pid}-${crypto.randomUUID().slice(0, 4)}`;
   // OpenTelemetry traces: loaded only when OTEL_EXPORTER_OTLP_ENDPOINT is set.

@@ -24,6 +24,7 @@ export interface TestServerOptions {
   /** Wraps the SQLite store (e.g. to add latency like a networked database). */
   wrapStore?: (store: TaskStore) => TaskStore;
   liveTailSize?: number;
+  mcpStartWaitMs?: number;
 }
 
 export interface TestServer extends RunningServer {
@@ -74,6 +75,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tools: allTools,
     store,
     liveTailSize: options.liveTailSize,
+    mcpStartWaitMs: options.mcpStartWaitMs,
   });
   const baseUrl = `http://127.0.0.1:${server.port}`;
   const wsBase = `ws://127.0.0.1:${server.port}`;

@@ -47,3 +47,18 @@ test("an agent lists mcp:<server>; the model sees and calls <server>__<tool>; er
   expect(outcomes[1]!.data.error.code).toBe("invalid_arguments");
   expect(outcomes[2]!.data.error.message).toContain("the widget is broken");
 });
+
+test("an MCP server that never answers does not hold start-up: the server serves once the wait is up, and tasks run", async () => {
+  // Before, start-up waited for the MCP server's 30 s timeout: past this test's own 20 s.
+  server = await startTestServer({
+    agents: [{}, { name: "with-hang", model: "demo/react", tools: ["calculator", "mcp:hang"] }],
+    // A command that starts and never speaks: its initialize waits for the server's 30 s timeout.
+    config: { mcpServers: [{ name: "hang", command: "sleep", args: ["60"] }] },
+    mcpStartWaitMs: 300,
+  });
+  expect((await server.http("/health")).status).toBe(200);
+  for (const agent of ["default", "with-hang"]) {
+    const task = await server.createTask({ input: "What is 6*7?", agent });
+    expect((await (await server.watch(task.id)).result()).data).toMatchObject({ status: "completed", output: "6*7 = 42" });
+  }
+});
