@@ -58,7 +58,7 @@ export function loadConfigFile(path: string): ConfigFile {
   // Once per process: no generated fast path (see config.ts).
   const parsed = ConfigFile.safeParse(raw, { error: unknownFieldMessage, jitless: true });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = telling(parsed.error.issues);
     throw new ConfigFileError(`${name}: ${describePath(issue.path, raw)}: ${issue.message}`);
   }
   // MCP headers are sent with every request to the server: one fetch cannot send is an error now,
@@ -80,6 +80,29 @@ export function loadConfigFile(path: string): ConfigFile {
     throw new ConfigFileError(`${name}: default_agent: '${parsed.data.default_agent}' is not one of the agents (${[...names].join(", ")})`);
   }
   return parsed.data;
+}
+
+type Issue = { code: string; path: PropertyKey[]; message: string; errors?: Issue[][] };
+
+/**
+ * The issue to report: an unknown field (with its near match) before anything else. A misspelt
+ * required field (`nmae`, `comand`, `baseUrl` for `baseURL`) is also a missing one, and "expected
+ * string, received undefined" for a field the user never wrote would send them looking in the wrong
+ * place. Looks inside unions too (an MCP server is stdio or http).
+ */
+function telling(issues: readonly Issue[], prefix: PropertyKey[] = []): Issue {
+  const flat: Issue[] = [];
+  const walk = (list: readonly Issue[], at: PropertyKey[]) => {
+    for (const issue of list) {
+      const path = [...at, ...issue.path];
+      flat.push({ ...issue, path });
+      if (issue.code === "invalid_union") for (const branch of issue.errors ?? []) walk(branch, path);
+    }
+  };
+  walk(issues, prefix);
+  const unknown = flat.filter((issue) => issue.code === "unrecognized_keys");
+  // In a union, the branch that knows a near match (the http server for `URL`) says the most.
+  return unknown.find((issue) => issue.message.includes("did you mean")) ?? unknown[0] ?? { ...issues[0]!, path: [...prefix, ...issues[0]!.path] };
 }
 
 /**
@@ -116,14 +139,17 @@ export function nearest(name: string, known: readonly string[]): string | undefi
   return known.find((candidate) => normal(candidate).length >= 4 && (normal(candidate).includes(target) || target.includes(normal(candidate))));
 }
 
-/** Levenshtein distance: insertions, deletions and substitutions, one row at a time. */
+/** Edit distance: insertions, deletions, substitutions and swaps of two neighbours (`nmae` → `name` is 1). */
 export function editDistance(a: string, b: string): number {
+  let before: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
       current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) current[j] = Math.min(current[j]!, before[j - 2]! + 1);
     }
+    before = previous;
     previous = current;
   }
   return previous[b.length]!;

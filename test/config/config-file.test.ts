@@ -82,6 +82,11 @@ test("an unknown key at any level of the file is an error naming it and the near
     [{ providers: { prices: { "openai/*": { inputPerMillion: 1, outputPerMillion: 2, cachedPerMillion: 0.5 } } } }, 'providers.prices["openai/*"]: unknown field \'cachedPerMillion\''],
     [{ mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", header: {} }] }, "mcp_servers[0] (search): unknown field 'header' (did you mean 'headers'?)"],
     [{ agent: [] }, "(top level): unknown field 'agent' (did you mean 'agents'?)"],
+    // A misspelt required field is also a missing one: the unknown field is what is said.
+    [{ agents: [{ nmae: "assistant" }] }, "agents[0]: unknown field 'nmae' (did you mean 'name'?)"],
+    [{ providers: { endpoints: [{ name: "groq", baseUrl: "http://x/v1" }] } }, "providers.endpoints[0] (groq): unknown field 'baseUrl' (did you mean 'baseURL'?)"],
+    [{ mcp_servers: [{ name: "files", comand: "npx" }] }, "mcp_servers[0] (files): unknown field 'comand' (did you mean 'command'?)"],
+    [{ mcp_servers: [{ name: "search", URL: "http://127.0.0.1:9/mcp" }] }, "mcp_servers[0] (search): unknown field 'URL' (did you mean 'url'?)"],
   ];
   for (const [content, message] of cases) {
     const { path } = write("agentkit.json", content);
