@@ -75,6 +75,16 @@ describe("missing configuration fails at resolve time", () => {
     expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
   });
 
+  test("a key in the environment that fetch cannot send as a header (a '…' placeholder, a line break) is refused at resolve time, as in the file", () => {
+    const models = resolver({ env: { OPENAI_API_KEY: "sk-…", ANTHROPIC_API_KEY: "sk-ant-a\nb", GROQ_API_KEY: "gsk_…" }, endpoints: [{ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY" }] });
+    for (const [model, variable] of [["openai/gpt-4.1-mini", "OPENAI_API_KEY"], ["anthropic/claude-sonnet-4-5", "ANTHROPIC_API_KEY"], ["groq/llama-3.3-70b-versatile", "GROQ_API_KEY"]]) {
+      const error = thrown(() => models.resolve(model!));
+      expect(error).toMatchObject({ code: "not_configured", retryable: false });
+      expect(error.message).toStartWith(`${variable} (for ${model}) is not a valid HTTP header value`);
+    }
+    expect(() => resolver({ env: { OPENAI_API_KEY: "sk-proj-abc123" } }).resolve("openai/gpt-4.1-mini")).not.toThrow();
+  });
+
   test("a named endpoint with apiKeyEnv needs that variable", () => {
     const models = resolver({ env: {}, endpoints: [{ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY" }] });
     expect(thrown(() => models.resolve("groq/llama-3.3-70b-versatile")).message).toBe("groq/llama-3.3-70b-versatile needs GROQ_API_KEY");

@@ -13,7 +13,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { ChatModel } from "../model.ts";
 import type { ModelFactory } from "../registry.ts";
 import { createAiSdkChatModel, type Sleep } from "./ai-sdk-chat-model.ts";
-import { BUILTIN_PROVIDERS, type ProviderConfig } from "./provider-config.ts";
+import { BUILTIN_PROVIDERS, isHeaderValue, type ProviderConfig } from "./provider-config.ts";
 import { ProviderError } from "./provider-error.ts";
 import type { SdkLanguageModel } from "./sdk-types.ts";
 
@@ -54,7 +54,7 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
   const factories: Record<string, ModelFactory> = {
     openai(modelName) {
       const id = `openai/${modelName}`;
-      const apiKey = setting(env.OPENAI_API_KEY) ?? options.openai?.apiKey;
+      const apiKey = keyFromEnv(env, "OPENAI_API_KEY", id) ?? options.openai?.apiKey;
       if (!apiKey) throw notConfigured(id, "OPENAI_API_KEY", "openai");
       const provider = createOpenAI({
         apiKey,
@@ -69,7 +69,7 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
 
     anthropic(modelName) {
       const id = `anthropic/${modelName}`;
-      const apiKey = setting(env.ANTHROPIC_API_KEY) ?? options.anthropic?.apiKey;
+      const apiKey = keyFromEnv(env, "ANTHROPIC_API_KEY", id) ?? options.anthropic?.apiKey;
       if (!apiKey) throw notConfigured(id, "ANTHROPIC_API_KEY", "anthropic");
       const provider = createAnthropic({
         apiKey,
@@ -97,7 +97,7 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
       const id = `${name}/${modelName}`;
       let apiKey = endpoint.apiKey;
       if (endpoint.apiKeyEnv !== undefined) {
-        apiKey = setting(env[endpoint.apiKeyEnv]);
+        apiKey = keyFromEnv(env, endpoint.apiKeyEnv, id);
         if (!apiKey) throw notConfigured(id, endpoint.apiKeyEnv);
       }
       const provider = createOpenAICompatible({
@@ -129,6 +129,25 @@ export function ollamaBaseURL(host: string): string {
   const withPort = /:\d+$/.test(authority) ? authority : `${authority}:11434`;
   const url = new URL(`http://${withPort}/${path.join("/")}`);
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * A key from the environment, checked as the config file's keys are: it is sent as a header, and
+ * one fetch cannot send (a '…' placeholder pasted from the docs, a line break) failed every request
+ * of every task, as `request_failed`, while the server looked fine.
+ */
+function keyFromEnv(env: Record<string, string | undefined>, variable: string, modelId: string): string | undefined {
+  const key = setting(env[variable]);
+  if (key !== undefined && !isHeaderValue(key)) {
+    throw new ProviderError({
+      code: "not_configured",
+      modelId,
+      message: `${variable} (for ${modelId}) is not a valid HTTP header value (Latin-1 only, no line breaks: a placeholder such as '…' copied as it is?)`,
+      retryable: false,
+      attempts: 0,
+    });
+  }
+  return key;
 }
 
 /** An empty environment variable counts as unset. */
