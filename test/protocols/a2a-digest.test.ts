@@ -35,6 +35,10 @@ test("a digest reads the history and the open asks; tool results close asks only
   expect(digest.history).toHaveLength(1);
   expect(copy.lastSeq).toBe(9);
   expect(digest.lastSeq).toBe(8);
+  // Settling an ask in the copy leaves the original's open asks as they were.
+  copy.add(frame(10, { event_type: "answer", step: 3, data: { id: "c", text: "because", by: "k" } }));
+  expect(copy.asks).toEqual([]);
+  expect(digest.asks.map((ask) => ask.callId)).toEqual(["c"]);
 });
 
 test("the digest cache keeps what fits in its budget, the least recently used leaving first; one too big for it is not kept", () => {
