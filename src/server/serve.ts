@@ -79,26 +79,34 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const logger = options.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const env = options.env ?? process.env;
   const metrics = createMetrics({ version: VERSION });
+  // Every agent's model first (its provider and key): one that cannot run stops start-up before
+  // anything is created or run — the SQLite file, a tools module's code, an MCP server.
+  let models = options.models;
+  if (!models) {
+    const usesProviders = config.agents.some((agent) => !agent.model.startsWith("demo/") && agent.model !== "demo");
+    const factories = usesProviders
+      ? (await import("../llm/providers/provider-factories.ts")).createProviderFactories({ env: options.env ?? process.env, ...config.providers })
+      : {};
+    models = createModelResolver(factories);
+  }
+  for (const definition of config.agents) {
+    try {
+      models.resolve(definition.model);
+    } catch (error) {
+      throw new Error(`agent '${definition.name}': ${(error as Error).message}`);
+    }
+  }
   const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
   const store = instrumentStore(opened.store, metrics.telemetry); // event-log write latency
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize, telemetry: metrics.telemetry });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
   // start-up time of a binary that serves the demo model alone.
-  // Everything that can be checked is checked before anything starts: the agents are resolved
-  // (provider keys, tools, the MCP servers they name) before an MCP server is spawned or dialled,
-  // so a missing key stops start-up at once with one line instead of after the MCP connects.
-  let models = options.models;
+  // Everything else that can be checked is checked before anything starts: the agents are resolved
+  // (tools, the MCP servers they name) before an MCP server is spawned or dialled.
   let mcp: McpManager | undefined;
   let agents;
   try {
-    if (!models) {
-      const usesProviders = config.agents.some((agent) => !agent.model.startsWith("demo/") && agent.model !== "demo");
-      const factories = usesProviders
-        ? (await import("../llm/providers/provider-factories.ts")).createProviderFactories({ env: options.env ?? process.env, ...config.providers })
-        : {};
-      models = createModelResolver(factories);
-    }
     if (config.mcpServers.length > 0) {
       const { createMcpManager } = await import("../tools/mcp/mcp-manager.ts");
       mcp = createMcpManager({ servers: config.mcpServers, logger }); // nothing connects until start()

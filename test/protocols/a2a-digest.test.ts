@@ -36,7 +36,7 @@ test("a digest reads the history and the open asks; tool results close asks only
   expect(copy.lastSeq).toBe(9);
   expect(digest.lastSeq).toBe(8);
   // Settling an ask in the copy leaves the original's open asks as they were.
-  copy.add(frame(10, { event_type: "answer", step: 3, data: { id: "c", text: "because", by: "k" } }));
+  copy.add(frame(10, { event_type: "answer", step: 3, data: { id: "c", name: "ask_user", text: "because", by: "k" } }));
   expect(copy.asks).toEqual([]);
   expect(digest.asks.map((ask) => ask.callId)).toEqual(["c"]);
 });

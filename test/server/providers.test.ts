@@ -3,8 +3,13 @@
  * through the config (agents + providers), not through test doubles.
  */
 import { afterEach, expect, test } from "bun:test";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../src/config/config.ts";
+import { silentLogger } from "../../src/lib/logger.ts";
+import { startServer } from "../../src/server/serve.ts";
 import { within } from "../helpers/deferred.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
 import {
   controlledSseResponse,
   jsonResponse,
@@ -153,4 +158,19 @@ test("an agent whose provider has no key stops start-up with a clear message", a
   provider = startLoopbackProvider(() => jsonResponse(200, {}));
   const attempt = startTestServer({ agents: [{ name: "writer", model: "openai/gpt-test" }] });
   await expect(attempt).rejects.toThrow("agent 'writer': openai/gpt-test needs OPENAI_API_KEY");
+});
+
+test("the key check comes before anything is created or run: no SQLite file, no tools module code", async () => {
+  const dir = tempDir();
+  try {
+    const marker = join(dir, "tools-module-ran");
+    const module = join(dir, "tools.ts");
+    writeFileSync(module, `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "ran");\nexport default [];\n`);
+    const config = loadConfig({ env: {}, readFile: false, flags: { port: 0, dataDir: join(dir, "data"), toolsModule: module, agents: [{ name: "writer", model: "openai/gpt-test" }] } });
+    await expect(startServer({ config, logger: silentLogger, env: {} })).rejects.toThrow("agent 'writer': openai/gpt-test needs OPENAI_API_KEY");
+    expect(existsSync(join(dir, "data", "agentkit.sqlite"))).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
