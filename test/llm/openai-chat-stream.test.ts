@@ -203,6 +203,17 @@ describe("OpenAI Chat Completions streaming", () => {
     expect(error.message).toContain("closed");
   });
 
+  test("a chunk that is not JSON (a proxy's glitch, not the provider's word) is an unreadable stream: stream_interrupted, retryable", async () => {
+    provider = startLoopbackProvider(() =>
+      sseResponse([openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Working" }), "data: {not json\n\n"]),
+    );
+    const error = await rejectionOf(collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("stream_interrupted");
+    expect(error.retryable).toBe(true);
+    expect(error.message).toStartWith("openai/gpt-test: stream interrupted: the provider sent a chunk that cannot be read: ");
+  });
+
   test("an error chunk after output rejects with the provider's message", async () => {
     provider = startLoopbackProvider(() =>
       sseResponse([

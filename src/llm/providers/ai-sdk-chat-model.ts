@@ -110,6 +110,18 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
               break;
             case "error":
               throwIfStopped(scope, request.abortSignal, context, part.error);
+              // A chunk the SDK could not parse is a broken stream (a proxy's glitch, a cut line),
+              // not something the provider said: it may well go through next time.
+              if (isUnreadableChunk(part.error)) {
+                throw new ProviderError({
+                  code: "stream_interrupted",
+                  modelId: id,
+                  message: `${id}: stream interrupted: the provider sent a chunk that cannot be read: ${streamErrorDetail(part.error).slice(0, 300)}`,
+                  retryable: true,
+                  attempts: attempt,
+                  cause: part.error,
+                });
+              }
               throw new ProviderError({
                 code: "stream_error",
                 modelId: id,
@@ -249,4 +261,9 @@ function toFinishReason(unified: Extract<SdkStreamPart, { type: "finish" }>["fin
       // content-filter and other: the engine only distinguishes the reasons above.
       return "other";
   }
+}
+
+/** The AI SDK's own errors for a stream chunk that is not JSON, or not the shape the provider's API promises. */
+function isUnreadableChunk(error: unknown): boolean {
+  return error instanceof Error && (error.name === "AI_JSONParseError" || error.name === "AI_TypeValidationError");
 }
