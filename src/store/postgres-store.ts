@@ -317,6 +317,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // The LISTEN connection of each `listen()` is a client of its own (Bun gives it a dedicated
   // connection), so stopping that listener closes exactly that connection.
   const openListener = () => connect(1, LISTEN_APPLICATION_NAME, 0);
+  // Health pings go on a connection of their own: through the pool, a pool busy with slow (but
+  // answering) queries made a ping wait for a connection, and the database look unreachable.
+  const openPinger = () => connect(1, "agentkit-ping", 60);
   let migratedFrom: number;
   try {
     migratedFrom = await migrate(sql);
@@ -324,7 +327,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     await sql.close({ timeout: 0 }).catch(() => {});
     throw new Error(`PostgreSQL at ${shown}: ${describeError(error, parsed.password)}`);
   }
-  return { ...createStore(sql, openListener), migratedFrom };
+  return { ...createStore(sql, openListener, openPinger), migratedFrom };
 }
 
 /** One line: the server's or Bun's message, its code, never the password. */
@@ -513,7 +516,8 @@ function toWebhook(row: WebhookRow): Webhook {
   };
 }
 
-function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStore & { close(): Promise<void> } {
+function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): TaskStore & ClusterStore & { close(): Promise<void> } {
+  let pinger: SQL | undefined;
   const columns = () => sql.unsafe(COLUMNS);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
   const from = (to: TaskStatus) => sql.unsafe(`status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`);
@@ -972,7 +976,9 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
     },
 
     async ping(timeoutMs) {
-      const query = sql`SELECT 1 AS ok`;
+      if (closing) return false;
+      pinger ??= openPinger();
+      const query = pinger`SELECT 1 AS ok`;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<false>((resolve) => {
         timer = setTimeout(() => {
@@ -1036,6 +1042,7 @@ function createStore(sql: SQL, openListener: () => SQL): TaskStore & ClusterStor
       closing ??= (async () => {
         await announcer.drain();
         await Promise.all([...listeners].map((stop) => stop()));
+        await pinger?.close({ timeout: 0 }).catch(() => {});
         await sql.close({ timeout: 5 });
       })();
       return closing;

@@ -389,6 +389,25 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     }
   });
 
+  test("ping goes on a connection of its own: a pool whose connections wait on a lock does not make the database look down", async () => {
+    const { url, stores } = await nodes(1, 1);
+    const store = stores[0]!;
+    const locker = new SQL(url, { max: 1 });
+    const held = await locker.reserve();
+    try {
+      await held`BEGIN`;
+      await held`LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE`;
+      const blocked = store.getTask("any"); // takes the pool's only connection, and waits on the lock
+      await Bun.sleep(200);
+      expect(await store.ping(1_000)).toBe(true);
+      await held`ROLLBACK`;
+      expect(await blocked).toBeUndefined();
+    } finally {
+      held.release();
+      await locker.close();
+    }
+  });
+
   test("ping: true on a live database, false once the store cannot reach it", async () => {
     const { url, stores } = await nodes(1);
     expect(await stores[0]!.ping(5_000)).toBe(true);
