@@ -518,6 +518,7 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
     const [{ id: aguiTask }] = await sql`SELECT id FROM tasks WHERE id <> ${id}`; // this database's other task
     expect(aguiText).toContain(`"task_id":"${aguiTask}"`);
     expect(aguiText).not.toContain("RUN_FINISHED");
+    expect(aguiText).toContain('"code":"server_stopping"');
     const ended = await poll(async () => {
       const now = await row(sql, aguiTask);
       return now.status !== "running" && now.status !== "queued" ? now : undefined;

@@ -100,6 +100,8 @@ export interface EventStreamOptions {
   registry?: EventStreams;
   /** Called once the stream can be written to. */
   start(stream: EventStream): void;
+  /** The server is stopping: the stream's last words, written before it is closed ("shutdown"). */
+  onShutdown?(stream: EventStream): void;
   /** Called once, however the stream ends, after it is closed. */
   onClose?(end: EventStreamEnd): void;
 }
@@ -176,7 +178,10 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
       start(streamController) {
         controller = streamController;
         options.signal?.addEventListener("abort", clientGone, { once: true });
-        unregister = options.registry?.add(() => close("shutdown"));
+        unregister = options.registry?.add(() => {
+          if (!closed) options.onShutdown?.(stream);
+          close("shutdown");
+        });
         keepAlive = setInterval(() => {
           // A writer has waited for the client to read for too long: it is not reading.
           if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");

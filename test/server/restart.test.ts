@@ -171,7 +171,6 @@ test("a stop that hands running tasks over ends every open event stream (SSE, A2
     headers: { Accept: "text/event-stream" },
     json: { threadId: "t1", runId: "r1", messages: [{ id: "u1", role: "user", content: "wait" }], tools: [], context: [], state: {}, forwardedProps: {} },
   });
-  // (Not awaited: Bun sends the headers of a blocking send with its first bytes, whitespace every 5 s.)
   const blocking = server.http("/a2a/default", {
     method: "POST",
     json: { jsonrpc: "2.0", id: 2, method: "message/send", params: { message: { role: "user", messageId: "m2", parts: [{ kind: "text", text: "wait" }] }, configuration: { blocking: true } } },
@@ -204,6 +203,10 @@ test("a stop that hands running tasks over ends every open event stream (SSE, A2
   expect(a2aText).toContain('"state":"working"');
   expect(aguiText).toContain("RUN_STARTED");
   expect(aguiText).not.toContain("RUN_FINISHED");
+  // An AG-UI run ends with RUN_ERROR (a client must not take a cut run for a whole one), the last event.
+  const aguiEvents = aguiText.split("\n").filter((line) => line.startsWith("data: ")).map((line) => JSON.parse(line.slice(6)) as { type: string; code?: string; message?: string });
+  expect(aguiEvents.at(-1)).toMatchObject({ type: "RUN_ERROR", code: "server_stopping" });
+  expect(aguiEvents.at(-1)!.message).toContain("goes on");
 
   // None was cancelled: all resume at the next start and complete (the interrupted gate call is
   // answered as interrupted).

@@ -123,6 +123,15 @@ export function agUiStream(options: AgUiStreamOptions): Response {
     registry: options.streams,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
+    // A run must end with RUN_FINISHED or RUN_ERROR: cut without either, a client takes what it has
+    // for the whole run. The task itself goes on (after a restart, or on another node).
+    onShutdown: () =>
+      write(
+        translator.fail(
+          `The server is stopping; task ${task.id} goes on (after a restart, or on another node of a cluster): its answer will be in the thread, or at GET /tasks/${task.id}`,
+          "server_stopping",
+        ),
+      ),
     onClose(end) {
       stopListening?.();
       unfollow?.();
