@@ -88,21 +88,23 @@ type Issue = { code: string; path: PropertyKey[]; message: string; errors?: Issu
  * The issue to report: an unknown field (with its near match) before anything else. A misspelt
  * required field (`nmae`, `comand`, `baseUrl` for `baseURL`) is also a missing one, and "expected
  * string, received undefined" for a field the user never wrote would send them looking in the wrong
- * place. Looks inside unions too (an MCP server is stdio or http).
+ * place. Inside a union (an MCP server is stdio or http): a branch's unknown field that has a near
+ * match (the branch the user meant, misspelt); else the complaint of a branch that knows every
+ * field given (the one meant, with a wrong value); else the union's own.
  */
-function telling(issues: readonly Issue[], prefix: PropertyKey[] = []): Issue {
-  const flat: Issue[] = [];
-  const walk = (list: readonly Issue[], at: PropertyKey[]) => {
-    for (const issue of list) {
-      const path = [...at, ...issue.path];
-      flat.push({ ...issue, path });
-      if (issue.code === "invalid_union") for (const branch of issue.errors ?? []) walk(branch, path);
-    }
-  };
-  walk(issues, prefix);
-  const unknown = flat.filter((issue) => issue.code === "unrecognized_keys");
-  // In a union, the branch that knows a near match (the http server for `URL`) says the most.
-  return unknown.find((issue) => issue.message.includes("did you mean")) ?? unknown[0] ?? { ...issues[0]!, path: [...prefix, ...issues[0]!.path] };
+function telling(issues: readonly Issue[]): Issue {
+  const unknown = issues.find((issue) => issue.code === "unrecognized_keys");
+  if (unknown) return unknown;
+  for (const issue of issues) {
+    if (issue.code !== "invalid_union") continue;
+    const branches = issue.errors ?? [];
+    const within = (inner: Issue): Issue => ({ ...inner, path: [...issue.path, ...inner.path] });
+    const misspelt = branches.flat().find((inner) => inner.code === "unrecognized_keys" && inner.message.includes("did you mean"));
+    if (misspelt) return within(misspelt);
+    const meant = branches.find((branch) => branch.length > 0 && branch.every((inner) => inner.code !== "unrecognized_keys"));
+    if (meant) return within(telling(meant));
+  }
+  return issues[0]!;
 }
 
 /**

@@ -26,7 +26,7 @@ const SPACE_MEMBERS = "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\
 const DOT = "[^\\n\\r\\x{2028}\\x{2029}]";
 /** Long Unicode property names (ECMAScript's) RE2 knows by their short ones. */
 const CATEGORY_ALIASES: Record<string, string> = {
-  Letter: "L", Cased_Letter: "L", Uppercase_Letter: "Lu", Lowercase_Letter: "Ll", Titlecase_Letter: "Lt", Modifier_Letter: "Lm", Other_Letter: "Lo",
+  Letter: "L", Cased_Letter: "LC", Uppercase_Letter: "Lu", Lowercase_Letter: "Ll", Titlecase_Letter: "Lt", Modifier_Letter: "Lm", Other_Letter: "Lo",
   Mark: "M", Combining_Mark: "M", Nonspacing_Mark: "Mn", Spacing_Mark: "Mc", Enclosing_Mark: "Me",
   Number: "N", Decimal_Number: "Nd", digit: "Nd", Letter_Number: "Nl", Other_Number: "No",
   Punctuation: "P", punct: "P", Connector_Punctuation: "Pc", Dash_Punctuation: "Pd", Open_Punctuation: "Ps", Close_Punctuation: "Pe",
@@ -65,6 +65,17 @@ export function toRe2Syntax(pattern: string): string {
       // A `]` first in a class is a literal in RE2, the end of an empty class in ECMAScript.
       if (pattern[index] === "]") throw new NotLinearError("an empty class ([] or [^])");
       continue;
+    }
+    if (char === "[" && inClass) {
+      // A literal in an ECMAScript class; RE2 would read `[:alpha:]` as a POSIX class.
+      out += "\\[";
+      index++;
+      continue;
+    }
+    if (char === "(" && !inClass && pattern[index + 1] === "?" && /^[a-zA-Z-]$/.test(pattern[index + 2] ?? "")) {
+      // `(?s:…)`, `(?m:…)`, `(?i:…)`: ECMAScript's modifiers change what `.`, `^`, `$` mean, which
+      // the translation of `.` (and RE2's `$`) does not follow.
+      throw new NotLinearError("a modifier group ((?s:…), (?m:…), (?i:…))");
     }
     if (char === "]" && inClass) {
       inClass = false;

@@ -335,16 +335,22 @@ export function createApp(deps: AppDeps) {
       }
     }
     runner.ensureCapacity();
-    const task = await store.createTask({
-      id: newTaskId(),
-      owner: principal.id,
-      agent: agent.definition.name,
-      input: body.input,
-      metadata: body.metadata ?? {},
-      createdAt: now(),
-      threadId: threadId ?? null,
-      webhookUrl,
-    });
+    let task: Task;
+    try {
+      task = await store.createTask({
+        id: newTaskId(),
+        owner: principal.id,
+        agent: agent.definition.name,
+        input: body.input,
+        metadata: body.metadata ?? {},
+        createdAt: now(),
+        threadId: threadId ?? null,
+        webhookUrl,
+      });
+    } catch (error) {
+      runner.releaseCapacity(); // not stored: not queued
+      throw error;
+    }
     runner.submit(task);
     return Response.json(task, { status: 201, headers: { Location: `/tasks/${task.id}` } });
   }

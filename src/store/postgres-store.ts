@@ -977,8 +977,8 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
 
     async ping(timeoutMs) {
       if (closing) return false;
-      pinger ??= openPinger();
-      const query = pinger`SELECT 1 AS ok`;
+      const connection = (pinger ??= openPinger());
+      const query = connection`SELECT 1 AS ok`;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<false>((resolve) => {
         timer = setTimeout(() => {
@@ -986,6 +986,10 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
           try {
             query.cancel();
           } catch {}
+          // Unanswered: the connection may be half-open (after a partition it can stay stuck until
+          // the OS gives up on it); the next ping dials a new one.
+          if (pinger === connection) pinger = undefined;
+          connection.close({ timeout: 0 }).catch(() => {});
         }, timeoutMs);
       });
       try {

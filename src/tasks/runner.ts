@@ -78,9 +78,12 @@ function endOfTurn(): Promise<false> {
 export interface TaskRunner {
   /**
    * Throws `queue_full` (429) when a new task could not be queued; otherwise (in a cluster) counts
-   * it as queued at once. Call it right before storing a new task, and `submit` the task once stored.
+   * it as queued at once. Call it right before storing a new task, and `submit` the task once stored
+   * — or `releaseCapacity` if storing it failed.
    */
   ensureCapacity(): void;
+  /** A task `ensureCapacity` counted was not stored after all: it is not counted any more. */
+  releaseCapacity(): void;
   /** Takes a freshly created (queued) task; it starts when a slot is free (on any worker node). */
   submit(task: Task): void;
   /**
@@ -1044,8 +1047,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting in the cluster)`);
         }
         // Counted now, not once stored: requests on this node that check while this one's insert
-        // is on its way (an await) see it. One that then fails to store is counted until the next
-        // refresh (a poll interval at most): too few accepted for a moment, never too many.
+        // is on its way (an await) see it. One that then fails to store is released by its caller
+        // (`releaseCapacity`), or forgotten after IN_FLIGHT_MS.
         queuedCount++;
         countedSinceRefresh++;
         inFlight.push(performance.now());
@@ -1058,6 +1061,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       if (queue.length >= options.maxQueuedTasks && (running >= options.maxConcurrentTasks || queue.length > 0)) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }
+    },
+
+    releaseCapacity() {
+      if (!cluster || inFlight.length === 0) return;
+      inFlight.pop();
+      queuedCount = Math.max(0, queuedCount - 1);
+      countedSinceRefresh = Math.max(0, countedSinceRefresh - 1);
     },
 
     submit(task) {

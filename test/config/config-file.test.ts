@@ -87,6 +87,10 @@ test("an unknown key at any level of the file is an error naming it and the near
     [{ providers: { endpoints: [{ name: "groq", baseUrl: "http://x/v1" }] } }, "providers.endpoints[0] (groq): unknown field 'baseUrl' (did you mean 'baseURL'?)"],
     [{ mcp_servers: [{ name: "files", comand: "npx" }] }, "mcp_servers[0] (files): unknown field 'comand' (did you mean 'command'?)"],
     [{ mcp_servers: [{ name: "search", URL: "http://127.0.0.1:9/mcp" }] }, "mcp_servers[0] (search): unknown field 'URL' (did you mean 'url'?)"],
+    // A wrong value in the branch the user meant is that, not "unknown fields" of the other branch.
+    [{ mcp_servers: [{ name: "files", command: "npx", args: "oops" }] }, "mcp_servers[0] (files).args: Invalid input: expected array, received string"],
+    [{ mcp_servers: [{ name: "search", url: 42 }] }, "mcp_servers[0] (search).url: Invalid input: expected string, received number"],
+    [{ mcp_servers: [{ name: "files", command: "x", env: { A: 1 } }] }, "mcp_servers[0] (files).env.A: Invalid input: expected string, received number"],
   ];
   for (const [content, message] of cases) {
     const { path } = write("agentkit.json", content);

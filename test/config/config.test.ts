@@ -32,6 +32,8 @@ test("a bad value names its source", () => {
     loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://example.com:443,https://bücher.example,chrome-extension://abcdefghijklmnop,capacitor://localhost" } }).corsOrigins,
   ).toEqual(["https://example.com", "https://xn--bcher-kva.example", "chrome-extension://abcdefghijklmnop", "capacitor://localhost"]);
   expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://app.example.com?x=1" } })).toThrow("is not an origin");
+  expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "https://user@app.example.com" } })).toThrow("is not an origin");
+  expect(loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "capacitor://localhost/" } }).corsOrigins).toEqual(["capacitor://localhost"]);
 });
 
 test("command line", () => {

@@ -137,6 +137,10 @@ describe("patterns are matched in linear time", () => {
       ["^[\\s\\S]{0,5}$", "a\nb\rc"],
       ["^\\d+\\w*\\b", "123abc def"],
       ["^[^\\s]+$", "a\u00a0"],
+      ["^\\p{Cased_Letter}$", "ª"],
+      ["^\\p{Cased_Letter}$", "A"],
+      ["^[[:alpha:][a]$", ":a"],
+      ["^(?<word>a+)b$", "aab"],
     ];
     for (const [pattern, text] of cases) {
       const validator = compileOutputSchema({ type: "string", pattern });
@@ -151,6 +155,8 @@ describe("patterns are matched in linear time", () => {
       ["^(a)\\1$", "aa", "ab"],
       ["^.{1,2000}$", "x".repeat(2000), "x".repeat(2001)],
       ["^[\\S\\d]+$", "ab1", "a b"],
+      ["^(?s:.)$", "\n", "ab"],
+      ["(?m:a$)", "a\rb", "ab"],
     ] as const) {
       const validator = compileOutputSchema({ type: "string", pattern });
       expect(validator.backtracking.map((entry) => [entry.at, entry.pattern])).toEqual([["#/pattern", pattern]]);

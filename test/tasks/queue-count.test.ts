@@ -9,7 +9,8 @@ import { silentLogger } from "../../src/lib/logger.ts";
 import type { ClusterStore } from "../../src/store/store.ts";
 import { createRunner } from "../../src/tasks/runner.ts";
 
-test("tasks whose inserts are on their way when a refresh begins stay counted: the limit holds", async () => {
+/** A cluster runner (limit 2, counts refreshed every 50 ms) whose store's counts the test answers. */
+function scripted() {
   const counts: PromiseWithResolvers<number>[] = [];
   const clusterStore = {
     countQueued: () => {
@@ -36,6 +37,11 @@ test("tasks whose inserts are on their way when a refresh begins stay counted: t
       return false;
     }
   };
+  return { runner, counts, accept };
+}
+
+test("tasks whose inserts are on their way when a refresh begins stay counted: the limit holds", async () => {
+  const { counts, accept } = scripted();
   expect(accept()).toBe(true); // A: a refresh begins (no count yet), A is counted; its insert is slow
   counts[0]!.resolve(0); // the snapshot did not see A
   await Bun.sleep(60); // the count is stale again; A's insert is still on its way
@@ -43,4 +49,27 @@ test("tasks whose inserts are on their way when a refresh begins stay counted: t
   counts[1]!.resolve(0); // that snapshot sees neither A nor B
   await Bun.sleep(1);
   expect(accept()).toBe(false); // A and B are queued (or about to be): 2 of 2
+});
+
+test("a task whose insert failed is released at once, and a stored one stops counting as on its way: neither refuses later tasks", async () => {
+  const { runner, counts, accept } = scripted();
+  expect(accept()).toBe(true);
+  expect(accept()).toBe(true);
+  counts[0]!.resolve(0);
+  expect(accept()).toBe(false); // 2 of 2
+  runner.releaseCapacity(); // both inserts failed (the database blinked)
+  runner.releaseCapacity();
+  await Bun.sleep(60); // the count is stale: the next request refreshes it
+  expect(accept()).toBe(true);
+  counts[1]!.resolve(0); // the first task's insert failed too: nothing stored
+  runner.releaseCapacity();
+  await Bun.sleep(1);
+  expect(accept()).toBe(true); // stored this time
+  runner.submit({ id: "t1" } as never);
+  await Bun.sleep(60);
+  expect(accept()).toBe(true); // a refresh begins; this one's insert is on its way
+  counts[2]!.resolve(1); // the count has t1: t1 is not counted again as on its way
+  await Bun.sleep(1);
+  expect(runner.stats().queued).toBe(2); // t1 + the one on its way
+  expect(accept()).toBe(false);
 });

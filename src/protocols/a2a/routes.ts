@@ -281,15 +281,21 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       threadId = (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id;
     }
     deps.runner.ensureCapacity();
-    const task = await store.createTask({
-      id: newTaskId(),
-      owner: principal.id,
-      agent: agent.definition.name,
-      input: message.text,
-      metadata: { [MESSAGE_ID_KEY]: message.messageId },
-      createdAt: now(),
-      threadId,
-    });
+    let task: Task;
+    try {
+      task = await store.createTask({
+        id: newTaskId(),
+        owner: principal.id,
+        agent: agent.definition.name,
+        input: message.text,
+        metadata: { [MESSAGE_ID_KEY]: message.messageId },
+        createdAt: now(),
+        threadId,
+      });
+    } catch (error) {
+      deps.runner.releaseCapacity(); // not stored: not queued
+      throw error;
+    }
     deps.runner.submit(task);
     return { task, after: 0, fresh: true };
   }

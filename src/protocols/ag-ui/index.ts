@@ -119,15 +119,21 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
     }
     runner.ensureCapacity();
-    const task = await store.createTask({
-      id: newTaskId(),
-      owner: principal.id,
-      agent: agent.definition.name,
-      input: text,
-      metadata: { ag_ui: { thread_id: input.threadId, run_id: input.runId } },
-      createdAt: now(),
-      threadId: thread.id,
-    });
+    let task: Task;
+    try {
+      task = await store.createTask({
+        id: newTaskId(),
+        owner: principal.id,
+        agent: agent.definition.name,
+        input: text,
+        metadata: { ag_ui: { thread_id: input.threadId, run_id: input.runId } },
+        createdAt: now(),
+        threadId: thread.id,
+      });
+    } catch (error) {
+      runner.releaseCapacity(); // not stored: not queued
+      throw error;
+    }
     logger.info("ag-ui: run started", { task: task.id, thread: thread.id, run: input.runId, agent: agent.definition.name });
     return stream(c, input, task, agent, { after: 0, submit: () => runner.submit(task), mayWait: false });
   }
