@@ -32,7 +32,7 @@ import { PAGE_BYTES, type TaskStore } from "../store/store.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { EventStreams } from "./event-stream.ts";
 import { sseResponse } from "./sse.ts";
-import type { TaskRunner } from "../tasks/runner.ts";
+import { admitTask, type TaskRunner } from "../tasks/runner.ts";
 import type { Task, TaskStatus } from "../protocol/task.ts";
 import { canControl, canSee, keyFromHeaders, requireControl, watchOnlyError, type Authenticator, type Principal } from "./auth.ts";
 import { createShareTokens, SHARE_TTL, ShareBody } from "./share-tokens.ts";
@@ -334,10 +334,8 @@ export function createApp(deps: AppDeps) {
         }
       }
     }
-    runner.ensureCapacity();
-    let task: Task;
-    try {
-      task = await store.createTask({
+    const task = await admitTask(runner, () =>
+      store.createTask({
         id: newTaskId(),
         owner: principal.id,
         agent: agent.definition.name,
@@ -346,11 +344,8 @@ export function createApp(deps: AppDeps) {
         createdAt: now(),
         threadId: threadId ?? null,
         webhookUrl,
-      });
-    } catch (error) {
-      runner.releaseCapacity(); // not stored: not queued
-      throw error;
-    }
+      }),
+    );
     runner.submit(task);
     return Response.json(task, { status: 201, headers: { Location: `/tasks/${task.id}` } });
   }

@@ -75,6 +75,20 @@ function endOfTurn(): Promise<false> {
   return turnEnd;
 }
 
+/**
+ * Stores a new task under the queue's limit: `ensureCapacity` (429 when full), then `create`; one
+ * that could not be stored is released from the count (`releaseCapacity`). The caller submits it.
+ */
+export async function admitTask<T>(runner: Pick<TaskRunner, "ensureCapacity" | "releaseCapacity">, create: () => Promise<T>): Promise<T> {
+  runner.ensureCapacity();
+  try {
+    return await create();
+  } catch (error) {
+    runner.releaseCapacity(); // not stored: not queued
+    throw error;
+  }
+}
+
 export interface TaskRunner {
   /**
    * Throws `queue_full` (429) when a new task could not be queued; otherwise (in a cluster) counts

@@ -32,6 +32,7 @@ import { AgentkitError, errorMessage } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
 import { isTerminal, type Task, UNFINISHED_STATUSES } from "../../protocol/task.ts";
+import { admitTask } from "../../tasks/runner.ts";
 import { forEachLogEvent } from "../../store/store.ts";
 import { coalesced } from "../../lib/turn.ts";
 import type { Decision } from "../../tasks/interaction.ts";
@@ -280,10 +281,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     } else {
       threadId = (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id;
     }
-    deps.runner.ensureCapacity();
-    let task: Task;
-    try {
-      task = await store.createTask({
+    const task = await admitTask(deps.runner, () =>
+      store.createTask({
         id: newTaskId(),
         owner: principal.id,
         agent: agent.definition.name,
@@ -291,11 +290,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         metadata: { [MESSAGE_ID_KEY]: message.messageId },
         createdAt: now(),
         threadId,
-      });
-    } catch (error) {
-      deps.runner.releaseCapacity(); // not stored: not queued
-      throw error;
-    }
+      }),
+    );
     deps.runner.submit(task);
     return { task, after: 0, fresh: true };
   }

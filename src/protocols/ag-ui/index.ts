@@ -26,6 +26,7 @@ import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
 import { MAX_INPUT_CHARS } from "../../protocol/limits.ts";
 import { type Task, type Thread, UNFINISHED_STATUSES } from "../../protocol/task.ts";
+import { admitTask } from "../../tasks/runner.ts";
 import type { AppDeps } from "../../server/app.ts";
 import { canControl, canSeeThread, requireControl, type Principal } from "../../server/auth.ts";
 import { jsonBody } from "../../server/validation.ts";
@@ -118,10 +119,8 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       }
       if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
     }
-    runner.ensureCapacity();
-    let task: Task;
-    try {
-      task = await store.createTask({
+    const task = await admitTask(runner, () =>
+      store.createTask({
         id: newTaskId(),
         owner: principal.id,
         agent: agent.definition.name,
@@ -129,11 +128,8 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
         metadata: { ag_ui: { thread_id: input.threadId, run_id: input.runId } },
         createdAt: now(),
         threadId: thread.id,
-      });
-    } catch (error) {
-      runner.releaseCapacity(); // not stored: not queued
-      throw error;
-    }
+      }),
+    );
     logger.info("ag-ui: run started", { task: task.id, thread: thread.id, run: input.runId, agent: agent.definition.name });
     return stream(c, input, task, agent, { after: 0, submit: () => runner.submit(task), mayWait: false });
   }
