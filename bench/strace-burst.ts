@@ -15,7 +15,8 @@
  *   jit      no tool; the server runs with BUN_JSC_reportCompileTimes=1, and what JavaScriptCore's
  *            compilers did (count and compile time per tier) is printed for the warm-up and for the
  *            measured bursts (a source run, `bun src/main.ts` behind a one-line wrapper script, names
- *            the functions; the compiled binary does not)
+ *            the functions; the compiled binary does not); JIT_LOG=<file> keeps the measured
+ *            bursts' compile log there
  *   none     no tool
  * BENCHMARKS.md ("Latest full run", "Where a short burst's CPU goes at 100 watchers") used them.
  */
@@ -179,6 +180,10 @@ try {
     const log = server.stderr();
     console.log(`  JIT compiles, start-up and warm-up: ${compiles(log.slice(0, warmedUpLog))}`);
     console.log(`  JIT compiles, measured bursts: ${compiles(log.slice(warmedUpLog))}${log.length >= STDERR_LIMIT ? " (the log was cut at its limit)" : ""}`);
+    if (process.env.JIT_LOG) {
+      writeFileSync(process.env.JIT_LOG, log.slice(warmedUpLog));
+      console.log(`  the measured bursts' compile log: ${process.env.JIT_LOG}`);
+    }
   }
   if (trace === "perf") {
     keep = true;
