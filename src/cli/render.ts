@@ -200,7 +200,7 @@ export function createRenderer(options: RenderOptions): Renderer {
       case "resumed":
         return line(paint.dim(`↻ resumed (${String(data.reason)}, attempt ${String(data.attempt)}${data.node ? ` on ${String(data.node)}` : ""})`));
       case "output_invalid":
-        return line(paint.yellow(`! the answer did not match the output schema (attempt ${String(data.attempt)}): ${oneLine(String(data.message))}`));
+        return line(paint.yellow(`! ${data.kind === undefined ? "the answer did not match the output schema" : "the answer was sent back"} (attempt ${String(data.attempt)}): ${oneLine(String(data.message))}`));
       default:
         return line(paint.dim(`· ${type}`));
     }

@@ -45,10 +45,28 @@ export interface FinalAnswerCheck {
   check(text: string): { ok: true; value: unknown; json: string } | { ok: false; message: string };
 }
 
-/** What the model is told when its final answer did not match the output schema (resume.ts rebuilds it). */
-export function outputFeedback(message: string): string {
-  return `Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema.`;
+/**
+ * Why a final answer was sent back: it did not match the output schema (`schema`, the default of
+ * logs written before the others existed), it was empty, or the provider cut it at the output token
+ * limit (`truncated`).
+ */
+export type OutputProblem = "schema" | "empty" | "truncated";
+
+/** What the model is told when its final answer was sent back (resume.ts rebuilds it from the log). */
+export function outputFeedback(message: string, kind: OutputProblem = "schema"): string {
+  switch (kind) {
+    case "empty":
+      return "Your reply was empty. Reply again with your answer.";
+    case "truncated":
+      return "Your answer was cut off at the output token limit. Reply again with a complete answer that fits: shorter, or in fewer words.";
+    case "schema":
+      return `Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema.`;
+  }
 }
+
+/** The messages of `output_invalid` (and of the `invalid_output` failure) for an empty or a cut answer. */
+export const EMPTY_ANSWER = "the model's answer was empty";
+export const TRUNCATED_ANSWER = "the model's answer was cut off at the output token limit (max_output_tokens)";
 
 /** A person's message for the conversation (steering), as `takeInputs` hands it over. */
 export interface HumanInput {
@@ -153,7 +171,7 @@ export type ReActStop =
     }
   /** Calls wait for people: the task waits (nothing more runs until they decide). */
   | { reason: "waiting"; totalSteps: number; totalTokens: number }
-  /** The final answer never matched the output schema. */
+  /** The final answer was sent back `outputRetries` times and was still not acceptable (`message` says why, as a sentence). */
   | { reason: "invalid_output"; message: string; totalSteps: number; totalTokens: number };
 
 export type ReActEvent = StepEvent | FinalAnswerEvent | DeltaEvent;
@@ -181,6 +199,8 @@ interface ModelTurn {
   reasoning: string;
   usage: { input_tokens: number; output_tokens: number };
   calls: ToolCallRequest[];
+  /** The provider stopped at the output token limit (`finish` with reason `length`). */
+  cut: boolean;
 }
 
 export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEvent, ReActStop | undefined> {
@@ -236,14 +256,14 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     abortSignal.throwIfAborted();
 
     // Model phase: one streamed model call (its text deltas are yielded as they come).
-    const { text, reasoning, usage, calls } = yield* modelTurn(run, step);
+    const { text, reasoning, usage, calls, cut } = yield* modelTurn(run, step);
     state.totalTokens += usage.input_tokens + usage.output_tokens;
     yield { event_type: "usage", step, data: usage };
 
     if (calls.length === 0) {
       // No tool call: a final answer, or (people spoke meanwhile, or the output did not match its
       // schema) a turn of the conversation, after which the model answers again.
-      const end = yield* answerTurn(run, step, text, reasoning);
+      const end = yield* answerTurn(run, step, text, reasoning, cut);
       if (end !== CONTINUE) return end;
       continue;
     }
@@ -308,7 +328,7 @@ async function* settlePendingCalls(run: Run, pendingCalls: readonly PendingToolC
 async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, ModelTurn> {
   const { options } = run;
   const { model, abortSignal } = options;
-  const turn: ModelTurn = { text: "", reasoning: "", usage: { input_tokens: 0, output_tokens: 0 }, calls: [] };
+  const turn: ModelTurn = { text: "", reasoning: "", usage: { input_tokens: 0, output_tokens: 0 }, calls: [], cut: false };
   const observeModel = options.onModelCall;
   const modelStarted = observeModel ? performance.now() : 0;
   let modelFailure: unknown = STOPPED;
@@ -335,6 +355,7 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
           break;
         case "finish":
           turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
+          turn.cut = part.finishReason === "length";
           break;
       }
     }
@@ -358,11 +379,11 @@ const CONTINUE = Symbol("continue");
  * or a turn of the conversation after which the model answers again (`CONTINUE`): a person said
  * something while the model was answering, or the answer did not match the output schema.
  */
-async function* answerTurn(run: Run, step: number, text: string, reasoning: string): AsyncGenerator<ReActEvent, ReActStop | undefined | typeof CONTINUE> {
+async function* answerTurn(run: Run, step: number, text: string, reasoning: string, cut: boolean): AsyncGenerator<ReActEvent, ReActStop | undefined | typeof CONTINUE> {
   const { options, messages, state } = run;
   const lateTaken = inputsOf(options);
   const late = lateTaken instanceof Promise ? await lateTaken : lateTaken;
-  const checked = late.length === 0 && options.outputCheck ? options.outputCheck.check(text) : undefined;
+  const checked = late.length === 0 ? checkAnswer(text, cut, options.outputCheck) : undefined;
   if (late.length === 0 && (checked === undefined || checked.ok)) {
     // The answer's text is in final_answer; its reasoning, if any, gets a durable thought of its own.
     if (reasoning !== "") yield { event_type: "thought", step, data: { text: "", reasoning } };
@@ -373,16 +394,18 @@ async function* answerTurn(run: Run, step: number, text: string, reasoning: stri
   }
   if (checked && !checked.ok && run.outputRetriesUsed >= (options.outputRetries ?? 2)) {
     if (reasoning !== "" || text.trim() !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
-    return { reason: "invalid_output", message: checked.message, totalSteps: state.steps, totalTokens: state.totalTokens };
+    const message = checked.kind === "schema" ? `The final answer did not match the output schema: ${checked.message}` : `The final answer was not accepted: ${checked.message}`;
+    return { reason: "invalid_output", message, totalSteps: state.steps, totalTokens: state.totalTokens };
   }
   // The text stays in the conversation as what the model said (resume.ts: a thought that a
-  // user_input or an output_invalid follows is a whole turn).
-  yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
+  // user_input or an output_invalid follows is a whole turn; an empty one is no message to a provider).
+  if (text !== "" || reasoning !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
   messages.push({ role: "assistant", content: text });
   if (checked && !checked.ok) {
     run.outputRetriesUsed++;
-    yield { event_type: "output_invalid", step, data: { message: checked.message, attempt: run.outputRetriesUsed } };
-    messages.push({ role: "user", content: outputFeedback(checked.message) });
+    const data = { message: checked.message, attempt: run.outputRetriesUsed };
+    yield { event_type: "output_invalid", step, data: checked.kind === "schema" ? data : { ...data, kind: checked.kind } };
+    messages.push({ role: "user", content: outputFeedback(checked.message, checked.kind) });
   }
   for (const input of late) {
     yield { event_type: "user_input", step, data: { id: input.id, text: input.text, by: input.by } };
@@ -391,6 +414,21 @@ async function* answerTurn(run: Run, step: number, text: string, reasoning: stri
   const met = run.stopConditions.find((condition) => condition.isMet(state));
   if (met) return { reason: met.reason, message: met.describe, totalSteps: state.steps, totalTokens: state.totalTokens };
   return CONTINUE;
+}
+
+type AnswerCheck = { ok: true; value: unknown; json: string } | { ok: false; kind: OutputProblem; message: string };
+
+/**
+ * Whether a final answer can end the task: not empty, not cut at the output token limit (a provider
+ * that stops there ends the text mid-sentence — or mid-JSON), and matching the output schema if the
+ * agent has one. `undefined`: no schema, and the answer is whole.
+ */
+function checkAnswer(text: string, cut: boolean, outputCheck: FinalAnswerCheck | undefined): AnswerCheck | undefined {
+  if (text.trim() === "") return { ok: false, kind: "empty", message: EMPTY_ANSWER };
+  if (cut) return { ok: false, kind: "truncated", message: TRUNCATED_ANSWER };
+  if (!outputCheck) return undefined;
+  const checked = outputCheck.check(text);
+  return checked.ok ? checked : { ok: false, kind: "schema", message: checked.message };
 }
 
 /** A step's calls that wait for a person (approval or question), and the events announcing them. */

@@ -223,7 +223,7 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
           if (!current || current.step !== event.step || current.assistant?.toolCalls) fail(`output_invalid of step ${event.step} out of place`);
           closeTextTurn();
           outputRetriesUsed = Math.max(outputRetriesUsed, event.data.attempt);
-          messages.push({ role: "user", content: outputFeedback(event.data.message) });
+          messages.push({ role: "user", content: outputFeedback(event.data.message, event.data.kind) });
           break;
         case "approval_requested":
         case "question": {

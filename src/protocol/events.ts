@@ -157,13 +157,15 @@ export const AnswerEvent = z.object({
 });
 
 /**
- * The final answer did not match the agent's `output_schema`: the model is told `message` and
- * answers again (`attempt`: the how-manieth retry). The answer's text is the step's `thought`.
+ * The final answer was sent back to the model, which answers again (`attempt`: the how-manieth
+ * retry): it did not match the agent's `output_schema` (`kind` absent: the model is told `message`),
+ * or it was `empty`, or the provider cut it at the output token limit (`truncated`). The answer's
+ * text is the step's `thought`.
  */
 export const OutputInvalidEvent = z.object({
   event_type: z.literal("output_invalid"),
   step: z.number().int().positive(),
-  data: z.object({ message: z.string(), attempt: z.number().int().positive() }),
+  data: z.object({ message: z.string(), attempt: z.number().int().positive(), kind: z.enum(["empty", "truncated"]).optional() }),
 });
 
 /**

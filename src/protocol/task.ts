@@ -45,7 +45,7 @@ export const TaskErrorCode = z.enum([
   "deadline",
   "interrupted", // the server stopped while the task ran
   "approval_timeout", // nobody decided an approval (or answered a question) in time, and the agent says fail
-  "invalid_output", // the final answer did not match the agent's output_schema after every retry
+  "invalid_output", // the final answer was empty, cut at the output token limit, or did not match the agent's output_schema, after every retry
   "agent_not_configured", // the task's agent is not in this server's configuration
   "internal",
 ]);

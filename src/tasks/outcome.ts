@@ -56,7 +56,7 @@ export function toOutcome(end: Exclude<RunEnd, { kind: "waiting" }>, finishedAt:
         status: "failed",
         stopReason: "error",
         output: null,
-        error: taskError("invalid_output", `The final answer did not match the output schema: ${end.message}`),
+        error: taskError("invalid_output", end.message),
       };
     case "stopped":
       return { ...base, status: "failed", stopReason: end.reason, output: null, error: taskError(end.reason, `Stopped: ${end.message}`) };

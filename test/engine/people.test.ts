@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { runReAct, outputFeedback, type HumanInput, type ReActEvent, type ReActOptions, type ReActStop } from "../../src/engine/react.ts";
+import { EMPTY_ANSWER, TRUNCATED_ANSWER, runReAct, outputFeedback, type HumanInput, type ReActEvent, type ReActOptions, type ReActStop } from "../../src/engine/react.ts";
 import { pendingCallPlan, ResumeLogError, resumeFromLog, resumedEventFor, type ResumeState } from "../../src/engine/resume.ts";
 import { compileOutputSchema } from "../../src/engine/structured-output.ts";
 import { INTERRUPTED_MESSAGE } from "../../src/engine/tool-execution.ts";
@@ -719,6 +719,71 @@ describe("output schema", () => {
     const stopped = await noneLeft.result;
     expect(types(stopped.events)).toEqual(["usage", "thought"]);
     expect(stopped.stop).toMatchObject({ reason: "invalid_output", totalSteps: 2 });
+  });
+});
+
+describe("an empty or cut final answer is sent back, not taken", () => {
+  /** A step that answers `text` and stops for `finishReason`. */
+  const ends = (text: string, finishReason: "stop" | "length"): ScriptStep => () => [
+    ...(text ? [{ type: "text-delta" as const, text }] : []),
+    { type: "finish", finishReason, usage: { inputTokens: 10, outputTokens: 5 } },
+  ];
+  const run = (script: ScriptStep[], extra: Partial<ReActOptions> = {}) => {
+    const model = createScriptedModel(script);
+    return { model, result: drain(runReAct({ ...baseOptions(new Map()), model, ...extra })) };
+  };
+
+  test("empty (no text, or only whitespace): output_invalid {kind: empty}, the model is asked again, no empty thought", async () => {
+    const { model, result } = run([ends("", "stop"), ends(" \n", "stop"), answer("Paid.")]);
+    const { events, stop } = await result;
+    expect(stop).toBeUndefined();
+    expect(types(events)).toEqual(["usage", "output_invalid", "usage", "thought", "output_invalid", "usage", "final_answer"]);
+    expect(events[1]!.data).toEqual({ message: EMPTY_ANSWER, attempt: 1, kind: "empty" });
+    expect(events[4]!.data).toEqual({ message: EMPTY_ANSWER, attempt: 2, kind: "empty" });
+    expect(events.at(-1)!.data).toEqual({ output: "Paid.", total_steps: 3, total_tokens: 45 });
+    const nudge: ChatMessage = { role: "user", content: outputFeedback(EMPTY_ANSWER, "empty") };
+    expect(nudge.content).toBe("Your reply was empty. Reply again with your answer.");
+    expect(model.requests[2]!.messages).toEqual([
+      { role: "user", content: INPUT },
+      { role: "assistant", content: "" },
+      nudge,
+      { role: "assistant", content: " \n" },
+      nudge,
+    ]);
+    for (const event of events) TaskEvent.parse(event);
+  });
+
+  test("cut at the output token limit: output_invalid {kind: truncated}; beyond output_retries the run stops with invalid_output", async () => {
+    const { model, result } = run([ends("The invoice of 5 euros was pa", "length"), ends("Paid 5 e", "length")], { outputRetries: 1 });
+    const { events, stop } = await result;
+    expect(types(events)).toEqual(["usage", "thought", "output_invalid", "usage", "thought"]);
+    expect(events[2]!.data).toEqual({ message: TRUNCATED_ANSWER, attempt: 1, kind: "truncated" });
+    expect(events[4]!.data).toEqual({ text: "Paid 5 e" });
+    expect(stop).toEqual({ reason: "invalid_output", message: `The final answer was not accepted: ${TRUNCATED_ANSWER}`, totalSteps: 2, totalTokens: 30 });
+    expect(model.requests[1]!.messages.at(-1)).toEqual({ role: "user", content: outputFeedback(TRUNCATED_ANSWER, "truncated") });
+
+    // A whole answer after a cut one is the final answer; a cut one with tool calls is not an answer at all.
+    const second = run([ends("The invoice of 5 euros was pa", "length"), answer("Paid.")]);
+    expect((await second.result).events.at(-1)).toMatchObject({ event_type: "final_answer", data: { output: "Paid." } });
+  });
+
+  test("with an output schema, an empty answer is reported as empty (not as invalid JSON)", async () => {
+    const { result } = run([ends("", "stop"), answer('{"total":3}')], { outputCheck: compileOutputSchema(OUTPUT_SCHEMA) });
+    const { events } = await result;
+    expect(events.find((event) => event.event_type === "output_invalid")!.data).toEqual({ message: EMPTY_ANSWER, attempt: 1, kind: "empty" });
+    expect(events.at(-1)!.data).toMatchObject({ output: '{"total":3}' });
+  });
+
+  test("resuming rebuilds the same conversation from the log (the kind picks the feedback)", async () => {
+    for (const [first, kind] of [[ends("", "stop"), "empty"], [ends("Cut sh", "length"), "truncated"]] as const) {
+      const original = run([first, answer("Paid.")]);
+      const { events } = await original.result;
+      const cutAt = events.findIndex((event) => event.event_type === "output_invalid") + 1;
+      const state = resumeFromLog(INPUT, store(events.slice(0, cutAt)));
+      expect(state.outputRetriesUsed, kind).toBe(1);
+      expect(state.nextStep, kind).toBe(2);
+      expect(state.messages, kind).toStrictEqual(original.model.requests[1]!.messages as ChatMessage[]);
+    }
   });
 });
 

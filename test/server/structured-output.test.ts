@@ -144,3 +144,37 @@ describe("output_schema", () => {
     expect(stored).toMatchObject({ status: "failed", stop_reason: "error", output: null, output_json: null, error: { code: "invalid_output" } });
   });
 });
+
+describe("an answer cut at the output token limit, or empty (any agent, no output_schema)", () => {
+  /** What the OpenAI API streams when it stops at `max_tokens`: text, then finish_reason `length`. */
+  const cutAnswer = (text: string) => openAiTextAnswer([text]).map((chunk) => chunk.replace('"finish_reason":"stop"', '"finish_reason":"length"'));
+
+  test("a cut answer is sent back (the model is told), and a task whose every answer is cut fails with invalid_output", async () => {
+    provider = startLoopbackProvider((_request, index) => sseResponse(index === 0 ? cutAnswer("The capital of France is") : cutAnswer("Par")));
+    server = await startTestServer({ ...openAiAgent({ output_schema: undefined, output_retries: 1, max_output_tokens: 5 }) });
+    const task = await server.createTask({ input: "What is the capital of France?" });
+    const watcher = await server.watch(task.id);
+    const result = await watcher.result();
+    expect(provider.requests.length).toBe(2);
+    expect(provider.requests[0]!.body.max_tokens ?? provider.requests[0]!.body.max_completion_tokens).toBe(5);
+    expect(stepTypes(watcher.frames as never)).toEqual(["usage", "thought", "output_invalid", "usage", "thought"]);
+    const invalid = watcher.frames.find((frame) => (frame.data as { event_type?: string })?.event_type === "output_invalid")!;
+    expect((invalid.data as { data: unknown }).data).toEqual({ message: "the model's answer was cut off at the output token limit (max_output_tokens)", attempt: 1, kind: "truncated" });
+    expect(textOf(messagesOf(1).at(-1))).toStartWith("Your answer was cut off at the output token limit.");
+    expect(result.data).toMatchObject({ status: "failed", stop_reason: "error", error: { code: "invalid_output", retryable: true } });
+    const stored = await getTask(task.id);
+    expect(stored.output).toBeNull();
+    expect(stored.error.message).toBe("The final answer was not accepted: the model's answer was cut off at the output token limit (max_output_tokens)");
+  });
+
+  test("an empty answer is not a completed task with empty output: the model is asked again", async () => {
+    provider = startLoopbackProvider((_request, index) => sseResponse(openAiTextAnswer(index === 0 ? [] : ["Paris."])));
+    server = await startTestServer({ ...openAiAgent({ output_schema: undefined }) });
+    const task = await server.createTask({ input: "What is the capital of France?" });
+    const watcher = await server.watch(task.id);
+    const result = await watcher.result();
+    expect(result.data).toMatchObject({ status: "completed", output: "Paris.", total_steps: 2 });
+    expect(stepTypes(watcher.frames as never)).toEqual(["usage", "output_invalid", "usage"]);
+    expect(textOf(messagesOf(1).at(-1))).toBe("Your reply was empty. Reply again with your answer.");
+  });
+});
