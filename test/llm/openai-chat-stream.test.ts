@@ -181,6 +181,24 @@ describe("OpenAI Chat Completions streaming", () => {
     expect(error.message).toBe("openai/gpt-test: stream interrupted: the response ended before the provider signalled completion");
   });
 
+  test("a web page answering 200 (a wrong baseURL, a proxy's login page) is no stream: request_failed, not retried, naming its content type", async () => {
+    provider = startLoopbackProvider(() => new Response("<!doctype html><html><body>Sign in</body></html>", { headers: { "content-type": "text/html; charset=utf-8" } }));
+    const factories = createProviderFactories({ env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1` }, retry: { maxRetries: 2, initialDelayMs: 1, maxDelayMs: 2 } });
+    const error = await rejectionOf(collect(factories.openai!("gpt-test").stream(request([{ role: "user", content: "Hi" }]))));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("request_failed");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toBe("openai/gpt-test: the provider's URL answered with text/html; charset=utf-8, not an event stream: check the provider's baseURL");
+    expect(provider.requests.length).toBe(1);
+
+    // An event stream cut before its first chunk is still a cut stream (retryable), whatever its charset.
+    provider.stop();
+    provider = startLoopbackProvider(() => new Response("", { headers: { "content-type": "text/event-stream; charset=utf-8" } }));
+    const cut = await rejectionOf(collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))));
+    expect(cut.code).toBe("stream_interrupted");
+    expect(cut.retryable).toBe(true);
+  });
+
   test("a connection cut mid-stream rejects with a clear error", async () => {
     const sent = deferred<void>();
     provider = startLoopbackProvider((recorded) => {

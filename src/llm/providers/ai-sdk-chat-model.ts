@@ -66,7 +66,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
       const scope = createRequestScope(request.abortSignal, timeoutMs);
       try {
         const result = await model.doStream({ ...callOptions, abortSignal: scope.signal });
-        return { stream: result.stream, scope, attempt };
+        return { stream: result.stream, scope, attempt, contentType: result.response?.headers?.["content-type"] };
       } catch (error) {
         scope.dispose();
         if (request.abortSignal.aborted) throw request.abortSignal.reason;
@@ -85,16 +85,22 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
     id,
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
       const callOptions = toSdkCallOptions(request);
-      const { stream, scope, attempt } = await open(request, callOptions);
+      const { stream, scope, attempt, contentType } = await open(request, callOptions);
       const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();
       let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
       let completed = false;
+      /**
+       * Whether anything came from the response's body: the SDK makes `stream-start` itself, and a
+       * `finish` when the body ends without the provider's (with reason `interrupted` or `other`).
+       */
+      let heard = false;
       try {
         for (;;) {
           const next = await readPart(reader.read(), scope, request.abortSignal, context);
           if (next.done) break;
           const part = next.value;
+          if (part.type !== "stream-start" && part.type !== "finish") heard = true;
           switch (part.type) {
             case "text-delta":
               if (part.delta !== "") yield { type: "text-delta", text: part.delta };
@@ -140,6 +146,17 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
         }
         if (!finish || finish.finishReason.unified === "interrupted") {
           throwIfStopped(scope, request.abortSignal, context, undefined);
+          // Not a stream cut short but no stream at all: a web page (a wrong baseURL, a proxy's
+          // login page) answered 200. Trying again gets the same page.
+          if (!heard && contentType !== undefined && !/^\s*text\/event-stream\b/i.test(contentType)) {
+            throw new ProviderError({
+              code: "request_failed",
+              modelId: id,
+              message: `${id}: the provider's URL answered with ${oneLineOf(contentType)}, not an event stream: check the provider's baseURL`,
+              retryable: false,
+              attempts: attempt,
+            });
+          }
           throw new ProviderError({
             code: "stream_interrupted",
             modelId: id,
@@ -266,4 +283,10 @@ function toFinishReason(unified: Extract<SdkStreamPart, { type: "finish" }>["fin
 /** The AI SDK's own errors for a stream chunk that is not JSON, or not the shape the provider's API promises. */
 function isUnreadableChunk(error: unknown): boolean {
   return error instanceof Error && (error.name === "AI_JSONParseError" || error.name === "AI_TypeValidationError");
+}
+
+/** A header value as one short line for a message. */
+function oneLineOf(value: string): string {
+  const line = value.replace(/\s+/g, " ").trim();
+  return line.length > 100 ? `${line.slice(0, 100)}…` : line;
 }
