@@ -32,14 +32,16 @@ export interface DemoModelOptions {
 
 export function createDemoModel(options: DemoModelOptions = {}): ChatModel {
   const wordDelayMs = options.wordDelayMs ?? 0;
-  let callCounter = 0;
 
   return {
     id: "demo/react",
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
       request.abortSignal.throwIfAborted();
       const toolNames = new Set(request.tools.map((tool) => tool.name));
-      const plan = decide(request.messages, toolNames, () => `call_${++callCounter}`);
+      // Call ids count the calls already in the conversation: unique within a task, also when it
+      // is resumed by a restarted server (a counter per process started again at call_1).
+      let calls = request.messages.reduce((sum, message) => sum + (message.role === "assistant" ? (message.toolCalls?.length ?? 0) : 0), 0);
+      const plan = decide(request.messages, toolNames, () => `call_${++calls}`);
       const inputTokens = estimateTokens(request.system ?? "") + request.messages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
       let outputTokens = 0;
       if (plan.text) {

@@ -44,3 +44,27 @@ test("findArithmetic picks the expression out of prose", () => {
   expect(findArithmetic("I have 3 apples")).toBeUndefined();
   expect(findArithmetic("hello")).toBeUndefined();
 });
+
+test("call ids are unique within a task, also in a fresh model (a restarted server resuming it): they count the calls already made", async () => {
+  const events: ReActEvent[] = [];
+  for await (const event of runReAct({
+    model: createDemoModel(),
+    tools: builtinTools(),
+    messages: [
+      { role: "user", content: "What is 2 + 2?" },
+      { role: "assistant", content: "", toolCalls: [{ id: "call_1", name: "calculator", arguments: '{"expression":"2 + 2"}' }] },
+      { role: "tool", toolCallId: "call_1", toolName: "calculator", content: '{"expression":"2 + 2","value":4}', isError: false },
+      { role: "assistant", content: "2 + 2 = 4" },
+      { role: "user", content: "And what is 3 * 3?" },
+    ],
+    maxSteps: 5,
+    toolTimeoutMs: 1000,
+    abortSignal: new AbortController().signal,
+  })) {
+    if (event.event_type === "tool_call") events.push(event);
+  }
+  expect(events.map((event) => (event.data as { id: string }).id)).toEqual(["call_2"]);
+  // Two models (two server processes) number the same conversation alike.
+  expect((await run("What is 6 * 7?"))[1]!.data).toMatchObject({ id: "call_1" });
+  expect((await run("What is 6 * 7?"))[1]!.data).toMatchObject({ id: "call_1" });
+});
