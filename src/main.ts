@@ -88,12 +88,6 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     logger.warn("cannot write the address file for 'agentkit healthcheck'", { error: String(error) });
   }
 
-  // Last: "listening" is the line that says the server is ready.
-  logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, {
-    data_dir: config.dataDir,
-    ...(config.configPath ? { config: config.configPath } : {}),
-  });
-
   const { promise: stopped, resolve } = Promise.withResolvers<number>();
   const onSignal = (signal: string) => {
     logger.info(`${signal}: shutting down`);
@@ -110,6 +104,13 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
   };
   process.once("SIGINT", () => onSignal("SIGINT"));
   process.once("SIGTERM", () => onSignal("SIGTERM"));
+
+  // Last: "listening" is the line that says the server is ready — a SIGTERM sent as soon as it is
+  // read stops it cleanly (the handlers are in place: before them, the signal killed it outright).
+  logger.info(`agentkit ${VERSION} listening on ${server.url.href.replace(/\/$/, "")}`, {
+    data_dir: config.dataDir,
+    ...(config.configPath ? { config: config.configPath } : {}),
+  });
   return stopped;
 }
 

@@ -191,3 +191,57 @@ test("healthcheck ignores the address file of a server that is gone (kill -9) an
   expect(result.exitCode).toBe(1);
   expect(result.stderr.toString()).toStartWith("agentkit healthcheck: unhealthy: GET http://127.0.0.1:1/health (address from PORT/AGENTKIT_HOST");
 });
+
+test("a second server started by mistake — on the same port, or on the same data dir — stops with one line (exit 2); the first keeps serving and runs its task to the end", async () => {
+  const dataDir = join(workDir, "twice-data");
+  const config = join(workDir, "twice-agents.json");
+  await Bun.write(config, JSON.stringify({ agents: [{ name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 }] }));
+  const first = await launch(["--data-dir", dataDir, "--config", config]);
+  try {
+    const task = (await (
+      await fetch(`${first.base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent: "ticker", input: JSON.stringify({ steps: 60, delay_ms: 10 }) }) })
+    ).json()) as { id: string };
+    const watcher = await connect(`ws://127.0.0.1:${first.port}/ws/tasks/${task.id}`);
+    await watcher.waitFor((frame) => (frame.seq ?? 0) >= 3, "the task runs");
+
+    // Same port (Bun shares a port between processes that ask for it when not in development mode).
+    const samePort = Bun.spawnSync([binary, "--data-dir", join(workDir, "twice-other"), "--config", config, "--port", String(first.port)], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+    expect(samePort.stderr.toString().trim().split("\n")).toEqual([`agentkit: cannot start: cannot listen on 127.0.0.1:${first.port}: another process listens on that port (choose another with --port) (EADDRINUSE)`]);
+    expect(samePort.exitCode).toBe(2);
+
+    // Same data dir, another port: it would have taken the running task for a crash's leftover.
+    const sameDir = Bun.spawnSync([binary, "--data-dir", dataDir, "--config", config, "--port", "0"], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+    const lines = sameDir.stderr.toString().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith(`agentkit: cannot start: the data dir ${dataDir} is in use by another agentkit server`);
+    expect(sameDir.exitCode).toBe(2);
+
+    const result = await watcher.result(30_000);
+    expect(result.data).toMatchObject({ status: "completed", output: "done" });
+    expect(watcher.seqs).toEqual(Array.from({ length: result.seq! }, (_, index) => index + 1));
+    expect(first.child.exitCode).toBeNull();
+    expect(existsSync(join(dataDir, "agentkit.addr.json"))).toBe(true); // the second did not remove the first's
+  } finally {
+    first.child.kill("SIGTERM");
+    await first.child.exited;
+  }
+  // Stopped: the data dir is free again.
+  const again = await launch(["--data-dir", dataDir, "--config", config]);
+  again.child.kill("SIGTERM");
+  expect(await again.child.exited).toBe(0);
+}, 60_000);
+
+test("a data dir that is a file, and a database URL whose password has an unencoded '@', are named (exit 2), the password never shown", () => {
+  const file = join(workDir, "a-file");
+  Bun.spawnSync(["touch", file]);
+  const asFile = Bun.spawnSync([binary, "--data-dir", file, "--port", "0"], { cwd: workDir, stderr: "pipe", stdout: "pipe" });
+  expect(asFile.stderr.toString().trim()).toBe(`agentkit: cannot start: the data dir ${file} is a file, not a directory: choose another --data-dir`);
+  expect(asFile.exitCode).toBe(2);
+  for (const url of ["postgres://agentkit:Pa@ssw0rd?Secret@127.0.0.1:1/agentkit", "postgres://agentkit:p@ss/word@127.0.0.1:1/agentkit"]) {
+    const run = Bun.spawnSync([binary, "--data-dir", join(workDir, "pg-data"), "--port", "0", "--database-url", url], { cwd: workDir, stderr: "pipe", stdout: "pipe" });
+    const said = run.stderr.toString();
+    expect(said).toContain("has an '@' after its host: percent-encode");
+    for (const secret of ["ssw0rd", "Secret", "ss/word"]) expect(said).not.toContain(secret);
+    expect(run.exitCode).toBe(2);
+  }
+});

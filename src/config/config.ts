@@ -65,6 +65,13 @@ export const Config = z.object({
       (value) => !/^postgres(ql)?:\/\/./.test(value) || URL.canParse(value),
       "is not a valid URL: percent-encode the characters of the user name and password that a URL reserves (/ ? # @ : % and spaces; e.g. / as %2F)",
     )
+    // `postgres://u:p@ss/word@host/db` parses — as user `u`, host `ss` and a path holding the rest
+    // of the password, which a message naming the host would then show. An '@' after the host is a
+    // password's, not encoded.
+    .refine(
+      (value) => !URL.canParse(value) || !/@/.test(((url) => url.pathname + url.search + url.hash)(new URL(value))),
+      "has an '@' after its host: percent-encode the characters of the user name and password that a URL reserves (/ ? # @ : % and spaces; e.g. @ as %40)",
+    )
     .optional(),
   /** Connections in the PostgreSQL pool. */
   databasePool: z.coerce.number().int().min(1).max(1000).default(10),

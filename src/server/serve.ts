@@ -15,6 +15,7 @@ import type { McpManager } from "../tools/mcp/mcp-manager.ts";
 import { hostname } from "node:os";
 import { createFollower } from "../cluster/follower.ts";
 import { openStore } from "../store/index.ts";
+import { lockDataDir } from "./data-dir-lock.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { createInteraction } from "../tasks/interaction.ts";
@@ -96,6 +97,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       throw new Error(`agent '${definition.name}': ${(error as Error).message}`);
     }
   }
+  // One server per data dir (SQLite): a second one started by mistake stops here, before it takes
+  // the first one's running tasks for leftovers of a crash.
+  const dataDirLock = options.store || config.databaseUrl || config.dataDir === ":memory:" ? undefined : lockDataDir(config.dataDir);
   const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
   const store = instrumentStore(opened.store, metrics.telemetry); // event-log write latency
   const bus = createBunBus();
@@ -140,6 +144,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     });
   } catch (error) {
     if (!options.store) await store.close();
+    dataDirLock?.release();
     throw error;
   }
   if (mcp) {
@@ -245,16 +250,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     follow: follower ? (task) => follower.watch(task) : undefined,
     node: { id: node, role: config.role, cluster: opened.cluster !== undefined },
     interaction,
-    databaseReachable: opened.cluster ? () => opened.cluster!.ping(1000) : undefined,
+    databaseReachable: opened.cluster ? (timeoutMs) => opened.cluster!.ping(timeoutMs) : undefined,
     shareSecret,
     webhooks: { allowlist: createWebhookAllowlist(config.webhookAllowHosts), secret: formatWebhookSecret(webhookSecret) },
     metrics: () => metrics.render(),
     telemetry,
     upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
   });
-  server = Bun.serve<Connection>({
+  server = listen(config.host, config.port, () => Bun.serve<Connection>({
     port: config.port,
     hostname: config.host,
+    // Bun shares the port with any other process that also asks (SO_REUSEPORT) when `development`
+    // is false, unless told not to: a second agentkit started by mistake would split the traffic.
+    reusePort: false,
     // A backstop only: the route's own limit (hono/body-limit, which checks Content-Length first)
     // answers with the JSON error; Bun's answer past this one is plain text.
     maxRequestBodySize: Math.max(config.maxBodyBytes * 2, 16 * 1024 * 1024),
@@ -268,7 +276,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       logger.error("unhandled server error", { error: String(error) });
       return Response.json({ error: { code: "internal", message: "Internal server error" } }, { status: 500 });
     },
-  });
+  }));
   // Every node delivers (pending rows of a previous run or another node included): rows are claimed, each by one node.
   webhookDelivery.current = startWebhookDelivery({
     store,
@@ -312,6 +320,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         follower?.close();
         await mcp?.close();
         await store.close();
+        dataDirLock?.release();
       })();
       return stopping;
     },
@@ -320,4 +329,27 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
 
 function redirectToConsole(): Response {
   return new Response(null, { status: 308, headers: { Location: "/" } });
+}
+
+/** Starts listening; a failure is one line naming the address and what is wrong with it. */
+function listen<T>(host: string, port: number, start: () => T): T {
+  try {
+    return start();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const why =
+      code === "EADDRINUSE"
+        ? "another process listens on that port (choose another with --port)"
+        : code === "EADDRNOTAVAIL"
+          ? "that address is not one of this machine's (--host)"
+          : code === "EACCES"
+            ? "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"
+            : code === "EINVAL"
+              ? "not an address this machine can listen on (--host takes an IP address or a name that resolves to one here)"
+              : error instanceof Error
+                ? error.message
+                : String(error);
+    throw new Error(`cannot listen on ${address}: ${why}${typeof code === "string" ? ` (${code})` : ""}`);
+  }
 }

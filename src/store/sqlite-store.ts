@@ -7,7 +7,7 @@
  * one transaction that also moves `tasks.last_seq`).
  */
 import { Database } from "bun:sqlite";
-import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentkitError } from "../errors.ts";
 import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
@@ -261,6 +261,9 @@ export interface SqliteStoreOptions {
 export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   let path = ":memory:";
   if (options.dataDir !== ":memory:") {
+    if (existsSync(options.dataDir) && !statSync(options.dataDir).isDirectory()) {
+      throw new Error(`the data dir ${options.dataDir} is a file, not a directory: choose another --data-dir`);
+    }
     mkdirSync(options.dataDir, { recursive: true });
     path = join(options.dataDir, "agentkit.sqlite");
   }

@@ -50,7 +50,7 @@ test("after a crash: a task left running resumes from its log (a 'resumed' event
   await store.appendEvents("was-running", [
     { seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "usage", step: 1, data: { input_tokens: 3, output_tokens: 4 }, timestamp: new Date().toISOString() } }) },
   ]);
-  store.close();
+  await store.close();
 
   server = await startTestServer({ dataDir });
   const watcher = await server.watch("was-running");
@@ -73,7 +73,7 @@ test("after a crash, a task of an agent with on_interrupt 'fail' ends 'interrupt
   await store.createTask({ id: "was-running", owner: "anonymous", agent: "default", input: "1+1", metadata: {}, createdAt: new Date() });
   await store.markRunning("was-running", new Date());
   await store.appendEvents("was-running", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
-  store.close();
+  await store.close();
 
   server = await startTestServer({ dataDir, agents: [{ on_interrupt: "fail" }] });
   const running = (await (await server.http("/tasks/was-running")).json()) as Record<string, unknown>;
@@ -142,7 +142,7 @@ test("a task whose log cannot be read back is not resumed: it ends 'interrupted'
   await store.markRunning("garbled", new Date());
   // A thought before its step's usage: never written by the runner, so the log is not trusted.
   await store.appendEvents("garbled", [{ seq: 1, frame: JSON.stringify({ type: "step", seq: 1, data: { event_type: "thought", step: 1, data: { text: "hm" }, timestamp: new Date().toISOString() } }) }]);
-  store.close();
+  await store.close();
 
   server = await startTestServer({ dataDir });
   const watcher = await server.watch("garbled");

@@ -101,7 +101,7 @@ test("a task read back is exactly what the API schema makes of it (fields, value
     store = createSqliteStore({ dataDir: dir! });
     await expect(store.getTask("t")).rejects.toThrow(message);
     await expect(store.listTasks({ limit: 5 })).rejects.toThrow(message);
-    store.close();
+    await store.close();
     store = undefined;
     // Put the good row back for the next case.
     const fix = new Database(`${dir}/agentkit.sqlite`);
@@ -177,12 +177,12 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   expect(await store.events("done", 0, 10)).toEqual([{ seq: 1, frame: '{"type":"result"}' }]);
   // Schema 5: the outbox and the tasks' webhook_url.
   expect(await store.taskWebhooks("done")).toEqual([]);
-  store.close();
+  await store.close();
 
   // Opening the migrated file again changes nothing (the migration ran once).
   store = createSqliteStore({ dataDir: dir });
   expect(await errors(store)).toEqual(expected);
-  store.close();
+  await store.close();
   const check = new Database(path);
   expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
   expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
@@ -226,7 +226,7 @@ test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a runni
   await expect(store.appendEvents("running", [{ seq: 3, frame: "{}" }], 0)).rejects.toBeInstanceOf(FencedError);
   await store.appendEvents("running", [{ seq: 3, frame: '{"n":3}' }], 1);
   expect(await store.markRunning("queued", new Date())).toBe(true);
-  store.close();
+  await store.close();
 
   // Opening the migrated file again changes nothing (the column is added once).
   store = createSqliteStore({ dataDir: dir });
@@ -327,7 +327,7 @@ test("one tenant's tasks in one status are found by the (owner, status) index, n
   expect(plan("status = 'running' AND owner = 'tenant'")).not.toContain("tasks_owner_status");
 
   store = createSqliteStore({ dataDir: dir! });
-  store.close();
+  await store.close();
   store = undefined;
   expect(plan("status = 'running' AND owner = 'tenant'")).toContain("USING INDEX tasks_owner_status");
 });
