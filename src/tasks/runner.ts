@@ -53,6 +53,8 @@ const MAX_BATCH = 64;
 
 /** How long a task counted for the queue limit may take to be stored before the count forgets it (cluster). */
 const IN_FLIGHT_MS = 30_000;
+/** A cluster node that finds the queue full by a count older than this counts again before it refuses. */
+const RECOUNT_MS = 100;
 
 /**
  * A promise that resolves `false` when the current event-loop turn ends: one `setImmediate` per
@@ -80,7 +82,7 @@ function endOfTurn(): Promise<false> {
  * that could not be stored is released from the count (`releaseCapacity`). The caller submits it.
  */
 export async function admitTask<T>(runner: Pick<TaskRunner, "ensureCapacity" | "releaseCapacity">, create: () => Promise<T>): Promise<T> {
-  runner.ensureCapacity();
+  await runner.ensureCapacity();
   try {
     return await create();
   } catch (error) {
@@ -91,11 +93,11 @@ export async function admitTask<T>(runner: Pick<TaskRunner, "ensureCapacity" | "
 
 export interface TaskRunner {
   /**
-   * Throws `queue_full` (429) when a new task could not be queued; otherwise (in a cluster) counts
-   * it as queued at once. Call it right before storing a new task, and `submit` the task once stored
-   * — or `releaseCapacity` if storing it failed.
+   * Rejects with `queue_full` (429) when a new task could not be queued; otherwise (in a cluster)
+   * counts it as queued at once. Call it right before storing a new task, and `submit` the task once
+   * stored — or `releaseCapacity` if storing it failed.
    */
-  ensureCapacity(): void;
+  ensureCapacity(): Promise<void>;
   /** A task `ensureCapacity` counted was not stored after all: it is not counted any more. */
   releaseCapacity(): void;
   /** Takes a freshly created (queued) task; it starts when a slot is free (on any worker node). */
@@ -741,7 +743,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
    * `IN_FLIGHT_MS`.
    */
   const inFlight: number[] = [];
-  let refreshingCount = false;
+  let refreshingCount: Promise<void> | undefined;
   let stopListening: (() => Promise<void>) | undefined;
   const timers: ReturnType<typeof setInterval>[] = [];
 
@@ -869,14 +871,15 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     }
   }
 
-  function refreshQueuedCount() {
-    if (!cluster || refreshingCount) return;
-    refreshingCount = true;
+  /** Counts the cluster's queued tasks again (one count at a time: a caller while one runs shares it). */
+  function refreshQueuedCount(): Promise<void> {
+    if (!cluster) return Promise.resolve();
+    if (refreshingCount) return refreshingCount;
     // Tasks whose inserts are on their way may be stored after the count's snapshot: they stay counted.
     const now = performance.now();
     while (inFlight.length > 0 && now - inFlight[0]! > IN_FLIGHT_MS) inFlight.shift();
     countedSinceRefresh = inFlight.length;
-    cluster.store
+    refreshingCount = cluster.store
       .countQueued()
       .then((count) => {
         // Tasks this node counted while the count was on its way may be stored after the count's
@@ -886,7 +889,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         queuedCountAt = performance.now();
       })
       .catch(() => {})
-      .finally(() => (refreshingCount = false));
+      .finally(() => (refreshingCount = undefined));
+    return refreshingCount;
   }
 
   /**
@@ -945,7 +949,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     await listen();
     const poll = setInterval(() => {
       void claim();
-      refreshQueuedCount();
+      void refreshQueuedCount();
       void checkListening();
       void watchLeaseExpiry();
     }, cluster.pollMs);
@@ -959,7 +963,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     poll.unref();
     keeper.unref();
     timers.push(poll, keeper);
-    refreshQueuedCount();
+    void refreshQueuedCount();
     void claim();
   }
 
@@ -1052,11 +1056,16 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   }
 
   return {
-    ensureCapacity() {
+    async ensureCapacity() {
       if (closed) throw new AgentkitError("unavailable", "The server is shutting down");
       if (cluster) {
         // Cluster-wide, from a count at most a poll interval old (plus what this node queued since).
-        if (performance.now() - queuedCountAt > cluster.pollMs) refreshQueuedCount();
+        if (performance.now() - queuedCountAt > cluster.pollMs) void refreshQueuedCount();
+        // Full by that count: tasks it has counted since may have started (or ended) meanwhile —
+        // a node that counted on alone took its limit's worth per poll interval and refused the
+        // rest, with nothing queued. Counted again before refusing (at most every RECOUNT_MS).
+        if (queuedCount >= options.maxQueuedTasks && performance.now() - queuedCountAt > RECOUNT_MS) await refreshQueuedCount();
+        if (closed) throw new AgentkitError("unavailable", "The server is shutting down");
         if (queuedCount >= options.maxQueuedTasks) {
           throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting in the cluster)`);
         }

@@ -73,7 +73,7 @@ function rig(maxConcurrentTasks = 4): Rig {
 afterEach(async () => {
   for (const { runner, store } of rigs) {
     await runner.shutdown();
-    store.close();
+    await store.close();
   }
   rigs = [];
 });
@@ -356,7 +356,7 @@ describe("the queue limit", () => {
     rigs.push({ store, runner, published: [] });
     await store.createThread({ id: "thr", owner: "test", createdAt: new Date() });
     const onThread = async (input: object) => {
-      runner.ensureCapacity();
+      await runner.ensureCapacity();
       const task = await store.createTask({ id: crypto.randomUUID(), owner: "test", agent: "bench", input: JSON.stringify(input), metadata: {}, createdAt: new Date(), threadId: "thr" });
       runner.submit(task);
       return task;
@@ -367,7 +367,7 @@ describe("the queue limit", () => {
     for (let index = 0; index < 3; index++) await onThread({ steps: 1 });
     expect(runner.stats()).toMatchObject({ running: 1, queued: 3 });
     // A slot is free, but the queue is full: refused, as any other task would be.
-    expect(() => runner.ensureCapacity()).toThrow("Task queue is full (3 waiting)");
+    await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (3 waiting)");
     await runner.cancel(head.id);
   });
 });
