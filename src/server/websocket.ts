@@ -43,6 +43,8 @@ const CLIENT_FRAME_STRUCTURE = { maxDepth: 4, maxTokens: 64 };
  * error frame). Past it the socket is closed with 1008 (policy violation).
  */
 export const MAX_CLIENT_FRAMES_PER_SECOND = 200;
+/** Requests a client may send before its stream has started (they wait for it; see `Connection.early`). */
+const MAX_EARLY_REQUESTS = 16;
 
 /** A task's watchers are checked for slow ones at most this often (each publish that meets backpressure asks). */
 const SCAN_EVERY_MS = 20;
@@ -64,6 +66,11 @@ export interface Connection extends WatchRequest {
   /** `performance.now()` when its current second of client frames began, and how many came in it. */
   framesSince?: number;
   framesInSecond?: number;
+  /**
+   * Requests (cancel, input, decisions) that came before the stream started — while the task was
+   * being read (a database round trip in a cluster): acted on, in order, once it has.
+   */
+  early?: ClientFrame[];
 }
 
 export interface WebSocketDeps {
@@ -242,6 +249,9 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       return fail(ws, `after=${after} is beyond the task's last event (${lastSeq})`, "bad_request", CloseCode.badRequest);
     }
     if (!admit(ws, principal!.id)) return;
+    const early = ws.data.early;
+    ws.data.early = undefined;
+    for (const request of early ?? []) act(ws, request);
     ws.data.unfollow = deps.follow?.(task);
     await startStream({
       store,
@@ -270,23 +280,32 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     });
   }
 
+  /**
+   * An answer to the client's own frame (error, pong, ack). A client that keeps sending and never
+   * reads gets them queued like any frame, under the same slow-client limit.
+   */
+  function answer(ws: Socket, frame: string) {
+    ws.send(frame);
+    checkSlow(ws);
+  }
+
   function onClientFrame(ws: Socket, raw: string | Buffer) {
     if (typeof raw !== "string") {
-      ws.send(errorFrame("Binary frames are not supported; send JSON text", "bad_request"));
+      answer(ws, errorFrame("Binary frames are not supported; send JSON text", "bad_request"));
       return;
     }
     // Every client frame is one flat object: a frame nested or wide past that is refused from its
     // text, before parsing (64 KB of `[` took ~5 ms to parse, and a client can send many at once).
     const tooBig = scanJsonStructure(raw, CLIENT_FRAME_STRUCTURE);
     if (tooBig) {
-      ws.send(errorFrame(`Message is too deeply nested or has too many fields (${tooBig}); send one flat JSON object`, "bad_request"));
+      answer(ws, errorFrame(`Message is too deeply nested or has too many fields (${tooBig}); send one flat JSON object`, "bad_request"));
       return;
     }
     let value: unknown;
     try {
       value = JSON.parse(raw);
     } catch {
-      ws.send(errorFrame("Invalid JSON", "bad_request"));
+      answer(ws, errorFrame("Invalid JSON", "bad_request"));
       return;
     }
     const frame = ClientFrame.safeParse(value);
@@ -298,20 +317,35 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
         ? `Invalid '${type}' message: ${frame.error.issues.map((issue) => `${issue.path.join(".") || "(frame)"}: ${issue.message}`).join("; ")}`
         : `${what}; expected one of ${CLIENT_FRAME_TYPES.map((name) => `{"type":"${name}"}`).join(", ")}`;
       const requestId = typeof value === "object" && value !== null ? (value as { request_id?: unknown }).request_id : undefined;
-      ws.send(errorFrame(message.slice(0, 1000), "bad_request", typeof requestId === "string" ? requestId.slice(0, 128) : undefined));
+      answer(ws, errorFrame(message.slice(0, 1000), "bad_request", typeof requestId === "string" ? requestId.slice(0, 128) : undefined));
       return;
     }
     // A share token only watches: every frame that would act on the task is refused, the connection stays open.
     if (frame.data.type !== "ping" && ws.data.principal?.readOnly) {
-      ws.send(errorFrame(WATCH_ONLY_MESSAGE, "forbidden", "request_id" in frame.data ? frame.data.request_id : undefined));
+      answer(ws, errorFrame(WATCH_ONLY_MESSAGE, "forbidden", "request_id" in frame.data ? frame.data.request_id : undefined));
       return;
     }
-    switch (frame.data.type) {
+    if (frame.data.type !== "ping" && !ws.data.counted) {
+      // The stream has not started: the task is still being read (or the watcher is being refused,
+      // and the socket closes). A client that sends at once (a cancel button) is not ignored.
+      const early = (ws.data.early ??= []);
+      if (early.length >= MAX_EARLY_REQUESTS) {
+        answer(ws, errorFrame(`Too many requests before the stream started (at most ${MAX_EARLY_REQUESTS}): wait for 'connected'`, "bad_request", "request_id" in frame.data ? frame.data.request_id : undefined));
+      } else {
+        early.push(frame.data);
+      }
+      return;
+    }
+    act(ws, frame.data);
+  }
+
+  /** Acts on a valid client frame from a watcher whose stream has started. */
+  function act(ws: Socket, request: ClientFrame) {
+    switch (request.type) {
       case "ping":
-        ws.send(PONG);
+        answer(ws, PONG);
         return;
       case "cancel":
-        if (!ws.data.counted) return; // not streaming yet (or refused): nothing it may cancel
         runner.cancel(ws.data.taskId).catch((error) => {
           logger.error("cancel failed", { task: ws.data.taskId, error: errorMessage(error) });
           fail(ws, "Cancel failed", "internal", CloseCode.serverError);
@@ -321,20 +355,19 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       case "approve":
       case "reject":
       case "answer": {
-        const request = frame.data;
         const reply = (done: Promise<string>) =>
           done.then(
             (ack) => {
-              if (!ws.data.closed) ws.send(ack);
+              if (!ws.data.closed) answer(ws, ack);
             },
             (error) => {
               const failure = error instanceof AgentkitError ? error : undefined;
               if (!failure) logger.error("websocket: request failed", { task: ws.data.taskId, type: request.type, error: errorMessage(error) });
-              if (!ws.data.closed) ws.send(errorFrame(failure?.message ?? "Internal server error", failure?.code ?? "internal", request.request_id));
+              if (!ws.data.closed) answer(ws, errorFrame(failure?.message ?? "Internal server error", failure?.code ?? "internal", request.request_id));
             },
           );
-        if (!ws.data.counted || !deps.interaction) {
-          ws.send(errorFrame("Not streaming this task yet", "bad_request", request.request_id));
+        if (!deps.interaction) {
+          answer(ws, errorFrame("This server does not take people's input", "bad_request", request.request_id));
           return;
         }
         const { interaction } = deps;

@@ -663,3 +663,71 @@ describe("cancelling a waiting task", () => {
     });
   }
 });
+
+describe("requests sent before the stream started (the task still being read: a database round trip in a cluster)", () => {
+  /** Opens a raw WebSocket and sends `frames` the moment it opens, before any frame came. */
+  async function sendAtOpen(taskId: string, frames: object[]) {
+    const socket = new WebSocket(`${server!.baseUrl.replace("http", "ws")}/ws/tasks/${taskId}?api_key=${ALICE}`);
+    const got: Record<string, unknown>[] = [];
+    const closed = new Promise<number>((resolve) => socket.addEventListener("close", (event) => resolve(event.code)));
+    socket.addEventListener("message", (event) => got.push(JSON.parse(String(event.data))));
+    await new Promise((resolve) => socket.addEventListener("open", resolve));
+    for (const frame of frames) socket.send(JSON.stringify(frame));
+    return { socket, got, closed };
+  }
+
+  async function slowReads(model: ScriptedModel) {
+    server = await startTestServer({
+      models: { m: model },
+      agents: [{ model: "test/m", tools: ["calculator"], approval: ["calculator"] }],
+      config: { apiKey: ADMIN, apiKeys: `alice:${ALICE},bob:${BOB}` },
+      wrapStore: (store) => ({ ...store, getTask: async (...args) => (await Bun.sleep(60), store.getTask(...args)) }),
+    });
+  }
+
+  test("an approval sent at once is acted on once the stream starts (acked), not refused", async () => {
+    await slowReads(createScriptedModel([callTools([calc("c1", "6*7")]), answer("it is 42")]));
+    const task = await server!.createTask({ input: "what is 6*7?" }, as(ALICE));
+    await waitStatus(task.id, "waiting"); // parked: the watcher's start reads it from the store
+    const { got, socket } = await sendAtOpen(task.id, [{ type: "approve", call_id: "c1", request_id: "early" }]);
+    // The ack comes once the decision is stored — here after the run it let go on has ended.
+    await until(async () => got.some((frame) => frame.type === "result") && got.some((frame) => frame.type === "ack"), "the result and the ack", 10_000);
+    expect(got[0]).toMatchObject({ type: "connected", status: "waiting" });
+    expect(got).toContainEqual({ type: "ack", of: "approve", request_id: "early" });
+    expect(got.some((frame) => frame.type === "error")).toBe(false);
+    expect(got.find((frame) => frame.type === "result")).toMatchObject({ data: { status: "completed", output: "it is 42" } });
+    socket.close();
+  });
+
+  test("a cancel sent at once cancels the task; another tenant's early requests do nothing (the socket is refused)", async () => {
+    await slowReads(createScriptedModel([callTools([calc("c1", "1+1")]), answer("never")]));
+    const task = await server!.createTask({ input: "what is 1+1?" }, as(ALICE));
+    await waitStatus(task.id, "waiting");
+    const bob = new WebSocket(`${server!.baseUrl.replace("http", "ws")}/ws/tasks/${task.id}?api_key=${BOB}`);
+    const bobClosed = new Promise<number>((resolve) => bob.addEventListener("close", (event) => resolve(event.code)));
+    await new Promise((resolve) => bob.addEventListener("open", resolve));
+    bob.send(JSON.stringify({ type: "cancel" }));
+    bob.send(JSON.stringify({ type: "reject", call_id: "c1" }));
+    expect(await bobClosed).toBe(4404);
+    expect((await getTask(task.id)).status).toBe("waiting");
+
+    const { got } = await sendAtOpen(task.id, [{ type: "cancel", request_id: "stop" }]);
+    await until(async () => got.some((frame) => frame.type === "result"), "the result", 10_000);
+    expect(got.find((frame) => frame.type === "result")).toMatchObject({ data: { status: "cancelled" } });
+    expect((await getTask(task.id)).status).toBe("cancelled");
+  });
+
+  test("more than 16 requests before the stream started: the rest are refused with an error frame each, the first 16 kept", async () => {
+    await slowReads(createScriptedModel([callTools([calc("c1", "1+1")]), answer("two")]));
+    const task = await server!.createTask({ input: "what is 1+1?" }, as(ALICE));
+    await waitStatus(task.id, "waiting");
+    const inputs = Array.from({ length: 18 }, (_, index) => ({ type: "input", text: `note ${index}`, request_id: `i${index}` }));
+    const { got, socket } = await sendAtOpen(task.id, inputs);
+    await until(async () => got.filter((frame) => frame.type === "ack" || frame.type === "error").length === 18, "18 replies", 10_000);
+    expect(got.filter((frame) => frame.type === "ack").map((frame) => frame.request_id)).toEqual(inputs.slice(0, 16).map((input) => input.request_id));
+    const refused = got.filter((frame) => frame.type === "error").map((frame) => frame.data as { request_id: string; message: string });
+    expect(refused.map((error) => error.request_id)).toEqual(["i16", "i17"]);
+    expect(refused[0]!.message).toContain("wait for 'connected'");
+    socket.close();
+  });
+});

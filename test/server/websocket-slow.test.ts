@@ -162,3 +162,20 @@ test("a watcher that passes the hard limit just after a scan is checked once the
   sockets.handler.drain!(socket);
   expect(ws.closedWith).toBe(CloseCode.tooSlow);
 });
+
+test("a client that keeps sending frames and never reads: the answers to its own frames (errors) count toward the limit, with its grace", async () => {
+  const { ws, socket, sockets, topic } = await watching(50);
+  ws.buffered = 10 * LIMIT; // its error frames, unread
+  sockets.handler.message!(socket, '{"type":"nonsense"}');
+  expect(ws.sent.at(-1)).toContain('"type":"error"');
+  await until(() => !ws.topics.has(topic), "the grace to run out", 10_000);
+  expect(ws.closedWith).toBeUndefined(); // what was queued goes first
+});
+
+test("… and past the hard limit (its pongs), at once", async () => {
+  const { ws, socket, sockets, topic } = await watching(60_000);
+  ws.buffered = 3 * 1024 * 1024;
+  sockets.handler.message!(socket, '{"type":"ping"}');
+  expect(ws.sent.at(-1)).toContain('"type":"pong"');
+  expect(ws.topics.has(topic)).toBe(false);
+});
