@@ -569,7 +569,11 @@ describePostgres("a cluster of agentkit nodes on one PostgreSQL database (the co
       // Not a timing target: the bound says the answer came from the wait, not from a query that
       // finally failed (the queries wait as long as the database is frozen).
       expect(waited).toBeLessThan(15_000);
+      const asked = performance.now();
       expect(await (await fetch(`${node.base}/health`)).json()).toMatchObject({ status: "degraded", database: "unreachable" });
+      // The promise itself, not a speed target: a liveness probe's 1 s (Kubernetes' default) — it
+      // waits 0.4 s for the database (it waited 1 s, and probes with that timeout failed).
+      expect(performance.now() - asked).toBeLessThan(950);
       proxy.thaw();
       const back = await poll(async () => {
         const response = await fetch(`${node.base}/tasks/${id}`);

@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import type { z } from "zod";
-import { bodyLimit } from "hono/body-limit";
+import { limitBody } from "./body-limit.ts";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
@@ -77,8 +77,8 @@ export interface AppDeps {
   follow?: (task: Task) => () => void;
   /** This node, for /health: its id, its role, and whether it is part of a cluster. */
   node?: { id: string; role: "all" | "api" | "worker"; cluster: boolean };
-  /** Cluster mode: whether the database answers (for /health). */
-  databaseReachable?: () => Promise<boolean>;
+  /** Cluster mode: whether the database answers within `timeoutMs` (for /health, and requests kept waiting). */
+  databaseReachable?: (timeoutMs: number) => Promise<boolean>;
   /**
    * Signs the read-only watch tokens of `POST /tasks/:id/share` (HMAC-SHA256; at least 32 bytes).
    * The authenticator must verify with the same secret. Unset: that route answers 501.
@@ -150,7 +150,9 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) => c.json(new AgentkitError("not_found", `No route for ${c.req.method} ${c.req.path}`).toJSON(), 404));
 
   app.get("/health", async (c) => {
-    const database = deps.databaseReachable ? await deps.databaseReachable().catch(() => false) : undefined;
+    // A liveness probe gives up after ~1 s (Kubernetes' default): a database that does not answer
+    // must not make /health that slow (the node is alive, and says so, "degraded").
+    const database = deps.databaseReachable ? await deps.databaseReachable(HEALTH_PING_MS).catch(() => false) : undefined;
     return c.json(
       {
         status: database === false ? "degraded" : "ok",
@@ -186,7 +188,10 @@ export function createApp(deps: AppDeps) {
   registerDocs(app, deps.version);
 
   // Cluster mode: a request answers 503 when the database stops answering (database-wait.ts).
-  if (deps.databaseReachable) app.use("*", databaseWait(deps.databaseReachable));
+  if (deps.databaseReachable) {
+    const reachable = deps.databaseReachable;
+    app.use("*", databaseWait(() => reachable(DATABASE_PING_MS)));
+  }
 
   // A2A (Agent2Agent): open agent cards, and JSON-RPC that checks the key itself (src/protocols/a2a).
   registerA2A(app, deps);
@@ -240,12 +245,7 @@ export function createApp(deps: AppDeps) {
 
   app.post(
     "/tasks",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
+    limitBody(deps.maxBodyBytes),
     jsonBody(CreateTaskBody, BODY_LIMITS),
     async (c) => {
       const body = c.req.valid("json");
@@ -288,12 +288,7 @@ export function createApp(deps: AppDeps) {
 
   app.post(
     "/threads/:id/tasks",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
+    limitBody(deps.maxBodyBytes),
     validate("param", TaskIdParam),
     jsonBody(CreateThreadTaskBody, BODY_LIMITS),
     async (c) => createTask(c.get("principal"), c.req.valid("json"), c.req.valid("param").id),
@@ -354,12 +349,7 @@ export function createApp(deps: AppDeps) {
   const interactionRoute = <T>(path: string, schema: z.ZodType<T>, act: (taskId: string, principal: Principal, body: T) => Promise<Response>) =>
     app.post(
       path,
-      bodyLimit({
-        maxSize: deps.maxBodyBytes,
-        onError: () => {
-          throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-        },
-      }),
+      limitBody(deps.maxBodyBytes),
       validate("param", TaskIdParam),
       jsonBody(schema, BODY_LIMITS),
       async (c) => {
@@ -444,12 +434,7 @@ export function createApp(deps: AppDeps) {
   // A read-only watch token for this task (or its thread): a share link for its live view.
   app.post(
     "/tasks/:id/share",
-    bodyLimit({
-      maxSize: SHARE_BODY_BYTES,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${SHARE_BODY_BYTES} bytes`);
-      },
-    }),
+    limitBody(SHARE_BODY_BYTES),
     validate("param", TaskIdParam),
     jsonBody(ShareBody, { maxDepth: 2, maxTokens: 16, optional: true }),
     async (c) => {
@@ -578,6 +563,10 @@ const SHARE_BODY_BYTES = 4096;
 const THREAD_TASKS_SHOWN = 200;
 /** Tasks read per store query while filling a page of `GET /tasks`. */
 const LIST_CHUNK = 100;
+/** How long `/health` waits for the database's answer (cluster mode) before it says `unreachable`. */
+const HEALTH_PING_MS = 400;
+/** How long a request kept waiting waits for the database's answer before it gets 503 (database-wait.ts). */
+const DATABASE_PING_MS = 1000;
 /** Tasks the list reads first, before it knows how large they are. */
 const LIST_FIRST_CHUNK = 2;
 /** No webhook allowlist: every `webhook_url` is refused. */

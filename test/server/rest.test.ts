@@ -3,6 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { ChatModel } from "../../src/llm/model.ts";
 import { callTools, createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { within } from "../helpers/deferred.ts";
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -119,6 +120,31 @@ describe("tasks", () => {
     await expectError(await server.http("/tasks/nope/cancel", { method: "POST" }), 404, "not_found");
     await expectError(await server.http("/tasks", { method: "POST", json: { input: "x".repeat(5000) } }), 413, "payload_too_large");
     await expectError(await server.http("/ws/tasks/abc"), 426, "upgrade_required");
+  });
+
+  test("a body without a length (chunked): judged by what arrives — many tiny chunks are one body, past the limit is 413; A2A without a key is 401 before its body is read", async () => {
+    server = await startTestServer({ config: { maxBodyBytes: 4096, apiKey: "k".repeat(24) } });
+    const key = { authorization: `Bearer ${"k".repeat(24)}` };
+    /** A body sent in `chunks` pieces (no Content-Length), optionally never ending. */
+    const chunked = (text: string, chunks: number, end = true) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          const bytes = new TextEncoder().encode(text);
+          const size = Math.ceil(bytes.length / chunks);
+          for (let at = 0; at < bytes.length; at += size) controller.enqueue(bytes.subarray(at, at + size));
+          if (end) controller.close();
+        },
+      });
+    const post = (path: string, body: ReadableStream<Uint8Array>, headers: Record<string, string> = key) =>
+      fetch(`${server!.baseUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, duplex: "half" } as RequestInit);
+    const input = `What is 2 + 2?${" ".repeat(3000)}`;
+    const created = await post("/tasks", chunked(JSON.stringify({ input }), 600));
+    expect(created.status).toBe(201);
+    expect(((await created.json()) as { input: string }).input).toBe(input);
+    await expectError(await post("/tasks", chunked(JSON.stringify({ input: "x".repeat(5000) }), 300)), 413, "payload_too_large");
+    await expectError(await post("/a2a/default", chunked(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { a: "x".repeat(5000) } }), 40)), 413, "payload_too_large");
+    // No key: answered while the body is still coming (it never ends).
+    await expectError(await within(post("/a2a/default", chunked("{", 1, false), {}), 5_000, "a 401 before the body ends"), 401, "unauthorized");
   });
 
   test("GET /tasks filters by status and pages with a cursor, newest first", async () => {

@@ -5,7 +5,8 @@
  * Call it before the app's key middleware: these routes authenticate themselves.
  */
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { keyFromHeaders } from "../../server/auth.ts";
+import { limitBody } from "../../server/body-limit.ts";
 import { AgentkitError } from "../../errors.ts";
 import type { A2ADeps, A2AHandlers } from "./routes.ts";
 
@@ -23,12 +24,14 @@ export function registerA2A(app: Hono<any>, deps: A2ADeps): void {
   app.get("/a2a/:agent/.well-known/agent-card.json", async (c) => (await handlers()).agentCard(c));
   app.post(
     "/a2a/:agent",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
+    // The key first: a client without one gets its 401 before its body is read.
+    async (c, next) => {
+      if (!deps.auth.authenticate(keyFromHeaders(c.req.raw.headers))) {
+        throw new AgentkitError("unauthorized", "Invalid or missing API key (use Authorization: Bearer <key> or X-API-Key)");
+      }
+      return next();
+    },
+    limitBody(deps.maxBodyBytes),
     async (c) => (await handlers()).rpc(c),
   );
 }

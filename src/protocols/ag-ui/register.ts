@@ -6,20 +6,14 @@
  * same order as ever: the size limit, then the body (415, structure, JSON, schema), then the run.
  */
 import type { Hono, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { AgentkitError } from "../../errors.ts";
+import { limitBody } from "../../server/body-limit.ts";
 import type { AppDeps } from "../../server/app.ts";
 import type { AgUiHandlers, AppEnv, RunAgentInputBody } from "./index.ts";
 
 export function registerAgUi(app: Hono<AppEnv>, deps: AppDeps): void {
   let loaded: Promise<AgUiHandlers> | undefined;
   const handlers = () => (loaded ??= import("./index.ts").then(({ createAgUiHandlers }) => createAgUiHandlers(deps)));
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-    },
-  });
+  const limit = limitBody(deps.maxBodyBytes);
   const body: MiddlewareHandler<AppEnv, string, { in: { json: unknown }; out: { json: RunAgentInputBody } }> = async (c, next) =>
     (await handlers()).body(c, next);
   app.post("/ag-ui", limit, body, async (c) => (await handlers()).run(c, c.req.valid("json"), undefined));

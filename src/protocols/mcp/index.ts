@@ -10,10 +10,9 @@
  * session holds no state to end.
  */
 import type { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { limitBody } from "../../server/body-limit.ts";
 import type { AgentPool } from "../../agents/pool.ts";
 import type { LiveFeed } from "../../bus/live-feed.ts";
-import { AgentkitError } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { BODY_LIMITS, scanJsonStructure } from "../../protocol/limits.ts";
 import type { Task } from "../../protocol/task.ts";
@@ -57,12 +56,7 @@ export function registerMcpServer(app: Hono<{ Variables: { principal: Principal 
   let handler: Promise<McpHandler> | undefined;
   app.post(
     MCP_PATH,
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AgentkitError("payload_too_large", `Request body is larger than ${deps.maxBodyBytes} bytes`);
-      },
-    }),
+    limitBody(deps.maxBodyBytes),
     async (c) => {
       const text = await c.req.text();
       // Hostile structure is refused before parsing, as on every JSON route (the JSON-RPC envelope
