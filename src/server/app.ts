@@ -410,6 +410,7 @@ export function createApp(deps: AppDeps) {
         signal: c.req.raw.signal,
         follow: deps.follow,
         telemetry: deps.telemetry,
+        expiresAt: c.get("principal").readOnly?.expiresAt,
       });
     }
     // At most `limit` events, and no more than ~1 MiB of them (at least one): a page of 1,000 big

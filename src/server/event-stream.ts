@@ -21,7 +21,7 @@ export const EVENT_STREAM_HEADERS: Readonly<Record<string, string>> = {
  * server is shutting down (`EventStreams.closeAll`: the task goes on, here after a restart or on
  * another node; the client reconnects).
  */
-export type EventStreamEnd = "ended" | "client" | "slow" | "shutdown";
+export type EventStreamEnd = "ended" | "client" | "slow" | "shutdown" | "expired";
 
 /**
  * A server's open long responses (event streams, MCP calls), so that a shutdown ends them rather
@@ -96,6 +96,11 @@ export interface EventStreamOptions {
   stallMs?: number;
   /** The request's signal: it aborts when the client goes away. */
   signal?: AbortSignal;
+  /**
+   * When the credential that opened it expires (ms since the epoch; a share token's): the stream
+   * ends then ("expired"), as a request made with it then would be refused.
+   */
+  expiresAt?: number;
   /** The server's open streams: a shutdown ends this one ("shutdown") before the connections close. */
   registry?: EventStreams;
   /** Called once the stream can be written to. */
@@ -120,6 +125,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   /** Set while the queue is past the limit: the client is cut off if it still is when this fires. */
   let overLimit: ReturnType<typeof setTimeout> | undefined;
   let unregister: (() => void) | undefined;
+  let expiry: ReturnType<typeof setTimeout> | undefined;
   const queuedPastLimit = () => (controller.desiredSize ?? 0) < 0;
   const wake = () => {
     const waiters = drainWaiters;
@@ -133,6 +139,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     wake();
     clearInterval(keepAlive);
     clearTimeout(overLimit);
+    clearTimeout(expiry);
     unregister?.();
     options.signal?.removeEventListener("abort", clientGone);
     try {
@@ -182,6 +189,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
           if (!closed) options.onShutdown?.(stream);
           close("shutdown");
         });
+        if (options.expiresAt !== undefined) expiry = setTimeout(() => close("expired"), Math.max(0, options.expiresAt - Date.now()));
         keepAlive = setInterval(() => {
           // A writer has waited for the client to read for too long: it is not reading.
           if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");

@@ -30,6 +30,8 @@ export interface ShareGrant {
   readonly scope: ShareScope;
   /** The task id (scope `task`) or the thread id (scope `thread`). */
   readonly id: string;
+  /** When the token expires (ms since the epoch): a stream it opened ends then. */
+  readonly expiresAt: number;
 }
 
 /** The principal of a share token: the owner of what was shared, read-only, never admin. */
@@ -116,7 +118,7 @@ export function createShareTokens(options: { secret: Uint8Array; /** Millisecond
         return undefined;
       }
       if (payload.exp * 1000 <= now()) return undefined;
-      return { id: payload.owner, admin: false, readOnly: { scope: payload.scope, id: payload.id } };
+      return { id: payload.owner, admin: false, readOnly: { scope: payload.scope, id: payload.id, expiresAt: payload.exp * 1000 } };
     },
   };
 }

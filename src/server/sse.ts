@@ -21,6 +21,8 @@ import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { eventStreamResponse, type EventStreams } from "./event-stream.ts";
 
 export interface SseOptions {
+  /** When the share token that opened it expires (ms since the epoch): the stream ends then. */
+  expiresAt?: number;
   store: TaskStore;
   feed: LiveFeed;
   logger: Logger;
@@ -54,6 +56,7 @@ export function sseResponse(options: SseOptions): Response {
     registry: options.streams,
     keepAliveMs: options.keepAliveMs,
     signal: options.signal,
+    expiresAt: options.expiresAt,
     onClose(end) {
       if (end === "slow") telemetry.slowClientClosed("sse");
       telemetry.watcherClosed("sse");

@@ -71,6 +71,8 @@ export interface Connection extends WatchRequest {
    * being read (a database round trip in a cluster): acted on, in order, once it has.
    */
   early?: ClientFrame[];
+  /** A share token's expiry: the watcher is closed (4001) when it comes. */
+  expiry?: ReturnType<typeof setTimeout>;
 }
 
 export interface WebSocketDeps {
@@ -411,6 +413,11 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       if (ws.data.badRequest !== undefined) {
         return fail(ws, ws.data.badRequest, "bad_request", CloseCode.badRequest);
       }
+      const expiresAt = ws.data.principal.readOnly?.expiresAt;
+      if (expiresAt !== undefined) {
+        // A share token is valid until it expires — for a watcher already connected too.
+        ws.data.expiry = setTimeout(() => fail(ws, "The share token has expired", "unauthorized", CloseCode.unauthorized), Math.max(0, expiresAt - Date.now()));
+      }
       start(ws).catch((error) => {
         logger.error("websocket: could not start the stream", { task: ws.data.taskId, error: errorMessage(error) });
         fail(ws, "Internal server error", "internal", CloseCode.serverError);
@@ -455,6 +462,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     close(ws) {
       ws.data.closed = true;
       clearOverLimit(ws);
+      clearTimeout(ws.data.expiry);
       wakeReplay(ws);
       ws.data.slowSince = undefined;
       open.delete(ws);

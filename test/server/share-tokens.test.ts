@@ -27,7 +27,7 @@ describe("share tokens", () => {
     expect(token.startsWith(SHARE_TOKEN_PREFIX)).toBe(true);
     expect(token).toMatch(API_KEY_PATTERN);
     expect(expires_at).toBe("2030-01-01T01:00:00.000Z");
-    expect(shares.verify(token)).toEqual({ id: "alice", admin: false, readOnly: { scope: "task", id: "4a1d7c9e-0000-4000-8000-000000000001" } });
+    expect(shares.verify(token)).toEqual({ id: "alice", admin: false, readOnly: { scope: "task", id: "4a1d7c9e-0000-4000-8000-000000000001", expiresAt: Date.parse("2030-01-01T01:00:00.000Z") } });
     // Each token is unique (jti), even for the same grant at the same instant.
     expect(shares.sign("task", "t", "alice", 3600).token).not.toBe(shares.sign("task", "t", "alice", 3600).token);
     expect(shares.sign("thread", "th-1", "bob", 60).token).toMatch(API_KEY_PATTERN);
@@ -117,8 +117,8 @@ describe("share tokens", () => {
 
 describe("read-only principals", () => {
   const task = { id: "t1", owner: "alice", thread_id: "th1" };
-  const taskGrant = { id: "alice", admin: false, readOnly: { scope: "task" as const, id: "t1" } };
-  const threadGrant = { id: "alice", admin: false, readOnly: { scope: "thread" as const, id: "th1" } };
+  const taskGrant = { id: "alice", admin: false, readOnly: { scope: "task" as const, id: "t1", expiresAt: Number.MAX_SAFE_INTEGER } };
+  const threadGrant = { id: "alice", admin: false, readOnly: { scope: "thread" as const, id: "th1", expiresAt: Number.MAX_SAFE_INTEGER } };
 
   test("see only what was shared, of its owner, and control nothing", () => {
     expect(canSee(taskGrant, task)).toBe(true);
@@ -145,7 +145,7 @@ describe("read-only principals", () => {
     const shares = createShareTokens({ secret: SECRET });
     const { token } = shares.sign("task", "t1", "alice", 60);
     const auth = createAuthenticator(keys, { shareSecret: SECRET });
-    expect(auth.authenticate(token)).toEqual({ id: "alice", admin: false, readOnly: { scope: "task", id: "t1" } });
+    expect(auth.authenticate(token)).toMatchObject({ id: "alice", admin: false, readOnly: { scope: "task", id: "t1" } });
     expect(auth.authenticate("alice-key-0001")).toEqual({ id: "alice", admin: false });
     expect(auth.authenticate(flip(token, 10))).toBeUndefined();
     expect(createAuthenticator(keys).authenticate(token)).toBeUndefined();

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { ModelStreamPart } from "../../src/llm/model.ts";
 import { createShareTokens } from "../../src/server/share-tokens.ts";
-import { deferred } from "../helpers/deferred.ts";
+import { deferred, within } from "../helpers/deferred.ts";
 import { createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { SseClient } from "../helpers/sse-client.ts";
@@ -157,6 +157,35 @@ describe("sharing a task's live view", () => {
     }
     expect((await server.http(`/tasks/${task.id}`, { headers: as(wrongOwner) })).status).toBe(404);
     expect((await server.http(`/tasks/${task.id}`, { headers: as(token) })).status).toBe(200);
+  });
+
+  test("a token that expires while its streams are open ends them: the WebSocket gets an error frame and 4001, SSE and A2A streams end", async () => {
+    const { server, gate } = await gatedServer();
+    const task = await server.createTask({ input: "watch me" }, as(ALICE));
+    // A token minted 59 s ago with a 60 s lifetime: valid for about one more second.
+    const secret = new TextEncoder().encode(SECRET);
+    const { token } = createShareTokens({ secret, now: () => Date.now() - 59_000 }).sign("task", task.id, "alice", 60);
+    const socket = await connect(`ws://127.0.0.1:${server.port}/ws/tasks/${task.id}?api_key=${token}`);
+    await socket.waitFor((frame) => frame.type === "connected");
+    const sse = new SseClient(`${server.baseUrl}/tasks/${task.id}/events?api_key=${token}`);
+    expect((await sse.response).status).toBe(200);
+    const a2a = await server.http(`/a2a/default`, {
+      method: "POST",
+      headers: { ...as(token), accept: "text/event-stream" },
+      json: { jsonrpc: "2.0", id: 1, method: "tasks/resubscribe", params: { id: task.id } },
+    });
+    expect(a2a.status).toBe(200);
+    const a2aEnded = a2a.text();
+    const closed = await socket.closed;
+    expect(closed.code).toBe(4001);
+    expect(socket.frames.at(-1)).toMatchObject({ type: "error", data: { code: "unauthorized", message: "The share token has expired" } });
+    await within(sse.ended, 5_000, "the SSE stream to end");
+    await within(a2aEnded, 5_000, "the A2A stream to end");
+    expect((await server.http(`/tasks/${task.id}`, { headers: as(token) })).status).toBe(401);
+    // The task itself goes on, for its owner.
+    gate.resolve();
+    const owner = await server.watch(task.id, `api_key=${ALICE}`);
+    expect((await owner.result()).data).toMatchObject({ status: "completed" });
   });
 
   test("the body: ttl_seconds within 60 s to 30 days, scope 'thread' only for a task in a thread; other methods are 405", async () => {

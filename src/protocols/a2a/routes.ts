@@ -425,6 +425,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       slowGraceMs: deps.slowClientGraceMs,
       registry: deps.streams,
       keepAliveMs: KEEP_ALIVE_MS,
+      expiresAt: call.principal.readOnly?.expiresAt,
       // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
       onClose: () => stop?.(),
       start(stream) {
