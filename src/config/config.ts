@@ -24,6 +24,9 @@ const Port = z.coerce.number().int().min(0).max(65535);
 export const API_KEY_PATTERN = /^[A-Za-z0-9._~-]{8,512}$/;
 const API_KEY_RULE = "must be 8 to 512 characters of A-Z a-z 0-9 - . _ ~ (e.g. `openssl rand -hex 32`; base64 with + / = cannot be sent as a WebSocket subprotocol)";
 
+/** Owner names agentkit itself uses: the admin key's, open mode's, and the one of decisions nobody made. */
+const RESERVED_TENANT_NAMES = ["admin", "anonymous", "system"];
+
 /** `name:key,name:key` → tenant keys (each sees only its own tasks). */
 const TenantKeys = z
   .string()
@@ -39,6 +42,12 @@ const TenantKeys = z
       }
       if (!API_KEY_PATTERN.test(key)) {
         context.addIssue({ code: "custom", message: `the key of '${name}' ${API_KEY_RULE}` });
+        return z.NEVER;
+      }
+      if (RESERVED_TENANT_NAMES.includes(name)) {
+        // The admin key's tasks are owned by "admin", open mode's by "anonymous", and timeouts
+        // decide as "system": a tenant with one of these names would own (or sign as) those.
+        context.addIssue({ code: "custom", message: `'${name}' is reserved (${RESERVED_TENANT_NAMES.join(", ")}): choose another tenant name` });
         return z.NEVER;
       }
       if (keys.some((existing) => existing.name === name || existing.key === key)) {

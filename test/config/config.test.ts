@@ -22,6 +22,16 @@ test("a bad value names its source", () => {
     "AGENTKIT_DATABASE_URL: is not a valid URL: percent-encode the characters of the user name and password",
   );
   expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "mysql://u:p@db/x" } })).toThrow("AGENTKIT_DATABASE_URL: must be a postgres:// or postgresql:// URL");
+  // An '@' after the host is a password's: the URL parses, with part of the password as the host.
+  expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:p@ss/word@db:5432/agentkit" } })).toThrow("AGENTKIT_DATABASE_URL: has an '@' after its host: percent-encode");
+  expect(() => loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:Pa@ss?Secret@db/agentkit" } })).toThrow("has an '@' after its host");
+  expect(loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:p%40ss@db/agentkit?sslmode=require" } }).databaseUrl).toContain("%40");
+  // Tenant names agentkit uses itself: the admin key's tasks are owned by "admin", open mode's by
+  // "anonymous", timeouts decide as "system" — a tenant so named would own or sign as those.
+  for (const name of ["admin", "anonymous", "system"]) {
+    expect(() => loadConfig({ env: { AGENTKIT_API_KEYS: `alice:alice-key-0001,${name}:other-key-0002` } })).toThrow(`AGENTKIT_API_KEYS: '${name}' is reserved (admin, anonymous, system)`);
+  }
+  expect(loadConfig({ env: { AGENTKIT_API_KEYS: "administrator:other-key-0002" } }).apiKeys).toEqual([{ name: "administrator", key: "other-key-0002" }]);
   expect(loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:ab%2Fcd%2Bef%3D@db:5432/agentkit" } }).databaseUrl).toContain("%2F");
   // CORS origins are origins: a typo stops start-up instead of matching no browser.
   expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "not a url,*" } })).toThrow("AGENTKIT_CORS_ORIGINS: 'not a url' is not an origin");
