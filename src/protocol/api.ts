@@ -1,6 +1,6 @@
 /** REST request shapes, validated with zValidator at the boundary. */
 import { z } from "zod";
-import { checkMetadata, MAX_AGENT_CHARS, MAX_INPUT_CHARS, METADATA_LIMITS } from "./limits.ts";
+import { checkMetadata, INVALID_TEXT, isValidText, MAX_AGENT_CHARS, MAX_INPUT_CHARS, METADATA_LIMITS } from "./limits.ts";
 import { TaskMetadata, TaskStatus } from "./task.ts";
 import { MAX_HUMAN_TEXT_CHARS, MAX_REASON_CHARS } from "./frames.ts";
 
@@ -19,7 +19,7 @@ export type BusyPolicy = z.infer<typeof BusyPolicy>;
 const ThreadId = z.string().min(1).max(128);
 
 export const CreateTaskBody = z.strictObject({
-  input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS),
+  input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS).refine(isValidText, INVALID_TEXT),
   agent: z.string().min(1).max(MAX_AGENT_CHARS).optional(),
   metadata: BoundedMetadata.optional(),
   /** Continue this thread (made with `POST /threads`): the task runs with its history. */
@@ -47,12 +47,12 @@ export const ApprovalBody = z.strictObject({
 /** `POST /tasks/:id/answers`. */
 export const AnswerBody = z.strictObject({
   call_id: z.string().min(1).max(256),
-  text: z.string().max(MAX_HUMAN_TEXT_CHARS),
+  text: z.string().max(MAX_HUMAN_TEXT_CHARS).refine(isValidText, INVALID_TEXT),
 });
 
 /** `POST /tasks/:id/input`: a message for the running task (steering). */
 export const InputBody = z.strictObject({
-  text: z.string().min(1, "must not be empty").max(MAX_HUMAN_TEXT_CHARS),
+  text: z.string().min(1, "must not be empty").max(MAX_HUMAN_TEXT_CHARS).refine(isValidText, INVALID_TEXT),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBody>;
 

@@ -13,6 +13,16 @@ export const MAX_INPUT_CHARS = 100_000;
 export const MAX_AGENT_CHARS = 64;
 
 /**
+ * Text a person or client sends (an input, a message, an answer) must be valid Unicode: a lone
+ * UTF-16 surrogate (`"\ud800"` in JSON) cannot be stored as UTF-8 — SQLite and PostgreSQL would
+ * keep U+FFFD instead, and the task would not have the input it was given.
+ */
+export function isValidText(text: string): boolean {
+  return text.isWellFormed();
+}
+export const INVALID_TEXT = "is not valid Unicode: it has a lone surrogate (a \\ud800–\\udfff escape without its pair)";
+
+/**
  * `metadata`: a JSON object the client attaches to its task and gets back as it sent it. Stripe
  * and OpenAI keep metadata flat and small (50 / 16 string keys, values ≤ 500 / 512 chars); this
  * allows some nesting and any JSON value, within the same order of size.

@@ -22,7 +22,8 @@ import type { PendingToolCall } from "../engine/react.ts";
 import { AgentkitError, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { StepEvent } from "../protocol/events.ts";
-import { stepFrame } from "../protocol/frames.ts";
+import { MAX_HUMAN_TEXT_CHARS, MAX_REASON_CHARS, stepFrame } from "../protocol/frames.ts";
+import { INVALID_TEXT, isValidText } from "../protocol/limits.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import type { StoredEvent, TaskStore } from "../store/store.ts";
 import type { TaskRunner } from "./runner.ts";
@@ -194,10 +195,15 @@ export function createInteraction(options: InteractionOptions): Interaction {
   let expiring = false;
   return {
     decide(taskId, by, decision) {
+      // The bounds REST and the WebSocket check in their schemas hold for A2A and AG-UI too.
+      if (decision.kind === "answer") checkHumanText(decision.text, "answer", MAX_HUMAN_TEXT_CHARS);
+      if (decision.kind === "reject" && decision.reason !== undefined) checkHumanText(decision.reason, "reason", MAX_REASON_CHARS);
       return serialised(taskId, () => decideOnce(taskId, by, decision));
     },
 
     async input(taskId, by, text) {
+      checkHumanText(text, "text", MAX_HUMAN_TEXT_CHARS);
+      if (text === "") throw new AgentkitError("validation_failed", "A message must not be empty", { details: [{ path: "text", message: "must not be empty" }] });
       const task = await store.getTask(taskId);
       if (!task) throw new AgentkitError("not_found", `No task with id '${taskId}'`);
       const inputId = `in_${crypto.randomUUID()}`;
@@ -233,4 +239,12 @@ export function createInteraction(options: InteractionOptions): Interaction {
       }
     },
   };
+}
+
+/** A person's text within its bound and valid Unicode, else 400 `validation_failed` naming it. */
+function checkHumanText(text: string, path: string, maxChars: number): void {
+  if (text.length > maxChars) {
+    throw new AgentkitError("validation_failed", `'${path}' is longer than ${maxChars} characters`, { details: [{ path, message: `at most ${maxChars} characters` }] });
+  }
+  if (!isValidText(text)) throw new AgentkitError("validation_failed", `'${path}' ${INVALID_TEXT}`, { details: [{ path, message: "not valid Unicode" }] });
 }

@@ -432,6 +432,16 @@ describe("input-required", () => {
     await expect(client.sendMessage(request(userMessage("approve", { taskId: asked.id })))).rejects.toBeInstanceOf(UnsupportedOperationError);
   });
 
+  test("a decision's text past REST's bounds (a reject reason over 2,000 characters) or not valid Unicode is refused, not stored longer or cut", async () => {
+    const client = await clientFor("ops");
+    const asked = asTask(await client.sendMessage(request(userMessage("What is 6*7?"))));
+    expect(asked.status?.state).toBe(TaskState.TASK_STATE_INPUT_REQUIRED);
+    await expect(client.sendMessage(request(userMessage(`reject: ${"r".repeat(2001)}`, { taskId: asked.id, contextId: asked.contextId })))).rejects.toThrow("'reason' is longer than 2000 characters");
+    await expect(client.sendMessage(request(userMessage("approve \ud800", { taskId: asked.id, contextId: asked.contextId })))).rejects.toThrow("not valid Unicode");
+    expect((await rest(`/tasks/${asked.id}`)).status).toBe("waiting"); // nothing was decided
+    expect((await restEvents(asked.id)).some((frame) => frame.data?.event_type === "approval_decided")).toBe(false);
+  });
+
   test("resubscribing to a task that already waits for input: the task, input-required, and the stream ends (as it does when the task parks while streamed)", async () => {
     const client = await clientFor("ops");
     const asked = asTask(await client.sendMessage(request(userMessage("What is 4*4?"))));

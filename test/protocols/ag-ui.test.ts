@@ -65,11 +65,11 @@ async function run(agent: HttpAgent, parameters: Parameters<HttpAgent["runAgent"
 }
 
 /** A run the server refuses before it starts: the client rejects (and logs it; kept quiet here). */
-async function refused(agent: HttpAgent): Promise<string> {
+async function refused(agent: HttpAgent, parameters: Parameters<HttpAgent["runAgent"]>[0] = {}): Promise<string> {
   const original = console.error;
   console.error = () => {};
   try {
-    await agent.runAgent();
+    await agent.runAgent(parameters);
   } catch (error) {
     return String(error);
   } finally {
@@ -239,6 +239,18 @@ describe("AG-UI over HttpAgent", () => {
     expect(JSON.parse(toolResult[0]!.content)).toMatchObject({ value: 42 });
     expect(ofType<{ name: string }>(second.events, "CUSTOM").map((event) => event.name)).toContain("agentkit.approval_decided");
     expect((await getTask(taskId)).body.status).toBe("completed");
+  });
+
+  test("a resume whose reason or answer is past REST's bounds is refused (400), not cut short", async () => {
+    const agent = agentFor("/ag-ui/careful", ALICE);
+    agent.addMessage(userMessage("What is 6*7?"));
+    const first = await run(agent);
+    const interrupt = ofType<{ outcome: { interrupts: { id: string }[] } }>(first.events, "RUN_FINISHED")[0]!.outcome.interrupts[0]!;
+    const refusal = await refused(agent, { resume: [{ interruptId: interrupt.id, status: "resolved", payload: { approved: false, reason: "r".repeat(2001) } }] });
+    expect(refusal).toContain("HTTP 400");
+    expect(refusal).toContain("'reason' is longer than 2000 characters");
+    const taskId = taskIdOf(first.events);
+    expect((await getTask(taskId)).body.status).toBe("waiting");
   });
 
   test("isolation: another key's thread is a 404 and its tasks stay invisible; a wrong or missing key is a 401", async () => {

@@ -429,3 +429,22 @@ describe("client aborts", () => {
     }
   });
 });
+
+describe("text that is not valid Unicode", () => {
+  test("a lone surrogate in an input, a message or an answer is refused (400 naming it), not stored as U+FFFD", async () => {
+    server = await startTestServer();
+    const lone = '{"input":"A\\ud800B"}';
+    const created = await server.http("/tasks", { method: "POST", headers: { "content-type": "application/json" }, body: lone });
+    const body = await expectError(created, 400, "validation_failed");
+    expect(body.error.message).toContain("input: is not valid Unicode: it has a lone surrogate");
+    // A pair is one character: fine.
+    const paired = await server.http("/tasks", { method: "POST", headers: { "content-type": "application/json" }, body: '{"input":"A\\ud83d\\ude00B"}' });
+    expect(paired.status).toBe(201);
+    expect(((await paired.json()) as { input: string }).input).toBe("A😀B");
+    const task = (await (await server.http("/tasks", { method: "POST", json: { input: "hello" } })).json()) as { id: string };
+    for (const [path, text] of [["input", '{"text":"x\\udc00"}'], ["answers", '{"call_id":"c1","text":"\\udfff"}']] as const) {
+      const response = await server.http(`/tasks/${task.id}/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: text });
+      expect((await expectError(response, 400, "validation_failed")).error.message).toContain("not valid Unicode");
+    }
+  });
+});

@@ -577,7 +577,7 @@ function decisionFor(asks: readonly Ask[], message: IncomingMessage): Decision {
     const match = /^\s*(approve[ds]?|approval|yes|y|ok|okay|allow|accept|go ahead|reject(?:ed)?|no|n|deny|denied|decline)\b[\s.:,!-]*([\s\S]*)$/i.exec(message.text);
     if (match) {
       verdict = /^(approve|approval|yes|y|ok|okay|allow|accept|go ahead)/i.test(match[1]!) ? "approve" : "reject";
-      if (match[2]!.trim()) reason = match[2]!.trim().slice(0, 2000);
+      if (match[2]!.trim()) reason = match[2]!.trim();
     }
   }
   if (!verdict) {

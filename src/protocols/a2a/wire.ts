@@ -13,6 +13,7 @@
  *     update `final: true`.
  * The dialect of a request is told by its method name, so one endpoint serves both.
  */
+import { INVALID_TEXT, isValidText } from "../../protocol/limits.ts";
 
 export type Dialect = "v1" | "v0.3";
 
@@ -276,6 +277,7 @@ export function readMessage(params: Record<string, unknown>, maxChars: number): 
   }
   const text = texts.join("\n\n");
   if (text.length > maxChars) throw new RpcError(RpcCode.invalidParams, `The message's text is longer than ${maxChars} characters`);
+  if (!isValidText(text)) throw new RpcError(RpcCode.invalidParams, `The message's text ${INVALID_TEXT}`);
   const id = (name: string): string | undefined => {
     const value = message[name];
     if (value === undefined || value === null || value === "") return undefined;

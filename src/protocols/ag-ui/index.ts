@@ -24,7 +24,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { z } from "zod";
 import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
-import { MAX_INPUT_CHARS } from "../../protocol/limits.ts";
+import { INVALID_TEXT, isValidText, MAX_INPUT_CHARS } from "../../protocol/limits.ts";
 import { type Task, type Thread, UNFINISHED_STATUSES } from "../../protocol/task.ts";
 import { admitTask } from "../../tasks/runner.ts";
 import type { AppDeps } from "../../server/app.ts";
@@ -236,6 +236,9 @@ function lastUserText(input: RunAgentInputBody): string {
       details: [{ path: `messages.${input.messages.length - 1}.content`, message: "too long" }],
     });
   }
+  if (!isValidText(text)) {
+    throw new AgentkitError("validation_failed", `The last user message ${INVALID_TEXT}`, { details: [{ path: `messages.${input.messages.length - 1}.content`, message: "not valid Unicode" }] });
+  }
   return text;
 }
 
@@ -252,10 +255,10 @@ export function decisionOf(call: OpenCall, entry: { status: "resolved" | "cancel
     if (entry.status === "cancelled") return { kind: "reject", callId: call.callId, reason: "The user dismissed the approval" };
     const approved = payload === false ? false : object.approved !== false;
     if (approved) return { kind: "approve", callId: call.callId };
-    const reason = typeof object.reason === "string" && object.reason !== "" ? object.reason.slice(0, 2000) : undefined;
+    const reason = typeof object.reason === "string" && object.reason !== "" ? object.reason : undefined;
     return { kind: "reject", callId: call.callId, ...(reason ? { reason } : {}) };
   }
   if (entry.status === "cancelled") return { kind: "answer", callId: call.callId, text: DISMISSED_ANSWER };
   const text = typeof payload === "string" ? payload : typeof object.text === "string" ? object.text : typeof object.answer === "string" ? object.answer : JSON.stringify(payload ?? "");
-  return { kind: "answer", callId: call.callId, text: text.slice(0, 32_000) };
+  return { kind: "answer", callId: call.callId, text };
 }

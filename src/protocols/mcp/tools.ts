@@ -9,11 +9,11 @@
 import { z } from "zod";
 import type { AgentPool } from "../../agents/pool.ts";
 import type { AgentDefinition } from "../../agents/agent.ts";
-import { MAX_INPUT_CHARS } from "../../protocol/limits.ts";
+import { INVALID_TEXT, isValidText, MAX_INPUT_CHARS } from "../../protocol/limits.ts";
 
 /** `tools/call` arguments of every agent tool (thread ids as `POST /threads` makes them). */
 export const AgentToolArguments = z.strictObject({
-  input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS),
+  input: z.string().min(1, "must not be empty").max(MAX_INPUT_CHARS).refine(isValidText, INVALID_TEXT),
   thread_id: z.string().min(1).max(128).optional(),
 });
 export type AgentToolArguments = z.infer<typeof AgentToolArguments>;
