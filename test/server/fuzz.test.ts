@@ -197,7 +197,12 @@ test("no request holds the event loop: hostile bodies are refused before they ar
     const nestedArrays = (depth: number) => `{"a":${"[".repeat(depth)}${"]".repeat(depth)}}`;
     const nestedObjects = (depth: number) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
     const wide = (keys: number) => `{${Array.from({ length: keys }, (_, index) => `"k${index}":${index}`).join(",")}}`;
-    const hostile: [string, string][] = [
+    // A RunAgentInput (POST /ag-ui) with `messages`; bad ones made zod build every issue of the body.
+    const runInput = (messages: unknown[]) => JSON.stringify({ threadId: crypto.randomUUID(), runId: "r", messages });
+    /** [what, body, path (default /tasks)] */
+    const hostile: [string, string, string?][] = [
+      ["AG-UI: 199 messages of 1,000 empty parts", runInput(Array.from({ length: 199 }, () => ({ role: "user", content: Array.from({ length: 1000 }, () => ({})) }))), "/ag-ui"],
+      ["AG-UI: 9,999 messages with wrong types in 4 parts each", runInput(Array.from({ length: 9999 }, () => ({ role: 5, content: Array.from({ length: 4 }, () => ({ type: 5, text: 5 })) }))), "/ag-ui"],
       // nestedArrays(n) is metadata n + 1 deep: the first is the deepest allowed.
       ...[METADATA_LIMITS.maxDepth - 1, METADATA_LIMITS.maxDepth, 1000, 10_000, 30_000, 45_000, 300_000].map(
         (depth): [string, string] => [`metadata nested ${depth + 1} deep (arrays)`, body("x", nestedArrays(depth))],
@@ -226,7 +231,7 @@ test("no request holds the event loop: hostile bodies are refused before they ar
       ["input: '1+1', ' (' × 45,000, '2'", body(`1+1${" (".repeat(45_000)}2`)],
       ["input: 'ask me', 90,000 dots, 'x'", body(`ask me ${".".repeat(90_000)}x`)],
       // And seeded random shapes and sizes between those (FUZZ_SEED reproduces a run).
-      ...Array.from({ length: 12 }, (): [string, string] => {
+      ...Array.from({ length: 12 }, (): [string, string, string?] => {
         const size = Math.floor(10 ** (1 + next() * 4.7)); // 10 … ~500,000
         const kind = pick(["arrays", "objects", "keys", "items", "string", "escapes"] as const);
         const metadata = {
@@ -258,7 +263,7 @@ test("no request holds the event loop: hostile bodies are refused before they ar
       });
     const deadline = Date.now() + 20_000;
     let ran = 0;
-    for (const [what, text] of hostile) {
+    for (const [what, text, path = "/tasks"] of hostile) {
       if (Date.now() > deadline) break;
       ran++;
       const [benignWhat, benignRequest] = benign[hostileStalls.length % benign.length]!;
@@ -266,11 +271,11 @@ test("no request holds the event loop: hostile bodies are refused before they ar
       expect(baseline.value.status, benignWhat).toBeLessThan(300);
       benignStalls.push(baseline.stallMs);
 
-      const post = () => mallory("/tasks", { method: "POST", body: text, headers: { "content-type": "application/json" } });
+      const post = () => mallory(path, { method: "POST", body: text, headers: { "content-type": "application/json" } });
       const posted = await measure(post);
-      hostileStalls.push({ what: `POST ${what} → ${posted.value.status}`, stallMs: posted.stallMs, again: async () => (await measure(post)).stallMs });
+      hostileStalls.push({ what: `POST ${path} ${what} → ${posted.value.status}`, stallMs: posted.stallMs, again: async () => (await measure(post)).stallMs });
       expect(posted.value.status, what).toBeLessThan(500);
-      if (posted.value.status !== 201) continue;
+      if (path !== "/tasks" || posted.value.status !== 201) continue;
       const task = JSON.parse(posted.value.text) as { id: string };
       accepted.push({ what, id: task.id });
       for (const path of [`/tasks/${task.id}`, "/tasks?limit=100"]) {
