@@ -227,6 +227,8 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
   const watching = new AbortController();
   let prompting: AbortController | undefined;
   let detached = false;
+  /** Ctrl-C's cancel did not reach the server: the exit code says the server could not be reached. */
+  let cancelFailed = false;
   let interrupts = 0;
 
   /** A message for the person: stderr, with the live region out of its way. */
@@ -240,7 +242,14 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
     prompting?.abort();
     if (options.cancelOnInterrupt && interrupts === 1) {
       say(`agentkit: cancelling task ${taskId} (Ctrl-C again to detach and leave it running)`);
-      client.tasks.cancel(taskId).catch((error: unknown) => say(`agentkit: could not cancel task ${taskId}: ${error instanceof Error ? error.message : String(error)}`));
+      client.tasks.cancel(taskId).catch((error: unknown) => {
+        // Nothing will come of waiting (the server is away, or refused): say so and stop here.
+        if (detached || watching.signal.aborted) return;
+        cancelFailed = true;
+        detached = true;
+        say(`agentkit: could not cancel task ${taskId}: ${error instanceof Error ? error.message : String(error)}; it may still run (agentkit cancel ${taskId} once the server answers)`);
+        watching.abort();
+      });
       return;
     }
     detached = true;
@@ -290,6 +299,7 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
     lines.close();
     if (!options.json) io.stdout.write(renderer.end());
   }
+  if (cancelFailed) return EXIT.unreachable;
   if (detached) return EXIT.interrupted;
   if (status === undefined) {
     // The watch ends without a result when there was nothing left to send (`--after` its last event).

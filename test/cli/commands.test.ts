@@ -255,6 +255,20 @@ describe("run", () => {
     expect((await task(id)).status).toBe("cancelled");
   });
 
+  test("Ctrl-C while the server is away: the cancel cannot be sent — one line says so, and the command ends (exit 3) instead of waiting on", async () => {
+    const away = await startTestServer({ agents: [{ name: "slow", model: "demo/slow", tools: ["calculator"] }] });
+    const run = start(["run", "tell me a long story", "--agent", "slow", "--url", away.baseUrl]);
+    await run.waitFor("task ");
+    const id = /task ([0-9a-f-]{36})/.exec(run.stdout())![1]!;
+    await away.close();
+    run.child.kill("SIGINT");
+    const { code, stderr } = await within(run.finished(), 15_000, "the command to end");
+    expect(code).toBe(3);
+    expect(stderr).toContain(`agentkit: cancelling task ${id}`);
+    expect(stderr).toContain(`agentkit: could not cancel task ${id}: `);
+    expect(stderr).toContain(`it may still run (agentkit cancel ${id} once the server answers)`);
+  });
+
   test("Ctrl-C on a TTY cancels too; --json on SIGINT keeps stdout to frames", async () => {
     const run = terminal(["run", "tell me a long story", "--agent", "slow", "--url", server.baseUrl]);
     await run.waitFor("You said:");
