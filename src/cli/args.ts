@@ -32,14 +32,14 @@ follows 'serve --port 9000'); else PORT and AGENTKIT_HOST. A bind to 0.0.0.0 is 
 127.0.0.1, :: via [::1]. It takes serve's options and environment, and prints one line saying
 what it tried.
 
-Options (flags win over environment variables):
+Options (flags win over environment variables; -p is --port, -c --config, -h --help, -v --version):
   --port N            port to listen on (PORT; default 8000, 0 = any free port)
   --host H            address to bind (AGENTKIT_HOST; default 127.0.0.1)
   --data-dir DIR      where the SQLite store lives (AGENTKIT_DATA_DIR; default ./agentkit-data)
   --database-url URL  store tasks in PostgreSQL instead, postgres://user:password@host:port/db
                       (AGENTKIT_DATABASE_URL; pool AGENTKIT_DATABASE_POOL, default 10)
   --role R            cluster role: all (API and tasks), api (API and watchers only), worker
-                      (runs tasks, serves /health only) (AGENTKIT_ROLE; default all)
+                      (runs tasks, serves /health and /metrics only) (AGENTKIT_ROLE; default all)
   --node-id ID        this node's name in the cluster (AGENTKIT_NODE_ID; default host-pid-random)
   --heartbeat-ms N    ping each WebSocket every N/3 ms; close one silent for N ms with 4408
                       (AGENTKIT_HEARTBEAT_MS; default 60000)
@@ -56,6 +56,8 @@ Environment only:
   AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
                       X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
                       The client commands send it as their key.
+  AGENTKIT_API_KEYS   tenant keys, name:key,name:key: each sees only its own tasks
+  AGENTKIT_CORS_ORIGINS  browser origins allowed to call the API and open WebSockets (comma-separated)
   AGENTKIT_URL        client commands: the server to talk to (as --url)
   AGENTKIT_SHARE_SECRET  signs the read-only watch tokens of POST /tasks/:id/share (32+ characters;
                       the same on every node). Unset: a secret kept in the store.
@@ -65,12 +67,20 @@ Environment only:
                       unset: refused); AGENTKIT_WEBHOOK_SECRET (whsec_…) signs webhooks (unset: a
                       secret kept in the store); also AGENTKIT_WEBHOOK_TIMEOUT_MS, _RETRY_MS, _MAX_ATTEMPTS
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
+  AGENTKIT_MAX_BODY_BYTES, AGENTKIT_MAX_FRAME_BYTES  largest request body, WebSocket client frame
+  AGENTKIT_MAX_WATCHERS_PER_TASK, AGENTKIT_MAX_WATCHERS_PER_KEY  WebSocket watchers (close 4029 past them)
+  AGENTKIT_SLOW_CLIENT_BYTES, AGENTKIT_SLOW_CLIENT_GRACE_MS  a watcher with more queued than this
+                      for longer than the grace is not reading: cut off (4008)
+  AGENTKIT_EVENT_RETENTION_HOURS  drop the event logs of tasks ended longer ago (default: keep)
   AGENTKIT_LEASE_MS   cluster: a task's lease (default 15000); a dead node's tasks are taken over after it
   AGENTKIT_POLL_MS    cluster: the safety-net poll for lost notifications (default 2000)
+  AGENTKIT_DATABASE_STATEMENT_TIMEOUT_MS  cluster: PostgreSQL statement_timeout (default 30000)
   AGENTKIT_LOG_FORMAT text | json (one JSON object per line); AGENTKIT_ACCESS_LOG=0 turns the
                       access log (a line per request, never a key) off
   OTEL_EXPORTER_OTLP_ENDPOINT  send OpenTelemetry traces over OTLP/HTTP JSON (also
-                      OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME); unset: nothing is loaded
+                      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS, _TIMEOUT, OTEL_SERVICE_NAME,
+                      OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED); unset: nothing is loaded
+See README "Configuration" for every setting and its default.
 `;
 
 /** Where a client command finds the server, and its key (the key itself only from the environment or a file). */
@@ -202,11 +212,24 @@ function isClientCommand(name: string): name is ClientCommand["kind"] {
   return (CLIENT_COMMANDS as string[]).includes(name);
 }
 
+/** Options whose value is a number: `--port -1` is that option with a negative value (said to be out of range), not two options. */
+const NUMBER_OPTIONS = new Set(["--port", "-p", "--heartbeat-ms", "--max-concurrent", "--after", "--limit"]);
+
 function parseAll(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
+  const args: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    const next = argv[index + 1];
+    if (NUMBER_OPTIONS.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      args.push(arg.startsWith("--") ? `${arg}=${next}` : `${arg}${next}`);
+      index++;
+    } else args.push(arg);
+  }
+  const parsed = parseArgs({
+    args,
     allowPositionals: true,
     strict: true,
+    tokens: true,
     options: {
       help: { type: "boolean", short: "h" },
       version: { type: "boolean", short: "v" },
@@ -231,6 +254,14 @@ function parseAll(argv: readonly string[]) {
       limit: { type: "string" },
     },
   });
+  // The last of two values won silently (`--port 1 --port 2` listened on 2): one is meant.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== "option" || token.name === "help" || token.name === "version") continue;
+    if (seen.has(token.name)) throw new Error(`--${token.name} is given more than once`);
+    seen.add(token.name);
+  }
+  return parsed;
 }
 
 export function parseCommand(argv: readonly string[]): Command {

@@ -140,7 +140,7 @@ export const Config = z.object({
   logFormat: z.enum(["text", "json"]).default("text"),
   /** One info line per HTTP request (method, path without the query, status, duration). `0` turns it off. */
   accessLog: z
-    .union([z.boolean(), z.enum(["1", "0", "true", "false", "on", "off"], { message: "must be 1 or 0 (true/false, on/off)" })])
+    .union([z.boolean(), z.enum(["1", "0", "true", "false", "on", "off"])], { error: () => "must be 1 or 0 (true/false, on/off)" })
     .transform((value) => value === true || value === "1" || value === "true" || value === "on")
     .default(true),
   /** The config file these came from, if any (agents, providers, MCP servers). */

@@ -180,7 +180,7 @@ export function createApp(deps: AppDeps) {
   if (deps.node?.role === "worker") {
     // A worker runs tasks; the API and watchers are served by the nodes with role all or api.
     app.all("*", (c) => {
-      throw new AgentkitError("not_found", `This node is a worker (--role worker): it runs tasks and serves /health only; use an API node for ${c.req.method} ${c.req.path}`);
+      throw new AgentkitError("not_found", `This node is a worker (--role worker): it runs tasks and serves /health and /metrics only; use an API node for ${c.req.method} ${c.req.path}`);
     });
   }
 

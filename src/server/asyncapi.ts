@@ -25,7 +25,7 @@ export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reco
   serverError: { meaning: "A server fault", reconnect: false },
   badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event) or task id", reconnect: false },
   unauthorized: { meaning: "Missing or wrong key", reconnect: false },
-  forbidden: { meaning: "Forbidden", reconnect: false },
+  forbidden: { meaning: "Reserved; not sent by this version (a share token's refused requests get a 'forbidden' error frame, and the connection stays open)", reconnect: false },
   notFound: { meaning: "No such task (or another key's)", reconnect: false },
   tooSlow: {
     meaning: "Too slow: more than AGENTKIT_SLOW_CLIENT_BYTES stayed queued unread for AGENTKIT_SLOW_CLIENT_GRACE_MS (or 4× that, at least 2 MiB, at once); reconnect with after=<last seq>",

@@ -46,7 +46,13 @@ test("usage errors name the command whose help to read", () => {
   };
   expect(error(["run"])).toEqual({ message: 'run needs the task\'s input, e.g. agentkit run "What is 17*23?"', command: "run" });
   expect(error(["watch", "a", "b"])).toEqual({ message: "unexpected argument 'b'", command: "watch" });
-  expect(error(["watch", "a", "--after", "-1"]).command).toBe("watch");
+  expect(error(["watch", "a", "--after", "-1"])).toEqual({ message: "--after must be a whole number from 0 to 9007199254740991", command: "watch" });
+  // A negative number is the option's value (judged by its range), not an option of its own.
+  expect(parseCommand(["--port", "-1"])).toEqual({ kind: "serve", flags: { port: "-1" } });
+  expect(parseCommand(["-p", "-5"])).toEqual({ kind: "serve", flags: { port: "-5" } });
+  // An option given twice: one of the two is meant (the last one won silently).
+  expect(error(["--port", "1", "--port", "2"])).toEqual({ message: "--port is given more than once", command: undefined });
+  expect(error(["run", "x", "--agent", "a", "--agent", "b"])).toEqual({ message: "--agent is given more than once", command: "run" });
   expect(error(["watch", "a", "--after", "x"]).message).toBe("--after must be a whole number from 0 to 9007199254740991");
   expect(error(["tasks", "--limit", "101"]).message).toBe("--limit must be a whole number from 1 to 100");
   expect(error(["tasks", "--status", "done"]).message).toStartWith("--status must be one of queued, running, waiting");
