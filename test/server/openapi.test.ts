@@ -208,6 +208,8 @@ describe("the OpenAPI document", () => {
     expect(DOC.paths["/health"].get.security).toEqual([]);
     expect(DOC.paths["/openapi.json"].get.security).toEqual([]);
     expect(DOC.paths["/ws/tasks/{id}"].get.responses["101"]).toBeDefined();
+    // Every route that can answer 429 queue_full says so (a generated client models the retry).
+    for (const path of ["/tasks", "/threads/{id}/tasks", "/tasks/{id}/input"]) expect(DOC.paths[path].post.responses["429"], path).toBeDefined();
     expect(Object.keys(DOC.components.securitySchemes).sort()).toEqual(["apiKeyHeader", "apiKeyQuery", "bearer"]);
   });
 });
@@ -516,6 +518,8 @@ describe("a live server's answers match the documented schema of their status", 
     const unprovoked = new Set([
       "POST /tasks 429", "POST /tasks 501", "POST /tasks 503",
       "POST /threads/:id/tasks 429", "POST /threads/:id/tasks 501", "POST /threads/:id/tasks 503",
+      // 32 messages waiting for a step: interaction.test.ts ("messages pile up at most 32 deep") provokes it.
+      "POST /tasks/:id/input 429",
       "POST /tasks/:id/share 501", "POST /tasks/:id/input 501", "POST /tasks/:id/approvals 501", "POST /tasks/:id/answers 501",
       "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /metrics 404", "GET /webhooks/secret 501",
       "POST /ag-ui 429", "POST /ag-ui 503", "POST /ag-ui/:agent 429", "POST /ag-ui/:agent 503",
@@ -552,6 +556,8 @@ describe("a live server's answers match the documented schema of their status", 
     expect(first.type).toBe("connected");
     socket.close();
     expect(DOC.paths["/ws/tasks/{id}"].get.responses["101"]).toBeDefined();
+    // Every route that can answer 429 queue_full says so (a generated client models the retry).
+    for (const path of ["/tasks", "/threads/{id}/tasks", "/tasks/{id}/input"]) expect(DOC.paths[path].post.responses["429"], path).toBeDefined();
   });
 
   test("a known route asked with another method is a 405 shaped as the documented default error", async () => {
