@@ -679,7 +679,10 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
     },
 
     async createThread(thread) {
-      await sql`INSERT INTO threads (id, owner, created_at) VALUES (${thread.id}, ${thread.owner}, ${thread.createdAt})`;
+      await sql.begin(async (tx) => {
+        await tx`INSERT INTO threads (id, owner, created_at) VALUES (${thread.id}, ${thread.owner}, ${thread.createdAt})`;
+        if (thread.adopt !== undefined) await tx`UPDATE tasks SET thread_id = ${thread.id} WHERE id = ${thread.adopt} AND owner = ${thread.owner} AND thread_id IS NULL`;
+      });
       const [row] = await sql`SELECT ${sql.unsafe(THREAD_COLUMNS)} FROM threads WHERE id = ${thread.id}`;
       return toThread(row);
     },

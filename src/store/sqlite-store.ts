@@ -360,6 +360,11 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const deleteInput = db.query(`DELETE FROM inputs WHERE task_id = $task_id AND id = $id`);
   const deleteTaskInputs = db.query(`DELETE FROM inputs WHERE task_id = $task_id`);
   const insertThread = db.query(`INSERT INTO threads (id, owner, created_at) VALUES ($id, $owner, $created_at)`);
+  const adoptTask = db.query(`UPDATE tasks SET thread_id = $thread WHERE id = $task AND owner = $owner AND thread_id IS NULL`);
+  const createThreadTx = db.transaction((thread: { id: string; owner: string; createdAt: Date; adopt?: string }) => {
+    insertThread.run({ id: thread.id, owner: thread.owner, created_at: thread.createdAt.toISOString() });
+    if (thread.adopt !== undefined) adoptTask.run({ thread: thread.id, task: thread.adopt, owner: thread.owner });
+  });
   const selectThread = db.query(
     `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
        (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
@@ -626,7 +631,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async createThread(thread) {
-      insertThread.run({ id: thread.id, owner: thread.owner, created_at: thread.createdAt.toISOString() });
+      createThreadTx(thread);
       wrote();
       return toThread(selectThread.get({ id: thread.id }));
     },

@@ -161,8 +161,12 @@ export interface TaskStore {
   pendingInputCount(taskId: string): Promise<number>;
   /** Forgets inputs the run has stored as `user_input` events. */
   deleteInputs(taskId: string, ids: readonly string[]): Promise<void>;
-  /** Creates a thread (a conversation: its tasks run with the history of the earlier ones). */
-  createThread(thread: { id: string; owner: string; createdAt: Date }): Promise<Thread>;
+  /**
+   * Creates a thread (a conversation: its tasks run with the history of the earlier ones). With
+   * `adopt`, a task of the same owner that has no thread joins it in the same write (a task made
+   * without a thread, continued later under its own id as a context: its turn is the first).
+   */
+  createThread(thread: { id: string; owner: string; createdAt: Date; adopt?: string }): Promise<Thread>;
   getThread(id: string): Promise<Thread | undefined>;
   /** Threads, newest first; each with its task count and last task. */
   listThreads(query: ListThreadsQuery): Promise<{ threads: Thread[]; nextCursor: string | null }>;

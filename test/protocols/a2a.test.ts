@@ -10,7 +10,7 @@ import { Role, TaskState, type Message, type Part, type SendMessageRequest, type
 import { ClientFactory, ClientFactoryOptions, DefaultAgentCardResolver, JsonRpcTransportFactory, type Client } from "@a2a-js/sdk/client";
 import { LegacyJsonRpcTransport } from "@a2a-js/sdk/compat/v0_3/client";
 import { TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
-import { within } from "../helpers/deferred.ts";
+import { until, within } from "../helpers/deferred.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const KEY = "admin-key-0123456789";
@@ -255,6 +255,25 @@ describe("send", () => {
     const third = asTask(await client.sendMessage(request(userMessage("What is 1+1?", { contextId: named }))));
     expect(third.contextId).toBe(named);
     expect((await rest(`/tasks/${third.id}`)).thread_id).toBe(named);
+  });
+
+  test("a REST task's own id as contextId: its owner continues it (the REST task is the thread's first turn); another key cannot take it as a context of its own", async () => {
+    const made = await server.http("/tasks", { method: "POST", headers: { authorization: `Bearer ${ALICE}` }, json: { input: "What is 5*5?" } });
+    const task = (await made.json()) as { id: string };
+    await until(async () => (await rest(`/tasks/${task.id}`, { key: ALICE })).status === "completed", "the REST task to end");
+    // Bob names Alice's task id as his context: refused as unknown, and nothing is made.
+    const bob = await clientFor("default", BOB);
+    await expect(bob.sendMessage(request(userMessage("What is 1+1?", { contextId: task.id })))).rejects.toThrow(`Unknown contextId '${task.id}'`);
+    expect((await server.http(`/threads/${task.id}`, { headers: { authorization: `Bearer ${ALICE}` } })).status).toBe(404);
+    // Alice continues it: a thread of that id, with the REST task first.
+    const alice = await clientFor("default", ALICE);
+    const next = asTask(await alice.sendMessage(request(userMessage("And 6*6?", { contextId: task.id }))));
+    expect(next.contextId).toBe(task.id);
+    const thread = await rest(`/threads/${task.id}`, { key: ALICE });
+    expect(thread.tasks.map((entry: Json) => entry.id)).toEqual([task.id, next.id]);
+    expect((await rest(`/tasks/${task.id}`, { key: ALICE })).thread_id).toBe(task.id);
+    // Now a thread: still Alice's alone.
+    await expect(bob.sendMessage(request(userMessage("What is 1+1?", { contextId: task.id })))).rejects.toThrow(`Unknown contextId '${task.id}'`);
   });
 });
 

@@ -975,6 +975,28 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect((await s.listThreads({ limit: 10 })).threads.find((thread) => thread.id === "th1")).toEqual((await s.getThread("th1"))!);
       });
 
+      test("createThread with adopt: the owner's task without a thread joins the new thread (its first turn), in the same write; another's, or one in a thread, stays", async () => {
+        const s = await open();
+        await s.createTask(newTask("solo", { owner: "alice" }));
+        await s.createTask(newTask("bobs", { owner: "bob" }));
+        await s.createThread({ id: "elsewhere", owner: "alice", createdAt: new Date() });
+        await s.createTask(newTask("threaded", { owner: "alice", threadId: "elsewhere" }));
+        const adopted = await s.createThread({ id: "solo", owner: "alice", createdAt: new Date(), adopt: "solo" });
+        expect(adopted).toMatchObject({ id: "solo", owner: "alice", task_count: 1, last_task_id: "solo" });
+        expect((await s.getTask("solo"))!.thread_id).toBe("solo");
+        await s.createTask(newTask("next", { owner: "alice", threadId: "solo" }));
+        expect((await s.threadTasks("solo", { limit: 10 })).map((task) => task.id)).toEqual(["solo", "next"]);
+        // Not the owner's task, or a task already in a thread: the thread is made, the task stays where it was.
+        expect(await s.createThread({ id: "bobs", owner: "alice", createdAt: new Date(), adopt: "bobs" })).toMatchObject({ task_count: 0 });
+        expect((await s.getTask("bobs"))!.thread_id).toBeNull();
+        expect(await s.createThread({ id: "threaded", owner: "alice", createdAt: new Date(), adopt: "threaded" })).toMatchObject({ task_count: 0 });
+        expect((await s.getTask("threaded"))!.thread_id).toBe("elsewhere");
+        // A thread id taken: nothing is written (the task is not moved either).
+        await s.createTask(newTask("late", { owner: "alice" }));
+        await expect(s.createThread({ id: "elsewhere", owner: "alice", createdAt: new Date(), adopt: "late" })).rejects.toThrow();
+        expect((await s.getTask("late"))!.thread_id).toBeNull();
+      });
+
       test("threadTasks: a thread's tasks in creation order; a limit keeps the newest N, still in order", async () => {
         const s = await open();
         await s.createThread({ id: "th", owner: "anonymous", createdAt: new Date() });

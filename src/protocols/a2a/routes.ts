@@ -36,7 +36,8 @@ import { admitTask } from "../../tasks/runner.ts";
 import { forEachLogEvent } from "../../store/store.ts";
 import { coalesced } from "../../lib/turn.ts";
 import type { Decision } from "../../tasks/interaction.ts";
-import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
+import { canSee, keyFromHeaders, type Principal } from "../../server/auth.ts";
+import { threadNamed } from "../../threads/client-thread.ts";
 import { startStream } from "../../server/watch.ts";
 import { buildAgentCard, cardDialect } from "./card.ts";
 import { contextOf, DigestCache, FrameProjector, LogDigest, MESSAGE_ID_KEY, toA2ATask, type Ask } from "./view.ts";
@@ -261,10 +262,10 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     let threadId: string;
     if (message.contextId) {
       if (message.contextId.length > 128) throw new RpcError(RpcCode.invalidParams, "contextId must be at most 128 characters");
-      const thread = await store.getThread(message.contextId);
-      if (thread && !canSeeThread(principal, thread)) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
-      // A context the client named first: it becomes a thread with that id, for the next messages.
-      threadId = thread ? thread.id : (await store.createThread({ id: message.contextId, owner: principal.id, createdAt: now() })).id;
+      // The caller's context, or its task's (which becomes a thread), or a new one it names.
+      const thread = await threadNamed(store, message.contextId, principal, now());
+      if (!thread) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
+      threadId = thread.id;
       const busy = await store.threadTasks(threadId, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
       if (busy.length > 0) {
         const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;

@@ -34,6 +34,7 @@ import type { Decision } from "../../tasks/interaction.ts";
 import { readOpenCalls, toolCallIdOf, type OpenCall } from "./events.ts";
 import { agUiStream } from "./stream.ts";
 import { newTaskId } from "../../tasks/task-id.ts";
+import { threadNamed } from "../../threads/client-thread.ts";
 
 export { RunTranslator, openCallsOf, toolCallIdOf } from "./events.ts";
 
@@ -237,22 +238,16 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     });
   }
 
-  /** The thread of `threadId`, made for the caller on first use; another key's thread is a 404. */
+  /** The thread of `threadId`, made for the caller on first use; another key's thread (or task id) is a 404. */
   async function threadFor(threadId: string, principal: Principal): Promise<Thread> {
-    const existing = await store.getThread(threadId);
-    if (existing) {
-      if (!canSeeThread(principal, existing)) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
-      return existing;
-    }
+    let thread: Thread | undefined;
     try {
-      return await store.createThread({ id: threadId, owner: principal.id, createdAt: now() });
+      thread = await threadNamed(store, threadId, principal, now());
     } catch (error) {
-      // Made at the same moment by another request: use it if it is the caller's.
-      const made = await store.getThread(threadId);
-      if (made && canSeeThread(principal, made)) return made;
-      if (made) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
       throw new AgentkitError("internal", `Could not create thread '${threadId}': ${errorMessage(error)}`);
     }
+    if (!thread) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
+    return thread;
   }
 }
 
