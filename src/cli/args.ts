@@ -220,6 +220,10 @@ function parseAll(argv: readonly string[]) {
   for (let index = 0; index < argv.length; index++) {
     const arg = argv[index]!;
     const next = argv[index + 1];
+    if (arg === "--") {
+      args.push(...argv.slice(index)); // the rest are words (a task's input), as given
+      break;
+    }
     if (NUMBER_OPTIONS.has(arg) && next !== undefined && /^-\d/.test(next)) {
       args.push(arg.startsWith("--") ? `${arg}=${next}` : `${arg}${next}`);
       index++;

@@ -6,6 +6,7 @@
  * stream open, and one `onClose` for whichever way it ends.
  */
 
+import { timerAt, type Timer } from "../lib/timer.ts";
 import { DEFAULT_SLOW_CLIENT_GRACE_MS, slowClientHardLimit } from "./slow-client.ts";
 
 /** The headers of every Server-Sent Events response: no caching, no proxy buffering. */
@@ -125,7 +126,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
   /** Set while the queue is past the limit: the client is cut off if it still is when this fires. */
   let overLimit: ReturnType<typeof setTimeout> | undefined;
   let unregister: (() => void) | undefined;
-  let expiry: ReturnType<typeof setTimeout> | undefined;
+  let expiry: Timer | undefined;
   const queuedPastLimit = () => (controller.desiredSize ?? 0) < 0;
   const wake = () => {
     const waiters = drainWaiters;
@@ -139,7 +140,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     wake();
     clearInterval(keepAlive);
     clearTimeout(overLimit);
-    clearTimeout(expiry);
+    expiry?.clear();
     unregister?.();
     options.signal?.removeEventListener("abort", clientGone);
     try {
@@ -189,7 +190,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
           if (!closed) options.onShutdown?.(stream);
           close("shutdown");
         });
-        if (options.expiresAt !== undefined) expiry = setTimeout(() => close("expired"), Math.max(0, options.expiresAt - Date.now()));
+        if (options.expiresAt !== undefined) expiry = timerAt(options.expiresAt, () => close("expired"));
         keepAlive = setInterval(() => {
           // A writer has waited for the client to read for too long: it is not reading.
           if (drainWaiters.length > 0 && performance.now() - waitingSince > (options.stallMs ?? 30_000)) return close("slow");

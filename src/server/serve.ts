@@ -211,6 +211,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
 
   const retention =
     config.eventRetentionHours === undefined ? undefined : startRetention({ store, retentionHours: config.eventRetentionHours, logger });
+  // A port in use must stop start-up before recovery resumes (or fails) the previous run's tasks:
+  // a server that never serves must not touch them. Bound and let go at once (port 0: any is free).
+  if (config.port !== 0) listen(config.host, config.port, () => Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) })).stop(true);
   const recovered = await runner.recover();
   if (opened.cluster) logger.info("cluster mode", { node, role: config.role, lease_ms: config.leaseMs });
   if (recovered.interrupted + recovered.requeued + recovered.resumed > 0) {

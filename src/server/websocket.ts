@@ -17,6 +17,7 @@
  * proves it alive. A watcher silent for `heartbeatMs` is closed with 4408 (reconnect). A client
  * may also send the seed's `{"type":"ping"}` and gets `{"type":"pong"}`.
  */
+import { timerAt, type Timer } from "../lib/timer.ts";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { deltaTopic, taskTopic } from "../bus/bus.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
@@ -72,7 +73,7 @@ export interface Connection extends WatchRequest {
    */
   early?: ClientFrame[];
   /** A share token's expiry: the watcher is closed (4001) when it comes. */
-  expiry?: ReturnType<typeof setTimeout>;
+  expiry?: Timer;
 }
 
 export interface WebSocketDeps {
@@ -416,7 +417,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       const expiresAt = ws.data.principal.readOnly?.expiresAt;
       if (expiresAt !== undefined) {
         // A share token is valid until it expires — for a watcher already connected too.
-        ws.data.expiry = setTimeout(() => fail(ws, "The share token has expired", "unauthorized", CloseCode.unauthorized), Math.max(0, expiresAt - Date.now()));
+        ws.data.expiry = timerAt(expiresAt, () => fail(ws, "The share token has expired", "unauthorized", CloseCode.unauthorized));
       }
       start(ws).catch((error) => {
         logger.error("websocket: could not start the stream", { task: ws.data.taskId, error: errorMessage(error) });
@@ -462,7 +463,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     close(ws) {
       ws.data.closed = true;
       clearOverLimit(ws);
-      clearTimeout(ws.data.expiry);
+      ws.data.expiry?.clear();
       wakeReplay(ws);
       ws.data.slowSince = undefined;
       open.delete(ws);

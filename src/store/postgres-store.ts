@@ -63,6 +63,11 @@ export const POSTGRES_SCHEMA_VERSION = 5;
 
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
+/**
+ * How long a ping waits for its answer before its connection is thought stuck and replaced: longer
+ * than opening a connection takes (a few round trips), whatever a caller itself waits.
+ */
+const PING_DEADLINE_MS = 3000;
 
 /** The statuses migration 1 allowed (frozen: a released migration never changes). */
 const V1_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "timed_out"].map((status) => `'${status}'`).join(", ");
@@ -518,6 +523,30 @@ function toWebhook(row: WebhookRow): Webhook {
 
 function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): TaskStore & ClusterStore & { close(): Promise<void> } {
   let pinger: SQL | undefined;
+  let pinging: Promise<boolean> | undefined;
+  /** A ping's answer, on a connection of its own; unanswered within PING_DEADLINE_MS, that connection is replaced. */
+  const pingOnce = async (): Promise<boolean> => {
+    const connection = (pinger ??= openPinger());
+    const query = connection`SELECT 1 AS ok`;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(false);
+        try {
+          query.cancel();
+        } catch {}
+        // Unanswered: the connection may be half-open (after a partition it can stay stuck until
+        // the OS gives up on it); the next ping dials a new one.
+        if (pinger === connection) pinger = undefined;
+        connection.close({ timeout: 0 }).catch(() => {});
+      }, PING_DEADLINE_MS);
+    });
+    try {
+      return await Promise.race([query.then((rows) => Number(rows[0]?.ok) === 1, () => false), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const columns = () => sql.unsafe(COLUMNS);
   /** `status IN (…)`: the states the state machine allows `to` to be reached from. */
   const from = (to: TaskStatus) => sql.unsafe(`status IN (${sourcesOf(to).map((status) => `'${status}'`).join(", ")})`);
@@ -980,23 +1009,14 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
 
     async ping(timeoutMs) {
       if (closing) return false;
-      const connection = (pinger ??= openPinger());
-      const query = connection`SELECT 1 AS ok`;
+      // One ping at a time, shared: it may outlive a caller's wait. A caller that waits less than
+      // a new connection takes to open (/health waits 0.4 s; TLS and SCRAM to a database 60 ms
+      // away take longer) must not kill that connection, or no ping ever gets through.
+      pinging ??= pingOnce().finally(() => (pinging = undefined));
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<false>((resolve) => {
-        timer = setTimeout(() => {
-          resolve(false);
-          try {
-            query.cancel();
-          } catch {}
-          // Unanswered: the connection may be half-open (after a partition it can stay stuck until
-          // the OS gives up on it); the next ping dials a new one.
-          if (pinger === connection) pinger = undefined;
-          connection.close({ timeout: 0 }).catch(() => {});
-        }, timeoutMs);
-      });
+      const waited = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
       try {
-        return await Promise.race([query.then((rows) => Number(rows[0]?.ok) === 1, () => false), timedOut]);
+        return await Promise.race([pinging, waited]);
       } finally {
         clearTimeout(timer);
       }

@@ -194,8 +194,9 @@ export function createInteraction(options: InteractionOptions): Interaction {
 
   let expiring = false;
   return {
-    decide(taskId, by, decision) {
-      // The bounds REST and the WebSocket check in their schemas hold for A2A and AG-UI too.
+    async decide(taskId, by, decision) {
+      // The bounds REST and the WebSocket check in their schemas hold for A2A and AG-UI too (a
+      // rejection, not a throw: a WebSocket frame's answer is an error frame, not a dead socket).
       if (decision.kind === "answer") checkHumanText(decision.text, "answer", MAX_HUMAN_TEXT_CHARS);
       if (decision.kind === "reject" && decision.reason !== undefined) checkHumanText(decision.reason, "reason", MAX_REASON_CHARS);
       return serialised(taskId, () => decideOnce(taskId, by, decision));

@@ -50,6 +50,8 @@ test("usage errors name the command whose help to read", () => {
   // A negative number is the option's value (judged by its range), not an option of its own.
   expect(parseCommand(["--port", "-1"])).toEqual({ kind: "serve", flags: { port: "-1" } });
   expect(parseCommand(["-p", "-5"])).toEqual({ kind: "serve", flags: { port: "-5" } });
+  // … but not after --: those are the input's words, as given.
+  expect(parseCommand(["run", "--", "--limit", "-5"])).toMatchObject({ kind: "run", input: "--limit -5" });
   // An option given twice: one of the two is meant (the last one won silently).
   expect(error(["--port", "1", "--port", "2"])).toEqual({ message: "--port is given more than once", command: undefined });
   expect(error(["run", "x", "--agent", "a", "--agent", "b"])).toEqual({ message: "--agent is given more than once", command: "run" });

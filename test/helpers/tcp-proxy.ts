@@ -19,11 +19,16 @@ interface Side {
   pending: Uint8Array[]; // arrived before the peer connected
 }
 
-export async function startFreezableProxy(targetHost: string, targetPort: number): Promise<FreezableProxy> {
+/** `delayMs`: every chunk goes on that much later, each way (a database that far away; order kept). */
+export async function startFreezableProxy(targetHost: string, targetPort: number, options: { delayMs?: number } = {}): Promise<FreezableProxy> {
   let frozen = false;
   const sockets = new Set<Socket<Side>>();
   const forward = (from: Socket<Side>, data: Uint8Array) => {
     const copy = new Uint8Array(data);
+    if (options.delayMs) {
+      setTimeout(() => (frozen || !from.data.peer ? (frozen ? from.data.held : from.data.pending).push(copy) : from.data.peer.write(copy)), options.delayMs);
+      return;
+    }
     if (frozen || !from.data.peer) (frozen ? from.data.held : from.data.pending).push(copy);
     else from.data.peer.write(copy);
   };

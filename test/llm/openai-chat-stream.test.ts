@@ -197,6 +197,14 @@ describe("OpenAI Chat Completions streaming", () => {
     const cut = await rejectionOf(collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))));
     expect(cut.code).toBe("stream_interrupted");
     expect(cut.retryable).toBe(true);
+
+    // A stream a proxy labels text/plain that delivered some of the answer, then was cut: a cut stream, not a web page.
+    provider.stop();
+    const chunks = [openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half an ans" })].join("");
+    provider = startLoopbackProvider(() => new Response(chunks, { headers: { "content-type": "text/plain" } }));
+    const labelled = await rejectionOf(collect(openAiModel(provider.url).stream(request([{ role: "user", content: "Hi" }]))));
+    expect(labelled.code).toBe("stream_interrupted");
+    expect(labelled.retryable).toBe(true);
   });
 
   test("a connection cut mid-stream rejects with a clear error", async () => {

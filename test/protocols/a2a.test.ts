@@ -275,6 +275,17 @@ describe("send", () => {
     // Now a thread: still Alice's alone.
     await expect(bob.sendMessage(request(userMessage("What is 1+1?", { contextId: task.id })))).rejects.toThrow(`Unknown contextId '${task.id}'`);
   });
+
+  test("a REST task still running is not made a thread under its owner's message (two turns of one thread would run at once): continue it with taskId", async () => {
+    const made = await server.http("/tasks", { method: "POST", headers: { authorization: `Bearer ${ALICE}` }, json: { input: "Tell me a long story", agent: "slow" } });
+    const task = (await made.json()) as { id: string };
+    await until(async () => (await rest(`/tasks/${task.id}`, { key: ALICE })).status === "running", "the REST task to run");
+    const alice = await clientFor("slow", ALICE);
+    await expect(alice.sendMessage(request(userMessage("And then?", { contextId: task.id })))).rejects.toThrow(`contextId '${task.id}' is task ${task.id}, which has not ended (running)`);
+    expect((await server.http(`/threads/${task.id}`, { headers: { authorization: `Bearer ${ALICE}` } })).status).toBe(404);
+    expect((await rest(`/tasks/${task.id}`, { key: ALICE })).thread_id).toBeNull();
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST", headers: { authorization: `Bearer ${ALICE}` } });
+  });
 });
 
 describe("streams", () => {

@@ -297,6 +297,13 @@ describe("AG-UI over HttpAgent", () => {
     const refusal = (await roleless.json()) as { error: { message: string; details: { path: string }[] } };
     expect(refusal.error.details.map((issue) => issue.path)).toEqual(Array.from({ length: 20 }, (_, index) => `messages.${index}.role`));
     expect(refusal.error.message).toEndWith("; and 80 more issues");
+    // A part's text must be text; the input must be valid Unicode (a lone surrogate is not stored as U+FFFD).
+    const numeric = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: [{ id: "u", role: "user", content: [{ type: "text", text: 5 }] }] });
+    expect(numeric.status).toBe(400);
+    expect(((await numeric.json()) as { error: { details: { path: string }[] } }).error.details[0]!.path).toBe("messages.0.content.0.text");
+    const lone = await post({ threadId: crypto.randomUUID(), runId: "r1", messages: [{ id: "u", role: "user", content: "What is 1+1?\ud800" }] });
+    expect(lone.status).toBe(400);
+    expect(((await lone.json()) as { error: { message: string } }).error.message).toContain("not valid Unicode");
   });
 });
 

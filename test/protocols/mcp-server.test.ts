@@ -256,6 +256,9 @@ describe("agentkit as an MCP server", () => {
     const empty = (await client.callTool({ name: "default", arguments: { input: "" } })) as CallToolResult;
     expect(empty.isError).toBe(true);
     expect(textOf(empty)).toContain("input");
+    const lone = (await client.callTool({ name: "default", arguments: { input: "What is 1+1?\udc00" } })) as CallToolResult;
+    expect(lone.isError).toBe(true);
+    expect(textOf(lone)).toContain("not valid Unicode");
     const extra = (await client.callTool({ name: "default", arguments: { input: "hi", agent: "slow" } })) as CallToolResult;
     expect(extra.isError).toBe(true);
     const thread = (await client.callTool({ name: "default", arguments: { input: "hi", thread_id: "thr_nope" } })) as CallToolResult;

@@ -664,6 +664,21 @@ describe("cancelling a waiting task", () => {
   }
 });
 
+test("an answer or reason that is not valid Unicode (a lone surrogate) over the WebSocket: an error frame with its request_id, the socket stays open", async () => {
+  const model = createScriptedModel([callTools([ask("q1", "Which region?")]), answer("ok")]);
+  await start(model);
+  const task = await server!.createTask({ input: "ask me" }, as(ALICE));
+  await waitStatus(task.id, "waiting");
+  const socket = await watch(task.id);
+  for (const frame of [{ type: "answer", call_id: "q1", text: "x\ud800" }, { type: "reject", call_id: "q1", reason: "\udc00" }, { type: "input", text: "\udfff" }]) {
+    const reply = await request(socket, frame);
+    expect(reply, frame.type).toMatchObject({ type: "error", data: { code: "validation_failed" } });
+    expect((reply.data as { message: string }).message).toContain("not valid Unicode");
+  }
+  expect((await request(socket, { type: "answer", call_id: "q1", text: "eu-west" })).type).toBe("ack");
+  expect((await socket.result()).data).toMatchObject({ status: "completed" });
+});
+
 describe("requests sent before the stream started (the task still being read: a database round trip in a cluster)", () => {
   /** Opens a raw WebSocket and sends `frames` the moment it opens, before any frame came. */
   async function sendAtOpen(taskId: string, frames: object[]) {

@@ -188,6 +188,20 @@ describe("sharing a task's live view", () => {
     expect((await owner.result()).data).toMatchObject({ status: "completed" });
   });
 
+  test("a token of the longest lifetime (30 days: past setTimeout's 24.8-day limit) keeps its streams open", async () => {
+    const { server, gate } = await gatedServer();
+    const task = await server.createTask({ input: "watch me" }, as(ALICE));
+    const { token } = (await (await share(task.id, ALICE, { ttl_seconds: 30 * 24 * 3600 })).json()) as Shared;
+    const socket = await connect(`ws://127.0.0.1:${server.port}/ws/tasks/${task.id}?api_key=${token}`);
+    await socket.waitFor((frame) => frame.type === "connected");
+    const sse = new SseClient(`${server.baseUrl}/tasks/${task.id}/events?api_key=${token}`);
+    expect((await sse.response).status).toBe(200);
+    // Before: a 30-day timer fired after 1 ms and closed both at once.
+    expect(await Promise.race([socket.closed.then(() => "closed"), sse.ended.then(() => "ended"), Bun.sleep(500).then(() => "open")])).toBe("open");
+    gate.resolve();
+    expect((await socket.result()).data).toMatchObject({ status: "completed" });
+  });
+
   test("the body: ttl_seconds within 60 s to 30 days, scope 'thread' only for a task in a thread; other methods are 405", async () => {
     const { server, gate } = await gatedServer();
     gate.resolve();

@@ -167,14 +167,16 @@ describe("an answer cut at the output token limit, or empty (any agent, no outpu
     expect(stored.error.message).toBe("The final answer was not accepted: the model's answer was cut off at the output token limit (max_output_tokens)");
   });
 
-  test("an empty answer is not a completed task with empty output: the model is asked again", async () => {
-    provider = startLoopbackProvider((_request, index) => sseResponse(openAiTextAnswer(index === 0 ? [] : ["Paris."])));
+  test("an empty answer (here only whitespace) is not a completed task with empty output: the model is asked again", async () => {
+    provider = startLoopbackProvider((_request, index) => sseResponse(openAiTextAnswer(index === 0 ? ["\n\n"] : ["Paris."])));
     server = await startTestServer({ ...openAiAgent({ output_schema: undefined }) });
     const task = await server.createTask({ input: "What is the capital of France?" });
     const watcher = await server.watch(task.id);
     const result = await watcher.result();
     expect(result.data).toMatchObject({ status: "completed", output: "Paris.", total_steps: 2 });
-    expect(stepTypes(watcher.frames as never)).toEqual(["usage", "output_invalid", "usage"]);
+    expect(stepTypes(watcher.frames as never)).toEqual(["usage", "thought", "output_invalid", "usage"]);
     expect(textOf(messagesOf(1).at(-1))).toBe("Your reply was empty. Reply again with your answer.");
+    // The whitespace it said is no assistant message: a provider refuses a text block of only whitespace.
+    expect(messagesOf(1).map((message) => message.role)).not.toContain("assistant");
   });
 });

@@ -13,6 +13,7 @@ import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { TaskStore } from "../../src/store/store.ts";
 import { describePostgres } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/server.ts";
+import { startFreezableProxy } from "../helpers/tcp-proxy.ts";
 import { newTask, outcome, storeConformance } from "./conformance.ts";
 
 describePostgres("PostgreSQL store", (pg) => {
@@ -106,6 +107,30 @@ describePostgres("PostgreSQL store", (pg) => {
       expect(error!.message).not.toContain("\n");
     }
   });
+
+  test("a ping that waits less than opening its connection takes (a database far away) does not kill that connection: a later one gets through", async () => {
+    const url = new URL(await pg.createDatabase());
+    const store = await createPostgresStore({ url: url.href, max: 1 });
+    // The store's own connections are up; its ping connection is opened on the first ping, through
+    // a proxy 300 ms away (a round trip): opening it takes a few round trips, longer than 0.4 s.
+    const proxy = await startFreezableProxy(url.hostname, Number(url.port), { delayMs: 150 });
+    const far = new URL(url.href);
+    far.hostname = "127.0.0.1";
+    far.port = String(proxy.port);
+    const through = await createPostgresStore({ url: far.href, max: 1 });
+    try {
+      const answers: boolean[] = [];
+      for (let attempt = 0; attempt < 8 && !answers.includes(true); attempt++) answers.push(await through.ping(400));
+      // Before: each 0.4 s ping closed the connection it was opening; none ever got through.
+      expect(answers[0]).toBe(false);
+      expect(answers).toContain(true);
+      expect(await through.ping(400)).toBe(true); // and it stays up
+    } finally {
+      await through.close();
+      proxy.stop();
+      await store.close();
+    }
+  }, 60_000);
 
   test("a row that fails validation is an error, not garbage", async () => {
     const url = await pg.createDatabase();

@@ -21,7 +21,9 @@ export function toSdkPrompt(system: string | undefined, messages: readonly ChatM
         break;
       case "assistant": {
         const content: Extract<SdkMessage, { role: "assistant" }>["content"] = [];
-        if (message.content !== "") content.push({ type: "text", text: message.content });
+        // Whitespace alone is no text either: Anthropic refuses a text block of only whitespace (a
+        // reply sent back as empty is the model's own "\n\n").
+        if (message.content.trim() !== "") content.push({ type: "text", text: message.content });
         for (const call of message.toolCalls ?? []) {
           content.push({ type: "tool-call", toolCallId: call.id, toolName: call.name, input: toolCallInput(call.arguments) });
         }

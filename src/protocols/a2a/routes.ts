@@ -263,9 +263,14 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     if (message.contextId) {
       if (message.contextId.length > 128) throw new RpcError(RpcCode.invalidParams, "contextId must be at most 128 characters");
       // The caller's context, or its task's (which becomes a thread), or a new one it names.
-      const thread = await threadNamed(store, message.contextId, principal, now());
-      if (!thread) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
-      threadId = thread.id;
+      const named = await threadNamed(store, message.contextId, principal, now());
+      if ("refused" in named) {
+        if (named.refused === "unfinished") {
+          throw new RpcError(RpcCode.invalidParams, `contextId '${message.contextId}' is task ${named.task.id}, which has not ended (${named.task.status}): send the message with its taskId to continue it`);
+        }
+        throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
+      }
+      threadId = named.thread.id;
       const busy = await store.threadTasks(threadId, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
       if (busy.length > 0) {
         const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;

@@ -240,14 +240,17 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
 
   /** The thread of `threadId`, made for the caller on first use; another key's thread (or task id) is a 404. */
   async function threadFor(threadId: string, principal: Principal): Promise<Thread> {
-    let thread: Thread | undefined;
+    let named: Awaited<ReturnType<typeof threadNamed>>;
     try {
-      thread = await threadNamed(store, threadId, principal, now());
+      named = await threadNamed(store, threadId, principal, now());
     } catch (error) {
       throw new AgentkitError("internal", `Could not create thread '${threadId}': ${errorMessage(error)}`);
     }
-    if (!thread) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
-    return thread;
+    if ("thread" in named) return named.thread;
+    if (named.refused === "unfinished") {
+      throw new AgentkitError("conflict", `threadId '${threadId}' is task ${named.task.id}, which has not ended (${named.task.status}): run again once it has`);
+    }
+    throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
   }
 }
 
