@@ -245,3 +245,38 @@ test("a data dir that is a file, and a database URL whose password has an unenco
     expect(run.exitCode).toBe(2);
   }
 });
+
+test("a restart refused for a port in use touches nothing: the previous run's running task is not resumed by a server that never served", async () => {
+  const dataDir = join(workDir, "refused-data");
+  const config = join(workDir, "refused-agents.json");
+  await Bun.write(config, JSON.stringify({ agents: [{ name: "ticker", model: "demo/bench", tools: ["calculator"], max_steps: 10000 }] }));
+  const crashed = await launch(["--data-dir", dataDir, "--config", config]);
+  const task = (await (
+    await fetch(`${crashed.base}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ agent: "ticker", input: JSON.stringify({ steps: 300, delay_ms: 10 }) }) })
+  ).json()) as { id: string };
+  const watcher = await connect(`ws://127.0.0.1:${crashed.port}/ws/tasks/${task.id}`);
+  await watcher.waitFor((frame) => (frame.seq ?? 0) >= 3, "the task runs");
+  crashed.child.kill("SIGKILL");
+  await crashed.child.exited;
+  const holder = await launch(["--data-dir", join(workDir, "refused-holder"), "--config", config]);
+  try {
+    const refused = Bun.spawnSync([binary, "--data-dir", dataDir, "--config", config, "--port", String(holder.port)], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr.toString()).toContain("EADDRINUSE");
+    expect(refused.stderr.toString()).not.toContain("recovered tasks");
+  } finally {
+    holder.child.kill("SIGTERM");
+    await holder.child.exited;
+  }
+  // The next real start resumes it once: attempt 2 (a refused start would have made it 3).
+  const next = await launch(["--data-dir", dataDir, "--config", config]);
+  try {
+    const late = await connect(`ws://127.0.0.1:${next.port}/ws/tasks/${task.id}`);
+    await late.result(30_000);
+    const resumed = late.frames.filter((frame) => frame.type === "step" && (frame.data as { event_type: string }).event_type === "resumed");
+    expect(resumed.map((frame) => (frame.data as { data: { attempt: number } }).data.attempt)).toEqual([2]);
+  } finally {
+    next.child.kill("SIGTERM");
+    await next.child.exited;
+  }
+}, 60_000);
