@@ -256,7 +256,7 @@ function errors(...statuses: number[]): Record<number, ResponseDoc> {
 const ERROR_STATUS_TEXT: Record<number, string> = {
   400: "Bad request (the message says what; `validation_failed` lists the issues in `details`)",
   401: "Missing or wrong API key",
-  403: "Forbidden (a share token asked for more than watching)",
+  403: "Forbidden (a share token asked for more than watching, a tenant key for the admin's, or a browser origin not in AGENTKIT_CORS_ORIGINS opened a WebSocket)",
   404: "No such resource, or another key's",
   405: "Method not allowed (with `Allow`)",
   409: "Conflict",
@@ -526,6 +526,8 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     responses: {
       101: { description: "Switching Protocols: the socket speaks the frames of `/asyncapi.json`" },
       ...errors(403, 426),
+      // Here 403 is one thing only: a browser's Origin not allowed (a key or share token is checked after the upgrade).
+      403: { ...errors(403)[403]!, description: "Forbidden: the browser's `Origin` is not in AGENTKIT_CORS_ORIGINS (nor this server's own); refused before the upgrade. Keys are checked after it (close 4001)." },
     },
     externalDocs: { url: "/asyncapi.json", description: "The WebSocket protocol (AsyncAPI 3.0)" },
   },

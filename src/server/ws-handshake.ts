@@ -4,7 +4,8 @@
  *
  * - **Origin**: when allowed origins are configured (`AGENTKIT_CORS_ORIGINS`, not `*`), a request
  *   that carries an `Origin` header (every browser sends one) from elsewhere is refused with 403
- *   before the upgrade. Clients that send no `Origin` (servers, CLIs) are not affected.
+ *   before the upgrade. This server's own pages (the console, /docs: the Origin's host is the
+ *   request's Host) and clients that send no `Origin` (servers, CLIs) are not affected.
  * - **Subprotocol**: the answer is `agentkit` when the client offered it, and otherwise no
  *   `Sec-WebSocket-Protocol` at all (RFC 6455 §4.2.2: a server that selects none sends none; Bun
  *   would otherwise select the first one offered — which could be the key-carrying one).
@@ -37,10 +38,23 @@ export interface Handshake {
 const MAX_TASK_ID_LENGTH = 128;
 
 
-/** Whether a browser origin may open a task WebSocket; `allowed` empty or `*`: any. */
-export function originAllowed(origin: string | null, allowed: ReadonlySet<string> | "any"): boolean {
+/**
+ * Whether a browser origin may open a task WebSocket; `allowed` empty or `*`: any. A page of this
+ * server itself (its web console, /docs) always may: the Origin's host is the request's Host (the
+ * scheme is not compared: behind a TLS proxy the page is https and the server sees http).
+ */
+export function originAllowed(origin: string | null, allowed: ReadonlySet<string> | "any", host?: string | null): boolean {
   if (allowed === "any" || origin === null) return true;
+  if (host && sameHost(origin, host)) return true;
   return allowed.has(normalizeOrigin(origin));
+}
+
+function sameHost(origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === new URL(`http://${host}`).host;
+  } catch {
+    return false;
+  }
 }
 
 /** Builds the origin check from the configured list once (at start-up). */
@@ -60,7 +74,7 @@ export function readHandshake(
   options: { auth: Authenticator; origins: ReadonlySet<string> | "any" },
 ): Handshake {
   const origin = request.headers.get("origin");
-  if (!originAllowed(origin, options.origins)) {
+  if (!originAllowed(origin, options.origins, request.headers.get("host"))) {
     throw new AgentkitError("forbidden", `Origin '${origin!.slice(0, 200)}' is not allowed to open a WebSocket here (AGENTKIT_CORS_ORIGINS)`);
   }
   const protocols = parseProtocols(request.headers.get("sec-websocket-protocol"));

@@ -94,8 +94,11 @@ describe("origins", () => {
       "upgrade refused: HTTP/1.1 403",
     );
     await expect(RawWebSocket.open(server.port, path, { headers: { Origin: "null" } })).rejects.toThrow("403");
-    // Allowed origins (as browsers serialise them), and clients that send no Origin, are served.
-    for (const headers of [{ Origin: "https://app.example" }, { Origin: "http://127.0.0.1:3000" }, {}] as Record<string, string>[]) {
+    // Allowed origins (as browsers serialise them), this server's own pages (the console: the
+    // Origin's host is the Host; the console broke once origins were configured), and clients that
+    // send no Origin, are served.
+    const own = [{ Origin: `http://127.0.0.1:${server.port}` }, { Origin: `https://127.0.0.1:${server.port}` }];
+    for (const headers of [{ Origin: "https://app.example" }, { Origin: "http://127.0.0.1:3000" }, ...own, {}] as Record<string, string>[]) {
       const { texts } = await handshake(path, headers);
       expect(JSON.parse(texts[0]!)).toMatchObject({ type: "connected" });
     }
