@@ -62,6 +62,16 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     throw error;
   }
   const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  // Code agentkit runs but does not own (a tools module, an MCP SDK callback) may leave a promise
+  // rejected that nobody awaits, or throw from a timer: by default that ends the process — every
+  // task on the node with it. Logged, and the server goes on (the call it came from, if any,
+  // already ended as its own tool error or timeout).
+  process.on("unhandledRejection", (reason) => {
+    logger.error("a promise was rejected and nothing handled it (a tool's stray promise?); the server goes on", { error: describeThrown(reason) });
+  });
+  process.on("uncaughtException", (error) => {
+    logger.error("an exception was thrown outside any request or task (a tool's timer?); the server goes on", { error: describeThrown(error) });
+  });
   let server;
   try {
     server = await startServer({ config, logger });
@@ -121,3 +131,10 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** What was thrown, in one line with where (a stack's first frame), for the log. */
+function describeThrown(thrown: unknown): string {
+  if (!(thrown instanceof Error)) return String(thrown);
+  const where = thrown.stack?.split("\n").find((line) => line.trim().startsWith("at "))?.trim();
+  return `${thrown.name}: ${thrown.message}${where ? ` (${where})` : ""}`;
+}

@@ -60,6 +60,20 @@ export const waitForAbort = defineTool({
   },
 });
 
+// A careless tool: a promise it rejects and never awaits, and a timer that throws after it returned.
+export const careless = defineTool({
+  name: "careless",
+  description: "Returns, leaving a stray rejection and a late throw behind",
+  input: z.object({}),
+  execute() {
+    void Promise.reject(new Error("stray rejection from careless"));
+    setTimeout(() => {
+      throw new Error("late throw from careless");
+    }, 50);
+    return "done";
+  },
+});
+
 export const NOT_A_TOOL = 42;
 export function helper() { return "ignored"; }
 `;
@@ -69,6 +83,7 @@ const CONFIG = {
   agents: [
     { name: "toolsmith", model: "demo", tools: ["word_count", "order_status", "wait_for_abort", "calculator"] },
     { name: "hasty", model: "demo", tools: ["wait_for_abort"], tool_timeout_ms: 300 },
+    { name: "careless_agent", model: "demo", tools: ["careless"] },
   ],
 };
 
@@ -172,6 +187,16 @@ describe.each(modes)("with $name", ({ command }) => {
     const steps = events.filter((event) => event.type === "step").map((event) => event.data);
     expect(steps.find((step) => step.event_type === "tool_call")?.data.name).toBe("word_count");
     expect(steps.find((step) => step.event_type === "tool_result")?.data).toMatchObject({ name: "word_count", result: { words: 3, characters: 13 } });
+  });
+
+  test("a tool's stray rejection and late throw are logged as errors; the server goes on (by default either ended the process)", async () => {
+    const task = await createTask(server.base, "use tool careless with {}", "careless_agent");
+    expect((await finished(server.base, task.id)).output).toBe("The careless tool returned: done");
+    await until(() => server.lines("the server goes on").length >= 2, "both to be logged", 10_000);
+    expect(server.lines("the server goes on").join("\n")).toContain("stray rejection from careless");
+    expect(server.lines("the server goes on").join("\n")).toContain("late throw from careless");
+    expect((await fetch(`${server.base}/health`)).status).toBe(200);
+    expect(server.child.exitCode).toBeNull();
   });
 
   test("arguments that do not match the input schema are a tool error the model reads", async () => {
