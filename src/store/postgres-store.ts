@@ -859,9 +859,11 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
     },
 
     async taskWebhooks(taskId) {
-      const rows: WebhookRow[] = await sql`
-        SELECT ${sql.unsafe(WEBHOOK_COLUMNS)} FROM webhooks WHERE task_id = ${taskId} ORDER BY row_id`;
-      return rows.map(toWebhook);
+      const rows: (WebhookRow & { to_task_url: boolean })[] = await sql`
+        SELECT ${sql.unsafe(WEBHOOK_COLUMNS.split(", ").map((column) => `webhooks.${column}`).join(", "))},
+          coalesce(webhooks.url = tasks.webhook_url, false) AS to_task_url
+        FROM webhooks JOIN tasks ON tasks.id = webhooks.task_id WHERE webhooks.task_id = ${taskId} ORDER BY webhooks.row_id`;
+      return rows.map((row) => ({ ...toWebhook(row), toTaskUrl: row.to_task_url === true }));
     },
 
     async takeOver(id) {

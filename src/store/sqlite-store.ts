@@ -422,7 +422,11 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
        last_error = coalesce($error, last_error), delivered_at = $delivered_at
      WHERE id = $id AND status = 'pending'`,
   );
-  const selectTaskWebhooks = db.query(`SELECT rowid, ${WEBHOOK_COLUMNS} FROM webhooks WHERE task_id = $task_id ORDER BY rowid`);
+  const selectTaskWebhooks = db.query(
+    `SELECT ${WEBHOOK_COLUMNS.split(", ").map((column) => `webhooks.${column}`).join(", ")},
+       coalesce(webhooks.url = tasks.webhook_url, 0) AS to_task_url
+     FROM webhooks JOIN tasks ON tasks.id = webhooks.task_id WHERE webhooks.task_id = $task_id ORDER BY webhooks.rowid`,
+  );
   const waitTx = db.transaction((id: string, waitUntil: Date | null, fence: number | undefined, webhooks: readonly NewWebhook[]): boolean => {
     if (waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes !== 1) return false;
     insertWebhooks(id, webhooks);
@@ -715,7 +719,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async taskWebhooks(taskId) {
-      return (selectTaskWebhooks.all({ task_id: taskId }) as WebhookRow[]).map(toWebhook);
+      return (selectTaskWebhooks.all({ task_id: taskId }) as (WebhookRow & { to_task_url: number })[]).map((row) => ({ ...toWebhook(row), toTaskUrl: row.to_task_url === 1 }));
     },
 
     async takeOver(id) {

@@ -210,8 +210,11 @@ export interface TaskStore {
   claimWebhooks(now: Date, limit: number, leaseMs: number): Promise<Webhook[]>;
   /** Records an attempt of a pending webhook (`attempts` + 1); false when it is not pending. */
   recordWebhookAttempt(id: string, attempt: WebhookAttempt, at: Date): Promise<boolean>;
-  /** A task's webhooks, in the order they were written. */
-  taskWebhooks(taskId: string): Promise<Webhook[]>;
+  /**
+   * A task's webhooks, in the order they were written; `toTaskUrl`: its url is the task's own
+   * `webhook_url` (else an agent's — as configured then: the configuration may have changed since).
+   */
+  taskWebhooks(taskId: string): Promise<(Webhook & { toTaskUrl: boolean })[]>;
   /**
    * Takes a task that is `running` over for a new run (after a crash or restart: the run that had
    * it is gone): its `attempt` grows by one, and the new attempt is returned — the fencing token of

@@ -54,11 +54,12 @@ export function registerWebhookRoutes(app: Hono<{ Variables: { principal: Princi
   app.get("/tasks/:id/webhooks", validate("param", TaskIdParam), async (c) => {
     const principal = c.get("principal");
     const task = await deps.requireTask(c.req.valid("param").id, principal);
-    const agentUrl = deps.agents.get(task.agent)?.definition.webhook?.url;
     const webhooks = await deps.store.taskWebhooks(task.id);
     return c.json(
       webhooks.map((webhook) => {
-        const source = webhook.url === agentUrl ? "agent" : "task";
+        // From what was stored, not from today's configuration: an agent's URL changed since
+        // made its old one (token and all) look like the task's own, shown to the tenant.
+        const source = webhook.toTaskUrl ? "task" : "agent";
         return toWebhookDelivery(webhook, source, source === "task" || principal.admin);
       }),
     );

@@ -1166,8 +1166,10 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
             lastError: null,
             createdAt: at,
             deliveredAt: null,
+            toTaskUrl: true,
           },
-          { ...written[0]!, id: "w2", url: "https://agent.test/in", payload: hook("w2").payload },
+          // An agent's url: not the task's own (whatever the configuration says later).
+          { ...written[0]!, id: "w2", url: "https://agent.test/in", payload: hook("w2").payload, toTaskUrl: false },
         ]);
         // The first terminal state wins: a second end writes no webhook either.
         expect(await s.finishTask("a", outcome("cancelled"), 2, "{}", undefined, [hook("w3", { url: "http://x.test/" })])).toBe(false);

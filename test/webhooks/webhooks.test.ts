@@ -271,6 +271,22 @@ describe("webhooks", () => {
     ]);
     const asAdmin = (await json(server, `/tasks/${id}/webhooks`)).body as any[];
     expect(asAdmin.map((webhook) => webhook.url)).toEqual([agentUrl, agentUrl]);
+
+    // The operator changes the agent's URL (a token in it rotated) and restarts: the old rows are
+    // still the agent's — the tenant still sees the origin only (it saw the whole old URL before).
+    const dataDir = server.dataDir;
+    await server.close({ keepData: true });
+    servers.splice(servers.indexOf(server), 1);
+    const again = await start({
+      dataDir,
+      config: { apiKey: ADMIN, apiKeys: `bob:${BOB}`, webhookRetryMs: 20 },
+      agents: [{ model: "demo", tools: ["calculator"], approval: ["calculator"], webhook: { url: `${receiver.url}/rotated`, events: ["task.finished"] } }],
+    });
+    const afterRotation = (await json(again, `/tasks/${id}/webhooks`, {}, BOB)).body as any[];
+    expect(afterRotation.map((webhook) => [webhook.source, webhook.url])).toEqual([
+      ["agent", `http://127.0.0.1:${receiver.port}`],
+      ["agent", `http://127.0.0.1:${receiver.port}`],
+    ]);
   });
 
   test("the receiver is down across a restart of agentkit: the webhook waits in the outbox and is delivered after the restart, once, same id and secret", async () => {
