@@ -72,9 +72,21 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
   process.on("uncaughtException", (error) => {
     logger.error("an exception was thrown outside any request or task (a tool's timer?); the server goes on", { error: describeThrown(error) });
   });
+  // A signal during start-up (up to ~10 s while MCP servers start) stops the server once it is
+  // made — before, it killed the process outright (exit 143) and left MCP server processes behind.
+  const { promise: stopped, resolve } = Promise.withResolvers<number>();
+  const starting = new AbortController();
+  let stop: (() => void) | undefined;
+  const onSignal = (signal: string) => {
+    logger.info(`${signal}: shutting down`);
+    if (stop) stop();
+    else starting.abort();
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
   let server;
   try {
-    server = await startServer({ config, logger });
+    server = await startServer({ config, logger, signal: starting.signal });
   } catch (error) {
     // Port in use, unreadable data dir, an agent naming an unknown tool or provider: one clear line.
     process.stderr.write(`agentkit: cannot start: ${error instanceof Error ? error.message : String(error)}\n`);
@@ -98,10 +110,9 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     logger.warn("cannot write the address file for 'agentkit healthcheck'", { error: String(error) });
   }
 
-  const { promise: stopped, resolve } = Promise.withResolvers<number>();
-  const onSignal = (signal: string) => {
-    logger.info(`${signal}: shutting down`);
-    server.stop().then(
+  const running = server;
+  stop = () => {
+    running.stop().then(
       () => {
         if (addressFile) removeAddressFile(config.dataDir);
         resolve(0);
@@ -112,8 +123,10 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
       },
     );
   };
-  process.once("SIGINT", () => onSignal("SIGINT"));
-  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  if (starting.signal.aborted) {
+    stop();
+    return stopped;
+  }
 
   // Last: "listening" is the line that says the server is ready — a SIGTERM sent as soon as it is
   // read stops it cleanly (the handlers are in place: before them, the signal killed it outright).

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildBinary, listeningPort } from "./helpers/binary.ts";
-import { within } from "./helpers/deferred.ts";
+import { until, within } from "./helpers/deferred.ts";
 import { tempDir } from "./helpers/server.ts";
 import { connect } from "./helpers/ws-client.ts";
 
@@ -278,5 +278,27 @@ test("a restart refused for a port in use touches nothing: the previous run's ru
   } finally {
     next.child.kill("SIGTERM");
     await next.child.exited;
+  }
+}, 60_000);
+
+test("SIGTERM while an MCP server hangs in start-up (and later, while it is retried): exit 0, and no MCP server process is left behind", async () => {
+  const marker = `mute-${crypto.randomUUID()}`;
+  const config = join(workDir, `${marker}.json`);
+  // A stdio "server" that never answers initialize (and ignores its stdin closing).
+  await Bun.write(
+    config,
+    JSON.stringify({
+      agents: [{ name: "default", model: "demo", tools: ["calculator"] }],
+      mcp_servers: [{ name: "mute", command: process.execPath, args: ["-e", `setInterval(() => {}, 1000); // ${marker}`], timeoutMs: 2000 }],
+    }),
+  );
+  const leftovers = () => Bun.spawnSync(["pgrep", "-f", marker]).stdout.toString().trim().split("\n").filter(Boolean);
+  for (const [when, afterMs] of [["during start-up", 500], ["while serving", 11_000]] as const) {
+    const child = Bun.spawn([binary, "--data-dir", join(workDir, `${marker}-data`), "--config", config, "--port", "0"], { cwd: workDir, stderr: "pipe", stdout: "pipe" });
+    await Bun.sleep(afterMs);
+    expect(leftovers().length, when).toBeGreaterThan(0); // it was started
+    child.kill("SIGTERM");
+    expect(await within(child.exited, 15_000, "the server to exit"), when).toBe(0);
+    await until(() => leftovers().length === 0, `no MCP server left (${when})`, 5_000);
   }
 }, 60_000);

@@ -59,6 +59,8 @@ export interface StartOptions {
   liveTailSize?: number;
   /** The longest start-up waits for MCP servers (default MCP_START_WAIT_MS). */
   mcpStartWaitMs?: number;
+  /** Aborted (a SIGTERM during start-up): waiting for MCP servers ends at once; the caller stops the server it gets. */
+  signal?: AbortSignal;
 }
 
 export interface RunningServer {
@@ -153,11 +155,17 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // begins after MCP_START_WAIT_MS at the latest, and its tools come when it does.
     const waitMs = options.mcpStartWaitMs ?? MCP_START_WAIT_MS;
     let waited: ReturnType<typeof setTimeout> | undefined;
+    const stopping = options.signal;
+    const onStop = () => clearTimeout(waited);
     const started = await Promise.race([
       mcp.start().then(() => true),
-      new Promise<false>((resolve) => (waited = setTimeout(() => resolve(false), waitMs))),
+      new Promise<false>((resolve) => {
+        waited = setTimeout(() => resolve(false), waitMs);
+        if (stopping?.aborted) resolve(false);
+        stopping?.addEventListener("abort", () => resolve(false), { once: true });
+      }),
     ]);
-    clearTimeout(waited);
+    onStop();
     if (!started) logger.warn(`mcp: servers still starting after ${waitMs} ms; serving now, their tools come once they answer`);
   }
   const prices = config.providers.prices;

@@ -6,6 +6,7 @@
  * server must never take agentkit down.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { existsSync, readFileSync } from "node:fs";
 import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import { errorMessage } from "../../errors.ts";
@@ -195,8 +196,10 @@ export class McpServerSupervisor {
     this.#setState("connecting");
     const attemptSignal = linkedAbortSignal(this.#shutdown.signal);
     let client: Client | undefined;
+    let handle: ReturnType<typeof createMcpTransport> | undefined;
+    let spawned: number | null = null;
     try {
-      const handle = createMcpTransport(config, {
+      handle = createMcpTransport(config, {
         onStderrLine: (line) => this.#onStderrLine(line),
         onStderrError: (error) => logger.debug("MCP server stderr stream failed", { server: this.name, error: errorMessage(error) }),
       });
@@ -220,11 +223,17 @@ export class McpServerSupervisor {
         if (connection) this.#connectionLost(connection, reason);
       };
       const requestOptions = { timeout: config.timeoutMs, signal: attemptSignal.signal };
-      await client.connect(handle.transport, requestOptions);
+      const connecting = client.connect(handle.transport, requestOptions);
+      // Spawned by now (the transport starts within connect's first step); the SDK forgets the
+      // process when a failed connect closes it, so it is noted here.
+      spawned = handle.processId();
+      await connecting;
       const tools = await listAllTools(client, requestOptions);
       if (!client.transport) throw new McpError(ErrorCode.ConnectionClosed, "Connection closed");
       if (this.#shutdown.signal.aborted) {
+        const pid = handle.processId();
         this.#retire(client);
+        if (pid !== null) killProcess(pid, this.#options.logger);
         return;
       }
       this.#setListing(tools);
@@ -235,7 +244,13 @@ export class McpServerSupervisor {
       logger.info("MCP server connected", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
       this.#setState("ready");
     } catch (error) {
+      // A process that never became a server (it hung in initialize, or start-up was cut short)
+      // has nothing to finish: the SDK's close gives it seconds on unref'd timers, and a server
+      // stopping meanwhile left it running on its own (parent PID 1). Its pid is known only while
+      // it runs (read before the close forgets it).
+      const pid = handle?.processId() ?? spawned;
       if (client) this.#retire(client);
+      if (pid !== null && processRuns(pid)) killProcess(pid, this.#options.logger);
       if (this.#shutdown.signal.aborted) return;
       this.#lastError = describeStartFailure(error, config);
       logger.warn("MCP server failed to start", { server: this.name, error: this.#lastError, stderr: this.#stderrTail });
@@ -365,4 +380,26 @@ function linkedAbortSignal(parent: AbortSignal): { signal: AbortSignal; dispose(
   if (parent.aborted) forward();
   else parent.addEventListener("abort", forward, { once: true });
   return { signal: controller.signal, dispose: () => parent.removeEventListener("abort", forward) };
+}
+
+/**
+ * Whether `pid` is still a running child of this process (not a zombie, and not some other process
+ * that got the number since). Without /proc (not Linux): whether anything answers signal 0.
+ */
+function processRuns(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT" && existsSync("/proc/self")) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses; the fields follow its last ')'.
+  const [state, parent] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return state !== "Z" && Number(parent) === process.pid;
 }
