@@ -334,6 +334,25 @@ describe("webhooks", () => {
     }
   });
 
+  test("a task accepted with its webhook_url gets its webhook though the server restarted without an allowlist before it ended", async () => {
+    const receiver = startReceiver(() => "", () => 200);
+    receivers.push(receiver);
+    const dataDir = tempDir();
+    try {
+      const agents = [{ name: "slow", model: "demo/slow" }];
+      const first = await startTestServer({ dataDir, agents, config: { webhookAllowHosts: `127.0.0.1:${receiver.port}` } });
+      const id = (await json(first, "/tasks", { method: "POST", json: { input: "Tell me a long story", agent: "slow", webhook_url: `${receiver.url}/mine` } })).body.id as string;
+      await until(async () => (await json(first, `/tasks/${id}`)).body.status === "running", "the task to run");
+      await first.close({ keepData: true }); // handed over: it resumes at the next start
+      const second = await start({ dataDir, agents });
+      await until(async () => (await json(second, `/tasks/${id}`)).body.status === "completed", "the task to end", 20_000);
+      await until(() => receiver.requests.length > 0, "its webhook", 15_000);
+      expect((await json(second, `/tasks/${id}/webhooks`)).body).toMatchObject([{ source: "task", status: "delivered", url: `${receiver.url}/mine` }]);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test("backoff: ×3 from the first delay, ±20 % jitter, capped; Retry-After in seconds or as a date", () => {
     expect([1, 2, 3, 4].map((attempts) => backoffMs(attempts, 5000, 3_600_000, () => 0.5))).toEqual([5000, 15_000, 45_000, 135_000]);
     expect(backoffMs(20, 5000, 3_600_000, () => 0.5)).toBe(3_600_000);
