@@ -351,7 +351,7 @@ describe("webhooks", () => {
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 
   test("backoff: ×3 from the first delay, ±20 % jitter, capped; Retry-After in seconds or as a date", () => {
     expect([1, 2, 3, 4].map((attempts) => backoffMs(attempts, 5000, 3_600_000, () => 0.5))).toEqual([5000, 15_000, 45_000, 135_000]);
