@@ -182,11 +182,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // Webhooks (src/webhooks): written to the outbox with each task's end or wait, delivered by the worker started below.
   const webhookSecret = config.webhookSecret ? parseWebhookSecret(config.webhookSecret)! : await store.secret("webhooks");
   const webhookDelivery: { current?: WebhookDelivery } = {};
+  const webhooksUsed = config.webhookAllowHosts.length > 0 || config.agents.some((agent) => agent.webhook);
   const runner = createRunner({
     // A task's own webhook_url was checked against the allowlist when the task was made; its
     // webhook is written when it ends whatever the allowlist is by then (a restart without one
-    // dropped it: the 201 had promised it). A task without one writes nothing.
-    webhooks: createTaskWebhooks({ agents, perTask: true, onWritten: () => webhookDelivery.current?.kick() }),
+    // dropped it: the 201 had promised it). A task without one writes nothing. Without webhooks
+    // configured, an end does not wake the delivery worker (a claim query per task): its poll
+    // (at most a second) finds such a leftover.
+    webhooks: createTaskWebhooks({ agents, perTask: true, onWritten: webhooksUsed ? () => webhookDelivery.current?.kick() : undefined }),
     costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
     store,
     feed,
