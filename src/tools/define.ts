@@ -87,6 +87,10 @@ export function defineTool<Schema extends z.ZodType>(definition: ToolDefinition<
   if (typeof description !== "string" || description.trim() === "") throw new TypeError(`${label}: description must be a non-empty string`);
   if (typeof execute !== "function") throw new TypeError(`${label}: execute must be a function`);
   if (idempotent !== undefined && typeof idempotent !== "boolean") throw new TypeError(`${label}: idempotent must be true or false`);
+  if (typeof input === "object" && input !== null && !("_zod" in input) && "_def" in input && typeof (input as { safeParse?: unknown }).safeParse === "function") {
+    // zod 3's schemas have `_def` and no `_zod`: the module found a zod 3 of its own (node_modules).
+    throw new TypeError(`${label}: input is a zod 3 schema (the module's own "zod" resolves to zod 3): install zod 4 there, or import z from "agentkit/tools"`);
+  }
   if (typeof input !== "object" || input === null || !("_zod" in input) || typeof (input as { safeParse?: unknown }).safeParse !== "function") {
     throw new TypeError(`${label}: input must be a zod schema, e.g. z.object({ text: z.string() }) (import z from "agentkit/tools" or "zod")`);
   }

@@ -248,6 +248,8 @@ describe.each(modes)("with $name", ({ command }) => {
       { name: "input not an object schema", module: `import { defineTool, z } from "agentkit/tools";\nexport default [${tool("bad", "z.string()")}];\n`, expected: "defineTool 'bad': input must be an object schema" },
       { name: "input with no JSON Schema", module: `import { defineTool, z } from "agentkit/tools";\nexport default [${tool("when", "z.object({ at: z.date() })")}];\n`, expected: "defineTool 'when': input cannot be described as JSON Schema" },
       { name: "input not a zod schema", module: `import { defineTool } from "agentkit/tools";\nexport default [${tool("raw", '{ type: "object" }')}];\n`, expected: "defineTool 'raw': input must be a zod schema" },
+      // What zod 3 makes (a module's own node_modules with zod 3, run from source): _def and safeParse, no _zod.
+      { name: "input a zod 3 schema", module: `import { defineTool } from "agentkit/tools";\nexport default [${tool("old", '{ _def: { typeName: "ZodObject" }, safeParse() { return { success: true }; } }')}];\n`, expected: "defineTool 'old': input is a zod 3 schema" },
     ];
     for (const failure of cases) {
       test(failure.name, () => {
