@@ -156,7 +156,6 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     const waitMs = options.mcpStartWaitMs ?? MCP_START_WAIT_MS;
     let waited: ReturnType<typeof setTimeout> | undefined;
     const stopping = options.signal;
-    const onStop = () => clearTimeout(waited);
     const started = await Promise.race([
       mcp.start().then(() => true),
       new Promise<false>((resolve) => {
@@ -165,7 +164,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         stopping?.addEventListener("abort", () => resolve(false), { once: true });
       }),
     ]);
-    onStop();
+    clearTimeout(waited);
     if (!started) logger.warn(`mcp: servers still starting after ${waitMs} ms; serving now, their tools come once they answer`);
   }
   const prices = config.providers.prices;
@@ -183,13 +182,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const webhookSecret = config.webhookSecret ? parseWebhookSecret(config.webhookSecret)! : await store.secret("webhooks");
   const webhookDelivery: { current?: WebhookDelivery } = {};
   const webhooksUsed = config.webhookAllowHosts.length > 0 || config.agents.some((agent) => agent.webhook);
+  // A task's own webhook_url was checked against the allowlist when the task was made; its webhook
+  // is written when it ends whatever the allowlist is by then (a restart without one dropped it:
+  // the 201 had promised it). Without an allowlist no new task gets one, so tasks' own webhooks
+  // are built only if one can exist: an allowlist, a cluster (other nodes may take them), or such
+  // a task left from an earlier run — else every task's end would serialise itself for nothing.
+  const perTask = config.webhookAllowHosts.length > 0 || opened.cluster !== undefined || (await store.unfinishedTaskWebhooks());
   const runner = createRunner({
-    // A task's own webhook_url was checked against the allowlist when the task was made; its
-    // webhook is written when it ends whatever the allowlist is by then (a restart without one
-    // dropped it: the 201 had promised it). A task without one writes nothing. Without webhooks
-    // configured, an end does not wake the delivery worker (a claim query per task): its poll
-    // (at most a second) finds such a leftover.
-    webhooks: createTaskWebhooks({ agents, perTask: true, onWritten: webhooksUsed ? () => webhookDelivery.current?.kick() : undefined }),
+    webhooks:
+      webhooksUsed || perTask ? createTaskWebhooks({ agents, perTask, onWritten: () => webhookDelivery.current?.kick() }) : undefined,
     costOf: prices ? (agent, usage) => computeCostUsd(prices, agent.definition.model, usage) ?? null : undefined,
     store,
     feed,
@@ -277,8 +278,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     // Bun shares the port with any other process that also asks (SO_REUSEPORT) when `development`
     // is false, unless told not to: a second agentkit started by mistake would split the traffic.
     reusePort: false,
-    // A backstop only: the route's own limit (hono/body-limit, which checks Content-Length first)
-    // answers with the JSON error; Bun's answer past this one is plain text.
+    // A backstop only: the route's own limit (body-limit.ts, which checks Content-Length first)
+    // answers with the JSON error; Bun's answer past this one is plain text. It also bounds what a
+    // chunked body (no Content-Length) can make body-limit.ts read.
     maxRequestBodySize: Math.max(config.maxBodyBytes * 2, 16 * 1024 * 1024),
     // The web console at / (its scripts and styles at /chunk-*, added by Bun); a worker serves /health only.
     // Production bundling always (no dev server, no HMR, nothing printed), as in the compiled binary.

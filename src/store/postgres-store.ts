@@ -858,6 +858,11 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
       return result.count === 1;
     },
 
+    async unfinishedTaskWebhooks() {
+      const rows = await sql`SELECT 1 FROM tasks WHERE webhook_url IS NOT NULL AND status IN ('queued', 'running', 'waiting') LIMIT 1`;
+      return rows.length > 0;
+    },
+
     async taskWebhooks(taskId) {
       const rows: (WebhookRow & { to_task_url: boolean })[] = await sql`
         SELECT ${sql.unsafe(WEBHOOK_COLUMNS.split(", ").map((column) => `webhooks.${column}`).join(", "))},

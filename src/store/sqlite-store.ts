@@ -422,6 +422,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
        last_error = coalesce($error, last_error), delivered_at = $delivered_at
      WHERE id = $id AND status = 'pending'`,
   );
+  const selectUnfinishedTaskWebhook = db.query(`SELECT 1 FROM tasks WHERE webhook_url IS NOT NULL AND status IN ('queued', 'running', 'waiting') LIMIT 1`);
   const selectTaskWebhooks = db.query(
     `SELECT ${WEBHOOK_COLUMNS.split(", ").map((column) => `webhooks.${column}`).join(", ")},
        coalesce(webhooks.url = tasks.webhook_url, 0) AS to_task_url
@@ -716,6 +717,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
         delivered_at: attempt.outcome === "delivered" ? at.toISOString() : null,
       });
       return result.changes === 1;
+    },
+
+    async unfinishedTaskWebhooks() {
+      return selectUnfinishedTaskWebhook.get() !== null;
     },
 
     async taskWebhooks(taskId) {

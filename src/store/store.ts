@@ -215,6 +215,8 @@ export interface TaskStore {
    * `webhook_url` (else an agent's — as configured then: the configuration may have changed since).
    */
   taskWebhooks(taskId: string): Promise<(Webhook & { toTaskUrl: boolean })[]>;
+  /** Whether a task that has not ended has a `webhook_url` of its own (one of them is written when it ends). */
+  unfinishedTaskWebhooks(): Promise<boolean>;
   /**
    * Takes a task that is `running` over for a new run (after a crash or restart: the run that had
    * it is gone): its `attempt` grows by one, and the new attempt is returned — the fencing token of

@@ -1145,6 +1145,17 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(await s.finishTask(id, outcome("cancelled"), 1, "{}", undefined, webhooks)).toBe(true);
       }
 
+      test("unfinishedTaskWebhooks: whether a task not ended yet has a webhook_url of its own", async () => {
+        const s = await open();
+        expect(await s.unfinishedTaskWebhooks()).toBe(false);
+        await s.createTask(newTask("plain"));
+        expect(await s.unfinishedTaskWebhooks()).toBe(false);
+        await s.createTask(newTask("hooked", { webhookUrl: "http://task.test/hook" }));
+        expect(await s.unfinishedTaskWebhooks()).toBe(true);
+        await s.finishTask("hooked", outcome("cancelled"), 1, "{}", undefined, []);
+        expect(await s.unfinishedTaskWebhooks()).toBe(false);
+      });
+
       test("finishTask writes its webhooks with the end, all or none: a refused end writes none; no url: the task's own webhook_url, or nothing", async () => {
         const s = await open();
         await s.createTask(newTask("a", { webhookUrl: "http://task.test/hook?x=1" }));
