@@ -247,11 +247,16 @@ class Connection {
     this.notify();
   };
 
-  constructor(
-    private readonly socket: WebSocketLike,
-    private readonly pingIntervalMs: number,
-    private readonly signal: AbortSignal | undefined,
-  ) {
+  // Plain fields, not parameter properties: Node's type stripping (`--experimental-strip-types`)
+  // runs this file as it is only if it has no syntax that emits code.
+  private readonly socket: WebSocketLike;
+  private readonly pingIntervalMs: number;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(socket: WebSocketLike, pingIntervalMs: number, signal: AbortSignal | undefined) {
+    this.socket = socket;
+    this.pingIntervalMs = pingIntervalMs;
+    this.signal = signal;
     try {
       socket.binaryType = "arraybuffer";
     } catch {
