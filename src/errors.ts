@@ -129,3 +129,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   const { code, errno } = error as { code?: unknown; errno?: unknown };
   return String(code ?? "").startsWith("ERR_POSTGRES_CONNECTION") || /^(08|57P0[123])/.test(String(errno ?? ""));
 }
+
+/**
+ * Whether `error` is SQLite failing to write for a reason outside the request (and likely to
+ * pass): a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR_*), a file made read-only
+ * (SQLITE_READONLY_*), a file it cannot open, or a lock held past the busy timeout by another
+ * process (SQLITE_BUSY). Clients get 503 with Retry-After, not 500; a run cut by one is taken up
+ * again from its log once writes succeed (see the runner).
+ */
+export function isStoreWriteFailure(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== "SQLiteError") return false;
+  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY)/.test(String((error as { code?: unknown }).code ?? ""));
+}

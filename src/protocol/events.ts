@@ -79,12 +79,15 @@ export const ResumedEvent = z.object({
     rerun: z.array(z.string()),
     /**
      * `takeover`: another node's run was cut off; `restart`: this server's; `continued`: the task
-     * waited for a person (an approval, an answer) and goes on now that they decided.
+     * waited for a person (an approval, an answer) and goes on now that they decided;
+     * `store_failure`: its run stopped because the store could not write (a full disk) and the
+     * store writes again.
      */
-    reason: z.enum(["takeover", "restart", "continued"]),
+    reason: z.enum(["takeover", "restart", "continued", "store_failure"]),
   }),
 });
 export type ResumedEvent = z.infer<typeof ResumedEvent>;
+export type ResumeReason = ResumedEvent["data"]["reason"];
 
 /** Builds a `resumed` event (see `ResumedEvent`); the runner numbers and stores it like any step event. */
 export function resumedEvent(options: {

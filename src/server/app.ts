@@ -9,7 +9,7 @@ import { limitBody } from "./body-limit.ts";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
-import { AgentkitError, isDatabaseUnavailable, toAgentkitError } from "../errors.ts";
+import { AgentkitError, isDatabaseUnavailable, isStoreWriteFailure, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import {
   AnswerBody,
@@ -29,6 +29,7 @@ import { UNFINISHED_STATUSES } from "../protocol/task.ts";
 import { canSeeThread } from "./auth.ts";
 import { BODY_LIMITS, LIST_MAX_BYTES } from "../protocol/limits.ts";
 import { PAGE_BYTES, type TaskStore } from "../store/store.ts";
+import type { StoreHealth } from "../store/store-health.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
 import type { EventStreams } from "./event-stream.ts";
 import { sseResponse } from "./sse.ts";
@@ -79,6 +80,8 @@ export interface AppDeps {
   node?: { id: string; role: "all" | "api" | "worker"; cluster: boolean };
   /** Cluster mode: whether the database answers within `timeoutMs` (for /health, and requests kept waiting). */
   databaseReachable?: (timeoutMs: number) => Promise<boolean>;
+  /** One node (SQLite): whether the store is taking writes (for /health; a request's failed write is noted). */
+  storeHealth?: StoreHealth;
   /**
    * Signs the read-only watch tokens of `POST /tasks/:id/share` (HMAC-SHA256; at least 32 bytes).
    * The authenticator must verify with the same secret. Unset: that route answers 501.
@@ -136,6 +139,12 @@ export function createApp(deps: AppDeps) {
       // PostgreSQL is down or restarting (cluster mode): the server is fine, try again shortly.
       logger.warn("request failed: the database is unreachable", { method: c.req.method, path: c.req.path, error: String(error) });
       failure = new AgentkitError("unavailable", "The database is unreachable; try again shortly");
+    } else if (isStoreWriteFailure(error)) {
+      // SQLite cannot write (a full disk, an I/O error, a read-only file): nothing was stored, and
+      // the request can be made again once the operator has fixed it.
+      deps.storeHealth?.failed(error);
+      logger.warn("request failed: the store cannot write", { method: c.req.method, path: c.req.path, error: String(error) });
+      failure = new AgentkitError("unavailable", `The data store cannot write (${(error as Error).message}); try again later`);
     } else {
       failure = toAgentkitError(error);
     }
@@ -153,14 +162,16 @@ export function createApp(deps: AppDeps) {
     // A liveness probe gives up after ~1 s (Kubernetes' default): a database that does not answer
     // must not make /health that slow (the node is alive, and says so, "degraded").
     const database = deps.databaseReachable ? await deps.databaseReachable(HEALTH_PING_MS).catch(() => false) : undefined;
+    const store = deps.storeHealth?.state();
     return c.json(
       {
-        status: database === false ? "degraded" : "ok",
+        status: database === false || store?.writes === "failing" ? "degraded" : "ok",
         version: deps.version,
         uptime_s: Math.round((Date.now() - startedAt) / 1000),
         tasks: runner.stats(),
         ...(deps.node ? { node: deps.node.id, role: deps.node.role, cluster: deps.node.cluster } : {}),
         ...(database === undefined ? {} : { database: database ? "reachable" : "unreachable" }),
+        ...(store === undefined ? {} : { store }),
       },
       // 200 even when the database is down: the process is alive (a restart would not help, and a
       // restart loop would hurt); the body says it is degraded, for a readiness check to read.

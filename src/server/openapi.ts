@@ -92,6 +92,13 @@ export const Health = z.object({
   role: z.enum(["all", "api", "worker"]).optional(),
   cluster: z.boolean().optional(),
   database: z.enum(["reachable", "unreachable"]).optional(),
+  /** One node (SQLite): whether the store takes writes; `failing` (a full disk, an I/O error) makes `status` `degraded`. */
+  store: z
+    .union([
+      z.object({ writes: z.literal("ok") }),
+      z.object({ writes: z.literal("failing"), since: z.string(), error: z.string() }),
+    ])
+    .optional(),
 });
 
 export const AgentInfo = z.object({
@@ -265,7 +272,7 @@ const ERROR_STATUS_TEXT: Record<number, string> = {
   426: "Not a WebSocket upgrade",
   429: "Too many",
   501: "Not available on this server",
-  503: "Unavailable (the database is unreachable, or the server is stopping)",
+  503: "Unavailable (the database is unreachable, the store cannot write, or the server is stopping)",
 };
 
 const CREATE_TASK_EXAMPLE = { input: "What is 17*23?" };

@@ -15,6 +15,7 @@ import type { McpManager } from "../tools/mcp/mcp-manager.ts";
 import { hostname } from "node:os";
 import { createFollower } from "../cluster/follower.ts";
 import { openStore } from "../store/index.ts";
+import { createStoreHealth, watchWrites } from "../store/store-health.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
@@ -103,7 +104,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // the first one's running tasks for leftovers of a crash.
   const dataDirLock = options.store || config.databaseUrl || config.dataDir === ":memory:" ? undefined : lockDataDir(config.dataDir);
   const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
-  const store = instrumentStore(opened.store, metrics.telemetry); // event-log write latency
+  // SQLite can stop writing while reads go on (a full disk): /health says so, and the runner takes
+  // the tasks it cut up again once writes succeed. (A cluster's database has its own ping.)
+  const storeHealth = opened.cluster ? undefined : createStoreHealth();
+  const store = instrumentStore(storeHealth ? watchWrites(opened.store, storeHealth) : opened.store, metrics.telemetry); // event-log write latency
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize, telemetry: metrics.telemetry });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
@@ -266,6 +270,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     node: { id: node, role: config.role, cluster: opened.cluster !== undefined },
     interaction,
     databaseReachable: opened.cluster ? (timeoutMs) => opened.cluster!.ping(timeoutMs) : undefined,
+    storeHealth,
     shareSecret,
     webhooks: { allowlist: createWebhookAllowlist(config.webhookAllowHosts), secret: formatWebhookSecret(webhookSecret) },
     metrics: () => metrics.render(),

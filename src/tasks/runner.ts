@@ -24,12 +24,12 @@ import type { Follower } from "../cluster/follower.ts";
 import { runReAct, type FinalAnswerCheck, type HumanInput, type ReActEvent, type ReActOptions, type ReActStop } from "../engine/react.ts";
 import { resumeFromStore, resumedEventFor } from "../engine/resume.ts";
 import { isIdempotentTool } from "../engine/tool-execution.ts";
-import { AgentkitError, errorMessage } from "../errors.ts";
+import { AgentkitError, errorMessage, isStoreWriteFailure } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
 import { createTurnCache, threadHistory } from "../threads/history.ts";
-import type { StepEvent } from "../protocol/events.ts";
+import type { ResumeReason, StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
 import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
@@ -50,6 +50,13 @@ const YIELD_EVERY = 64;
  * a quarter less in all (bench/inprocess.ts, 200-event tasks).
  */
 const MAX_BATCH = 64;
+
+/**
+ * A run cut because the store could not write (a full disk) is taken up again after this, then
+ * after twice as long each time the store still refuses, up to `STORE_RETRY_MAX_MS`.
+ */
+const STORE_RETRY_FIRST_MS = 1000;
+const STORE_RETRY_MAX_MS = 30_000;
 
 /** How long a task counted for the queue limit may take to be stored before the count forgets it (cluster). */
 const IN_FLIGHT_MS = 30_000;
@@ -203,7 +210,9 @@ interface ActiveTask {
   /** The run's fencing token: its writes are refused once another run has the task. */
   attempt?: number;
   /** Why this run resumes a task that an earlier run left (its events are in the log). */
-  resume?: "takeover" | "restart" | "continued";
+  resume?: ResumeReason;
+  /** The run was cut because the store could not write: it is taken up again once it can. */
+  storeFailed?: boolean;
   /** People's inputs may be waiting in the store for this run (see `takeInputs`). */
   inputsPending: boolean;
   /** Inputs already in the conversation (never delivered twice). */
@@ -447,15 +456,99 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       }
     } catch (error) {
       if (error instanceof FencedError) lose(entry, error.message);
-      else logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
+      else {
+        if (isStoreWriteFailure(error)) entry.storeFailed = true;
+        logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
+      }
     } finally {
       if (entry.state === "running") telemetry.runEnded(taskId, runEndKind(published, runOnly, end));
       active.delete(taskId);
       // A run that ended without ending the task leaves its watchers to the follower (cluster).
       if (cluster && !published) cluster.follower.adopt(taskId);
       else feed.close(taskId);
+      if (published) storeRetryDelays.delete(taskId);
+      else if (entry.storeFailed && !entry.lost) retryAfterStoreFailure(taskId, isCancelled(entry));
       entry.done.resolve();
     }
+  }
+
+  /** Whether a client's cancel is what stopped this run. */
+  function isCancelled(entry: ActiveTask): boolean {
+    const reason = entry.controller.signal.reason;
+    return reason instanceof TaskAbort && reason.kind === "cancelled";
+  }
+
+  /**
+   * Tasks whose run the store cut (one node: SQLite could not write — a full disk, an I/O error).
+   * The store still says `running` and no run has them: each is taken up again from its log, as
+   * after a restart (a `resumed` event with reason `store_failure`), once the store takes a write;
+   * tried after 1 s, then twice as long each time (at most 30 s). One cancelled meanwhile (or
+   * before its end could be stored) ends `cancelled` instead. A cluster needs none of this: the
+   * task's lease runs out and a node takes it over.
+   */
+  const storeRetries = new Map<string, { timer: ReturnType<typeof setTimeout>; cancelled: boolean }>();
+  /** The last wait before taking each such task up again (the backoff), until its end is stored. */
+  const storeRetryDelays = new Map<string, number>();
+
+  function retryAfterStoreFailure(taskId: string, cancelled: boolean) {
+    if (closed || cluster) return;
+    const pending = storeRetries.get(taskId);
+    if (pending) {
+      pending.cancelled ||= cancelled;
+      return;
+    }
+    const last = storeRetryDelays.get(taskId);
+    const delay = last === undefined ? STORE_RETRY_FIRST_MS : Math.min(STORE_RETRY_MAX_MS, last * 2);
+    storeRetryDelays.set(taskId, delay);
+    const timer = setTimeout(() => void retryStored(taskId), delay);
+    storeRetries.set(taskId, { timer, cancelled });
+    logger.warn("runner: the store could not write a task's events; it is taken up again once it can", { task: taskId, retry_in_ms: delay });
+  }
+
+  async function retryStored(taskId: string): Promise<void> {
+    const pending = storeRetries.get(taskId);
+    storeRetries.delete(taskId);
+    if (!pending || closed || active.has(taskId)) return;
+    let task: Task | undefined;
+    try {
+      task = await store.getTask(taskId);
+    } catch {
+      return retryAfterStoreFailure(taskId, pending.cancelled);
+    }
+    if (!task || task.status !== "running" || active.has(taskId)) {
+      storeRetryDelays.delete(taskId);
+      return;
+    }
+    if (pending.cancelled) {
+      // Its end as the client asked; if the store still refuses, `finish` schedules another try.
+      const entry = track(task, true);
+      entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "Cancelled by a client"), totals: entry.totals });
+    }
+    const resumes = agents.get(task.agent)?.definition.on_interrupt === "resume";
+    let attempt: number | undefined;
+    if (resumes) {
+      try {
+        attempt = await store.takeOver(taskId);
+      } catch (error) {
+        if (!isStoreWriteFailure(error)) logger.error("runner: could not take a task up again", { task: taskId, error: errorMessage(error) });
+        return retryAfterStoreFailure(taskId, false);
+      }
+      if (attempt === undefined) return void storeRetryDelays.delete(taskId); // not running any more
+    }
+    if (closed || active.has(taskId)) return;
+    const entry = track(task, true);
+    if (attempt === undefined) {
+      return finish(entry, {
+        kind: "interrupted",
+        totals: entry.totals,
+        message: "Interrupted: the store could not write this task's events while it ran",
+      });
+    }
+    entry.attempt = attempt;
+    entry.resume = "store_failure";
+    logger.info("runner: the store writes again; a task it cut is taken up again", { task: taskId });
+    start(entry);
   }
 
   /**
@@ -605,6 +698,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       }
     } catch (error) {
       if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
+      if (isStoreWriteFailure(error)) {
+        entry.storeFailed = true;
+        return finish(entry, undefined);
+      }
       logger.error("runner: could not resume a task", { task: task.id, error: errorMessage(error) });
       return finish(entry, {
         kind: "interrupted",
@@ -696,6 +793,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
       }
     } catch (error) {
+      if (isStoreWriteFailure(error)) {
+        // The store could not write (a full disk): the run stops here, the task does not end —
+        // it is taken up again from its log once the store writes (see `retryAfterStoreFailure`).
+        entry.storeFailed = true;
+        logger.error("runner: the store could not write a task's events", { task: task.id, error: errorMessage(error) });
+        return undefined;
+      }
       end =
         signal.aborted && signal.reason instanceof TaskAbort
           ? { kind: "aborted", abort: signal.reason, totals: entry.totals }
@@ -1176,6 +1280,20 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         return this.cancel(taskId);
       }
       if (cluster) return cancelElsewhere(taskId);
+      const cut = storeRetries.get(taskId);
+      if (cut && task?.status === "running") {
+        // No run has it: the store could not write its events. It ends now, if the store takes it.
+        clearTimeout(cut.timer);
+        storeRetries.delete(taskId);
+        const entry = track(task, true);
+        entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
+        await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "Cancelled by a client"), totals: entry.totals });
+        const after = await store.getTask(taskId);
+        if (after?.status === "running") {
+          throw new AgentkitError("unavailable", "The data store cannot write; the task is cancelled once it can (try again later to see it)");
+        }
+        return after;
+      }
       return task;
     },
 
@@ -1218,6 +1336,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     async shutdown() {
       closed = true;
       for (const timer of timers) clearInterval(timer);
+      // Tasks the store cut stay `running` in it: the next start resumes them.
+      for (const { timer } of storeRetries.values()) clearTimeout(timer);
+      storeRetries.clear();
       clearTimeout(expiryTimer);
       await stopListening?.().catch(() => {});
       const entries = [...active.values()];

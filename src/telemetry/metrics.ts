@@ -267,7 +267,7 @@ export function createMetrics(options: { version: string; node?: string } = { ve
     "counter",
   );
   const appended = new CallbackGauge("agentkit_store_appended_events_total", "Events appended to the event log", [], () => [[[], appendedEvents]], "counter");
-  for (const reason of ["first", "restart", "takeover", "continued"]) runsStarted.touch([reason]);
+  for (const reason of ["first", "restart", "takeover", "continued", "store_failure"]) runsStarted.touch([reason]);
   for (const transport of ["websocket", "sse"]) slowCloses.touch([transport]);
   submitted.touch();
 

@@ -9,6 +9,7 @@
  * them. A hook must never throw and never block: telemetry cannot fail a task.
  */
 import type { StopReason, TaskStatus } from "../protocol/task.ts";
+import type { ResumeReason } from "../protocol/events.ts";
 
 /** Where a watcher is connected. */
 export type Transport = "websocket" | "sse";
@@ -18,7 +19,7 @@ export interface RunStart {
   taskId: string;
   agent: string;
   /** Why this run resumes an earlier one; absent for a first run. */
-  resume?: "takeover" | "restart" | "continued";
+  resume?: ResumeReason;
   /** The run's fencing token (cluster mode). */
   attempt?: number;
 }

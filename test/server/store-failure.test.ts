@@ -1,0 +1,145 @@
+/**
+ * SQLite stops writing while the server runs (a full disk): reads go on, writes fail. The store is
+ * the real one; while "full", its writes throw the error SQLite gives for a full disk (a real
+ * SQLITE_FULL, made by an in-memory database at its page limit). Nothing stored may be lost, the
+ * server says what is wrong, and the tasks it cut go on once the store writes again.
+ */
+import { Database } from "bun:sqlite";
+import { afterEach, expect, test } from "bun:test";
+import type { TaskStore } from "../../src/store/store.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+/** The error bun:sqlite throws when the disk (here: the page limit) is full. */
+function diskFullError(): Error {
+  const db = new Database(":memory:");
+  db.run("CREATE TABLE t (x BLOB)");
+  const { page_count } = db.query("PRAGMA page_count").get() as { page_count: number };
+  db.run(`PRAGMA max_page_count = ${page_count}`);
+  try {
+    db.run("INSERT INTO t VALUES (zeroblob(100000))");
+  } catch (error) {
+    return error as Error;
+  } finally {
+    db.close();
+  }
+  throw new Error("SQLite took the row past its page limit");
+}
+
+const WRITES = new Set(["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"]);
+
+/** The store, with every write refused while `disk.full`, and the next `finishes` task ends refused. */
+function fillable(disk: { full: boolean; refused: number; finishes?: number }) {
+  return (store: TaskStore): TaskStore =>
+    new Proxy(store, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof property !== "string" || !WRITES.has(property) || typeof value !== "function") return value;
+        return async (...args: unknown[]) => {
+          if (disk.full || (property === "finishTask" && (disk.finishes ?? 0) > 0 && disk.finishes!--)) {
+            disk.refused++;
+            throw diskFullError();
+          }
+          return (value as (...a: unknown[]) => Promise<unknown>)(...args);
+        };
+      },
+    });
+}
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+type Health = { status: string; store?: { writes: string; since?: string; error?: string } };
+type ErrorBody = { error: { code: string } };
+
+const BENCH = [{ model: "demo/bench", tools: ["calculator"], max_steps: 1000 }];
+
+test("the error is what bun:sqlite gives for a full disk", () => {
+  const error = diskFullError();
+  expect(error.name).toBe("SQLiteError");
+  expect((error as { code?: string }).code).toBe("SQLITE_FULL");
+});
+
+test("a full disk: /health says degraded, requests get 503 with Retry-After, the cut task is taken up again from its log once the store writes, and its watcher sees one gapless log", async () => {
+  const disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 40, delay_ms: 15 }) });
+  const ws = await server.watch(task.id);
+  await ws.waitFor((frame) => frame.type === "step" && (frame.seq ?? 0) >= 10, "10 events");
+
+  disk.full = true;
+  await Bun.sleep(100); // the run's next write fails
+  expect(disk.refused).toBeGreaterThan(0);
+
+  const health = (await (await server.http("/health")).json()) as Health;
+  expect(health.status).toBe("degraded");
+  expect(health.store).toMatchObject({ writes: "failing", error: "database or disk is full" });
+  expect(typeof health.store?.since).toBe("string");
+
+  const refused = await server.http("/tasks", { method: "POST", json: { input: "What is 2+2?" } });
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get("retry-after")).not.toBeNull();
+  expect(((await refused.json()) as ErrorBody).error.code).toBe("unavailable");
+
+  // The task has not ended: the store says running, and no result reached the watcher.
+  expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("running");
+  expect(ws.frames.some((frame) => frame.type === "result")).toBe(false);
+
+  disk.full = false;
+  const result = await ws.waitFor((frame) => frame.type === "result", "the result", 15_000);
+  expect((result.data as { status: string }).status).toBe("completed");
+  const resumed = ws.frames.filter((frame) => frame.type === "step" && (frame.data as { event_type: string }).event_type === "resumed");
+  expect(resumed.length).toBe(1);
+  expect((resumed[0]!.data as { data: { reason: string } }).data.reason).toBe("store_failure");
+
+  // What the watcher got is the stored log, every seq once, in order.
+  const seqs = ws.frames.filter((frame) => frame.seq !== undefined).map((frame) => frame.seq!);
+  expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, index) => index + 1));
+  expect(ws.raw.filter((text) => JSON.parse(text).seq !== undefined)).toEqual(await server.storedLog(task.id));
+
+  const after = (await (await server.http("/health")).json()) as Health;
+  expect(after.status).toBe("ok");
+  expect(after.store).toEqual({ writes: "ok" });
+  ws.close();
+});
+
+test("a cancel while the store cannot write answers 503; the task ends cancelled once it can, not resumed", async () => {
+  const disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 200, delay_ms: 15 }) });
+  const ws = await server.watch(task.id);
+  await ws.waitFor((frame) => frame.type === "step" && (frame.seq ?? 0) >= 5, "5 events");
+  disk.full = true;
+  await Bun.sleep(100);
+
+  const cancel = await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  expect(cancel.status).toBe(503);
+  expect(((await cancel.json()) as ErrorBody).error.code).toBe("unavailable");
+  expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("running");
+
+  disk.full = false;
+  const result = await ws.waitFor((frame) => frame.type === "result", "the result", 15_000);
+  expect((result.data as { status: string }).status).toBe("cancelled");
+  expect(ws.frames.some((frame) => frame.type === "step" && (frame.data as { event_type: string }).event_type === "resumed")).toBe(false);
+  expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("cancelled");
+  ws.close();
+});
+
+test("a task whose end could not be stored is not left running: it is taken up again and ends once the store writes", async () => {
+  const disk = { full: false, refused: 0, finishes: 2 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 3 }) });
+  const ws = await server.watch(task.id);
+  const result = await ws.waitFor((frame) => frame.type === "result", "the result", 15_000);
+  expect(disk.refused).toBe(2);
+  expect((result.data as { status: string; output: string }).status).toBe("completed");
+  const reasons = ws.frames
+    .filter((frame) => frame.type === "step" && (frame.data as { event_type: string }).event_type === "resumed")
+    .map((frame) => (frame.data as { data: { reason: string } }).data.reason);
+  expect(reasons).toEqual(["store_failure", "store_failure"]);
+  expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("completed");
+  expect(ws.raw.filter((text) => JSON.parse(text).seq !== undefined)).toEqual(await server.storedLog(task.id));
+  ws.close();
+});
