@@ -636,11 +636,17 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
       return result.count === 1;
     },
 
-    async waitTask(id, waitUntil, fence, webhooks) {
+    async waitTask(id, waitUntil, fence, webhooks, totals) {
       const hooks = webhookArrays(webhooks);
+      const steps = totals?.steps ?? null;
       const [row] = await sql`
         WITH moved AS (
-          UPDATE tasks SET status = 'waiting', wait_until = ${waitUntil}, lease_owner = NULL, lease_expires_at = NULL
+          UPDATE tasks SET status = 'waiting', wait_until = ${waitUntil}, lease_owner = NULL, lease_expires_at = NULL,
+            total_steps = coalesce(${steps}::bigint, total_steps),
+            input_tokens = coalesce(${totals?.inputTokens ?? null}::bigint, input_tokens),
+            output_tokens = coalesce(${totals?.outputTokens ?? null}::bigint, output_tokens),
+            total_tokens = coalesce(${totals ? totals.inputTokens + totals.outputTokens : null}::bigint, total_tokens),
+            cost_usd = CASE WHEN ${steps}::bigint IS NULL THEN cost_usd ELSE ${totals?.costUsd ?? null}::double precision END
           WHERE id = ${id} AND ${from("waiting")} AND (${fence ?? null}::bigint IS NULL OR attempt = ${fence ?? null}::bigint)
           RETURNING id, webhook_url
         ), hooks AS (

@@ -25,6 +25,7 @@ import {
   type ListThreadsQuery,
   type NewTask,
   type NewWebhook,
+  type UsageTotals,
   type Webhook,
   type WebhookAttempt,
   type WebhookEvent,
@@ -340,9 +341,22 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
      WHERE id = $id AND ${from("running")}`,
   );
   const waitTask = db.query(
-    `UPDATE tasks SET status = 'waiting', wait_until = $wait_until
+    `UPDATE tasks SET status = 'waiting', wait_until = $wait_until,
+       total_steps = coalesce($total_steps, total_steps), input_tokens = coalesce($input_tokens, input_tokens),
+       output_tokens = coalesce($output_tokens, output_tokens), total_tokens = coalesce($total_tokens, total_tokens),
+       cost_usd = CASE WHEN $total_steps IS NULL THEN cost_usd ELSE $cost_usd END
      WHERE id = $id AND ${from("waiting")} AND ($fence IS NULL OR attempt = $fence)`,
   );
+  const waitParams = (id: string, waitUntil: Date | null, fence: number | undefined, totals: UsageTotals | undefined) => ({
+    id,
+    wait_until: waitUntil?.toISOString() ?? null,
+    fence: fence ?? null,
+    total_steps: totals?.steps ?? null,
+    input_tokens: totals?.inputTokens ?? null,
+    output_tokens: totals?.outputTokens ?? null,
+    total_tokens: totals ? totals.inputTokens + totals.outputTokens : null,
+    cost_usd: totals?.costUsd ?? null,
+  });
   const moveWaiting = db.query(
     `UPDATE tasks SET last_seq = $last, status = CASE WHEN $requeue THEN 'queued' ELSE status END,
        wait_until = CASE WHEN $requeue THEN NULL ELSE wait_until END
@@ -428,8 +442,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
        coalesce(webhooks.url = tasks.webhook_url, 0) AS to_task_url
      FROM webhooks JOIN tasks ON tasks.id = webhooks.task_id WHERE webhooks.task_id = $task_id ORDER BY webhooks.rowid`,
   );
-  const waitTx = db.transaction((id: string, waitUntil: Date | null, fence: number | undefined, webhooks: readonly NewWebhook[]): boolean => {
-    if (waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes !== 1) return false;
+  const waitTx = db.transaction((id: string, waitUntil: Date | null, fence: number | undefined, webhooks: readonly NewWebhook[], totals: UsageTotals | undefined): boolean => {
+    if (waitTask.run(waitParams(id, waitUntil, fence, totals)).changes !== 1) return false;
     insertWebhooks(id, webhooks);
     return true;
   });
@@ -593,9 +607,9 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       wrote(frameBytes(events));
     },
 
-    async waitTask(id, waitUntil, fence, webhooks) {
+    async waitTask(id, waitUntil, fence, webhooks, totals) {
       wrote();
-      if (webhooks?.length ? waitTx(id, waitUntil, fence, webhooks) : waitTask.run({ id, wait_until: waitUntil?.toISOString() ?? null, fence: fence ?? null }).changes === 1) return true;
+      if (webhooks?.length ? waitTx(id, waitUntil, fence, webhooks, totals) : waitTask.run(waitParams(id, waitUntil, fence, totals)).changes === 1) return true;
       checkFence(id, fence);
       return false;
     },

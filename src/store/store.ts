@@ -74,6 +74,14 @@ export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 export type WebhookStatus = "pending" | "delivered" | "failed";
 
 /** A webhook to send, written to the outbox in the same transaction as the task's end or wait. */
+/** What a task used so far (its row's totals). */
+export interface UsageTotals {
+  steps: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+}
+
 export interface NewWebhook {
   /** `webhook-id`: the same on every attempt (receivers dedupe on it). */
   id: string;
@@ -139,8 +147,10 @@ export interface TaskStore {
    * `running → waiting` (fenced like `appendEvents`): the run has stored its last events (an
    * `approval_requested` or `question`) and ends; nothing runs until a person decides, or until
    * `waitUntil`. A cluster store also drops the lease. False, writing nothing, if it was not running.
+   * `totals` (what the task used so far) are stored with it: a waiting task, and one cancelled or
+   * timed out while it waits, shows them.
    */
-  waitTask(id: string, waitUntil: Date | null, fence?: number, webhooks?: readonly NewWebhook[]): Promise<boolean>;
+  waitTask(id: string, waitUntil: Date | null, fence?: number, webhooks?: readonly NewWebhook[], totals?: UsageTotals): Promise<boolean>;
   /**
    * Appends events to a `waiting` task — a person's decision, written by whichever node received
    * it — and with `requeue` moves it `waiting → queued` in the same transaction (the next run

@@ -422,10 +422,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           const agent = agents.get(entry.task.agent);
           const waitUntil = agent ? new Date(now().getTime() + agent.definition.approval_timeout_ms) : null;
           const hooks = webhooks?.waiting(
-            waitingTask(entry.task, { startedAt: entry.startedAt, waitUntil, lastSeq: entry.nextSeq - 1 }),
+            waitingTask(entry.task, { startedAt: entry.startedAt, waitUntil, lastSeq: entry.nextSeq - 1, totals: entry.totals }),
             entry.requests ?? [],
           );
-          if (await store.waitTask(taskId, waitUntil, entry.attempt, hooks)) {
+          if (await store.waitTask(taskId, waitUntil, entry.attempt, hooks, entry.totals)) {
             if (hooks) webhooks!.written();
             // Streams that end at "input required" hear of it now, here and (cluster) on every node.
             feed.parked(taskId);

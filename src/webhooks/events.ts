@@ -15,7 +15,7 @@
 import type { AgentPool } from "../agents/pool.ts";
 import type { StepEvent } from "../protocol/events.ts";
 import type { Task } from "../protocol/task.ts";
-import type { NewWebhook, TaskOutcome, WebhookEvent } from "../store/store.ts";
+import type { NewWebhook, TaskOutcome, UsageTotals, WebhookEvent } from "../store/store.ts";
 
 /** The webhooks of tasks (runner option `webhooks`). */
 export interface TaskWebhooks {
@@ -66,9 +66,19 @@ export function endedTask(task: Task, outcome: TaskOutcome, seq: number, started
  * The task as `GET /tasks/:id` shows it once `waitTask` has parked it (the store keeps a task's
  * totals from its end: while it waits they are those it was stored with).
  */
-export function waitingTask(task: Task, state: { startedAt: string | null; waitUntil: Date | null; lastSeq: number }): Task {
+export function waitingTask(task: Task, state: { startedAt: string | null; waitUntil: Date | null; lastSeq: number; totals?: UsageTotals }): Task {
+  const { totals } = state;
   return {
     ...task,
+    ...(totals
+      ? {
+          total_steps: totals.steps,
+          total_tokens: totals.inputTokens + totals.outputTokens,
+          input_tokens: totals.inputTokens,
+          output_tokens: totals.outputTokens,
+          cost_usd: totals.costUsd,
+        }
+      : {}),
     status: "waiting",
     wait_until: state.waitUntil?.toISOString() ?? null,
     last_seq: state.lastSeq,

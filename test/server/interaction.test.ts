@@ -642,7 +642,9 @@ describe("cancelling a waiting task", () => {
       const task = await server!.createTask({ input: "cancel me" }, as(ALICE));
       const watcher = await watch(task.id);
       const canceller = await watch(task.id);
-      await waitStatus(task.id, "waiting");
+      // What the run used before it parked is on the waiting task (one model call: 10 in, 5 out).
+      const totals = { total_steps: 1, input_tokens: 10, output_tokens: 5, total_tokens: 15 };
+      expect(await waitStatus(task.id, "waiting")).toMatchObject(totals);
 
       if (via === "rest") {
         const response = await server!.http(`/tasks/${task.id}/cancel`, { method: "POST", headers: as(ALICE) });
@@ -652,9 +654,9 @@ describe("cancelling a waiting task", () => {
         canceller.send({ type: "cancel" });
       }
       const [result, other] = await Promise.all([watcher.result(), canceller.result()]);
-      expect(result.data).toMatchObject({ status: "cancelled", stop_reason: "cancelled" });
+      expect(result.data).toMatchObject({ status: "cancelled", stop_reason: "cancelled", total_tokens: 15, usage: { input_tokens: 10, output_tokens: 5 } });
       expect(other).toEqual(result);
-      expect((await getTask(task.id)).status).toBe("cancelled");
+      expect(await getTask(task.id)).toMatchObject({ status: "cancelled", ...totals });
       expect(kinds(await log(task.id))).toEqual(["usage", "tool_call", "approval_requested", "result"]);
       expect(model.requests.length).toBe(1);
       await expectWholeLog(task.id, watcher, canceller);

@@ -714,6 +714,22 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect((await parked(s, "forever", null)).wait_until).toBeNull();
       });
 
+      test("waitTask stores the totals the run used so far (a waiting task shows them; without totals they stay as they were)", async () => {
+        const s = await open();
+        await s.createTask(newTask("t"));
+        await s.markRunning("t", new Date("2026-03-04T05:06:08.000Z"));
+        await s.appendEvents("t", run(1, 2, "t"), 1);
+        expect(await s.waitTask("t", until, 1, undefined, { steps: 2, inputTokens: 17, outputTokens: 16, costUsd: 0.25 })).toBe(true);
+        expect(await s.getTask("t")).toMatchObject({ status: "waiting", total_steps: 2, input_tokens: 17, output_tokens: 16, total_tokens: 33, cost_usd: 0.25 });
+        // No price: cost stays null.
+        await s.createTask(newTask("free"));
+        await s.markRunning("free", new Date());
+        expect(await s.waitTask("free", until, undefined, undefined, { steps: 1, inputTokens: 3, outputTokens: 4, costUsd: null })).toBe(true);
+        expect(await s.getTask("free")).toMatchObject({ total_steps: 1, total_tokens: 7, cost_usd: null });
+        // No totals given: the row's are kept.
+        expect((await parked(s, "none", until)).total_tokens).toBe(0);
+      });
+
       test("waitTask is fenced: a run that was taken over cannot park the task", async () => {
         const s = await open();
         await s.createTask(newTask("f"));
