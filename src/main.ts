@@ -7,6 +7,7 @@
 import { COMMAND_USAGE, parseCommand, UsageError, USAGE } from "./cli/args.ts";
 import type { ConfigInput } from "./config/config.ts";
 import { VERSION } from "./version.ts";
+import { readFileSync } from "node:fs";
 
 async function main(argv: string[]): Promise<number> {
   let command;
@@ -101,6 +102,16 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     }
   }
 
+  // Each watcher and each connection holds a file descriptor. Bun raises the soft limit to the hard
+  // one; at the limit, Bun 1.4.4's accept loop retries without pause (a core spent, /health not
+  // answered) until connections close: say so at start-up when the limit is low.
+  const openFiles = openFileLimit();
+  if (openFiles !== undefined && openFiles < LOW_OPEN_FILES) {
+    logger.warn(`the open-file limit is ${openFiles}: each connection and watcher holds one, and at the limit the server spins a core until some close; raise it (ulimit -n, docker --ulimit nofile=65536, systemd LimitNOFILE=)`, {
+      limit: openFiles,
+    });
+  }
+
   // Where `agentkit healthcheck` finds this server, whatever port and host it was given.
   let addressFile = false;
   try {
@@ -150,4 +161,20 @@ function describeThrown(thrown: unknown): string {
   if (!(thrown instanceof Error)) return String(thrown);
   const where = thrown.stack?.split("\n").find((line) => line.trim().startsWith("at "))?.trim();
   return `${thrown.name}: ${thrown.message}${where ? ` (${where})` : ""}`;
+}
+
+/** Below this many open files, a start-up warning (see `openFileLimit`). */
+const LOW_OPEN_FILES = 4096;
+
+/** The process's soft open-file limit, from /proc (Linux); undefined elsewhere or unlimited. */
+function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((entry) => entry.startsWith("Max open files"));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : undefined;
+  } catch {
+    return undefined;
+  }
 }

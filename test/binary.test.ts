@@ -231,6 +231,61 @@ test("a second server started by mistake — on the same port, or on the same da
   expect(await again.child.exited).toBe(0);
 }, 60_000);
 
+test("a data dir whose agentkit.lock was deleted while its server runs (or whose server is older than the lock): a second server sees the first through its address file and stops (exit 2)", async () => {
+  const dataDir = join(workDir, "unlocked-data");
+  const first = await launch(["--data-dir", dataDir]);
+  try {
+    rmSync(join(dataDir, "agentkit.lock"));
+    const second = Bun.spawnSync([binary, "--data-dir", dataDir, "--port", "0"], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+    const lines = second.stderr.toString().trim().split("\n");
+    expect(lines).toEqual([
+      `agentkit: cannot start: the data dir ${dataDir} is in use by another agentkit server (http://127.0.0.1:${first.port} answers as agentkit, pid ${first.child.pid} (agentkit.addr.json)): one data dir serves one server — stop that one, or choose another --data-dir (servers share a PostgreSQL database instead: AGENTKIT_DATABASE_URL)`,
+    ]);
+    expect(second.exitCode).toBe(2);
+    expect((await fetch(`${first.base}/health`)).status).toBe(200);
+  } finally {
+    first.child.kill("SIGTERM");
+    await first.child.exited;
+  }
+  // A stale address file (its server gone, kill -9 leaves it) does not stop the next start.
+  const crashed = await launch(["--data-dir", dataDir]);
+  crashed.child.kill("SIGKILL");
+  await crashed.child.exited;
+  expect(existsSync(join(dataDir, "agentkit.addr.json"))).toBe(true);
+  const next = await launch(["--data-dir", dataDir]);
+  next.child.kill("SIGTERM");
+  expect(await next.child.exited).toBe(0);
+}, 60_000);
+
+test("a low open-file limit is named at start-up (each connection and watcher holds a file descriptor)", async () => {
+  const child = Bun.spawn(["bash", "-c", `ulimit -n 1000 && exec "$0" --data-dir "$1" --port 0`, binary, join(workDir, "nofile-data")], { cwd: workDir, stderr: "pipe", stdout: "pipe" });
+  const { log } = await listeningPort(child, 10_000);
+  child.kill("SIGTERM");
+  expect(await child.exited).toBe(0);
+  expect(log()).toContain("warn  the open-file limit is 1000: each connection and watcher holds one");
+});
+
+test("a start that fails (a port in use, a tools module that throws) stops before the store is opened: a fresh data dir has no database, an existing one is not migrated", async () => {
+  const holder = await launch(["--data-dir", join(workDir, "fails-holder")]);
+  try {
+    const fresh = join(workDir, "fails-fresh");
+    const refused = Bun.spawnSync([binary, "--data-dir", fresh, "--port", String(holder.port)], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr.toString()).toContain("EADDRINUSE");
+    expect(existsSync(join(fresh, "agentkit.sqlite"))).toBe(false);
+  } finally {
+    holder.child.kill("SIGTERM");
+    await holder.child.exited;
+  }
+  const module = join(workDir, "throwing-tools.ts");
+  await Bun.write(module, 'throw new Error("this module does not load");\n');
+  const fresh = join(workDir, "fails-tools");
+  const broken = Bun.spawnSync([binary, "--data-dir", fresh, "--port", "0"], { cwd: workDir, env: { AGENTKIT_TOOLS_MODULE: module }, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
+  expect(broken.exitCode).toBe(2);
+  expect(broken.stderr.toString()).toContain("this module does not load");
+  expect(existsSync(join(fresh, "agentkit.sqlite"))).toBe(false);
+}, 60_000);
+
 test("a data dir that is a file, and a database URL whose password has an unencoded '@', are named (exit 2), the password never shown", () => {
   const file = join(workDir, "a-file");
   Bun.spawnSync(["touch", file]);

@@ -80,6 +80,24 @@ export interface HealthcheckOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The server another process runs on `dataDir`, if its address file names one that is alive and
+ * answers `GET /health` as agentkit does (a stale file, a reused pid, an address nobody serves: none).
+ * The data-dir lock's second check: a server older than the lock, or one whose lock file was
+ * deleted, still writes this file.
+ */
+export async function liveServerOf(dataDir: string, timeoutMs = 1000): Promise<AddressRecord | undefined> {
+  const record = readAddressFile(join(dataDir, ADDRESS_FILE));
+  if (!record || record.pid === process.pid || !isAlive(record.pid)) return undefined;
+  try {
+    const response = await fetch(healthUrl(record.host, record.port), { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
+    const body = (await response.json().catch(() => undefined)) as { version?: unknown; uptime_s?: unknown } | undefined;
+    return typeof body?.version === "string" && typeof body.uptime_s === "number" ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What to check and why: `from` says where the address came from. */
 export function healthcheckTarget(options: HealthcheckOptions): { url: string; from: string } {
   if (options.url) return { url: options.url, from: "--url" };

@@ -16,9 +16,12 @@ export interface DataDirLock {
 }
 
 export class DataDirInUseError extends Error {
-  constructor(readonly dataDir: string) {
+  constructor(
+    readonly dataDir: string,
+    by = "its agentkit.lock is held",
+  ) {
     super(
-      `the data dir ${dataDir} is in use by another agentkit server (its agentkit.addr.json names it): ` +
+      `the data dir ${dataDir} is in use by another agentkit server (${by}): ` +
         "one data dir serves one server — stop that one, or choose another --data-dir " +
         "(servers share a PostgreSQL database instead: AGENTKIT_DATABASE_URL)",
     );

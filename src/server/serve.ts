@@ -14,9 +14,10 @@ import { computeCostUsd } from "../llm/providers/cost.ts";
 import type { McpManager } from "../tools/mcp/mcp-manager.ts";
 import { hostname } from "node:os";
 import { createFollower } from "../cluster/follower.ts";
-import { openStore } from "../store/index.ts";
+import { openStore, type OpenedStore } from "../store/index.ts";
 import { createStoreHealth, watchWrites } from "../store/store-health.ts";
-import { lockDataDir } from "./data-dir-lock.ts";
+import { DataDirInUseError, lockDataDir } from "./data-dir-lock.ts";
+import { ADDRESS_FILE, liveServerOf } from "../cli/healthcheck.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { createInteraction } from "../tasks/interaction.ts";
@@ -100,14 +101,6 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       throw new Error(`agent '${definition.name}': ${(error as Error).message}`);
     }
   }
-  // One server per data dir (SQLite): a second one started by mistake stops here, before it takes
-  // the first one's running tasks for leftovers of a crash.
-  const dataDirLock = options.store || config.databaseUrl || config.dataDir === ":memory:" ? undefined : lockDataDir(config.dataDir);
-  const opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
-  // SQLite can stop writing while reads go on (a full disk): /health says so, and the runner takes
-  // the tasks it cut up again once writes succeed. (A cluster's database has its own ping.)
-  const storeHealth = opened.cluster ? undefined : createStoreHealth();
-  const store = instrumentStore(storeHealth ? watchWrites(opened.store, storeHealth) : opened.store, metrics.telemetry); // event-log write latency
   const bus = createBunBus();
   const feed = createLiveFeed(bus, { tailSize: options.liveTailSize, telemetry: metrics.telemetry });
   // The AI SDK and the MCP SDK are loaded only when the config uses them: they are most of the
@@ -149,10 +142,32 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       mcpServers: config.mcpServers.map((server) => server.name),
     });
   } catch (error) {
-    if (!options.store) await store.close();
-    dataDirLock?.release();
+    await mcp?.close().catch(() => {});
     throw error;
   }
+  // A port in use stops start-up here, before the store is opened (opening migrates it: an older
+  // server could not open it again) and before recovery takes the previous run's tasks. Bound and
+  // let go at once (port 0: any is free).
+  if (config.port !== 0) listen(config.host, config.port, () => Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) })).stop(true);
+  // One server per data dir (SQLite): a second one started by mistake stops here, before it takes
+  // the first one's running tasks for leftovers of a crash — also one whose lock it cannot see (a
+  // server older than the lock, or a lock file someone deleted): the address file names it.
+  const dataDirLock = options.store || config.databaseUrl || config.dataDir === ":memory:" ? undefined : lockDataDir(config.dataDir);
+  let opened: OpenedStore;
+  try {
+    const running = dataDirLock ? await liveServerOf(config.dataDir) : undefined;
+    if (running) throw new DataDirInUseError(config.dataDir, `${running.url} answers as agentkit, pid ${running.pid} (${ADDRESS_FILE})`);
+    // The last step that can fail: nothing before it changed the data.
+    opened = options.store ? { store: options.store, cluster: options.cluster } : await openStore(config, logger);
+  } catch (error) {
+    dataDirLock?.release();
+    await mcp?.close().catch(() => {});
+    throw error;
+  }
+  // SQLite can stop writing while reads go on (a full disk): /health says so, and the runner takes
+  // the tasks it cut up again once writes succeed. (A cluster's database has its own ping.)
+  const storeHealth = opened.cluster ? undefined : createStoreHealth();
+  const store = instrumentStore(storeHealth ? watchWrites(opened.store, storeHealth) : opened.store, metrics.telemetry); // event-log write latency
   if (mcp) {
     // Never rejects: a server that fails keeps retrying in the background. One that hangs (a
     // command that never answers `initialize`) would hold start-up for its whole timeout: serving
@@ -227,9 +242,6 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
 
   const retention =
     config.eventRetentionHours === undefined ? undefined : startRetention({ store, retentionHours: config.eventRetentionHours, logger });
-  // A port in use must stop start-up before recovery resumes (or fails) the previous run's tasks:
-  // a server that never serves must not touch them. Bound and let go at once (port 0: any is free).
-  if (config.port !== 0) listen(config.host, config.port, () => Bun.serve({ port: config.port, hostname: config.host, reusePort: false, fetch: () => new Response(null, { status: 503 }) })).stop(true);
   const recovered = await runner.recover();
   if (opened.cluster) logger.info("cluster mode", { node, role: config.role, lease_ms: config.leaseMs });
   if (recovered.interrupted + recovered.requeued + recovered.resumed > 0) {
