@@ -122,7 +122,7 @@ describe("tasks", () => {
     await expectError(await server.http("/ws/tasks/abc"), 426, "upgrade_required");
   });
 
-  test("a body without a length (chunked): judged by what arrives — many tiny chunks are one body, past the limit is 413; A2A without a key is 401 before its body is read", async () => {
+  test("a body without a length (chunked): judged by what arrives — hundreds of tiny chunks are one body, past the limit is 413, thousands of tiny ones are 400 with the connection closed; A2A without a key is 401 before its body is read", async () => {
     server = await startTestServer({ config: { maxBodyBytes: 4096, apiKey: "k".repeat(24) } });
     const key = { authorization: `Bearer ${"k".repeat(24)}` };
     /** A body sent in `chunks` pieces (no Content-Length), optionally never ending. */
@@ -145,6 +145,27 @@ describe("tasks", () => {
     await expectError(await post("/a2a/default", chunked(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "x", params: { a: "x".repeat(5000) } }), 40)), 413, "payload_too_large");
     // No key: answered while the body is still coming (it never ends).
     await expectError(await within(post("/a2a/default", chunked("{", 1, false), {}), 5_000, "a 401 before the body ends"), 401, "unauthorized");
+
+    // Thousands of one-byte chunks (each costs the server to parse and take): refused once more
+    // than 1,024 have come averaging under 1 KiB, the connection closed, the rest never read.
+    const { connect: tcpConnect } = await import("node:net");
+    const socket = tcpConnect({ host: "127.0.0.1", port: server.port });
+    socket.on("error", () => {});
+    let answer = "";
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("data", (data) => (answer += data.toString()));
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    const tiny = `{"input":"${"x".repeat(3000)}"}`;
+    socket.write(
+      `POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${"k".repeat(24)}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        [...tiny].map((char) => `1\r\n${char}\r\n`).join("") +
+        "0\r\n\r\n",
+    );
+    await within(closed, 5_000, "the server to answer and close the connection");
+    const [head = "", text = ""] = answer.split("\r\n\r\n");
+    expect(head.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+    expect(head.toLowerCase()).toContain("connection: close");
+    expect(JSON.parse(text).error).toMatchObject({ code: "bad_request", message: expect.stringContaining("more than 1024 chunks") });
   });
 
   test("GET /tasks filters by status and pages with a cursor, newest first", async () => {
