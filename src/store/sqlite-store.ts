@@ -203,6 +203,29 @@ const TASK_COLUMNS = `rowid, id, owner, agent, input, metadata, status, stop_rea
   thread_id, output_json, wait_until`;
 
 /**
+ * The query `listTasks` runs (a page and one more row, newest first), with its parameters;
+ * `before`: the decoded cursor. Exported so that a test can EXPLAIN the very SQL.
+ */
+export function listTasksSql(query: { status?: TaskStatus; owner?: string; before?: number; limit: number }): { sql: string; params: Record<string, string | number> } {
+  const conditions: string[] = [];
+  const params: Record<string, string | number> = { limit: query.limit + 1 };
+  if (query.status) {
+    conditions.push("status = $status");
+    params.status = query.status;
+  }
+  if (query.owner !== undefined) {
+    conditions.push("owner = $owner");
+    params.owner = query.owner;
+  }
+  if (query.before !== undefined) {
+    conditions.push("rowid < $before");
+    params.before = query.before;
+  }
+  const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
+  return { sql: `SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY rowid DESC LIMIT $limit`, params };
+}
+
+/**
  * Schema 1 → 2: an error was its message alone; it becomes a `TaskError`. The code is the stop
  * reason where that is a code of its own (`max_steps`, `token_budget`, `deadline`, `interrupted`),
  * else `internal` (a provider's status cannot be told reliably from an old message).
@@ -563,23 +586,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     },
 
     async listTasks(query: ListTasksQuery): Promise<TaskPage> {
-      const conditions: string[] = [];
-      const params: Record<string, string | number> = { limit: query.limit + 1 };
-      if (query.status) {
-        conditions.push("status = $status");
-        params.status = query.status;
-      }
-      if (query.owner !== undefined) {
-        conditions.push("owner = $owner");
-        params.owner = query.owner;
-      }
-      if (query.cursor !== undefined) {
-        const before = decodeCursor(query.cursor);
-        conditions.push("rowid < $before");
-        params.before = before;
-      }
-      const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
-      const rows = db.query(`SELECT ${TASK_COLUMNS} FROM tasks ${where} ORDER BY rowid DESC LIMIT $limit`).all(params);
+      const { sql, params } = listTasksSql({ ...query, before: query.cursor === undefined ? undefined : decodeCursor(query.cursor) });
+      const rows = db.query(sql).all(params);
       const page = rows.slice(0, query.limit);
       const last = page.at(-1) as { rowid: number } | undefined;
       return {

@@ -95,6 +95,7 @@ test("events pruned by retention are replaced by a resync snapshot, never a sile
   expect(client.events.map((event) => JSON.parse(event.data).type)).toEqual(["connected", "resync"]);
 });
 
+// Start-up's prune, end to end; the hourly ones (startRetention's timer): test/tasks/retention.test.ts.
 test("the retention setting prunes the logs of ended tasks (checked at start-up and hourly)", async () => {
   const { tempDir } = await import("../helpers/server.ts");
   const { rmSync } = await import("node:fs");

@@ -2,7 +2,8 @@
  * The task WebSocket's handshake and liveness, as clients see them on the wire: the subprotocol
  * answer never carries a key, browser origins are checked when configured, a bad query is answered
  * with 4400 after the upgrade, keys a browser cannot send are refused at start-up, and a watcher
- * that only answers the server's pings is never cut while a task streams.
+ * that only answers the server's pings (or only sends pings of its own) is never cut while a task
+ * streams.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { API_KEY_PATTERN, loadConfig } from "../../src/config/config.ts";
@@ -207,6 +208,23 @@ describe("liveness", () => {
     const texts = frames.filter((frame) => frame.opcode === 1).map((frame) => JSON.parse(frame.payload.toString()) as { type: string });
     expect(texts.filter((frame) => frame.type === "pong").length).toBeGreaterThan(6);
     // Closed only after it stopped pinging: at least 5 heartbeat periods after it connected.
+    expect(closeCode(frames.at(-1)!)).toBe(4408);
+  });
+
+  test("a client that sends only protocol-level pings (no pongs, no messages) is kept alive by them", async () => {
+    const heartbeatMs = 150;
+    server = await startTestServer({ config: { heartbeatMs } });
+    const task = await server.createTask({ input: "hi" });
+    // It reads nothing (so answers none of the server's pings) and sends nothing but PING frames.
+    const peer = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}`, { paused: true });
+    const pinger = setInterval(() => peer.sendFrame(9, "alive?"), heartbeatMs / 3);
+    await Bun.sleep(heartbeatMs * 5);
+    clearInterval(pinger);
+    const frames = await peer.readUntilClosed(10_000);
+    // Each of its pings was answered with a pong while the connection was open: ~15 over 5 periods
+    // (cut after one period, it would have had 3 or 4).
+    expect(frames.filter((frame) => frame.opcode === 10 && frame.payload.toString() === "alive?").length).toBeGreaterThan(6);
+    // Closed only after it stopped pinging.
     expect(closeCode(frames.at(-1)!)).toBe(4408);
   });
 });

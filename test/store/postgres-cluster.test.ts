@@ -271,11 +271,16 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     await heard.waitFor((signal) => signal.kind === "events" && signal.taskId === "e" && signal.lastSeq === 2, "events up to 2");
     for (let seq = 3; seq <= 20; seq++) await writer.appendEvents("e", [{ seq, frame: String(seq) }], claim.attempt);
     await heard.waitFor((signal) => signal.kind === "events" && signal.lastSeq === 20, "events up to 20");
+    // Refused writes, some reaching seqs the log never has (up to 30): an announcement of them is a lie.
+    const upTo30 = (from: number, frame: string) => Array.from({ length: 31 - from }, (_, index) => ({ seq: from + index, frame }));
     await expect(writer.appendEvents("e", [{ seq: 20, frame: "dup" }])).rejects.toThrow("not the next in sequence");
+    await expect(writer.appendEvents("e", [{ seq: 30, frame: "gap" }], claim.attempt)).rejects.toThrow("not the next in sequence");
     await expect(writer.appendEvents("e", [{ seq: 21, frame: "stale" }], claim.attempt - 1)).rejects.toBeInstanceOf(FencedError);
+    await expect(writer.appendEvents("e", upTo30(21, "stale"), claim.attempt - 1)).rejects.toBeInstanceOf(FencedError);
     expect(await writer.finishTask("e", outcome("completed"), 21, "{}", claim.attempt)).toBe(true);
-    await heard.waitFor((signal) => signal.kind === "events" && signal.lastSeq === 21, "the result");
+    await heard.waitFor((signal) => signal.kind === "events" && signal.lastSeq >= 21, "the result"); // (beyond 21: checked below)
     expect(await writer.finishTask("e", outcome("failed"), 22, "{}")).toBe(false);
+    await expect(writer.appendEvents("e", upTo30(22, "late"), claim.attempt)).rejects.toThrow("not the next in sequence");
     await writer.signal({ kind: "probe", node: "node-w", nonce: "sentinel" });
     await heard.waitFor((signal) => signal.kind === "probe" && signal.nonce === "sentinel", "the sentinel");
     const seqs = heard.signals.flatMap((signal) => (signal.kind === "events" ? [signal.lastSeq] : []));

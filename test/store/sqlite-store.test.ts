@@ -7,7 +7,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Task } from "../../src/protocol/task.ts";
-import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import { createSqliteStore, listTasksSql } from "../../src/store/sqlite-store.ts";
 import { FencedError, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/server.ts";
 import { storeConformance } from "./conformance.ts";
@@ -305,18 +305,20 @@ test("one tenant's tasks in one status are found by the (owner, status) index, n
   tasks.close();
   store = undefined;
   const path = `${dir}/agentkit.sqlite`;
-  // The shape of listTasks' query with a status and an owner, with and without a cursor.
-  const plan = (where: string) => {
-    const raw = new Database(path, { readonly: true });
+  // The very query listTasks runs with a status and an owner, with and without a cursor.
+  const running = { status: "running", owner: "tenant", limit: 20 } as const;
+  const plan = (query: Parameters<typeof listTasksSql>[0]) => {
+    const { sql, params } = listTasksSql(query);
+    const raw = new Database(path, { readonly: true, strict: true });
     try {
-      const rows = raw.query(`EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE ${where} ORDER BY rowid DESC LIMIT 21`).all() as { detail: string }[];
+      const rows = raw.query(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[];
       return rows.map((row) => row.detail).join("; ");
     } finally {
       raw.close();
     }
   };
-  for (const where of ["status = 'running' AND owner = 'tenant'", "status = 'completed' AND owner = 'tenant' AND rowid < 500"]) {
-    const detail = plan(where);
+  for (const query of [running, { status: "completed", owner: "tenant", before: 500, limit: 20 }] as const) {
+    const detail = plan(query);
     expect(detail).toContain("USING INDEX tasks_owner_status (owner=? AND status=?");
     expect(detail).not.toContain("TEMP B-TREE"); // newest first straight from the index, no sort
   }
@@ -324,10 +326,10 @@ test("one tenant's tasks in one status are found by the (owner, status) index, n
   const raw = new Database(path);
   raw.run("DROP INDEX tasks_owner_status");
   raw.close();
-  expect(plan("status = 'running' AND owner = 'tenant'")).not.toContain("tasks_owner_status");
+  expect(plan(running)).not.toContain("tasks_owner_status");
 
   store = createSqliteStore({ dataDir: dir! });
   await store.close();
   store = undefined;
-  expect(plan("status = 'running' AND owner = 'tenant'")).toContain("USING INDEX tasks_owner_status");
+  expect(plan(running)).toContain("USING INDEX tasks_owner_status");
 });

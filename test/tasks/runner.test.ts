@@ -307,13 +307,23 @@ describe("a run's end the store refuses", () => {
       tools: builtinTools(),
       mcpServers: [],
     });
-    let moveLog = true;
+    /** What happens in the store just before the run's end is written. */
+    let meddle: "move the log" | "end the task first" = "move the log";
+    /** What the store answered to each end the run wrote. */
+    const answered: boolean[] = [];
     const wrapped: TaskStore = {
       ...store,
       async finishTask(id, outcome, seq, frame, fence, webhooks, before) {
-        // Someone else's write lands first: the log no longer ends where this run's does.
-        if (moveLog) await store.appendEvents(id, [{ seq: seq - (before?.length ?? 0), frame: '{"type":"step"}' }], fence);
-        return store.finishTask(id, outcome, seq, frame, fence, webhooks, before);
+        if (meddle === "move the log") {
+          // Someone else's write lands first: the log no longer ends where this run's does.
+          await store.appendEvents(id, [{ seq: seq - (before?.length ?? 0), frame: '{"type":"step"}' }], fence);
+        } else {
+          // Someone else ends the task first (a cancel, through the real store): the first end stands.
+          expect(await store.finishTask(id, { ...outcome, status: "cancelled", stopReason: "cancelled", output: null, error: null }, seq, frame, fence, undefined, before)).toBe(true);
+        }
+        const stored = await store.finishTask(id, outcome, seq, frame, fence, webhooks, before);
+        answered.push(stored);
+        return stored;
       },
     };
     const runner = createRunner({
@@ -333,12 +343,17 @@ describe("a run's end the store refuses", () => {
     expect(refused[0]).toContain(task.id);
     expect((await store.getTask(task.id))?.status).toBe("running"); // as the store has it: a restart resumes it
 
-    // A task that ended otherwise first (here: cancelled while queued, then its run's end refused): no error.
-    moveLog = false;
+    expect(answered).toEqual([false]);
+
+    // A task that ended otherwise first (cancelled in the store just before its run's end is
+    // written, which the store then refuses): no error.
+    meddle = "end the task first";
     lines.length = 0;
-    const other = await submit({ store, runner, published: [] }, { steps: 1, delay_ms: 60_000 });
-    await until(async () => (await store.getTask(other.id))?.status === "running", "the other task runs");
-    expect((await runner.cancel(other.id))?.status).toBe("cancelled");
+    answered.length = 0;
+    const other = await submit({ store, runner, published: [] }, { steps: 2 });
+    await until(() => runner.liveTask(other.id) === undefined, "the other run ends");
+    expect(answered).toEqual([false]); // the run's end was refused…
+    expect((await store.getTask(other.id))?.status).toBe("cancelled"); // …because the task had ended first
     expect(lines.filter((line) => line.includes("refused a task's end"))).toEqual([]);
   });
 });
