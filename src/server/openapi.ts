@@ -211,8 +211,11 @@ export interface ResponseDoc {
   schema?: z.ZodType;
   /** Default `application/json`. */
   contentType?: "application/json" | "text/event-stream" | "text/html" | "text/plain";
-  /** A second representation of the same answer (content negotiation). */
-  alternative?: { contentType: "text/event-stream"; description: string };
+  /**
+   * A second representation of the same answer (content negotiation, or the method asked for):
+   * Server-Sent Events, each `data:` line one `eventData` (a value of RESPONSE_SCHEMAS).
+   */
+  alternative?: { contentType: "text/event-stream"; description: string; eventData: z.ZodType };
   headers?: Record<string, { description: string; schema: Record<string, unknown> }>;
 }
 
@@ -372,6 +375,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
         alternative: {
           contentType: "text/event-stream",
           description: "Server-Sent Events: each `data:` line is one WatchFrame (JSON); durable frames carry `id: <seq>`. Comment lines keep it alive every 5 s.",
+          eventData: WatchFrame,
         },
       },
       204: { description: "Event stream: the task has ended and nothing is left to send (an EventSource stops reconnecting)" },
@@ -635,7 +639,17 @@ function A2A_ROUTE_DOCS(): RouteDoc[] {
       params: agentParam,
       body: { schema: A2AJsonRpcRequest, required: true, example: A2A_REQUEST_EXAMPLE },
       responses: {
-        200: { description: "The JSON-RPC response (or, for the streaming methods, Server-Sent Events of them)", schema: A2AJsonRpcResponse },
+        200: {
+          description: "The JSON-RPC response (a protocol error too)",
+          schema: A2AJsonRpcResponse,
+          alternative: {
+            contentType: "text/event-stream",
+            description:
+              "The streaming methods (`SendStreamingMessage`, `SubscribeToTask`, `message/stream`, `tasks/resubscribe`) answer Server-Sent Events: each `data:` line is a JSON-RPC response (its `result` a task, a status update or an artifact update; or an error), until a terminal state or `input-required`",
+            eventData: A2AJsonRpcResponse,
+          },
+        },
+        202: { description: "A JSON-RPC notification (a request without `id`): no answer and no body (A2A defines no notifications: nothing is done)" },
         ...errors(401, 404, 413, 415),
       },
     },
@@ -748,10 +762,12 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       if (response.schema) content[response.contentType ?? "application/json"] = { schema: responseRef(response.schema, status) };
       else if (response.contentType) content[response.contentType] = { schema: { type: "string" } };
       if (response.alternative) {
+        const eventData = nameOf(response.alternative.eventData, RESPONSE_SCHEMAS);
+        if (!eventData) throw new Error(`${route.method} ${route.path}: its event stream's data schema is not in RESPONSE_SCHEMAS`);
         content[response.alternative.contentType] = {
           schema: { type: "string", description: response.alternative.description },
           // OpenAPI 3.1 has no schema for the items of a stream: this says what each `data:` line is.
-          "x-event-data": ref("WatchFrame"),
+          "x-event-data": ref(eventData),
         };
       }
       responses[statusText] = {

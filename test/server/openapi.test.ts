@@ -265,7 +265,19 @@ describe("a live server's answers match the documented schema of their status", 
       else expect(text).toBe("");
       return { response, body: text as unknown };
     }
-    if (documented.alternative && contentType.startsWith(documented.alternative.contentType)) return { response, body: text as unknown };
+    if (documented.alternative && contentType.startsWith(documented.alternative.contentType)) {
+      // Each `data:` line is one event, of the documented schema (`x-event-data`), strictly.
+      const op = DOC.paths[openApiPath(route.path)][route.method.toLowerCase()];
+      const validateEvent = ajv.getSchema(`${DOC_ID}${op.responses[String(response.status)].content[documented.alternative.contentType]["x-event-data"].$ref}`)!;
+      const events = text.split("\n").filter((line) => line.startsWith("data: ")).map((line) => JSON.parse(line.slice(6)));
+      expect(events.length).toBeGreaterThan(0);
+      for (const event of events) {
+        const parsed = documented.alternative.eventData.safeParse(event);
+        expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+        expect(validateEvent(event) ? [] : validateEvent.errors).toEqual([]);
+      }
+      return { response, body: text as unknown };
+    }
     expect(contentType).toStartWith("application/json");
     const body = JSON.parse(text);
     const parsed = (documented.schema as z.ZodType).safeParse(body);
@@ -508,6 +520,14 @@ describe("a live server's answers match the documented schema of their status", 
     expect(sent.result.task.status.state).toBe("TASK_STATE_COMPLETED");
     const { body: missing } = (await check("POST", "/a2a/default", 200, { json: { jsonrpc: "2.0", id: 2, method: "GetTask", params: { id: "nope" } } })) as { body: { error: { code: number } } };
     expect(missing.error.code).toBe(-32001);
+    // The streaming methods (v0.3 and v1.0) answer Server-Sent Events, each `data:` a JSON-RPC response.
+    const parts = [{ kind: "text", text: "What is 2+3?" }];
+    const { body: streamed } = await check("POST", "/a2a/default", 200, { json: { jsonrpc: "2.0", id: 3, method: "message/stream", params: { message: { kind: "message", messageId: "m3", role: "user", parts } } } });
+    expect(String(streamed)).toContain('"state":"completed"');
+    const { body: v1 } = await check("POST", "/a2a/default", 200, { json: { ...send, id: 4, method: "SendStreamingMessage", params: { message: { ...send.params.message, messageId: "m4" } } } });
+    expect(String(v1)).toContain("TASK_STATE_COMPLETED");
+    // A notification (no `id`) is accepted with no answer: 202, no body.
+    await check("POST", "/a2a/default", 202, { json: { jsonrpc: "2.0", method: "SendMessage", params: send.params } });
     await check("POST", "/a2a/default", 401, { key: null, json: send });
     await check("POST", "/a2a/nobody", 404, { json: send });
     await check("POST", "/a2a/default", 413, { json: { ...send, pad: "x".repeat(2 * 1024 * 1024) } });
