@@ -41,6 +41,7 @@ import { StopReason, Task, TaskError, TaskErrorCode, TaskMetadata, TaskStatus, T
 import { ShareBody } from "./share-tokens.ts";
 import { A2A_REQUEST_EXAMPLE, A2AAgentCard, A2AJsonRpcRequest, A2AJsonRpcResponse } from "../protocols/a2a/schemas.ts";
 import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/schemas.ts";
+import { McpJsonRpcError } from "../protocols/mcp/schemas.ts";
 
 // ---- response shapes (what app.ts answers; the request shapes are in src/protocol/api.ts) ----
 
@@ -189,6 +190,7 @@ export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   WebhookSecretResponse,
   A2AJsonRpcResponse,
   A2AAgentCard,
+  McpJsonRpcError,
   OpenApiDocument: OpenApiDocumentShape,
   AsyncApiDocument: AsyncApiDocumentShape,
 };
@@ -571,12 +573,15 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "mcp",
     summary: "MCP server (Streamable HTTP): every agent as a tool",
     description:
-      "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST, `Accept: application/json, text/event-stream`. `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. A message the transport cannot take is a JSON-RPC error (400 malformed, 406 without that `Accept`, 415 not JSON). GET and DELETE answer 405. See the README, \"MCP server\".",
+      "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST. Every POST must send `Accept` listing both `application/json` and `text/event-stream` (406 otherwise) and `Content-Type: application/json` (415 otherwise). `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. What the transport refuses (400, 406, 415) is answered as MCP clients expect, a JSON-RPC error with `id: null` — not agentkit's error shape, which the key's refusals (401, 403) and a body too large (413) have. GET and DELETE answer 405. See the README, \"MCP server\".",
     tags: ["agents"],
     auth: "key",
     responses: {
       200: { description: "The JSON-RPC responses (and progress notifications) as Server-Sent Events", contentType: "text/event-stream" },
       202: { description: "Notifications only (e.g. `notifications/cancelled`): accepted" },
+      400: { description: "A JSON-RPC error: not JSON or not a JSON-RPC message (-32700), too deeply nested or a batch of more than 100 (-32600), an unsupported `Mcp-Protocol-Version` (-32000)", schema: McpJsonRpcError },
+      406: { description: "A JSON-RPC error (-32000): `Accept` does not list both `application/json` and `text/event-stream`", schema: McpJsonRpcError },
+      415: { description: "A JSON-RPC error (-32000): the `Content-Type` is not `application/json`", schema: McpJsonRpcError },
       ...errors(401, 403, 413),
     },
   },

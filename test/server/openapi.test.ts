@@ -505,6 +505,13 @@ describe("a live server's answers match the documented schema of their status", 
     const { body: events } = await check("POST", "/mcp", 200, { json: call, headers: mcp });
     expect(String(events)).toContain("2+3 = 5");
     await check("POST", "/mcp", 202, { json: { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 99 } }, headers: mcp });
+    // What the transport refuses is a JSON-RPC error (`id: null`) with an HTTP status, not agentkit's error shape.
+    const { body: malformed } = (await check("POST", "/mcp", 400, { body: "{not json", headers: { ...mcp, "content-type": "application/json" } })) as { body: { error: { code: number } } };
+    expect(malformed.error.code).toBe(-32700);
+    await check("POST", "/mcp", 400, { json: { jsonrpc: "2.0", id: 1 }, headers: mcp });
+    await check("POST", "/mcp", 400, { json: call, headers: { ...mcp, "mcp-protocol-version": "1999-01-01" } });
+    await check("POST", "/mcp", 406, { json: call, headers: { ...mcp, accept: "application/json" } });
+    await check("POST", "/mcp", 415, { body: JSON.stringify(call), headers: { ...mcp, "content-type": "text/plain" } });
     await check("POST", "/mcp", 401, { key: null, json: call, headers: mcp });
     await check("POST", "/mcp", 403, { key: share.token, json: call, headers: mcp });
     await check("POST", "/mcp", 413, { json: { ...call, params: { ...call.params, arguments: { input: "x".repeat(1_100_000) } } }, headers: mcp });
