@@ -41,7 +41,8 @@ import { StopReason, Task, TaskError, TaskErrorCode, TaskMetadata, TaskStatus, T
 import { ShareBody } from "./share-tokens.ts";
 import { A2A_REQUEST_EXAMPLE, A2AAgentCard, A2AJsonRpcRequest, A2AJsonRpcResponse } from "../protocols/a2a/schemas.ts";
 import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/schemas.ts";
-import { McpJsonRpcError } from "../protocols/mcp/schemas.ts";
+import { MCP_REQUEST_EXAMPLE, McpJsonRpcError, McpJsonRpcMessage, McpRequestBody } from "../protocols/mcp/schemas.ts";
+import { AG_UI_REQUEST_EXAMPLE, AgUiMessage, RunAgentInput } from "../protocols/ag-ui/schemas.ts";
 
 // ---- response shapes (what app.ts answers; the request shapes are in src/protocol/api.ts) ----
 
@@ -153,6 +154,10 @@ export const REQUEST_SCHEMAS: Record<string, z.ZodType> = {
   ShareBody,
   BusyPolicy,
   A2AJsonRpcRequest,
+  McpJsonRpcMessage,
+  McpRequest: McpRequestBody,
+  AgUiMessage,
+  RunAgentInput,
 };
 export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   Error: ErrorResponse,
@@ -576,6 +581,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
       "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST. Every POST must send `Accept` listing both `application/json` and `text/event-stream` (406 otherwise) and `Content-Type: application/json` (415 otherwise). `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. What the transport refuses (400, 406, 415) is answered as MCP clients expect, a JSON-RPC error with `id: null` — not agentkit's error shape, which the key's refusals (401, 403) and a body too large (413) have. GET and DELETE answer 405. See the README, \"MCP server\".",
     tags: ["agents"],
     auth: "key",
+    body: { schema: McpRequestBody, required: true, example: MCP_REQUEST_EXAMPLE },
     responses: {
       200: { description: "The JSON-RPC responses (and progress notifications) as Server-Sent Events", contentType: "text/event-stream" },
       202: { description: "Notifications only (e.g. `notifications/cancelled`): accepted" },
@@ -596,6 +602,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
       tags: ["agents"],
       auth: "key",
       ...(path === "/ag-ui/:agent" ? { params: z.object({ agent: z.string() }) } : {}),
+      body: { schema: RunAgentInput, required: true, example: AG_UI_REQUEST_EXAMPLE },
       responses: {
         200: { description: "The run's AG-UI events (Server-Sent Events)", contentType: "text/event-stream" },
         ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),

@@ -17,7 +17,9 @@ export const McpJsonRpcMessage = z.strictObject({
 });
 
 /** `POST /mcp`: one message, or a batch of them (at most 100, as the MCP SDK takes). */
-export const McpRequestBody = z.union([McpJsonRpcMessage, z.array(McpJsonRpcMessage).min(1).max(100)]);
+export const McpRequestBody = z
+  .union([McpJsonRpcMessage, z.array(McpJsonRpcMessage).min(1).max(100)])
+  .describe("A JSON-RPC request or notification, or a batch of them (at most 100). The transport also takes a JSON-RPC response (202) and ignores it: this server sends clients no requests.");
 
 /** `POST /mcp`: the documented example, a tool call (each agent is a tool). */
 export const MCP_REQUEST_EXAMPLE = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "default", arguments: { input: "What is 17*23?" } } };
