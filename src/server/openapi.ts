@@ -817,7 +817,7 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       version: options.version,
       summary: "Runs LLM agents as tasks and streams every step over WebSocket and Server-Sent Events.",
       description:
-        "Every route but the open ones (`/health`, the docs) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
+        "Every route but the open ones (`/health`, `/openapi.json`, `/asyncapi.json`, `/docs`, the A2A agent cards) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. On a route that needs a key both need it too: without one they are a 401, as an unknown path is, so nothing about the protected routes is told before the key. The open routes answer them without a key. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
     },
     servers: [{ url: "/", description: "This server" }],
     tags: [

@@ -16,7 +16,7 @@ import officialSchema from "../fixtures/openapi-3.1.schema.json";
 import { CLIENT_FRAME_TYPES, ServerFrame } from "../../src/protocol/frames.ts";
 import { CloseCode } from "../../src/errors.ts";
 import { VERSION } from "../../src/version.ts";
-import { ROUTES } from "../../src/server/app.ts";
+import { OPEN_PATHS, ROUTES } from "../../src/server/app.ts";
 import { buildAsyncApiDocument } from "../../src/server/asyncapi.ts";
 import { DOCS_PAGE } from "../../src/server/docs-page.ts";
 import { buildOpenApiDocument, openApiPath, ROUTE_DOCS, WatchFrame, type RouteDoc } from "../../src/server/openapi.ts";
@@ -625,6 +625,27 @@ describe("a live server's answers match the documented schema of their status", 
     expect(DOC.paths["/ws/tasks/{id}"].get.responses["101"]).toBeDefined();
     // Every route that can answer 429 queue_full says so (a generated client models the retry).
     for (const path of ["/tasks", "/threads/{id}/tasks", "/tasks/{id}/input"]) expect(DOC.paths[path].post.responses["429"], path).toBeDefined();
+  });
+
+  test("with keys, an open route answers OPTIONS (204) and another method (405), with Allow, without a key; a route that needs one answers 401", async () => {
+    const open = new Set(ROUTE_DOCS.filter((route) => route.auth === "none").map((route) => route.path));
+    expect([...open].sort()).toEqual([...OPEN_PATHS].sort());
+    const validate = ajv.getSchema(`${DOC_ID}#/components/schemas/Error`)!;
+    for (const [path, methods] of Object.entries(ROUTES)) {
+      const url = path.replace(":agent", "default").replace(":id", "x");
+      const options = await server.http(url, { method: "OPTIONS" });
+      const put = await server.http(url, { method: "PUT" });
+      const body = (await put.json()) as { error: { code: string } };
+      expect(validate(body)).toBe(true);
+      if (open.has(path)) {
+        expect({ path, options: options.status, allow: options.headers.get("allow") }).toEqual({ path, options: 204, allow: methods.join(", ") });
+        expect({ path, put: put.status, allow: put.headers.get("allow"), code: body.error.code }).toEqual({ path, put: 405, allow: methods.join(", "), code: "method_not_allowed" });
+      } else {
+        // Nothing about a protected route is told before the key: not even its methods.
+        expect({ path, options: options.status, put: put.status, allow: put.headers.get("allow") }).toEqual({ path, options: 401, put: 401, allow: null });
+      }
+    }
+    expect(DOC.info.description).toContain("without one they are a 401");
   });
 
   test("a known route asked with another method is a 405 shaped as the documented default error", async () => {
