@@ -541,6 +541,13 @@ function otherMethod(c: Context, methods: readonly string[]): Response {
   return c.json(failure.toJSON(), 405, { Allow: allow });
 }
 
+/**
+ * The web console's pages: served by Bun.serve's own routes (serve.ts), before the app, on every
+ * node but a worker; the app answers their other methods (and their bundled `/chunk-*` assets are
+ * Bun's alone). In ROUTES so that those are a 405, as on every route, and so the document lists them.
+ */
+export const CONSOLE_ROUTES: Record<string, readonly string[]> = { "/": ["GET", "HEAD"], "/ui": ["GET", "HEAD"] };
+
 /** The routes and the methods each answers (HEAD: as GET, by Hono); anything else is a 405. */
 export const ROUTES: Record<string, readonly string[]> = {
   "/health": ["GET", "HEAD"],
@@ -567,9 +574,10 @@ export const ROUTES: Record<string, readonly string[]> = {
   "/ag-ui/:agent": ["POST"],
   "/mcp": ["POST"],
   ...A2A_ROUTES,
+  ...CONSOLE_ROUTES,
 };
 /** The routes open to anyone (no key read), as /health: their OPTIONS and other methods are too. */
-export const OPEN_PATHS: readonly string[] = ["/health", ...DOCS_PATHS, ...A2A_CARD_PATHS];
+export const OPEN_PATHS: readonly string[] = ["/health", ...DOCS_PATHS, ...A2A_CARD_PATHS, ...Object.keys(CONSOLE_ROUTES)];
 const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
 /** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */
 const EVENTS_PATH = /^\/tasks\/[^/]+\/events$/;

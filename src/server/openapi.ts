@@ -573,6 +573,27 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     responses: { 200: { description: "HTML", contentType: "text/html" } },
   },
   {
+    method: "GET",
+    path: "/",
+    operationId: "getConsole",
+    summary: "The web console",
+    description:
+      "An HTML page, bundled into the binary, built on this API: start tasks, see the task list change, watch a task live over the WebSocket, approve, answer, steer and cancel. Open (no key); it asks for the key itself on its first 401. Its scripts and styles are served beside it, open too, at `/chunk-<hash>.js` and `/chunk-<hash>.css`: their names change with each build, so they are not listed here. Not served by a `worker` node. See the README, \"Web console\".",
+    tags: ["console"],
+    auth: "none",
+    responses: { 200: { description: "HTML", contentType: "text/html" } },
+  },
+  {
+    method: "GET",
+    path: "/ui",
+    operationId: "redirectToConsole",
+    summary: "The web console, by another address",
+    description: "A permanent redirect to `/`. Open (no key).",
+    tags: ["console"],
+    auth: "none",
+    responses: { 308: { description: "Permanent Redirect", headers: { Location: { description: "`/`", schema: { type: "string", const: "/" } } } } },
+  },
+  {
     method: "POST",
     path: "/mcp",
     operationId: "mcp",
@@ -817,7 +838,7 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       version: options.version,
       summary: "Runs LLM agents as tasks and streams every step over WebSocket and Server-Sent Events.",
       description:
-        "Every route but the open ones (`/health`, `/openapi.json`, `/asyncapi.json`, `/docs`, the A2A agent cards) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. On a route that needs a key both need it too: without one they are a 401, as an unknown path is, so nothing about the protected routes is told before the key. The open routes answer them without a key. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
+        "Every route but the open ones (`/health`, `/openapi.json`, `/asyncapi.json`, `/docs`, the A2A agent cards, the web console) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. On a route that needs a key both need it too: without one they are a 401, as an unknown path is, so nothing about the protected routes is told before the key. The open routes answer them without a key. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
     },
     servers: [{ url: "/", description: "This server" }],
     tags: [
@@ -828,6 +849,7 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       { name: "agents", description: "What this server runs" },
       { name: "server", description: "Health" },
       { name: "docs", description: "These documents" },
+      { name: "console", description: "The web console, for people" },
     ],
     security: SECURITY.key,
     paths,
