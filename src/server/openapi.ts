@@ -304,10 +304,10 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "getMetrics",
     summary: "Prometheus metrics",
     description:
-      "The Prometheus text exposition format (`text/plain; version=0.0.4`): tasks by status and stop reason, queue depth, running tasks, watchers, frames published, slow-client closes, model and tool latency, tokens and errors, event-store append latency. The admin key when keys are configured (a tenant key or a share token: 403). 404 when metrics are off.",
+      "The Prometheus text exposition format (`text/plain; version=0.0.4`): tasks by status and stop reason, queue depth, running tasks, watchers, frames published, slow-client closes, model and tool latency, tokens and errors, event-store append latency. The admin key when keys are configured (a tenant key or a share token: 403); in open mode (no key configured), anyone. Served by every node, a `worker` too.",
     tags: ["server"],
     auth: "key",
-    responses: { 200: { description: "The metrics", contentType: "text/plain" }, ...errors(401, 403, 404) },
+    responses: { 200: { description: "The metrics", contentType: "text/plain" }, ...errors(401, 403) },
   },
   {
     method: "GET",
@@ -418,7 +418,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "getWebhookSecret",
     summary: "The webhook signing secret",
     description:
-      "`{secret: \"whsec_…\"}`: the Standard Webhooks secret every webhook is signed with (`AGENTKIT_WEBHOOK_SECRET`, or one the store made once), for receivers to verify `webhook-signature`. The admin key only (a tenant key or a share token: 403).",
+      "`{secret: \"whsec_…\"}`: the Standard Webhooks secret every webhook is signed with (`AGENTKIT_WEBHOOK_SECRET`, or one the store made once), for receivers to verify `webhook-signature`. The admin key only when keys are configured (a tenant key or a share token: 403). In open mode (no key configured) anyone may read it, as every route: a receiver cannot tell agentkit's webhooks from forged ones unless the server has keys.",
     tags: ["server"],
     auth: "key",
     responses: { 200: { description: "The secret", schema: WebhookSecretResponse }, ...errors(401, 403, 501) },

@@ -451,6 +451,19 @@ describe("a live server's answers match the documented schema of their status", 
 
   }, 60_000);
 
+  test("open mode (no key configured): the admin's routes, the webhook secret and the metrics, answer anyone", async () => {
+    const open = await startTestServer();
+    target = open;
+    try {
+      await check("GET", "/webhooks/secret", 200, { key: null });
+      await check("GET", "/metrics", 200, { key: null });
+      expect(routeOf("GET", "/webhooks/secret").description).toContain("In open mode (no key configured) anyone may read it");
+    } finally {
+      target = server;
+      await open.close();
+    }
+  });
+
   test("approvals and answers: 200 with the task once a person decides", async () => {
     const calc = { id: "c1", name: "calculator", arguments: JSON.stringify({ expression: "6*7" }) };
     const ask = { id: "q1", name: "ask_user", arguments: JSON.stringify({ question: "Which colour?" }) };
@@ -575,7 +588,7 @@ describe("a live server's answers match the documented schema of their status", 
       // 32 messages waiting for a step: interaction.test.ts ("messages pile up at most 32 deep") provokes it.
       "POST /tasks/:id/input 429",
       "POST /tasks/:id/share 501", "POST /tasks/:id/input 501", "POST /tasks/:id/approvals 501", "POST /tasks/:id/answers 501",
-      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /metrics 404", "GET /webhooks/secret 501",
+      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /webhooks/secret 501",
       "POST /ag-ui 429", "POST /ag-ui 503", "POST /ag-ui/:agent 429", "POST /ag-ui/:agent 503",
     ]);
     const missing = ROUTE_DOCS.flatMap((route) => Object.keys(route.responses).map((status) => `${route.method} ${route.path} ${status}`)).filter(
