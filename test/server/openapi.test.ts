@@ -736,6 +736,18 @@ describe("the AsyncAPI document", () => {
     expect(step.oneOf.length).toBeGreaterThan(10);
   });
 
+  test("each client frame's operation says what comes back and when; cancel's says it has no ack and that an ended task's sends nothing", () => {
+    for (const [name, op] of Object.entries<Json>(ASYNC.operations).filter(([, candidate]) => candidate.action === "receive")) {
+      expect({ name, description: typeof op.description }).toEqual({ name, description: "string" });
+      expect(op.reply.messages.length).toBeGreaterThan(0);
+    }
+    const cancel = ASYNC.operations.receiveCancel;
+    expect(cancel.reply.messages.map((ref: Json) => ref.$ref).sort()).toEqual(["#/channels/task/messages/server.error", "#/channels/task/messages/server.result"]);
+    expect(cancel.description).toContain("no `ack`");
+    expect(cancel.reply["x-no-reply"]).toContain("already ended");
+    expect(ASYNC.operations.receiveInput.reply["x-no-reply"]).toBeUndefined();
+  });
+
   test("server frames from a real task match the documented frame schemas", async () => {
     const ajvDraft7 = new (await import("ajv")).default({ strict: false, allErrors: true, validateFormats: false });
     ajvDraft7.addSchema({ ...ASYNC, $id: "https://agentkit.invalid/asyncapi.json" });
@@ -788,6 +800,8 @@ describe("/docs", () => {
       expect(rendered).toEqual(documented);
       const frames = await page.evaluate<string[]>(`[...document.querySelectorAll("details.frame")].map((card) => card.dataset.frame).sort()`);
       expect(frames.length).toBe((ServerFrame.options as unknown[]).length + CLIENT_FRAME_TYPES.length);
+      // A client frame's card says what answers it, and when (cancel: nothing, once the task has ended).
+      expect(await page.evaluate<string>(`document.querySelector('details.frame[data-frame="client.cancel"] .answered').textContent`)).toContain("nothing is sent");
       expect(await page.evaluate<number>(`document.querySelectorAll("tr.close-code").length`)).toBe(Object.keys(CloseCode).length);
       // A response schema renders its properties (Task's `status`).
       expect(await page.evaluate<boolean>(`[...document.querySelectorAll("#op-getTask .prop-name")].some((node) => node.textContent === "status")`)).toBe(true);
