@@ -53,9 +53,11 @@ Options (flags win over environment variables; -p is --port, -c --config, -h --h
 Environment only:
   OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST
                       provider keys and endpoints (see README "Models")
-  AGENTKIT_API_KEY    require this key on every route but /health (Authorization: Bearer,
-                      X-API-Key, or ?api_key= on the WebSocket). Unset: open, with a warning.
-                      The client commands send it as their key.
+  AGENTKIT_API_KEY    require this key (Authorization: Bearer, X-API-Key, or ?api_key= on the
+                      WebSocket and the event stream) on every route but the open ones: /health,
+                      /openapi.json, /asyncapi.json, /docs, the A2A agent cards (agent-card.json)
+                      and the web console (/, /ui). Unset: open, with a warning. The client
+                      commands send it as their key.
   AGENTKIT_API_KEYS   tenant keys, name:key,name:key: each sees only its own tasks
   AGENTKIT_CORS_ORIGINS  browser origins allowed to call the API and open WebSockets (comma-separated)
   AGENTKIT_URL        client commands: the server to talk to (as --url)

@@ -2,7 +2,7 @@
  * The HTTP API (Hono): health, agents, tasks, events, cancel, and the WebSocket route's upgrade.
  * Runtime-agnostic: the Bun adapter (serve.ts) passes in `upgrade`, so `app.request()` works in tests.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import type { z } from "zod";
 import { limitBody } from "./body-limit.ts";
@@ -38,7 +38,7 @@ import type { Task, TaskStatus } from "../protocol/task.ts";
 import { canControl, canSee, keyFromHeaders, requireControl, watchOnlyError, type Authenticator, type Principal } from "./auth.ts";
 import { createShareTokens, SHARE_TTL, ShareBody } from "./share-tokens.ts";
 import { jsonBody, validate } from "./validation.ts";
-import { registerDocs } from "./docs.ts";
+import { DOCS_PATHS, registerDocs } from "./docs.ts";
 import { wantsEventStream } from "./negotiate.ts";
 import { lastSeqOf } from "./watch.ts";
 import { allowedOrigins, readHandshake, type WatchRequest } from "./ws-handshake.ts";
@@ -49,7 +49,7 @@ import { registerWebhookRoutes } from "../webhooks/routes.ts";
 import { registerMcpServer } from "../protocols/mcp/index.ts";
 import { databaseWait } from "./database-wait.ts";
 import { registerAgUi } from "../protocols/ag-ui/register.ts";
-import { A2A_ROUTES, registerA2A } from "../protocols/a2a/register.ts";
+import { A2A_CARD_PATHS, A2A_ROUTES, registerA2A } from "../protocols/a2a/register.ts";
 import { newTaskId } from "../tasks/task-id.ts";
 
 export type { WatchRequest } from "./ws-handshake.ts";
@@ -197,6 +197,14 @@ export function createApp(deps: AppDeps) {
 
   // The API's documents and docs page: open, like /health (docs.ts).
   registerDocs(app, deps.version);
+
+  // The open routes' OPTIONS and other methods are answered without a key too (204 or 405, with
+  // `Allow`): there is nothing to hide about a route anyone may call. Their own methods pass on to
+  // their handlers (the agent cards' are registered below).
+  for (const path of OPEN_PATHS) {
+    const methods = ROUTES[path]!;
+    app.all(path, (c, next) => (methods.includes(c.req.method) ? next() : otherMethod(c, methods)));
+  }
 
   // Cluster mode: a request answers 503 when the database stops answering (database-wait.ts).
   if (deps.databaseReachable) {
@@ -474,15 +482,11 @@ export function createApp(deps: AppDeps) {
   // Webhooks: a task's delivery status, and the signing secret (src/webhooks).
   registerWebhookRoutes(app, { store, agents, secret: deps.webhooks?.secret, requireTask });
 
-  // A known route asked with a method it does not answer: 405 with `Allow` (HEAD comes with GET).
-  // OPTIONS (without CORS, which answers preflights itself) gets the same `Allow` and no error.
+  // A known route asked with a method it does not answer: 405 with `Allow` (HEAD comes with GET);
+  // OPTIONS gets the same `Allow` and no error. Behind the key, like the routes themselves: without
+  // one these are a 401, as an unknown path is (the open routes' are answered above, without one).
   for (const [path, methods] of Object.entries(ROUTES)) {
-    const allow = methods.join(", ");
-    app.all(path, (c) => {
-      if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
-      const failure = new AgentkitError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.routePath}; allowed: ${allow}`);
-      return c.json(failure.toJSON(), 405, { Allow: allow });
-    });
+    if (!OPEN_PATHS.includes(path)) app.all(path, (c) => otherMethod(c, methods));
   }
 
   /**
@@ -537,6 +541,24 @@ export function createApp(deps: AppDeps) {
 
 export type App = ReturnType<typeof createApp>;
 
+/**
+ * A known route asked with a method it does not answer: 405 with `Allow`. OPTIONS (without CORS,
+ * which answers preflights itself) gets the same `Allow` and no error: 204.
+ */
+function otherMethod(c: Context, methods: readonly string[]): Response {
+  const allow = methods.join(", ");
+  if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
+  const failure = new AgentkitError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.routePath}; allowed: ${allow}`);
+  return c.json(failure.toJSON(), 405, { Allow: allow });
+}
+
+/**
+ * The web console's pages: served by Bun.serve's own routes (serve.ts), before the app, on every
+ * node but a worker; the app answers their other methods (and their bundled `/chunk-*` assets are
+ * Bun's alone). In ROUTES so that those are a 405, as on every route, and so the document lists them.
+ */
+export const CONSOLE_ROUTES: Record<string, readonly string[]> = { "/": ["GET", "HEAD"], "/ui": ["GET", "HEAD"] };
+
 /** The routes and the methods each answers (HEAD: as GET, by Hono); anything else is a 405. */
 export const ROUTES: Record<string, readonly string[]> = {
   "/health": ["GET", "HEAD"],
@@ -563,7 +585,10 @@ export const ROUTES: Record<string, readonly string[]> = {
   "/ag-ui/:agent": ["POST"],
   "/mcp": ["POST"],
   ...A2A_ROUTES,
+  ...CONSOLE_ROUTES,
 };
+/** The routes open to anyone (no key read), as /health: their OPTIONS and other methods are too. */
+export const OPEN_PATHS: readonly string[] = ["/health", ...DOCS_PATHS, ...A2A_CARD_PATHS, ...Object.keys(CONSOLE_ROUTES)];
 const ALL_METHODS = [...new Set([...Object.values(ROUTES).flat(), "OPTIONS"])];
 /** The event stream's path: the one REST route that also takes `?api_key=` (EventSource cannot set headers). */
 const EVENTS_PATH = /^\/tasks\/[^/]+\/events$/;

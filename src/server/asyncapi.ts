@@ -53,20 +53,40 @@ const SERVER_FRAMES: Record<string, { schema: z.ZodObject; summary: string }> = 
 
 const CLIENT_SUMMARIES: Record<string, string> = {
   ping: "Asks for a pong (for clients that cannot see protocol pings)",
-  cancel: "Cancels the task for every watcher (each gets result with status cancelled)",
+  cancel: "Cancels the task for every watcher (each gets result with status cancelled); on a task that has ended, changes nothing and sends nothing",
   input: "Steering: a message the model reads before its next step",
   approve: "Approves a call waiting for approval",
   reject: "Rejects a call waiting for approval",
   answer: "Answers an ask_user question",
 };
-/** What the server answers each client frame with. */
-const REPLIES: Record<string, string[]> = {
-  ping: ["pong"],
-  cancel: ["result", "error"],
-  input: ["ack", "error"],
-  approve: ["ack", "error"],
-  reject: ["ack", "error"],
-  answer: ["ack", "error"],
+interface Reply {
+  /** The server frames that may answer. */
+  messages: string[];
+  /** What comes back, and when. */
+  description: string;
+  /** When nothing comes back (absent: something always does). */
+  none?: string;
+}
+/** A request frame's answer: an `ack` once it is stored, else an `error` with its `request_id` and one of `refusals`. */
+function acked(what: string, refusals: string): Reply {
+  return {
+    messages: ["ack", "error"],
+    description: `An \`ack\` (with the frame's \`request_id\`) once ${what} is stored; or an \`error\` with the \`request_id\`: ${refusals}, \`validation_failed\`, \`bad_request\`, or \`forbidden\` (a share token).`,
+  };
+}
+/** What the server answers each client frame with, and when. */
+const REPLIES: Record<string, Reply> = {
+  ping: { messages: ["pong"], description: "A `pong`, always (from a share token too)." },
+  cancel: {
+    messages: ["result", "error"],
+    description:
+      "There is no `ack` (a `cancel` has no `request_id`; one sent is ignored): the answer is the task's end. A task that has not ended (queued, running or waiting) ends `cancelled`, and every watcher, this one included, gets its `result` frame (with the status it ended in, should it end by itself first). From a share token: an `error` (`forbidden`), nothing cancelled. A cancel that fails in the server: an `error` (`internal`), then close 1011.",
+    none: "The task has already ended: the cancel changes nothing and nothing is sent (its `result` was sent already).",
+  },
+  input: acked("the message", "`conflict` (the task has ended), `queue_full` (32 messages already wait for its next step)"),
+  approve: acked("the decision", "`conflict` (the task has ended, or the call was decided already), `not_found` (no such call waits)"),
+  reject: acked("the decision", "`conflict` (the task has ended, or the call was decided already), `not_found` (no such call waits)"),
+  answer: acked("the answer", "`conflict` (the task has ended, or the question was answered already), `not_found` (no such question waits)"),
 };
 
 /** Draft-07 schemas of a registry, `$ref`s as `#/components/schemas/<name>`. */
@@ -122,12 +142,15 @@ export function buildAsyncApiDocument(options: { version: string }): Record<stri
     const name = `client.${type}`;
     messages[name] = { name: type, title: `${type} (client → server)`, summary: CLIENT_SUMMARIES[type] ?? type, payload: { $ref: `#/components/schemas/${capitalised(type)}Request` }, "x-direction": "client-to-server" };
     channelMessages[name] = { $ref: `#/components/messages/${name}` };
+    const reply = REPLIES[type] ?? { messages: ["error"], description: "An `error`." };
     operations[`receive${capitalised(type)}`] = {
       action: "receive",
       channel,
       summary: CLIENT_SUMMARIES[type] ?? type,
+      description: reply.none ? `${reply.description} ${reply.none}` : reply.description,
       messages: [messageRef(name)],
-      reply: { channel, messages: (REPLIES[type] ?? ["error"]).map((reply) => messageRef(`server.${reply}`)) },
+      // AsyncAPI has no way to say a reply may not come: `x-no-reply` says when it does not.
+      reply: { channel, messages: reply.messages.map((message) => messageRef(`server.${message}`)), ...(reply.none ? { "x-no-reply": reply.none } : {}) },
     };
   }
 

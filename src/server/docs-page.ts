@@ -445,15 +445,20 @@ const SCRIPT = String.raw`
       groups[group[0]].forEach(function (entry) {
         var anchor = "msg-" + entry.name.replace(/\W+/g, "-");
         var replies = [];
+        var answered = "";
         Object.keys(doc.operations).forEach(function (opName) {
           var op = doc.operations[opName];
-          if (op.reply && op.messages.some(function (ref) { return refName(ref.$ref) === entry.name; })) replies = op.reply.messages.map(function (ref) { return refName(ref.$ref).split(".")[1]; });
+          if (op.reply && op.messages.some(function (ref) { return refName(ref.$ref) === entry.name; })) {
+            replies = op.reply.messages.map(function (ref) { return refName(ref.$ref).split(".")[1]; });
+            answered = op.description || "";
+          }
         });
         var card = el("details", { class: "op frame", id: anchor, "data-frame": entry.name }, [
           el("summary", null, [el("span", { class: "method ws", text: entry.message.name }), el("span", { class: "summary", text: entry.message.summary })]),
         ]);
         var body = el("div", { class: "body" });
         if (replies.length) body.appendChild(el("div", { class: "muted", text: "Answered with: " + replies.join(" or ") }));
+        if (answered) body.appendChild(el("p", { class: "answered" }, [rich(answered)]));
         body.appendChild(schemaView(doc, entry.message.payload, true));
         card.appendChild(body);
         section.appendChild(card);

@@ -41,6 +41,8 @@ import { StopReason, Task, TaskError, TaskErrorCode, TaskMetadata, TaskStatus, T
 import { ShareBody } from "./share-tokens.ts";
 import { A2A_REQUEST_EXAMPLE, A2AAgentCard, A2AJsonRpcRequest, A2AJsonRpcResponse } from "../protocols/a2a/schemas.ts";
 import { WebhookDelivery, WebhookDeliveryList, WebhookSecretResponse } from "../webhooks/schemas.ts";
+import { MCP_REQUEST_EXAMPLE, McpJsonRpcError, McpJsonRpcMessage, McpRequestBody } from "../protocols/mcp/schemas.ts";
+import { AG_UI_REQUEST_EXAMPLE, AgUiMessage, RunAgentInput } from "../protocols/ag-ui/schemas.ts";
 
 // ---- response shapes (what app.ts answers; the request shapes are in src/protocol/api.ts) ----
 
@@ -159,6 +161,10 @@ export const REQUEST_SCHEMAS: Record<string, z.ZodType> = {
   ShareBody,
   BusyPolicy,
   A2AJsonRpcRequest,
+  McpJsonRpcMessage,
+  McpRequest: McpRequestBody,
+  AgUiMessage,
+  RunAgentInput,
 };
 export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   Error: ErrorResponse,
@@ -196,6 +202,7 @@ export const RESPONSE_SCHEMAS: Record<string, z.ZodType> = {
   WebhookSecretResponse,
   A2AJsonRpcResponse,
   A2AAgentCard,
+  McpJsonRpcError,
   OpenApiDocument: OpenApiDocumentShape,
   AsyncApiDocument: AsyncApiDocumentShape,
 };
@@ -218,8 +225,11 @@ export interface ResponseDoc {
   schema?: z.ZodType;
   /** Default `application/json`. */
   contentType?: "application/json" | "text/event-stream" | "text/html" | "text/plain";
-  /** A second representation of the same answer (content negotiation). */
-  alternative?: { contentType: "text/event-stream"; description: string };
+  /**
+   * A second representation of the same answer (content negotiation, or the method asked for):
+   * Server-Sent Events, each `data:` line one `eventData` (a value of RESPONSE_SCHEMAS).
+   */
+  alternative?: { contentType: "text/event-stream"; description: string; eventData: z.ZodType };
   headers?: Record<string, { description: string; schema: Record<string, unknown> }>;
 }
 
@@ -301,10 +311,10 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "getMetrics",
     summary: "Prometheus metrics",
     description:
-      "The Prometheus text exposition format (`text/plain; version=0.0.4`): tasks by status and stop reason, queue depth, running tasks, watchers, frames published, slow-client closes, model and tool latency, tokens and errors, event-store append latency. The admin key when keys are configured (a tenant key or a share token: 403). 404 when metrics are off.",
+      "The Prometheus text exposition format (`text/plain; version=0.0.4`): tasks by status and stop reason, queue depth, running tasks, watchers, frames published, slow-client closes, model and tool latency, tokens and errors, event-store append latency. The admin key when keys are configured (a tenant key or a share token: 403); in open mode (no key configured), anyone. Served by every node, a `worker` too.",
     tags: ["server"],
     auth: "key",
-    responses: { 200: { description: "The metrics", contentType: "text/plain" }, ...errors(401, 403, 404) },
+    responses: { 200: { description: "The metrics", contentType: "text/plain" }, ...errors(401, 403) },
   },
   {
     method: "GET",
@@ -379,6 +389,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
         alternative: {
           contentType: "text/event-stream",
           description: "Server-Sent Events: each `data:` line is one WatchFrame (JSON); durable frames carry `id: <seq>`. Comment lines keep it alive every 5 s.",
+          eventData: WatchFrame,
         },
       },
       204: { description: "Event stream: the task has ended and nothing is left to send (an EventSource stops reconnecting)" },
@@ -414,7 +425,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     operationId: "getWebhookSecret",
     summary: "The webhook signing secret",
     description:
-      "`{secret: \"whsec_…\"}`: the Standard Webhooks secret every webhook is signed with (`AGENTKIT_WEBHOOK_SECRET`, or one the store made once), for receivers to verify `webhook-signature`. The admin key only (a tenant key or a share token: 403).",
+      "`{secret: \"whsec_…\"}`: the Standard Webhooks secret every webhook is signed with (`AGENTKIT_WEBHOOK_SECRET`, or one the store made once), for receivers to verify `webhook-signature`. The admin key only when keys are configured (a tenant key or a share token: 403). In open mode (no key configured) anyone may read it, as every route: a receiver cannot tell agentkit's webhooks from forged ones unless the server has keys.",
     tags: ["server"],
     auth: "key",
     responses: { 200: { description: "The secret", schema: WebhookSecretResponse }, ...errors(401, 403, 501) },
@@ -569,17 +580,42 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
     responses: { 200: { description: "HTML", contentType: "text/html" } },
   },
   {
+    method: "GET",
+    path: "/",
+    operationId: "getConsole",
+    summary: "The web console",
+    description:
+      "An HTML page, bundled into the binary, built on this API: start tasks, see the task list change, watch a task live over the WebSocket, approve, answer, steer and cancel. Open (no key); it asks for the key itself on its first 401. Its scripts and styles are served beside it, open too, at `/chunk-<hash>.js` and `/chunk-<hash>.css`: their names change with each build, so they are not listed here. Not served by a `worker` node. See the README, \"Web console\".",
+    tags: ["console"],
+    auth: "none",
+    responses: { 200: { description: "HTML", contentType: "text/html" } },
+  },
+  {
+    method: "GET",
+    path: "/ui",
+    operationId: "redirectToConsole",
+    summary: "The web console, by another address",
+    description: "A permanent redirect to `/`. Open (no key).",
+    tags: ["console"],
+    auth: "none",
+    responses: { 308: { description: "Permanent Redirect", headers: { Location: { description: "`/`", schema: { type: "string", const: "/" } } } } },
+  },
+  {
     method: "POST",
     path: "/mcp",
     operationId: "mcp",
     summary: "MCP server (Streamable HTTP): every agent as a tool",
     description:
-      "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST, `Accept: application/json, text/event-stream`. `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. A message the transport cannot take is a JSON-RPC error (400 malformed, 406 without that `Accept`, 415 not JSON). GET and DELETE answer 405. See the README, \"MCP server\".",
+      "The Model Context Protocol's Streamable HTTP transport, stateless: a JSON-RPC message (or batch) per POST. Every POST must send `Accept` listing both `application/json` and `text/event-stream` (406 otherwise) and `Content-Type: application/json` (415 otherwise). `tools/list` lists one tool per agent (`{input, thread_id?}`); `tools/call` runs a task on that agent, owned by the caller's key, and answers with its final answer on the request's event stream, after `notifications/progress` (with a `progressToken`); `notifications/cancelled`, or closing the stream, cancels the task. The result's `_meta` has `agentkit/task_id`. `initialize` answers with an `Mcp-Session-Id`. What the transport refuses (400, 406, 415) is answered as MCP clients expect, a JSON-RPC error with `id: null` — not agentkit's error shape, which the key's refusals (401, 403) and a body too large (413) have. GET and DELETE answer 405. See the README, \"MCP server\".",
     tags: ["agents"],
     auth: "key",
+    body: { schema: McpRequestBody, required: true, example: MCP_REQUEST_EXAMPLE },
     responses: {
       200: { description: "The JSON-RPC responses (and progress notifications) as Server-Sent Events", contentType: "text/event-stream" },
       202: { description: "Notifications only (e.g. `notifications/cancelled`): accepted" },
+      400: { description: "A JSON-RPC error: not JSON or not a JSON-RPC message (-32700), too deeply nested or a batch of more than 100 (-32600), an unsupported `Mcp-Protocol-Version` (-32000)", schema: McpJsonRpcError },
+      406: { description: "A JSON-RPC error (-32000): `Accept` does not list both `application/json` and `text/event-stream`", schema: McpJsonRpcError },
+      415: { description: "A JSON-RPC error (-32000): the `Content-Type` is not `application/json`", schema: McpJsonRpcError },
       ...errors(401, 403, 413),
     },
   },
@@ -594,6 +630,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
       tags: ["agents"],
       auth: "key",
       ...(path === "/ag-ui/:agent" ? { params: z.object({ agent: z.string() }) } : {}),
+      body: { schema: RunAgentInput, required: true, example: AG_UI_REQUEST_EXAMPLE },
       responses: {
         200: { description: "The run's AG-UI events (Server-Sent Events)", contentType: "text/event-stream" },
         ...errors(400, 401, 403, 404, 409, 413, 415, 429, 503),
@@ -642,7 +679,17 @@ function A2A_ROUTE_DOCS(): RouteDoc[] {
       params: agentParam,
       body: { schema: A2AJsonRpcRequest, required: true, example: A2A_REQUEST_EXAMPLE },
       responses: {
-        200: { description: "The JSON-RPC response (or, for the streaming methods, Server-Sent Events of them)", schema: A2AJsonRpcResponse },
+        200: {
+          description: "The JSON-RPC response (a protocol error too)",
+          schema: A2AJsonRpcResponse,
+          alternative: {
+            contentType: "text/event-stream",
+            description:
+              "The streaming methods (`SendStreamingMessage`, `SubscribeToTask`, `message/stream`, `tasks/resubscribe`) answer Server-Sent Events: each `data:` line is a JSON-RPC response (its `result` a task, a status update or an artifact update; or an error), until a terminal state or `input-required`",
+            eventData: A2AJsonRpcResponse,
+          },
+        },
+        202: { description: "A JSON-RPC notification (a request without `id`): no answer and no body (A2A defines no notifications: nothing is done)" },
         ...errors(401, 404, 413, 415),
       },
     },
@@ -755,10 +802,12 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       if (response.schema) content[response.contentType ?? "application/json"] = { schema: responseRef(response.schema, status) };
       else if (response.contentType) content[response.contentType] = { schema: { type: "string" } };
       if (response.alternative) {
+        const eventData = nameOf(response.alternative.eventData, RESPONSE_SCHEMAS);
+        if (!eventData) throw new Error(`${route.method} ${route.path}: its event stream's data schema is not in RESPONSE_SCHEMAS`);
         content[response.alternative.contentType] = {
           schema: { type: "string", description: response.alternative.description },
           // OpenAPI 3.1 has no schema for the items of a stream: this says what each `data:` line is.
-          "x-event-data": ref("WatchFrame"),
+          "x-event-data": ref(eventData),
         };
       }
       responses[statusText] = {
@@ -796,7 +845,7 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       version: options.version,
       summary: "Runs LLM agents as tasks and streams every step over WebSocket and Server-Sent Events.",
       description:
-        "Every route but the open ones (`/health`, the docs) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
+        "Every route but the open ones (`/health`, `/openapi.json`, `/asyncapi.json`, `/docs`, the A2A agent cards, the web console) needs a key when keys are configured: `Authorization: Bearer <key>` or `X-API-Key: <key>` (a read-only share token goes wherever a key goes). With no key configured the server is open. Errors are always `{\"error\":{\"code\",\"message\"[,\"details\"]}}` with a stable `code`. A known route asked with another method answers 405 with `Allow`; `OPTIONS` answers 204 with `Allow`. On a route that needs a key both need it too: without one they are a 401, as an unknown path is, so nothing about the protected routes is told before the key. The open routes answer them without a key. The WebSocket protocol is the AsyncAPI document at `/asyncapi.json`.",
     },
     servers: [{ url: "/", description: "This server" }],
     tags: [
@@ -807,6 +856,7 @@ export function buildOpenApiDocument(options: { version: string; routes?: readon
       { name: "agents", description: "What this server runs" },
       { name: "server", description: "Health" },
       { name: "docs", description: "These documents" },
+      { name: "console", description: "The web console, for people" },
     ],
     security: SECURITY.key,
     paths,

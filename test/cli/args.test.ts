@@ -1,6 +1,7 @@
 /** The command line of the client commands (serve's and healthcheck's: test/config/config.test.ts). */
 import { expect, test } from "bun:test";
-import { parseCommand, UsageError } from "../../src/cli/args.ts";
+import { parseCommand, USAGE, UsageError } from "../../src/cli/args.ts";
+import { OPEN_PATHS } from "../../src/server/app.ts";
 
 test("client commands and their options", () => {
   expect(parseCommand(["run", "What is 17*23?"])).toEqual({ kind: "run", input: "What is 17*23?", json: false, connection: { flags: {} } });
@@ -66,4 +67,11 @@ test("usage errors name the command whose help to read", () => {
   expect(error(["healthcheck", "--agent", "x"]).message).toBe("--agent is not an option of healthcheck");
   expect(error(["run", "x", "--config", "c.json"]).message).toBe("--config is not an option of run");
   expect(error(["agents", "--url", "localhost:8000"]).message).toStartWith("--url must be an http:// or https:// URL");
+});
+
+test("--help: AGENTKIT_API_KEY names every open route (the key is needed on all the others)", () => {
+  const about = USAGE.slice(USAGE.indexOf("  AGENTKIT_API_KEY "), USAGE.indexOf("  AGENTKIT_API_KEYS "));
+  expect(about).not.toContain("every route but /health");
+  // Each open path by its last segment (`/` for the console itself).
+  for (const path of OPEN_PATHS) expect(about, path).toContain(path === "/" ? "/," : path.split("/").at(-1)!);
 });

@@ -373,7 +373,10 @@ describe("the compiled binary", () => {
       expect(ui.headers.get("location")).toBe("/");
       // The API is still the API.
       expect((await fetch(`${node.base}/health`)).status).toBe(200);
-      expect((await fetch(`${node.base}/`, { method: "POST" })).status).toBe(404);
+      // … and the console's pages are routes like the others: another method is a 405 with Allow.
+      const post = await fetch(`${node.base}/`, { method: "POST" });
+      expect(post.status).toBe(405);
+      expect(post.headers.get("allow")).toBe("GET, HEAD");
 
       if (chromium) {
         // And the page runs: with no key configured it loads the agents without asking.

@@ -16,7 +16,7 @@ import officialSchema from "../fixtures/openapi-3.1.schema.json";
 import { CLIENT_FRAME_TYPES, ServerFrame } from "../../src/protocol/frames.ts";
 import { CloseCode } from "../../src/errors.ts";
 import { VERSION } from "../../src/version.ts";
-import { ROUTES } from "../../src/server/app.ts";
+import { OPEN_PATHS, ROUTES } from "../../src/server/app.ts";
 import { buildAsyncApiDocument } from "../../src/server/asyncapi.ts";
 import { DOCS_PAGE } from "../../src/server/docs-page.ts";
 import { buildOpenApiDocument, openApiPath, ROUTE_DOCS, WatchFrame, type RouteDoc } from "../../src/server/openapi.ts";
@@ -183,7 +183,10 @@ describe("the OpenAPI document", () => {
     expect(ajv.validateSchema({ type: "nope" })).toBe(false);
   });
 
-  test("documents exactly the routes app.ts answers, with the same methods (HEAD comes with GET)", () => {
+  test("documents exactly the routes the server answers, with the same methods (HEAD comes with GET)", () => {
+    // ROUTES has the console's pages (served by Bun.serve before the app) too; its bundled scripts
+    // and styles (`/chunk-<hash>.js|css`, named anew by each build) are checked live below.
+    expect(Object.keys(ROUTES)).toContain("/");
     const answered = Object.entries(ROUTES)
       .flatMap(([path, methods]) => methods.filter((method) => method !== "HEAD").map((method) => `${method} ${openApiPath(path)}`))
       .sort();
@@ -251,7 +254,7 @@ describe("a live server's answers match the documented schema of their status", 
     const headers: Record<string, string> = { ...init.headers };
     const key = init.key === undefined ? KEY : init.key;
     if (key) headers.authorization = `Bearer ${key}`;
-    const response = await target.http(path, { method, headers, ...(init.json !== undefined ? { json: init.json } : {}), ...(init.body !== undefined ? { body: init.body } : {}) });
+    const response = await target.http(path, { method, headers, redirect: "manual", ...(init.json !== undefined ? { json: init.json } : {}), ...(init.body !== undefined ? { body: init.body } : {}) });
     const text = await response.text();
     expect({ path, status: response.status, text: response.status === expected ? "" : text }).toEqual({ path, status: expected, text: "" });
     const route = routeOf(method, path);
@@ -265,7 +268,19 @@ describe("a live server's answers match the documented schema of their status", 
       else expect(text).toBe("");
       return { response, body: text as unknown };
     }
-    if (documented.alternative && contentType.startsWith(documented.alternative.contentType)) return { response, body: text as unknown };
+    if (documented.alternative && contentType.startsWith(documented.alternative.contentType)) {
+      // Each `data:` line is one event, of the documented schema (`x-event-data`), strictly.
+      const op = DOC.paths[openApiPath(route.path)][route.method.toLowerCase()];
+      const validateEvent = ajv.getSchema(`${DOC_ID}${op.responses[String(response.status)].content[documented.alternative.contentType]["x-event-data"].$ref}`)!;
+      const events = text.split("\n").filter((line) => line.startsWith("data: ")).map((line) => JSON.parse(line.slice(6)));
+      expect(events.length).toBeGreaterThan(0);
+      for (const event of events) {
+        const parsed = documented.alternative.eventData.safeParse(event);
+        expect(parsed.success ? [] : parsed.error.issues).toEqual([]);
+        expect(validateEvent(event) ? [] : validateEvent.errors).toEqual([]);
+      }
+      return { response, body: text as unknown };
+    }
     expect(contentType).toStartWith("application/json");
     const body = JSON.parse(text);
     const parsed = (documented.schema as z.ZodType).safeParse(body);
@@ -436,6 +451,19 @@ describe("a live server's answers match the documented schema of their status", 
 
   }, 60_000);
 
+  test("open mode (no key configured): the admin's routes, the webhook secret and the metrics, answer anyone", async () => {
+    const open = await startTestServer();
+    target = open;
+    try {
+      await check("GET", "/webhooks/secret", 200, { key: null });
+      await check("GET", "/metrics", 200, { key: null });
+      expect(routeOf("GET", "/webhooks/secret").description).toContain("In open mode (no key configured) anyone may read it");
+    } finally {
+      target = server;
+      await open.close();
+    }
+  });
+
   test("approvals and answers: 200 with the task once a person decides", async () => {
     const calc = { id: "c1", name: "calculator", arguments: JSON.stringify({ expression: "6*7" }) };
     const ask = { id: "q1", name: "ask_user", arguments: JSON.stringify({ question: "Which colour?" }) };
@@ -482,6 +510,10 @@ describe("a live server's answers match the documented schema of their status", 
       await check("POST", path, 413, { json: input([{ id: "u2", role: "user", content: "x".repeat(1_100_000) }]) });
       await check("POST", path, 415, { body: "{}", headers: { "content-type": "text/plain" } });
     }
+    // The documented example runs.
+    const example = ROUTE_DOCS.find((route) => route.path === "/ag-ui")!.body!.example;
+    const { body: ran } = await check("POST", "/ag-ui", 200, { json: example, headers: { accept: "text/event-stream" } });
+    expect(String(ran)).toContain('"type":"RUN_FINISHED"');
     await check("POST", "/ag-ui/nobody", 404, { json: { threadId: crypto.randomUUID(), runId: "r", messages: [{ id: "u", role: "user", content: "hi" }] } });
   });
 
@@ -492,7 +524,18 @@ describe("a live server's answers match the documented schema of their status", 
     const call = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "default", arguments: { input: "What is 2+3?" } } };
     const { body: events } = await check("POST", "/mcp", 200, { json: call, headers: mcp });
     expect(String(events)).toContain("2+3 = 5");
+    // The documented example (a tool call) runs, and so does a batch.
+    const example = ROUTE_DOCS.find((route) => route.path === "/mcp")!.body!.example;
+    expect(String((await check("POST", "/mcp", 200, { json: example, headers: mcp })).body)).toContain("17*23 = 391");
+    await check("POST", "/mcp", 200, { json: [{ jsonrpc: "2.0", id: 7, method: "tools/list" }, { jsonrpc: "2.0", method: "notifications/initialized" }], headers: mcp });
     await check("POST", "/mcp", 202, { json: { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 99 } }, headers: mcp });
+    // What the transport refuses is a JSON-RPC error (`id: null`) with an HTTP status, not agentkit's error shape.
+    const { body: malformed } = (await check("POST", "/mcp", 400, { body: "{not json", headers: { ...mcp, "content-type": "application/json" } })) as { body: { error: { code: number } } };
+    expect(malformed.error.code).toBe(-32700);
+    await check("POST", "/mcp", 400, { json: { jsonrpc: "2.0", id: 1 }, headers: mcp });
+    await check("POST", "/mcp", 400, { json: call, headers: { ...mcp, "mcp-protocol-version": "1999-01-01" } });
+    await check("POST", "/mcp", 406, { json: call, headers: { ...mcp, accept: "application/json" } });
+    await check("POST", "/mcp", 415, { body: JSON.stringify(call), headers: { ...mcp, "content-type": "text/plain" } });
     await check("POST", "/mcp", 401, { key: null, json: call, headers: mcp });
     await check("POST", "/mcp", 403, { key: share.token, json: call, headers: mcp });
     await check("POST", "/mcp", 413, { json: { ...call, params: { ...call.params, arguments: { input: "x".repeat(1_100_000) } } }, headers: mcp });
@@ -508,10 +551,34 @@ describe("a live server's answers match the documented schema of their status", 
     expect(sent.result.task.status.state).toBe("TASK_STATE_COMPLETED");
     const { body: missing } = (await check("POST", "/a2a/default", 200, { json: { jsonrpc: "2.0", id: 2, method: "GetTask", params: { id: "nope" } } })) as { body: { error: { code: number } } };
     expect(missing.error.code).toBe(-32001);
+    // The streaming methods (v0.3 and v1.0) answer Server-Sent Events, each `data:` a JSON-RPC response.
+    const parts = [{ kind: "text", text: "What is 2+3?" }];
+    const { body: streamed } = await check("POST", "/a2a/default", 200, { json: { jsonrpc: "2.0", id: 3, method: "message/stream", params: { message: { kind: "message", messageId: "m3", role: "user", parts } } } });
+    expect(String(streamed)).toContain('"state":"completed"');
+    const { body: v1 } = await check("POST", "/a2a/default", 200, { json: { ...send, id: 4, method: "SendStreamingMessage", params: { message: { ...send.params.message, messageId: "m4" } } } });
+    expect(String(v1)).toContain("TASK_STATE_COMPLETED");
+    // A notification (no `id`) is accepted with no answer: 202, no body.
+    await check("POST", "/a2a/default", 202, { json: { jsonrpc: "2.0", method: "SendMessage", params: send.params } });
     await check("POST", "/a2a/default", 401, { key: null, json: send });
     await check("POST", "/a2a/nobody", 404, { json: send });
     await check("POST", "/a2a/default", 413, { json: { ...send, pad: "x".repeat(2 * 1024 * 1024) } });
     await check("POST", "/a2a/default", 415, { body: "{}", headers: { "content-type": "text/plain" } });
+  });
+
+  test("the console: its page and /ui are documented (open); only its bundled assets are not, named in the page's description", async () => {
+    const { body: page } = await check("GET", "/", 200, { key: null });
+    const { response } = await check("GET", "/ui", 308, { key: null });
+    expect(response.headers.get("location")).toBe("/");
+    // The assets the page loads: open, and not in the document, as their names change with each
+    // build (`chunk-<hash>`); GET /'s description says where they are.
+    const assets = [...String(page).matchAll(/(?:src|href)="(\/[^"]+)"/g)].map((match) => match[1]!);
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      expect(asset).toMatch(/^\/chunk-[a-z0-9]+\.(js|css)$/);
+      expect((await server.http(asset)).status).toBe(200);
+      expect(DOC.paths[asset]).toBeUndefined();
+    }
+    expect(DOC.paths["/"].get.description).toContain("/chunk-<hash>.js");
   });
 
   test("every documented status of the main routes was seen live, but those a test server cannot be brought to", () => {
@@ -521,7 +588,7 @@ describe("a live server's answers match the documented schema of their status", 
       // 32 messages waiting for a step: interaction.test.ts ("messages pile up at most 32 deep") provokes it.
       "POST /tasks/:id/input 429",
       "POST /tasks/:id/share 501", "POST /tasks/:id/input 501", "POST /tasks/:id/approvals 501", "POST /tasks/:id/answers 501",
-      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /metrics 404", "GET /webhooks/secret 501",
+      "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /webhooks/secret 501",
       "POST /ag-ui 429", "POST /ag-ui 503", "POST /ag-ui/:agent 429", "POST /ag-ui/:agent 503",
     ]);
     const missing = ROUTE_DOCS.flatMap((route) => Object.keys(route.responses).map((status) => `${route.method} ${route.path} ${status}`)).filter(
@@ -530,18 +597,50 @@ describe("a live server's answers match the documented schema of their status", 
     expect(missing).toEqual([]);
   });
 
+  test("every POST route that reads a body documents it; only cancel and a new thread take none", () => {
+    const bodiless = ROUTE_DOCS.filter((route) => route.method === "POST" && !route.body).map((route) => route.path);
+    expect(bodiless.sort()).toEqual(["/tasks/:id/cancel", "/threads"]);
+  });
+
   test("a documented request body example is accepted, and what the schema forbids is refused", async () => {
+    // AG-UI's RunAgentInput is open by design (AG-UI's own schema accepts unknown fields): the only body that takes one.
+    const open = new Set(["/ag-ui", "/ag-ui/:agent"]);
     for (const route of ROUTE_DOCS.filter((candidate) => candidate.body)) {
       const op = DOC.paths[openApiPath(route.path)][route.method.toLowerCase()];
       const example = op.requestBody.content["application/json"].example;
       const ref = op.requestBody.content["application/json"].schema.$ref as string;
-      const schema = resolvePointer(DOC, ref) as Json;
       const validate = ajv.getSchema(`${DOC_ID}${ref}`)!;
       expect(validate(example) ? [] : validate.errors).toEqual([]);
-      expect(validate({ ...(example as object), not_documented: 1 })).toBe(false);
       expect(route.body!.schema.safeParse(example).success).toBe(true);
-      expect(schema.additionalProperties).toBe(false);
-      expect(route.body!.schema.safeParse({ ...(example as object), not_documented: 1 }).success).toBe(false);
+      const extra = { ...(example as object), not_documented: 1 };
+      expect({ path: route.path, documented: validate(extra), validated: route.body!.schema.safeParse(extra).success }).toEqual({ path: route.path, documented: open.has(route.path), validated: open.has(route.path) });
+    }
+  });
+
+  test("AG-UI: the documented RunAgentInput and the one the route validates with agree, message by message", async () => {
+    const { RunAgentInputBody } = await import("../../src/protocols/ag-ui/schemas.ts");
+    const validate = ajv.getSchema(`${DOC_ID}#/components/schemas/RunAgentInput`)!;
+    const messages: unknown[] = [
+      { role: "user", content: "hi" },
+      { id: "m", role: "user" },
+      { id: "m", role: "assistant", content: [{ type: "text", text: "hi" }, { type: "image", url: "x" }], toolCalls: [] },
+      { role: "user", content: [] },
+      { role: 1 },
+      { content: "no role" },
+      { id: 7, role: "user" },
+      { role: "user", content: 5 },
+      { role: "user", content: [{ text: "no type" }] },
+      { role: "user", content: [{ type: "text", text: 5 }] },
+      { role: "user", content: Array.from({ length: 1001 }, () => ({ type: "text" })) },
+      "a string",
+      null,
+    ];
+    for (const message of messages) {
+      const body = { threadId: "t", runId: "r", messages: [message] };
+      expect({ message, documented: validate(body) }).toEqual({ message, documented: RunAgentInputBody.safeParse(body).success });
+    }
+    for (const body of [{ threadId: "", runId: "r", messages: [] }, { threadId: "t", messages: [] }, { threadId: "t", runId: "r", messages: [], resume: [{ interruptId: "i", status: "maybe" }] }]) {
+      expect(validate(body)).toBe(RunAgentInputBody.safeParse(body).success);
     }
   });
 
@@ -558,6 +657,27 @@ describe("a live server's answers match the documented schema of their status", 
     expect(DOC.paths["/ws/tasks/{id}"].get.responses["101"]).toBeDefined();
     // Every route that can answer 429 queue_full says so (a generated client models the retry).
     for (const path of ["/tasks", "/threads/{id}/tasks", "/tasks/{id}/input"]) expect(DOC.paths[path].post.responses["429"], path).toBeDefined();
+  });
+
+  test("with keys, an open route answers OPTIONS (204) and another method (405), with Allow, without a key; a route that needs one answers 401", async () => {
+    const open = new Set(ROUTE_DOCS.filter((route) => route.auth === "none").map((route) => route.path));
+    expect([...open].sort()).toEqual([...OPEN_PATHS].sort());
+    const validate = ajv.getSchema(`${DOC_ID}#/components/schemas/Error`)!;
+    for (const [path, methods] of Object.entries(ROUTES)) {
+      const url = path.replace(":agent", "default").replace(":id", "x");
+      const options = await server.http(url, { method: "OPTIONS" });
+      const put = await server.http(url, { method: "PUT" });
+      const body = (await put.json()) as { error: { code: string } };
+      expect(validate(body)).toBe(true);
+      if (open.has(path)) {
+        expect({ path, options: options.status, allow: options.headers.get("allow") }).toEqual({ path, options: 204, allow: methods.join(", ") });
+        expect({ path, put: put.status, allow: put.headers.get("allow"), code: body.error.code }).toEqual({ path, put: 405, allow: methods.join(", "), code: "method_not_allowed" });
+      } else {
+        // Nothing about a protected route is told before the key: not even its methods.
+        expect({ path, options: options.status, put: put.status, allow: put.headers.get("allow") }).toEqual({ path, options: 401, put: 401, allow: null });
+      }
+    }
+    expect(DOC.info.description).toContain("without one they are a 401");
   });
 
   test("a known route asked with another method is a 405 shaped as the documented default error", async () => {
@@ -616,6 +736,18 @@ describe("the AsyncAPI document", () => {
     expect(step.oneOf.length).toBeGreaterThan(10);
   });
 
+  test("each client frame's operation says what comes back and when; cancel's says it has no ack and that an ended task's sends nothing", () => {
+    for (const [name, op] of Object.entries<Json>(ASYNC.operations).filter(([, candidate]) => candidate.action === "receive")) {
+      expect({ name, description: typeof op.description }).toEqual({ name, description: "string" });
+      expect(op.reply.messages.length).toBeGreaterThan(0);
+    }
+    const cancel = ASYNC.operations.receiveCancel;
+    expect(cancel.reply.messages.map((ref: Json) => ref.$ref).sort()).toEqual(["#/channels/task/messages/server.error", "#/channels/task/messages/server.result"]);
+    expect(cancel.description).toContain("no `ack`");
+    expect(cancel.reply["x-no-reply"]).toContain("already ended");
+    expect(ASYNC.operations.receiveInput.reply["x-no-reply"]).toBeUndefined();
+  });
+
   test("server frames from a real task match the documented frame schemas", async () => {
     const ajvDraft7 = new (await import("ajv")).default({ strict: false, allErrors: true, validateFormats: false });
     ajvDraft7.addSchema({ ...ASYNC, $id: "https://agentkit.invalid/asyncapi.json" });
@@ -668,6 +800,8 @@ describe("/docs", () => {
       expect(rendered).toEqual(documented);
       const frames = await page.evaluate<string[]>(`[...document.querySelectorAll("details.frame")].map((card) => card.dataset.frame).sort()`);
       expect(frames.length).toBe((ServerFrame.options as unknown[]).length + CLIENT_FRAME_TYPES.length);
+      // A client frame's card says what answers it, and when (cancel: nothing, once the task has ended).
+      expect(await page.evaluate<string>(`document.querySelector('details.frame[data-frame="client.cancel"] .answered').textContent`)).toContain("nothing is sent");
       expect(await page.evaluate<number>(`document.querySelectorAll("tr.close-code").length`)).toBe(Object.keys(CloseCode).length);
       // A response schema renders its properties (Task's `status`).
       expect(await page.evaluate<boolean>(`[...document.querySelectorAll("#op-getTask .prop-name")].some((node) => node.textContent === "status")`)).toBe(true);

@@ -216,6 +216,25 @@ describe("cancel", () => {
     expect(a.frames.filter((frame) => frame.type === "result").length).toBe(1);
   });
 
+  test("what a cancel gets back (as /asyncapi.json says): the result, never an ack (request_id or not); on an ended task, nothing", async () => {
+    const gate = createGateTool();
+    const model = createScriptedModel([callTools([{ id: "w", name: "wait", arguments: "{}" }]), answer("never")]);
+    server = await startTestServer({ models: { m: model }, tools: [gate.tool], agents: [{ model: "test/m", tools: ["wait"] }] });
+    const task = await server.createTask({ input: "go" });
+    const socket = await server.watch(task.id);
+    await within(gate.started, 5000, "the wait tool to start");
+    socket.send({ type: "cancel", request_id: "c1" });
+    expect((await socket.result()).data).toMatchObject({ status: "cancelled" });
+    // The task has ended: a cancel now sends nothing (what comes next is the ping's pong).
+    const seen = socket.frames.length;
+    socket.send({ type: "cancel", request_id: "c2" });
+    await Bun.sleep(200);
+    socket.send({ type: "ping" });
+    await socket.waitFor((frame) => frame.type === "pong");
+    expect(socket.frames.slice(seen).map((frame) => frame.type)).toEqual(["pong"]);
+    expect(socket.frames.filter((frame) => frame.type === "ack" || frame.type === "error")).toEqual([]);
+  });
+
   test("a tool that ignores abort does not hold the cancel", async () => {
     const stubborn = createStubbornTool();
     const model = createScriptedModel([callTools([{ id: "s", name: "stubborn", arguments: "{}" }])]);

@@ -10,10 +10,12 @@ import { limitBody } from "../../server/body-limit.ts";
 import { AgentkitError } from "../../errors.ts";
 import type { A2ADeps, A2AHandlers } from "./routes.ts";
 
+/** The agent cards' paths: open (no key), for discovery. */
+export const A2A_CARD_PATHS = ["/.well-known/agent-card.json", "/a2a/:agent/.well-known/agent-card.json"] as const;
+
 /** The paths, for app.ts's `ROUTES` (405 handling). */
 export const A2A_ROUTES: Record<string, readonly string[]> = {
-  "/.well-known/agent-card.json": ["GET", "HEAD"],
-  "/a2a/:agent/.well-known/agent-card.json": ["GET", "HEAD"],
+  ...Object.fromEntries(A2A_CARD_PATHS.map((path) => [path, ["GET", "HEAD"]])),
   "/a2a/:agent": ["POST"],
 };
 

@@ -21,7 +21,6 @@
  * AG-UI request.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { z } from "zod";
 import type { Agent } from "../../agents/pool.ts";
 import { AgentkitError, errorMessage } from "../../errors.ts";
 import { INVALID_TEXT, isValidText, MAX_INPUT_CHARS } from "../../protocol/limits.ts";
@@ -30,6 +29,7 @@ import { admitTask } from "../../tasks/runner.ts";
 import type { AppDeps } from "../../server/app.ts";
 import { canControl, canSeeThread, requireControl, type Principal } from "../../server/auth.ts";
 import { jsonBody } from "../../server/validation.ts";
+import { RunAgentInputBody } from "./schemas.ts";
 import type { Decision } from "../../tasks/interaction.ts";
 import { readOpenCalls, toolCallIdOf, type OpenCall } from "./events.ts";
 import { agUiStream } from "./stream.ts";
@@ -37,73 +37,9 @@ import { newTaskId } from "../../tasks/task-id.ts";
 import { threadNamed } from "../../threads/client-thread.ts";
 
 export { RunTranslator, openCallsOf, toolCallIdOf } from "./events.ts";
+export { RunAgentInputBody } from "./schemas.ts";
 
-/** The fields of a message this endpoint reads (others pass as they are). */
-interface Message {
-  id?: string;
-  role: string;
-  content?: string | { type: string; text?: string; [key: string]: unknown }[];
-  [key: string]: unknown;
-}
-
-/** What is wrong with a message (the first thing found), or undefined. Linear, no allocation per part. */
-function messageProblem(message: unknown): { path: (string | number)[]; message: string } | undefined {
-  if (typeof message !== "object" || message === null || Array.isArray(message)) return { path: [], message: "must be an object" };
-  const { id, role, content } = message as Record<string, unknown>;
-  if (id !== undefined && typeof id !== "string") return { path: ["id"], message: "must be a string" };
-  if (typeof role !== "string") return { path: ["role"], message: "must be a string" };
-  if (content === undefined || typeof content === "string") return undefined;
-  if (!Array.isArray(content)) return { path: ["content"], message: "must be a string or an array of parts" };
-  if (content.length > 1000) return { path: ["content"], message: "at most 1000 parts" };
-  for (const [index, part] of content.entries()) {
-    if (typeof part !== "object" || part === null || Array.isArray(part)) return { path: ["content", index], message: "must be an object" };
-    const { type, text } = part as Record<string, unknown>;
-    if (typeof type !== "string") return { path: ["content", index, "type"], message: "must be a string" };
-    if (text !== undefined && typeof text !== "string") return { path: ["content", index, "text"], message: "must be a string" };
-  }
-  return undefined;
-}
-
-/**
- * The messages, checked one by one, one issue (the first problem) per bad message: zod's schema
- * built every issue of a 1 MB body (both branches of `content`'s union, for each of 200,000 parts)
- * and held the event loop ~250 ms before the error showed 20 of them.
- */
-const Messages = z
-  .array(z.unknown())
-  .max(10_000)
-  .transform((messages, context) => {
-    let issues = 0;
-    for (const [index, message] of messages.entries()) {
-      const problem = messageProblem(message);
-      if (!problem) continue;
-      context.addIssue({ code: "custom", path: [index, ...problem.path], message: problem.message });
-      issues++;
-    }
-    return issues > 0 ? z.NEVER : (messages as Message[]);
-  });
-const ResumeEntry = z.looseObject({
-  interruptId: z.string().min(1).max(512),
-  status: z.enum(["resolved", "cancelled"]),
-  payload: z.unknown().optional(),
-});
-
-/**
- * `RunAgentInput` as this endpoint reads it: AG-UI's own schema is open (unknown fields are
- * accepted), and so is this one; the fields it uses are checked.
- */
-export const RunAgentInputBody = z.looseObject({
-  threadId: z.string().min(1).max(128),
-  runId: z.string().min(1).max(256),
-  parentRunId: z.string().optional(),
-  messages: Messages,
-  tools: z.array(z.unknown()).optional(),
-  context: z.array(z.unknown()).optional(),
-  state: z.unknown().optional(),
-  forwardedProps: z.unknown().optional(),
-  resume: z.array(ResumeEntry).max(1000).optional(),
-});
-export type RunAgentInputBody = z.infer<typeof RunAgentInputBody>;
+// The body's schema (RunAgentInputBody) is in schemas.ts, beside its documented form.
 
 /** A conversation resent in full: deeper and larger than a task body, bounded all the same. */
 const STRUCTURE = { maxDepth: 64, maxTokens: 200_000 };
