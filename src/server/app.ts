@@ -165,7 +165,7 @@ export function createApp(deps: AppDeps) {
     const store = deps.storeHealth?.state();
     return c.json(
       {
-        status: database === false || store?.writes === "failing" ? "degraded" : "ok",
+        status: database === false || (store !== undefined && store.writes !== "ok") ? "degraded" : "ok",
         version: deps.version,
         uptime_s: Math.round((Date.now() - startedAt) / 1000),
         tasks: runner.stats(),

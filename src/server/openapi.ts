@@ -94,11 +94,14 @@ export const Health = z.object({
   role: z.enum(["all", "api", "worker"]).optional(),
   cluster: z.boolean().optional(),
   database: z.enum(["reachable", "unreachable"]).optional(),
-  /** One node (SQLite): whether the store takes writes; `failing` (a full disk, an I/O error) makes `status` `degraded`. */
+  /**
+   * One node (SQLite): whether the store takes writes. `failing` (a full disk, an I/O error) or
+   * `lost` (agentkit.sqlite deleted or replaced under the server) makes `status` `degraded`.
+   */
   store: z
     .union([
       z.object({ writes: z.literal("ok") }),
-      z.object({ writes: z.literal("failing"), since: z.string(), error: z.string() }),
+      z.object({ writes: z.enum(["failing", "lost"]), since: z.string(), error: z.string() }),
     ])
     .optional(),
 });

@@ -13,9 +13,10 @@ import { createModelResolver, type ModelResolver } from "../llm/registry.ts";
 import { computeCostUsd } from "../llm/providers/cost.ts";
 import type { McpManager } from "../tools/mcp/mcp-manager.ts";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { createFollower } from "../cluster/follower.ts";
 import { openStore, type OpenedStore } from "../store/index.ts";
-import { createStoreHealth, watchWrites } from "../store/store-health.ts";
+import { createStoreHealth, databaseFileCheck, watchWrites } from "../store/store-health.ts";
 import { DataDirInUseError, lockDataDir } from "./data-dir-lock.ts";
 import { ADDRESS_FILE, liveServerOf } from "../cli/healthcheck.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
@@ -45,6 +46,8 @@ const STREAMS_DRAIN_MS = 1000;
 
 /** The longest start-up waits for MCP servers before serving (each keeps connecting in the background). */
 const MCP_START_WAIT_MS = 10_000;
+/** How often the store's health is looked at, to log a change (a full disk, a deleted database file). */
+const STORE_WATCH_MS = 10_000;
 
 export interface StartOptions {
   config: Config;
@@ -166,7 +169,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   }
   // SQLite can stop writing while reads go on (a full disk): /health says so, and the runner takes
   // the tasks it cut up again once writes succeed. (A cluster's database has its own ping.)
-  const storeHealth = opened.cluster ? undefined : createStoreHealth();
+  const storeHealth = opened.cluster
+    ? undefined
+    : createStoreHealth(undefined, config.dataDir === ":memory:" ? undefined : databaseFileCheck(join(config.dataDir, "agentkit.sqlite")));
+  // Said once, at error level, when it starts (a /health nobody reads would be the only sign).
+  let storeWrites = "ok";
+  const storeWatch = storeHealth
+    ? setInterval(() => {
+        const state = storeHealth.state();
+        if (state.writes !== storeWrites && state.writes !== "ok") logger.error(`store: writes ${state.writes}`, { error: state.error, since: state.since });
+        storeWrites = state.writes;
+      }, STORE_WATCH_MS)
+    : undefined;
+  storeWatch?.unref();
   const store = instrumentStore(storeHealth ? watchWrites(opened.store, storeHealth) : opened.store, metrics.telemetry); // event-log write latency
   if (mcp) {
     // Never rejects: a server that fails keeps retrying in the background. One that hangs (a
@@ -336,6 +351,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       stopping ??= (async () => {
         // Running tasks end first, so watchers see their result frames before the close.
         retention?.stop();
+        clearInterval(storeWatch);
         clearInterval(waitSweep);
         await runner.shutdown();
         await webhookDelivery.current?.stop();

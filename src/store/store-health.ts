@@ -7,10 +7,15 @@
  * `watchWrites` wraps a store so that its write methods report here: the runner's writes are
  * what recovers a failing store's tasks (see the runner), and their success is what clears it.
  */
+import { statSync } from "node:fs";
 import { isStoreWriteFailure } from "../errors.ts";
 import type { TaskStore } from "./store.ts";
 
-export type StoreWrites = { writes: "ok" } | { writes: "failing"; since: string; error: string };
+/**
+ * `failing`: SQLite refuses writes. `lost`: it takes them, but into a file that is no longer the
+ * data dir's (deleted or replaced under the running server): they are gone when it stops.
+ */
+export type StoreWrites = { writes: "ok" } | { writes: "failing" | "lost"; since: string; error: string };
 
 export interface StoreHealth {
   /** Notes a failed write, if `error` is one of the store's write failures (others are not its health). */
@@ -20,8 +25,9 @@ export interface StoreHealth {
   state(): StoreWrites;
 }
 
-export function createStoreHealth(now: () => Date = () => new Date()): StoreHealth {
+export function createStoreHealth(now: () => Date = () => new Date(), fileCheck?: () => string | undefined): StoreHealth {
   let failing: { since: string; error: string } | undefined;
+  let lost: { since: string; error: string } | undefined;
   return {
     failed(error) {
       if (!isStoreWriteFailure(error)) return;
@@ -32,8 +38,38 @@ export function createStoreHealth(now: () => Date = () => new Date()): StoreHeal
       failing = undefined;
     },
     state() {
+      const gone = fileCheck?.();
+      // Once gone, always gone: a file put back at the path is not the one this server writes.
+      if (gone && !lost) lost = { since: now().toISOString(), error: gone };
+      if (lost) return { writes: "lost", ...lost };
       return failing ? { writes: "failing", ...failing } : { writes: "ok" };
     },
+  };
+}
+
+/**
+ * Says whether the database file at `path` is still the one opened (same device and inode): an
+ * operator who deletes or replaces `agentkit.sqlite` under a running server loses what it writes
+ * from then on (SQLite goes on writing to the file it has open). Undefined if there is no file.
+ */
+export function databaseFileCheck(path: string): (() => string | undefined) | undefined {
+  let opened: { dev: number; ino: number };
+  try {
+    opened = statSync(path);
+  } catch {
+    return undefined;
+  }
+  return () => {
+    let current: { dev: number; ino: number };
+    try {
+      current = statSync(path);
+    } catch {
+      return `${path} was deleted while the server runs: what it writes from now on is lost when it stops (stop it, and restore the file from a backup)`;
+    }
+    if (current.dev !== opened.dev || current.ino !== opened.ino) {
+      return `${path} was replaced while the server runs: it still writes to the file it opened, which is lost when it stops (stop it, and put back the file you want)`;
+    }
+    return undefined;
   };
 }
 

@@ -5,6 +5,8 @@
  * server says what is wrong, and the tasks it cut go on once the store writes again.
  */
 import { Database } from "bun:sqlite";
+import { copyFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -142,4 +144,25 @@ test("a task whose end could not be stored is not left running: it is taken up a
   expect(((await (await server.http(`/tasks/${task.id}`)).json()) as { status: string }).status).toBe("completed");
   expect(ws.raw.filter((text) => JSON.parse(text).seq !== undefined)).toEqual(await server.storedLog(task.id));
   ws.close();
+});
+
+test("agentkit.sqlite deleted or replaced under a running server: /health says the writes are lost (degraded, naming the file)", async () => {
+  for (const how of ["deleted", "replaced"] as const) {
+    server = await startTestServer();
+    const file = join(server.dataDir, "agentkit.sqlite");
+    expect(((await (await server.http("/health")).json()) as Health).store).toEqual({ writes: "ok" });
+    if (how === "deleted") for (const suffix of ["", "-wal", "-shm"]) rmSync(file + suffix, { force: true });
+    else {
+      copyFileSync(file, `${file}.copy`);
+      renameSync(`${file}.copy`, file);
+    }
+    const health = (await (await server.http("/health")).json()) as Health;
+    expect(health.status, how).toBe("degraded");
+    expect(health.store).toMatchObject({ writes: "lost", error: expect.stringContaining(`${file} was ${how} while the server runs`) });
+    // Tasks still run (into the file it has open): the server says what that means, it does not stop.
+    const task = await server.createTask({ input: "What is 2+2?" });
+    await (await server.watch(task.id)).result();
+    await server.close();
+    server = undefined;
+  }
 });
