@@ -28,6 +28,7 @@ export async function openStore(
     url: config.databaseUrl,
     max: config.databasePool,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
+    logger,
   });
   logger?.info("store: PostgreSQL", {
     database: redactDatabaseUrl(config.databaseUrl),

@@ -30,11 +30,12 @@
  *
  * Durability: an append that returned is committed on the server (with its `synchronous_commit`).
  */
-import { SQL } from "bun";
+import { SQL, type ReservedSQL } from "bun";
 import { AgentkitError } from "../errors.ts";
 import { TaskStatus, Thread, type Task } from "../protocol/task.ts";
 import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf, TRANSITIONS } from "../tasks/state.ts";
+import type { Logger } from "../lib/logger.ts";
 import {
   type Claim,
   type ClusterSignal,
@@ -71,11 +72,33 @@ const PING_DEADLINE_MS = 3000;
 
 /** The statuses migration 1 allowed (frozen: a released migration never changes). */
 const V1_STATUSES = ["queued", "running", "completed", "failed", "cancelled", "timed_out"].map((status) => `'${status}'`).join(", ");
-/** Every status this version knows (migration 3 allows `waiting`). */
-const statuses = TaskStatus.options.map((status) => `'${status}'`).join(", ");
+/**
+ * The statuses migration 3 allows (frozen, like V1_STATUSES: it was built from `TaskStatus.options`,
+ * so a status added later would have changed a released migration's text without anyone noticing).
+ * A new status needs a new migration that replaces the constraint.
+ */
+const V3_STATUSES = ["queued", "running", "waiting", "completed", "failed", "cancelled", "timed_out"].map((status) => `'${status}'`).join(", ");
 
-/** Migrations, in order. Inline SQL, so the compiled binary carries them. Never edit a released one. */
-export const MIGRATIONS: readonly { version: number; description: string; sql: string }[] = [
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+  /**
+   * Index-only (every statement `CREATE INDEX <name> ON <table> …;`): applied one index at a time
+   * as `CREATE INDEX CONCURRENTLY IF NOT EXISTS`, outside a transaction, so writes to the table go on
+   * while it builds (a plain CREATE INDEX holds them for the whole build); its version is recorded
+   * once every index is there and valid. Same indexes as the text says, built without the block.
+   */
+  concurrently?: true;
+}
+
+/**
+ * Migrations, in order. Inline SQL, so the compiled binary carries them. Never edit a released one
+ * (test/store/migrations.test.ts pins each one's text): a database that ran the old text never
+ * runs it again. Add a new migration instead — or, for an index alone, an entry of
+ * `POSTGRES_INDEXES`, which needs no schema version.
+ */
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "tasks and events",
@@ -133,7 +156,7 @@ CREATE INDEX tasks_leases ON tasks (lease_expires_at) WHERE status = 'running';
     description: "threads, the waiting state, pending inputs, structured output, secrets",
     sql: `
 ALTER TABLE tasks DROP CONSTRAINT IF EXISTS tasks_status_check;
-ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN (${statuses}));
+ALTER TABLE tasks ADD CONSTRAINT tasks_status_check CHECK (status IN (${V3_STATUSES}));
 ALTER TABLE tasks ADD COLUMN thread_id text, ADD COLUMN output_json json, ADD COLUMN wait_until timestamptz;
 CREATE INDEX tasks_thread ON tasks (thread_id, row_id) WHERE thread_id IS NOT NULL;
 CREATE INDEX tasks_waiting ON tasks (wait_until) WHERE status = 'waiting';
@@ -189,11 +212,45 @@ CREATE INDEX webhooks_task ON webhooks (task_id, row_id);
 CREATE INDEX tasks_owner_status ON tasks (owner, status, row_id);
 CREATE INDEX tasks_thread_status ON tasks (thread_id, status, row_id) WHERE thread_id IS NOT NULL;
 `,
+    // Released as an index-only migration; applied concurrently since (same indexes, no write block).
+    concurrently: true,
+  },
+];
+
+export interface IndexSpec {
+  /** The index's name: it exists (and is valid) or it is built. */
+  name: string;
+  /** What it serves, for logs and errors. */
+  description: string;
+  /** `CREATE INDEX <name> ON <table> …;` — created as CONCURRENTLY IF NOT EXISTS. */
+  sql: string;
+}
+
+/**
+ * Indexes added without a schema version, as the SQLite store adds its own (`INDEXES` there):
+ * checked at every start, and built with CREATE INDEX CONCURRENTLY when missing (or dropped and
+ * built again when an interrupted build left it INVALID). An index changes no query's result, so
+ * it does not bump `POSTGRES_SCHEMA_VERSION`: an older agentkit still opens the database (a
+ * rollback, a node not yet upgraded), where a new version would make it refuse to start.
+ * An entry is released like a migration: never change its definition (a database that has the name
+ * keeps the old one) — add an index under a new name.
+ *
+ * `tasks_thread_status`: commit 53244cc added it to migration 5 after d0ec4fa had released that
+ * migration with `tasks_owner_status` alone, so a database migrated by d0ec4fa never got it.
+ */
+export const POSTGRES_INDEXES: readonly IndexSpec[] = [
+  {
+    name: "tasks_thread_status",
+    description: "a thread's tasks in one status (busy check, history)",
+    sql: "CREATE INDEX tasks_thread_status ON tasks (thread_id, status, row_id) WHERE thread_id IS NOT NULL;",
   },
 ];
 
 /** The one LISTEN/NOTIFY channel of a cluster (per database). */
 export const CLUSTER_CHANNEL = "agentkit";
+
+/** `application_name` of the connection that migrates the schema at start (in `pg_stat_activity`). */
+export const MIGRATE_APPLICATION_NAME = "agentkit-migrate";
 
 /** `application_name` of the dedicated connection `listen` opens (find it in `pg_stat_activity`). */
 export const LISTEN_APPLICATION_NAME = "agentkit-listen";
@@ -277,7 +334,28 @@ export interface PostgresStoreOptions {
   connectionTimeoutS?: number;
   /** Seconds an idle connection stays open (default 60). */
   idleTimeoutS?: number;
+  /** Where migrations say what they wait for (another node's migration, a table lock). */
+  logger?: Logger;
+  /** How migrating waits; the defaults suit a server (tests shorten them). */
+  migration?: Partial<MigrationLimits>;
 }
+
+export interface MigrationLimits {
+  /**
+   * `lock_timeout` of a migration's transaction, ms (default 3000). While an ALTER TABLE waits for
+   * its ACCESS EXCLUSIVE lock (behind a long reader), every other query of that table queues behind
+   * it: this bounds that stall, well under a task's lease.
+   */
+  lockTimeoutMs: number;
+  /** Tries of a migration that gave up on a lock before the start fails (default 5). */
+  attempts: number;
+  /** Pause before the 2nd try, ms, doubled for each next one up to 8x (default 1000). */
+  backoffMs: number;
+  /** How long a node waits for another node's migration before it gives up, ms (default 300000). */
+  waitMs: number;
+}
+
+const MIGRATION_LIMITS: MigrationLimits = { lockTimeoutMs: 3000, attempts: 5, backoffMs: 1000, waitMs: 300_000 };
 
 export interface PostgresTaskStore extends TaskStore, ClusterStore {
   /** The schema version the database had before this process migrated it (0: a new database). */
@@ -326,12 +404,22 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // answering) queries made a ping wait for a connection, and the database look unreachable.
   const openPinger = () => connect(1, "agentkit-ping", 60);
   let migratedFrom: number;
+  // Migrating goes on a connection of its own: it holds a session-level advisory lock (released by
+  // closing it, whatever happens) and CREATE INDEX CONCURRENTLY runs outside any transaction.
+  const migrator = connect(1, MIGRATE_APPLICATION_NAME, 0);
   try {
-    migratedFrom = await migrate(sql);
+    migratedFrom = await migrate(migrator, {
+      ...MIGRATION_LIMITS,
+      ...options.migration,
+      statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
+      logger: options.logger,
+    });
   } catch (error) {
+    await migrator.close({ timeout: 0 }).catch(() => {});
     await sql.close({ timeout: 0 }).catch(() => {});
     throw new Error(`PostgreSQL at ${shown}: ${describeError(error, parsed.password)}`);
   }
+  await migrator.close().catch(() => {});
   return { ...createStore(sql, openListener, openPinger), migratedFrom };
 }
 
@@ -345,31 +433,268 @@ function describeError(error: unknown, password: string): string {
   return line;
 }
 
+type MigrateOptions = MigrationLimits & { statementTimeoutMs: number; logger?: Logger };
+
+/** `migration 5 (tasks in one status: …)`: how errors and logs name a migration. */
+function migrationName(migration: Migration): string {
+  return `migration ${migration.version} (${migration.description})`;
+}
+
+/** The SQLSTATE of a server error (Bun puts it in `errno`), else undefined. */
+function sqlState(error: unknown): string | undefined {
+  const { errno, code } = (error ?? {}) as { errno?: unknown; code?: unknown };
+  if (typeof errno === "string" && /^[0-9A-Z]{5}$/.test(errno)) return errno;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** An error of a named step: a statement timeout names the setting that bounds it. */
+function stepError(step: string, error: unknown, options: MigrateOptions): Error {
+  const state = sqlState(error);
+  const message = String((error as { message?: unknown })?.message ?? error).replace(/\s+/g, " ").trim();
+  if (state === "57014" && /statement timeout/.test(message)) {
+    return new Error(
+      `${step} was cancelled by statement_timeout after ${options.statementTimeoutMs} ms: a large table takes longer; ` +
+        `raise AGENTKIT_DATABASE_STATEMENT_TIMEOUT_MS (0 = none) for this start (57014)`,
+    );
+  }
+  return new Error(`${step} failed: ${message}${state && !message.includes(state) ? ` (${state})` : ""}`);
+}
+
+/** The statements of an index-only text, each `CREATE INDEX <name> ON <rest>`; throws on anything else. */
+export function indexStatements(sql: string): { name: string; definition: string }[] {
+  const lines = sql.split("\n").map((line) => line.trim()).filter((line) => line !== "" && !line.startsWith("--"));
+  return lines.map((line) => {
+    const match = /^CREATE INDEX ([a-z_][a-z0-9_]*) (ON [a-z_][a-z0-9_]* .+);$/.exec(line);
+    if (!match) throw new Error(`not an index-only statement: ${line}`);
+    return { name: match[1]!, definition: match[2]! };
+  });
+}
+
+/** `valid`, `invalid` (a CONCURRENTLY build that did not finish) or `missing`. */
+async function indexState(conn: ReservedSQL, name: string): Promise<"valid" | "invalid" | "missing"> {
+  const [row] = await conn`SELECT i.indisvalid AS valid FROM pg_index i WHERE i.indexrelid = to_regclass(${name})`;
+  return row === undefined ? "missing" : row.valid ? "valid" : "invalid";
+}
+
+/** Tables this schema has: the sessions holding locks on them are the ones a migration can wait for. */
+const SCHEMA_TABLES = ["tasks", "events", "threads", "inputs", "secrets", "webhooks", "schema_migrations"];
+
+/** Best effort: the oldest transactions holding a lock on our tables, for the log and the error. */
+async function lockHolders(conn: ReservedSQL): Promise<string> {
+  try {
+    const rows = await conn.unsafe(
+      `SELECT a.pid, a.application_name, a.state,
+              floor(extract(epoch FROM now() - a.xact_start))::integer AS open_s,
+              string_agg(DISTINCT l.mode || ' on ' || c.relname, ', ') AS locks
+         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname IN (${SCHEMA_TABLES.map((table) => `'${table}'`).join(", ")})
+          AND pg_table_is_visible(c.oid)
+        GROUP BY a.pid, a.application_name, a.state, a.xact_start
+        ORDER BY a.xact_start NULLS LAST LIMIT 3`,
+    );
+    if (rows.length === 0) return "no session holds a lock on them now";
+    return (rows as { pid: number; application_name: string; state: string; open_s: number | null; locks: string }[])
+      .map((row) => `pid ${row.pid} (${row.application_name || "no application_name"}, ${row.state}${row.open_s === null ? "" : `, transaction open ${row.open_s} s`}; ${row.locks})`)
+      .join("; ");
+  } catch {
+    return "the sessions holding them could not be read";
+  }
+}
+
+/** Best effort: the session holding the migration lock, for the log and the error. */
+async function migrationLockHolder(conn: ReservedSQL): Promise<string> {
+  try {
+    const [row] = await conn`
+      SELECT a.pid, a.application_name, a.state, floor(extract(epoch FROM now() - a.query_start))::integer AS query_s, left(a.query, 120) AS query
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND (l.classid::bigint << 32) + l.objid::bigint = ${MIGRATION_LOCK}::bigint`;
+    if (!row) return "its holder has just let it go";
+    const query = String(row.query ?? "").replace(/\s+/g, " ").trim();
+    return `held by pid ${row.pid} (${row.application_name || "no application_name"}, ${row.state}${row.query_s === null ? "" : ` for ${row.query_s} s`}${query ? `: ${query}` : ""})`;
+  } catch {
+    return "its holder could not be read";
+  }
+}
+
+/** Retry pause before try `attempt + 1`: backoff, doubled each time, at most 8x. */
+function backoff(options: MigrateOptions, attempt: number): number {
+  return options.backoffMs * 2 ** Math.min(attempt - 1, 3);
+}
+
 /**
- * Brings the schema to `POSTGRES_SCHEMA_VERSION` in one transaction, under an advisory lock, so
- * nodes that start at once migrate once; refuses a schema newer than this binary's. Returns the
- * version found.
+ * Builds an index concurrently unless it is there and valid: an INVALID one (a build that was
+ * interrupted: a statement timeout, a crash, a deadlock) is dropped first, since IF NOT EXISTS would
+ * keep it as it is. Runs under the migration lock, so no other node is building it meanwhile.
+ *
+ * No lock_timeout here: CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which reads and writes do not
+ * queue behind, and its waits (for transactions older than the build) block nobody; giving up on
+ * them would only throw the finished build away. statement_timeout bounds it. A deadlock (an older
+ * agentkit waiting for the migration lock inside a transaction, whose snapshot the build waits for)
+ * is tried again.
  */
-async function migrate(sql: SQL): Promise<number> {
-  return sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK}::bigint)`;
-    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY,
-      description text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`;
-    const [row] = await tx`SELECT coalesce(max(version), 0)::integer AS version FROM schema_migrations`;
-    const current = Number(row.version);
-    if (current > POSTGRES_SCHEMA_VERSION) {
-      throw new Error(`database schema version ${current} is newer than this agentkit's (${POSTGRES_SCHEMA_VERSION}); upgrade agentkit`);
+async function ensureIndex(conn: ReservedSQL, step: string, name: string, definition: string, options: MigrateOptions): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const state = await indexState(conn, name);
+      if (state === "valid") return false;
+      if (state === "invalid") {
+        options.logger?.warn("PostgreSQL: an index left INVALID by an interrupted build is dropped and built again", { index: name, step });
+        await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+      }
+      const started = performance.now();
+      await conn.unsafe(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${name} ${definition}`);
+      if ((await indexState(conn, name)) !== "valid") throw new Error(`index ${name} is not valid after its build`);
+      options.logger?.info("PostgreSQL: index built concurrently", { index: name, step, ms: Math.round(performance.now() - started) });
+      return true;
+    } catch (error) {
+      const state = sqlState(error);
+      if ((state === "40P01" || state === "55P03") && attempt < options.attempts) {
+        options.logger?.warn("PostgreSQL: an index build gave up on a lock; it is tried again", {
+          index: name, step, attempt, retry_in_ms: backoff(options, attempt), holders: await lockHolders(conn),
+        });
+        await Bun.sleep(backoff(options, attempt));
+        continue;
+      }
+      throw stepError(`${step}: CREATE INDEX CONCURRENTLY ${name}`, error, options);
     }
-    for (const migration of MIGRATIONS) {
-      if (migration.version <= current) continue;
-      await tx.unsafe(migration.sql);
-      await tx`INSERT INTO schema_migrations (version, description) VALUES (${migration.version}, ${migration.description})`;
+  }
+}
+
+/**
+ * Runs one migration and records its version. An index-only one builds its indexes concurrently;
+ * any other runs in one transaction whose `lock_timeout` bounds how long it waits for a table lock
+ * (and so how long the queries queued behind that wait stall): given up, it is tried again later,
+ * `attempts` times in all, each wait logged with the sessions holding the locks.
+ */
+async function runMigration(conn: ReservedSQL, migration: Migration, options: MigrateOptions): Promise<void> {
+  const step = migrationName(migration);
+  if (migration.concurrently) {
+    for (const index of indexStatements(migration.sql)) await ensureIndex(conn, step, index.name, index.definition, options);
+    await conn`INSERT INTO schema_migrations (version, description) VALUES (${migration.version}, ${migration.description})`;
+    return;
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await conn.begin(async (tx) => {
+        await tx.unsafe(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`);
+        await tx.unsafe(migration.sql);
+        await tx`INSERT INTO schema_migrations (version, description) VALUES (${migration.version}, ${migration.description})`;
+      });
+      return;
+    } catch (error) {
+      if (sqlState(error) !== "55P03") throw stepError(step, error, options);
+      const holders = await lockHolders(conn);
+      if (attempt >= options.attempts) {
+        throw new Error(
+          `${step} could not lock its tables: ${attempt} tries each gave up after ${options.lockTimeoutMs} ms (its lock_timeout, ` +
+            `so that the queries queued behind it do not stall); ${holders}. End those transactions, then start again (55P03)`,
+        );
+      }
+      const wait = backoff(options, attempt);
+      options.logger?.warn("PostgreSQL: a migration waits for a lock on its tables; it is tried again", {
+        migration: step, attempt, of: options.attempts, lock_timeout_ms: options.lockTimeoutMs, retry_in_ms: wait, holders,
+      });
+      await Bun.sleep(wait);
     }
-    return current;
-  }) as Promise<number>;
+  }
+}
+
+/** The schema version (0: none yet) and the indexes of `POSTGRES_INDEXES` not there and valid. */
+async function schemaState(conn: ReservedSQL): Promise<{ version: number; missing: IndexSpec[] }> {
+  const [exists] = await conn`SELECT to_regclass('schema_migrations') IS NOT NULL AS yes`;
+  if (!exists.yes) return { version: 0, missing: [...POSTGRES_INDEXES] };
+  const [row] = await conn`SELECT coalesce(max(version), 0)::integer AS version FROM schema_migrations`;
+  const missing: IndexSpec[] = [];
+  for (const index of POSTGRES_INDEXES) if ((await indexState(conn, index.name)) !== "valid") missing.push(index);
+  return { version: Number(row.version), missing };
+}
+
+function refuseNewer(version: number): void {
+  if (version > POSTGRES_SCHEMA_VERSION) {
+    throw new Error(`database schema version ${version} is newer than this agentkit's (${POSTGRES_SCHEMA_VERSION}); upgrade agentkit`);
+  }
+}
+
+/**
+ * Takes the migration lock (session-level, on this connection), polling `pg_try_advisory_lock`:
+ * a waiter holds no statement open, so it has no snapshot a CONCURRENTLY build would wait for, and
+ * its wait is bounded by `waitMs` rather than by statement_timeout. Logs what it waits for once
+ * the wait passes a second. With `optional` (only these indexes to build), a lock held by another node
+ * is not waited for (false): the node starts without them.
+ */
+async function takeMigrationLock(conn: ReservedSQL, options: MigrateOptions, optional: readonly IndexSpec[] | undefined): Promise<boolean> {
+  const started = performance.now();
+  let told = false;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+    const [row] = await conn`SELECT pg_try_advisory_lock(${MIGRATION_LOCK}::bigint) AS taken`;
+    const waited = performance.now() - started;
+    if (row.taken) {
+      if (told) options.logger?.info("PostgreSQL: the other node's migration is over; this node goes on", { waited_ms: Math.round(waited) });
+      return true;
+    }
+    if (optional) {
+      options.logger?.info("PostgreSQL: another node holds the migration lock; the indexes it may be building are left to it", {
+        missing: optional.map((index) => index.name).join(", "), lock: await migrationLockHolder(conn),
+      });
+      return false;
+    }
+    if (waited >= options.waitMs) {
+      throw new Error(
+        `gave up after ${Math.round(waited / 1000)} s waiting for another node's schema migration: the migration lock ` +
+          `(pg_advisory_lock ${MIGRATION_LOCK}) is ${await migrationLockHolder(conn)}. If that session is stuck, end it ` +
+          `(SELECT pg_terminate_backend(pid)) and start again`,
+      );
+    }
+    if (!told && waited >= 1000) {
+      told = true;
+      options.logger?.warn("PostgreSQL: waiting for another node's schema migration", {
+        lock: await migrationLockHolder(conn), gives_up_after_s: Math.round(options.waitMs / 1000),
+      });
+    }
+    await Bun.sleep(pause);
+  }
+}
+
+/**
+ * Brings the schema to `POSTGRES_SCHEMA_VERSION` and builds the indexes of `POSTGRES_INDEXES` that
+ * are missing, under an advisory lock, so nodes that start at once migrate once; refuses a schema
+ * newer than this binary's. Returns the version found.
+ *
+ * Each migration is its own transaction (with its version row), so one that fails leaves the
+ * database at the version before it, and a start that finds nothing to do takes no lock at all.
+ */
+async function migrate(client: SQL, options: MigrateOptions): Promise<number> {
+  const conn = await client.reserve();
+  try {
+    const found = await schemaState(conn);
+    refuseNewer(found.version);
+    if (found.version === POSTGRES_SCHEMA_VERSION && found.missing.length === 0) return found.version;
+    // Only indexes to build: a node that finds another migrating starts without waiting for it.
+    const taken = await takeMigrationLock(conn, options, found.version === POSTGRES_SCHEMA_VERSION ? found.missing : undefined);
+    if (!taken) return found.version;
+    try {
+      await conn`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        description text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`;
+      // Read again under the lock: another node may have migrated meanwhile.
+      const current = (await schemaState(conn)).version;
+      refuseNewer(current);
+      for (const migration of MIGRATIONS) {
+        if (migration.version > current) await runMigration(conn, migration, options);
+      }
+      for (const index of POSTGRES_INDEXES) {
+        await ensureIndex(conn, `index ${index.name} (${index.description})`, index.name, indexStatements(index.sql)[0]!.definition, options);
+      }
+      return current;
+    } finally {
+      await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK}::bigint)`.catch(() => {});
+    }
+  } finally {
+    await conn.release().catch(() => {});
+  }
 }
 
 /** What every read selects: the JSON columns as their text. */

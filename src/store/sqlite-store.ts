@@ -241,6 +241,22 @@ UPDATE tasks SET error = json_object(
 /** Schema 2 → 3: the fencing token. Tasks of an older file start at 0 (a running one is taken over: 1). */
 const MIGRATE_2_TO_3 = `ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0`;
 
+/** Schemas 4 and 5: the columns an older file lacks, each added when the file does not have it. */
+const ADDED_COLUMNS = [["thread_id", "TEXT"], ["output_json", "TEXT"], ["wait_until", "TEXT"], ["webhook_url", "TEXT"]] as const;
+
+/**
+ * The released migrations of a file's schema version (`PRAGMA user_version`), as they run on an
+ * older file: never change one (test/store/migrations.test.ts pins them), add a new one. `SCHEMA`
+ * (a new file's tables) and `INDEXES` (added at every open, with no version) are not among them.
+ */
+export const SQLITE_MIGRATIONS: Readonly<Record<string, string>> = {
+  "1 to 2": MIGRATE_1_TO_2,
+  "2 to 3": MIGRATE_2_TO_3,
+  "4 and 5: columns": ADDED_COLUMNS.map(([column, type]) => `ALTER TABLE tasks ADD COLUMN ${column} ${type}`).join(";\n"),
+  "4: tables": SCHEMA_4,
+  "5: webhooks": SCHEMA_5,
+};
+
 const WEBHOOK_COLUMNS = "id, task_id, url, event, payload, attempts, next_attempt_at, status, last_error, created_at, delivered_at";
 
 interface WebhookRow {
@@ -342,7 +358,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
     if (current < 3 && !hasAttempt) db.run(MIGRATE_2_TO_3);
     // Schema 4: columns an older file lacks (each guarded by the column itself), then the new tables.
-    for (const [column, type] of [["thread_id", "TEXT"], ["output_json", "TEXT"], ["wait_until", "TEXT"], ["webhook_url", "TEXT"]] as const) {
+    for (const [column, type] of ADDED_COLUMNS) {
       const has = db.query(`SELECT 1 FROM pragma_table_info('tasks') WHERE name = '${column}'`).get() !== null;
       if (!has) db.run(`ALTER TABLE tasks ADD COLUMN ${column} ${type}`);
     }
