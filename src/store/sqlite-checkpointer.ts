@@ -20,7 +20,9 @@
  * The worker starts at the first checkpoint (a server that writes little never starts one), is
  * unref'd, and is given its code as a Blob URL, so the compiled binary needs no extra entry point.
  * If it cannot start or fails, the store falls back to SQLite's automatic checkpoint on the main
- * thread (`onFallback`), as before — durability does not depend on this module.
+ * thread (`onFallback`), as before — durability does not depend on this module. A failure may
+ * pass (a checkpoint cannot grow the database file on a full disk): with `onResume`, a new worker
+ * is tried a minute later (then after twice as long each time it fails again, at most an hour).
  */
 import type { Logger } from "../lib/logger.ts";
 
@@ -41,6 +43,10 @@ export interface CheckpointerOptions {
   logger?: Logger;
   /** The worker cannot be used: the store turns SQLite's automatic checkpoint back on. */
   onFallback(): void;
+  /** A new worker is about to be tried after a fallback: the store turns SQLite's automatic checkpoint off again. */
+  onResume?(): void;
+  /** The first wait before trying a worker again after a fallback (default 60 s). */
+  retryMs?: number;
   /** On the main thread, after the worker's checkpoint: `PRAGMA wal_checkpoint(PASSIVE)` on the store's connection. */
   catchUp(): CheckpointResult;
 }
@@ -108,6 +114,9 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
   let rounds = 0;
   let lastCopied = Number.POSITIVE_INFINITY;
   let failed = false;
+  const firstRetryMs = options.retryMs ?? 60_000;
+  let retryMs = firstRetryMs;
+  let retry: ReturnType<typeof setTimeout> | undefined;
   let closing: Promise<void> | undefined;
   let onClosed: (() => void) | undefined;
   /** The last few results, newest last (tests and diagnostics). */
@@ -129,6 +138,22 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
       options.logger?.warn("sqlite: could not turn SQLite's own checkpoints back on", { error: String(error) });
     }
     stop();
+    if (!options.onResume) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      if (closing) return;
+      try {
+        options.onResume!();
+      } catch (error) {
+        options.logger?.warn("sqlite: WAL checkpoints stay on the main thread", { error: String(error) });
+        return;
+      }
+      failed = false;
+      pending = threshold; // a checkpoint at the next write, which starts the worker (or fails again)
+      options.logger?.info("sqlite: WAL checkpoints go to a worker thread again");
+    }, retryMs);
+    retry.unref?.();
+    retryMs = Math.min(3_600_000, retryMs * 2);
   }
 
   /** `closed`: the worker closed itself (no `terminate`, which waits for its VM to go). */
@@ -149,6 +174,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
       if (reply.type === "checkpointed") {
         inFlight = false;
         record(reply.result);
+        retryMs = firstRetryMs;
         if (closing) return;
         if (rounds === 0 && reply.result.log > 0 && requested > 0) {
           const measured = (reply.result.log * pageBytes) / requested;
@@ -206,6 +232,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
     },
     close() {
       if (closing) return closing;
+      clearTimeout(retry);
       if (!worker) return (closing = Promise.resolve());
       const closingWorker = worker;
       closing = new Promise<void>((resolve) => {

@@ -328,6 +328,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
           pageBytes: (db.query("PRAGMA page_size").get() as { page_size: number }).page_size,
           logger: options.logger,
           onFallback: () => db.run("PRAGMA wal_autocheckpoint = 1000"),
+          onResume: () => db.run("PRAGMA wal_autocheckpoint = 0"),
           catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
         });
   if (checkpointer) db.run("PRAGMA wal_autocheckpoint = 0");

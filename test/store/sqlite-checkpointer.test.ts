@@ -86,6 +86,36 @@ test("a worker that cannot checkpoint (no such file) hands checkpoints back to S
   await checkpointer.close();
 });
 
+test("after a fallback a new worker is tried later (a failure may pass, e.g. a full disk): the store turns its own checkpoints off again, and the worker checkpoints", async () => {
+  const lines: string[] = [];
+  const logger = createLogger("info", (line: string) => lines.push(line));
+  const path = join(tempDir(), "later.sqlite");
+  let fallbacks = 0;
+  let resumes = 0;
+  const checkpointer = createCheckpointer({
+    path, // not there yet: the first worker cannot open it
+    thresholdBytes: 10,
+    retryMs: 50,
+    logger,
+    onFallback: () => fallbacks++,
+    onResume: () => resumes++,
+    catchUp: () => ({ busy: 0, log: 0, checkpointed: 0 }),
+  });
+  checkpointer.wrote(100);
+  await until(() => fallbacks === 1, "the fallback");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("CREATE TABLE t (x TEXT)");
+  await until(() => resumes === 1, "the retry");
+  const before = checkpointer.checkpoints.length;
+  checkpointer.wrote(100);
+  await until(() => checkpointer.checkpoints.length > before, "a checkpoint by the new worker");
+  expect(fallbacks).toBe(1);
+  expect(lines.join("\n")).toContain("WAL checkpoints go to a worker thread again");
+  await checkpointer.close();
+  db.close();
+});
+
 test("the SQLite store: 13 MB of events leave a bounded WAL (checkpointed off the event loop); close removes it", async () => {
   const dir = tempDir();
   const lines: string[] = [];
