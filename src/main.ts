@@ -115,7 +115,13 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
   // Where `agentkit healthcheck` finds this server, whatever port and host it was given.
   let addressFile = false;
   try {
-    writeAddressFile(config.dataDir, { url: server.url.href.replace(/\/$/, ""), host: config.host, port: server.port, pid: process.pid });
+    writeAddressFile(config.dataDir, {
+      url: server.url.href.replace(/\/$/, ""),
+      host: config.host,
+      port: server.port,
+      pid: process.pid,
+      store: config.databaseUrl ? "postgres" : "sqlite",
+    });
     addressFile = true;
   } catch (error) {
     logger.warn("cannot write the address file for 'agentkit healthcheck'", { error: String(error) });

@@ -20,6 +20,8 @@ export interface AddressRecord {
   host: string;
   port: number;
   pid: number;
+  /** The store that server uses (absent in files older builds wrote): only a SQLite one owns the data dir. */
+  store?: "sqlite" | "postgres";
 }
 
 /** Where to connect to reach a server bound to `host`: a wildcard bind is checked on loopback. */
@@ -88,7 +90,8 @@ export interface HealthcheckOptions {
  */
 export async function liveServerOf(dataDir: string, timeoutMs = 1000): Promise<AddressRecord | undefined> {
   const record = readAddressFile(join(dataDir, ADDRESS_FILE));
-  if (!record || record.pid === process.pid || !isAlive(record.pid)) return undefined;
+  // A PostgreSQL-mode server writes its address here too, but the SQLite file is not its.
+  if (!record || record.store === "postgres" || record.pid === process.pid || !isAlive(record.pid)) return undefined;
   try {
     const response = await fetch(healthUrl(record.host, record.port), { signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
     const body = (await response.json().catch(() => undefined)) as { version?: unknown; uptime_s?: unknown } | undefined;

@@ -333,7 +333,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (!entry.resume && entry.task.last_seq > 0) entry.resume = "continued";
     telemetry.runStarted({ taskId: entry.task.id, agent: entry.task.agent, resume: entry.resume, attempt: entry.attempt });
     void run(entry)
-      .catch((error) => logger.error("runner: task crashed", { task: entry.task.id, error: String(error) }))
+      .catch((error) => {
+        logger.error("runner: task crashed", { task: entry.task.id, error: String(error) });
+        // Never left in `active` with nobody to end it (a cancel, a shutdown would wait on it forever).
+        if (!entry.finished) return finish(entry, { kind: "error", error, totals: entry.totals });
+      })
       .finally(() => {
         running--;
         pump();
@@ -413,10 +417,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       // What happened before the end is recorded, then the end — unless the task is not ours.
       if (!entry.lost && !endsTask) {
         await flush(entry).catch((error) => {
+          // The store could not write (a full disk): the task is taken up again from its log, and
+          // is not parked without the request it waits for.
+          if (isStoreWriteFailure(error)) entry.storeFailed = true;
           if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
         });
       }
-      if (!runOnly && end?.kind === "waiting") {
+      if (!runOnly && end?.kind === "waiting" && !entry.storeFailed) {
         // Nothing more runs until people decide: the task is parked, its run ends, no result.
         await write(entry, async () => {
           const agent = agents.get(entry.task.agent);
@@ -466,10 +473,16 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       // A run that ended without ending the task leaves its watchers to the follower (cluster).
       if (cluster && !published) cluster.follower.adopt(taskId);
       else feed.close(taskId);
-      if (published) storeRetryDelays.delete(taskId);
-      else if (entry.storeFailed && !entry.lost) retryAfterStoreFailure(taskId, isCancelled(entry));
+      if (entry.storeFailed && !entry.lost) {
+        retryAfterStoreFailure(taskId, isCancelled(entry) || (end?.kind === "aborted" && end.abort.kind === "cancelled"));
+      } else storeRetryDelays.delete(taskId);
       entry.done.resolve();
     }
+  }
+
+  /** A cancel whose end the store could not write: it is written once the store writes again. */
+  function storeCannotEnd(): AgentkitError {
+    return new AgentkitError("unavailable", "The data store cannot write; the task is cancelled once it can (try again later to see it)");
   }
 
   /** Whether a client's cancel is what stopped this run. */
@@ -515,7 +528,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     } catch {
       return retryAfterStoreFailure(taskId, pending.cancelled);
     }
-    if (!task || task.status !== "running" || active.has(taskId)) {
+    if (!task || active.has(taskId) || (task.status !== "running" && task.status !== "queued")) {
       storeRetryDelays.delete(taskId);
       return;
     }
@@ -523,7 +536,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       // Its end as the client asked; if the store still refuses, `finish` schedules another try.
       const entry = track(task, true);
       entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
-      return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "Cancelled by a client"), totals: entry.totals });
+      await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "Cancelled by a client"), totals: entry.totals });
+      return pump(); // its thread's next task may start
+    }
+    if (task.status === "queued") {
+      // Its start was refused (markRunning): it was next, and is again.
+      queue.unshift(track(task, true));
+      return pump();
     }
     const resumes = agents.get(task.agent)?.definition.on_interrupt === "resume";
     let attempt: number | undefined;
@@ -539,16 +558,19 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (closed || active.has(taskId)) return;
     const entry = track(task, true);
     if (attempt === undefined) {
-      return finish(entry, {
+      await finish(entry, {
         kind: "interrupted",
         totals: entry.totals,
         message: "Interrupted: the store could not write this task's events while it ran",
       });
+      return pump();
     }
     entry.attempt = attempt;
     entry.resume = "store_failure";
     logger.info("runner: the store writes again; a task it cut is taken up again", { task: taskId });
-    start(entry);
+    // It waits for a slot like any task (its own went to the next one when it was cut), first in line.
+    queue.unshift(entry);
+    pump();
   }
 
   /**
@@ -609,7 +631,17 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (entry.attempt === undefined) {
       // One node: the claim is markRunning (queued → running).
       const startedAt = now();
-      if (!(await store.markRunning(task.id, startedAt))) {
+      let marked: boolean;
+      try {
+        marked = await store.markRunning(task.id, startedAt);
+      } catch (error) {
+        if (!isStoreWriteFailure(error)) throw error;
+        // It stays queued in the store: it starts once the store writes again.
+        entry.storeFailed = true;
+        logger.error("runner: the store could not start a task", { task: task.id, error: errorMessage(error) });
+        return finish(entry, undefined);
+      }
+      if (!marked) {
         // Ended elsewhere (cancelled while queued): nothing to run.
         return finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
       }
@@ -1268,6 +1300,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           await entry.done.promise;
           if (entry.lost && cluster) return cancelElsewhere(taskId);
         }
+        if (storeRetries.has(taskId)) throw storeCannotEnd();
         const ended = await store.getTask(taskId);
         // The run had just parked the task when the cancel came: end the wait.
         if (ended?.status !== "waiting") return ended;
@@ -1288,11 +1321,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         const entry = track(task, true);
         entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
         await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "Cancelled by a client"), totals: entry.totals });
-        const after = await store.getTask(taskId);
-        if (after?.status === "running") {
-          throw new AgentkitError("unavailable", "The data store cannot write; the task is cancelled once it can (try again later to see it)");
-        }
-        return after;
+        pump();
+        if (storeRetries.has(taskId)) throw storeCannotEnd();
+        return store.getTask(taskId);
       }
       return task;
     },

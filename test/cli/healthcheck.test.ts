@@ -2,8 +2,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { ADDRESS_FILE, connectHost, healthcheck, healthcheckTarget, removeAddressFile, writeAddressFile } from "../../src/cli/healthcheck.ts";
-import { tempDir } from "../helpers/server.ts";
+import { ADDRESS_FILE, connectHost, healthcheck, healthcheckTarget, liveServerOf, removeAddressFile, writeAddressFile } from "../../src/cli/healthcheck.ts";
+import { startTestServer, tempDir } from "../helpers/server.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -66,5 +66,30 @@ test("healthy only on a 2xx from /health", async () => {
     expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: false, line: `unhealthy: GET http://127.0.0.1:${server.port}/health (address from --port and --host): HTTP 503` });
   } finally {
     server.stop(true);
+  }
+});
+
+test("liveServerOf: a live agentkit named by a SQLite server's address file owns the data dir; a PostgreSQL-mode server's, a dead pid's, or an address that is not agentkit do not", async () => {
+  const server = await startTestServer();
+  try {
+    const dir = tempDir();
+    const record = { url: server.baseUrl, host: "127.0.0.1", port: server.port, pid: process.ppid }; // alive, not this process
+    writeAddressFile(dir, { ...record, store: "sqlite" });
+    expect(await liveServerOf(dir)).toMatchObject({ port: server.port, store: "sqlite" });
+    writeAddressFile(dir, record); // an older build's file: no store named, taken as SQLite's
+    expect(await liveServerOf(dir)).toMatchObject({ port: server.port });
+    writeAddressFile(dir, { ...record, store: "postgres" });
+    expect(await liveServerOf(dir)).toBeUndefined();
+    writeAddressFile(dir, { ...record, store: "sqlite", pid: 2 ** 22 + 7 }); // no such process
+    expect(await liveServerOf(dir)).toBeUndefined();
+    writeAddressFile(dir, { ...record, store: "sqlite", pid: process.pid }); // this process: a restart in a container
+    expect(await liveServerOf(dir)).toBeUndefined();
+    const notAgentkit = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json({ ok: true }) });
+    writeAddressFile(dir, { ...record, store: "sqlite", port: notAgentkit.port! });
+    expect(await liveServerOf(dir)).toBeUndefined();
+    notAgentkit.stop(true);
+    rmSync(dir, { recursive: true, force: true });
+  } finally {
+    await server.close();
   }
 });

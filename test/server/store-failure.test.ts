@@ -9,6 +9,7 @@ import { copyFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
+import { until } from "../helpers/deferred.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 /** The error bun:sqlite throws when the disk (here: the page limit) is full. */
@@ -29,15 +30,22 @@ function diskFullError(): Error {
 
 const WRITES = new Set(["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"]);
 
-/** The store, with every write refused while `disk.full`, and the next `finishes` task ends refused. */
-function fillable(disk: { full: boolean; refused: number; finishes?: number }) {
+interface Disk {
+  full: boolean;
+  refused: number;
+  /** Refuse the next N calls of a write method (the disk full for a moment). */
+  next?: Record<string, number>;
+}
+
+/** The store, with every write refused while `disk.full`, and the next `disk.next[method]` calls of a method. */
+function fillable(disk: Disk) {
   return (store: TaskStore): TaskStore =>
     new Proxy(store, {
       get(target, property) {
         const value = Reflect.get(target, property, target);
         if (typeof property !== "string" || !WRITES.has(property) || typeof value !== "function") return value;
         return async (...args: unknown[]) => {
-          if (disk.full || (property === "finishTask" && (disk.finishes ?? 0) > 0 && disk.finishes!--)) {
+          if (disk.full || ((disk.next?.[property] ?? 0) > 0 && disk.next![property]!--)) {
             disk.refused++;
             throw diskFullError();
           }
@@ -65,7 +73,7 @@ test("the error is what bun:sqlite gives for a full disk", () => {
 });
 
 test("a full disk: /health says degraded, requests get 503 with Retry-After, the cut task is taken up again from its log once the store writes, and its watcher sees one gapless log", async () => {
-  const disk = { full: false, refused: 0 };
+  const disk: Disk = { full: false, refused: 0 };
   server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
   const task = await server.createTask({ input: JSON.stringify({ steps: 40, delay_ms: 15 }) });
   const ws = await server.watch(task.id);
@@ -108,7 +116,7 @@ test("a full disk: /health says degraded, requests get 503 with Retry-After, the
 });
 
 test("a cancel while the store cannot write answers 503; the task ends cancelled once it can, not resumed", async () => {
-  const disk = { full: false, refused: 0 };
+  const disk: Disk = { full: false, refused: 0 };
   server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
   const task = await server.createTask({ input: JSON.stringify({ steps: 200, delay_ms: 15 }) });
   const ws = await server.watch(task.id);
@@ -130,7 +138,7 @@ test("a cancel while the store cannot write answers 503; the task ends cancelled
 });
 
 test("a task whose end could not be stored is not left running: it is taken up again and ends once the store writes", async () => {
-  const disk = { full: false, refused: 0, finishes: 2 };
+  const disk: Disk = { full: false, refused: 0, next: { finishTask: 2 } };
   server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
   const task = await server.createTask({ input: JSON.stringify({ steps: 3 }) });
   const ws = await server.watch(task.id);
@@ -165,4 +173,78 @@ test("agentkit.sqlite deleted or replaced under a running server: /health says t
     await server.close();
     server = undefined;
   }
+});
+
+const statusOf = async (id: string) => ((await (await server!.http(`/tasks/${id}`)).json()) as { status: string }).status;
+
+test("a task the store cut waits for a slot like any other: max_concurrent_tasks holds while it is taken up again", async () => {
+  const disk: Disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk), config: { maxConcurrentTasks: 1 } });
+  const first = await server.createTask({ input: JSON.stringify({ steps: 60, delay_ms: 15 }) });
+  // Running well past the first's retry (1 s after it is cut).
+  const second = await server.createTask({ input: JSON.stringify({ steps: 150, delay_ms: 15 }) });
+  await until(async () => (await statusOf(first.id)) === "running", "the first runs");
+  disk.next = { appendEvents: 1 }; // the first's next write: it is cut, the second takes the slot
+  let most = 0;
+  const watching = setInterval(() => (most = Math.max(most, server!.runner.stats().running)), 5);
+  try {
+    await until(async () => (await statusOf(first.id)) === "completed" && (await statusOf(second.id)) === "completed", "both complete", 15_000);
+  } finally {
+    clearInterval(watching);
+  }
+  expect(disk.refused).toBe(1);
+  expect(most).toBe(1);
+});
+
+test("a task whose start the store refused (markRunning) is not stranded: it stays queued and runs once the store writes", async () => {
+  const disk: Disk = { full: false, refused: 0, next: { markRunning: 1 } };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 2 }) });
+  const ws = await server.watch(task.id);
+  const result = await ws.waitFor((frame) => frame.type === "result", "the result", 10_000);
+  expect((result.data as { status: string }).status).toBe("completed");
+  expect(disk.refused).toBe(1);
+  expect(server.runner.stats()).toEqual({ running: 0, queued: 0 });
+  ws.close();
+});
+
+test("on_interrupt fail: a task the store cut ends interrupted once the store writes, and its thread's next task runs", async () => {
+  const disk: Disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: [{ ...BENCH[0], on_interrupt: "fail" }], wrapStore: fillable(disk) });
+  const thread = (await (await server.http("/threads", { method: "POST" })).json()) as { id: string };
+  const first = await server.createTask({ input: JSON.stringify({ steps: 100, delay_ms: 15 }), thread_id: thread.id });
+  const second = await server.createTask({ input: JSON.stringify({ steps: 1 }), thread_id: thread.id });
+  await until(async () => (await statusOf(first.id)) === "running", "the first runs");
+  disk.next = { appendEvents: 1 };
+  await until(async () => (await statusOf(first.id)) === "failed", "the first ends", 10_000);
+  const ended = (await (await server.http(`/tasks/${first.id}`)).json()) as { stop_reason: string; error: { code: string } };
+  expect(ended).toMatchObject({ stop_reason: "interrupted", error: { code: "interrupted" } });
+  await until(async () => (await statusOf(second.id)) === "completed", "the thread's next task runs", 10_000);
+});
+
+test("a cancel that reaches a running task whose end the store cannot write answers 503; the task ends cancelled once it can", async () => {
+  const disk: Disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 5, delay_ms: 1500 }) });
+  await until(async () => (await statusOf(task.id)) === "running", "it runs");
+  await Bun.sleep(200); // in its model call: nothing to write until the cancel
+  disk.full = true;
+  const cancel = await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  expect(cancel.status).toBe(503);
+  expect(((await cancel.json()) as ErrorBody).error.code).toBe("unavailable");
+  disk.full = false;
+  await until(async () => (await statusOf(task.id)) === "cancelled", "it ends cancelled", 10_000);
+  const log = (await server.storedLog(task.id)).map((text) => JSON.parse(text) as { data: { event_type?: string } });
+  expect(log.some((frame) => frame.data.event_type === "resumed")).toBe(false);
+});
+
+test("a run whose approval request the store could not write is not parked without it: it is taken up again and parks with the request", async () => {
+  const disk: Disk = { full: false, refused: 0, next: { appendEvents: 1 } };
+  server = await startTestServer({ agents: [{ ...BENCH[0], approval: ["calculator"] }], wrapStore: fillable(disk) });
+  const task = await server.createTask({ input: JSON.stringify({ steps: 1 }) });
+  await until(async () => (await statusOf(task.id)) === "waiting", "it waits for the approval", 10_000);
+  const kinds = (await server.storedLog(task.id)).map((text) => (JSON.parse(text) as { data: { event_type?: string } }).data.event_type);
+  expect(disk.refused).toBe(1);
+  expect(kinds).toContain("approval_requested");
+  expect(kinds).toContain("resumed");
 });
