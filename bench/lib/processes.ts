@@ -216,11 +216,13 @@ export interface AgentkitOptions {
   /** AGENTKIT_* settings for this run; every other AGENTKIT_* variable of the caller is dropped. */
   env: Record<string, string>;
   cwd: string;
+  /** The port to listen on (default: a free one), for a probe that asks before the server is up. */
+  port?: number;
 }
 
 /** Starts the compiled binary on a free port; resolves once GET /health answers. */
 export async function startAgentkit(options: AgentkitOptions): Promise<ServerHandle> {
-  const port = freePort();
+  const port = options.port ?? freePort();
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && !name.startsWith("AGENTKIT_") && name !== "PORT") env[name] = value;

@@ -62,6 +62,12 @@ import {
 /** The newest schema this binary knows; a database with a newer one is refused. */
 export const POSTGRES_SCHEMA_VERSION = 5;
 
+/**
+ * Events one retention statement deletes at most (one short log's at least): logs that fit go in one
+ * statement, a longer one's in ranges of this many (`pruneEvents`).
+ */
+const PRUNE_EVENTS = 10_000;
+
 /** `pg_advisory_xact_lock` key held while migrating, so nodes starting together migrate once. */
 const MIGRATION_LOCK = "7018134588412570996"; // "agentkit" as a 64-bit integer
 /**
@@ -1363,23 +1369,49 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
     async pruneEvents(finishedBefore) {
       let pruned = 0;
       for (;;) {
-        // Small batches keep each transaction short; SKIP LOCKED lets several nodes prune at once.
-        // A task whose log was pruned has pruned_through = last_seq > 0 (a task that ended has its
-        // result event, and no event comes after it), so `pruned_through = 0` is SQLite's
-        // `pruned_through < last_seq` for ended tasks, and matches the partial index.
-        const [row] = await sql`
-          WITH batch AS (
-            SELECT id FROM tasks
+        // A transaction per batch of logs, which SKIP LOCKED lets several nodes share. A task whose
+        // log was pruned has pruned_through = last_seq > 0 (a task that ended has its result event,
+        // and no event comes after it), so `pruned_through = 0` is SQLite's
+        // `pruned_through < last_seq` for ended tasks, and matches the partial index. No statement
+        // deletes more than ~PRUNE_EVENTS events (a log of 300,000 in one was seconds of one
+        // statement, near `statement_timeout`; 500 such logs in one, past it every time, so that
+        // retention never got anywhere): the logs that fit in that go in one statement, as before;
+        // a longer one alone, its events deleted a range at a time, then marked pruned — all in its
+        // transaction, so that a reader finds it whole or pruned, never a part (and a pass stopped
+        // half-way leaves it whole, for the next).
+        const count = (await sql.begin(async (tx) => {
+          const rows: { id: string; last_seq: string }[] = await tx`
+            SELECT id, last_seq FROM tasks
             WHERE finished_at < ${finishedBefore} AND finished_at IS NOT NULL AND pruned_through = 0 AND last_seq > 0
-            ORDER BY finished_at LIMIT 500 FOR UPDATE SKIP LOCKED
-          ), marked AS (
-            UPDATE tasks SET pruned_through = tasks.last_seq FROM batch WHERE tasks.id = batch.id
-            RETURNING tasks.id, tasks.last_seq
-          ), deleted AS (
-            DELETE FROM events USING marked WHERE events.task_id = marked.id AND events.seq <= marked.last_seq
-          )
-          SELECT count(*)::integer AS pruned FROM marked`;
-        const count = Number(row.pruned);
+            ORDER BY finished_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+          if (rows.length === 0) return 0;
+          const first = Number(rows[0]!.last_seq);
+          if (first > PRUNE_EVENTS) {
+            const id = rows[0]!.id;
+            for (let from = 0; from < first; from += PRUNE_EVENTS) {
+              await tx`DELETE FROM events WHERE task_id = ${id} AND seq > ${from} AND seq <= ${Math.min(first, from + PRUNE_EVENTS)}`;
+            }
+            await tx`UPDATE tasks SET pruned_through = last_seq WHERE id = ${id}`;
+            return 1;
+          }
+          // The rows that were locked and not taken are let go at the commit, for the next batch.
+          const ids = [rows[0]!.id];
+          let events = first;
+          for (const row of rows.slice(1)) {
+            if (events + Number(row.last_seq) > PRUNE_EVENTS) break;
+            ids.push(row.id);
+            events += Number(row.last_seq);
+          }
+          const [row] = await tx`
+            WITH marked AS (
+              UPDATE tasks SET pruned_through = last_seq WHERE id = ANY(${sql.array(ids, "TEXT")}::text[])
+              RETURNING id, last_seq
+            ), deleted AS (
+              DELETE FROM events USING marked WHERE events.task_id = marked.id AND events.seq <= marked.last_seq
+            )
+            SELECT count(*)::integer AS pruned FROM marked`;
+          return Number(row.pruned);
+        })) as number;
         if (count === 0) return pruned;
         pruned += count;
       }

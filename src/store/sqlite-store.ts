@@ -45,8 +45,16 @@ import {
  */
 const SCHEMA_VERSION = 5;
 
-/** Events a retention transaction deletes at most (one task's whole log at least): ~4 ms here. */
-const PRUNE_EVENTS = 4000;
+/**
+ * Retention's transactions: each deletes about `PRUNE_MS` worth of events — logs that fit whole,
+ * several to a transaction, or a piece of a longer one. How many events that is follows how long the
+ * last transaction took (a frame of 200 KB costs ~400 times one of 300 B: 4,000 events of ~300 B
+ * take ~4.5 ms here, 20 of 200 KB ~3 ms), starting at `PRUNE_FIRST` (a few ms even of 200 KB frames),
+ * growing at most twofold a transaction, never more than `PRUNE_EVENTS`.
+ */
+const PRUNE_MS = 4;
+const PRUNE_FIRST = 16;
+const PRUNE_EVENTS = 8000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -320,12 +328,13 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   // WAL checkpoints run in a worker thread (sqlite-checkpointer.ts), about as often as SQLite's own
   // (every ~4 MiB written), instead of inside a commit on the event loop: 6–8 ms stalls for every
   // watcher. If the worker cannot run, SQLite's automatic checkpoint is turned back on.
+  const pageBytes = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
   const checkpointer =
     path === ":memory:" || options.checkpointInWorker === false
       ? undefined
       : createCheckpointer({
           path,
-          pageBytes: (db.query("PRAGMA page_size").get() as { page_size: number }).page_size,
+          pageBytes,
           logger: options.logger,
           onFallback: () => db.run("PRAGMA wal_autocheckpoint = 1000"),
           onResume: () => db.run("PRAGMA wal_autocheckpoint = 0"),
@@ -504,15 +513,32 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   );
 
   const prunable = db.query(
-    `SELECT id, last_seq FROM tasks WHERE finished_at IS NOT NULL AND finished_at < $before AND pruned_through < last_seq LIMIT 500`,
+    `SELECT id, last_seq, pruned_through FROM tasks WHERE finished_at IS NOT NULL AND finished_at < $before AND pruned_through < last_seq LIMIT 500`,
   );
-  const deleteEvents = db.query(`DELETE FROM events WHERE task_id = $id`);
-  const markPruned = db.query(`UPDATE tasks SET pruned_through = last_seq WHERE id = $id`);
-  const pruneBatch = db.transaction((ids: string[]) => {
-    for (const id of ids) {
-      deleteEvents.run({ id });
-      markPruned.run({ id });
+  // A log is pruned from its start: `pruned_through` moves up by at most `$events` (to `last_seq`
+  // at most) and the events up to it go, in one transaction. Moved from the row as it is, so that
+  // two runs at once never move it back. Readers find the events after `pruned_through`, as ever.
+  const advancePruned = db.query(
+    `UPDATE tasks SET pruned_through = min(last_seq, pruned_through + $events)
+     WHERE id = $id AND pruned_through < last_seq RETURNING pruned_through, last_seq`,
+  );
+  const deleteThrough = db.query(`DELETE FROM events WHERE task_id = $id AND seq <= $through`);
+  const freelistCount = db.query(`PRAGMA freelist_count`);
+  const freePages = () => (freelistCount.get() as { freelist_count: number }).freelist_count;
+  /**
+   * Prunes each log by up to its `events`: how many logs are pruned to their end now, and how many
+   * pages were freed (for the checkpointer: see `pruneEvents`).
+   */
+  const pruneBatch = db.transaction((pieces: { id: string; events: number }[]) => {
+    const before = freePages();
+    let whole = 0;
+    for (const { id, events } of pieces) {
+      const row = advancePruned.get({ id, events }) as { pruned_through: number; last_seq: number } | null;
+      if (!row) continue; // pruned meanwhile
+      deleteThrough.run({ id, through: row.pruned_through });
+      if (row.pruned_through === row.last_seq) whole++;
     }
+    return { whole, freed: Math.max(0, freePages() - before) };
   });
 
   // Only a live task takes events: after its result, a task's log is closed (a stale writer — a
@@ -775,27 +801,48 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     async pruneEvents(finishedBefore) {
       let pruned = 0;
       // The store answers synchronously: a prune done in one go held the event loop for all of it
-      // (372 ms for 2,000 tasks of 200 events). Each transaction deletes whole logs (a task's log is
-      // pruned whole: its `pruned_through` is 0 or its `last_seq`) of at most ~PRUNE_EVENTS events
-      // (one log at least), so appends are not held up, and the loop gets a turn between them.
+      // (372 ms for 2,000 tasks of 200 events), and so did a long log pruned whole (a 300,000-event
+      // one: 150–900 ms). Each transaction deletes ~PRUNE_MS worth of events: whole logs that fit,
+      // or the next piece of a longer one, whose `pruned_through` moves up with each piece (a run
+      // stopped half-way leaves a log pruned up to there, which the next run goes on with). Appends
+      // are not held up, and the loop gets a turn between transactions.
       const slice = backgroundSlice;
+      let budget = PRUNE_FIRST;
       for (;;) {
-        const rows = prunable.all({ before: finishedBefore.toISOString() }) as { id: string; last_seq: number }[];
+        const rows = prunable.all({ before: finishedBefore.toISOString() }) as { id: string; last_seq: number; pruned_through: number }[];
         if (rows.length === 0) return pruned;
+        const left = (index: number) => rows[index]!.last_seq - rows[index]!.pruned_through;
         for (let index = 0; index < rows.length; ) {
-          const ids = [rows[index]!.id];
-          let events = rows[index]!.last_seq;
-          for (index++; index < rows.length && events + rows[index]!.last_seq <= PRUNE_EVENTS; index++) {
-            ids.push(rows[index]!.id);
-            events += rows[index]!.last_seq;
+          let pieces: { id: string; events: number }[];
+          let events: number;
+          if (left(index) > budget) {
+            // A long log: its next piece, alone (its last piece may go with the logs after it).
+            events = budget;
+            pieces = [{ id: rows[index]!.id, events }];
+            rows[index]!.pruned_through += events;
+          } else {
+            events = left(index);
+            pieces = [{ id: rows[index]!.id, events }];
+            for (index++; index < rows.length && events + left(index) <= budget; index++) {
+              pieces.push({ id: rows[index]!.id, events: left(index) });
+              events += left(index);
+            }
           }
-          pruneBatch(ids);
-          wrote(64 * 1024);
-          pruned += ids.length;
-          if (slice.spent) {
-            await slice.next();
-            if (closed) return pruned; // the server stopped meanwhile: the next run goes on
-          }
+          const started = performance.now();
+          const { whole, freed } = pruneBatch(pieces);
+          const took = performance.now() - started;
+          pruned += whole;
+          budget = Math.max(1, Math.min(PRUNE_EVENTS, 2 * budget, Math.floor((events * PRUNE_MS) / Math.max(took, 0.01))));
+          // The WAL this wrote: each page of the deleted rows once more (~1.5 MB per 4,000 events of
+          // ~300 B), but not the overflow pages of frames past ~1 KB, which are freed unwritten.
+          wrote(Math.min(freed * pageBytes, events * 1024));
+          // While the worker checkpoints, no more: writing on, retention outpaced it, and the event
+          // loop copied the rest (sqlite-checkpointer.ts). Waiting gives the loop turns as well.
+          const checkpointing = checkpointer?.settled();
+          if (checkpointing) await checkpointing;
+          else if (slice.spent) await slice.next();
+          else continue;
+          if (closed) return pruned; // the server stopped meanwhile: the next run goes on
         }
       }
     },

@@ -113,8 +113,10 @@ async function turnOf(store: TaskStore, task: Task): Promise<ChatMessage[]> {
   try {
     const state = await resumeFromStore(store, task);
     // A completed task's steps are all settled; one that is not (a log from an older version) is
-    // shortened — as is one whose log retention pruned while it was read (it stops short of last_seq).
+    // shortened — as is one whose log retention began to prune while it was read (from its start,
+    // a piece at a time: the read stops short of last_seq, or goes on past a hole).
     if (state.unfinished.length > 0 || state.lastSeq !== task.last_seq) return [{ role: "user", content: task.input }, answer];
+    if (((await store.getTask(task.id))?.pruned_through ?? 0) > 0) return [{ role: "user", content: task.input }, answer];
     return [...state.messages, answer];
   } catch {
     return [{ role: "user", content: task.input }, answer];

@@ -254,3 +254,115 @@ describe("OpenAI Chat Completions streaming", () => {
     expect(error.message).toBe("openai/gpt-test: provider error in stream: The model is overloaded mid-stream");
   });
 });
+
+/**
+ * A stream cut short is the same error whichever provider kind carries it: `openai/` (the OpenAI
+ * SDK ends it with an `interrupted` finish), and a named OpenAI-compatible endpoint
+ * (`providers.endpoints`) or Ollama (the OpenAI-compatible SDK reports an error part, "Response
+ * stream ended without a finish reason", which was taken for the provider's word: `stream_error`,
+ * not retryable).
+ */
+describe("a stream cut short, through each OpenAI-speaking provider kind", () => {
+  function modelOf(kind: "openai" | "endpoint" | "ollama", url: string) {
+    const factories = createProviderFactories({
+      env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${url}/v1`, OLLAMA_HOST: url },
+      endpoints: [{ name: "local", baseURL: `${url}/v1` }],
+      retry: { maxRetries: 0 },
+    });
+    return kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
+  }
+  const idOf = { openai: "openai/gpt-test", endpoint: "local/gpt-test", ollama: "ollama/gpt-test" } as const;
+
+  /** Streams `model` to its end; the parts it gave and the error it ended with. */
+  async function run(model: ReturnType<typeof modelOf>) {
+    const seen: unknown[] = [];
+    const error = await rejectionOf(
+      (async () => {
+        for await (const part of model.stream(request([{ role: "user", content: "Hi" }]))) seen.push(part);
+      })(),
+    );
+    return { seen, error };
+  }
+
+  for (const kind of ["openai", "endpoint", "ollama"] as const) {
+    test(`${kind}: one chunk, then the body ends (no finish reason): stream_interrupted, retryable`, async () => {
+      provider = startLoopbackProvider(() => sseResponse([openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half an ans" })]));
+      const { seen, error } = await run(modelOf(kind, provider.url));
+      expect(seen).toEqual([{ type: "text-delta", text: "Half an ans" }]);
+      expect(error).toBeInstanceOf(ProviderError);
+      expect({ code: error.code, retryable: error.retryable, message: error.message }).toEqual({
+        code: "stream_interrupted",
+        retryable: true,
+        message: `${idOf[kind]}: stream interrupted: the response ended before the provider signalled completion`,
+      });
+    });
+
+    test(`${kind}: SSE headers and one chunk, then the server closes the connection (no chunked encoding, no length): stream_interrupted, retryable`, async () => {
+      // A raw HTTP/1.1 answer whose body ends where the connection does, as a proxy that gave up sends it.
+      const head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+      const listener = Bun.listen({
+        hostname: "127.0.0.1",
+        port: 0,
+        socket: {
+          data(socket) {
+            socket.write(head + openAiChunk({ role: "assistant", content: "" }) + openAiChunk({ content: "The answer is" }));
+            socket.end();
+          },
+        },
+      });
+      try {
+        const { seen, error } = await run(modelOf(kind, `http://127.0.0.1:${listener.port}`));
+        expect(seen).toEqual([{ type: "text-delta", text: "The answer is" }]);
+        expect(error).toBeInstanceOf(ProviderError);
+        expect(error.code).toBe("stream_interrupted");
+        expect(error.retryable).toBe(true);
+        expect(error.message).toStartWith(`${idOf[kind]}: stream interrupted: `);
+      } finally {
+        listener.stop(true);
+      }
+    });
+
+    test(`${kind}: a connection cut mid-stream: stream_interrupted, retryable`, async () => {
+      const sent = deferred<void>();
+      provider = startLoopbackProvider((recorded) => {
+        const stream = controlledSseResponse(recorded);
+        stream.send(openAiChunk({ role: "assistant", content: "" }));
+        stream.send(openAiChunk({ content: "The answer is" }));
+        sent.resolve();
+        return stream.response;
+      });
+      const iterator = modelOf(kind, provider.url).stream(request([{ role: "user", content: "Hi" }]))[Symbol.asyncIterator]();
+      expect((await iterator.next()).value).toEqual({ type: "text-delta", text: "The answer is" });
+      await sent.promise;
+      provider.stop(); // closes the open connection without finishing the chunked body
+      const error = await rejectionOf(within(iterator.next(), 5_000, "the stream to fail"));
+      expect(error).toBeInstanceOf(ProviderError);
+      expect(error.code).toBe("stream_interrupted");
+      expect(error.retryable).toBe(true);
+    });
+
+    test(`${kind}: an event stream with no chunk at all is cut (retryable); a web page answering 200 is request_failed; the provider's error chunk stays stream_error`, async () => {
+      provider = startLoopbackProvider(() => new Response("", { headers: { "content-type": "text/event-stream" } }));
+      const empty = await run(modelOf(kind, provider.url));
+      expect([empty.error.code, empty.error.retryable]).toEqual(["stream_interrupted", true]);
+      provider.stop();
+
+      provider = startLoopbackProvider(() => new Response("<!doctype html><html><body>Sign in</body></html>", { headers: { "content-type": "text/html" } }));
+      const page = await run(modelOf(kind, provider.url));
+      expect([page.error.code, page.error.retryable]).toEqual(["request_failed", false]);
+      expect(page.error.message).toBe(`${idOf[kind]}: the provider's URL answered with text/html, not an event stream: check the provider's baseURL`);
+      provider.stop();
+
+      provider = startLoopbackProvider(() =>
+        sseResponse([
+          openAiChunk({ role: "assistant", content: "" }),
+          openAiChunk({ content: "Working" }),
+          openAiFrame({ error: { message: "The model is overloaded mid-stream", type: "server_error", code: null } }),
+        ]),
+      );
+      const said = await run(modelOf(kind, provider.url));
+      expect([said.error.code, said.error.retryable]).toEqual(["stream_error", false]);
+      expect(said.error.message).toContain("The model is overloaded mid-stream");
+    });
+  }
+});

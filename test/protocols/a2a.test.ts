@@ -439,6 +439,33 @@ describe("one task, every endpoint", () => {
   });
 });
 
+describe("retention", () => {
+  test("a task whose log retention has pruned part of (a run stopped half-way through it) shows no history past its input, as a pruned one does", async () => {
+    const client = await clientFor("default");
+    const created = await server.createTask({ input: "What is 2*21?" }, { authorization: `Bearer ${KEY}` });
+    const ended = await waitForStatus(created.id, ["completed"]);
+    const whole = await client.getTask({ tenant: "", id: created.id });
+    expect(whole.history.map((m) => texts(m.parts)[0])).toEqual(["What is 2*21?", "I'll compute 2*21 with the calculator."]);
+    // Retention prunes a log from its start, a piece at a time (src/store/sqlite-store.ts): here the
+    // first piece only, as a run that stopped after it leaves the log — beside the server, on its file.
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(`${server.dataDir}/agentkit.sqlite`);
+    try {
+      db.transaction(() => {
+        db.query("DELETE FROM events WHERE task_id = ? AND seq <= 1").run(created.id);
+        db.query("UPDATE tasks SET pruned_through = 1 WHERE id = ?").run(created.id);
+      })();
+    } finally {
+      db.close();
+    }
+    expect(ended.last_seq).toBeGreaterThan(2); // events after the pruned one are left
+    const part = await client.getTask({ tenant: "", id: created.id });
+    expect(part.history.map((m) => texts(m.parts)[0])).toEqual(["What is 2*21?"]);
+    expect(part.status?.state).toBe(TaskState.TASK_STATE_COMPLETED);
+    expect(texts(part.artifacts[0]!.parts)).toEqual(["2*21 = 42"]);
+  });
+});
+
 describe("input-required", () => {
   test("an approval: the blocking send answers input-required with the call; a message 'approve' continues it to the answer", async () => {
     const client = await clientFor("ops");

@@ -663,6 +663,49 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(await s.events("running", 0, 10)).toHaveLength(3);
       });
 
+      test("a log longer than one retention transaction takes is pruned to its end, among short ones; read meanwhile, it is always a gapless run to its last event, after pruned_through", async () => {
+        const s = await open();
+        const ended = (minute: number) => outcome("completed", { finishedAt: new Date(Date.UTC(2026, 0, 1, 0, minute)) });
+        const short = async (id: string, minute: number) => {
+          await s.createTask(newTask(id));
+          await s.markRunning(id, new Date());
+          await s.appendEvents(id, run(1, 3));
+          await s.finishTask(id, ended(minute), 4, `{"seq":4}`);
+        };
+        await short("before", 1);
+        await s.createTask(newTask("long"));
+        await s.markRunning("long", new Date());
+        const events = 25_000;
+        for (let first = 1; first <= events; first += 5_000) await s.appendEvents("long", run(first, 5_000));
+        await s.finishTask("long", ended(2), events + 1, `{"seq":${events + 1}}`);
+        await short("after", 3);
+
+        let done = false;
+        const pruning = s.pruneEvents(new Date(Date.UTC(2026, 0, 2))).finally(() => (done = true));
+        let reads = 0;
+        do {
+          // The events first, then the task: pruned_through can only have moved on between the two.
+          const log = (await s.events("long", 0, events + 10)).map((event) => event.seq);
+          const task = (await s.getTask("long"))!;
+          if (log.length === 0) expect(task.pruned_through).toBe(events + 1);
+          else {
+            expect(log.at(-1)).toBe(events + 1);
+            expect(log.every((seq, index) => seq === log[0]! + index)).toBe(true);
+            expect(log[0]! - 1).toBeLessThanOrEqual(task.pruned_through);
+          }
+          reads++;
+          await new Promise<void>((resolve) => setImmediate(resolve)); // a store that answers at once: the prune's turn
+        } while (!done);
+        expect(await pruning).toBe(3);
+        expect(reads).toBeGreaterThan(0);
+        for (const id of ["before", "long", "after"]) {
+          expect(await s.events(id, 0, 10)).toEqual([]);
+          const task = (await s.getTask(id))!;
+          expect(task.pruned_through).toBe(task.last_seq);
+        }
+        expect((await s.getTask("long"))!.last_seq).toBe(events + 1);
+      });
+
       test("pruneEvents goes through more tasks than one batch", async () => {
         const s = await open();
         const count = 520;

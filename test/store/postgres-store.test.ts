@@ -193,6 +193,52 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
+  test("retention deletes no more than 10,000 events in one statement (a long log in ranges, in one transaction): a reader finds the log whole or pruned, never a part", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url, max: 4 });
+    try {
+      // Every DELETE on events, with how many rows it took (a statement trigger sees them all).
+      await raw(url, async (sql) => {
+        await sql.unsafe(`
+          CREATE TABLE deletes (rows bigint NOT NULL);
+          CREATE FUNCTION count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO deletes SELECT count(*) FROM gone; RETURN NULL; END $$;
+          CREATE TRIGGER count_deleted AFTER DELETE ON events REFERENCING OLD TABLE AS gone
+            FOR EACH STATEMENT EXECUTE FUNCTION count_deleted();`);
+      });
+      const finishedAt = new Date("2026-01-01T00:00:00.000Z");
+      const long = 25_000;
+      await store.createTask(newTask("long"));
+      await store.markRunning("long", new Date());
+      for (let first = 1; first <= long; first += 5_000) {
+        await store.appendEvents("long", Array.from({ length: 5_000 }, (_, index) => ({ seq: first + index, frame: `{"n":${first + index}}` })));
+      }
+      await store.finishTask("long", outcome("completed", { finishedAt }), long + 1, "{}");
+      for (let index = 0; index < 30; index++) {
+        await store.createTask(newTask(`short-${index}`));
+        await store.markRunning(`short-${index}`, new Date());
+        await store.appendEvents(`short-${index}`, Array.from({ length: 999 }, (_, event) => ({ seq: event + 1, frame: "{}" })));
+        await store.finishTask(`short-${index}`, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + 1 + index) }), 1_000, "{}");
+      }
+      let done = false;
+      const pruning = store.pruneEvents(new Date("2026-02-01T00:00:00.000Z")).finally(() => (done = true));
+      const seen = new Set<number>();
+      while (!done) {
+        const events = await store.events("long", 0, long + 10);
+        seen.add(events.length);
+      }
+      expect(await pruning).toBe(31);
+      expect([...seen].every((length) => length === 0 || length === long + 1)).toBe(true);
+      const rows: number[] = await raw(url, async (sql) => (await sql`SELECT rows FROM deletes`).map((row: { rows: string }) => Number(row.rows)));
+      expect(rows.reduce((sum, count) => sum + count, 0)).toBe(long + 1 + 30 * 1_000);
+      expect(Math.max(...rows)).toBeLessThanOrEqual(10_000);
+      expect(rows.filter((count) => count > 0).length).toBeGreaterThanOrEqual(6); // the long log's 3 ranges, the short ones' 3+ batches
+      expect(await store.getTask("long")).toMatchObject({ last_seq: long + 1, pruned_through: long + 1 });
+    } finally {
+      await store.close();
+    }
+  });
+
   test("concurrent batched appends over many tasks all land, gapless (throughput printed, not asserted)", async () => {
     const store = await createPostgresStore({ url: await pg.createDatabase(), max: 10 });
     try {

@@ -65,6 +65,44 @@ test("the worker checkpoints the whole WAL when enough was written; the next com
   expect(existsSync(`${path}-wal`)).toBe(false);
 });
 
+test("settled(): nothing to wait for when no checkpoint is under way; else a promise of its end (the catch-up done), or of close", async () => {
+  const path = join(tempDir(), "x.sqlite");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA wal_autocheckpoint = 0");
+  db.run("CREATE TABLE t (x TEXT)");
+  let caughtUp = 0;
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 64 * 1024,
+    onFallback: () => {},
+    catchUp: () => {
+      caughtUp++;
+      return db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult;
+    },
+  });
+  expect(checkpointer.settled()).toBeUndefined();
+  const row = "x".repeat(1000);
+  for (let index = 0; index < 100; index++) db.query("INSERT INTO t VALUES (?)").run(row);
+  checkpointer.wrote(100 * row.length);
+  const settled = checkpointer.settled();
+  expect(settled).toBeInstanceOf(Promise);
+  expect(caughtUp).toBe(0);
+  await settled;
+  expect(caughtUp).toBe(1); // the rounds in the worker, then the main thread's catch-up, then settled
+  expect(checkpointer.settled()).toBeUndefined();
+  // One under way when the checkpointer closes: settled at once.
+  for (let index = 0; index < 100; index++) db.query("INSERT INTO t VALUES (?)").run(row);
+  checkpointer.wrote(100 * row.length);
+  const closing = checkpointer.settled();
+  expect(closing).toBeInstanceOf(Promise);
+  const closed = checkpointer.close();
+  await closing;
+  await closed;
+  expect(checkpointer.settled()).toBeUndefined();
+  db.close();
+});
+
 test("a worker that cannot checkpoint (no such file) hands checkpoints back to SQLite, once, with a warning", async () => {
   const lines: string[] = [];
   const logger = createLogger("warn", (line: string) => lines.push(line));

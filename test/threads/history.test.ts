@@ -114,6 +114,47 @@ test("a turn whose log retention prunes while it is read (the read stops short o
   expect(history.slice(-2).map((message: ChatMessage) => message.content)).toEqual(["What is 1+1?", "2"]);
 });
 
+test("a turn whose log retention begins to prune while it is read (from its start: the read goes on past a hole) is its input and answer only", async () => {
+  const { store } = await threadOf(0);
+  // A completed task of two calculator steps, then the answering step.
+  await store.createTask({ id: "two", owner: "o", agent: "a", input: "What is 1+1+1?", metadata: {}, createdAt: new Date(), threadId: "thr_1" });
+  await store.markRunning("two", new Date());
+  const stepOf = (step: number, expression: string, value: number) => [
+    { event_type: "usage", step, data: { input_tokens: 5, output_tokens: 5 } },
+    { event_type: "thought", step, data: { text: `Adding ${expression}.` } },
+    { event_type: "tool_call", step, data: { id: `c${step}`, name: "calculator", arguments: { expression } } },
+    { event_type: "tool_result", step, data: { id: `c${step}`, name: "calculator", result: { expression, value } } },
+  ];
+  const events = [...stepOf(1, "1+1", 2), ...stepOf(2, "2+1", 3), { event_type: "usage", step: 3, data: { input_tokens: 5, output_tokens: 5 } }].map(
+    (event, at) => ({ seq: at + 1, frame: JSON.stringify(stepFrame(at + 1, event as never, new Date())) }),
+  );
+  await store.finishTask(
+    "two",
+    { status: "completed", stopReason: "final_answer", output: "3", outputJson: null, error: null, totalSteps: 3, inputTokens: 15, outputTokens: 15, costUsd: null, finishedAt: new Date(Date.now() - 60_000) },
+    events.length + 1,
+    JSON.stringify({ type: "result", seq: events.length + 1 }),
+    undefined,
+    undefined,
+    events,
+  );
+  const later = await store.createTask({ id: "later", owner: "o", agent: "a", input: "And?", metadata: {}, createdAt: new Date(), threadId: "thr_1" });
+  // The log as a read meets it when a prune's first piece lands just before: step 1 gone, the rest
+  // there (a replay of which is a turn that looks whole), and pruned_through moved (here the whole
+  // prune lands then).
+  const read = store.events.bind(store);
+  store.events = async (id, after, limit) => {
+    if (id !== "two") return read(id, after, limit);
+    const page = (await read(id, after, limit)).filter((event) => event.seq > 4);
+    await store.pruneEvents(new Date());
+    return page;
+  };
+  const history = await threadHistory(store, later, POLICY);
+  expect(history).toEqual([
+    { role: "user", content: "What is 1+1+1?" },
+    { role: "assistant", content: "3" },
+  ]);
+});
+
 test("only the turns that can be kept are read: a turn whose input and answer do not fit in max_chars is not read, nor is any older one", async () => {
   const { store, reads, next } = await threadOf(5);
   // Each turn's input and answer: "What is N+1?" and "N+1", 13 characters; room for two of them.

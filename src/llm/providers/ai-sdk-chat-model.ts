@@ -89,10 +89,13 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
       const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();
       let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
+      /** The SDK said the body ended without the provider's finish (OpenAI-compatible: an error part). */
+      let endedWithoutFinish = false;
       let completed = false;
       /**
        * Whether anything came from the response's body: the SDK makes `stream-start` itself, and a
-       * `finish` when the body ends without the provider's (with reason `interrupted` or `other`).
+       * `finish` when the body ends without the provider's (with reason `interrupted` or `other`; the
+       * OpenAI-compatible SDK, an `error` part before it: `isEndWithoutFinish`).
        */
       let heard = false;
       try {
@@ -100,7 +103,8 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
           const next = await readPart(reader.read(), scope, request.abortSignal, context);
           if (next.done) break;
           const part = next.value;
-          if (part.type !== "stream-start" && part.type !== "finish") heard = true;
+          const sdkOwn = part.type === "stream-start" || part.type === "finish" || (part.type === "error" && isEndWithoutFinish(part.error));
+          if (!sdkOwn) heard = true;
           switch (part.type) {
             case "text-delta":
               if (part.delta !== "") yield { type: "text-delta", text: part.delta };
@@ -128,6 +132,13 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
                   cause: part.error,
                 });
               }
+              // The OpenAI-compatible provider (named endpoints, Ollama) reports a body that ended
+              // without a finish reason as an error part of its own, then a finish: the stream was
+              // cut, as OpenAI's and Anthropic's `interrupted` finish says. Handled with those below.
+              if (isEndWithoutFinish(part.error)) {
+                endedWithoutFinish = true;
+                break;
+              }
               throw new ProviderError({
                 code: "stream_error",
                 modelId: id,
@@ -144,7 +155,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
               break;
           }
         }
-        if (!finish || finish.finishReason.unified === "interrupted") {
+        if (!finish || endedWithoutFinish || finish.finishReason.unified === "interrupted") {
           throwIfStopped(scope, request.abortSignal, context, undefined);
           // Not a stream cut short but no stream at all: a web page (a wrong baseURL, a proxy's
           // login page) answered 200. Trying again gets the same page.
@@ -283,6 +294,15 @@ function toFinishReason(unified: Extract<SdkStreamPart, { type: "finish" }>["fin
 /** The AI SDK's own errors for a stream chunk that is not JSON, or not the shape the provider's API promises. */
 function isUnreadableChunk(error: unknown): boolean {
   return error instanceof Error && (error.name === "AI_JSONParseError" || error.name === "AI_TypeValidationError");
+}
+
+/**
+ * The OpenAI-compatible SDK's error part for a response body that ended before any chunk carried a
+ * finish reason (`InvalidResponseDataError`, "Response stream ended without a finish reason."): not
+ * the provider's word, a cut stream.
+ */
+function isEndWithoutFinish(error: unknown): boolean {
+  return error instanceof Error && error.name === "AI_InvalidResponseDataError" && /ended without a finish reason/i.test(error.message);
 }
 
 /** A header value as one short line for a message. */

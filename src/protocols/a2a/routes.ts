@@ -206,23 +206,31 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     // and a stream that follows from there would never see the result it waits for.
     const ended = isTerminal(task.status);
     const upTo = ended ? Number.POSITIVE_INFINITY : task.last_seq;
-    const pruned = task.pruned_through > 0;
-    if (pruned) digests.delete(task.id);
-    const earlier = pruned ? undefined : digests.get(task.id);
+    // A pruned log (retention prunes it from its start, a piece at a time: all of it, or up to
+    // `pruned_through` so far) is shown without history past the input, not as a part.
+    if (task.pruned_through > 0) {
+      digests.delete(task.id);
+      return new LogDigest(task);
+    }
+    const earlier = digests.get(task.id);
     // A status read older than the kept digest is shown from the start.
     const digest = earlier && earlier.lastSeq <= upTo ? earlier.clone() : new LogDigest(task);
+    let next = digest.lastSeq + 1;
+    let hole = false;
     await forEachLogEvent(
       store,
       task.id,
       (event) => {
+        if (event.seq !== next) hole = true;
+        next = event.seq + 1;
         if (event.seq <= upTo) digest.add(event);
       },
       digest.lastSeq,
     );
-    // An ended task's log is whole or pruned: one read short of its end was pruned meanwhile, and
-    // is shown as a pruned one is (no history past the input), not as a part.
-    if (ended && digest.lastSeq !== task.last_seq) return new LogDigest(task);
-    if (!pruned) digests.set(task.id, digest);
+    // An ended task's log read short of its end, or with a hole (retention pruned it meanwhile: the
+    // read went on past what was deleted), is shown as a pruned one.
+    if (ended && (hole || digest.lastSeq !== task.last_seq)) return new LogDigest(task);
+    digests.set(task.id, digest);
     return digest;
   }
 
