@@ -89,10 +89,19 @@ CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at) WHERE pruned_thr
 CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
-  frame   TEXT NOT NULL,
-  PRIMARY KEY (task_id, seq)
-) WITHOUT ROWID;
+  frame   TEXT NOT NULL
+);
 `;
+
+/**
+ * A task's events are found by (task_id, seq). A file made before 2026-11-27 has them in a WITHOUT
+ * ROWID table keyed so; it keeps that (rewriting a large log at start-up would hold it for minutes).
+ * A new file has a plain table and this index: SQLite keeps a WITHOUT ROWID row's first ~1,000 bytes
+ * on its page and the rest on an overflow page of its own, so frames of 1–4 KB (thoughts, tool
+ * results) took 2–3.5× their size on disk; a plain table keeps rows up to ~4 KB on the page. Its
+ * inserts append in rowid order, and cost less (bench/sqlite-layout.ts).
+ */
+const EVENTS_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_task_seq ON events(task_id, seq)`;
 
 /** Schema 4's new tables and indexes (a new file gets them with the rest; an old one when migrated). */
 const SCHEMA_4 = `
@@ -375,6 +384,8 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     db.run(SCHEMA_4);
     db.run(SCHEMA_5);
     db.run(INDEXES);
+    const events = db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").get() as { sql: string };
+    if (!/WITHOUT ROWID/i.test(events.sql)) db.run(EVENTS_INDEX);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 

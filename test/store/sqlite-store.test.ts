@@ -3,7 +3,7 @@
  * suite the PostgreSQL store runs), then what is SQLite's own: the file, validation on read, the
  * schema migrations.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Task } from "../../src/protocol/task.ts";
@@ -381,4 +381,52 @@ test("one tenant's tasks in one status are found by the (owner, status) index, n
   await store.close();
   store = undefined;
   expect(plan(running)).toContain("USING INDEX tasks_owner_status");
+});
+
+describe("the events table's layout", () => {
+  const frame = (seq: number, pad: number) => `{"type":"step","seq":${seq},"data":{"text":"${"t".repeat(pad)}"}}`;
+  async function fill(s: TaskStore, id: string, events: number, pad: number) {
+    await s.createTask({ id, owner: "o", agent: "a", input: "hi", metadata: {}, createdAt: new Date() });
+    await s.markRunning(id, new Date());
+    for (let seq = 1; seq <= events; seq += 3) await s.appendEvents(id, [0, 1, 2].map((i) => ({ seq: seq + i, frame: frame(seq + i, pad) })));
+  }
+
+  test("a new file: a plain table with a unique (task_id, seq) index; frames of 1–4 KB stay on their pages (the file is not 2–3× the data)", async () => {
+    const s = open();
+    await fill(s, "t", 1500, 1500);
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(join(dir!, "agentkit.sqlite"), { readonly: true });
+    const table = db.query("SELECT sql FROM sqlite_master WHERE name = 'events'").get() as { sql: string };
+    expect(table.sql).not.toMatch(/WITHOUT ROWID/i);
+    expect(db.query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_task_seq'").get()).not.toBeNull();
+    // The database's size as this connection sees it (pages still in the WAL included). Data ≈ 1500 × ~1.55 KB.
+    const { page_count } = db.query("PRAGMA page_count").get() as { page_count: number };
+    const { page_size } = db.query("PRAGMA page_size").get() as { page_size: number };
+    db.close();
+    const data = 1500 * frame(1, 1500).length;
+    expect(page_count * page_size).toBeLessThan(1.5 * data);
+    // The log reads back whole, in order; a duplicate seq is refused.
+    const page = await s.events("t", 0, 2000);
+    expect(page.map((event) => event.seq)).toEqual(Array.from({ length: 1500 }, (_, index) => index + 1));
+    expect(page[41]!.frame).toBe(frame(42, 1500));
+  });
+
+  test("a file made with the WITHOUT ROWID table keeps it (nothing rewritten, no second index), and works as before", async () => {
+    dir = tempDir();
+    const { Database } = await import("bun:sqlite");
+    store = createSqliteStore({ dataDir: dir });
+    store.close();
+    const raw = new Database(join(dir, "agentkit.sqlite"));
+    raw.run("DROP INDEX events_task_seq");
+    raw.run("DROP TABLE events");
+    raw.run("CREATE TABLE events (task_id TEXT NOT NULL, seq INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (task_id, seq)) WITHOUT ROWID");
+    raw.close();
+    store = createSqliteStore({ dataDir: dir });
+    await fill(store, "old", 30, 100);
+    expect((await store.events("old", 10, 100)).map((event) => event.seq)).toEqual(Array.from({ length: 20 }, (_, index) => index + 11));
+    const check = new Database(join(dir, "agentkit.sqlite"), { readonly: true });
+    expect((check.query("SELECT sql FROM sqlite_master WHERE name = 'events'").get() as { sql: string }).sql).toMatch(/WITHOUT ROWID/);
+    expect(check.query("SELECT 1 FROM sqlite_master WHERE name = 'events_task_seq'").get()).toBeNull();
+    check.close();
+  });
 });
