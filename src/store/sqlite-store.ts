@@ -9,7 +9,7 @@
 import { Database } from "bun:sqlite";
 import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { AgentkitError } from "../errors.ts";
+import { AgentkitError, isStoreWriteFailure } from "../errors.ts";
 import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backgroundSlice } from "../lib/turn.ts";
@@ -364,7 +364,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   if (version > SCHEMA_VERSION) {
     throw new Error(`${path} has schema version ${version}, newer than this agentkit (${SCHEMA_VERSION})`);
   }
-  db.transaction(() => {
+  const migrate = db.transaction(() => {
     // Read again under the write lock: another process may have migrated the file meanwhile, and a
     // migration must run once (the version moves in the same transaction).
     const current = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
@@ -387,7 +387,14 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     const events = db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").get() as { sql: string };
     if (!/WITHOUT ROWID/i.test(events.sql)) db.run(EVENTS_INDEX);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
+  });
+  try {
+    migrate.immediate();
+  } catch (error) {
+    // The file opened but cannot be written (a read-only file or mount, a full disk): say where.
+    if (isStoreWriteFailure(error)) throw new Error(cannotOpen(path, options.dataDir, error));
+    throw error;
+  }
 
   const insertTask = db.query(
     `INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id, webhook_url)
