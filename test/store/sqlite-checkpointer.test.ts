@@ -154,6 +154,32 @@ test("after a fallback a new worker is tried later (a failure may pass, e.g. a f
   db.close();
 });
 
+test("a worker that fails wakes whoever waits for its checkpoint (retention waits on settled()), each time it fails again", async () => {
+  let fallbacks = 0;
+  let resumes = 0;
+  const checkpointer = createCheckpointer({
+    path: join(tempDir(), "missing.sqlite"),
+    thresholdBytes: 1024,
+    retryMs: 30,
+    onFallback: () => fallbacks++,
+    onResume: () => resumes++,
+    catchUp: () => ({ busy: 0, log: 0, checkpointed: 0 }),
+  });
+  for (let round = 0; round < 3; round++) {
+    checkpointer.wrote(1 << 20);
+    const settled = checkpointer.settled();
+    expect(settled).toBeInstanceOf(Promise);
+    expect(await Promise.race([settled!.then(() => "settled"), Bun.sleep(3000).then(() => "stuck")])).toBe("settled");
+    expect(fallbacks).toBe(round + 1);
+    expect(checkpointer.settled()).toBeUndefined(); // nothing under way
+    await until(() => resumes === round + 1, "the retry");
+  }
+  await checkpointer.close();
+  const before = resumes;
+  await Bun.sleep(300);
+  expect(resumes).toBe(before); // no retry after close
+});
+
 test("the SQLite store: 13 MB of events leave a bounded WAL (checkpointed off the event loop); close removes it", async () => {
   const dir = tempDir();
   const lines: string[] = [];

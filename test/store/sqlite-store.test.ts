@@ -4,6 +4,7 @@
  * schema migrations.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Task } from "../../src/protocol/task.ts";
@@ -394,7 +395,6 @@ describe("the events table's layout", () => {
   test("a new file: a plain table with a unique (task_id, seq) index; frames of 1–4 KB stay on their pages (the file is not 2–3× the data)", async () => {
     const s = open();
     await fill(s, "t", 1500, 1500);
-    const { Database } = await import("bun:sqlite");
     const db = new Database(join(dir!, "agentkit.sqlite"), { readonly: true });
     const table = db.query("SELECT sql FROM sqlite_master WHERE name = 'events'").get() as { sql: string };
     expect(table.sql).not.toMatch(/WITHOUT ROWID/i);
@@ -409,11 +409,14 @@ describe("the events table's layout", () => {
     const page = await s.events("t", 0, 2000);
     expect(page.map((event) => event.seq)).toEqual(Array.from({ length: 1500 }, (_, index) => index + 1));
     expect(page[41]!.frame).toBe(frame(42, 1500));
+    // A second row for a (task_id, seq) is refused by the table itself, whatever writes it.
+    const raw = new Database(join(dir!, "agentkit.sqlite"));
+    expect(() => raw.run("INSERT INTO events (task_id, seq, frame) VALUES ('t', 42, '{}')")).toThrow(/UNIQUE constraint failed: events\.task_id, events\.seq/);
+    raw.close();
   });
 
   test("a file made with the WITHOUT ROWID table keeps it (nothing rewritten, no second index), and works as before", async () => {
     dir = tempDir();
-    const { Database } = await import("bun:sqlite");
     store = createSqliteStore({ dataDir: dir });
     store.close();
     const raw = new Database(join(dir, "agentkit.sqlite"));
@@ -428,5 +431,47 @@ describe("the events table's layout", () => {
     expect((check.query("SELECT sql FROM sqlite_master WHERE name = 'events'").get() as { sql: string }).sql).toMatch(/WITHOUT ROWID/);
     expect(check.query("SELECT 1 FROM sqlite_master WHERE name = 'events_task_seq'").get()).toBeNull();
     check.close();
+    const raw2 = new Database(join(dir, "agentkit.sqlite"));
+    expect(() => raw2.run("INSERT INTO events (task_id, seq, frame) VALUES ('old', 7, '{}')")).toThrow(/UNIQUE constraint failed: events\.task_id, events\.seq/);
+    raw2.close();
   });
 });
+
+test("two retention passes at once, appends to a live task, readers between every piece: never a gap or a duplicate, pruned_through never past last_seq, the live task untouched", async () => {
+  const s = open();
+  const ended = new Date(Date.now() - 48 * 3_600_000);
+  const ids = ["l1", "l2", "l3"];
+  for (const id of ids) {
+    await s.createTask({ id, owner: "o", agent: "a", input: "{}", metadata: {}, createdAt: ended });
+    await s.markRunning(id, ended);
+    for (let from = 1; from <= 20_000; from += 5_000) {
+      await s.appendEvents(id, Array.from({ length: 5_000 }, (_, index) => ({ seq: from + index, frame: JSON.stringify({ seq: from + index, pad: "x".repeat(300) }) })));
+    }
+    await s.finishTask(id, { ...outcome("completed"), finishedAt: ended }, 20_001, "{}");
+  }
+  await s.createTask({ id: "live", owner: "o", agent: "a", input: "{}", metadata: {}, createdAt: ended });
+  await s.markRunning("live", ended);
+  let live = 0;
+  let done = 0;
+  const passes = [s.pruneEvents(new Date()), s.pruneEvents(new Date())].map((pass) => pass.finally(() => done++));
+  while (done < 2) {
+    await s.appendEvents("live", Array.from({ length: 50 }, (_, index) => ({ seq: live + 1 + index, frame: "{}" })));
+    live += 50;
+    for (const id of ids) {
+      const seqs = (await s.events(id, 0, 30_000)).map((event) => event.seq);
+      const task = (await s.getTask(id))!;
+      expect(task.pruned_through).toBeLessThanOrEqual(task.last_seq);
+      if (seqs.length > 0) {
+        expect(seqs[0]! - 1).toBeLessThanOrEqual(task.pruned_through);
+        expect(seqs.at(-1)).toBe(20_001);
+        expect(seqs.every((seq, index) => seq === seqs[0]! + index)).toBe(true);
+      }
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const pruned = await Promise.all(passes);
+  expect(pruned[0]! + pruned[1]!).toBe(3);
+  expect((await s.events("live", 0, 1_000_000)).length).toBe(live);
+  expect((await s.getTask("live"))!.pruned_through).toBe(0);
+  for (const id of ids) expect((await s.getTask(id))!.pruned_through).toBe(20_001);
+}, 60_000);
