@@ -1314,8 +1314,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       }
       if (cluster) return cancelElsewhere(taskId);
       const cut = storeRetries.get(taskId);
-      if (cut && task?.status === "running") {
-        // No run has it: the store could not write its events. It ends now, if the store takes it.
+      if (cut && (task?.status === "running" || task?.status === "queued")) {
+        // No run has it: the store could not write its events (or start it). It ends now, if the store takes it.
         clearTimeout(cut.timer);
         storeRetries.delete(taskId);
         const entry = track(task, true);

@@ -248,3 +248,18 @@ test("a run whose approval request the store could not write is not parked witho
   expect(kinds).toContain("approval_requested");
   expect(kinds).toContain("resumed");
 });
+
+test("a cancel of a task whose start the store refused ends it cancelled (it does not run later)", async () => {
+  const disk: Disk = { full: false, refused: 0 };
+  server = await startTestServer({ agents: BENCH, wrapStore: fillable(disk) });
+  disk.next = { markRunning: 1 };
+  const task = await server.createTask({ input: JSON.stringify({ steps: 2 }) });
+  await until(() => disk.refused === 1, "its start refused");
+  const cancel = await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  expect(cancel.status).toBe(200);
+  expect(((await cancel.json()) as { status: string }).status).toBe("cancelled");
+  await Bun.sleep(1500); // past the retry
+  expect(await statusOf(task.id)).toBe("cancelled");
+  const kinds = (await server.storedLog(task.id)).map((text) => (JSON.parse(text) as { type: string }).type);
+  expect(kinds).toEqual(["result"]);
+});
