@@ -466,6 +466,57 @@ describe("retention", () => {
   });
 });
 
+describe("retention, mid-read", () => {
+  test("a log that retention begins to prune between the task's read and its log's (a hole at its start) is shown as a pruned one, not as a part", async () => {
+    const { Database } = await import("bun:sqlite");
+    let pruneNext: string | undefined;
+    const own = await startTestServer({
+      agents: [{ name: "default", model: "demo/react" }],
+      config: { apiKey: KEY },
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, property) {
+            const value = Reflect.get(target, property, target);
+            if (property !== "getTask") return value;
+            return async (id: string) => {
+              const task = await (value as typeof store.getTask)(id);
+              if (task && id === pruneNext) {
+                // Retention's first piece lands after this read of the task, before its log is read.
+                pruneNext = undefined;
+                const db = new Database(`${own.dataDir}/agentkit.sqlite`);
+                db.transaction(() => {
+                  db.query("DELETE FROM events WHERE task_id = ? AND seq <= 1").run(id);
+                  db.query("UPDATE tasks SET pruned_through = 1 WHERE id = ?").run(id);
+                })();
+                db.close();
+              }
+              return task;
+            };
+          },
+        }),
+    });
+    try {
+      const created = await own.createTask({ input: "What is 2*21?" }, { authorization: `Bearer ${KEY}` });
+      await (await own.watch(created.id, "api_key=" + KEY)).result();
+      const get = async () => {
+        const response = await fetch(`${own.baseUrl}/a2a/default`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tasks/get", params: { id: created.id } }),
+        });
+        return ((await response.json()) as { result: { history: { parts: { text?: string }[] }[]; status: { state: string } } }).result;
+      };
+      pruneNext = created.id;
+      const seen = await get();
+      expect(pruneNext).toBeUndefined(); // the hole was made between the two reads
+      expect(seen.history.map((message) => message.parts[0]?.text)).toEqual(["What is 2*21?"]);
+      expect(seen.status.state).toBe("completed");
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("input-required", () => {
   test("an approval: the blocking send answers input-required with the call; a message 'approve' continues it to the answer", async () => {
     const client = await clientFor("ops");
