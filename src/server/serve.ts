@@ -177,7 +177,10 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const storeWatch = storeHealth
     ? setInterval(() => {
         const state = storeHealth.state();
-        if (state.writes !== storeWrites && state.writes !== "ok") logger.error(`store: writes ${state.writes}`, { error: state.error, since: state.since });
+        if (state.writes !== storeWrites) {
+          if (state.writes !== "ok") logger.error(`store: writes ${state.writes}`, { error: state.error, since: state.since });
+          else logger.info("store: writes succeed again");
+        }
         storeWrites = state.writes;
       }, STORE_WATCH_MS)
     : undefined;

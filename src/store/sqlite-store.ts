@@ -916,7 +916,7 @@ function cannotOpen(path: string, dataDir: string, error: unknown): string {
       if (existsSync(path)) accessSync(path, constants.R_OK | constants.W_OK);
     } catch {
       const uid = typeof process.getuid === "function" ? ` (uid ${process.getuid()})` : "";
-      hint = `: this user${uid} cannot write ${existsSync(path) ? path : `the data dir ${dataDir}`} — give it that (chown) or choose another --data-dir`;
+      hint = `: this user${uid} cannot write ${existsSync(path) ? path : `the data dir ${dataDir}`} — give it that (chown, or a writable mount) or choose another --data-dir`;
     }
   }
   return `cannot open the SQLite database ${path} (${reason})${hint}`;

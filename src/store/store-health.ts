@@ -49,8 +49,10 @@ export function createStoreHealth(now: () => Date = () => new Date(), fileCheck?
 
 /**
  * Says whether the database file at `path` is still the one opened (same device and inode): an
- * operator who deletes or replaces `agentkit.sqlite` under a running server loses what it writes
- * from then on (SQLite goes on writing to the file it has open). Undefined if there is no file.
+ * operator who deletes `agentkit.sqlite` under a running server loses what it writes from then on
+ * (SQLite goes on writing to the file it has open); one who replaces it gets both files damaged
+ * (the WAL and the checkpoint worker go by the path). Undefined if there is no file. A file
+ * overwritten in place (same inode) is not seen.
  */
 export function databaseFileCheck(path: string): (() => string | undefined) | undefined {
   let opened: { dev: number; ino: number };
@@ -67,7 +69,7 @@ export function databaseFileCheck(path: string): (() => string | undefined) | un
       return `${path} was deleted while the server runs: what it writes from now on is lost when it stops (stop it, and restore the file from a backup)`;
     }
     if (current.dev !== opened.dev || current.ino !== opened.ino) {
-      return `${path} was replaced while the server runs: it still writes to the file it opened, which is lost when it stops (stop it, and put back the file you want)`;
+      return `${path} was replaced while the server runs: stop it now — SQLite still has the old file (and its WAL) open and goes on writing, into it or into the file put there (a database file must never be replaced under a running server)`;
     }
     return undefined;
   };

@@ -7,6 +7,8 @@ import { AgentDefinition } from "../../src/agents/agent.ts";
 import { loadConfig, type ConfigInput } from "../../src/config/config.ts";
 import { createLogger, type LogLevel } from "../../src/lib/logger.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
+import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { TaskStore } from "../../src/store/store.ts";
 import { tempDir } from "./server.ts";
 
 export interface LogLine {
@@ -20,7 +22,7 @@ export interface LoggedServer extends RunningServer {
   close(): Promise<void>;
 }
 
-export async function startLoggedServer(options: { config?: Partial<ConfigInput> } = {}): Promise<LoggedServer> {
+export async function startLoggedServer(options: { config?: Partial<ConfigInput>; wrapStore?: (store: TaskStore) => TaskStore } = {}): Promise<LoggedServer> {
   const dataDir = tempDir();
   const lines: LogLine[] = [];
   // createLogger writes "<timestamp> <level padded to 5> <message>…": the level is the second word.
@@ -32,7 +34,8 @@ export async function startLoggedServer(options: { config?: Partial<ConfigInput>
     readFile: false,
     flags: { port: 0, host: "127.0.0.1", dataDir, logLevel: "debug", agents: [AgentDefinition.parse({ name: "default" })], ...options.config },
   });
-  const server = await startServer({ config, logger, env: {} });
+  const store = options.wrapStore ? options.wrapStore(createSqliteStore({ dataDir })) : undefined;
+  const server = await startServer({ config, logger, env: {}, store });
   return {
     ...server,
     baseUrl: `http://127.0.0.1:${server.port}`,

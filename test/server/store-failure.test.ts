@@ -9,6 +9,7 @@ import { copyFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
+import { AgentDefinition } from "../../src/agents/agent.ts";
 import { until } from "../helpers/deferred.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -262,4 +263,24 @@ test("a cancel of a task whose start the store refused ends it cancelled (it doe
   expect(await statusOf(task.id)).toBe("cancelled");
   const kinds = (await server.storedLog(task.id)).map((text) => (JSON.parse(text) as { type: string }).type);
   expect(kinds).toEqual(["result"]);
+});
+
+test("the retry's wait starts at 1 s again once a task taken up again has written (it doubles only while the store keeps refusing)", async () => {
+  const { startLoggedServer } = await import("../helpers/logged-server.ts");
+  const disk: Disk = { full: false, refused: 0 };
+  const logged = await startLoggedServer({ config: { agents: [AgentDefinition.parse({ name: "default", ...BENCH[0] })] }, wrapStore: fillable(disk) });
+  try {
+    const created = await fetch(`${logged.baseUrl}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: JSON.stringify({ steps: 400, delay_ms: 10 }) }) });
+    expect(created.status).toBe(201);
+    const waits = () => logged.lines.filter((entry) => entry.line.includes("it is taken up again once it can")).map((entry) => Number(/"retry_in_ms":(\d+)/.exec(entry.line)![1]));
+    const resumes = () => logged.lines.filter((entry) => entry.line.includes("task resumed from its log")).length;
+    disk.next = { appendEvents: 1 };
+    await until(() => resumes() === 1, "taken up again", 10_000);
+    await Bun.sleep(200); // its run writes again
+    disk.next = { appendEvents: 1 };
+    await until(() => resumes() === 2, "taken up again, twice", 10_000);
+    expect(waits()).toEqual([1000, 1000]);
+  } finally {
+    await logged.close();
+  }
 });
