@@ -55,6 +55,8 @@ const SCHEMA_VERSION = 5;
 const PRUNE_MS = 4;
 const PRUNE_FIRST = 16;
 const PRUNE_EVENTS = 8000;
+/** Free pages a file keeps after retention (a file with `auto_vacuum = INCREMENTAL` gives back the rest). */
+const GIVE_BACK_MIN_PAGES = 256;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -327,10 +329,15 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   let db: Database;
   try {
     db = new Database(path, { create: true, strict: true });
+    // A new file gives back to the file system what retention frees (`PRAGMA incremental_vacuum`
+    // after a pass, a slice at a time); this can only be chosen before its first page is written
+    // (before WAL mode, before any table). A file made before keeps its size (free pages are reused).
+    if ((db.query("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0) db.run("PRAGMA auto_vacuum = INCREMENTAL");
     db.run("PRAGMA journal_mode = WAL");
   } catch (error) {
     throw new Error(cannotOpen(path, options.dataDir, error));
   }
+  const givesBack = (db.query("PRAGMA auto_vacuum").get() as { auto_vacuum: number }).auto_vacuum === 2;
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA busy_timeout = 5000");
   db.run("PRAGMA cache_size = -65536"); // 64 MiB: event-log pages of many live tasks stay cached
@@ -558,6 +565,26 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     }
     return { whole, freed: Math.max(0, freePages() - before) };
   });
+
+  /**
+   * After a retention pass (a file with `auto_vacuum = INCREMENTAL`): the free pages go back to the
+   * file system, moving live pages from the end of the file into free ones — ~`PRUNE_MS` of it per
+   * step, the event loop getting turns between steps (the file shrinks at the next checkpoint).
+   * Fewer than `GIVE_BACK_MIN_PAGES` free pages are kept (the next writes take them).
+   */
+  async function giveBack() {
+    let step = 64;
+    while (!closed && freePages() > GIVE_BACK_MIN_PAGES) {
+      const started = performance.now();
+      db.run(`PRAGMA incremental_vacuum(${step})`);
+      const took = performance.now() - started;
+      wrote(step * pageBytes);
+      step = Math.max(8, Math.min(4096, 2 * step, Math.floor((step * PRUNE_MS) / Math.max(took, 0.01))));
+      const checkpointing = checkpointer?.settled();
+      if (checkpointing) await checkpointing;
+      else if (backgroundSlice.spent) await backgroundSlice.next();
+    }
+  }
 
   // Only a live task takes events: after its result, a task's log is closed (a stale writer — a
   // server that lost its task to another in cluster mode — must not extend it).
@@ -828,7 +855,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       let budget = PRUNE_FIRST;
       for (;;) {
         const rows = prunable.all({ before: finishedBefore.toISOString() }) as { id: string; last_seq: number; pruned_through: number }[];
-        if (rows.length === 0) return pruned;
+        if (rows.length === 0) {
+          if (givesBack) await giveBack();
+          return pruned;
+        }
         const left = (index: number) => rows[index]!.last_seq - rows[index]!.pruned_through;
         for (let index = 0; index < rows.length; ) {
           let pieces: { id: string; events: number }[];

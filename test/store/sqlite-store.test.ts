@@ -475,3 +475,45 @@ test("two retention passes at once, appends to a live task, readers between ever
   expect((await s.getTask("live"))!.pruned_through).toBe(0);
   for (const id of ids) expect((await s.getTask(id))!.pruned_through).toBe(20_001);
 }, 60_000);
+
+test("retention gives the space back: a new file shrinks to what is left (auto_vacuum incremental, a slice at a time); a file made before keeps its size and reuses its free pages", async () => {
+  const sizeAfterPrune = async (made: "new" | "old") => {
+    const d = tempDir();
+    if (made === "old") {
+      // A file made before this version: no auto_vacuum (it cannot be turned on after the first page).
+      const raw = new Database(join(d, "agentkit.sqlite"), { create: true });
+      raw.run("PRAGMA journal_mode = WAL");
+      raw.close();
+    }
+    const s = createSqliteStore({ dataDir: d });
+    const ended = new Date(Date.now() - 48 * 3_600_000);
+    for (let task = 0; task < 10; task++) {
+      const id = `t${task}`;
+      await s.createTask({ id, owner: "o", agent: "a", input: "{}", metadata: {}, createdAt: ended });
+      await s.markRunning(id, ended);
+      for (let from = 1; from <= 600; from += 200) {
+        await s.appendEvents(id, Array.from({ length: 200 }, (_, index) => ({ seq: from + index, frame: JSON.stringify({ seq: from + index, pad: "p".repeat(1500) }) })));
+      }
+      await s.finishTask(id, { ...outcome("completed"), finishedAt: ended }, 601, "{}");
+    }
+    const pages = () => {
+      const raw = new Database(join(d, "agentkit.sqlite"), { readonly: true });
+      try {
+        return (raw.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+      } finally {
+        raw.close();
+      }
+    };
+    const before = pages();
+    expect(await s.pruneEvents(new Date())).toBe(10);
+    const after = pages();
+    s.close();
+    rmSync(d, { recursive: true, force: true });
+    return { before, after };
+  };
+  const fresh = await sizeAfterPrune("new");
+  expect(fresh.before).toBeGreaterThan(2000); // ~9 MB of frames
+  expect(fresh.after).toBeLessThan(fresh.before / 5);
+  const old = await sizeAfterPrune("old");
+  expect(old.after).toBe(old.before);
+});
