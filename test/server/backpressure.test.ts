@@ -88,7 +88,10 @@ test("a watcher that stops reading during a replay is let go by the heartbeat (4
   first.close();
 
   const stalled = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0&after=0`, { paused: true });
-  await Bun.sleep(2_500); // several heartbeat periods without a pong (it reads nothing)
+  // Over two heartbeat periods without a pong (it reads nothing). Not much longer: the close frame
+  // waits behind what the replay queued, and Bun gives a closing socket only a few seconds to take
+  // it before cutting the connection (on a loaded machine the reading below then came too late).
+  await Bun.sleep(1_500);
   const frames = await stalled.readUntilClosed(15_000);
   const close = frames.at(-1)!;
   expect(close.opcode).toBe(8);
