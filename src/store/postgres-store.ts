@@ -1380,10 +1380,33 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
         // transaction, so that a reader finds it whole or pruned, never a part (and a pass stopped
         // half-way leaves it whole, for the next).
         const count = (await sql.begin(async (tx) => {
-          const rows: { id: string; last_seq: string }[] = await tx`
+          // The logs this transaction prunes are chosen first, unlocked, then locked alone: locking
+          // all 500 candidates held every one of their rows for the whole transaction — seconds when
+          // the first is a long log — where anything that updates an ended task (adopting it into a
+          // thread) waited. Rows another node has locked meanwhile: the 500 as before, skipping those.
+          const candidates: { id: string; last_seq: string }[] = await tx`
             SELECT id, last_seq FROM tasks
             WHERE finished_at < ${finishedBefore} AND finished_at IS NOT NULL AND pruned_through = 0 AND last_seq > 0
-            ORDER BY finished_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+            ORDER BY finished_at LIMIT 500`;
+          if (candidates.length === 0) return 0;
+          const chosen = [candidates[0]!.id];
+          if (Number(candidates[0]!.last_seq) <= PRUNE_EVENTS) {
+            let sum = Number(candidates[0]!.last_seq);
+            for (const row of candidates.slice(1)) {
+              if (sum + Number(row.last_seq) > PRUNE_EVENTS) break;
+              chosen.push(row.id);
+              sum += Number(row.last_seq);
+            }
+          }
+          let rows: { id: string; last_seq: string }[] = await tx`
+            SELECT id, last_seq FROM tasks WHERE id = ANY(${sql.array(chosen, "TEXT")}::text[]) AND pruned_through = 0
+            ORDER BY finished_at FOR UPDATE SKIP LOCKED`;
+          if (rows.length === 0) {
+            rows = await tx`
+              SELECT id, last_seq FROM tasks
+              WHERE finished_at < ${finishedBefore} AND finished_at IS NOT NULL AND pruned_through = 0 AND last_seq > 0
+              ORDER BY finished_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+          }
           if (rows.length === 0) return 0;
           const first = Number(rows[0]!.last_seq);
           if (first > PRUNE_EVENTS) {

@@ -193,6 +193,41 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
+  test("retention locks only the task rows it prunes: while a long log's transaction deletes it, another ended task's row can be updated", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url, max: 4 });
+    try {
+      const finishedAt = new Date("2026-01-01T00:00:00.000Z");
+      const logs: [string, number, number][] = [["long", 12_000, 0], ["short", 3, 1]];
+      for (const [id, events, later] of logs) {
+        await store.createTask(newTask(id));
+        await store.markRunning(id, new Date());
+        for (let first = 1; first <= events; first += 4_000) {
+          await store.appendEvents(id, Array.from({ length: Math.min(4_000, events - first + 1) }, (_, index) => ({ seq: first + index, frame: "{}" })));
+        }
+        await store.finishTask(id, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + later) }), events + 1, "{}");
+      }
+      // Each DELETE on events takes 0.4 s: the long log's transaction stays open a while.
+      await raw(url, (sql) =>
+        sql.unsafe(`
+          CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
+          CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
+      );
+      const pruning = store.pruneEvents(new Date("2026-02-01T00:00:00.000Z"));
+      await Bun.sleep(250); // inside the long log's transaction (its first DELETE sleeps)
+      const updated = await raw(url, (sql) =>
+        sql.begin(async (tx) => {
+          await tx`SET LOCAL lock_timeout = '200ms'`;
+          return (await tx`UPDATE tasks SET metadata = metadata WHERE id = 'short'`).count;
+        }),
+      );
+      expect(updated).toBe(1);
+      expect(await pruning).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("retention deletes no more than 10,000 events in one statement (a long log in ranges, in one transaction): a reader finds the log whole or pruned, never a part", async () => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url, max: 4 });
