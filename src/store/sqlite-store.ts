@@ -574,9 +574,12 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
    */
   async function giveBack() {
     let step = 64;
-    while (!closed && freePages() > GIVE_BACK_MIN_PAGES) {
+    for (let free = freePages(); !closed && free > GIVE_BACK_MIN_PAGES; ) {
       const started = performance.now();
       db.run(`PRAGMA incremental_vacuum(${step})`);
+      const left = freePages();
+      if (left >= free) return; // nothing given back (never expected): not a loop without end
+      free = left;
       const took = performance.now() - started;
       wrote(step * pageBytes);
       step = Math.max(8, Math.min(4096, 2 * step, Math.floor((step * PRUNE_MS) / Math.max(took, 0.01))));
