@@ -1383,29 +1383,26 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
           // The logs this transaction prunes are chosen first, unlocked, then locked alone: locking
           // all 500 candidates held every one of their rows for the whole transaction — seconds when
           // the first is a long log — where anything that updates an ended task (adopting it into a
-          // thread) waited. Rows another node has locked meanwhile: the 500 as before, skipping those.
+          // thread) waited. Logs another node is pruning (locked): the next choice among the candidates.
           const candidates: { id: string; last_seq: string }[] = await tx`
             SELECT id, last_seq FROM tasks
             WHERE finished_at < ${finishedBefore} AND finished_at IS NOT NULL AND pruned_through = 0 AND last_seq > 0
             ORDER BY finished_at LIMIT 500`;
           if (candidates.length === 0) return 0;
-          const chosen = [candidates[0]!.id];
-          if (Number(candidates[0]!.last_seq) <= PRUNE_EVENTS) {
-            let sum = Number(candidates[0]!.last_seq);
-            for (const row of candidates.slice(1)) {
-              if (sum + Number(row.last_seq) > PRUNE_EVENTS) break;
-              chosen.push(row.id);
-              sum += Number(row.last_seq);
+          // The next logs after `from` that fit one transaction (a long one alone); locked, those
+          // another node has not taken. All of one choice taken: the candidates after it.
+          let rows: { id: string; last_seq: string }[] = [];
+          for (let from = 0; rows.length === 0 && from < candidates.length; ) {
+            const chosen = [candidates[from]!.id];
+            let sum = Number(candidates[from]!.last_seq);
+            for (from++; sum <= PRUNE_EVENTS && from < candidates.length; from++) {
+              if (sum + Number(candidates[from]!.last_seq) > PRUNE_EVENTS) break;
+              chosen.push(candidates[from]!.id);
+              sum += Number(candidates[from]!.last_seq);
             }
-          }
-          let rows: { id: string; last_seq: string }[] = await tx`
-            SELECT id, last_seq FROM tasks WHERE id = ANY(${sql.array(chosen, "TEXT")}::text[]) AND pruned_through = 0
-            ORDER BY finished_at FOR UPDATE SKIP LOCKED`;
-          if (rows.length === 0) {
             rows = await tx`
-              SELECT id, last_seq FROM tasks
-              WHERE finished_at < ${finishedBefore} AND finished_at IS NOT NULL AND pruned_through = 0 AND last_seq > 0
-              ORDER BY finished_at LIMIT 500 FOR UPDATE SKIP LOCKED`;
+              SELECT id, last_seq FROM tasks WHERE id = ANY(${sql.array(chosen, "TEXT")}::text[]) AND pruned_through = 0
+              ORDER BY finished_at FOR UPDATE SKIP LOCKED`;
           }
           if (rows.length === 0) return 0;
           const first = Number(rows[0]!.last_seq);

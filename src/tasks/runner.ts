@@ -394,8 +394,9 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         throw error;
       }
       for (const event of batch) feed.publish(entry.task.id, event.seq, event.frame);
-      // Taken up again after the store refused a write, and the store writes: the next cut waits 1 s again.
-      if (entry.resume === "store_failure") storeRetryDelays.delete(entry.task.id);
+      // The store writes (a task taken up again after it refused one, or started after it refused
+      // its start): the next cut waits 1 s again.
+      if (storeRetryDelays.size > 0) storeRetryDelays.delete(entry.task.id);
       if (entry.inputsToForget.length > 0) {
         // Stored as user_input events: the inbox may forget them (a resume skips them by id anyway).
         const ids = entry.inputsToForget;

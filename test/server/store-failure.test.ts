@@ -284,3 +284,22 @@ test("the retry's wait starts at 1 s again once a task taken up again has writte
     await logged.close();
   }
 });
+
+test("a task whose start the store refused twice, then ran and wrote: its next cut waits 1 s again", async () => {
+  const { startLoggedServer } = await import("../helpers/logged-server.ts");
+  const disk: Disk = { full: false, refused: 0 };
+  const logged = await startLoggedServer({ config: { agents: [AgentDefinition.parse({ name: "default", ...BENCH[0] })] }, wrapStore: fillable(disk) });
+  try {
+    disk.next = { markRunning: 2 };
+    const created = await fetch(`${logged.baseUrl}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: JSON.stringify({ steps: 400, delay_ms: 10 }) }) });
+    expect(created.status).toBe(201);
+    const waits = () => logged.lines.filter((entry) => entry.line.includes("it is taken up again once it can")).map((entry) => Number(/"retry_in_ms":(\d+)/.exec(entry.line)![1]));
+    await until(() => disk.refused === 2, "start refused twice", 10_000);
+    await Bun.sleep(2500); // started, writing
+    disk.next = { appendEvents: 1 };
+    await until(() => waits().length === 3, "cut", 10_000);
+    expect(waits()).toEqual([1000, 2000, 1000]);
+  } finally {
+    await logged.close();
+  }
+});

@@ -193,6 +193,46 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
+  test("two nodes prune at once: while one deletes a long log, the other prunes the next and neither holds a row it does not prune", async () => {
+    const url = await pg.createDatabase();
+    const a = await createPostgresStore({ url, max: 4 });
+    const b = await createPostgresStore({ url, max: 4 });
+    try {
+      const finishedAt = new Date("2026-01-01T00:00:00.000Z");
+      const logs: [string, number, number][] = [["long1", 12_000, 0], ["long2", 12_000, 1], ["short", 3, 2]];
+      for (const [id, events, later] of logs) {
+        await a.createTask(newTask(id));
+        await a.markRunning(id, new Date());
+        for (let first = 1; first <= events; first += 4_000) {
+          await a.appendEvents(id, Array.from({ length: Math.min(4_000, events - first + 1) }, (_, index) => ({ seq: first + index, frame: "{}" })));
+        }
+        await a.finishTask(id, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + later) }), events + 1, "{}");
+      }
+      await raw(url, (sql) =>
+        sql.unsafe(`
+          CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
+          CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
+      );
+      const before = new Date("2026-02-01T00:00:00.000Z");
+      const pa = a.pruneEvents(before);
+      await Bun.sleep(150);
+      const pb = b.pruneEvents(before);
+      await Bun.sleep(300);
+      const updated = await raw(url, (sql) =>
+        sql.begin(async (tx) => {
+          await tx`SET LOCAL lock_timeout = '200ms'`;
+          return (await tx`UPDATE tasks SET metadata = metadata WHERE id = 'short'`).count;
+        }),
+      ).catch((error) => String(error));
+      const counts = await Promise.all([pa, pb]);
+      expect(counts[0] + counts[1]).toBe(3);
+      expect(updated).toBe(1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test("retention locks only the task rows it prunes: while a long log's transaction deletes it, another ended task's row can be updated", async () => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url, max: 4 });
