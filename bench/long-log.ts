@@ -16,27 +16,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BENCH_CONFIG, createTask, median, scriptContext, startServer, waitForEnd } from "./lib/context.ts";
+import { startHealthProbe } from "./lib/health-probe.ts";
 import { killAll } from "./lib/processes.ts";
-
-if (process.argv[2] === "--probe") {
-  // The probe: one line per answer, `<epoch ms when asked> <ms it took>`, until stdin closes.
-  const url = process.argv[3]!;
-  let running = true;
-  void (async () => {
-    for await (const _ of Bun.stdin.stream()) {
-      // Nothing is sent: stdin closing ends the probe.
-    }
-    running = false;
-  })();
-  while (running) {
-    const at = performance.timeOrigin + performance.now();
-    const started = performance.now();
-    await (await fetch(url)).arrayBuffer();
-    process.stdout.write(`${at.toFixed(1)} ${(performance.now() - started).toFixed(2)}\n`);
-    await Bun.sleep(2);
-  }
-  process.exit(0);
-}
 
 const binary = resolve(process.argv[2] ?? join(import.meta.dir, "..", "dist", "agentkit"));
 const steps = Number(process.argv[3] ?? 20_000);
@@ -54,20 +35,7 @@ try {
   const ended = await waitForEnd(server, task.id, 600_000);
   const lastSeq = ended.last_seq;
 
-  const probe = Bun.spawn(["bun", import.meta.path, "--probe", `${server.http}/health`], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const answers: { at: number; ms: number }[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of probe.stdout) {
-      rest += new TextDecoder().decode(chunk);
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        const [at, ms] = line.split(" ").map(Number);
-        answers.push({ at: at!, ms: ms! });
-      }
-    }
-  })();
+  const probe = startHealthProbe(`${server.http}/health`);
 
   /** One WebSocket replay from the start, to the result; resolves with the frames it got. */
   const wsReplay = () =>
@@ -146,15 +114,13 @@ try {
       await Bun.sleep(100); // the answer to a request sent during the read
       took.push(to - from);
       // A request asked within the window, or answered within it.
-      const inside = answers.filter((answer) => answer.at + answer.ms >= from && answer.at <= to);
+      const inside = probe.within(from, to);
       worst.push(Math.max(0, ...inside.map((answer) => answer.ms)));
     }
     const fmt = (values: number[]) => `${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
     console.log(`  ${what} (${said}): /health waited ${fmt(worst)}; the read took ${fmt(took)}`);
   }
-  probe.stdin.end();
-  await probe.exited;
-  await reading;
+  await probe.stop();
   await server.stop();
 } finally {
   killAll();

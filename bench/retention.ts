@@ -5,8 +5,9 @@
  * of it is served by the compiled binary with AGENTKIT_EVENT_RETENTION_HOURS=0, which prunes every
  * log at start-up, while a probe in a process of its own asks `GET /health` every 2 ms — asking from
  * before the server listens. The figure: the longest `/health` wait from the probe's first answer
- * until every long log is pruned (`GET /tasks/:id` polled every 50 ms), and how many waits passed
- * 20 ms. Each run is followed by a control: the same copy served without retention, watched as long.
+ * until every long log is pruned (`GET /tasks/:id` polled every 50 ms) and the database's page
+ * count holds (a file made with auto_vacuum gives the freed space back after the pass), how many
+ * waits passed 20 ms, and the page count before and after. Each run is followed by a control: the same copy served without retention, watched as long.
  *
  * A build that prunes a log whole in one transaction prunes the first long one before it listens
  * (retention starts before the listener, and runs synchronously until its first turn): its figure
@@ -16,40 +17,16 @@
  *
  * `pad` 200000 (and `events` ~600) gives logs of 200 KB frames, as tool results can be.
  */
+import { Database } from "bun:sqlite";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BENCH_CONFIG, agentkitEnv, median } from "./lib/context.ts";
+import { startHealthProbe } from "./lib/health-probe.ts";
 import { freePort, killAll, startAgentkit, type ServerHandle } from "./lib/processes.ts";
 import { createSqliteStore } from "../src/store/sqlite-store.ts";
 import type { TaskOutcome } from "../src/store/store.ts";
 import { newTaskId } from "../src/tasks/task-id.ts";
-
-if (process.argv[2] === "--probe") {
-  // The probe: one line per answer, `<epoch ms when asked> <ms it took>`, until stdin closes; a
-  // refused connection (the server not listening yet) is no answer.
-  const url = process.argv[3]!;
-  let running = true;
-  void (async () => {
-    for await (const _ of Bun.stdin.stream()) {
-      // Nothing is sent: stdin closing ends the probe.
-    }
-    running = false;
-  })();
-  while (running) {
-    const at = performance.timeOrigin + performance.now();
-    const started = performance.now();
-    try {
-      const response = await fetch(url);
-      await response.arrayBuffer();
-      if (response.status === 200) process.stdout.write(`${at.toFixed(1)} ${(performance.now() - started).toFixed(2)}\n`);
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(2);
-  }
-  process.exit(0);
-}
 
 const binary = resolve(process.argv[2] ?? join(import.meta.dir, "..", "dist", "agentkit"));
 const logs = Number(process.argv[3] ?? 3);
@@ -101,25 +78,22 @@ async function writeTemplate(dir: string): Promise<string[]> {
   return ids;
 }
 
+/** The database's size in pages as a reader sees it (pages still in the WAL included). */
+function pageCount(dataDir: string): number {
+  const db = new Database(join(dataDir, "agentkit.sqlite"), { readonly: true });
+  try {
+    return (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+  } finally {
+    db.close();
+  }
+}
+
 /** Serves a copy of the template, the probe asking from before the start, until `done` says so. */
-async function serve(template: string, run: string, retention: boolean, done: (server: ServerHandle, started: number) => Promise<void>) {
+async function serve(template: string, run: string, retention: boolean, done: (server: ServerHandle, dataDir: string) => Promise<void>) {
   const dataDir = join(tmpRoot, run);
   cpSync(template, dataDir, { recursive: true });
   const port = freePort();
-  const probe = Bun.spawn(["bun", import.meta.path, "--probe", `http://127.0.0.1:${port}/health`], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
-  const answers: { at: number; ms: number }[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of probe.stdout) {
-      rest += new TextDecoder().decode(chunk);
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        const [at, ms] = line.split(" ").map(Number);
-        answers.push({ at: at!, ms: ms! });
-      }
-    }
-  })();
+  const probe = startHealthProbe(`http://127.0.0.1:${port}/health`);
   await Bun.sleep(300); // the probe is asking
   const started = performance.timeOrigin + performance.now();
   const server = await startAgentkit({
@@ -130,16 +104,14 @@ async function serve(template: string, run: string, retention: boolean, done: (s
     cwd: tmpRoot,
     port,
   });
-  await done(server, started);
+  await done(server, dataDir);
   const to = performance.timeOrigin + performance.now();
   await Bun.sleep(100); // the answer to a request asked before the end
-  probe.stdin.end();
-  await probe.exited;
-  await reading;
+  await probe.stop();
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
-  const from = answers[0]?.at ?? to;
-  const inside = answers.filter((answer) => answer.at + answer.ms >= from && answer.at <= to);
+  const from = probe.answers[0]?.at ?? to;
+  const inside = probe.within(from, to);
   return { worst: Math.max(0, ...inside.map((answer) => answer.ms)), over20: inside.filter((answer) => answer.ms > 20).length, answers: inside.length, windowMs: to - from, fromStart: to - started };
 }
 
@@ -150,14 +122,25 @@ try {
   console.log(`${binary}: ${logs} logs of ${events} events of ~${frame(events).length} B (+100 of 10), written in ${((performance.now() - writing) / 1000).toFixed(1)} s`);
   const prune: { worst: number; over20: number; windowMs: number; fromStart: number }[] = [];
   const control: { worst: number; over20: number }[] = [];
+  const given: { before: number; after: number }[] = [];
   for (let run = 0; run < runs; run++) {
-    const pruned = await serve(template, `prune-${run}`, true, async (server) => {
+    const pages = { before: 0, after: 0 };
+    const pruned = await serve(template, `prune-${run}`, true, async (server, dataDir) => {
+      pages.before = pageCount(dataDir);
       for (;;) {
         const tasks = await Promise.all(ids.map(async (id) => (await (await fetch(`${server.http}/tasks/${id}`)).json()) as { last_seq: number; pruned_through: number }));
-        if (tasks.every((task) => task.pruned_through === task.last_seq)) return;
+        if (tasks.every((task) => task.pruned_through === task.last_seq)) break;
         await Bun.sleep(50);
       }
+      // Then a file made by a build with auto_vacuum gives the space back: until its size holds.
+      for (let last = -1, same = 0; same < 3; await Bun.sleep(100)) {
+        const now = pageCount(dataDir);
+        same = now === last ? same + 1 : 0;
+        last = now;
+      }
+      pages.after = pageCount(dataDir);
     });
+    given.push(pages);
     prune.push(pruned);
     const window = pruned.windowMs;
     control.push(await serve(template, `control-${run}`, false, async () => void (await Bun.sleep(window))));
@@ -168,7 +151,8 @@ try {
   }
   const fmt = (values: number[]) => `${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
   console.log(`  longest /health wait while pruning: ${fmt(prune.map((run) => run.worst))} ms; without retention: ${fmt(control.map((run) => run.worst))} ms; median (min–max) of ${runs} runs`);
-  console.log(`  all pruned after: ${fmt(prune.map((run) => run.fromStart))} ms from the spawn`);
+  console.log(`  all pruned (and the space given back, if the build does) after: ${fmt(prune.map((run) => run.fromStart))} ms from the spawn`);
+  console.log(`  the database's pages before → after: ${given.map((run) => `${run.before} → ${run.after}`).join(", ")}`);
 } finally {
   killAll();
   rmSync(tmpRoot, { recursive: true, force: true });
