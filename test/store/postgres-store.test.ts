@@ -193,37 +193,49 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
+  /** Tasks that ended a month before `PRUNE_BEFORE`, in this order, each with a log of `events` events. */
+  async function endedLogs(store: TaskStore, logs: [id: string, events: number][]) {
+    const finishedAt = new Date("2026-01-01T00:00:00.000Z");
+    for (const [index, [id, events]] of logs.entries()) {
+      await store.createTask(newTask(id));
+      await store.markRunning(id, new Date());
+      for (let first = 1; first <= events; first += 4_000) {
+        await store.appendEvents(id, Array.from({ length: Math.min(4_000, events - first + 1) }, (_, at) => ({ seq: first + at, frame: "{}" })));
+      }
+      await store.finishTask(id, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + index) }), events + 1, "{}");
+    }
+  }
+  const PRUNE_BEFORE = new Date("2026-02-01T00:00:00.000Z");
+
+  /** Each DELETE on events takes 0.4 s: a long log's transaction stays open a while. */
+  const slowDeletes = (url: string) =>
+    raw(url, (sql) =>
+      sql.unsafe(`
+        CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
+        CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
+    );
+
+  /** Updates a task's row from another connection, giving up after 200 ms on a lock: the rows it updated. */
+  const touchUnderLockTimeout = (url: string, id: string) =>
+    raw(url, (sql) =>
+      sql.begin(async (tx) => {
+        await tx`SET LOCAL lock_timeout = '200ms'`;
+        return (await tx`UPDATE tasks SET metadata = metadata WHERE id = ${id}`).count;
+      }),
+    );
+
   test("two nodes prune at once: while one deletes a long log, the other prunes the next and neither holds a row it does not prune", async () => {
     const url = await pg.createDatabase();
     const a = await createPostgresStore({ url, max: 4 });
     const b = await createPostgresStore({ url, max: 4 });
     try {
-      const finishedAt = new Date("2026-01-01T00:00:00.000Z");
-      const logs: [string, number, number][] = [["long1", 12_000, 0], ["long2", 12_000, 1], ["short", 3, 2]];
-      for (const [id, events, later] of logs) {
-        await a.createTask(newTask(id));
-        await a.markRunning(id, new Date());
-        for (let first = 1; first <= events; first += 4_000) {
-          await a.appendEvents(id, Array.from({ length: Math.min(4_000, events - first + 1) }, (_, index) => ({ seq: first + index, frame: "{}" })));
-        }
-        await a.finishTask(id, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + later) }), events + 1, "{}");
-      }
-      await raw(url, (sql) =>
-        sql.unsafe(`
-          CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
-          CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
-      );
-      const before = new Date("2026-02-01T00:00:00.000Z");
-      const pa = a.pruneEvents(before);
+      await endedLogs(a, [["long1", 12_000], ["long2", 12_000], ["short", 3]]);
+      await slowDeletes(url);
+      const pa = a.pruneEvents(PRUNE_BEFORE);
       await Bun.sleep(150);
-      const pb = b.pruneEvents(before);
+      const pb = b.pruneEvents(PRUNE_BEFORE);
       await Bun.sleep(300);
-      const updated = await raw(url, (sql) =>
-        sql.begin(async (tx) => {
-          await tx`SET LOCAL lock_timeout = '200ms'`;
-          return (await tx`UPDATE tasks SET metadata = metadata WHERE id = 'short'`).count;
-        }),
-      ).catch((error) => String(error));
+      const updated = await touchUnderLockTimeout(url, "short").catch((error) => String(error));
       const counts = await Promise.all([pa, pb]);
       expect(counts[0] + counts[1]).toBe(3);
       expect(updated).toBe(1);
@@ -237,30 +249,11 @@ describePostgres("PostgreSQL store", (pg) => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url, max: 4 });
     try {
-      const finishedAt = new Date("2026-01-01T00:00:00.000Z");
-      const logs: [string, number, number][] = [["long", 12_000, 0], ["short", 3, 1]];
-      for (const [id, events, later] of logs) {
-        await store.createTask(newTask(id));
-        await store.markRunning(id, new Date());
-        for (let first = 1; first <= events; first += 4_000) {
-          await store.appendEvents(id, Array.from({ length: Math.min(4_000, events - first + 1) }, (_, index) => ({ seq: first + index, frame: "{}" })));
-        }
-        await store.finishTask(id, outcome("completed", { finishedAt: new Date(finishedAt.getTime() + later) }), events + 1, "{}");
-      }
-      // Each DELETE on events takes 0.4 s: the long log's transaction stays open a while.
-      await raw(url, (sql) =>
-        sql.unsafe(`
-          CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
-          CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
-      );
-      const pruning = store.pruneEvents(new Date("2026-02-01T00:00:00.000Z"));
+      await endedLogs(store, [["long", 12_000], ["short", 3]]);
+      await slowDeletes(url);
+      const pruning = store.pruneEvents(PRUNE_BEFORE);
       await Bun.sleep(250); // inside the long log's transaction (its first DELETE sleeps)
-      const updated = await raw(url, (sql) =>
-        sql.begin(async (tx) => {
-          await tx`SET LOCAL lock_timeout = '200ms'`;
-          return (await tx`UPDATE tasks SET metadata = metadata WHERE id = 'short'`).count;
-        }),
-      );
+      const updated = await touchUnderLockTimeout(url, "short");
       expect(updated).toBe(1);
       expect(await pruning).toBe(2);
     } finally {
