@@ -7,7 +7,7 @@
  *   bun bench/inprocess.ts --tasks=200 --steps=100 --concurrent=200 --delay=1   (paced, many at once)
  *   bun --cpu-prof-md bench/inprocess.ts …                                  (where the time goes)
  *   bun bench/inprocess.ts --src=/tmp/other/src …                           (A/B another copy of src/)
- *   bun bench/inprocess.ts --metrics …                                      (with the server's metrics hooks on)
+ *   bun bench/inprocess.ts --metrics …                                      (with the server's metrics hooks and store wrapping on)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,12 +43,22 @@ const { createRunner } = await import(join(src, "tasks/runner.ts"));
 const newTaskId: () => string = await import(join(src, "tasks/task-id.ts")).then((module) => module.newTaskId, () => () => crypto.randomUUID());
 const { builtinTools } = await import(join(src, "tools/registry.ts"));
 
-// --metrics: the hooks serve.ts wires (runner, live feed, timed store), feeding the Prometheus metrics.
+// --metrics: the hooks serve.ts wires (runner, live feed, timed store), feeding the Prometheus metrics,
+// and the store's writes watched for /health as serve.ts watches them (one SQLite node).
 const telemetry = values.metrics ? (await import(join(src, "telemetry/metrics.ts"))).createMetrics({ version: "bench" }).telemetry : undefined;
-const instrument = values.metrics ? (await import(join(src, "telemetry/instrument-store.ts"))).instrumentStore : (store: unknown) => store;
+const instrument = values.metrics ? await storeAsServed() : (store: unknown) => store;
+
+/** serve.ts's wrapping of the store: one wrapper, or (an older src/) the health wrapper inside the timed one. */
+async function storeAsServed(): Promise<(store: unknown) => unknown> {
+  const { instrumentStore } = await import(join(src, "telemetry/instrument-store.ts"));
+  const health = await import(join(src, "store/store-health.ts")).catch(() => undefined);
+  if (!health) return (store) => instrumentStore(store, telemetry);
+  if (health.watchWrites) return (store) => instrumentStore(health.watchWrites(store, health.createStoreHealth()), telemetry);
+  return (store) => instrumentStore(store, telemetry, health.createStoreHealth());
+}
 
 const dir = mkdtempSync(join(tmpdir(), "agentkit-inprocess-"));
-const store = instrument(createSqliteStore({ dataDir: dir }), telemetry);
+const store = instrument(createSqliteStore({ dataDir: dir })) as ReturnType<typeof createSqliteStore>;
 const bus = createBunBus();
 const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("no"), websocket: { message() {} } });
 bus.bind(server);

@@ -16,7 +16,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { createFollower } from "../cluster/follower.ts";
 import { openStore, type OpenedStore } from "../store/index.ts";
-import { createStoreHealth, databaseFileCheck, watchWrites } from "../store/store-health.ts";
+import { createStoreHealth, databaseFileCheck } from "../store/store-health.ts";
 import { DataDirInUseError, lockDataDir } from "./data-dir-lock.ts";
 import { ADDRESS_FILE, liveServerOf } from "../cli/healthcheck.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
@@ -185,7 +185,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       }, STORE_WATCH_MS)
     : undefined;
   storeWatch?.unref();
-  const store = instrumentStore(storeHealth ? watchWrites(opened.store, storeHealth) : opened.store, metrics.telemetry); // event-log write latency
+  // One wrapper: event-log write latency (metrics), and the writes reported to the store's health.
+  const store = instrumentStore(opened.store, metrics.telemetry, storeHealth);
   if (mcp) {
     // Never rejects: a server that fails keeps retrying in the background. One that hangs (a
     // command that never answers `initialize`) would hold start-up for its whole timeout: serving

@@ -4,12 +4,12 @@
  * else notices. A failed write of the runner or of a request marks the store failing — /health
  * says `degraded` with the error — until a write succeeds again.
  *
- * `watchWrites` wraps a store so that its write methods report here: the runner's writes are
- * what recovers a failing store's tasks (see the runner), and their success is what clears it.
+ * The server's store reports its write methods here (`WATCHED_WRITES`, through `instrumentStore`, the
+ * one wrapper that also times them): the runner's writes are what recovers a failing store's tasks
+ * (see the runner), and their success is what clears it.
  */
 import { statSync } from "node:fs";
 import { isStoreWriteFailure } from "../errors.ts";
-import type { TaskStore } from "./store.ts";
 
 /**
  * `failing`: SQLite refuses writes. `lost`: it takes them, but into a file that is no longer the
@@ -75,28 +75,8 @@ export function databaseFileCheck(path: string): (() => string | undefined) | un
   };
 }
 
-/** The store methods that write whatever the data (reads go on working while writes fail). */
-const WRITES = ["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"] as const;
-
-/** `store`, with its writes reported to `health` (a Proxy: the stores' methods do not use `this`). */
-export function watchWrites<T extends TaskStore>(store: T, health: StoreHealth): T {
-  const wrapped = new Map<PropertyKey, unknown>();
-  for (const name of WRITES) {
-    const method = store[name] as (...args: unknown[]) => Promise<unknown>;
-    wrapped.set(name, async (...args: unknown[]) => {
-      try {
-        const result = await method(...args);
-        health.wrote();
-        return result;
-      } catch (error) {
-        health.failed(error);
-        throw error;
-      }
-    });
-  }
-  return new Proxy(store, {
-    get(target, property) {
-      return wrapped.has(property) ? wrapped.get(property) : Reflect.get(target, property, target);
-    },
-  });
-}
+/**
+ * The store methods that write whatever the data (reads go on working while writes fail): the
+ * server's store reports each call of them to its health (`instrumentStore`, src/telemetry).
+ */
+export const WATCHED_WRITES = ["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"] as const;

@@ -1,0 +1,21 @@
+/**
+ * Real errors of bun:sqlite, made on the spot, for tests that make a store's call fail as SQLite
+ * fails (a Proxy over the real store throws one): the server tells them apart by name and code.
+ */
+import { Database } from "bun:sqlite";
+
+/** The error bun:sqlite throws when the disk is full (SQLITE_FULL: an in-memory database at its page limit). */
+export function diskFullError(): Error {
+  const db = new Database(":memory:");
+  db.run("CREATE TABLE t (x BLOB)");
+  const { page_count } = db.query("PRAGMA page_count").get() as { page_count: number };
+  db.run(`PRAGMA max_page_count = ${page_count}`);
+  try {
+    db.run("INSERT INTO t VALUES (zeroblob(100000))");
+  } catch (error) {
+    return error as Error;
+  } finally {
+    db.close();
+  }
+  throw new Error("SQLite took the row past its page limit");
+}
