@@ -140,11 +140,17 @@ export function createApp(deps: AppDeps) {
       logger.warn("request failed: the database is unreachable", { method: c.req.method, path: c.req.path, error: String(error) });
       failure = new AgentkitError("unavailable", "The database is unreachable; try again shortly");
     } else if (isStoreWriteFailure(error)) {
-      // SQLite cannot write (a full disk, an I/O error, a read-only file): nothing was stored, and
-      // the request can be made again once the operator has fixed it.
-      deps.storeHealth?.failed(error);
-      logger.warn("request failed: the store cannot write", { method: c.req.method, path: c.req.path, error: String(error) });
-      failure = new AgentkitError("unavailable", `The data store cannot write (${(error as Error).message}); try again later`);
+      // SQLite failed for a reason outside the request (a full disk, an I/O error, a read-only
+      // file, a lock held too long): nothing was stored, and the request can be made again once
+      // the operator has fixed it. A failed write marked the store's writes failing (/health) as it
+      // failed (the server's store reports its writes); a failed read does not, it is logged here.
+      const write = deps.storeHealth?.noted(error) ?? true;
+      logger.warn(write ? "request failed: the store cannot write" : "request failed: the store could not be read", {
+        method: c.req.method,
+        path: c.req.path,
+        error: String(error),
+      });
+      failure = new AgentkitError("unavailable", `The data store ${write ? "cannot write" : "could not be read"} (${(error as Error).message}); try again later`);
     } else {
       failure = toAgentkitError(error);
     }

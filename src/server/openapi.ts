@@ -95,8 +95,9 @@ export const Health = z.object({
   cluster: z.boolean().optional(),
   database: z.enum(["reachable", "unreachable"]).optional(),
   /**
-   * One node (SQLite): whether the store takes writes. `failing` (a full disk, an I/O error) or
-   * `lost` (agentkit.sqlite deleted or replaced under the server) makes `status` `degraded`.
+   * One node (SQLite): whether the store takes writes. `failing` (a write refused: a full disk, an
+   * I/O error; a failed read is not) or `lost` (agentkit.sqlite deleted or replaced under the
+   * server) makes `status` `degraded`.
    */
   store: z
     .union([
@@ -285,7 +286,7 @@ const ERROR_STATUS_TEXT: Record<number, string> = {
   426: "Not a WebSocket upgrade",
   429: "Too many",
   501: "Not available on this server",
-  503: "Unavailable (the database is unreachable, the store cannot write, or the server is stopping)",
+  503: "Unavailable (the database is unreachable, the store cannot write or be read, or the server is stopping)",
 };
 
 const CREATE_TASK_EXAMPLE = { input: "What is 17*23?" };

@@ -2,7 +2,8 @@
  * Whether the store is taking writes. SQLite can stop writing while the server runs (a full disk,
  * an I/O error, a file made read-only: `isStoreWriteFailure`); reads go on working, so nothing
  * else notices. A failed write of the runner or of a request marks the store failing — /health
- * says `degraded` with the error — until a write succeeds again.
+ * says `degraded` with the error — until a write succeeds again. A failed read (the same errors,
+ * from a read) is not a write: it is the request's 503 and a line in the log, not the store's health.
  *
  * The server's store reports its write methods here (`WATCHED_WRITES`, through `instrumentStore`, the
  * one wrapper that also times them): the runner's writes are what recovers a failing store's tasks
@@ -20,6 +21,8 @@ export type StoreWrites = { writes: "ok" } | { writes: "failing" | "lost"; since
 export interface StoreHealth {
   /** Notes a failed write, if `error` is one of the store's write failures (others are not its health). */
   failed(error: unknown): void;
+  /** Whether `error` is a failed write noted by `failed` (a request's error handler tells a failed read from it). */
+  noted(error: unknown): boolean;
   /** Notes a write that succeeded. */
   wrote(): void;
   state(): StoreWrites;
@@ -28,11 +31,15 @@ export interface StoreHealth {
 export function createStoreHealth(now: () => Date = () => new Date(), fileCheck?: () => string | undefined): StoreHealth {
   let failing: { since: string; error: string } | undefined;
   let lost: { since: string; error: string } | undefined;
+  const writeErrors = new WeakSet<Error>();
   return {
     failed(error) {
       if (!isStoreWriteFailure(error)) return;
-      const message = error instanceof Error ? error.message : String(error);
-      failing = { since: failing?.since ?? now().toISOString(), error: message.slice(0, 200) };
+      writeErrors.add(error as Error);
+      failing = { since: failing?.since ?? now().toISOString(), error: (error as Error).message.slice(0, 200) };
+    },
+    noted(error) {
+      return error instanceof Error && writeErrors.has(error);
     },
     wrote() {
       failing = undefined;
@@ -77,6 +84,18 @@ export function databaseFileCheck(path: string): (() => string | undefined) | un
 
 /**
  * The store methods that write whatever the data (reads go on working while writes fail): the
- * server's store reports each call of them to its health (`instrumentStore`, src/telemetry).
+ * server's store reports each call of them to its health (`instrumentStore`, src/telemetry). The
+ * runner's, and those a request writes with (a task, a thread, a person's decision or message):
+ * only they mark the writes failing — a read that fails does not.
  */
-export const WATCHED_WRITES = ["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"] as const;
+export const WATCHED_WRITES = [
+  "createTask",
+  "appendEvents",
+  "finishTask",
+  "waitTask",
+  "markRunning",
+  "takeOver",
+  "createThread",
+  "appendWhileWaiting",
+  "addInput",
+] as const;

@@ -4,38 +4,26 @@
  * SQLITE_FULL, made by an in-memory database at its page limit). Nothing stored may be lost, the
  * server says what is wrong, and the tasks it cut go on once the store writes again.
  */
-import { Database } from "bun:sqlite";
 import { copyFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, test } from "bun:test";
 import type { TaskStore } from "../../src/store/store.ts";
 import { AgentDefinition } from "../../src/agents/agent.ts";
 import { until } from "../helpers/deferred.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { busyReadError, diskFullError } from "../helpers/sqlite-errors.ts";
 
-/** The error bun:sqlite throws when the disk (here: the page limit) is full. */
-function diskFullError(): Error {
-  const db = new Database(":memory:");
-  db.run("CREATE TABLE t (x BLOB)");
-  const { page_count } = db.query("PRAGMA page_count").get() as { page_count: number };
-  db.run(`PRAGMA max_page_count = ${page_count}`);
-  try {
-    db.run("INSERT INTO t VALUES (zeroblob(100000))");
-  } catch (error) {
-    return error as Error;
-  } finally {
-    db.close();
-  }
-  throw new Error("SQLite took the row past its page limit");
-}
-
-const WRITES = new Set(["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver"]);
+const WRITES = new Set(["createTask", "appendEvents", "finishTask", "waitTask", "markRunning", "takeOver", "createThread", "appendWhileWaiting", "addInput"]);
+/** Reads of a task that requests make. */
+const READS = new Set(["getTask", "events"]);
 
 interface Disk {
   full: boolean;
   refused: number;
   /** Refuse the next N calls of a write method (the disk full for a moment). */
   next?: Record<string, number>;
+  /** Fail every read of a task (`READS`) with SQLite's SQLITE_BUSY (made in this directory). */
+  readsFail?: string;
 }
 
 /** The store, with every write refused while `disk.full`, and the next `disk.next[method]` calls of a method. */
@@ -44,7 +32,14 @@ function fillable(disk: Disk) {
     new Proxy(store, {
       get(target, property) {
         const value = Reflect.get(target, property, target);
-        if (typeof property !== "string" || !WRITES.has(property) || typeof value !== "function") return value;
+        if (typeof property !== "string" || typeof value !== "function") return value;
+        if (READS.has(property)) {
+          return async (...args: unknown[]) => {
+            if (disk.readsFail) throw busyReadError(disk.readsFail);
+            return (value as (...a: unknown[]) => Promise<unknown>)(...args);
+          };
+        }
+        if (!WRITES.has(property)) return value;
         return async (...args: unknown[]) => {
           if (disk.full || ((disk.next?.[property] ?? 0) > 0 && disk.next![property]!--)) {
             disk.refused++;
@@ -299,6 +294,55 @@ test("a task whose start the store refused twice, then ran and wrote: its next c
     disk.next = { appendEvents: 1 };
     await until(() => waits().length === 3, "cut", 10_000);
     expect(waits()).toEqual([1000, 2000, 1000]);
+  } finally {
+    await logged.close();
+  }
+});
+
+test("a read that fails (SQLITE_BUSY) answers 503 and is logged, but does not mark the store's writes failing; a write that fails still does", async () => {
+  const { startLoggedServer } = await import("../helpers/logged-server.ts");
+  const disk: Disk = { full: false, refused: 0 };
+  const logged = await startLoggedServer({ wrapStore: fillable(disk) });
+  const http = (path: string, method = "GET") => fetch(`${logged.baseUrl}${path}`, { method });
+  const healthOf = async () => (await (await http("/health")).json()) as Health;
+  try {
+    const created = await fetch(`${logged.baseUrl}/tasks`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "What is 2+2?" }) });
+    const task = (await created.json()) as { id: string };
+    await until(async () => ((await (await http(`/tasks/${task.id}`)).json()) as { status: string }).status === "completed", "the task ends");
+
+    disk.readsFail = tempDir();
+    try {
+      // A GET, and a POST whose first step (the task's read) fails: both 503, the store said unreadable.
+      const failed = [await http(`/tasks/${task.id}`), await http(`/tasks/${task.id}/cancel`, "POST")];
+      const health = await healthOf();
+      expect(health.status).toBe("ok");
+      expect(health.store).toEqual({ writes: "ok" });
+      for (const response of failed) {
+        expect(response.status, response.url).toBe(503);
+        expect(response.headers.get("retry-after")).not.toBeNull();
+        const body = (await response.json()) as { error: { code: string; message: string } };
+        expect(body.error).toMatchObject({ code: "unavailable", message: expect.stringContaining("could not be read (database is locked)") });
+      }
+      const warned = logged.lines.filter((entry) => entry.line.includes("request failed: the store could not be read"));
+      expect(warned.map((entry) => entry.level)).toEqual(["warn", "warn"]);
+      expect(logged.lines.some((entry) => entry.line.includes("the store cannot write"))).toBe(false);
+    } finally {
+      rmSync(disk.readsFail, { recursive: true, force: true });
+      disk.readsFail = undefined;
+    }
+
+    // A request's write that fails (a thread, made by the request alone) marks them, as before.
+    disk.full = true;
+    const refused = await http("/threads", "POST");
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain("cannot write (database or disk is full)");
+    const failing = await healthOf();
+    expect(failing.status).toBe("degraded");
+    expect(failing.store).toMatchObject({ writes: "failing", error: "database or disk is full" });
+    // And its success clears them.
+    disk.full = false;
+    expect((await http("/threads", "POST")).status).toBe(201);
+    expect((await healthOf()).store).toEqual({ writes: "ok" });
   } finally {
     await logged.close();
   }
