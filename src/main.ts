@@ -50,7 +50,7 @@ async function serve(flags: Partial<ConfigInput>): Promise<number> {
     import("./config/config.ts"),
     import("./lib/logger.ts"),
     import("./server/serve.ts"),
-    import("./cli/healthcheck.ts"),
+    import("./server/address-file.ts"),
   ]);
   let config;
   try {

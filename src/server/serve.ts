@@ -18,7 +18,7 @@ import { createFollower } from "../cluster/follower.ts";
 import { openStore, type OpenedStore } from "../store/index.ts";
 import { createStoreHealth, databaseFileCheck } from "../store/store-health.ts";
 import { DataDirInUseError, lockDataDir } from "./data-dir-lock.ts";
-import { ADDRESS_FILE, liveServerOf } from "../cli/healthcheck.ts";
+import { ADDRESS_FILE, liveServerOf } from "./address-file.ts";
 import type { ClusterStore, TaskStore } from "../store/store.ts";
 import { createRunner, type TaskRunner } from "../tasks/runner.ts";
 import { createInteraction } from "../tasks/interaction.ts";

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeAddressFile } from "../../src/cli/healthcheck.ts";
+import { writeAddressFile } from "../../src/server/address-file.ts";
 import { buildBinary, launchBinary } from "../helpers/binary.ts";
 import { until, within } from "../helpers/deferred.ts";
 import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";

@@ -2,7 +2,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { ADDRESS_FILE, connectHost, healthcheck, healthcheckTarget, liveServerOf, removeAddressFile, writeAddressFile } from "../../src/cli/healthcheck.ts";
+import { healthcheck, healthcheckTarget } from "../../src/cli/healthcheck.ts";
+import { ADDRESS_FILE, connectHost, liveServerOf, removeAddressFile, writeAddressFile } from "../../src/server/address-file.ts";
 import { startTestServer, tempDir } from "../helpers/server.ts";
 
 const dirs: string[] = [];
