@@ -5,15 +5,16 @@
  */
 import { expect, test } from "bun:test";
 import { silentLogger } from "../../src/lib/logger.ts";
-import type { Webhook } from "../../src/store/store.ts";
+import type { ClaimedWebhook } from "../../src/store/store.ts";
 import { startWebhookDelivery } from "../../src/webhooks/delivery.ts";
 import { nextTurn } from "../helpers/deferred.ts";
 
 test("deliveries that fail at once give the event loop turns while many rows are due; every row is attempted and recorded once", async () => {
-  const due: Webhook[] = Array.from({ length: 3_000 }, (_, index) => ({
+  const due: ClaimedWebhook[] = Array.from({ length: 3_000 }, (_, index) => ({
     id: `w${index}`,
     taskId: "t",
     url: "http://127.0.0.1:9/hook",
+    destination: "http://127.0.0.1:9",
     event: "task.finished",
     payload: "{}",
     attempts: 0,
@@ -33,6 +34,7 @@ test("deliveries that fail at once give the event loop turns while many rows are
       busy();
       return due.splice(0, limit);
     },
+    intakeWebhooks: async () => 0,
     recordWebhookAttempt: async (id: string) => {
       busy();
       recorded.push(id);
