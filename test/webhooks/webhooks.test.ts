@@ -461,6 +461,14 @@ describe("webhooks", () => {
     }
   }, 40_000);
 
+  test("config: AGENTKIT_WEBHOOK_PER_DESTINATION is 4 unless set, 1 to 16", () => {
+    const load = (env: Record<string, string>) => loadConfig({ env, readFile: false });
+    expect(load({}).webhookPerDestination).toBe(4);
+    expect(load({ AGENTKIT_WEBHOOK_PER_DESTINATION: "2" }).webhookPerDestination).toBe(2);
+    expect(load({ AGENTKIT_WEBHOOK_PER_DESTINATION: "16" }).webhookPerDestination).toBe(16);
+    for (const value of ["0", "17", "1.5", "many"]) expect(() => load({ AGENTKIT_WEBHOOK_PER_DESTINATION: value })).toThrow("AGENTKIT_WEBHOOK_PER_DESTINATION");
+  });
+
   test("a configured AGENTKIT_WEBHOOK_SECRET signs the webhooks (and is what GET /webhooks/secret shows)", async () => {
     const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
     const receiver = startReceiver(() => secret);
