@@ -67,7 +67,8 @@ Environment only:
                       tools_module; see README "TypeScript tools")
   AGENTKIT_WEBHOOK_ALLOW_HOSTS  hosts a task's webhook_url may go to (as http_fetch's allowHosts;
                       unset: refused); AGENTKIT_WEBHOOK_SECRET (whsec_…) signs webhooks (unset: a
-                      secret kept in the store); also AGENTKIT_WEBHOOK_TIMEOUT_MS, _RETRY_MS, _MAX_ATTEMPTS
+                      secret kept in the store); also AGENTKIT_WEBHOOK_TIMEOUT_MS, _RETRY_MS, _MAX_ATTEMPTS,
+                      _PER_DESTINATION (deliveries to one URL origin in flight at once, of 16; default 4)
   AGENTKIT_MAX_QUEUED_TASKS  queue length before POST /tasks answers 429 (default 1000; cluster-wide)
   AGENTKIT_MAX_BODY_BYTES, AGENTKIT_MAX_FRAME_BYTES  largest request body, WebSocket client frame
   AGENTKIT_MAX_WATCHERS_PER_TASK, AGENTKIT_MAX_WATCHERS_PER_KEY  WebSocket watchers (close 4029 past them)

@@ -166,6 +166,8 @@ export const Config = z.object({
   webhookMaxAttempts: z.coerce.number().int().min(1).max(100).default(10),
   /** The delay before a webhook's first retry; ×3 for each next one, at most an hour. */
   webhookRetryMs: z.coerce.number().int().min(10).max(3600_000).default(5_000),
+  /** Deliveries to one destination (a webhook URL's origin) in flight at once, of the 16 a node has. */
+  webhookPerDestination: z.coerce.number().int().min(1).max(16).default(4),
   /** A TypeScript module of tools (`agentkit/tools`' defineTool), imported at start-up (src/tools/module). */
   toolsModule: z.string().min(1).optional(),
 });
@@ -207,6 +209,7 @@ export const ENVIRONMENT: Record<string, keyof ConfigInput> = {
   AGENTKIT_WEBHOOK_TIMEOUT_MS: "webhookTimeoutMs",
   AGENTKIT_WEBHOOK_MAX_ATTEMPTS: "webhookMaxAttempts",
   AGENTKIT_WEBHOOK_RETRY_MS: "webhookRetryMs",
+  AGENTKIT_WEBHOOK_PER_DESTINATION: "webhookPerDestination",
   AGENTKIT_TOOLS_MODULE: "toolsModule",
 };
 

@@ -337,6 +337,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     timeoutMs: config.webhookTimeoutMs,
     maxAttempts: config.webhookMaxAttempts,
     retryMs: config.webhookRetryMs,
+    perDestination: config.webhookPerDestination,
     pollMs: Math.min(1000, config.webhookRetryMs),
   });
   bus.bind(server as Bun.Server<unknown>, (topic) => {

@@ -110,6 +110,36 @@ export interface Webhook {
   deliveredAt: Date | null;
 }
 
+/**
+ * Where a webhook goes, for fair delivery: its URL's origin (scheme, host and port, as the WHATWG URL
+ * parser gives it: lower-case host, punycode, no default port, no credentials). Not the exact URL:
+ * what hangs or is slow is the server behind a host and port, and URLs to one server often differ by
+ * path or query (a token, the task's id) — each would be a destination of its own, and a cap per
+ * destination would bound nothing. A URL that does not parse (none does: they are checked) is its own.
+ */
+export function webhookDestination(url: string): string {
+  try {
+    const origin = new URL(url).origin;
+    if (origin !== "null") return origin;
+  } catch {
+    // its own destination
+  }
+  return url;
+}
+
+/** A claimed webhook, with its destination (`webhookDestination` of its url). */
+export interface ClaimedWebhook extends Webhook {
+  destination: string;
+}
+
+/** How a claim shares out the slots among destinations (`claimWebhooks`). */
+export interface WebhookFairness {
+  /** Deliveries one destination may have in flight at once (on this node). */
+  perDestination: number;
+  /** Deliveries in flight now, by destination: a destination gets `perDestination` less these, none once full. */
+  busy: ReadonlyMap<string, number>;
+}
+
 /** How one delivery attempt went (`recordWebhookAttempt`). */
 export type WebhookAttempt =
   | { outcome: "delivered"; at: Date }
@@ -213,11 +243,26 @@ export interface TaskStore {
     before?: readonly StoredEvent[],
   ): Promise<boolean>;
   /**
-   * Claims up to `limit` pending webhooks due at `now` (oldest due first) for delivery: each is due
-   * again at `now + leaseMs` (so a claimer that dies leaves it to be claimed again then). Rows
-   * another process is claiming at the same moment are skipped (a cluster's nodes share the work).
+   * Claims up to `limit` pending webhooks due at `now` for delivery: each is due again at
+   * `now + leaseMs` (so a claimer that dies leaves it to be claimed again then). Rows another process
+   * is claiming at the same moment are skipped (a cluster's nodes share the work).
+   *
+   * Fair by destination (`webhookDestination`): destinations take turns, the one whose oldest row is
+   * due soonest first, each giving its rows oldest due first, at most `fairness.perDestination` less
+   * what it has `busy` (no `fairness`: `limit`). A destination that is full is passed over without
+   * reading its rows: a claim's cost follows `limit` and the number of full destinations, not how
+   * many rows are due (an index of due destinations, kept by the store, is what it reads).
+   * Rows written since the last claim are first taken into that index (`intakeWebhooks`), some of
+   * them by each claim.
    */
-  claimWebhooks(now: Date, limit: number, leaseMs: number): Promise<Webhook[]>;
+  claimWebhooks(now: Date, limit: number, leaseMs: number, fairness?: WebhookFairness): Promise<ClaimedWebhook[]>;
+  /**
+   * Takes up to `limit` webhooks written since (oldest first) into the index of due destinations,
+   * which claims read; the number taken. A claim takes some in itself; the delivery worker calls
+   * this while it returns `limit`, so that a backlog (thousands written at once, or pending before an
+   * upgrade) is taken in at once, a slice at a time, not only as fast as claims come.
+   */
+  intakeWebhooks(limit: number): Promise<number>;
   /** Records an attempt of a pending webhook (`attempts` + 1); false when it is not pending. */
   recordWebhookAttempt(id: string, attempt: WebhookAttempt, at: Date): Promise<boolean>;
   /**

@@ -1312,6 +1312,102 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect(claimed.toSorted()).toEqual(ids);
       });
 
+      test("claimWebhooks is fair by destination (a URL's origin): at most perDestination of one, less those busy; a full one is passed over while the others' rows are claimed", async () => {
+        const s = await open();
+        // A receiver with a backlog of 200 rows, all due before anyone else's.
+        const backlog = Array.from({ length: 200 }, (_, index) =>
+          hook(`dead${String(index).padStart(3, "0")}`, { url: `http://Dead.test:80/hook/${index}`, createdAt: later(-10_000 + index) }),
+        );
+        await ended(s, "dead", backlog);
+        // Two healthy ones, due later: paths and queries differ, origins are what count.
+        await ended(s, "ok", [hook("ok1", { url: "https://ok.test/a?token=1" }), hook("ok2", { url: "https://ok.test/b" }), hook("ok3", { url: "https://ok.test:443/c" })]);
+        await ended(s, "other", [hook("other1", { url: "http://other.test:8080/" }), hook("other2", { url: "http://other.test:8080/x" })]);
+        const fair = (busy: Record<string, number> = {}) => ({ perDestination: 4, busy: new Map(Object.entries(busy)) });
+        const ids = (rows: { id: string }[]) => rows.map((row) => row.id).sort();
+
+        // Taken in first, as the delivery worker does (a claim takes in a few dozen itself).
+        expect(await s.intakeWebhooks(1000)).toBe(205);
+        const first = await s.claimWebhooks(at, 16, 60_000, fair());
+        // The backlog's 4 oldest, and every other due row.
+        expect(ids(first)).toEqual(["dead000", "dead001", "dead002", "dead003", "ok1", "ok2", "ok3", "other1", "other2"]);
+        expect(Object.fromEntries(first.map((row) => [row.id, row.destination]))).toMatchObject({
+          dead000: "http://dead.test",
+          ok1: "https://ok.test",
+          ok3: "https://ok.test",
+          other2: "http://other.test:8080",
+        });
+        expect(first.find((row) => row.id === "ok1")).toMatchObject({ url: "https://ok.test/a?token=1", nextAttemptAt: later(60_000), status: "pending" });
+        // Its four in flight: the full destination gets none, however many it has due.
+        expect(await s.claimWebhooks(at, 16, 60_000, fair({ "http://dead.test": 4 }))).toEqual([]);
+        // Healthy rows written while it is full are claimed.
+        await ended(s, "ok-later", [hook("ok4", { url: "https://ok.test/d" }), hook("ok5", { url: "https://ok.test/e" })]);
+        expect(ids(await s.claimWebhooks(at, 16, 60_000, fair({ "http://dead.test": 4, "https://ok.test": 1 })))).toEqual(["ok4", "ok5"]);
+        // One of its deliveries ended: one more of its rows, the next oldest.
+        expect(ids(await s.claimWebhooks(at, 16, 60_000, fair({ "http://dead.test": 3 })))).toEqual(["dead004"]);
+        // Without fairness (or with a perDestination as large), `limit` alone bounds it, oldest first.
+        expect(ids(await s.claimWebhooks(at, 3, 60_000))).toEqual(["dead005", "dead006", "dead007"]);
+        // The limit shares the slots among the destinations due, soonest first.
+        await ended(s, "third", [hook("t1", { url: "http://third.test/", createdAt: later(-20_000) })]);
+        expect(ids(await s.claimWebhooks(at, 2, 60_000, fair()))).toEqual(["dead008", "t1"]);
+      });
+
+      test("a retry due before its destination's other rows (leased for long) is claimed when it is due", async () => {
+        const s = await open();
+        await ended(s, "t", [hook("a", { url: "http://r.test/1" }), hook("b", { url: "http://r.test/2" })]);
+        const fair = { perDestination: 4, busy: new Map<string, number>() };
+        expect((await s.claimWebhooks(at, 16, 3_600_000, fair)).map((row) => row.id)).toEqual(["a", "b"]);
+        // `a` failed: due again in 5 s, while `b` stays leased for an hour.
+        expect(await s.recordWebhookAttempt("a", { outcome: "retry", error: "HTTP 500", nextAttemptAt: later(5000) }, later(10))).toBe(true);
+        expect(await s.claimWebhooks(later(4999), 16, 1000, fair)).toEqual([]);
+        expect(await s.claimWebhooks(later(5000), 16, 1000, fair)).toMatchObject([{ id: "a", attempts: 1, destination: "http://r.test" }]);
+        // Delivered: nothing is due until b's lease runs out (a claimer that died), then b is.
+        expect(await s.recordWebhookAttempt("a", { outcome: "delivered", at: later(5001) }, later(5001))).toBe(true);
+        expect(await s.claimWebhooks(later(3_599_999), 16, 1000, fair)).toEqual([]);
+        expect((await s.claimWebhooks(later(3_600_000), 16, 1000, fair)).map((row) => row.id)).toEqual(["b"]);
+      });
+
+      test("intakeWebhooks takes rows written since in, oldest first, a batch at a time; claims see them", async () => {
+        const s = await open();
+        await ended(s, "t", Array.from({ length: 150 }, (_, index) => hook(`i${String(index).padStart(3, "0")}`, { url: `http://h${index % 7}.test/` })));
+        expect(await s.intakeWebhooks(100)).toBe(100);
+        expect(await s.intakeWebhooks(100)).toBe(50);
+        expect(await s.intakeWebhooks(100)).toBe(0);
+        const fair = { perDestination: 100, busy: new Map<string, number>() };
+        const claimed = await s.claimWebhooks(at, 200, 1000, fair);
+        expect(claimed).toHaveLength(150);
+        expect(new Set(claimed.map((row) => row.destination))).toEqual(new Set(Array.from({ length: 7 }, (_, index) => `http://h${index}.test`)));
+        // Delivered or failed rows are not taken in, nor claimed.
+        await ended(s, "u", [hook("gone", { url: "http://g.test/" })]);
+        expect(await s.recordWebhookAttempt("gone", { outcome: "failed", error: "HTTP 410" }, at)).toBe(true);
+        expect(await s.intakeWebhooks(100)).toBe(0);
+        expect(await s.claimWebhooks(later(10_000), 200, 1000, fair)).toHaveLength(150);
+      });
+
+      test("two stores claiming at once, fair by destination, never claim the same row; every row is claimed", async () => {
+        const s = await open();
+        const ids: string[] = [];
+        for (let task = 0; task < 8; task++) {
+          const webhooks = Array.from({ length: 10 }, (_, index) => hook(`f${task}-${index}`, { url: `http://d${(task * 10 + index) % 5}.test/${index}` }));
+          ids.push(...webhooks.map((webhook) => webhook.id));
+          await ended(s, `f${task}`, webhooks);
+        }
+        const other = await openAgain();
+        const claimed: string[] = [];
+        await Promise.all(
+          [s, other, s, other].map(async (store) => {
+            for (;;) {
+              const batch = await store.claimWebhooks(at, 5, 60_000, { perDestination: 2, busy: new Map() });
+              if (batch.length === 0) return;
+              for (const destination of new Set(batch.map((row) => row.destination))) {
+                expect(batch.filter((row) => row.destination === destination).length).toBeLessThanOrEqual(2);
+              }
+              claimed.push(...batch.map((webhook) => webhook.id));
+            }
+          }),
+        );
+        expect(claimed.toSorted()).toEqual(ids.toSorted());
+      });
+
       test("recordWebhookAttempt: delivered, retried (due then, its error kept) or failed, each attempt counted; only a pending row", async () => {
         const s = await open();
         await ended(s, "t", [hook("ok", { url: "http://r.test/" }), hook("retry", { url: "http://r.test/" }), hook("bad", { url: "http://r.test/" })]);

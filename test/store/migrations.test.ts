@@ -25,6 +25,8 @@ const POSTGRES_PINNED: Record<number, string> = {
   4: "efaec9fc8d9ed3a12cf1d755a25064a56a23033bb015d307dcd8702f256d78dc",
   // As 53244cc left it (both indexes): the text new databases have run since. d0ec4fa's differs (below).
   5: "d28bc0c43f52a6903b3339bf9984ca85da94322713861345b8a17b0d1f45dcb8",
+  6: "21a36741d6aed91e7e4660403b4c2acc8ea87d85494577a85c714785b7eb8c01",
+  7: "1e963af31dce533e6d8ecc2cf454564a19fe2611db11449fc3678e1adddde5d2",
 };
 
 /** PostgreSQL indexes without a schema version: a changed definition never reaches a database that has the name. */
@@ -39,6 +41,8 @@ const SQLITE_PINNED: Record<string, string> = {
   "4 and 5: columns": "accc95246d3499ae6c899640f98cd73b5bcb811fe67a01ae8b266fde74c483a3",
   "4: tables": "f5dc255140eaded90e4381764d2537979fbd72b0085ed3953436017f940a92a0",
   "5: webhooks": "0d367642e7c3cd4ad8c5b01006cc26098f50ba5a99f25e4848bfd84839075a62",
+  "6: webhooks.destination": "777f226168cf9be9b227b0b261db466617eddaaa1491bb3c55602b1694aab7db",
+  "6: webhook destinations": "42b0cec72d2867f5afefb3c9deca4aa2c331d589aec720373720c27610fb058f",
 };
 
 /** The names whose text no longer has its pinned hash (or has none pinned). */
@@ -69,6 +73,7 @@ describe("released migrations are pinned", () => {
       expect(indexStatements(migration.sql).length).toBeGreaterThan(0);
     }
     expect(indexStatements(MIGRATIONS[4]!.sql).map((statement) => statement.name)).toEqual(["tasks_owner_status", "tasks_thread_status"]);
+    expect(indexStatements(MIGRATIONS[6]!.sql).map((statement) => statement.name)).toEqual(["webhooks_destination_due", "webhooks_intake"]);
     expect(() => indexStatements("CREATE INDEX a ON tasks (x);\nALTER TABLE tasks ADD COLUMN y text;")).toThrow("not an index-only statement");
   });
 

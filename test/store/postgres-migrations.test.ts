@@ -57,7 +57,7 @@ describePostgres("PostgreSQL migrations", (pg) => {
     };
   }
 
-  /** A database as a release that ran migrations up to `through` left it (d0ec4fa's text for 5). */
+  /** A database as a release that ran migrations up to `through` left it (d0ec4fa's text for 5, and so without tasks_thread_status). */
   async function databaseAt(through: number, { d0ec4fa = false } = {}): Promise<string> {
     const url = await pg.createDatabase();
     const { conn, close } = await connection(url);
@@ -100,18 +100,18 @@ describePostgres("PostgreSQL migrations", (pg) => {
   }
 
   test("a database migrated by d0ec4fa (migration 5 without tasks_thread_status) gets the index at the next start, its schema version unchanged", async () => {
-    const url = await databaseAt(5, { d0ec4fa: true });
+    const url = await databaseAt(POSTGRES_SCHEMA_VERSION, { d0ec4fa: true });
     expect(await indexOf(url, "tasks_thread_status")).toBeUndefined();
     const logger = recordingLogger();
     const store = await open(url, { logger });
     try {
-      expect(store.migratedFrom).toBe(5);
+      expect(store.migratedFrom).toBe(POSTGRES_SCHEMA_VERSION);
       const index = await indexOf(url, "tasks_thread_status");
       expect(index?.valid).toBe(true);
       expect(index?.definition).toContain("(thread_id, status, row_id) WHERE (thread_id IS NOT NULL)");
       // No new schema version: an older agentkit (which knows 5) still opens this database.
       expect(await schemaVersion(url)).toBe(POSTGRES_SCHEMA_VERSION);
-      expect(POSTGRES_SCHEMA_VERSION).toBe(5);
+      expect(POSTGRES_SCHEMA_VERSION).toBe(MIGRATIONS.length);
       expect(logger.text()).toContain("index built concurrently");
       expect((await store.getTask("old"))?.id).toBe("old");
     } finally {
@@ -123,8 +123,47 @@ describePostgres("PostgreSQL migrations", (pg) => {
     expect(again.entries).toEqual([]);
   });
 
+  test("a database at 5 (before deliveries were fair by destination) migrates to 7 and keeps its pending deliveries: each is claimed when due, with its destination; ended ones are not", async () => {
+    const url = await databaseAt(5);
+    await query(url, async (conn) => {
+      await conn`UPDATE tasks SET webhook_url = 'http://task.test/mine' WHERE id = 'old'`;
+      const rows = [
+        ["due", "http://task.test/mine", 0, "2026-01-01T00:00:01.000Z", "pending", null, null],
+        ["retrying", "https://Agent.test:443/in", 2, "2026-01-01T00:05:00.000Z", "pending", "HTTP 503", null],
+        // Claimed by the release before, which stopped mid-delivery: due again when its lease ends.
+        ["leased", "https://agent.test/other", 0, "2026-01-01T00:10:00.000Z", "pending", null, null],
+        ["done", "http://task.test/mine", 1, "2026-01-01T00:00:01.000Z", "delivered", null, "2026-01-01T00:00:02.000Z"],
+        ["gone", "http://task.test/mine", 1, "2026-01-01T00:00:01.000Z", "failed", "HTTP 410", null],
+      ] as const;
+      for (const [id, hookUrl, attempts, next, status, error, delivered] of rows) {
+        await conn`INSERT INTO webhooks (id, task_id, url, event, payload, attempts, next_attempt_at, status, last_error, created_at, delivered_at)
+                   VALUES (${id}, 'old', ${hookUrl}, 'task.finished', '{}', ${attempts}, ${next}::timestamptz, ${status}, ${error}, '2026-01-01T00:00:01.000Z', ${delivered}::timestamptz)`;
+      }
+    });
+    const store = await open(url);
+    try {
+      expect(store.migratedFrom).toBe(5);
+      expect(await schemaVersion(url)).toBe(7);
+      for (const index of ["webhooks_destination_due", "webhooks_intake", "webhook_destinations_due"]) expect((await indexOf(url, index))?.valid).toBe(true);
+      // All due rows in time order: no query reads it now (the planner took it for a destination's rows).
+      expect(await indexOf(url, "webhooks_due")).toBeUndefined();
+      const summary = async () => (await store.taskWebhooks("old")).map((webhook) => [webhook.id, webhook.status, webhook.attempts]);
+      const before = await summary();
+      expect(before).toEqual([["due", "pending", 0], ["retrying", "pending", 2], ["leased", "pending", 0], ["done", "delivered", 1], ["gone", "failed", 1]]);
+      const fair = { perDestination: 4, busy: new Map<string, number>() };
+      const claim = async (at: string) => (await store.claimWebhooks(new Date(at), 16, 3_600_000, fair)).map((row) => [row.id, row.destination]);
+      expect(await claim("2026-01-01T00:04:59.000Z")).toEqual([["due", "http://task.test"]]);
+      expect(await claim("2026-01-01T00:05:00.000Z")).toEqual([["retrying", "https://agent.test"]]);
+      expect(await claim("2026-01-01T00:10:00.000Z")).toEqual([["leased", "https://agent.test"]]);
+      expect(await claim("2026-01-02T00:00:00.000Z")).toEqual([["due", "http://task.test"], ["retrying", "https://agent.test"], ["leased", "https://agent.test"]]);
+      expect(await summary()).toEqual(before);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("an index build cut short by statement_timeout names what it was building and the setting; the INVALID leftover is dropped and built again at the next start", async () => {
-    const url = await databaseAt(5, { d0ec4fa: true });
+    const url = await databaseAt(POSTGRES_SCHEMA_VERSION, { d0ec4fa: true });
     // A transaction with a snapshot: CREATE INDEX CONCURRENTLY waits for it to end (it blocks nobody meanwhile).
     const holder = await connection(url);
     try {
@@ -175,7 +214,7 @@ describePostgres("PostgreSQL migrations", (pg) => {
       await store.close();
       expect((await indexOf(url, "tasks_owner_status"))?.valid).toBe(true);
       expect((await indexOf(url, "tasks_thread_status"))?.valid).toBe(true);
-      expect(await schemaVersion(url)).toBe(5);
+      expect(await schemaVersion(url)).toBe(POSTGRES_SCHEMA_VERSION);
     } finally {
       await holder.conn`ROLLBACK`.catch(() => {});
       await holder.close();
@@ -286,14 +325,14 @@ describePostgres("PostgreSQL migrations", (pg) => {
   });
 
   test("with only an index to build and another node holding the migration lock, a node starts at once and leaves the build to it", async () => {
-    const url = await databaseAt(5, { d0ec4fa: true });
+    const url = await databaseAt(POSTGRES_SCHEMA_VERSION, { d0ec4fa: true });
     const other = await connection(url);
     try {
       await other.conn`SELECT pg_advisory_lock(${MIGRATION_LOCK}::bigint)`;
       const started = performance.now();
       const store = await open(url);
       expect(performance.now() - started).toBeLessThan(3000);
-      expect(store.migratedFrom).toBe(5);
+      expect(store.migratedFrom).toBe(POSTGRES_SCHEMA_VERSION);
       await store.createTask(newTask("works"));
       await store.close();
       expect(await indexOf(url, "tasks_thread_status")).toBeUndefined();

@@ -8,7 +8,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Task } from "../../src/protocol/task.ts";
-import { createSqliteStore, listTasksSql } from "../../src/store/sqlite-store.ts";
+import { createSqliteStore, listTasksSql, SQLITE_MIGRATIONS } from "../../src/store/sqlite-store.ts";
 import { FencedError, type TaskOutcome, type TaskStore } from "../../src/store/store.ts";
 import { tempDir } from "../helpers/server.ts";
 import { storeConformance } from "./conformance.ts";
@@ -185,15 +185,15 @@ test("a schema 1 file is migrated at start-up: string errors become objects, onc
   expect(await errors(store)).toEqual(expected);
   await store.close();
   const check = new Database(path);
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(6);
   expect((check.query("SELECT error FROM tasks WHERE id = 'steps'").get() as { error: string }).error).toBe(JSON.stringify(expected.steps));
   expect(check.query("SELECT webhook_url FROM tasks WHERE id = 'done'").get()).toEqual({ webhook_url: null });
 
   // A file from a newer agentkit is refused, untouched.
-  check.run("PRAGMA user_version = 6");
+  check.run("PRAGMA user_version = 7");
   check.close();
   store = undefined;
-  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 6, newer than this agentkit (5)");
+  expect(() => createSqliteStore({ dataDir: dir! })).toThrow("schema version 7, newer than this agentkit (6)");
 });
 
 test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a running one is taken over at 1; once", async () => {
@@ -238,8 +238,84 @@ test("a schema 2 file is migrated to 3 at start-up: tasks get attempt 0, a runni
     { seq: 3, frame: '{"n":3}' },
   ]);
   const check = new Database(path, { readonly: true });
-  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(5);
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(6);
   check.close();
+});
+
+test("a schema 5 file (before deliveries were fair by destination) opens at 6 and keeps its pending deliveries: each is claimed when due, with its destination; ended ones are not", async () => {
+  dir = tempDir();
+  const path = `${dir}/agentkit.sqlite`;
+  // Schema 5 as its release left it: the tables of 1, then the released steps to 5.
+  const raw = new Database(path, { create: true });
+  raw.run(SCHEMA_V1);
+  for (const step of ["2 to 3", "4 and 5: columns", "4: tables", "5: webhooks"]) raw.run(SQLITE_MIGRATIONS[step]!);
+  raw.run("PRAGMA user_version = 5");
+  raw.run(
+    `INSERT INTO tasks (id, owner, agent, input, metadata, status, last_seq, created_at, finished_at, webhook_url)
+     VALUES ('t', 'anonymous', 'default', 'hi', '{}', 'completed', 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 'http://task.test/mine')`,
+  );
+  const insert = raw.query(
+    `INSERT INTO webhooks (id, task_id, url, event, payload, attempts, next_attempt_at, status, last_error, created_at, delivered_at)
+     VALUES (?, 't', ?, 'task.finished', '{}', ?, ?, ?, ?, '2026-01-01T00:00:01.000Z', ?)`,
+  );
+  insert.run("due", "http://task.test/mine", 0, "2026-01-01T00:00:01.000Z", "pending", null, null);
+  insert.run("retrying", "https://Agent.test:443/in", 2, "2026-01-01T00:05:00.000Z", "pending", "HTTP 503", null);
+  // Claimed by the release before, which stopped mid-delivery: due again when its lease ends.
+  insert.run("leased", "https://agent.test/other", 0, "2026-01-01T00:10:00.000Z", "pending", null, null);
+  insert.run("done", "http://task.test/mine", 1, "2026-01-01T00:00:01.000Z", "delivered", null, "2026-01-01T00:00:02.000Z");
+  insert.run("gone", "http://task.test/mine", 1, "2026-01-01T00:00:01.000Z", "failed", "HTTP 410", null);
+  raw.close();
+
+  const s = openStore(dir);
+  const before = await s.taskWebhooks("t");
+  expect(before.map((webhook) => [webhook.id, webhook.status, webhook.attempts])).toEqual([
+    ["due", "pending", 0], ["retrying", "pending", 2], ["leased", "pending", 0], ["done", "delivered", 1], ["gone", "failed", 1],
+  ]);
+  const fair = { perDestination: 4, busy: new Map<string, number>() };
+  const claim = async (at: string) => (await s.claimWebhooks(new Date(at), 16, 3_600_000, fair)).map((row) => [row.id, row.destination]);
+  expect(await claim("2026-01-01T00:04:59.000Z")).toEqual([["due", "http://task.test"]]);
+  expect(await claim("2026-01-01T00:05:00.000Z")).toEqual([["retrying", "https://agent.test"]]);
+  expect(await claim("2026-01-01T00:10:00.000Z")).toEqual([["leased", "https://agent.test"]]);
+  expect(await claim("2026-01-02T00:00:00.000Z")).toEqual([["due", "http://task.test"], ["retrying", "https://agent.test"], ["leased", "https://agent.test"]]);
+  s.close();
+  store = undefined;
+
+  // Opened again: migrated once; the outbox as it was left.
+  const again = openStore(dir);
+  expect((await again.taskWebhooks("t")).map((webhook) => [webhook.id, webhook.status, webhook.attempts])).toEqual(before.map((webhook) => [webhook.id, webhook.status, webhook.attempts]));
+  again.close();
+  const check = new Database(path, { readonly: true });
+  expect((check.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(6);
+  expect(check.query("SELECT id, destination FROM webhooks ORDER BY rowid").all()).toEqual([
+    { id: "due", destination: "http://task.test" },
+    { id: "retrying", destination: "https://agent.test" },
+    { id: "leased", destination: "https://agent.test" },
+    { id: "done", destination: null },
+    { id: "gone", destination: null },
+  ]);
+  check.close();
+});
+
+function openStore(dataDir: string): TaskStore {
+  store = createSqliteStore({ dataDir });
+  return store;
+}
+
+test("the claim's reads use their indexes: due destinations by next_due, a destination's due rows, rows to take in", () => {
+  dir = tempDir();
+  createSqliteStore({ dataDir: dir }).close();
+  const db = new Database(`${dir}/agentkit.sqlite`, { readonly: true });
+  const plan = (sql: string) => (db.query(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((row) => row.detail).join("; ");
+  try {
+    expect(plan(`SELECT destination FROM webhook_destinations WHERE next_due IS NOT NULL AND next_due <= '2026' ORDER BY next_due LIMIT 16`)).toContain("USING INDEX webhook_destinations_due");
+    expect(plan(`SELECT rowid FROM webhooks WHERE destination = 'x' AND status = 'pending' AND next_attempt_at <= '2026' ORDER BY next_attempt_at, rowid LIMIT 4`)).toContain("INDEX webhooks_destination_due (destination=? AND next_attempt_at<?)");
+    expect(plan(`SELECT min(next_attempt_at) FROM webhooks WHERE destination = 'x' AND status = 'pending'`)).toContain("webhooks_destination_due");
+    const intake = plan(`SELECT rowid, url, next_attempt_at FROM webhooks WHERE status = 'pending' AND destination IS NULL ORDER BY rowid LIMIT 64`);
+    expect(intake).toContain("USING INDEX webhooks_intake");
+    expect(intake).not.toContain("TEMP B-TREE");
+  } finally {
+    db.close();
+  }
 });
 
 /** A task's log as a reader finds it: `pruned_through`, and whether the events left are exactly those after it. */

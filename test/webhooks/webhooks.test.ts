@@ -4,7 +4,10 @@
  * from the durable outbox with the same webhook-id after failures, delivered once; a receiver that
  * is down across a restart of agentkit gets it after the restart; per-task URLs are checked against
  * the allowlist; an agent's webhook tells of a task waiting for an approval; and in a PostgreSQL
- * cluster of two nodes, every webhook is delivered by one of them, not both.
+ * cluster of two nodes, every webhook is delivered by one of them, not both. A receiver that hangs,
+ * with hundreds of webhooks due before anyone else's, holds its share of the delivery slots and no
+ * more: a healthy receiver gets its webhooks while the hanging one's first attempts are still open
+ * (on SQLite and on PostgreSQL).
  *
  * No timing assertions: waits are bounded polls on what the receiver got or the store shows.
  */
@@ -17,11 +20,14 @@ import { silentLogger } from "../../src/lib/logger.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
 import { createPostgresStore } from "../../src/store/postgres-store.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
+import type { NewWebhook, TaskStore } from "../../src/store/store.ts";
 import { backoffMs, retryAfterMs } from "../../src/webhooks/delivery.ts";
+import { webhookId } from "../../src/webhooks/events.ts";
 import { parseWebhookSecret, signWebhook } from "../../src/webhooks/signing.ts";
 import { until } from "../helpers/deferred.ts";
 import { describePostgres } from "../helpers/postgres.ts";
 import { startTestServer, tempDir, type TestServer } from "../helpers/server.ts";
+import { newTask, outcome } from "../store/conformance.ts";
 
 const ADMIN = "admin-key-0123456789";
 const BOB = "bob-key-0123456789ab";
@@ -82,6 +88,61 @@ function startReceiver(secret: () => string, respond: (attempt: number, id: stri
     accepted: () => requests.filter((received) => received.status >= 200 && received.status < 300),
     stop: () => server.stop(true),
   };
+}
+
+/** A receiver that never answers: each request stays open (until agentkit's deadline, or the receiver stops). */
+interface HangingReceiver {
+  url: string;
+  /** Requests it got; all of them still open while agentkit's deadline has not passed. */
+  requests: number;
+  stop(): void;
+}
+
+function startHangingReceiver(): HangingReceiver {
+  const state = { requests: 0 };
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch() {
+      state.requests++;
+      return new Promise<Response>(() => {});
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    get requests() {
+      return state.requests;
+    },
+    stop: () => server.stop(true),
+  };
+}
+
+/** The hanging receiver's backlog: due before the healthy ones', each to a URL of its own on one origin. */
+const HANGING_ROWS = 400;
+const HEALTHY_ROWS = 20;
+
+/**
+ * Writes the outbox as ended tasks leave it: HANGING_ROWS webhooks to `hanging` (4 tasks' worth of
+ * agent webhooks, all due a minute ago), then HEALTHY_ROWS to `healthy`, due after every one of them.
+ */
+async function seedOutbox(store: TaskStore, hanging: string, healthy: string): Promise<void> {
+  const due = Date.now() - 60_000;
+  const hooks = (count: number, url: (index: number) => string, from: number): NewWebhook[] =>
+    Array.from({ length: count }, (_, index) => ({
+      id: webhookId(),
+      url: url(index),
+      event: "task.finished",
+      payload: JSON.stringify({ type: "task.finished", data: { index } }),
+      createdAt: new Date(from + index),
+    }));
+  for (let task = 0; task < 4; task++) {
+    const id = `hanging-${task}`;
+    await store.createTask(newTask(id, { createdAt: new Date(due) }));
+    const webhooks = hooks(HANGING_ROWS / 4, (index) => `${hanging}/hook/${task}/${index}`, due + task * 1000);
+    expect(await store.finishTask(id, outcome("cancelled"), 1, "{}", undefined, webhooks)).toBe(true);
+  }
+  await store.createTask(newTask("healthy", { createdAt: new Date(due) }));
+  expect(await store.finishTask("healthy", outcome("cancelled"), 1, "{}", undefined, hooks(HEALTHY_ROWS, (index) => `${healthy}?n=${index}`, due + 30_000))).toBe(true);
 }
 
 const servers: TestServer[] = [];
@@ -378,6 +439,36 @@ describe("webhooks", () => {
     expect(AgentDefinition.parse({ name: "a", webhook: { url: "https://x.example.com/" } }).webhook).toEqual({ url: "https://x.example.com/", events: ["task.finished"] });
   });
 
+  test("a receiver that hangs, with 400 webhooks due before anyone else's, holds its 4 slots and no more: a healthy receiver gets all of its webhooks meanwhile", async () => {
+    const hanging = startHangingReceiver();
+    const healthy = startReceiver(() => "");
+    receivers.push(healthy);
+    const dataDir = tempDir();
+    try {
+      const seeding = createSqliteStore({ dataDir });
+      await seedOutbox(seeding, hanging.url, healthy.url);
+      seeding.close();
+      // An attempt's deadline far past the test: the hanging receiver's first attempts stay open throughout.
+      await start({ dataDir, config: { webhookTimeoutMs: 120_000, webhookRetryMs: 20 } });
+      await until(() => healthy.accepted().length >= HEALTHY_ROWS, "the healthy receiver's webhooks, while the hanging one's are open", 15_000);
+      expect(new Set(healthy.accepted().map((received) => received.id)).size).toBe(HEALTHY_ROWS);
+      // Its share (AGENTKIT_WEBHOOK_PER_DESTINATION, 4), all still open: none of its attempts has ended.
+      expect(hanging.requests).toBe(4);
+    } finally {
+      hanging.stop();
+      await Promise.all(servers.splice(0).map((server) => server.close()));
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 40_000);
+
+  test("config: AGENTKIT_WEBHOOK_PER_DESTINATION is 4 unless set, 1 to 16", () => {
+    const load = (env: Record<string, string>) => loadConfig({ env, readFile: false });
+    expect(load({}).webhookPerDestination).toBe(4);
+    expect(load({ AGENTKIT_WEBHOOK_PER_DESTINATION: "2" }).webhookPerDestination).toBe(2);
+    expect(load({ AGENTKIT_WEBHOOK_PER_DESTINATION: "16" }).webhookPerDestination).toBe(16);
+    for (const value of ["0", "17", "1.5", "many"]) expect(() => load({ AGENTKIT_WEBHOOK_PER_DESTINATION: value })).toThrow("AGENTKIT_WEBHOOK_PER_DESTINATION");
+  });
+
   test("a configured AGENTKIT_WEBHOOK_SECRET signs the webhooks (and is what GET /webhooks/secret shows)", async () => {
     const secret = `whsec_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64")}`;
     const receiver = startReceiver(() => secret);
@@ -398,7 +489,7 @@ describePostgres("webhooks in a cluster", (pg) => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startNode(url: string, id: string): Promise<{ base: string }> {
+  async function startNode(url: string, id: string, flags: Record<string, unknown> = {}): Promise<{ base: string }> {
     const dataDir = tempDir();
     dirs.push(dataDir);
     const store = await createPostgresStore({ url, max: 6 });
@@ -409,6 +500,7 @@ describePostgres("webhooks in a cluster", (pg) => {
         port: 0, host: "127.0.0.1", dataDir, logLevel: "silent", nodeId: id, pollMs: 200, leaseMs: 3000,
         webhookAllowHosts: "127.0.0.1", webhookRetryMs: 20,
         agents: [AgentDefinition.parse({ name: "default", model: "demo" })],
+        ...flags,
       },
     });
     try {
@@ -453,4 +545,31 @@ describePostgres("webhooks in a cluster", (pg) => {
       expect(rows).toMatchObject([{ status: "delivered", attempts: 2 }]);
     }
   });
+
+  test("a receiver that hangs, with 400 webhooks due before anyone else's, holds 4 slots of each node and no more: a healthy receiver gets all of its webhooks meanwhile", async () => {
+    const url = await pg.createDatabase();
+    const hanging = startHangingReceiver();
+    const healthy = startReceiver(() => "");
+    receivers.push(healthy);
+    try {
+      // The outbox, written before any node starts.
+      const seeding = await createPostgresStore({ url, max: 2 });
+      try {
+        await seedOutbox(seeding, hanging.url, healthy.url);
+      } finally {
+        await seeding.close();
+      }
+      await startNode(url, "node-a", { webhookTimeoutMs: 120_000 });
+      await startNode(url, "node-b", { webhookTimeoutMs: 120_000 });
+      await until(() => healthy.accepted().length >= HEALTHY_ROWS, "the healthy receiver's webhooks, while the hanging one's are open", 20_000);
+      // Each delivered once, by one node.
+      expect(new Set(healthy.accepted().map((received) => received.id)).size).toBe(HEALTHY_ROWS);
+      expect(healthy.accepted()).toHaveLength(HEALTHY_ROWS);
+      // Each node's share (4), all still open. A node's count is its own: two nodes, 8 at most.
+      expect(hanging.requests).toBeLessThanOrEqual(8);
+      expect(hanging.requests).toBeGreaterThanOrEqual(4);
+    } finally {
+      hanging.stop();
+    }
+  }, 60_000);
 });
