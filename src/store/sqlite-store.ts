@@ -44,7 +44,7 @@ import {
  * 4: threads, the `waiting` state (`wait_until`), pending inputs, structured output, secrets.
  * 5: webhooks: `tasks.webhook_url` and the outbox (`webhooks`).
  */
-const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 5;
 
 /**
  * Retention's transactions: each deletes about `PRUNE_MS` worth of events — logs that fit whole,
@@ -91,12 +91,17 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at) WHERE pruned_through < last_seq;
-CREATE TABLE IF NOT EXISTS events (
+`;
+
+/**
+ * A new file's events table, made right after `SCHEMA` (and, with `EVENTS_INDEX`, what
+ * `agentkit compact` makes of an old file's: sqlite-compact.ts).
+ */
+export const EVENTS_TABLE = `CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
   frame   TEXT NOT NULL
-);
-`;
+);`;
 
 /**
  * A task's events are found by (task_id, seq). A file made before 2026-11-27 has them in a WITHOUT
@@ -106,7 +111,7 @@ CREATE TABLE IF NOT EXISTS events (
  * results) took 2–3.5× their size on disk; a plain table keeps rows up to ~4 KB on the page. Its
  * inserts append in rowid order, and cost less (bench/sqlite-layout.ts).
  */
-const EVENTS_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_task_seq ON events(task_id, seq)`;
+export const EVENTS_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_task_seq ON events(task_id, seq)`;
 
 /** Schema 4's new tables and indexes (a new file gets them with the rest; an old one when migrated). */
 const SCHEMA_4 = `
@@ -388,6 +393,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       throw new Error(`${path} has schema version ${current}, newer than this agentkit (${SCHEMA_VERSION})`);
     }
     db.run(SCHEMA); // a new file gets the current tables; an old one keeps its own, migrated below
+    db.run(EVENTS_TABLE);
     if (current === 1) db.run(MIGRATE_1_TO_2);
     // Guarded by the column itself too, so a file that has it (whatever its version says) is left as is.
     const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
