@@ -1,13 +1,13 @@
 /**
  * `agentkit compact` (src/cli/compact.ts, src/store/sqlite-compact.ts) on real SQLite files: a data
  * dir an older build made (no auto_vacuum, events WITHOUT ROWID) comes out in the new layout with
- * auto_vacuum, every row kept, smaller; the store opens it and gives retention's space back; a
- * server that holds the data dir (its lock, or its live address file) is refused; kill -9 anywhere
+ * auto_vacuum, every row kept, smaller; the store opens it and gives retention's space back; a WAL
+ * a crash left is kept; a server that holds the data dir (its lock, or its live address file) is refused; kill -9 anywhere
  * leaves a whole file; PostgreSQL is said not to apply (exit 2).
  */
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCompact } from "../../src/cli/compact.ts";
 import { lockDataDir } from "../../src/server/data-dir-lock.ts";
@@ -116,6 +116,25 @@ test("an old build's data dir comes out in the new layout with auto_vacuum incre
   expect(again.out).toContain(`  VACUUM (${again.out[0]!.split(": ").at(-1)})`);
   expect(again.out.at(-1)).toMatch(/ MB → [\d,.]+ MB \([\d.]+ s\)$/);
 }, 60_000);
+
+test("a data dir a crash left with a WAL of commits not yet in the file: compact keeps them", async () => {
+  const dir = dataDir();
+  await writeOldDataDir(dir, { tasks: 3, events: 100 }); // task-0 pruned, task-1 ended, task-2 running
+  const store = createSqliteStore({ dataDir: dir });
+  await store.appendEvents("task-2", Array.from({ length: 50 }, (_, index) => ({ seq: 101 + index, frame: oldFrame("task-2", 101 + index, 1500) })));
+  // The files as a kill -9 leaves them now (the store's WAL is not checkpointed into the file yet).
+  const crashed = dataDir();
+  copyFileSync(join(dir, "agentkit.sqlite"), join(crashed, "agentkit.sqlite"));
+  copyFileSync(join(dir, "agentkit.sqlite-wal"), join(crashed, "agentkit.sqlite-wal"));
+  await store.close();
+  const path = join(crashed, "agentkit.sqlite");
+  const contents = contentsOf(path);
+  expect(contents.events).toBe(150 + 101); // task-2's 150 (50 of them in the WAL alone), task-1's 100 and its result
+  const { code } = await compact({ dataDir: crashed });
+  expect(code).toBe(0);
+  expect(existsSync(`${path}-wal`)).toBe(false); // all of it in the file
+  expect(contentsOf(path)).toEqual(contents);
+});
 
 test("refused, and the file untouched, while a server holds the data dir: by its lock, or (a server older than the lock) by its live address file", async () => {
   const dir = dataDir();
