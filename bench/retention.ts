@@ -6,19 +6,25 @@
  * log at start-up, while a probe in a process of its own asks `GET /health` every 2 ms — asking from
  * before the server listens. The figure: the longest `/health` wait from the probe's first answer
  * until every long log is pruned (`GET /tasks/:id` polled every 50 ms) and the database's page
- * count holds (a file made with auto_vacuum gives the freed space back after the pass), how many
- * waits passed 20 ms, and the page count before and after. Each run is followed by a control: the same copy served without retention, watched as long.
+ * count holds (a file made with auto_vacuum gives the freed space back after the pass), then until
+ * the WAL file's size holds (a build that shrinks the WAL does so after the pass's last checkpoint);
+ * how many waits passed 20 ms, the page count before and after, and the WAL file's size: the
+ * largest seen (sampled every 50 ms) and at the end; and the longest wait after the pass (and the
+ * reader's hold, below), when a build that shortens the WAL does it. Each run is followed by a control: the same copy served without retention, watched as long.
  *
  * A build that prunes a log whole in one transaction prunes the first long one before it listens
  * (retention starts before the listener, and runs synchronously until its first turn): its figure
  * is the longest of the others, hence `logs` ≥ 2.
  *
- *   bun bench/retention.ts [agentkit binary = dist/agentkit] [logs = 3] [events = 300000] [runs = 3] [pad = 120]
+ *   bun bench/retention.ts [agentkit binary = dist/agentkit] [logs = 3] [events = 300000] [runs = 3] [pad = 120] [hold = 0]
  *
- * `pad` 200000 (and `events` ~600) gives logs of 200 KB frames, as tool results can be.
+ * `pad` 200000 (and `events` ~600) gives logs of 200 KB frames, as tool results can be. `hold` ms: a
+ * reader (a connection of this process, as a backup or an operator's query would be) keeps a read
+ * transaction open that long from the server's start, in the control too: no checkpoint can finish
+ * meanwhile, so the WAL file grows by what the pass writes — and a build that shortens it does so after.
  */
 import { Database } from "bun:sqlite";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BENCH_CONFIG, agentkitEnv, median } from "./lib/context.ts";
@@ -33,6 +39,7 @@ const logs = Number(process.argv[3] ?? 3);
 const events = Number(process.argv[4] ?? 300_000);
 const runs = Number(process.argv[5] ?? 3);
 const pad = Number(process.argv[6] ?? 120);
+const holdMs = Number(process.argv[7] ?? 0);
 const tmpRoot = mkdtempSync(join(tmpdir(), "retention-"));
 const configPath = join(tmpRoot, "agentkit.json");
 writeFileSync(configPath, JSON.stringify(BENCH_CONFIG));
@@ -88,8 +95,19 @@ function pageCount(dataDir: string): number {
   }
 }
 
+/** The WAL file's size in bytes (0 when there is none). */
+function walBytes(dataDir: string): number {
+  const path = join(dataDir, "agentkit.sqlite-wal");
+  return existsSync(path) ? statSync(path).size : 0;
+}
+
 /** Serves a copy of the template, the probe asking from before the start, until `done` says so. */
-async function serve(template: string, run: string, retention: boolean, done: (server: ServerHandle, dataDir: string) => Promise<void>) {
+async function serve(
+  template: string,
+  run: string,
+  retention: boolean,
+  done: (server: ServerHandle, dataDir: string, held: Promise<void>) => Promise<number | void>,
+) {
   const dataDir = join(tmpRoot, run);
   cpSync(template, dataDir, { recursive: true });
   const port = freePort();
@@ -104,7 +122,17 @@ async function serve(template: string, run: string, retention: boolean, done: (s
     cwd: tmpRoot,
     port,
   });
-  await done(server, dataDir);
+  let held = Promise.resolve();
+  if (holdMs > 0) {
+    const reader = new Database(join(dataDir, "agentkit.sqlite"), { readonly: true });
+    reader.run("BEGIN");
+    reader.query("SELECT count(*) FROM tasks").get(); // the read transaction's snapshot, held
+    held = Bun.sleep(holdMs).then(() => {
+      reader.run("COMMIT");
+      reader.close();
+    });
+  }
+  const passEnd = await done(server, dataDir, held);
   const to = performance.timeOrigin + performance.now();
   await Bun.sleep(100); // the answer to a request asked before the end
   await probe.stop();
@@ -112,21 +140,35 @@ async function serve(template: string, run: string, retention: boolean, done: (s
   rmSync(dataDir, { recursive: true, force: true });
   const from = probe.answers[0]?.at ?? to;
   const inside = probe.within(from, to);
-  return { worst: Math.max(0, ...inside.map((answer) => answer.ms)), over20: inside.filter((answer) => answer.ms > 20).length, answers: inside.length, windowMs: to - from, fromStart: to - started };
+  // From the end of the pass (and of the reader's hold) on: where a build that shortens the WAL does so.
+  const tail = passEnd ? probe.within(passEnd, to) : [];
+  return {
+    worst: Math.max(0, ...inside.map((answer) => answer.ms)),
+    over20: inside.filter((answer) => answer.ms > 20).length,
+    answers: inside.length,
+    windowMs: to - from,
+    fromStart: to - started,
+    worstAfterPass: Math.max(0, ...tail.map((answer) => answer.ms)),
+    answersAfterPass: tail.length,
+  };
 }
 
 try {
   const template = join(tmpRoot, "template");
   const writing = performance.now();
   const ids = await writeTemplate(template);
-  console.log(`${binary}: ${logs} logs of ${events} events of ~${frame(events).length} B (+100 of 10), written in ${((performance.now() - writing) / 1000).toFixed(1)} s`);
-  const prune: { worst: number; over20: number; windowMs: number; fromStart: number }[] = [];
+  console.log(
+    `${binary}: ${logs} logs of ${events} events of ~${frame(events).length} B (+100 of 10), written in ${((performance.now() - writing) / 1000).toFixed(1)} s` +
+      (holdMs > 0 ? `; a reader holds a read transaction for the first ${holdMs} ms` : ""),
+  );
+  const prune: { worst: number; over20: number; windowMs: number; fromStart: number; worstAfterPass: number; answersAfterPass: number }[] = [];
   const control: { worst: number; over20: number }[] = [];
-  const given: { before: number; after: number }[] = [];
+  const given: { before: number; after: number; walMax: number; walAfter: number }[] = [];
   for (let run = 0; run < runs; run++) {
-    const pages = { before: 0, after: 0 };
-    const pruned = await serve(template, `prune-${run}`, true, async (server, dataDir) => {
+    const pages = { before: 0, after: 0, walMax: 0, walAfter: 0 };
+    const pruned = await serve(template, `prune-${run}`, true, async (server, dataDir, held) => {
       pages.before = pageCount(dataDir);
+      const sampler = setInterval(() => (pages.walMax = Math.max(pages.walMax, walBytes(dataDir))), 50);
       for (;;) {
         const tasks = await Promise.all(ids.map(async (id) => (await (await fetch(`${server.http}/tasks/${id}`)).json()) as { last_seq: number; pruned_through: number }));
         if (tasks.every((task) => task.pruned_through === task.last_seq)) break;
@@ -139,20 +181,38 @@ try {
         last = now;
       }
       pages.after = pageCount(dataDir);
+      // And a build that shrinks the WAL gives it back after the last checkpoint: until its size holds
+      // for 2.5 s (once the reader, if any, has let the log go: a checkpoint it kept from finishing is
+      // tried again 1–2 s later).
+      await held;
+      const passEnd = performance.timeOrigin + performance.now();
+      for (let last = -1, same = 0; same < 25; await Bun.sleep(100)) {
+        const now = walBytes(dataDir);
+        same = now === last ? same + 1 : 0;
+        last = now;
+      }
+      clearInterval(sampler);
+      pages.walMax = Math.max(pages.walMax, walBytes(dataDir));
+      pages.walAfter = walBytes(dataDir);
+      return passEnd;
     });
     given.push(pages);
     prune.push(pruned);
     const window = pruned.windowMs;
-    control.push(await serve(template, `control-${run}`, false, async () => void (await Bun.sleep(window))));
+    control.push(await serve(template, `control-${run}`, false, async (_server, _dataDir, held) => void (await Promise.all([held, Bun.sleep(window)]))));
     console.log(
       `  run ${run + 1}: pruning, /health waited at most ${pruned.worst.toFixed(1)} ms (${pruned.over20} of ${pruned.answers} answers > 20 ms) over ${pruned.windowMs.toFixed(0)} ms ` +
-        `(all pruned ${pruned.fromStart.toFixed(0)} ms after the spawn); control, ${control.at(-1)!.worst.toFixed(1)} ms (${control.at(-1)!.over20} > 20 ms)`,
+        `(all pruned ${pruned.fromStart.toFixed(0)} ms after the spawn), after the pass ${pruned.worstAfterPass.toFixed(1)} ms (${pruned.answersAfterPass} answers); ` +
+        `control, ${control.at(-1)!.worst.toFixed(1)} ms (${control.at(-1)!.over20} > 20 ms)`,
     );
   }
   const fmt = (values: number[]) => `${median(values).toFixed(1)} (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
   console.log(`  longest /health wait while pruning: ${fmt(prune.map((run) => run.worst))} ms; without retention: ${fmt(control.map((run) => run.worst))} ms; median (min–max) of ${runs} runs`);
+  console.log(`  longest /health wait after the pass (and the reader's hold), while a build that shortens the WAL does: ${fmt(prune.map((run) => run.worstAfterPass))} ms`);
   console.log(`  all pruned (and the space given back, if the build does) after: ${fmt(prune.map((run) => run.fromStart))} ms from the spawn`);
   console.log(`  the database's pages before → after: ${given.map((run) => `${run.before} → ${run.after}`).join(", ")}`);
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+  console.log(`  the WAL file, largest seen → at the end: ${given.map((run) => `${mb(run.walMax)} → ${mb(run.walAfter)} MB`).join(", ")}`);
 } finally {
   killAll();
   rmSync(tmpRoot, { recursive: true, force: true });

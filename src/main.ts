@@ -1,8 +1,8 @@
 #!/usr/bin/env bun
 /**
  * The `agentkit` executable: parse the command line, then serve until a signal, or run a client command (src/cli/commands.ts).
- * Each command loads its own modules (`import()`), so `--version`, `--help`, `healthcheck` and the
- * client commands do not evaluate the server, and `serve` does not evaluate the client.
+ * Each command loads its own modules (`import()`), so `--version`, `--help`, `healthcheck`, `compact` and
+ * the client commands do not evaluate the server, and `serve` does not evaluate the client.
  */
 import { COMMAND_USAGE, parseCommand, UsageError, USAGE } from "./cli/args.ts";
 import type { ConfigInput } from "./config/config.ts";
@@ -36,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case "serve":
       return serve(command.flags);
+    case "compact":
+      return (await import("./cli/compact.ts")).runCompact({ flags: command.flags });
     case "run":
     case "watch":
     case "tasks":

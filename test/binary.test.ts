@@ -4,6 +4,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { buildBinary, listeningPort } from "./helpers/binary.ts";
 import { until, within } from "./helpers/deferred.ts";
+import { contentsOf, layoutOf, writeOldDataDir } from "./helpers/old-sqlite.ts";
 import { tempDir } from "./helpers/server.ts";
 import { connect } from "./helpers/ws-client.ts";
 
@@ -73,6 +74,41 @@ test("with no environment it serves a task end to end, then stops cleanly on SIG
   expect(await within(child.exited, 10_000, "the binary to exit")).toBe(0);
   const down = Bun.spawnSync([binary, "healthcheck", "--url", "http://127.0.0.1:1/health"], { env: {} });
   expect(down.exitCode).toBe(1);
+});
+
+test("compact: its --help; refused (exit 1, nothing done) while the binary serves the data dir; after the server stops, an old build's file is compacted (every row kept) and served again", async () => {
+  const help = Bun.spawnSync([binary, "compact", "--help"], { env: {} });
+  expect(help.exitCode).toBe(0);
+  expect(help.stdout.toString()).toContain("agentkit compact [--data-dir DIR]");
+  expect(Bun.spawnSync([binary, "--help"], { env: {} }).stdout.toString()).toContain("agentkit compact [--data-dir DIR]");
+  const dataDir = join(workDir, "compact-data");
+  const path = join(dataDir, "agentkit.sqlite");
+  await writeOldDataDir(dataDir, { tasks: 4, events: 300 });
+  const server = await launch(["--data-dir", dataDir]);
+  try {
+    const refused = Bun.spawnSync([binary, "compact", "--data-dir", dataDir], { env: {}, stdout: "pipe", stderr: "pipe" });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr.toString()).toContain(`agentkit compact: the data dir ${dataDir} is in use by a running agentkit server`);
+    expect(layoutOf(path).eventsSql).toMatch(/WITHOUT ROWID/);
+  } finally {
+    server.child.kill("SIGTERM");
+  }
+  expect(await within(server.child.exited, 10_000, "the server to stop")).toBe(0);
+  const contents = contentsOf(path); // as the server left it (it took over the task that was running)
+  const compacted = Bun.spawnSync([binary, "compact", "--data-dir", dataDir], { env: {}, stdout: "pipe", stderr: "pipe" });
+  expect(compacted.stderr.toString()).toBe("");
+  expect(compacted.exitCode).toBe(0);
+  expect(compacted.stdout.toString()).toMatch(/ MB → [\d,.]+ MB; auto_vacuum incremental \(retention now gives freed space back\); [\d,]+ events in the new layout/);
+  expect(layoutOf(path)).toMatchObject({ autoVacuum: 2, eventsIndex: "CREATE UNIQUE INDEX events_task_seq ON events(task_id, seq)" });
+  expect(contentsOf(path)).toEqual(contents);
+  const again = await launch(["--data-dir", dataDir]);
+  try {
+    const task = (await (await fetch(`${again.base}/tasks/task-1`)).json()) as { last_seq: number };
+    expect(task.last_seq).toBe(301);
+  } finally {
+    again.child.kill("SIGTERM");
+  }
+  expect(await within(again.child.exited, 10_000, "the server to stop")).toBe(0);
 });
 
 test("after kill -9, the next start resumes a running task from its log (no gap, no step run twice); on_interrupt 'fail' ends one interrupted; a queued one runs", async () => {

@@ -1,4 +1,4 @@
-/** Command-line parsing for the `agentkit` binary: the server (`serve`, `healthcheck`) and the client commands. */
+/** Command-line parsing for the `agentkit` binary: the server (`serve`, `healthcheck`, `compact`) and the client commands. */
 import { parseArgs } from "node:util";
 import type { ConfigInput } from "../config/config.ts";
 import { TASK_STATUSES, type TaskStatusName } from "../protocol/statuses.ts";
@@ -8,6 +8,9 @@ export const USAGE = `agentkit — runs LLM agents as tasks and streams every st
 Usage:
   agentkit [serve] [options]        start the server (the default command)
   agentkit healthcheck [options]    exit 0 if the server answers GET /health, else 1 (Docker HEALTHCHECK)
+  agentkit compact [--data-dir DIR] with the server stopped: shrink the SQLite file to its data (a file
+                                    made by an older build: new events layout, auto_vacuum); 'agentkit
+                                    compact --help'
   agentkit --help | --version
 
 Client commands (talk to a running server; 'agentkit <command> --help' for each):
@@ -107,8 +110,10 @@ export type Command =
   | { kind: "serve"; flags: Partial<ConfigInput> }
   /** `flags` are serve's, to find the server the way `serve` was told to. */
   | { kind: "healthcheck"; url: string | undefined; flags: Partial<ConfigInput> }
+  /** `flags`: serve's `--data-dir` and `--database-url`. */
+  | { kind: "compact"; flags: Partial<ConfigInput> }
   /** `command`: `agentkit <command> --help` (absent: the general usage). */
-  | { kind: "help"; command?: ClientCommand["kind"] }
+  | { kind: "help"; command?: HelpTopic }
   | { kind: "version" }
   | ClientCommand;
 
@@ -128,8 +133,40 @@ Exit codes: 0 done (a run: completed), 1 failed or timed out, or another error (
 2 usage error, 3 cannot reach the server or the key was refused, 130 cancelled or detached.
 `;
 
+/** The commands with a `--help` of their own. */
+export type HelpTopic = ClientCommand["kind"] | "compact";
+
 /** The text of `agentkit <command> --help`. */
-export const COMMAND_USAGE: Record<ClientCommand["kind"], string> = {
+export const COMMAND_USAGE: Record<HelpTopic, string> = {
+  compact: `agentkit compact — shrink a data dir's SQLite file to the size of its data, with the server stopped
+
+Usage:
+  agentkit compact [--data-dir DIR]
+
+A file made by an older agentkit never gets smaller: it has no auto_vacuum (retention's freed pages
+are reused, never given back), and its events table keeps frames of 1–3 KB in 2–3 times their size.
+compact turns auto_vacuum on (incremental, as new files have it) with a VACUUM, rebuilds the events
+table in the new layout in one transaction (every row copied and counted; the schema version stays,
+so an older agentkit of the same schema still opens the file), and on a file that needed neither,
+runs VACUUM. It prints the file's size before and after.
+
+Safe to interrupt (Ctrl-C, kill -9, a power cut): each step is one transaction or one VACUUM, so
+the file is whole, as it was before that step or after it; run compact again to finish. It needs
+up to about twice the file's size free on disk (VACUUM's temporary copy goes to SQLITE_TMPDIR, else
+TMPDIR, else /var/tmp), and time: minutes for gigabytes.
+
+It takes the data dir as serve does (its agentkit.lock, and a live server named in
+agentkit.addr.json) and refuses while a server has it; a server started meanwhile stops at once.
+With PostgreSQL (--database-url, AGENTKIT_DATABASE_URL) there is nothing to do: PostgreSQL gives
+space back with its own VACUUM.
+
+Options:
+  --data-dir DIR      the data dir (AGENTKIT_DATA_DIR; default ./agentkit-data)
+  --database-url URL  said to be PostgreSQL's, which compact does not apply to (exit code 2)
+
+Exit codes: 0 compacted, 1 not done (a server has the data dir, no database there, or an error —
+the file whole as it was before the step that failed), 2 usage error or a PostgreSQL store.
+`,
   run: `agentkit run — start a task on a server and stream it in the terminal
 
 Usage:
@@ -196,7 +233,7 @@ Options:
 ${CONNECTION_HELP}`,
 };
 
-const CLIENT_COMMANDS = Object.keys(COMMAND_USAGE) as ClientCommand["kind"][];
+const CLIENT_COMMANDS = (Object.keys(COMMAND_USAGE) as HelpTopic[]).filter((name): name is ClientCommand["kind"] => name !== "compact");
 
 /** Which options each command takes (beyond --help); the server's are serve's flags. */
 const SERVE_OPTIONS = ["port", "host", "data-dir", "database-url", "role", "node-id", "heartbeat-ms", "max-concurrent", "log-level", "config"];
@@ -204,6 +241,7 @@ const CONNECTION_OPTIONS = ["url", "api-key-file", "port", "host", "data-dir"];
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   serve: SERVE_OPTIONS,
   healthcheck: [...SERVE_OPTIONS, "url"],
+  compact: ["data-dir", "database-url"],
   run: [...CONNECTION_OPTIONS, "agent", "thread", "json"],
   watch: [...CONNECTION_OPTIONS, "after", "json"],
   tasks: [...CONNECTION_OPTIONS, "status", "limit", "json"],
@@ -213,6 +251,11 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
 
 function isClientCommand(name: string): name is ClientCommand["kind"] {
   return (CLIENT_COMMANDS as string[]).includes(name);
+}
+
+/** Commands with a `--help` of their own, which a usage error points to. */
+function hasOwnHelp(name: string): name is HelpTopic {
+  return isClientCommand(name) || name === "compact";
 }
 
 /** Options whose value is a number: `--port -1` is that option with a negative value (said to be out of range), not two options. */
@@ -277,19 +320,19 @@ export function parseCommand(argv: readonly string[]): Command {
     parsed = parseAll(argv);
   } catch (error) {
     const usage = new UsageError((error as Error).message);
-    if (isClientCommand(argv[0] ?? "")) usage.command = argv[0];
+    if (hasOwnHelp(argv[0] ?? "")) usage.command = argv[0];
     throw usage;
   }
   const { values, positionals } = parsed;
   const [command = "serve", ...rest] = positionals;
-  if (values.help) return isClientCommand(command) ? { kind: "help", command } : { kind: "help" };
+  if (values.help) return hasOwnHelp(command) ? { kind: "help", command } : { kind: "help" };
   if (values.version) return { kind: "version" };
   const allowed = COMMAND_OPTIONS[command];
   if (!allowed) throw new UsageError(`unknown command '${command}'`);
   try {
     return commandOf(command, allowed, values, rest);
   } catch (error) {
-    if (error instanceof UsageError && isClientCommand(command)) error.command = command;
+    if (error instanceof UsageError && hasOwnHelp(command)) error.command = command;
     throw error;
   }
 }
@@ -316,8 +359,9 @@ function commandOf(command: string, allowed: readonly string[], values: ParsedVa
       configPath: values.config,
     }).filter(([, value]) => value !== undefined),
   ) as Partial<ConfigInput>;
-  if (command === "serve" || command === "healthcheck") {
+  if (command === "serve" || command === "healthcheck" || command === "compact") {
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+    if (command === "compact") return { kind: "compact", flags };
     return command === "healthcheck" ? { kind: "healthcheck", url: values.url, flags } : { kind: "serve", flags };
   }
 

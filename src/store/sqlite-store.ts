@@ -14,6 +14,7 @@ import { Thread, type Task, type TaskStatus } from "../protocol/task.ts";
 import type { Logger } from "../lib/logger.ts";
 import { backgroundSlice } from "../lib/turn.ts";
 import { createCheckpointer, type CheckpointResult } from "./sqlite-checkpointer.ts";
+import { framesWritten, readWalLog } from "./sqlite-wal.ts";
 import { checkedTask, parseColumn } from "./task-row.ts";
 import { sourcesOf } from "../tasks/state.ts";
 import {
@@ -45,7 +46,7 @@ import {
  * 5: webhooks: `tasks.webhook_url` and the outbox (`webhooks`).
  * 6: webhooks fair by destination: `webhooks.destination` and the index of due destinations.
  */
-const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 6;
 
 /**
  * Retention's transactions: each deletes about `PRUNE_MS` worth of events — logs that fit whole,
@@ -57,6 +58,8 @@ const SCHEMA_VERSION = 6;
 const PRUNE_MS = 4;
 const PRUNE_FIRST = 16;
 const PRUNE_EVENTS = 8000;
+/** WAL bytes between checkpoints (sqlite-checkpointer.ts): SQLite's own interval, 1,000 pages of 4 KiB. */
+const CHECKPOINT_BYTES = 4 * 1024 * 1024;
 /** Free pages a file keeps after retention (a file with `auto_vacuum = INCREMENTAL` gives back the rest). */
 const GIVE_BACK_MIN_PAGES = 256;
 /** Rows a claim takes in (see `intakeWebhooks`) before it claims; the delivery worker takes in a backlog itself. */
@@ -94,12 +97,17 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks(owner);
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished_at) WHERE pruned_through < last_seq;
-CREATE TABLE IF NOT EXISTS events (
+`;
+
+/**
+ * A new file's events table, made right after `SCHEMA` (and, with `EVENTS_INDEX`, what
+ * `agentkit compact` makes of an old file's: sqlite-compact.ts).
+ */
+export const EVENTS_TABLE = `CREATE TABLE IF NOT EXISTS events (
   task_id TEXT NOT NULL,
   seq     INTEGER NOT NULL,
   frame   TEXT NOT NULL
-);
-`;
+);`;
 
 /**
  * A task's events are found by (task_id, seq). A file made before 2026-11-27 has them in a WITHOUT
@@ -109,7 +117,7 @@ CREATE TABLE IF NOT EXISTS events (
  * results) took 2–3.5× their size on disk; a plain table keeps rows up to ~4 KB on the page. Its
  * inserts append in rowid order, and cost less (bench/sqlite-layout.ts).
  */
-const EVENTS_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_task_seq ON events(task_id, seq)`;
+export const EVENTS_INDEX = `CREATE UNIQUE INDEX IF NOT EXISTS events_task_seq ON events(task_id, seq)`;
 
 /** Schema 4's new tables and indexes (a new file gets them with the rest; an old one when migrated). */
 const SCHEMA_4 = `
@@ -343,6 +351,8 @@ export interface SqliteStoreOptions {
   checkpointInWorker?: boolean;
   /** Where the checkpointer says it fell back to the main thread. */
   logger?: Logger;
+  /** Makes the checkpointer (tests: to see what the store tells it). */
+  checkpointer?: typeof createCheckpointer;
 }
 
 export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
@@ -376,9 +386,13 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const checkpointer =
     path === ":memory:" || options.checkpointInWorker === false
       ? undefined
-      : createCheckpointer({
+      : (options.checkpointer ?? createCheckpointer)({
           path,
           pageBytes,
+          // A WAL file that grew past ~4 checkpoints' worth (a large transaction, a pass of retention
+          // while a reader held the log) is shortened back to it: to 16 MiB.
+          walLimitBytes: 4 * CHECKPOINT_BYTES,
+          thresholdBytes: CHECKPOINT_BYTES,
           logger: options.logger,
           onFallback: () => db.run("PRAGMA wal_autocheckpoint = 1000"),
           onResume: () => db.run("PRAGMA wal_autocheckpoint = 0"),
@@ -407,6 +421,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       throw new Error(`${path} has schema version ${current}, newer than this agentkit (${SCHEMA_VERSION})`);
     }
     db.run(SCHEMA); // a new file gets the current tables; an old one keeps its own, migrated below
+    db.run(EVENTS_TABLE);
     if (current === 1) db.run(MIGRATE_1_TO_2);
     // Guarded by the column itself too, so a file that has it (whatever its version says) is left as is.
     const hasAttempt = db.query("SELECT 1 FROM pragma_table_info('tasks') WHERE name = 'attempt'").get() !== null;
@@ -658,7 +673,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
   const freePages = () => (freelistCount.get() as { freelist_count: number }).freelist_count;
   /**
    * Prunes each log by up to its `events`: how many logs are pruned to their end now, and how many
-   * pages were freed (for the checkpointer: see `pruneEvents`).
+   * pages were freed (for the checkpointer: see `pruneEvents`). Run as `.immediate()`: it reads
+   * before it writes, and a deferred transaction that has read gets SQLITE_BUSY at once, without
+   * waiting, when another connection holds the write lock — as the checkpointer's worker does while it
+   * shortens the WAL. The store's other transactions write first.
    */
   const pruneBatch = db.transaction((pieces: { id: string; events: number }[]) => {
     const before = freePages();
@@ -676,23 +694,31 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
    * After a retention pass (a file with `auto_vacuum = INCREMENTAL`): the free pages go back to the
    * file system, moving live pages from the end of the file into free ones — ~`PRUNE_MS` of it per
    * step, the event loop getting turns between steps (the file shrinks at the next checkpoint).
-   * Fewer than `GIVE_BACK_MIN_PAGES` free pages are kept (the next writes take them).
+   * Fewer than `GIVE_BACK_MIN_PAGES` free pages are kept (the next writes take them). Whether any
+   * page was given back.
    */
-  async function giveBack() {
+  async function giveBack(): Promise<boolean> {
     let step = 64;
+    let gave = false;
     for (let free = freePages(); !closed && free > GIVE_BACK_MIN_PAGES; ) {
+      const wal = checkpointer && readWalLog(path);
       const started = performance.now();
       db.run(`PRAGMA incremental_vacuum(${step})`);
-      const left = freePages();
-      if (left >= free) return; // nothing given back (never expected): not a loop without end
-      free = left;
       const took = performance.now() - started;
-      wrote(step * pageBytes);
+      const left = freePages();
+      // What the step wrote, read off the WAL: a page moved is written at its new place, and so are
+      // its parent and the pointer-map pages it changes (0.3–1.3 frames per page given back here), and
+      // the frames are counted as such — not as rows, whose WAL the checkpointer estimates.
+      if (wal) checkpointer.wroteFrames(framesWritten(wal, readWalLog(path)));
+      if (left >= free) return gave; // nothing given back (never expected): not a loop without end
+      free = left;
+      gave = true;
       step = Math.max(8, Math.min(4096, 2 * step, Math.floor((step * PRUNE_MS) / Math.max(took, 0.01))));
       const checkpointing = checkpointer?.settled();
       if (checkpointing) await checkpointing;
       else if (backgroundSlice.spent) await backgroundSlice.next();
     }
+    return gave;
   }
 
   // Only a live task takes events: after its result, a task's log is closed (a stale writer — a
@@ -978,7 +1004,10 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       for (;;) {
         const rows = prunable.all({ before: finishedBefore.toISOString() }) as { id: string; last_seq: number; pruned_through: number }[];
         if (rows.length === 0) {
-          if (givesBack) await giveBack();
+          const gaveBack = givesBack && (await giveBack());
+          // What the pass wrote last is checkpointed now, not at the next writes (an idle server's
+          // WAL kept it), and a WAL file it grew is then shortened (sqlite-checkpointer.ts).
+          if ((pruned > 0 || gaveBack) && !closed) checkpointer?.flush();
           return pruned;
         }
         const left = (index: number) => rows[index]!.last_seq - rows[index]!.pruned_through;
@@ -999,7 +1028,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
             }
           }
           const started = performance.now();
-          const { whole, freed } = pruneBatch(pieces);
+          const { whole, freed } = pruneBatch.immediate(pieces);
           const took = performance.now() - started;
           pruned += whole;
           budget = Math.max(1, Math.min(PRUNE_EVENTS, 2 * budget, Math.floor((events * PRUNE_MS) / Math.max(took, 0.01))));

@@ -35,6 +35,22 @@ test("--help of a command; the server's commands are unchanged", () => {
   expect(parseCommand(["healthcheck", "--url", "http://x/health"])).toEqual({ kind: "healthcheck", url: "http://x/health", flags: {} });
 });
 
+test("compact: the data dir (and a database URL, to say it does not apply), its own --help; nothing else", () => {
+  expect(parseCommand(["compact"])).toEqual({ kind: "compact", flags: {} });
+  expect(parseCommand(["compact", "--data-dir", "/d", "--database-url", "postgres://h/db"])).toEqual({ kind: "compact", flags: { dataDir: "/d", databaseUrl: "postgres://h/db" } });
+  expect(parseCommand(["compact", "--help"])).toEqual({ kind: "help", command: "compact" });
+  for (const argv of [["compact", "--port", "9000"], ["compact", "now"]]) {
+    try {
+      parseCommand(argv);
+      throw new Error("parsed");
+    } catch (error) {
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as UsageError).command).toBe("compact");
+    }
+  }
+  expect(USAGE).toContain("agentkit compact [--data-dir DIR]");
+});
+
 test("usage errors name the command whose help to read", () => {
   const error = (argv: string[]) => {
     try {

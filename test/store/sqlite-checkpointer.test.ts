@@ -1,14 +1,16 @@
 /**
  * WAL checkpoints in a worker thread (src/store/sqlite-checkpointer.ts): the WAL stays bounded
  * without SQLite's automatic checkpoint on the event loop, a worker that cannot work hands the job
- * back to SQLite, and closing leaves no WAL behind.
+ * back to SQLite, closing leaves no WAL behind, and a WAL file that grew is shortened again by the
+ * worker — never into the current log.
  */
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCheckpointer, type CheckpointResult } from "../../src/store/sqlite-checkpointer.ts";
+import { readWalLog, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from "../../src/store/sqlite-wal.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import { createLogger } from "../../src/lib/logger.ts";
 import { until } from "../helpers/deferred.ts";
@@ -207,4 +209,113 @@ test("the SQLite store: 13 MB of events leave a bounded WAL (checkpointed off th
   expect(lines).toEqual([]);
   await store.close();
   expect(existsSync(wal)).toBe(false);
+});
+
+/** A database in WAL mode as the store has it: no automatic checkpoint, a table of rows. */
+function walDatabase(): { path: string; db: Database } {
+  const path = join(tempDir(), "x.sqlite");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA wal_autocheckpoint = 0");
+  db.run("CREATE TABLE t (x TEXT)");
+  return { path, db };
+}
+
+/** The database as a crash would leave it: a copy of the file and its WAL (no -shm: SQLite recovers the log from the WAL). */
+function crashCopy(path: string): Database {
+  const copy = join(tempDir(), "copy.sqlite");
+  copyFileSync(path, copy);
+  copyFileSync(`${path}-wal`, `${copy}-wal`);
+  return new Database(copy, { readonly: true });
+}
+
+test("a WAL file that grew past the limit is shortened to it by the worker after a catch-up (the log started over first), while commits go on; no committed frame is cut", async () => {
+  const { path, db } = walDatabase();
+  const wal = `${path}-wal`;
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 256 * 1024,
+    walLimitBytes: 1024 * 1024,
+    onFallback: () => {},
+    catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+  });
+  // One large transaction: ~10 MB of WAL, which SQLite would keep at that size until the last connection closes.
+  const big = "b".repeat(4000);
+  db.transaction(() => {
+    for (let index = 0; index < 2500; index++) db.query("INSERT INTO t VALUES (?)").run(big);
+  })();
+  const grown = statSync(wal).size;
+  expect(grown).toBeGreaterThan(10_000_000);
+  // Commits go on on this thread, one a millisecond, while the worker checkpoints and cuts.
+  let written = 0;
+  let writing = true;
+  const writer = (async () => {
+    const row = "w".repeat(1000);
+    while (writing) {
+      db.query("INSERT INTO t VALUES (?)").run(row);
+      written++;
+      checkpointer.wrote(row.length);
+      await Bun.sleep(1);
+    }
+  })();
+  checkpointer.wrote(grown);
+  await until(() => checkpointer.shrinks.length > 0, "the WAL file shortened", 15_000);
+  const [shrink] = checkpointer.shrinks;
+  expect(shrink!.from).toBeGreaterThanOrEqual(grown);
+  expect(shrink!.stopped).toBeUndefined();
+  expect(shrink!.to).toBeLessThanOrEqual(1024 * 1024);
+  expect(shrink!.steps).toBeGreaterThan(1); // a piece at a time
+  // A crash now loses nothing: the file as it is holds the whole current log.
+  writing = false;
+  await writer;
+  const log = readWalLog(path);
+  expect(WAL_HEADER_BYTES + log.frames * (log.pageBytes + WAL_FRAME_HEADER_BYTES)).toBeLessThanOrEqual(statSync(wal).size);
+  const copy = crashCopy(path);
+  expect(copy.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+  expect((copy.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(2500 + written);
+  copy.close();
+  expect((db.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(2500 + written);
+  await checkpointer.close();
+  db.close();
+});
+
+test("a shrink never cuts into a log a reader keeps from starting over: it stops, the reader reads its snapshot, and once the reader is gone it is tried again (nothing written meanwhile)", async () => {
+  const { path, db } = walDatabase();
+  const wal = `${path}-wal`;
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 256 * 1024,
+    walLimitBytes: 1024 * 1024,
+    onFallback: () => {},
+    catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+  });
+  const big = "b".repeat(4000);
+  db.transaction(() => {
+    for (let index = 0; index < 1000; index++) db.query("INSERT INTO t VALUES (?)").run(big);
+  })();
+  // A reader whose snapshot is in the WAL: the log cannot start over while it reads.
+  const reader = new Database(path, { readonly: true });
+  reader.run("BEGIN");
+  expect((reader.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1000);
+  const grown = statSync(wal).size;
+  checkpointer.wrote(grown);
+  await until(() => checkpointer.shrinks.length > 0, "the shrink's answer", 15_000);
+  expect(checkpointer.shrinks[0]!.stopped).toBe("live");
+  expect(statSync(wal).size).toBeGreaterThanOrEqual(grown);
+  expect((reader.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1000);
+  expect((reader.query("SELECT sum(length(x)) AS n FROM t").get() as { n: number }).n).toBe(4_000_000);
+  reader.run("COMMIT");
+  reader.close();
+  // The reader gone, the shrink is tried again a second later, with nothing more written (an idle server).
+  await until(() => checkpointer.shrinks.length > 1, "the second shrink", 15_000);
+  expect(checkpointer.shrinks[1]!.stopped).toBeUndefined();
+  expect(statSync(wal).size).toBeLessThanOrEqual(1024 * 1024);
+  const copy = crashCopy(path);
+  expect(copy.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+  expect((copy.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1000);
+  copy.close();
+  await checkpointer.close();
+  db.close();
 });
