@@ -30,11 +30,11 @@ import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
 import {
   decidedOutcome,
-  executeToolCall,
   interruptedOutcome,
   isIdempotentTool,
   observationText,
   parseToolArguments,
+  startToolCall,
   type CallDecision,
   type ToolCallTiming,
   type ToolOutcome,
@@ -188,7 +188,8 @@ interface Run {
   readonly stopConditions: StopCondition[];
   readonly messages: ChatMessage[];
   readonly state: { steps: number; totalTokens: number };
-  readonly execute: (call: ToolCallRequest) => Promise<ToolOutcome>;
+  /** Runs a call: its outcome at once when it settled at once, a promise otherwise (see `startToolCall`). */
+  readonly execute: (call: ToolCallRequest) => ToolOutcome | Promise<ToolOutcome>;
   outputRetriesUsed: number;
   modelSettings: ReActOptions["modelSettings"];
 }
@@ -216,7 +217,7 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     messages: [...options.messages],
     state: { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 },
     execute: (call) =>
-      executeToolCall(call, {
+      startToolCall(call, {
         tools: options.tools,
         timeoutMs: options.toolTimeoutMs,
         maxResultChars: options.toolResultMaxChars,
@@ -289,9 +290,10 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     const outcomes = runBounded(runNow, options.maxToolConcurrency ?? 4, run.execute);
     // Rejections (task aborted) are awaited below; observe them now so one that settles while we are
     // suspended at a yield is not reported as unhandled.
-    for (const pending of outcomes) pending.catch(() => {});
+    for (const pending of outcomes) if (pending instanceof Promise) pending.catch(() => {});
     for (const pending of outcomes) {
-      const outcome = await pending;
+      // A call that settled at once is taken as it is: no promise hop per call.
+      const outcome = pending instanceof Promise ? await pending : pending;
       yield toolEvent(step, outcome);
       messages.push(toolMessage(outcome));
     }
@@ -310,14 +312,14 @@ async function* settlePendingCalls(run: Run, pendingCalls: readonly PendingToolC
   options.abortSignal.throwIfAborted();
   const waiting = pendingCalls.some((pending) => pending.awaiting && !pending.decision);
   const settled = waiting ? pendingCalls.filter((pending) => !pending.awaiting) : pendingCalls;
-  const outcomes = runBounded(settled, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
+  const outcomes = runBounded(settled, options.maxToolConcurrency ?? 4, ({ call, decision, started }) => {
     // Decided and never started: what the person decided (an approved call runs now).
     if (decision && !started) return decision.kind === "approved" ? run.execute(call) : decidedOutcome(call, decision);
     return isIdempotentTool(call.name, options.tools, options.idempotentTools) ? run.execute(call) : interruptedOutcome(call);
   });
-  for (const pending of outcomes) pending.catch(() => {});
+  for (const pending of outcomes) if (pending instanceof Promise) pending.catch(() => {});
   for (const [index, pending] of outcomes.entries()) {
-    const outcome = await pending;
+    const outcome = pending instanceof Promise ? await pending : pending;
     yield toolEvent(settled[index]!.step, outcome);
     run.messages.push(toolMessage(outcome));
   }
@@ -524,8 +526,22 @@ function argumentsForDisplay(call: ToolCallRequest): unknown {
   }
 }
 
-/** Starts `run` for each item with at most `limit` in flight; returns the promises in item order. */
-function runBounded<T, R>(items: readonly T[], limit: number, run: (item: T) => Promise<R>): Promise<R>[] {
+/**
+ * Starts `run` for each item with at most `limit` in flight; returns their outcomes in item order. When
+ * every item fits under the limit (a step's one or few calls), each starts now, and one that settled
+ * at once is its outcome itself, not a promise; a call that throws becomes a rejected promise, so it
+ * is reported in its turn, after the calls before it.
+ */
+function runBounded<T, R>(items: readonly T[], limit: number, run: (item: T) => R | Promise<R>): (R | Promise<R>)[] {
+  if (items.length <= limit) {
+    return items.map((item) => {
+      try {
+        return run(item);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    });
+  }
   let active = 0;
   const waiting: (() => void)[] = [];
   const acquire = () =>
