@@ -25,7 +25,7 @@
  */
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import type { StopReason } from "../protocol/task.ts";
-import type { ChatMessage, ChatModel, ModelRequest, ToolCallRequest } from "../llm/model.ts";
+import { isReadyStream, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart, type ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
 import {
@@ -335,30 +335,24 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
   const modelStarted = observeModel ? performance.now() : 0;
   let modelFailure: unknown = STOPPED;
   try {
-    for await (const part of model.stream({
+    const stream = model.stream({
       system: options.system,
       messages: run.messages,
       tools: run.specs,
       maxOutputTokens: options.maxOutputTokens,
       ...run.modelSettings,
       abortSignal,
-    })) {
-      switch (part.type) {
-        case "text-delta":
-          turn.text += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
-          break;
-        case "reasoning-delta":
-          turn.reasoning += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
-          break;
-        case "tool-call":
-          turn.calls.push(part.call);
-          break;
-        case "finish":
-          turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
-          turn.cut = part.finishReason === "length";
-          break;
+    });
+    if (isReadyStream(stream)) {
+      // All there already (an instant local model): read without a promise per part.
+      for (const part of stream) {
+        const delta = takePart(turn, part, step);
+        if (delta) yield delta;
+      }
+    } else {
+      for await (const part of stream) {
+        const delta = takePart(turn, part, step);
+        if (delta) yield delta;
       }
     }
     abortSignal.throwIfAborted();
@@ -371,6 +365,25 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
     observeModel?.(modelTiming(model.id, modelStarted, turn.usage, modelFailure === STOPPED ? (abortSignal.reason ?? STOPPED) : modelFailure));
   }
   return turn;
+}
+
+/** Adds a part of the model's stream to the turn; returns the delta event to yield, if any. */
+function takePart(turn: ModelTurn, part: ModelStreamPart, step: number): DeltaEvent | undefined {
+  switch (part.type) {
+    case "text-delta":
+      turn.text += part.text;
+      return part.text ? { event_type: "delta", step, data: { kind: "text", text: part.text } } : undefined;
+    case "reasoning-delta":
+      turn.reasoning += part.text;
+      return part.text ? { event_type: "delta", step, data: { kind: "reasoning", text: part.text } } : undefined;
+    case "tool-call":
+      turn.calls.push(part.call);
+      return undefined;
+    case "finish":
+      turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
+      turn.cut = part.finishReason === "length";
+      return undefined;
+  }
 }
 
 /** `answerTurn` goes on with another model step. */
@@ -464,14 +477,15 @@ const NO_INPUTS: readonly HumanInput[] = [];
 const STOPPED = new Error("the run stopped the engine during the model call");
 
 function modelTiming(model: string, started: number, usage: { input_tokens: number; output_tokens: number }, error?: unknown): ModelCallTiming {
-  return {
+  const timing: ModelCallTiming = {
     model,
     startedAt: performance.timeOrigin + started,
     durationMs: performance.now() - started,
     inputTokens: usage.input_tokens,
     outputTokens: usage.output_tokens,
-    ...(error === undefined ? {} : { error }),
   };
+  if (error !== undefined) timing.error = error;
+  return timing;
 }
 
 /** What `takeInputs` has, awaiting it only when it answers with a promise. */

@@ -1,12 +1,13 @@
 /**
- * Steps that are ready at once — a tool whose `execute` settles without waiting — are taken without a
- * promise hop per layer, with the same events.
+ * Steps that are ready at once — a model whose stream is a `readyStream` (demo/bench), a tool whose
+ * `execute` settles without waiting — are taken without a promise hop per layer, with the same events.
  */
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { runReAct, type ReActOptions } from "../../src/engine/react.ts";
+import { runReAct, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
 import { executeToolCall, startToolCall, type ToolCallTiming } from "../../src/engine/tool-execution.ts";
-import type { ChatModel, ToolCallRequest } from "../../src/llm/model.ts";
+import { createBenchModel } from "../../src/llm/bench-model.ts";
+import { readyStream, type ChatModel, type ModelStreamPart, type ToolCallRequest } from "../../src/llm/model.ts";
 import { builtinTools } from "../../src/tools/registry.ts";
 import { defineTool, type Tool } from "../../src/tools/tool.ts";
 import { answer, callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
@@ -20,6 +21,12 @@ const options = (model: ChatModel, extra: Partial<ReActOptions> = {}): ReActOpti
   abortSignal: new AbortController().signal,
   ...extra,
 });
+
+async function eventsOf(model: ChatModel, extra: Partial<ReActOptions> = {}): Promise<ReActEvent[]> {
+  const events: ReActEvent[] = [];
+  for await (const event of runReAct(options(model, extra))) events.push(event);
+  return events;
+}
 
 /**
  * The engine's events with, for each, how many microtask turns its `next()` took: a self-requeueing
@@ -44,12 +51,64 @@ async function ticksPerEvent(model: ChatModel, extra: Partial<ReActOptions> = {}
   }
 }
 
+/** A model whose steps are ready streams that cannot be read as AsyncIterables. */
+function readyModel(steps: ScriptStep[]): ChatModel & { reads: number } {
+  const model = {
+    id: "ready/test",
+    reads: 0,
+    stream(request: Parameters<ChatModel["stream"]>[0]) {
+      const step = steps[model.reads++]!;
+      const stream = readyStream(() => {
+        request.abortSignal.throwIfAborted();
+        return step(request) as ModelStreamPart[];
+      });
+      Object.defineProperty(stream, Symbol.asyncIterator, {
+        value: () => {
+          throw new Error("a ready stream was read as an AsyncIterable");
+        },
+      });
+      return stream;
+    },
+  };
+  return model;
+}
+
 const script = (): ScriptStep[] => [
   callTools([{ id: "c1", name: "calculator", arguments: '{"expression":"6*7"}' }], "Let me compute."),
   answer("It is 42."),
 ];
 
 describe("instant steps", () => {
+  test("a ready stream is read as an Iterable, with the same events (deltas included) as the same parts streamed", async () => {
+    const streamed = await eventsOf(createScriptedModel(script()));
+    const model = readyModel(script());
+    const ready = await eventsOf(model);
+    expect(model.reads).toBe(2);
+    expect(ready).toEqual(streamed);
+    expect(ready.map((event) => event.event_type)).toEqual(["delta", "usage", "thought", "tool_call", "tool_result", "delta", "usage", "final_answer"]);
+  });
+
+  test("a ready stream that throws fails the model call as a streamed one does, and the model call is reported failed", async () => {
+    const failing: ScriptStep = () => {
+      throw new Error("provider exploded");
+    };
+    const calls: { error?: unknown }[] = [];
+    const model = readyModel([failing]);
+    const error = await eventsOf(model, { onModelCall: (call) => calls.push(call) }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toBe("provider exploded");
+    expect(calls).toHaveLength(1);
+    expect((calls[0]!.error as Error).message).toBe("provider exploded");
+  });
+
+  test("a ready stream aborted before it is read rejects with the signal's reason", async () => {
+    const controller = new AbortController();
+    const reason = new Error("cancelled");
+    controller.abort(reason);
+    const error = await eventsOf(readyModel(script()), { abortSignal: controller.signal }).catch((caught: unknown) => caught);
+    expect(error).toBe(reason);
+  });
+
   test("a tool that settles at once is taken as a plain yield is: no promise hop per layer", async () => {
     // A streamed (async) model: only the tool's path differs between tool_call and tool_result.
     const seen = await ticksPerEvent(createScriptedModel(script()));
@@ -57,6 +116,25 @@ describe("instant steps", () => {
     const result = seen.find((event) => event.type === "tool_result")!;
     // Before: 7 turns for the result (runBounded, executeToolCall, runToolCall, the tool, each awaited) against 2.
     expect(result.ticks).toBeLessThanOrEqual(call.ticks);
+  });
+
+  test("demo/bench is a ready model: a step's events take a few microtask turns each, with or without a delay the same events", async () => {
+    const input = JSON.stringify({ steps: 3 });
+    const seen = await ticksPerEvent(createBenchModel(), { messages: [{ role: "user", content: input }] });
+    expect(seen.map((event) => event.type)).toEqual([
+      ...["usage", "tool_call", "tool_result"],
+      ...["usage", "tool_call", "tool_result"],
+      ...["usage", "tool_call", "tool_result"],
+      ...["delta", "usage", "final_answer"],
+    ]);
+    // Before: 9 turns for a step's usage (the model's async generator read part by part), 18 a step.
+    const step = seen.slice(0, 3).reduce((sum, event) => sum + event.ticks, 0);
+    expect(step).toBeLessThanOrEqual(8);
+    const strip = (events: ReActEvent[]) =>
+      events.map((event) => (event.event_type === "tool_call" ? { ...event, data: { ...event.data, arguments: { ...(event.data.arguments as object), t: 0 } } } : event));
+    const ready = await eventsOf(createBenchModel(), { messages: [{ role: "user", content: input }] });
+    const delayed = await eventsOf(createBenchModel(), { messages: [{ role: "user", content: JSON.stringify({ steps: 3, delay_ms: 1 }) }] });
+    expect(strip(ready)).toEqual(strip(delayed));
   });
 });
 
