@@ -8,6 +8,7 @@
  *   bun --cpu-prof-md bench/inprocess.ts …                                  (where the time goes)
  *   bun bench/inprocess.ts --src=/tmp/other/src …                           (A/B another copy of src/)
  *   bun bench/inprocess.ts --metrics …                                      (with the server's metrics hooks and store wrapping on)
+ *   bun bench/inprocess.ts --memory …                                       (SQLite in memory: the engine and runner's share shows)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     src: { type: "string", default: join(import.meta.dir, "..", "src") },
     metrics: { type: "boolean", default: false },
+    memory: { type: "boolean", default: false },
   },
 });
 const src = resolve(values.src!);
@@ -58,7 +60,7 @@ async function storeAsServed(): Promise<(store: unknown) => unknown> {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "agentkit-inprocess-"));
-const store = instrument(createSqliteStore({ dataDir: dir })) as ReturnType<typeof createSqliteStore>;
+const store = instrument(createSqliteStore({ dataDir: values.memory ? ":memory:" : dir })) as ReturnType<typeof createSqliteStore>;
 const bus = createBunBus();
 const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("no"), websocket: { message() {} } });
 bus.bind(server);

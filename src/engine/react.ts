@@ -25,16 +25,16 @@
  */
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import type { StopReason } from "../protocol/task.ts";
-import type { ChatMessage, ChatModel, ModelRequest, ToolCallRequest } from "../llm/model.ts";
+import { isReadyStream, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart, type ToolCallRequest } from "../llm/model.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
 import {
   decidedOutcome,
-  executeToolCall,
   interruptedOutcome,
   isIdempotentTool,
   observationText,
   parseToolArguments,
+  startToolCall,
   type CallDecision,
   type ToolCallTiming,
   type ToolOutcome,
@@ -188,7 +188,8 @@ interface Run {
   readonly stopConditions: StopCondition[];
   readonly messages: ChatMessage[];
   readonly state: { steps: number; totalTokens: number };
-  readonly execute: (call: ToolCallRequest) => Promise<ToolOutcome>;
+  /** Runs a call: its outcome at once when it settled at once, a promise otherwise (see `startToolCall`). */
+  readonly execute: (call: ToolCallRequest) => ToolOutcome | Promise<ToolOutcome>;
   outputRetriesUsed: number;
   modelSettings: ReActOptions["modelSettings"];
 }
@@ -216,7 +217,7 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     messages: [...options.messages],
     state: { steps: (options.firstStep ?? 1) - 1, totalTokens: options.usedTokens ?? 0 },
     execute: (call) =>
-      executeToolCall(call, {
+      startToolCall(call, {
         tools: options.tools,
         timeoutMs: options.toolTimeoutMs,
         maxResultChars: options.toolResultMaxChars,
@@ -289,9 +290,10 @@ export async function* runReAct(options: ReActOptions): AsyncGenerator<ReActEven
     const outcomes = runBounded(runNow, options.maxToolConcurrency ?? 4, run.execute);
     // Rejections (task aborted) are awaited below; observe them now so one that settles while we are
     // suspended at a yield is not reported as unhandled.
-    for (const pending of outcomes) pending.catch(() => {});
+    for (const pending of outcomes) if (pending instanceof Promise) pending.catch(() => {});
     for (const pending of outcomes) {
-      const outcome = await pending;
+      // A call that settled at once is taken as it is: no promise hop per call.
+      const outcome = pending instanceof Promise ? await pending : pending;
       yield toolEvent(step, outcome);
       messages.push(toolMessage(outcome));
     }
@@ -310,14 +312,14 @@ async function* settlePendingCalls(run: Run, pendingCalls: readonly PendingToolC
   options.abortSignal.throwIfAborted();
   const waiting = pendingCalls.some((pending) => pending.awaiting && !pending.decision);
   const settled = waiting ? pendingCalls.filter((pending) => !pending.awaiting) : pendingCalls;
-  const outcomes = runBounded(settled, options.maxToolConcurrency ?? 4, async ({ call, decision, started }) => {
+  const outcomes = runBounded(settled, options.maxToolConcurrency ?? 4, ({ call, decision, started }) => {
     // Decided and never started: what the person decided (an approved call runs now).
     if (decision && !started) return decision.kind === "approved" ? run.execute(call) : decidedOutcome(call, decision);
     return isIdempotentTool(call.name, options.tools, options.idempotentTools) ? run.execute(call) : interruptedOutcome(call);
   });
-  for (const pending of outcomes) pending.catch(() => {});
+  for (const pending of outcomes) if (pending instanceof Promise) pending.catch(() => {});
   for (const [index, pending] of outcomes.entries()) {
-    const outcome = await pending;
+    const outcome = pending instanceof Promise ? await pending : pending;
     yield toolEvent(settled[index]!.step, outcome);
     run.messages.push(toolMessage(outcome));
   }
@@ -333,30 +335,24 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
   const modelStarted = observeModel ? performance.now() : 0;
   let modelFailure: unknown = STOPPED;
   try {
-    for await (const part of model.stream({
+    const stream = model.stream({
       system: options.system,
       messages: run.messages,
       tools: run.specs,
       maxOutputTokens: options.maxOutputTokens,
       ...run.modelSettings,
       abortSignal,
-    })) {
-      switch (part.type) {
-        case "text-delta":
-          turn.text += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "text", text: part.text } };
-          break;
-        case "reasoning-delta":
-          turn.reasoning += part.text;
-          if (part.text) yield { event_type: "delta", step, data: { kind: "reasoning", text: part.text } };
-          break;
-        case "tool-call":
-          turn.calls.push(part.call);
-          break;
-        case "finish":
-          turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
-          turn.cut = part.finishReason === "length";
-          break;
+    });
+    if (isReadyStream(stream)) {
+      // All there already (an instant local model): read without a promise per part.
+      for (const part of stream) {
+        const delta = takePart(turn, part, step);
+        if (delta) yield delta;
+      }
+    } else {
+      for await (const part of stream) {
+        const delta = takePart(turn, part, step);
+        if (delta) yield delta;
       }
     }
     abortSignal.throwIfAborted();
@@ -369,6 +365,25 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
     observeModel?.(modelTiming(model.id, modelStarted, turn.usage, modelFailure === STOPPED ? (abortSignal.reason ?? STOPPED) : modelFailure));
   }
   return turn;
+}
+
+/** Adds a part of the model's stream to the turn; returns the delta event to yield, if any. */
+function takePart(turn: ModelTurn, part: ModelStreamPart, step: number): DeltaEvent | undefined {
+  switch (part.type) {
+    case "text-delta":
+      turn.text += part.text;
+      return part.text ? { event_type: "delta", step, data: { kind: "text", text: part.text } } : undefined;
+    case "reasoning-delta":
+      turn.reasoning += part.text;
+      return part.text ? { event_type: "delta", step, data: { kind: "reasoning", text: part.text } } : undefined;
+    case "tool-call":
+      turn.calls.push(part.call);
+      return undefined;
+    case "finish":
+      turn.usage = { input_tokens: part.usage.inputTokens, output_tokens: part.usage.outputTokens };
+      turn.cut = part.finishReason === "length";
+      return undefined;
+  }
 }
 
 /** `answerTurn` goes on with another model step. */
@@ -462,14 +477,15 @@ const NO_INPUTS: readonly HumanInput[] = [];
 const STOPPED = new Error("the run stopped the engine during the model call");
 
 function modelTiming(model: string, started: number, usage: { input_tokens: number; output_tokens: number }, error?: unknown): ModelCallTiming {
-  return {
+  const timing: ModelCallTiming = {
     model,
     startedAt: performance.timeOrigin + started,
     durationMs: performance.now() - started,
     inputTokens: usage.input_tokens,
     outputTokens: usage.output_tokens,
-    ...(error === undefined ? {} : { error }),
   };
+  if (error !== undefined) timing.error = error;
+  return timing;
 }
 
 /** What `takeInputs` has, awaiting it only when it answers with a promise. */
@@ -524,8 +540,22 @@ function argumentsForDisplay(call: ToolCallRequest): unknown {
   }
 }
 
-/** Starts `run` for each item with at most `limit` in flight; returns the promises in item order. */
-function runBounded<T, R>(items: readonly T[], limit: number, run: (item: T) => Promise<R>): Promise<R>[] {
+/**
+ * Starts `run` for each item with at most `limit` in flight; returns their outcomes in item order. When
+ * every item fits under the limit (a step's one or few calls), each starts now, and one that settled
+ * at once is its outcome itself, not a promise; a call that throws becomes a rejected promise, so it
+ * is reported in its turn, after the calls before it.
+ */
+function runBounded<T, R>(items: readonly T[], limit: number, run: (item: T) => R | Promise<R>): (R | Promise<R>)[] {
+  if (items.length <= limit) {
+    return items.map((item) => {
+      try {
+        return run(item);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    });
+  }
   let active = 0;
   const waiting: (() => void)[] = [];
   const acquire = () =>

@@ -56,21 +56,47 @@ export function parseToolArguments(text: string): unknown {
  * aborted (cancel or deadline), which ends the run.
  */
 export async function executeToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
+  return startToolCall(call, options);
+}
+
+/**
+ * `executeToolCall` without a promise when the call settles at once (a pure tool's `async execute`
+ * that never awaits, an unknown tool, bad arguments): the outcome itself. The engine's loop then
+ * takes it without a promise hop per layer. Still running: a promise, as `executeToolCall`'s. Throws
+ * (or rejects) only when the task was aborted.
+ */
+export function startToolCall(call: ToolCallRequest, options: ExecuteToolOptions): ToolOutcome | Promise<ToolOutcome> {
   const observe = options.onToolCall;
   if (!observe) return runToolCall(call, options);
   const started = performance.now();
-  let error = "aborted";
-  try {
-    const outcome = await runToolCall(call, options);
-    error = outcome.ok ? "" : outcome.error.code;
-    return outcome;
-  } finally {
+  const report = (error: string) => {
     const durationMs = performance.now() - started;
     observe({ id: call.id, name: call.name, known: options.tools.has(call.name), startedAt: performance.timeOrigin + started, durationMs, error: error || undefined });
+  };
+  let outcome: ToolOutcome | Promise<ToolOutcome>;
+  try {
+    outcome = runToolCall(call, options);
+  } catch (error) {
+    report("aborted");
+    throw error;
   }
+  if (!(outcome instanceof Promise)) {
+    report(outcome.ok ? "" : outcome.error.code);
+    return outcome;
+  }
+  return outcome.then(
+    (settled) => {
+      report(settled.ok ? "" : settled.error.code);
+      return settled;
+    },
+    (error: unknown) => {
+      report("aborted");
+      throw error;
+    },
+  );
 }
 
-async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): Promise<ToolOutcome> {
+function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): ToolOutcome | Promise<ToolOutcome> {
   const limit = new CallLimit(options.abortSignal, options.timeoutMs);
   try {
     const tool = options.tools.get(call.name);
@@ -83,17 +109,38 @@ async function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): 
       throw new ToolError("invalid_arguments", `Invalid arguments for '${call.name}': ${z.prettifyError(parsed.error)}`, true);
     }
     const pending = tool.execute(parsed.data, limit.context(options.taskId));
-    // A tool that already finished (the common case for pure functions) needs no timer and no race;
-    // one still running is raced with the call's signal, so a tool that ignores it cannot hold the task.
+    // A tool that already finished (the common case for pure functions) needs no timer, no race and
+    // no promise: its result is taken now. One still running is raced with the call's signal, so a
+    // tool that ignores it cannot hold the task; a rejected one, or another kind of thenable, is
+    // awaited the same way.
+    if (pending instanceof Promise ? Bun.peek.status(pending) === "fulfilled" : !isThenable(pending)) {
+      return boundedResult(call, Bun.peek(pending), options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS);
+    }
+    return settleToolCall(call, options, limit, pending);
+  } catch (error) {
+    return failedOutcome(error, call, options, limit);
+  }
+}
+
+async function settleToolCall(call: ToolCallRequest, options: ExecuteToolOptions, limit: CallLimit, pending: Promise<unknown>): Promise<ToolOutcome> {
+  try {
     const result = Bun.peek.status(pending) === "pending" ? await raceAbort(pending, limit.signal) : await pending;
     return boundedResult(call, result, options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS);
   } catch (error) {
-    if (options.abortSignal.aborted) throw options.abortSignal.reason;
-    const failure = toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs);
-    // An error's message is bounded like a result (an MCP error result is all of its text).
-    const maxChars = options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS;
-    return { ok: false, call, error: failure.message.length > maxChars ? { ...failure, message: cutText(failure.message, maxChars) } : failure };
+    return failedOutcome(error, call, options, limit);
   }
+}
+
+const isThenable = (value: unknown): boolean =>
+  (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as { then?: unknown }).then === "function";
+
+/** A failed call's outcome (`toolErrorPolicy`); throws the task's abort reason when the task was aborted. */
+function failedOutcome(error: unknown, call: ToolCallRequest, options: ExecuteToolOptions, limit: CallLimit): ToolOutcome {
+  if (options.abortSignal.aborted) throw options.abortSignal.reason;
+  const failure = toolErrorPolicy(error, call, limit.timedOut, options.timeoutMs);
+  // An error's message is bounded like a result (an MCP error result is all of its text).
+  const maxChars = options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS;
+  return { ok: false, call, error: failure.message.length > maxChars ? { ...failure, message: cutText(failure.message, maxChars) } : failure };
 }
 
 /**

@@ -7,7 +7,7 @@
  * Without parsable input it answers at once.
  */
 import { sleep } from "../lib/abort.ts";
-import type { ChatModel, ModelStreamPart } from "./model.ts";
+import { readyStream, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart } from "./model.ts";
 
 interface BenchPlan {
   steps: number;
@@ -29,31 +29,52 @@ export function createBenchModel(): ChatModel {
   // A task's input is read on every step: the last one read is kept (a plan is frozen, so sharing it is safe).
   let lastInput: string | undefined;
   let lastPlan: BenchPlan = Object.freeze(readPlan(""));
+  const planOf = (messages: readonly ChatMessage[]): BenchPlan => {
+    const first = messages.find((message) => message.role === "user");
+    const input = first?.content ?? "";
+    if (input !== lastInput) {
+      lastPlan = Object.freeze(readPlan(input));
+      lastInput = input;
+    }
+    return lastPlan;
+  };
   return {
     id: "demo/bench",
-    async *stream(request): AsyncGenerator<ModelStreamPart> {
-      request.abortSignal.throwIfAborted();
-      const first = request.messages.find((message) => message.role === "user");
-      const input = first?.content ?? "";
-      if (input !== lastInput) {
-        lastPlan = Object.freeze(readPlan(input));
-        lastInput = input;
+    stream(request) {
+      const plan = planOf(request.messages);
+      // Without a delay a step's parts are ready at once: the engine reads them without a promise each.
+      if (plan.delayMs === 0) {
+        return readyStream(() => {
+          request.abortSignal.throwIfAborted();
+          return stepParts(plan, request);
+        });
       }
-      const plan = lastPlan;
-      // The conversation is user, then (assistant, tool) per step: counting is O(1), which matters
-      // for a model meant to cost nothing on 100,000-step tasks.
-      const done = Math.max(0, Math.floor((request.messages.length - 1) / 2));
-      if (plan.delayMs > 0) await sleep(plan.delayMs, request.abortSignal);
-      const usage = { inputTokens: 1, outputTokens: 1 };
-      if (done >= plan.steps) {
-        yield { type: "text-delta", text: "done" };
-        yield { type: "finish", finishReason: "stop", usage };
-        return;
-      }
-      const t = performance.timeOrigin + performance.now();
-      const args = JSON.stringify({ expression: `${done}+1`, t, pad: "x".repeat(plan.pad) });
-      yield { type: "tool-call", call: { id: `b${done}`, name: "calculator", arguments: args } };
-      yield { type: "finish", finishReason: "tool-calls", usage };
+      return delayedStep(plan, request);
     },
   };
+}
+
+async function* delayedStep(plan: BenchPlan, request: ModelRequest): AsyncGenerator<ModelStreamPart> {
+  request.abortSignal.throwIfAborted();
+  await sleep(plan.delayMs, request.abortSignal);
+  yield* stepParts(plan, request);
+}
+
+function stepParts(plan: BenchPlan, request: ModelRequest): ModelStreamPart[] {
+  // The conversation is user, then (assistant, tool) per step: counting is O(1), which matters
+  // for a model meant to cost nothing on 100,000-step tasks.
+  const done = Math.max(0, Math.floor((request.messages.length - 1) / 2));
+  const usage = { inputTokens: 1, outputTokens: 1 };
+  if (done >= plan.steps) {
+    return [
+      { type: "text-delta", text: "done" },
+      { type: "finish", finishReason: "stop", usage },
+    ];
+  }
+  const t = performance.timeOrigin + performance.now();
+  const args = JSON.stringify({ expression: `${done}+1`, t, pad: "x".repeat(plan.pad) });
+  return [
+    { type: "tool-call", call: { id: `b${done}`, name: "calculator", arguments: args } },
+    { type: "finish", finishReason: "tool-calls", usage },
+  ];
 }

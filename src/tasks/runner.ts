@@ -69,7 +69,6 @@ const RECOUNT_MS = 100;
  * it to decide whether to flush now).
  */
 let turnEnd: Promise<false> | undefined;
-const READY = () => true as const;
 
 /** Resolves `false` at the end of this event-loop turn. */
 function endOfTurn(): Promise<false> {
@@ -783,12 +782,15 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         const pending = events.next();
         // Most engine events are ready within this turn (an instant model, a fast tool): then the
-        // event is taken as it is. Otherwise buffered events must not wait behind a slow model call
-        // or tool — flush them — and the engine is raced with the signal, so that a tool that
-        // ignores abort cannot hold the task.
-        const ready = await Promise.race([pending.then(READY, READY), endOfTurn()]);
-        if (!ready && entry.buffer.length > 0) await flush(entry);
-        const next = ready ? await pending : await raceAbort(pending, signal);
+        // event is taken as it is (the race settles with it, or with its rejection). Otherwise
+        // (`false`: the turn ended first) buffered events must not wait behind a slow model call or
+        // tool — flush them — and the engine is raced with the signal, so that a tool that ignores
+        // abort cannot hold the task.
+        let next = await Promise.race([pending, endOfTurn()]);
+        if (next === false) {
+          if (entry.buffer.length > 0) await flush(entry);
+          next = await raceAbort(pending, signal);
+        }
         if (next.done) {
           const stop = next.value;
           end = !stop

@@ -246,6 +246,26 @@ describe("cancel", () => {
     expect((await watcher.result(5000)).data).toMatchObject({ status: "cancelled" });
   });
 
+  test("a model call that ignores abort does not hold the cancel, and what came before it was sent at once", async () => {
+    const started = deferred<void>();
+    // Step 1 is instant (its events are still buffered when step 2 begins); step 2 never ends and never looks at its signal.
+    const deaf: ScriptStep = () => ({
+      async *[Symbol.asyncIterator]() {
+        started.resolve();
+        await new Promise(() => {});
+      },
+    });
+    const model = createScriptedModel([callTools([{ id: "c", name: "calculator", arguments: '{"expression":"1+1"}' }]), deaf]);
+    server = await startTestServer({ models: { m: model }, agents: [{ model: "test/m", tools: ["calculator"] }] });
+    const task = await server.createTask({ input: "go" });
+    const watcher = await server.watch(task.id);
+    await within(started.promise, 5000, "the second model call");
+    // The step before the hanging call is stored and sent without waiting for it.
+    await watcher.waitFor((frame) => frame.type === "step" && (frame.data as { event_type?: string } | undefined)?.event_type === "tool_result", "the first step's result");
+    watcher.send({ type: "cancel" });
+    expect((await watcher.result(5000)).data).toMatchObject({ status: "cancelled" });
+  });
+
   test("a model call in flight is aborted by cancel", async () => {
     const sawAbort = deferred<unknown>();
     const hanging: ScriptStep = (request) => ({
