@@ -60,6 +60,8 @@ const STORE_RETRY_MAX_MS = 30_000;
 
 /** How long a task counted for the queue limit may take to be stored before the count forgets it (cluster). */
 const IN_FLIGHT_MS = 30_000;
+/** How long a shutdown waits for a claim under way (a database that does not answer: the lease runs out instead). */
+const SHUTDOWN_CLAIM_WAIT_MS = 5000;
 /** A cluster node that finds the queue full by a count older than this counts again before it refuses. */
 const RECOUNT_MS = 100;
 
@@ -872,6 +874,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
 
   // ---- cluster mode ---------------------------------------------------------------------------
   let claiming = false;
+  /** Settles when the claim under way ends: a shutdown waits for it (a task it claims then is released). */
+  let claimEnded: Promise<void> | undefined;
   let claimAgain = false;
   let claimFailing = false;
   let queuedCount = 0;
@@ -896,6 +900,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       return;
     }
     claiming = true;
+    const ended = Promise.withResolvers<void>();
+    claimEnded = ended.promise;
     try {
       do {
         claimAgain = false;
@@ -903,7 +909,11 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           const claimed = await cluster.store.claimNext(cluster.node, cluster.leaseMs, now());
           if (!claimed) break;
           if (closed) {
+            // Asked for before the shutdown, answered after it (a query that waited for a pooled
+            // connection may even take a task the shutdown just handed over): given back at once,
+            // and the other workers told, before this node exits (the shutdown waits for it).
             await cluster.store.releaseLeases(cluster.node, [{ taskId: claimed.task.id, attempt: claimed.attempt }]);
+            await cluster.store.signal({ kind: "queued" }).catch(() => {});
             break;
           }
           await startClaimed(claimed);
@@ -917,6 +927,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       claimFailing = true;
     } finally {
       claiming = false;
+      claimEnded = undefined;
+      ended.resolve();
     }
   }
 
@@ -1377,6 +1389,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       storeRetries.clear();
       clearTimeout(expiryTimer);
       await stopListening?.().catch(() => {});
+      // A claim under way first: a task it gets now is released by it — and it must not take one
+      // this shutdown hands over below (its leases released, the task claimable by any node).
+      if (claimEnded) {
+        let bound: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([claimEnded, new Promise<void>((resolve) => (bound = setTimeout(resolve, SHUTDOWN_CLAIM_WAIT_MS)))]);
+        clearTimeout(bound);
+      }
       const entries = [...active.values()];
       queue.length = 0;
       const handedOver: ActiveTask[] = [];
