@@ -111,12 +111,12 @@ function runToolCall(call: ToolCallRequest, options: ExecuteToolOptions): ToolOu
     const pending = tool.execute(parsed.data, limit.context(options.taskId));
     // A tool that already finished (the common case for pure functions) needs no timer, no race and
     // no promise: its result is taken now. One still running is raced with the call's signal, so a
-    // tool that ignores it cannot hold the task; a rejected one, or another kind of thenable, is
-    // awaited the same way.
+    // tool that ignores it cannot hold the task; so is another kind of thenable (made a promise
+    // first: `Bun.peek` takes any non-promise for a value, and it would be awaited with no bound).
     if (pending instanceof Promise ? Bun.peek.status(pending) === "fulfilled" : !isThenable(pending)) {
       return boundedResult(call, Bun.peek(pending), options.maxResultChars ?? DEFAULT_TOOL_RESULT_MAX_CHARS);
     }
-    return settleToolCall(call, options, limit, pending);
+    return settleToolCall(call, options, limit, pending instanceof Promise ? pending : Promise.resolve(pending));
   } catch (error) {
     return failedOutcome(error, call, options, limit);
   }

@@ -196,6 +196,21 @@ describe("startToolCall", () => {
     expect(await adopted).toMatchObject({ ok: true, result: { n: 2 }, text: '{"n":2}' });
   });
 
+  test("a thenable that is not a Promise and never settles is bounded by the call's timeout, like a promise", async () => {
+    const signal = new AbortController().signal;
+    const hangs = defineTool({
+      name: "hangs",
+      description: "",
+      inputSchema: z.object({}),
+      execute: (() => ({ then() {} })) as unknown as () => Promise<unknown>,
+    });
+    const outcome = await Promise.race([
+      executeToolCall(call("hangs", {}), { tools: new Map([["hangs", hangs]]), timeoutMs: 50, abortSignal: signal }),
+      Bun.sleep(2000).then(() => "still pending 2 s after a 50 ms timeout" as const),
+    ]);
+    expect(outcome).toMatchObject({ ok: false, error: { code: "timeout" } });
+  });
+
   test("a task aborted while its call fails: the abort is thrown (executeToolCall rejects with it), and reported as aborted", async () => {
     const controller = new AbortController();
     const reason = new Error("cancelled");

@@ -35,6 +35,7 @@ test("a claim answered after the shutdown began: its task is released and the wo
     agents: new Map() as never,
     logger: silentLogger,
     maxConcurrentTasks: 1,
+    maxQueuedTasks: 10,
     cluster: { store: clusterStore, node: "n1", leaseMs: 10_000, pollMs: 10_000, worker: true, follower: {} as never },
   });
   runner.submit({ id: "t0" } as never); // a worker claims from the database at once
