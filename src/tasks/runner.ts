@@ -947,6 +947,16 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     } catch (error) {
       logger.warn("cluster: could not catch a taken-over task's watchers up", { task: task.id, error: errorMessage(error) });
     }
+    if (closed) {
+      // The node began to stop meanwhile (its shutdown waits for this claim): not started here,
+      // given back for another node to take now, as a shutdown hands its running tasks over.
+      feed.close(task.id);
+      active.delete(task.id);
+      entry.done.resolve();
+      await cluster!.store.releaseLeases(cluster!.node, [{ taskId: task.id, attempt: claimed.attempt }]);
+      await cluster!.store.signal({ kind: "queued" }).catch(() => {});
+      return;
+    }
     // A cancel asked for before the claim ends the run before it does anything (see `run`).
     if (claimed.cancelRequested) entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
     start(entry);
