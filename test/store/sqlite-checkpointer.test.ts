@@ -319,3 +319,43 @@ test("a shrink never cuts into a log a reader keeps from starting over: it stops
   await checkpointer.close();
   db.close();
 });
+
+test("a shrink cuts only under SQLite's write lock: while another connection holds a write transaction nothing is cut, once it ends the file is shortened", async () => {
+  const path = join(tempDir(), "x.sqlite");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA wal_autocheckpoint = 0");
+  db.run("CREATE TABLE t (x TEXT)");
+  const big = "b".repeat(4000);
+  db.transaction(() => {
+    for (let i = 0; i < 2500; i++) db.query("INSERT INTO t VALUES (?)").run(big);
+  })();
+  // All of it into the file, then a small commit starts the log over: the file is mostly frames of the old log.
+  db.query("PRAGMA wal_checkpoint(PASSIVE)").get();
+  db.query("INSERT INTO t VALUES ('x')").run();
+  const grown = statSync(`${path}-wal`).size;
+  expect(grown).toBeGreaterThan(10_000_000);
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 256 * 1024,
+    walLimitBytes: 1024 * 1024,
+    onFallback: () => {},
+    catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
+  });
+  const writer = new Database(path);
+  writer.run("PRAGMA busy_timeout = 5000");
+  writer.run("BEGIN IMMEDIATE"); // another connection holds the write lock
+  checkpointer.wrote(grown);
+  await until(() => checkpointer.checkpoints.length >= 2, "the checkpoint and its catch-up", 10_000);
+  await Bun.sleep(300);
+  const whileLocked = statSync(`${path}-wal`).size;
+  writer.run("ROLLBACK");
+  await until(() => checkpointer.shrinks.length > 0, "the shrink", 15_000);
+  expect(whileLocked).toBe(grown);
+  expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(1024 * 1024);
+  expect((db.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(2501);
+  writer.close();
+  await checkpointer.close();
+  db.close();
+});
