@@ -242,3 +242,19 @@ test("kill -9 at any point leaves a whole file, as before or compacted (each ste
   expect(layoutOf(path)).toEqual({ ...newLayout(), autoVacuum: 2 });
   expect(contentsOf(path)).toEqual(contents);
 }, 120_000);
+
+test("a file from a newer agentkit (a higher schema version) is refused, exit 1, and left as it was", async () => {
+  const dir = dataDir();
+  const path = join(dir, "agentkit.sqlite");
+  await writeOldDataDir(dir, { tasks: 1, events: 10 });
+  const db = new Database(path);
+  db.run(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+  db.close();
+  const before = contentsOf(path);
+  const result = await compact({ dataDir: dir });
+  expect(result.code).toBe(1);
+  expect(result.err.join("\n")).toContain(`has schema version ${SCHEMA_VERSION + 1}, newer than this agentkit (${SCHEMA_VERSION}): compact it with that agentkit`);
+  expect(contentsOf(path)).toEqual(before);
+  expect(layoutOf(path).eventsSql).toMatch(/WITHOUT ROWID/); // not rebuilt
+  expect(layoutOf(path).autoVacuum).toBe(0); // not vacuumed
+});

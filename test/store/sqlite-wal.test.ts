@@ -191,3 +191,35 @@ test("retention waits for a write lock another connection holds (the checkpointe
   }
   for (const id of ids) expect(await store.getTask(id)).toMatchObject({ last_seq: 2001, pruned_through: 2001 });
 }, 60_000);
+
+test("readWalLog and framesWritten: the current log's frames, read off the file; a log that started over counts its own frames, not the difference", () => {
+  const path = join(dataDir(), "x.sqlite");
+  const db = new Database(path, { create: true });
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA wal_autocheckpoint = 0");
+  db.run("CREATE TABLE t (x TEXT)");
+  const big = "b".repeat(3000);
+  const insert = (rows: number) =>
+    db.transaction(() => {
+      for (let i = 0; i < rows; i++) db.query("INSERT INTO t VALUES (?)").run(big);
+    })();
+  insert(400);
+  const grown = readWalLog(path);
+  expect(grown.pageBytes).toBe(4096);
+  expect(grown.frames).toBe((grown.fileBytes - 32) / (4096 + 24)); // every frame of the file is the current log's
+  insert(10);
+  const more = readWalLog(path);
+  expect(more.salts).toBe(grown.salts);
+  expect(framesWritten(grown, more)).toBe(more.frames - grown.frames);
+  expect(framesWritten(grown, more)).toBeGreaterThan(0);
+  // Checkpointed whole, the next commit starts the log over from the file's start: new salts, a few frames.
+  db.query("PRAGMA wal_checkpoint(PASSIVE)").get();
+  insert(1);
+  const restarted = readWalLog(path);
+  expect(restarted.salts).not.toBe(more.salts);
+  expect(restarted.fileBytes).toBe(more.fileBytes); // the file keeps its size; the old frames past the new log are left over
+  expect(restarted.frames).toBeGreaterThan(0);
+  expect(restarted.frames).toBeLessThan(10);
+  expect(framesWritten(more, restarted)).toBe(restarted.frames); // not max(0, few - many) = 0
+  db.close();
+});
