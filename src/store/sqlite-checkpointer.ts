@@ -374,6 +374,15 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer &
         rounds = 0;
         backfilled = 0;
         lastCopied = Number.POSITIVE_INFINITY;
+        if (copied <= CATCH_UP_FRAMES && reply.result.log - reply.result.checkpointed > CATCH_UP_FRAMES) {
+          // A reader held the round back (it copied little, much is left): the main thread must not
+          // copy the rest — the reader may be gone by now, and all of it (a GB of WAL: ~0.9 s held)
+          // would be copied on the event loop. The worker tries again later.
+          pending += threshold / 2;
+          tryAgainLater();
+          settle();
+          return;
+        }
         try {
           const caughtUp = options.catchUp();
           record(caughtUp);

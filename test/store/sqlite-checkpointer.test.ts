@@ -359,3 +359,39 @@ test("a shrink cuts only under SQLite's write lock: while another connection hol
   await checkpointer.close();
   db.close();
 });
+
+test("a worker round that a reader held back is not finished on the event loop: the main thread catches up only a few frames, the worker copies the rest once the reader is gone", async () => {
+  const { path, db } = walDatabase();
+  /** Frames the worker's last round left uncopied, each time the main thread was asked to catch up. */
+  const leftAtCatchUp: number[] = [];
+  const checkpointer = createCheckpointer({
+    path,
+    thresholdBytes: 256 * 1024,
+    onFallback: () => {},
+    retryMs: 60_000,
+    catchUp: () => {
+      const last = checkpointer.checkpoints.at(-1)!;
+      leftAtCatchUp.push(last.log - last.checkpointed);
+      return db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult;
+    },
+  });
+  // A reader (another connection: a backup, an operator's query) holds a snapshot from before the writes.
+  const reader = new Database(path, { readonly: true });
+  reader.run("BEGIN");
+  reader.query("SELECT count(*) FROM t").get();
+  const big = "b".repeat(4000);
+  db.transaction(() => {
+    for (let index = 0; index < 1500; index++) db.query("INSERT INTO t VALUES (?)").run(big);
+  })();
+  checkpointer.wrote(6_000_000);
+  await until(() => checkpointer.checkpoints.length >= 1, "the worker's round, held back by the reader", 10_000);
+  await Bun.sleep(100);
+  // The reader lets go now: a main-thread catch-up would copy all of it (~1,500 pages) on the event loop.
+  reader.run("COMMIT");
+  reader.close();
+  await until(() => checkpointer.checkpoints.some((result) => result.log > 0 && result.checkpointed >= result.log), "every frame copied", 10_000);
+  expect(leftAtCatchUp.every((left) => left <= 64)).toBe(true);
+  expect((db.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1500);
+  await checkpointer.close();
+  db.close();
+});
