@@ -148,12 +148,15 @@ are reused, never given back), and its events table keeps frames of 1–3 KB in 
 compact turns auto_vacuum on (incremental, as new files have it) with a VACUUM, rebuilds the events
 table in the new layout in one transaction (every row copied and counted; the schema version stays,
 so an older agentkit of the same schema still opens the file), and on a file that needed neither,
-runs VACUUM. It prints the file's size before and after.
+runs VACUUM. It prints the file's size before and after (with its WAL, if a crash left one: folded
+in first).
 
 Safe to interrupt (Ctrl-C, kill -9, a power cut): each step is one transaction or one VACUUM, so
-the file is whole, as it was before that step or after it; run compact again to finish. It needs
-up to about twice the file's size free on disk (VACUUM's temporary copy goes to SQLITE_TMPDIR, else
-TMPDIR, else /var/tmp), and time: minutes for gigabytes.
+the data is whole, as it was before that step or after it (a few bytes of the file's header, such as
+SQLite's change counter, may differ); run compact again to finish. It needs up to about twice the
+file's size free on disk (VACUUM's temporary copy goes to SQLITE_TMPDIR, else TMPDIR, else
+/var/tmp; while it fits in compact's 64 MiB page cache it stays in memory), and time: minutes for
+gigabytes.
 
 It takes the data dir as serve does (its agentkit.lock, and a live server named in
 agentkit.addr.json) and refuses while a server has it; a server started meanwhile stops at once.

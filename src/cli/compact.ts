@@ -2,10 +2,10 @@
  * `agentkit compact [--data-dir DIR]`: shrinks the data dir's SQLite file offline (src/store/sqlite-compact.ts).
  * It takes the data dir as `serve` does — its `agentkit.lock`, and a live server named by its address
  * file — and refuses while a server has it; a server started meanwhile stops at once, saying the
- * lock is held. Exit codes: 0 compacted, 1 not done (in use, no database, an error: the file is whole,
+ * lock is held. Exit codes: 0 compacted, 1 not done (in use, no database, an error: the data is whole,
  * as it was before the step that failed), 2 usage error or a PostgreSQL store.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, type ConfigInput } from "../config/config.ts";
 import { DataDirInUseError, lockDataDir } from "../server/data-dir-lock.ts";
@@ -68,7 +68,9 @@ export async function runCompact(options: CompactOptions): Promise<number> {
       inUse(`${running.url} answers as agentkit, pid ${running.pid} (${ADDRESS_FILE})`);
       return 1;
     }
-    out(`agentkit compact: ${path}: ${megabytes(fileBytes(path))}`);
+    const walBytes = fileBytes(path) - statSync(path).size;
+    // A WAL a crash (or a kill) left holds commits not yet in the file: compact folds it in first, and its sizes count it.
+    out(`agentkit compact: ${path}: ${megabytes(fileBytes(path))}${walBytes > 0 ? ` (the file ${megabytes(statSync(path).size)} and its WAL ${megabytes(walBytes)}, folded in first)` : ""}`);
     const started = performance.now();
     const result = compactSqlite(path, (line) => out(`  ${line}`));
     const done = [
@@ -84,7 +86,11 @@ export async function runCompact(options: CompactOptions): Promise<number> {
     if (error instanceof CompactError) err(`agentkit compact: ${error.message}`);
     else {
       const reason = error instanceof Error ? error.message : String(error);
-      err(`agentkit compact: failed: ${reason} — the file is whole, as it was before the step that failed (a full disk: VACUUM needs up to about twice the file's size free, its temporary copy in SQLITE_TMPDIR, TMPDIR or /var/tmp)`);
+      const full = /disk is full|SQLITE_FULL|no space/i.test(`${reason} ${(error as { code?: unknown })?.code ?? ""}`);
+      err(
+        `agentkit compact: failed: ${reason} — the data is whole, as it was before the step that failed` +
+          (full ? " (VACUUM needs up to about twice the file's size free: its temporary copy in SQLITE_TMPDIR, TMPDIR or /var/tmp, its journal beside the file)" : ""),
+      );
     }
     return 1;
   } finally {

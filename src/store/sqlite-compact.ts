@@ -123,6 +123,11 @@ export function compactSqlite(path: string, say: (line: string) => void = () => 
     return { bytesBefore, bytesAfter: fileBytes(path), eventsRebuilt, autoVacuumSet };
   } catch (error) {
     try {
+      db.run("PRAGMA journal_mode = WAL"); // as it was (a rolled-back step changed nothing else that matters)
+    } catch {
+      // the server sets it at every start anyway
+    }
+    try {
       db.close();
     } catch {
       // closing after a failure: the error that matters is the first

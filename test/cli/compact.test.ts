@@ -130,8 +130,11 @@ test("a data dir a crash left with a WAL of commits not yet in the file: compact
   const path = join(crashed, "agentkit.sqlite");
   const contents = contentsOf(path);
   expect(contents.events).toBe(150 + 101); // task-2's 150 (50 of them in the WAL alone), task-1's 100 and its result
-  const { code } = await compact({ dataDir: crashed });
+  const fileOnly = statSync(path).size;
+  const { code, out } = await compact({ dataDir: crashed });
   expect(code).toBe(0);
+  // The sizes count the WAL, and say so: the file alone is smaller than the first figure.
+  expect(out[0]).toMatch(new RegExp(`^agentkit compact: ${path}: [\\d,.]+ MB \\(the file ${(fileOnly / 1e6).toFixed(1)} MB and its WAL [\\d,.]+ MB, folded in first\\)$`));
   expect(existsSync(`${path}-wal`)).toBe(false); // all of it in the file
   expect(contentsOf(path)).toEqual(contents);
 });
@@ -257,4 +260,18 @@ test("a file from a newer agentkit (a higher schema version) is refused, exit 1,
   expect(contentsOf(path)).toEqual(before);
   expect(layoutOf(path).eventsSql).toMatch(/WITHOUT ROWID/); // not rebuilt
   expect(layoutOf(path).autoVacuum).toBe(0); // not vacuumed
+});
+
+test("a file that is not a database: exit 1, SQLite's own reason, no advice about disk space, the file untouched", async () => {
+  const dir = dataDir();
+  const path = join(dir, "agentkit.sqlite");
+  const garbage = Buffer.alloc(100_000, 7);
+  writeFileSync(path, garbage);
+  const result = await compact({ dataDir: dir });
+  expect(result.code).toBe(1);
+  expect(result.err).toHaveLength(1);
+  expect(result.err[0]).toContain("file is not a database");
+  expect(result.err[0]).toContain("the data is whole, as it was before the step that failed");
+  expect(result.err[0]).not.toContain("VACUUM needs");
+  expect(Buffer.from(await Bun.file(path).arrayBuffer()).equals(garbage)).toBe(true);
 });
