@@ -1306,23 +1306,44 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
 
     async recordWebhookAttempt(id, attempt, at) {
       const next = attempt.outcome === "retry" ? attempt.nextAttemptAt : null;
-      // A retry may be due before its destination's next_due (a lease's end): lowered with it. The
-      // update waits for a claim that holds the destination, then lowers what that claim left.
-      const [row] = await sql`
-        WITH recorded AS (
-          UPDATE webhooks SET attempts = attempts + 1, status = ${attempt.outcome === "retry" ? "pending" : attempt.outcome},
-            next_attempt_at = coalesce(${next}::timestamptz, next_attempt_at),
-            last_error = coalesce(${attempt.outcome === "delivered" ? null : attempt.error}::text, last_error),
-            delivered_at = ${attempt.outcome === "delivered" ? at : null}::timestamptz
-          WHERE id = ${id} AND status = 'pending'
-          RETURNING destination
-        ),
-        lowered AS (
-          UPDATE webhook_destinations SET next_due = least(webhook_destinations.next_due, ${next}::timestamptz)
-          FROM recorded WHERE ${next}::timestamptz IS NOT NULL AND webhook_destinations.destination = recorded.destination
-        )
-        SELECT count(*)::integer AS recorded FROM recorded`;
-      return Number(row.recorded) === 1;
+      // The row's destination's next_due is made exact in the same transaction: a retry may be due
+      // before it (it was the lease's end), and a delivered or failed row's lease must not leave it
+      // behind (a destination left due with nothing to send took a claim's place, and thousands served
+      // once made claims come back empty while a new row was due).
+      // Locks: the row, then its destination, in the statement that records. Claims and intakes
+      // never wait for a webhook row (SKIP LOCKED), and a record holds one row and one destination,
+      // so no cycle of waits forms (intakes wait for destinations in name order). The soonest row
+      // is read in a statement of its own, after the lock — one statement reads a snapshot from
+      // before its lock wait, and would miss what the holder committed (a retry due sooner: next_due
+      // left later than a due row). It sees every claim, intake and record of the destination that
+      // committed before, those that held it among them; one that comes after waits for it (or, a
+      // claim, skips it) and then recomputes (a claim, a record) or lowers (an intake) in turn.
+      return sql.begin(async (tx) => {
+        const [row] = await tx`
+          WITH recorded AS (
+            UPDATE webhooks SET attempts = attempts + 1, status = ${attempt.outcome === "retry" ? "pending" : attempt.outcome},
+              next_attempt_at = coalesce(${next}::timestamptz, next_attempt_at),
+              last_error = coalesce(${attempt.outcome === "delivered" ? null : attempt.error}::text, last_error),
+              delivered_at = ${attempt.outcome === "delivered" ? at : null}::timestamptz
+            WHERE id = ${id} AND status = 'pending'
+            RETURNING destination
+          ),
+          locked AS (
+            SELECT webhook_destinations.destination FROM webhook_destinations JOIN recorded USING (destination)
+            FOR UPDATE OF webhook_destinations
+          )
+          SELECT (SELECT count(*) FROM recorded)::integer AS recorded, (SELECT destination FROM locked) AS destination`;
+        if (Number(row.recorded) !== 1) return false;
+        // A row not taken in yet has no destination: the intake lowers its destination's next_due.
+        // Often unchanged (the row was not its destination's soonest): then no new row version.
+        if (row.destination !== null) {
+          await tx`
+            UPDATE webhook_destinations SET next_due = soonest.due
+            FROM (SELECT min(next_attempt_at) AS due FROM webhooks WHERE destination = ${row.destination} AND status = 'pending') soonest
+            WHERE webhook_destinations.destination = ${row.destination} AND webhook_destinations.next_due IS DISTINCT FROM soonest.due`;
+        }
+        return true;
+      });
     },
 
     async unfinishedTaskWebhooks() {

@@ -166,10 +166,13 @@ CREATE INDEX IF NOT EXISTS webhooks_task ON webhooks(task_id);
  * Schema 6: deliveries fair by destination (src/webhooks/delivery.ts). `webhooks.destination` (the
  * URL's origin, `webhookDestination`) is NULL until a claim takes the row in (`webhooks_intake`:
  * rows written since, and those of a file from before 6); `webhook_destinations` has a row per
- * destination with `next_due` no later than the soonest `next_attempt_at` of its pending rows (NULL:
- * none), so that a claim finds the destinations due in `next_due` order and reads only their
- * soonest rows (`webhooks_destination_due`), passing over a full destination without reading its
- * backlog.
+ * destination with `next_due` the soonest `next_attempt_at` of its pending rows (NULL: none), so that
+ * a claim finds the destinations due in `next_due` order and reads only their soonest rows
+ * (`webhooks_destination_due`), passing over a full destination without reading its backlog. Every
+ * write to a destination's pending rows keeps it so (the intake lowers it to a row it takes in; a
+ * claim and a record read it again from the index); it is never later than that soonest row, and a
+ * destination left due with nothing to send costs a claim one of the destinations it reads (a file
+ * written before records did so may have some: each claim sets those it reads right).
  */
 const MIGRATE_6_COLUMN = `ALTER TABLE webhooks ADD COLUMN destination TEXT`;
 const SCHEMA_6 = `
@@ -616,19 +619,21 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     }
     return { claimed, changed };
   });
-  const lowerDestinationOf = db.query(
-    `UPDATE webhook_destinations SET next_due = $next
-     WHERE destination = (SELECT destination FROM webhooks WHERE id = $id) AND (next_due IS NULL OR next_due > $next)`,
-  );
   const recordWebhook = db.query(
     `UPDATE webhooks SET attempts = attempts + 1, status = $status, next_attempt_at = coalesce($next, next_attempt_at),
        last_error = coalesce($error, last_error), delivered_at = $delivered_at
-     WHERE id = $id AND status = 'pending'`,
+     WHERE id = $id AND status = 'pending'
+     RETURNING destination`,
   );
-  // A retry may be due before its destination's `next_due` (a lease's end): lowered with it.
+  // The row's destination's `next_due` is made exact in the same transaction: a retry may be due
+  // before it (it was the lease's end), and a delivered or failed row's lease must not leave it
+  // behind — a destination left due with nothing to send took a claim's place (each claim reads a
+  // bounded number of destinations: thousands served once made the claims come back empty while a
+  // new row was due). A row not taken in yet (no destination) is left to the intake.
   const recordTx = db.transaction((params: { id: string; status: string; next: string | null; error: string | null; delivered_at: string | null }): boolean => {
-    if (recordWebhook.run(params).changes !== 1) return false;
-    if (params.next !== null) lowerDestinationOf.run({ id: params.id, next: params.next });
+    const recorded = recordWebhook.get(params) as { destination: string | null } | null;
+    if (recorded === null) return false;
+    if (recorded.destination !== null) refreshDestination.run({ destination: recorded.destination });
     return true;
   });
   const selectUnfinishedTaskWebhook = db.query(`SELECT 1 FROM tasks WHERE webhook_url IS NOT NULL AND status IN ('queued', 'running', 'waiting') LIMIT 1`);

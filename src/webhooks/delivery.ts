@@ -133,7 +133,11 @@ export function startWebhookDelivery(options: WebhookDeliveryOptions): WebhookDe
           });
           inFlight.add(delivery);
         }
-        // There may be more: the claim read a bounded number of destinations.
+        // There may be more: the claim read a bounded number of destinations. An empty claim ends
+        // the round until the next kick (a write, a delivery's end) or poll: the store keeps each
+        // destination's next due time exact (claims and records set it, intakes lower it), so a
+        // claim that found nothing had nothing due it could take, not a due row behind destinations
+        // with nothing to send (destinations another node holds are that node's to serve).
         if (rows.length > 0) again = true;
       } while (again && !stopped);
     } catch (error) {

@@ -1366,6 +1366,109 @@ export function storeConformance(name: string, makeHarness: () => StoreHarness):
         expect((await s.claimWebhooks(later(3_600_000), 16, 1000, fair)).map((row) => row.id)).toEqual(["b"]);
       });
 
+      /**
+       * How each of 300 destinations' one row went, by its number: delivered, failed, retried an hour
+       * later, or (every 30th) retried 1.5 s later — after the claims' 1 s leases ran out.
+       */
+      const served = (index: number) =>
+        index % 30 === 29
+          ? ({ outcome: "retry", error: "HTTP 503", nextAttemptAt: later(1500) } as const)
+          : index % 3 === 0
+            ? ({ outcome: "delivered", at: later(10) } as const)
+            : index % 3 === 1
+              ? ({ outcome: "failed", error: "HTTP 410" } as const)
+              : ({ outcome: "retry", error: "HTTP 500", nextAttemptAt: later(3_600_000) } as const);
+      /** Claims (16 at a time, 1 s leases) and records every row of 300 destinations, with `claim` and `record` of this or other stores. */
+      async function serve300(claim: () => Promise<{ id: string }[]>, record: (id: string, index: number) => Promise<boolean>): Promise<number> {
+        let claimed = 0;
+        for (let round = 0; round < 100 && claimed < 300; round++) {
+          const rows = await claim();
+          for (const row of rows) expect(await record(row.id, Number(row.id.slice(1)))).toBe(true);
+          claimed += rows.length;
+        }
+        return claimed;
+      }
+
+      test("a destination whose rows were delivered, failed or retried is not left due: once the leases ran out, a new row elsewhere is taken by the first claim (300 destinations served once)", async () => {
+        const s = await open();
+        await ended(s, "served", Array.from({ length: 300 }, (_, index) => hook(`s${index}`, { url: `http://d${index}.test/` })));
+        const fair = { perDestination: 4, busy: new Map<string, number>() };
+        const claimed = await serve300(
+          () => s.claimWebhooks(at, 16, 1000, fair),
+          (id, index) => s.recordWebhookAttempt(id, served(index), later(10)),
+        );
+        expect(claimed).toBe(300);
+        // Written after every lease ran out. Each claim reads a bounded number of destinations: with
+        // the served ones left due (a lease's end), claims came back empty while it was due.
+        await ended(s, "fresh", [hook("fresh", { url: "http://fresh.test/", createdAt: later(1500) })]);
+        const first = await s.claimWebhooks(later(2000), 16, 1000, fair);
+        expect(first.map((row) => row.id).sort()).toEqual(["fresh", ...Array.from({ length: 10 }, (_, n) => `s${n * 30 + 29}`)].sort());
+        // The rows retried an hour later (90) are due then, every one of them, and those claimed above (11) again.
+        const retried = await s.claimWebhooks(later(3_600_000), 200, 1000, { perDestination: 4, busy: new Map() });
+        expect(retried).toHaveLength(90 + 11);
+      });
+
+      test("the same with two stores claiming and recording at once (two nodes), while the rows are written", async () => {
+        const s = await open();
+        const other = await openAgain();
+        let writing = true;
+        const write = (async () => {
+          for (let task = 0; task < 10; task++) {
+            const webhooks = Array.from({ length: 30 }, (_, n) => hook(`s${task * 30 + n}`, { url: `http://d${task * 30 + n}.test/` }));
+            await ended(task % 2 === 0 ? s : other, `served${task}`, webhooks);
+            await Bun.sleep(1);
+          }
+          writing = false;
+        })();
+        const claimed: string[] = [];
+        const work = async (store: TaskStore, limit: number, perDestination: number) => {
+          for (;;) {
+            const written = !writing;
+            const rows = await store.claimWebhooks(at, limit, 1000, { perDestination, busy: new Map() });
+            for (const row of rows) {
+              const index = Number(row.id.slice(1));
+              expect(await (index % 2 === 0 ? s : other).recordWebhookAttempt(row.id, served(index), later(10))).toBe(true);
+            }
+            claimed.push(...rows.map((row) => row.id));
+            if (rows.length > 0) continue;
+            if (written) return;
+            await Bun.sleep(1);
+          }
+        };
+        await Promise.all([work(s, 4, 1), work(other, 4, 1), work(s, 3, 2), work(other, 5, 1)]);
+        await write;
+        // What a claim skipped at the end (a destination another claim or a record held) is claimed now.
+        await work(s, 16, 4);
+        expect(claimed.toSorted()).toEqual(Array.from({ length: 300 }, (_, index) => `s${index}`).toSorted());
+        await ended(s, "fresh", [hook("fresh", { url: "http://fresh.test/", createdAt: later(1500) })]);
+        const first = await other.claimWebhooks(later(2000), 16, 1000, { perDestination: 4, busy: new Map() });
+        expect(first.map((row) => row.id).sort()).toEqual(["fresh", ...Array.from({ length: 10 }, (_, n) => `s${n * 30 + 29}`)].sort());
+      });
+
+      test("rows in flight at many destinations (claimed, not recorded yet) do not leave their destinations due: a row due elsewhere is taken by the first claim", async () => {
+        const s = await open();
+        await ended(s, "busy", Array.from({ length: 300 }, (_, index) => hook(`b${index}`, { url: `http://d${index}.test/` })));
+        const fair = { perDestination: 4, busy: new Map<string, number>() };
+        let claimed = 0;
+        // Each claim makes the destinations it served due again at the lease's end, not now.
+        for (let round = 0; round < 100 && claimed < 300; round++) claimed += (await s.claimWebhooks(at, 16, 60_000, fair)).length;
+        expect(claimed).toBe(300);
+        await ended(s, "fresh", [hook("fresh", { url: "http://fresh.test/", createdAt: later(10) })]);
+        expect((await s.claimWebhooks(later(20), 16, 60_000, fair)).map((row) => row.id)).toEqual(["fresh"]);
+      });
+
+      test("a claim reads past the full destinations: more destinations due than its limit, the full ones soonest", async () => {
+        const s = await open();
+        // 20 destinations due first, each with a delivery in flight (full at 1 per destination), then 10 others.
+        await ended(s, "full", Array.from({ length: 20 }, (_, index) => hook(`full${index}`, { url: `http://full${index}.test/`, createdAt: later(-1000 + index) })));
+        await ended(s, "open", Array.from({ length: 20 }, (_, index) => hook(`open${index % 10}-${index >> 1}`, { url: `http://open${index % 10}.test/`, createdAt: later(index) })));
+        const busy = new Map(Array.from({ length: 20 }, (_, index) => [`http://full${index}.test`, 1]));
+        const first = await s.claimWebhooks(later(100), 4, 60_000, { perDestination: 1, busy });
+        expect(first.map((row) => row.id)).toEqual(["open0-0", "open1-0", "open2-1", "open3-1"]);
+        const second = await s.claimWebhooks(later(100), 4, 60_000, { perDestination: 1, busy });
+        expect(second.map((row) => row.id)).toEqual(["open4-2", "open5-2", "open6-3", "open7-3"]);
+      });
+
       test("intakeWebhooks takes rows written since in, oldest first, a batch at a time; claims see them", async () => {
         const s = await open();
         await ended(s, "t", Array.from({ length: 150 }, (_, index) => hook(`i${String(index).padStart(3, "0")}`, { url: `http://h${index % 7}.test/` })));

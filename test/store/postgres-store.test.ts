@@ -261,6 +261,47 @@ describePostgres("PostgreSQL store", (pg) => {
     }
   });
 
+  test("a record waits for the destination another transaction holds (a record of another of its rows), then reads its soonest row after it: next_due is never left later than a pending row", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url, max: 4 });
+    const at = new Date("2026-03-04T05:07:00.000Z");
+    const later = (ms: number) => new Date(at.getTime() + ms);
+    try {
+      await store.createTask(newTask("t"));
+      const hook = (id: string) => ({ id, event: "task.finished" as const, payload: "{}", createdAt: at, url: `http://r.test/${id}` });
+      await store.finishTask("t", outcome("cancelled"), 1, "{}", undefined, [hook("a"), hook("b")]);
+      const fair = { perDestination: 4, busy: new Map<string, number>() };
+      expect((await store.claimWebhooks(at, 16, 3_600_000, fair)).map((row) => row.id)).toEqual(["a", "b"]);
+      let recording: Promise<boolean> | undefined;
+      await raw(url, (sql) =>
+        sql.begin(async (tx) => {
+          // Another node records `b` as a retry due in 5 s (before `a`'s lease ends) and holds its
+          // destination, as a record does until it commits.
+          await tx`UPDATE webhooks SET attempts = 1, next_attempt_at = ${later(5000)} WHERE id = 'b'`;
+          await tx`SELECT 1 FROM webhook_destinations WHERE destination = 'http://r.test' FOR UPDATE`;
+          await tx`UPDATE webhook_destinations SET next_due = ${later(5000)} WHERE destination = 'http://r.test'`;
+          // Meanwhile `a` is delivered: its record waits for the destination.
+          recording = store.recordWebhookAttempt("a", { outcome: "delivered", at: later(10) }, later(10));
+          await raw(url, async (watch) => {
+            for (let tries = 0; tries < 500; tries++) {
+              const [row] = await watch`SELECT count(*)::integer AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+              if (row.waiting > 0) return;
+              await Bun.sleep(10);
+            }
+            throw new Error("the record did not wait for the destination");
+          });
+        }),
+      );
+      expect(await recording!).toBe(true);
+      // What it read after the other commit: `b` due in 5 s (a read from before it, `b`'s lease: an hour).
+      const [row] = await raw(url, (sql) => sql`SELECT next_due FROM webhook_destinations WHERE destination = 'http://r.test'`);
+      expect(row.next_due).toEqual(later(5000));
+      expect((await store.claimWebhooks(later(5000), 16, 1000, fair)).map((webhook) => webhook.id)).toEqual(["b"]);
+    } finally {
+      await store.close();
+    }
+  });
+
   test("retention deletes no more than 10,000 events in one statement (a long log in ranges, in one transaction): a reader finds the log whole or pruned, never a part", async () => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url, max: 4 });
