@@ -45,6 +45,12 @@ import { waitingTask, type TaskWebhooks } from "../webhooks/events.ts";
  */
 const YIELD_EVERY = 64;
 /**
+ * …or fewer, once the events since the last turn made this many characters of frames: big frames
+ * cost in proportion (stringified, stored, published; a model's megabyte of tool-call arguments is
+ * parsed too) — 64 steps of 1 MB frames held the loop 200–460 ms between turns.
+ */
+const YIELD_CHARS = 1 << 20;
+/**
  * Most events stored in one transaction. A commit's cost here is mostly per page written to the
  * WAL, not per event: 16 per commit spent ~40% of an event's CPU in COMMIT on a 2-vCPU VM, 64 about
  * a quarter less in all (bench/inprocess.ts, 200-event tasks).
@@ -773,12 +779,14 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     const signal = entry.controller.signal;
     let end: RunEnd | undefined;
     let sinceYield = 0;
+    let charsSinceYield = 0;
     try {
       for (;;) {
         // An instant model and tools would run the whole task in microtasks, starving sockets and
         // timers (a cancel frame could not even be read): give the event loop a turn now and then.
-        if (++sinceYield >= YIELD_EVERY) {
+        if (++sinceYield >= YIELD_EVERY || charsSinceYield >= YIELD_CHARS) {
           sinceYield = 0;
+          charsSinceYield = 0;
           await flush(entry);
           await endOfTurn();
         }
@@ -820,6 +828,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         if (event.event_type === "usage") count(entry, agent, event.step, event.data);
         bufferStep(entry, event);
+        charsSinceYield += entry.buffer[entry.buffer.length - 1]!.frame.length;
         // A tool call is stored before the tool runs (the engine runs it when asked for more) —
         // unless the tool is idempotent: running it again changes nothing, so its call may share a
         // commit with its result when the result comes within the same turn (a slow one is flushed

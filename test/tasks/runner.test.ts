@@ -181,6 +181,35 @@ describe("runner: durable first, gapless, and the loop keeps turning", () => {
     expect(timersRan).toBeGreaterThan(1);
   });
 
+  test("big frames give the loop a turn sooner: an instant task of 1.5 MB tool calls publishes them in turns of their own, not 64 events to a turn", async () => {
+    const setup = rig();
+    let turn = 0;
+    let ended = false;
+    const tick = () => {
+      if (ended) return;
+      turn++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    /** The event-loop turn each of the task's frames was published in. */
+    const turns: number[] = [];
+    // The rig's bus records each frame as it is published: the turn is read then.
+    const recorded = setup.published.push.bind(setup.published);
+    setup.published.push = (...entries) => {
+      for (const _ of entries) turns.push(turn);
+      return recorded(...entries);
+    };
+    const steps = 8;
+    const task = await submit(setup, { steps, pad: 1_500_000 });
+    await until(async () => (await setup.store.getTask(task.id))?.status === "completed", "the task completes", 60_000);
+    ended = true;
+    expect(turns).toHaveLength(steps * 3 + 2);
+    // Each step's frames carry 1.5 MB, past the per-turn budget of characters: the runner gives the
+    // loop a turn after every step (by the count of events alone, all 26 frames went out in one turn).
+    // The counter's own setImmediate chain saw a turn every one or two steps (5 turns for 8 steps).
+    expect(new Set(turns).size).toBeGreaterThanOrEqual(steps / 2);
+  });
+
   test("concurrent instant tasks share the loop and each stays gapless", async () => {
     const setup = rig(8);
     const tasks = await Promise.all(Array.from({ length: 8 }, () => submit(setup, { steps: 300 })));
