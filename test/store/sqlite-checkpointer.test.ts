@@ -223,6 +223,14 @@ function walDatabase(): { path: string; db: Database } {
   return { path, db };
 }
 
+/** `rows` rows of ~4 KB in one transaction: about a page each into the WAL. */
+function insertBig(db: Database, rows: number) {
+  const big = "b".repeat(4000);
+  db.transaction(() => {
+    for (let index = 0; index < rows; index++) db.query("INSERT INTO t VALUES (?)").run(big);
+  })();
+}
+
 /** The database as a crash would leave it: a copy of the file and its WAL (no -shm: SQLite recovers the log from the WAL). */
 function crashCopy(path: string): Database {
   const copy = join(tempDir(), "copy.sqlite");
@@ -242,10 +250,7 @@ test("a WAL file that grew past the limit is shortened to it by the worker after
     catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
   });
   // One large transaction: ~10 MB of WAL, which SQLite would keep at that size until the last connection closes.
-  const big = "b".repeat(4000);
-  db.transaction(() => {
-    for (let index = 0; index < 2500; index++) db.query("INSERT INTO t VALUES (?)").run(big);
-  })();
+  insertBig(db, 2500);
   const grown = statSync(wal).size;
   expect(grown).toBeGreaterThan(10_000_000);
   // Commits go on on this thread, one a millisecond, while the worker checkpoints and cuts.
@@ -291,10 +296,7 @@ test("a shrink never cuts into a log a reader keeps from starting over: it stops
     onFallback: () => {},
     catchUp: () => db.query("PRAGMA wal_checkpoint(PASSIVE)").get() as CheckpointResult,
   });
-  const big = "b".repeat(4000);
-  db.transaction(() => {
-    for (let index = 0; index < 1000; index++) db.query("INSERT INTO t VALUES (?)").run(big);
-  })();
+  insertBig(db, 1000);
   // A reader whose snapshot is in the WAL: the log cannot start over while it reads.
   const reader = new Database(path, { readonly: true });
   reader.run("BEGIN");
@@ -321,16 +323,8 @@ test("a shrink never cuts into a log a reader keeps from starting over: it stops
 });
 
 test("a shrink cuts only under SQLite's write lock: while another connection holds a write transaction nothing is cut, once it ends the file is shortened", async () => {
-  const path = join(tempDir(), "x.sqlite");
-  const db = new Database(path, { create: true });
-  db.run("PRAGMA journal_mode = WAL");
-  db.run("PRAGMA busy_timeout = 5000");
-  db.run("PRAGMA wal_autocheckpoint = 0");
-  db.run("CREATE TABLE t (x TEXT)");
-  const big = "b".repeat(4000);
-  db.transaction(() => {
-    for (let i = 0; i < 2500; i++) db.query("INSERT INTO t VALUES (?)").run(big);
-  })();
+  const { path, db } = walDatabase();
+  insertBig(db, 2500);
   // All of it into the file, then a small commit starts the log over: the file is mostly frames of the old log.
   db.query("PRAGMA wal_checkpoint(PASSIVE)").get();
   db.query("INSERT INTO t VALUES ('x')").run();
@@ -379,10 +373,7 @@ test("a worker round that a reader held back is not finished on the event loop: 
   const reader = new Database(path, { readonly: true });
   reader.run("BEGIN");
   reader.query("SELECT count(*) FROM t").get();
-  const big = "b".repeat(4000);
-  db.transaction(() => {
-    for (let index = 0; index < 1500; index++) db.query("INSERT INTO t VALUES (?)").run(big);
-  })();
+  insertBig(db, 1500);
   checkpointer.wrote(6_000_000);
   await until(() => checkpointer.checkpoints.length >= 1, "the worker's round, held back by the reader", 10_000);
   await Bun.sleep(100);
