@@ -920,9 +920,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
           if (closed) {
             // Asked for before the shutdown, answered after it (a query that waited for a pooled
             // connection may even take a task the shutdown just handed over): given back at once,
-            // and the other workers told, before this node exits (the shutdown waits for it).
-            await cluster.store.releaseLeases(cluster.node, [{ taskId: claimed.task.id, attempt: claimed.attempt }]);
-            await cluster.store.signal({ kind: "queued" }).catch(() => {});
+            // before this node exits (the shutdown waits for it).
+            await giveBack(claimed);
             break;
           }
           await startClaimed(claimed);
@@ -939,6 +938,12 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       claimEnded = undefined;
       ended.resolve();
     }
+  }
+
+  /** A task this node claimed while it began to stop: its lease released, and the other workers told it is claimable now. */
+  async function giveBack(claimed: Claim) {
+    await cluster!.store.releaseLeases(cluster!.node, [{ taskId: claimed.task.id, attempt: claimed.attempt }]);
+    await cluster!.store.signal({ kind: "queued" }).catch(() => {});
   }
 
   async function startClaimed(claimed: Claim) {
@@ -962,8 +967,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       feed.close(task.id);
       active.delete(task.id);
       entry.done.resolve();
-      await cluster!.store.releaseLeases(cluster!.node, [{ taskId: task.id, attempt: claimed.attempt }]);
-      await cluster!.store.signal({ kind: "queued" }).catch(() => {});
+      await giveBack(claimed);
       return;
     }
     // A cancel asked for before the claim ends the run before it does anything (see `run`).
