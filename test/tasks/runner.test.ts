@@ -181,7 +181,7 @@ describe("runner: durable first, gapless, and the loop keeps turning", () => {
     expect(timersRan).toBeGreaterThan(1);
   });
 
-  test("big frames give the loop a turn sooner: an instant task of 1.5 MB tool calls publishes them in turns of their own, not 64 events to a turn", async () => {
+  test("big frames give the loop a turn sooner: an instant task of 1.5 MB tool calls publishes them over a turn every step or two, not all in one turn of 64 events", async () => {
     const setup = rig();
     let turn = 0;
     let ended = false;
