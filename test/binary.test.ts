@@ -88,7 +88,7 @@ test("compact: its --help; refused (exit 1, nothing done) while the binary serve
   try {
     const refused = Bun.spawnSync([binary, "compact", "--data-dir", dataDir], { env: {}, stdout: "pipe", stderr: "pipe" });
     expect(refused.exitCode).toBe(1);
-    expect(refused.stderr.toString()).toContain(`agentkit compact: the data dir ${dataDir} is in use by a running agentkit server`);
+    expect(refused.stderr.toString()).toContain(`agentkit compact: the data dir ${dataDir} is in use by another agentkit process (its agentkit.lock is held: a server, or an agentkit compact)`);
     expect(layoutOf(path).eventsSql).toMatch(/WITHOUT ROWID/);
   } finally {
     server.child.kill("SIGTERM");
@@ -249,7 +249,7 @@ test("a second server started by mistake — on the same port, or on the same da
     const sameDir = Bun.spawnSync([binary, "--data-dir", dataDir, "--config", config, "--port", "0"], { cwd: workDir, stderr: "pipe", stdout: "pipe", timeout: 15_000 });
     const lines = sameDir.stderr.toString().trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toStartWith(`agentkit: cannot start: the data dir ${dataDir} is in use by another agentkit server`);
+    expect(lines[0]).toStartWith(`agentkit: cannot start: the data dir ${dataDir} is in use by another agentkit process (its agentkit.lock is held: a server, or an agentkit compact)`);
     expect(sameDir.exitCode).toBe(2);
 
     const result = await watcher.result(30_000);

@@ -8,7 +8,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, type ConfigInput } from "../config/config.ts";
-import { DataDirInUseError, lockDataDir } from "../server/data-dir-lock.ts";
+import { DataDirInUseError, LOCK_HELD, lockDataDir } from "../server/data-dir-lock.ts";
 import { compactSqlite, CompactError, fileBytes, megabytes } from "../store/sqlite-compact.ts";
 import { ADDRESS_FILE, liveServerOf } from "../server/address-file.ts";
 
@@ -51,13 +51,13 @@ export async function runCompact(options: CompactOptions): Promise<number> {
     return 1;
   }
   const inUse = (by: string) =>
-    err(`agentkit compact: the data dir ${config.dataDir} is in use by a running agentkit server (${by}): stop it first — compact works offline. Nothing was done.`);
+    err(`agentkit compact: the data dir ${config.dataDir} is in use by ${by}: stop it first — compact works offline. Nothing was done.`);
   let lock;
   try {
     lock = lockDataDir(config.dataDir);
   } catch (error) {
     if (error instanceof DataDirInUseError) {
-      inUse("its agentkit.lock is held");
+      inUse(`another agentkit process (${LOCK_HELD})`);
       return 1;
     }
     throw error;
@@ -65,7 +65,7 @@ export async function runCompact(options: CompactOptions): Promise<number> {
   try {
     const running = await liveServerOf(config.dataDir);
     if (running) {
-      inUse(`${running.url} answers as agentkit, pid ${running.pid} (${ADDRESS_FILE})`);
+      inUse(`a running agentkit server (${running.url} answers as agentkit, pid ${running.pid} (${ADDRESS_FILE}))`);
       return 1;
     }
     const walBytes = fileBytes(path) - statSync(path).size;

@@ -15,13 +15,17 @@ export interface DataDirLock {
   release(): void;
 }
 
+/** Who holds `agentkit.lock` cannot be told from outside: a server, or an `agentkit compact` (offline, minutes at most). */
+export const LOCK_HELD = "its agentkit.lock is held: a server, or an agentkit compact";
+
 export class DataDirInUseError extends Error {
+  /** `by`: what shows a server there; without it, the lock — held by a server or by `agentkit compact`. */
   constructor(
     readonly dataDir: string,
-    by = "its agentkit.lock is held",
+    by?: string,
   ) {
     super(
-      `the data dir ${dataDir} is in use by another agentkit server (${by}): ` +
+      `the data dir ${dataDir} is in use by ${by ? `another agentkit server (${by})` : `another agentkit process (${LOCK_HELD})`}: ` +
         "one data dir serves one server — stop that one, or choose another --data-dir " +
         "(servers share a PostgreSQL database instead: AGENTKIT_DATABASE_URL)",
     );

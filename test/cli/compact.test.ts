@@ -151,7 +151,7 @@ test("refused, and the file untouched, while a server holds the data dir: by its
     expect(held.exitCode).toBe(1);
     expect(held.stdout.toString()).toBe("");
     expect(held.stderr.toString().trim()).toBe(
-      `agentkit compact: the data dir ${dir} is in use by a running agentkit server (its agentkit.lock is held): stop it first — compact works offline. Nothing was done.`,
+      `agentkit compact: the data dir ${dir} is in use by another agentkit process (its agentkit.lock is held: a server, or an agentkit compact): stop it first — compact works offline. Nothing was done.`,
     );
   } finally {
     lock.release();
