@@ -267,6 +267,12 @@ export function loadConfig(
     const source = "role" in flags ? "--role" : "AGENTKIT_ROLE";
     throw new ConfigError(`invalid configuration: ${source}: '${parsed.data.role}' needs a cluster (AGENTKIT_DATABASE_URL or --database-url); one node is 'all'`);
   }
+  // The admin key given to a tenant too would authenticate as one of them: the operator would hold
+  // no admin key (no /metrics, nobody else's tasks) and nothing would say why.
+  const sharing = parsed.data.apiKey === undefined ? undefined : parsed.data.apiKeys.find((tenant) => tenant.key === parsed.data.apiKey);
+  if (sharing) {
+    throw new ConfigError(`invalid configuration: AGENTKIT_API_KEYS: the key of '${sharing.name}' is AGENTKIT_API_KEY, the admin key: a key is the admin's or one tenant's`);
+  }
   return parsed.data;
 }
 

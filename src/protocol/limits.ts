@@ -135,7 +135,8 @@ export function checkMetadata(metadata: Record<string, unknown>, limits = METADA
     if (Array.isArray(value)) {
       entries += value.length;
       if (entries > limits.maxEntries) return tooMany();
-      for (let index = 0; index < value.length; index++) stack.push({ value: value[index], depth: depth + 1, key: index, parent: entry });
+      // Pushed last to first: popped in document order, so the issue named is the first one.
+      for (let index = value.length - 1; index >= 0; index--) stack.push({ value: value[index], depth: depth + 1, key: index, parent: entry });
       continue;
     }
     const keys = Object.keys(value);
@@ -143,6 +144,9 @@ export function checkMetadata(metadata: Record<string, unknown>, limits = METADA
     if (entries > limits.maxEntries) return tooMany();
     for (const key of keys) {
       if (key.length > limits.maxKeyChars) return { path: pathOf(entry), message: `keys are at most ${limits.maxKeyChars} chars` };
+    }
+    for (let index = keys.length - 1; index >= 0; index--) {
+      const key = keys[index]!;
       stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, key, parent: entry });
     }
   }

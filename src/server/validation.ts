@@ -12,6 +12,9 @@ import { scanJsonStructure } from "../protocol/limits.ts";
 /** The most issues an error lists: a body of 10,000 bad items made a 1.65 MB error (and its cost). */
 const MAX_ISSUES = 20;
 
+/** Hono's names for what is validated, as a client reads them ("Invalid json" read as malformed JSON). */
+const TARGET_NAMES: Record<string, string> = { json: "request body", query: "query", param: "path", header: "headers" };
+
 function validationFailed(target: string, error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): AgentkitError {
   const issues = error.issues.slice(0, MAX_ISSUES).map((issue) => ({
     path: issue.path.map(String).join("."),
@@ -21,7 +24,7 @@ function validationFailed(target: string, error: { issues: readonly { path: read
   const summary =
     issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join("; ") +
     (more > 0 ? `; and ${more} more issue${more === 1 ? "" : "s"}` : "");
-  return new AgentkitError("validation_failed", `Invalid ${target}: ${summary}`, { details: issues });
+  return new AgentkitError("validation_failed", `Invalid ${TARGET_NAMES[target] ?? target}: ${summary}`, { details: issues });
 }
 
 export function validate<Target extends keyof ValidationTargets, Schema extends z.ZodType>(target: Target, schema: Schema) {
@@ -70,7 +73,7 @@ export function jsonBody<Schema extends z.ZodType, E extends Env = Env, P extend
     const tooComplex = scanJsonStructure(text, structure);
     if (tooComplex) {
       const message = `the body ${tooComplex}${structure.hint ? ` (${structure.hint})` : ""}`;
-      throw new AgentkitError("validation_failed", `Invalid json: ${message}`, { details: [{ path: "", message }] });
+      throw new AgentkitError("validation_failed", `Invalid request body: ${message}`, { details: [{ path: "", message }] });
     }
     let value: unknown;
     try {

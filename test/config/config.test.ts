@@ -32,6 +32,11 @@ test("a bad value names its source", () => {
     expect(() => loadConfig({ env: { AGENTKIT_API_KEYS: `alice:alice-key-0001,${name}:other-key-0002` } })).toThrow(`AGENTKIT_API_KEYS: '${name}' is reserved (admin, anonymous, system)`);
   }
   expect(loadConfig({ env: { AGENTKIT_API_KEYS: "administrator:other-key-0002" } }).apiKeys).toEqual([{ name: "administrator", key: "other-key-0002" }]);
+  // The admin key given to a tenant too would authenticate as that tenant: no admin key at all.
+  expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "same-key-0001", AGENTKIT_API_KEYS: "alice:alice-key-0001,bob:same-key-0001" } })).toThrow(
+    "invalid configuration: AGENTKIT_API_KEYS: the key of 'bob' is AGENTKIT_API_KEY, the admin key: a key is the admin's or one tenant's",
+  );
+  expect(loadConfig({ env: { AGENTKIT_API_KEY: "admin-key-0001", AGENTKIT_API_KEYS: "alice:alice-key-0001" } }).apiKeys).toEqual([{ name: "alice", key: "alice-key-0001" }]);
   expect(loadConfig({ env: { AGENTKIT_DATABASE_URL: "postgres://u:ab%2Fcd%2Bef%3D@db:5432/agentkit" } }).databaseUrl).toContain("%2F");
   // CORS origins are origins: a typo stops start-up instead of matching no browser.
   expect(() => loadConfig({ env: { AGENTKIT_CORS_ORIGINS: "not a url,*" } })).toThrow("AGENTKIT_CORS_ORIGINS: 'not a url' is not an origin");

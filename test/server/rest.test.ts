@@ -85,7 +85,11 @@ describe("tasks", () => {
     for (const [init, path] of cases) {
       const body = await expectError(await server.http("/tasks", init), 400, "validation_failed");
       expect(body.error.details?.some((issue) => issue.path === path)).toBe(true);
+      // Well-formed JSON that breaks the schema: the message says so (not "Invalid json").
+      expect(body.error.message).toStartWith("Invalid request body: ");
     }
+    const badQuery = await expectError(await server.http("/tasks?limit=0"), 400, "validation_failed");
+    expect(badQuery.error.message).toStartWith("Invalid query: limit: ");
     await expectError(
       await server.http("/tasks", { method: "POST", body: "{not json", headers: { "content-type": "application/json" } }),
       400,
@@ -296,6 +300,9 @@ describe("bounds on what a client stores", () => {
       [{ ["k".repeat(METADATA_LIMITS.maxKeyChars + 1)]: 1 }, `keys are at most ${METADATA_LIMITS.maxKeyChars} chars`, "metadata"],
       [{ note: "n".repeat(METADATA_LIMITS.maxStringChars + 1) }, `at most ${METADATA_LIMITS.maxStringChars} chars`, "metadata.note"],
       [Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, "é".repeat(500)])), `at most ${METADATA_LIMITS.maxBytes} bytes`, "metadata"],
+      // Several values over a limit: the first one in the body is named (in keys and in arrays).
+      [Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`k${i}`, "n".repeat(METADATA_LIMITS.maxStringChars + 1)])), `at most ${METADATA_LIMITS.maxStringChars} chars`, "metadata.k0"],
+      [{ ok: [1, 2], list: ["fine", "n".repeat(METADATA_LIMITS.maxStringChars + 1), "n".repeat(METADATA_LIMITS.maxStringChars + 1)] }, `at most ${METADATA_LIMITS.maxStringChars} chars`, "metadata.list.1"],
     ];
     for (const [metadata, limit, path] of over) {
       const body = await expectError(await server.http("/tasks", { method: "POST", json: { input: "x", metadata } }), 400, "validation_failed");
