@@ -260,7 +260,7 @@ export function loadConfig(
     const issue = parsed.error.issues[0]!;
     const key = issue.path.join(".");
     const envName = Object.entries(ENVIRONMENT).find(([, configKey]) => configKey === issue.path[0])?.[0];
-    const source = key in flags ? `--${kebab(key)}` : envName && envName in env ? envName : key;
+    const source = key in flags ? flagName(key) : envName && envName in env ? envName : key;
     throw new ConfigError(`invalid configuration: ${source}: ${issue.message}`);
   }
   if (parsed.data.role !== "all" && !parsed.data.databaseUrl) {
@@ -274,6 +274,13 @@ export function loadConfig(
     throw new ConfigError(`invalid configuration: AGENTKIT_API_KEYS: the key of '${sharing.name}' is AGENTKIT_API_KEY, the admin key: a key is the admin's or one tenant's`);
   }
   return parsed.data;
+}
+
+/** The command-line flags (src/cli/args.ts) not named after their config key in kebab case. */
+const FLAG_NAMES: Record<string, string> = { maxConcurrentTasks: "--max-concurrent", configPath: "--config" };
+
+function flagName(key: string): string {
+  return FLAG_NAMES[key] ?? `--${kebab(key)}`;
 }
 
 function kebab(key: string): string {

@@ -409,7 +409,8 @@ async function* answerTurn(run: Run, step: number, text: string, reasoning: stri
   }
   if (checked && !checked.ok && run.outputRetriesUsed >= (options.outputRetries ?? 2)) {
     if (reasoning !== "" || text.trim() !== "") yield { event_type: "thought", step, data: reasoning ? { text, reasoning } : { text } };
-    const message = checked.kind === "schema" ? `The final answer did not match the output schema: ${checked.message}` : `The final answer was not accepted: ${checked.message}`;
+    // A schema check's message already says what was wrong with the answer ("The final answer does not match …").
+    const message = checked.kind === "schema" ? checked.message : `The final answer was not accepted: ${checked.message}`;
     return { reason: "invalid_output", message, totalSteps: state.steps, totalTokens: state.totalTokens };
   }
   // The text stays in the conversation as what the model said (resume.ts: a thought that a

@@ -176,7 +176,7 @@ export function createInteraction(options: InteractionOptions): Interaction {
     if (!calls) return;
     if (!agent || agent.definition.on_approval_timeout === "fail" || calls.awaiting.length === 0) {
       const totals = { steps: task.total_steps, inputTokens: task.input_tokens, outputTokens: task.output_tokens, costUsd: task.cost_usd };
-      const waited = agent ? `${Math.round(agent.definition.approval_timeout_ms / 1000)} s` : "its time";
+      const waited = agent ? `${agent.definition.approval_timeout_ms} ms` : "its time";
       await runner.endWaiting(task, {
         kind: "wait_timed_out",
         message: `Nobody decided ${calls.awaiting.map((pending) => `'${pending.call.name}' (${pending.call.id})`).join(", ") || "the waiting calls"} within ${waited}`,

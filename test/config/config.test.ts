@@ -15,6 +15,9 @@ test("defaults, then environment, then flags", () => {
 test("a bad value names its source", () => {
   expect(() => loadConfig({ env: { PORT: "eighty" } })).toThrow(/^invalid configuration: PORT: /);
   expect(() => loadConfig({ env: {}, flags: { port: "70000" } })).toThrow(/^invalid configuration: --port: /);
+  // Named as the flag is spelt (--max-concurrent sets maxConcurrentTasks).
+  expect(() => loadConfig({ env: {}, flags: { maxConcurrentTasks: "0" } })).toThrow(/^invalid configuration: --max-concurrent: /);
+  expect(() => loadConfig({ env: { AGENTKIT_MAX_CONCURRENT_TASKS: "0" } })).toThrow(/^invalid configuration: AGENTKIT_MAX_CONCURRENT_TASKS: /);
   expect(() => loadConfig({ env: { AGENTKIT_API_KEY: "short" } })).toThrow("AGENTKIT_API_KEY: must be 8 to 512 characters");
   expect(() => loadConfig({ env: { AGENTKIT_LOG_LEVEL: "loud" } })).toThrow("AGENTKIT_LOG_LEVEL");
   // A password with characters a URL reserves (openssl rand -base64) is said to be that, not "not a postgres:// URL".

@@ -693,7 +693,7 @@ describe("output schema", () => {
     const { events, stop } = await result;
     expect(types(events)).toEqual(["usage", "thought", "output_invalid", "usage", "thought"]);
     expect(stop).toMatchObject({ reason: "invalid_output", totalSteps: 2, totalTokens: 30 });
-    expect((stop as { message: string }).message).toContain("at $.total: expected number");
+    expect((stop as { message: string }).message).toBe(`The final answer does not match the output schema: at $.total: expected number, got string "x".`);
     expect(model.requests.length).toBe(2);
 
     const none = run([answer("no")], { outputRetries: 0 });

@@ -617,13 +617,14 @@ describe("approval timeout", () => {
 
   test("on_approval_timeout fail: the task fails with error code approval_timeout", async () => {
     const model = createScriptedModel([callTools([calc("c1", "7*7")]), answer("never")]);
-    await start(model, { approval: ["calculator"], approval_timeout_ms: 1000, on_approval_timeout: "fail" });
+    await start(model, { approval: ["calculator"], approval_timeout_ms: 1500, on_approval_timeout: "fail" });
     const task = await server!.createTask({ input: "wait for nobody" }, as(ALICE));
     const socket = await watch(task.id);
     await waitStatus(task.id, "waiting");
 
     const result = await socket.result(15_000);
-    expect(result.data).toMatchObject({ status: "failed", stop_reason: "error", error: { code: "approval_timeout" } });
+    // The timeout as configured (1500 ms was once said as "2 s").
+    expect(result.data).toMatchObject({ status: "failed", stop_reason: "error", error: { code: "approval_timeout", message: "Nobody decided 'calculator' (c1) within 1500 ms" } });
     const ended = await getTask(task.id);
     expect(ended).toMatchObject({ status: "failed", error: { code: "approval_timeout" } });
     expect(kinds(await log(task.id))).toEqual(["usage", "tool_call", "approval_requested", "result"]);
