@@ -18,11 +18,12 @@ WORKDIR /src
 COPY package.json bun.lock bunfig.toml tsconfig.json ./
 RUN bun install --frozen-lockfile --production --ignore-scripts
 COPY src ./src
-# As `bun run build` (package.json), without the source map files: --bytecode --format=esm ships the
-# code precompiled (nothing to parse at start-up; still ESM), --splitting keeps what is loaded with
-# import() (model providers, MCP, A2A/AG-UI, the docs) out of start-up. See BENCHMARKS.md
-# "Start after the fix".
-RUN bun build --compile --minify --bytecode --format=esm --splitting src/main.ts --outfile /out/agentkit
+# As `bun run build` (package.json): --sourcemap embeds the source map in the executable (stack
+# traces name the TypeScript sources; the .map files written beside it are not copied, nor needed),
+# --bytecode --format=esm ships the code precompiled (nothing to parse at start-up; still ESM),
+# --splitting keeps what is loaded with import() (model providers, MCP, A2A/AG-UI, the docs) out of
+# start-up. See BENCHMARKS.md "Start after the fix".
+RUN bun build --compile --minify --sourcemap --bytecode --format=esm --splitting src/main.ts --outfile /out/agentkit
 
 FROM debian:bookworm-slim
 # CA roots for HTTPS to LLM providers; tini as PID 1, so signals reach agentkit and the MCP child

@@ -44,6 +44,12 @@ test("--version and --help", () => {
   expect(help.stdout.toString()).toContain("<data dir>/agentkit.addr.json");
 });
 
+test("the source map is in the executable (stack traces name the TypeScript sources), not only in the .map files beside it", () => {
+  // Without --sourcemap the executable holds none of these paths; with it, every module's.
+  const contents = readFileSync(binary).toString("latin1");
+  for (const source of ["src/webhooks/delivery.ts", "src/server/app.ts", "src/engine/react.ts"]) expect(contents).toContain(source);
+});
+
 test("a bad configuration value stops start-up with one line naming it, exit code 2", () => {
   const result = Bun.spawnSync([binary, "serve"], { env: { PORT: "not-a-port" }, cwd: workDir });
   expect(result.exitCode).toBe(2);

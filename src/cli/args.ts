@@ -50,8 +50,8 @@ Options (flags win over environment variables; -p is --port, -c --config, -h --h
   --log-level L       debug | info | warn | error | silent (AGENTKIT_LOG_LEVEL; default info)
   --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
                       or ./agentkit.yaml if present)
-  --url U             healthcheck: the /health URL to check, e.g. http://127.0.0.1:8000/health;
-                      client commands: the server's URL (AGENTKIT_URL), e.g. http://127.0.0.1:8000
+  --url U             the server's URL (client commands: else AGENTKIT_URL), e.g. http://127.0.0.1:8000;
+                      healthcheck checks its /health (a URL with a path is checked as given)
 
 Environment only:
   OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST

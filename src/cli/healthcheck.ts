@@ -22,7 +22,7 @@ export interface HealthcheckOptions {
 
 /** What to check and why: `from` says where the address came from. */
 export function healthcheckTarget(options: HealthcheckOptions): { url: string; from: string } {
-  if (options.url) return { url: options.url, from: "--url" };
+  if (options.url) return { url: withHealthPath(options.url), from: "--url" };
   const flags = options.flags ?? {};
   // The same environment and flags as serve; the config file holds no address, so it is not read.
   const config = loadConfig({ env: options.env ?? process.env, flags, readFile: false });
@@ -39,6 +39,14 @@ export function healthcheckTarget(options: HealthcheckOptions): { url: string; f
   return { url: healthUrl(config.host, config.port), from };
 }
 
+/** A server's base URL (no path, as client commands take it) means its `/health`; a URL with a path is checked as given. */
+function withHealthPath(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.pathname !== "/" || parsed.search !== "") return url;
+  parsed.pathname = "/health";
+  return parsed.href;
+}
+
 /** Runs the check; `line` is the one line to print, saying what was tried. */
 export async function healthcheck(options: HealthcheckOptions): Promise<{ healthy: boolean; line: string }> {
   let target;
@@ -50,13 +58,42 @@ export async function healthcheck(options: HealthcheckOptions): Promise<{ health
   }
   const tried = `GET ${target.url} (address from ${target.from})`;
   try {
-    const response = await fetch(target.url, { signal: AbortSignal.timeout(options.timeoutMs ?? 3000), redirect: "manual" });
-    await response.body?.cancel();
-    return response.ok
+    const signal = AbortSignal.timeout(options.timeoutMs ?? 3000);
+    const response = await fetch(target.url, { signal, redirect: "manual" });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return { healthy: false, line: `unhealthy: ${tried}: HTTP ${response.status}` };
+    }
+    // Another server on that port (or a proxy's page) answering 2xx is not agentkit being healthy.
+    const body = await readSmallText(response, 64 * 1024);
+    let status: unknown;
+    try {
+      status = (JSON.parse(body ?? "") as { status?: unknown } | null)?.status;
+    } catch {}
+    return typeof status === "string"
       ? { healthy: true, line: `healthy: ${tried}: ${response.status}` }
-      : { healthy: false, line: `unhealthy: ${tried}: HTTP ${response.status}` };
+      : { healthy: false, line: `unhealthy: ${tried}: HTTP ${response.status}, but not agentkit's /health (no JSON with a status)` };
   } catch (error) {
     const reason = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
     return { healthy: false, line: `unhealthy: ${tried}: ${reason}` };
   }
+}
+
+/** The body as text, or undefined past `limit` bytes (the rest is not read). */
+async function readSmallText(response: Response, limit: number): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (!reader) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

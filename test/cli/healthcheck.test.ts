@@ -57,14 +57,38 @@ test("a dead writer's file is ignored; port 0 or a bad value is unhealthy with t
   expect((await healthcheck({ env: { PORT: "eighty" } })).line).toStartWith("unhealthy: invalid configuration: PORT:");
 });
 
-test("healthy only on a 2xx from /health", async () => {
+test("healthy only on a 2xx from /health with agentkit's JSON (a status); --url may be the server's base URL", async () => {
   let status = 200;
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("{}", { status }) });
+  let body = JSON.stringify({ status: "ok", version: "0.1.0" });
+  const paths: string[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (request) => {
+      paths.push(new URL(request.url).pathname);
+      return new Response(body, { status });
+    },
+  });
   try {
     const flags = { port: String(server.port), host: "127.0.0.1" };
-    expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: true, line: `healthy: GET http://127.0.0.1:${server.port}/health (address from --port and --host): 200` });
+    const tried = `GET http://127.0.0.1:${server.port}/health (address from --port and --host)`;
+    expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: true, line: `healthy: ${tried}: 200` });
+    // Client commands take --url as the server's base URL: the same URL checks its /health.
+    for (const url of [`http://127.0.0.1:${server.port}`, `http://127.0.0.1:${server.port}/`]) {
+      expect(await healthcheck({ env: {}, url })).toEqual({ healthy: true, line: `healthy: GET http://127.0.0.1:${server.port}/health (address from --url): 200` });
+    }
+    // A URL with a path (behind a proxy) is checked as given.
+    expect((await healthcheck({ env: {}, url: `http://127.0.0.1:${server.port}/agentkit/health` })).healthy).toBe(true);
+    expect(paths).toEqual(["/health", "/health", "/health", "/agentkit/health"]);
+    // Another server answering 2xx on that port is not agentkit being healthy.
+    for (const other of ["<html>console</html>", "{}", "null", "x".repeat(100_000)]) {
+      body = other;
+      expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: false, line: `unhealthy: ${tried}: HTTP 200, but not agentkit's /health (no JSON with a status)` });
+    }
+    body = JSON.stringify({ status: "degraded" });
+    expect((await healthcheck({ env: {}, flags })).healthy).toBe(true);
     status = 503;
-    expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: false, line: `unhealthy: GET http://127.0.0.1:${server.port}/health (address from --port and --host): HTTP 503` });
+    expect(await healthcheck({ env: {}, flags })).toEqual({ healthy: false, line: `unhealthy: ${tried}: HTTP 503` });
   } finally {
     server.stop(true);
   }

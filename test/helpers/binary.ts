@@ -15,7 +15,7 @@ const root = join(import.meta.dir, "..", "..");
  * what users run — bytecode, ES modules, lazily loaded chunks. test/docker.test.ts checks both
  * places use them.
  */
-export const BUILD_FLAGS = ["--compile", "--minify", "--bytecode", "--format=esm", "--splitting"] as const;
+export const BUILD_FLAGS = ["--compile", "--minify", "--sourcemap", "--bytecode", "--format=esm", "--splitting"] as const;
 
 /** Builds the binary as `<dir>/agentkit`; returns its path. Throws with the compiler's output. */
 export function buildBinary(dir: string): string {
