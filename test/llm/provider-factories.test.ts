@@ -49,14 +49,14 @@ function thrown(run: () => unknown): any {
 }
 
 describe("missing configuration fails at resolve time", () => {
-  test("openai and anthropic name the variable they need", () => {
+  test("openai and anthropic name the variable they need, and the config file's path to the key (providers.<name>.apiKey)", () => {
     const models = resolver({ env: {} });
     const openai = thrown(() => models.resolve("openai/gpt-4.1-mini"));
     expect(openai).toBeInstanceOf(ProviderError);
-    expect(openai.message).toBe("openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+    expect(openai.message).toBe("openai/gpt-4.1-mini needs OPENAI_API_KEY (or providers.openai.apiKey in the config file)");
     expect(openai).toMatchObject({ code: "not_configured", provider: "openai", retryable: false, attempts: 0 });
     expect(thrown(() => models.resolve("anthropic/claude-sonnet-4-5")).message).toBe(
-      "anthropic/claude-sonnet-4-5 needs ANTHROPIC_API_KEY (or anthropic.apiKey in the provider config)",
+      "anthropic/claude-sonnet-4-5 needs ANTHROPIC_API_KEY (or providers.anthropic.apiKey in the config file)",
     );
   });
 
@@ -72,7 +72,7 @@ describe("missing configuration fails at resolve time", () => {
         tools: builtinTools(),
       }),
     );
-    expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+    expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or providers.openai.apiKey in the config file)");
   });
 
   test("a key in the environment that fetch cannot send as a header (a '…' placeholder, a line break) is refused at resolve time, as in the file", () => {

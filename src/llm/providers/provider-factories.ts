@@ -155,8 +155,9 @@ function setting(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
 }
 
+/** The key is missing; `configSection` names where the config file could give it instead (`providers.<section>.apiKey`). */
 function notConfigured(modelId: string, variable: string, configSection?: string): ProviderError {
-  const alternative = configSection ? ` (or ${configSection}.apiKey in the provider config)` : "";
+  const alternative = configSection ? ` (or providers.${configSection}.apiKey in the config file)` : "";
   return new ProviderError({
     code: "not_configured",
     modelId,
