@@ -95,6 +95,16 @@ describe("missing configuration fails at resolve time", () => {
     expect(models.resolve("demo/react").id).toBe("demo/react");
     expect(models.providers).toEqual(["demo", "openai", "anthropic", "ollama", "lmstudio"]);
   });
+
+  test("an unknown demo model stops start-up naming the demo models, as an unknown provider does", () => {
+    const models = createModelResolver();
+    for (const name of ["demo", "demo/react", "demo/slow", "demo/bench"]) expect(() => models.resolve(name)).not.toThrow();
+    expect(thrown(() => models.resolve("demo/nope")).message).toBe("Unknown demo model 'demo/nope'; known: demo/react, demo/slow, demo/bench");
+    const error = thrown(() =>
+      createAgentPool({ definitions: [AgentDefinition.parse({ name: "typo", model: "demo/slwo" })], models, tools: builtinTools() }),
+    );
+    expect(error.message).toBe("agent 'typo': Unknown demo model 'demo/slwo'; known: demo/react, demo/slow, demo/bench");
+  });
 });
 
 describe("hosted providers", () => {
