@@ -119,9 +119,10 @@ describe("OpenAI-compatible endpoint", () => {
 });
 
 describe("Anthropic (Messages)", () => {
-  async function anthropicBody(extra: Partial<ModelRequest>): Promise<Record<string, unknown>> {
+  async function anthropicBody(extra: Partial<ModelRequest>, modelName = "claude-sonnet-4-5"): Promise<Record<string, any>> {
+    provider?.stop();
     provider = startLoopbackProvider(() => sseResponse(anthropicTextAnswer("ok")));
-    const model = factories(provider.url).anthropic!("claude-sonnet-4-5");
+    const model = factories(provider.url).anthropic!(modelName);
     await collect(model.stream(request(extra)));
     return provider.requests[0]!.body;
   }
@@ -134,6 +135,44 @@ describe("Anthropic (Messages)", () => {
     expect(plain).not.toHaveProperty("temperature");
     expect(plain).not.toHaveProperty("top_p");
     expect(plain).not.toHaveProperty("thinking");
+  });
+
+  test("with thinking of any kind, a forced tool choice is sent as auto (Anthropic refuses it); without, it is kept", async () => {
+    const timeTool = { name: "current_time", description: "Current time", inputSchema: { type: "object", properties: {} } };
+    const tools = [toolSpec(calculatorTool), timeTool];
+    const thinkingOf = {
+      // Adaptive thinking: a model of that generation, and a claude id the SDK does not know.
+      "claude-opus-4-6": "adaptive",
+      "claude-next-1": "adaptive",
+      // A thinking budget: an older model.
+      "claude-sonnet-4-5": "enabled",
+    };
+    for (const [modelName, thinking] of Object.entries(thinkingOf)) {
+      const required = await anthropicBody({ tools, reasoningEffort: "medium", toolChoice: "required" }, modelName);
+      expect([modelName, required.thinking.type, required.tool_choice]).toEqual([modelName, thinking, { type: "auto" }]);
+      expect(required.tools.map((tool: { name: string }) => tool.name)).toEqual(["calculator", "current_time"]);
+      // A named tool: `auto`, with only that tool offered (as the SDK does for a thinking budget).
+      const named = await anthropicBody({ tools, reasoningEffort: "medium", toolChoice: { type: "tool", toolName: "current_time" } }, modelName);
+      expect([modelName, named.tool_choice, named.tools.map((tool: { name: string }) => tool.name)]).toEqual([modelName, { type: "auto" }, ["current_time"]]);
+      // No thinking: the forced choice goes out as it is.
+      const plain = await anthropicBody({ tools, toolChoice: "required" }, modelName);
+      expect([modelName, plain.thinking, plain.tool_choice]).toEqual([modelName, undefined, { type: "any" }]);
+    }
+    // Thinking asked for through provider_options rather than reasoning_effort counts too.
+    const viaOptions = await anthropicBody({ toolChoice: "required", providerOptions: { anthropic: { thinking: { type: "adaptive" } } } }, "claude-opus-4-6");
+    expect([viaOptions.thinking, viaOptions.tool_choice]).toEqual([{ type: "adaptive" }, { type: "auto" }]);
+    const disabled = await anthropicBody({ toolChoice: "required", providerOptions: { anthropic: { thinking: { type: "disabled" } } } }, "claude-opus-4-6");
+    expect([disabled.thinking, disabled.tool_choice]).toEqual([{ type: "disabled" }, { type: "any" }]);
+  });
+
+  test("adaptive thinking adds no token budget (thinking counts within max_tokens); a thinking budget is added to it", async () => {
+    const adaptive = await anthropicBody({ reasoningEffort: "high", maxOutputTokens: 1000 }, "claude-opus-4-6");
+    expect([adaptive.max_tokens, adaptive.thinking, adaptive.output_config]).toEqual([1000, { type: "adaptive", display: "summarized" }, { effort: "high" }]);
+    // `minimal` has no adaptive effort of its own: the SDK sends the lowest, `low`.
+    expect((await anthropicBody({ reasoningEffort: "minimal" }, "claude-opus-4-6")).output_config).toEqual({ effort: "low" });
+    // A budget: 2/10/30/60 % of the model's own output limit (64,000 here), at least 1024, added on top.
+    const budget = await anthropicBody({ reasoningEffort: "low", maxOutputTokens: 1000 }, "claude-sonnet-4-5");
+    expect([budget.max_tokens, budget.thinking]).toEqual([7400, { type: "enabled", budget_tokens: 6400 }]);
   });
 
   test("reasoning effort becomes extended thinking", async () => {

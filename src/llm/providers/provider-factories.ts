@@ -13,6 +13,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { ChatModel } from "../model.ts";
 import type { ModelFactory } from "../registry.ts";
 import { createAiSdkChatModel, type Sleep } from "./ai-sdk-chat-model.ts";
+import { relaxingForcedToolChoice } from "./anthropic-tool-choice.ts";
 import { BUILTIN_PROVIDERS, HTTP_URL_MESSAGE, isHeaderValue, isHttpUrl, OLLAMA_HOST_MESSAGE, ollamaBaseURL, type ProviderConfig } from "./provider-config.ts";
 import { ProviderError } from "./provider-error.ts";
 import type { SdkLanguageModel } from "./sdk-types.ts";
@@ -75,7 +76,7 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
         apiKey,
         baseURL: baseURLFromEnv(env, "ANTHROPIC_BASE_URL", id) ?? options.anthropic?.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
         headers: options.anthropic?.headers,
-        fetch: fetchFunction,
+        fetch: relaxingForcedToolChoice(fetchFunction),
       });
       return wrap(id, provider.messages(modelName));
     },
