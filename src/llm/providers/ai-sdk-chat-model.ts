@@ -42,6 +42,13 @@ export interface AiSdkChatModelOptions {
   sleep?: Sleep;
   /** Jitter source in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * The model is known not to reason (OpenAI's gpt-4.1…), and its provider refuses a reasoning
+   * effort for it: the request's `reasoningEffort` is left out — unless the request's provider
+   * options say `forceReasoning: true` (the AI SDK's "treat it as a reasoning model") — and
+   * `unsentSettings` says so, for a warning at start-up.
+   */
+  reasoningUnsupported?: boolean;
 }
 
 /**
@@ -81,10 +88,25 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
     }
   }
 
+  /** Whether the request's reasoning effort stays out of the request (see `reasoningUnsupported`). */
+  const dropsReasoningEffort = (request: Pick<ModelRequest, "reasoningEffort" | "providerOptions">): boolean =>
+    options.reasoningUnsupported === true &&
+    request.reasoningEffort !== undefined &&
+    request.providerOptions?.[id.split("/")[0] ?? ""]?.forceReasoning !== true;
+
   return {
     id,
+    unsentSettings(settings) {
+      if (!dropsReasoningEffort(settings)) return [];
+      const provider = id.split("/")[0];
+      return [
+        `reasoning_effort '${settings.reasoningEffort}' is not sent to ${id}: it is not a reasoning model, and the provider refuses the parameter for it ` +
+          `(remove it, or set provider_options.${provider}.forceReasoning: true if the model does reason)`,
+      ];
+    },
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
-      const callOptions = toSdkCallOptions(request);
+      const { reasoningEffort: _unsent, ...sent } = request;
+      const callOptions = toSdkCallOptions(dropsReasoningEffort(request) ? sent : request);
       const { stream, scope, attempt, contentType } = await open(request, callOptions);
       const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();

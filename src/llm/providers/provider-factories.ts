@@ -14,6 +14,7 @@ import type { ChatModel } from "../model.ts";
 import type { ModelFactory } from "../registry.ts";
 import { createAiSdkChatModel, type Sleep } from "./ai-sdk-chat-model.ts";
 import { relaxingForcedToolChoice } from "./anthropic-tool-choice.ts";
+import { openAiModelReasons } from "./openai-reasoning.ts";
 import { BUILTIN_PROVIDERS, HTTP_URL_MESSAGE, isHeaderValue, isHttpUrl, OLLAMA_HOST_MESSAGE, ollamaBaseURL, type ProviderConfig } from "./provider-config.ts";
 import { ProviderError } from "./provider-error.ts";
 import type { SdkLanguageModel } from "./sdk-types.ts";
@@ -42,10 +43,11 @@ export interface ProviderFactoriesOptions extends Omit<ProviderConfig, "prices">
 export function createProviderFactories(options: ProviderFactoriesOptions): Record<string, ModelFactory> {
   const { env } = options;
   const fetchFunction = options.fetch;
-  const wrap = (id: string, model: SdkLanguageModel): ChatModel =>
+  const wrap = (id: string, model: SdkLanguageModel, reasoningUnsupported?: boolean): ChatModel =>
     createAiSdkChatModel({
       id,
       model,
+      reasoningUnsupported,
       retry: options.retry,
       requestTimeoutMs: options.requestTimeoutMs,
       sleep: options.sleep,
@@ -65,7 +67,9 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
       });
       // Chat Completions, not the Responses API: it is what OPENAI_BASE_URL proxies and
       // OpenAI-compatible servers speak, and one step maps onto one request without server state.
-      return wrap(id, provider.chat(modelName));
+      // A model the SDK knows does not reason gets no reasoning_effort (OpenAI answers 400); an
+      // unknown id (a fine-tune, a model behind a proxy) gets it as asked.
+      return wrap(id, provider.chat(modelName), openAiModelReasons(modelName) === false);
     },
 
     anthropic(modelName) {
