@@ -20,7 +20,7 @@ import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
 import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
 import { ProviderError } from "./provider-error.ts";
 import { toSdkPrompt, toSdkToolChoice, toSdkTools } from "./prompt-conversion.ts";
-import { classifyRequestFailure, messageWithCauses, requestFailureError, streamErrorDetail } from "./request-failure.ts";
+import { classifyRequestFailure, messageWithCauses, readStreamError, requestFailureError, streamErrorDetail } from "./request-failure.ts";
 import { createRequestScope, type RequestScope } from "./request-scope.ts";
 import { resolveRetryOptions, retryDelayMs, type RetryOptions } from "./retry-policy.ts";
 import type { SdkCallOptions, SdkLanguageModel, SdkStreamPart } from "./sdk-types.ts";
@@ -161,14 +161,19 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
                 endedWithoutFinish = true;
                 break;
               }
-              throw new ProviderError({
-                code: "stream_error",
-                modelId: id,
-                message: `${id}: provider error in stream: ${streamErrorDetail(part.error)}`,
-                retryable: false,
-                attempts: attempt,
-                cause: part.error,
-              });
+              {
+                // Not retried, even when its type is transient: part of the step may already be
+                // out. Its `cause` carries the task's code (see readStreamError).
+                const report = readStreamError(part.error);
+                throw new ProviderError({
+                  code: "stream_error",
+                  modelId: id,
+                  message: `${id}: provider error in stream: ${report.detail}`,
+                  retryable: false,
+                  attempts: attempt,
+                  cause: report.cause,
+                });
+              }
             case "finish":
               finish = part;
               break;
