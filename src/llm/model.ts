@@ -66,6 +66,11 @@ export interface ChatModel {
    * A model whose step is known at once (a local, instant one) may return a `readyStream`.
    */
   stream(request: ModelRequest): AsyncIterable<ModelStreamPart>;
+  /**
+   * The settings of `settings` this model leaves out of its requests, one sentence each, for a
+   * warning at start-up (e.g. `reasoning_effort` on a model known not to reason). Absent: none.
+   */
+  unsentSettings?(settings: Pick<ModelRequest, "reasoningEffort" | "providerOptions">): string[];
 }
 
 /** A model stream that is also a plain `Iterable`: its parts are all there once it is read. */

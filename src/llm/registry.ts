@@ -15,9 +15,26 @@ export interface ModelResolver {
 
 export type ModelFactory = (modelName: string) => ChatModel;
 
+/** The demo provider's models (`demo` alone is `demo/react`). */
+export const DEMO_MODELS = ["react", "slow", "bench"] as const;
+
+function createDemoProviderModel(name: string): ChatModel {
+  switch (name) {
+    case "react":
+      return createDemoModel({ wordDelayMs: 0 });
+    case "slow":
+      return createDemoModel({ wordDelayMs: 150 });
+    case "bench":
+      return createBenchModel();
+    default:
+      // Taken for demo/react before: a typo (`demo/slwo`) ran the wrong model without a word.
+      throw new Error(`Unknown demo model 'demo/${name}'; known: ${DEMO_MODELS.map((model) => `demo/${model}`).join(", ")}`);
+  }
+}
+
 export function createModelResolver(factories: Record<string, ModelFactory> = {}): ModelResolver {
   const all: Record<string, ModelFactory> = {
-    demo: (name) => (name === "bench" ? createBenchModel() : createDemoModel({ wordDelayMs: name === "slow" ? 150 : 0 })),
+    demo: createDemoProviderModel,
     ...factories,
   };
   return {

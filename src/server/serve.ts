@@ -2,6 +2,7 @@
  * Wires the parts together and starts Bun.serve: store → feed/bus → agents → runner → app + WebSocket.
  * Dependencies are built here and passed down; nothing is a module-level singleton.
  */
+import { modelSettingsOf } from "../agents/agent.ts";
 import { createAgentPool } from "../agents/pool.ts";
 import { compileOutputSchema } from "../engine/structured-output.ts";
 import { createBunBus } from "../bus/bun-bus.ts";
@@ -98,10 +99,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     models = createModelResolver(factories);
   }
   for (const definition of config.agents) {
+    let model;
     try {
-      models.resolve(definition.model);
+      model = models.resolve(definition.model);
     } catch (error) {
       throw new Error(`agent '${definition.name}': ${(error as Error).message}`);
+    }
+    // A setting the model will not send (reasoning_effort on a model that does not reason) is said once, here.
+    for (const unsent of model.unsentSettings?.(modelSettingsOf(definition)) ?? []) {
+      logger.warn(`agent '${definition.name}': ${unsent}`, { agent: definition.name, model: definition.model });
     }
   }
   const bus = createBunBus();

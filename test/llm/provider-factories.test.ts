@@ -49,14 +49,14 @@ function thrown(run: () => unknown): any {
 }
 
 describe("missing configuration fails at resolve time", () => {
-  test("openai and anthropic name the variable they need", () => {
+  test("openai and anthropic name the variable they need, and the config file's path to the key (providers.<name>.apiKey)", () => {
     const models = resolver({ env: {} });
     const openai = thrown(() => models.resolve("openai/gpt-4.1-mini"));
     expect(openai).toBeInstanceOf(ProviderError);
-    expect(openai.message).toBe("openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+    expect(openai.message).toBe("openai/gpt-4.1-mini needs OPENAI_API_KEY (or providers.openai.apiKey in the config file)");
     expect(openai).toMatchObject({ code: "not_configured", provider: "openai", retryable: false, attempts: 0 });
     expect(thrown(() => models.resolve("anthropic/claude-sonnet-4-5")).message).toBe(
-      "anthropic/claude-sonnet-4-5 needs ANTHROPIC_API_KEY (or anthropic.apiKey in the provider config)",
+      "anthropic/claude-sonnet-4-5 needs ANTHROPIC_API_KEY (or providers.anthropic.apiKey in the config file)",
     );
   });
 
@@ -72,7 +72,7 @@ describe("missing configuration fails at resolve time", () => {
         tools: builtinTools(),
       }),
     );
-    expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or openai.apiKey in the provider config)");
+    expect(error.message).toBe("agent 'writer': openai/gpt-4.1-mini needs OPENAI_API_KEY (or providers.openai.apiKey in the config file)");
   });
 
   test("a key in the environment that fetch cannot send as a header (a '…' placeholder, a line break) is refused at resolve time, as in the file", () => {
@@ -85,6 +85,38 @@ describe("missing configuration fails at resolve time", () => {
     expect(() => resolver({ env: { OPENAI_API_KEY: "sk-proj-abc123" } }).resolve("openai/gpt-4.1-mini")).not.toThrow();
   });
 
+  test("a base URL in the environment that is not an http(s) URL stops start-up naming the variable (not a failure of every task)", () => {
+    for (const [variable, model] of [["OPENAI_BASE_URL", "openai/gpt-4.1-mini"], ["ANTHROPIC_BASE_URL", "anthropic/claude-sonnet-4-5"]] as const) {
+      for (const [value, after] of [["notaurl", ""], ["ftp://127.0.0.1:42001/v1", " (the value's scheme is 'ftp:')"], ["http://[bad", ""]]) {
+        const models = resolver({ env: { OPENAI_API_KEY: "sk-x", ANTHROPIC_API_KEY: "sk-ant-x", [variable]: value } });
+        const error = thrown(() => models.resolve(model));
+        expect(error).toMatchObject({ code: "not_configured", retryable: false });
+        expect(error.message).toBe(`${variable} (for ${model}) must be an http:// or https:// URL${after}`);
+      }
+    }
+    // The password of a URL is never echoed: only the scheme is.
+    const secret = thrown(() => resolver({ env: { OPENAI_API_KEY: "sk-x", OPENAI_BASE_URL: "ftp://user:hunter2@proxy/v1" } }).resolve("openai/gpt-4.1"));
+    expect(secret.message).not.toContain("hunter2");
+    expect(() => resolver({ env: { OPENAI_API_KEY: "sk-x", OPENAI_BASE_URL: "https://gateway.example.com/v1" } }).resolve("openai/gpt-4.1")).not.toThrow();
+  });
+
+  test("an OLLAMA_HOST that is no host and no http(s) URL stops start-up naming the variable, not 'Invalid URL'", () => {
+    for (const value of ["http://[bad", "ftp://gpu-box", "gpu box:11434"]) {
+      const error = thrown(() =>
+        createAgentPool({
+          definitions: [AgentDefinition.parse({ name: "ol", model: "ollama/qwen3:8b" })],
+          models: resolver({ env: { OLLAMA_HOST: value } }),
+          tools: builtinTools(),
+        }),
+      );
+      expect(error.message).toStartWith("agent 'ol': OLLAMA_HOST (for ollama/qwen3:8b) must be host, host:port or an http:// or https:// URL");
+    }
+    // From the file (when the schema was bypassed: embedding), the field is named instead.
+    expect(thrown(() => resolver({ env: {}, ollama: { host: "http://[bad" } }).resolve("ollama/qwen3:8b")).message).toBe(
+      "providers.ollama.host (for ollama/qwen3:8b) must be host, host:port or an http:// or https:// URL",
+    );
+  });
+
   test("a named endpoint with apiKeyEnv needs that variable", () => {
     const models = resolver({ env: {}, endpoints: [{ name: "groq", baseURL: "https://api.groq.com/openai/v1", apiKeyEnv: "GROQ_API_KEY" }] });
     expect(thrown(() => models.resolve("groq/llama-3.3-70b-versatile")).message).toBe("groq/llama-3.3-70b-versatile needs GROQ_API_KEY");
@@ -94,6 +126,16 @@ describe("missing configuration fails at resolve time", () => {
     const models = resolver({ env: {}, endpoints: [{ name: "lmstudio", baseURL: "http://127.0.0.1:1234/v1" }] });
     expect(models.resolve("demo/react").id).toBe("demo/react");
     expect(models.providers).toEqual(["demo", "openai", "anthropic", "ollama", "lmstudio"]);
+  });
+
+  test("an unknown demo model stops start-up naming the demo models, as an unknown provider does", () => {
+    const models = createModelResolver();
+    for (const name of ["demo", "demo/react", "demo/slow", "demo/bench"]) expect(() => models.resolve(name)).not.toThrow();
+    expect(thrown(() => models.resolve("demo/nope")).message).toBe("Unknown demo model 'demo/nope'; known: demo/react, demo/slow, demo/bench");
+    const error = thrown(() =>
+      createAgentPool({ definitions: [AgentDefinition.parse({ name: "typo", model: "demo/slwo" })], models, tools: builtinTools() }),
+    );
+    expect(error.message).toBe("agent 'typo': Unknown demo model 'demo/slwo'; known: demo/react, demo/slow, demo/bench");
   });
 });
 
@@ -171,6 +213,7 @@ describe("ollama", () => {
     expect(ollamaBaseURL("0.0.0.0:8080")).toBe("http://0.0.0.0:8080");
     expect(ollamaBaseURL("https://ollama.example.com/")).toBe("https://ollama.example.com");
     expect(ollamaBaseURL("http://proxy.local/ollama/")).toBe("http://proxy.local/ollama");
+    expect(() => ollamaBaseURL("ftp://gpu-box")).toThrow("must be host, host:port or an http:// or https:// URL");
   });
 });
 
@@ -241,6 +284,13 @@ describe("ProviderConfig schema", () => {
     ]);
     expect(issues({ endpoints: [{ name: "a/b", baseURL: "http://x/v1" }] })?.[0]).toStartWith("endpoints.0.name: must be letters");
     expect(issues({ endpoints: [{ name: "a", baseURL: "not a url" }] })?.[0]).toStartWith("endpoints.0.baseURL:");
+    // A URL fetch cannot send a request to is no base URL either.
+    expect(issues({ endpoints: [{ name: "a", baseURL: "ftp://x/v1" }] })).toEqual(["endpoints.0.baseURL: must be an http:// or https:// URL"]);
+    expect(issues({ openai: { baseURL: "ftp://127.0.0.1:42001/v1" }, anthropic: { baseURL: "notaurl" } })).toEqual([
+      "openai.baseURL: must be an http:// or https:// URL",
+      "anthropic.baseURL: must be an http:// or https:// URL",
+    ]);
+    expect(issues({ ollama: { host: "http://[bad" } })).toEqual(["ollama.host: must be host, host:port or an http:// or https:// URL"]);
     expect(issues({ prices: { "gpt-4": { inputPerMillion: 1, outputPerMillion: 2 } } })?.[0]).toStartWith("prices.gpt-4:");
     expect(issues({ prices: { "openai/gpt-4": { inputPerMillion: -1, outputPerMillion: 2 } } })?.[0]).toStartWith("prices.openai/gpt-4.inputPerMillion:");
   });

@@ -20,7 +20,7 @@ import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
 import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
 import { ProviderError } from "./provider-error.ts";
 import { toSdkPrompt, toSdkToolChoice, toSdkTools } from "./prompt-conversion.ts";
-import { classifyRequestFailure, messageWithCauses, requestFailureError, streamErrorDetail } from "./request-failure.ts";
+import { classifyRequestFailure, messageWithCauses, readStreamError, requestFailureError, streamErrorDetail } from "./request-failure.ts";
 import { createRequestScope, type RequestScope } from "./request-scope.ts";
 import { resolveRetryOptions, retryDelayMs, type RetryOptions } from "./retry-policy.ts";
 import type { SdkCallOptions, SdkLanguageModel, SdkStreamPart } from "./sdk-types.ts";
@@ -42,6 +42,13 @@ export interface AiSdkChatModelOptions {
   sleep?: Sleep;
   /** Jitter source in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * The model is known not to reason (OpenAI's gpt-4.1…), and its provider refuses a reasoning
+   * effort for it: the request's `reasoningEffort` is left out — unless the request's provider
+   * options say `forceReasoning: true` (the AI SDK's "treat it as a reasoning model") — and
+   * `unsentSettings` says so, for a warning at start-up.
+   */
+  reasoningUnsupported?: boolean;
 }
 
 /**
@@ -81,10 +88,25 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
     }
   }
 
+  /** Whether the request's reasoning effort stays out of the request (see `reasoningUnsupported`). */
+  const dropsReasoningEffort = (request: Pick<ModelRequest, "reasoningEffort" | "providerOptions">): boolean =>
+    options.reasoningUnsupported === true &&
+    request.reasoningEffort !== undefined &&
+    request.providerOptions?.[id.split("/")[0] ?? ""]?.forceReasoning !== true;
+
   return {
     id,
+    unsentSettings(settings) {
+      if (!dropsReasoningEffort(settings)) return [];
+      const provider = id.split("/")[0];
+      return [
+        `reasoning_effort '${settings.reasoningEffort}' is not sent to ${id}: it is not a reasoning model, and the provider refuses the parameter for it ` +
+          `(remove it, or set provider_options.${provider}.forceReasoning: true if the model does reason)`,
+      ];
+    },
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
-      const callOptions = toSdkCallOptions(request);
+      const { reasoningEffort: _unsent, ...sent } = request;
+      const callOptions = toSdkCallOptions(dropsReasoningEffort(request) ? sent : request);
       const { stream, scope, attempt, contentType } = await open(request, callOptions);
       const context = { id, timeoutMs, attempt };
       const reader = stream.getReader();
@@ -139,14 +161,19 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
                 endedWithoutFinish = true;
                 break;
               }
-              throw new ProviderError({
-                code: "stream_error",
-                modelId: id,
-                message: `${id}: provider error in stream: ${streamErrorDetail(part.error)}`,
-                retryable: false,
-                attempts: attempt,
-                cause: part.error,
-              });
+              {
+                // Not retried, even when its type is transient: part of the step may already be
+                // out. Its `cause` carries the task's code (see readStreamError).
+                const report = readStreamError(part.error);
+                throw new ProviderError({
+                  code: "stream_error",
+                  modelId: id,
+                  message: `${id}: provider error in stream: ${report.detail}`,
+                  retryable: false,
+                  attempts: attempt,
+                  cause: report.cause,
+                });
+              }
             case "finish":
               finish = part;
               break;

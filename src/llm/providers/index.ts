@@ -6,7 +6,6 @@ export {
   ANTHROPIC_DEFAULT_BASE_URL,
   createProviderFactories,
   OLLAMA_DEFAULT_HOST,
-  ollamaBaseURL,
   OPENAI_DEFAULT_BASE_URL,
   type ProviderFactoriesOptions,
 } from "./provider-factories.ts";

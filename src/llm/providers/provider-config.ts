@@ -21,6 +21,41 @@ export function isHeaderValue(value: string): boolean {
     return false;
   }
 }
+/**
+ * True for an absolute `http:` or `https:` URL: the only kind a provider's requests can go to.
+ * (`z.url()` alone takes `ftp://…` too, which then failed every task instead of start-up.)
+ */
+export function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+export const HTTP_URL_MESSAGE = "must be an http:// or https:// URL";
+const HttpUrl = z.string().refine(isHttpUrl, HTTP_URL_MESSAGE);
+
+/**
+ * `OLLAMA_HOST` as Ollama itself reads it: `host` or `host:port` (http, port 11434 by default), or
+ * a full http(s) URL (the scheme's own default port, e.g. behind a TLS proxy). Returns the root URL
+ * without a trailing slash; `/v1` is appended by the caller. Throws for anything else.
+ */
+export function ollamaBaseURL(host: string): string {
+  const trimmed = host.trim();
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
+    if (!isHttpUrl(trimmed)) throw new Error(OLLAMA_HOST_MESSAGE);
+    const url = new URL(trimmed);
+    return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+  }
+  const [authority = "", ...path] = trimmed.split("/");
+  const withPort = /:\d+$/.test(authority) ? authority : `${authority}:11434`;
+  if (!isHttpUrl(`http://${withPort}/`)) throw new Error(OLLAMA_HOST_MESSAGE);
+  const url = new URL(`http://${withPort}/${path.join("/")}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+export const OLLAMA_HOST_MESSAGE = "must be host, host:port or an http:// or https:// URL";
+
 const HEADER_VALUE_MESSAGE = "not a valid HTTP header value (Latin-1 only, no line breaks)";
 const HeaderValue = z.string().refine(isHeaderValue, HEADER_VALUE_MESSAGE);
 const Headers = z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "not a valid HTTP header name"), HeaderValue);
@@ -30,14 +65,25 @@ const ApiKey = z.string().min(1).refine(isHeaderValue, HEADER_VALUE_MESSAGE);
 /** Settings of a hosted provider (OpenAI, Anthropic). */
 export const HostedProviderConfig = z.strictObject({
   apiKey: ApiKey.optional(),
-  baseURL: z.url().optional(),
+  baseURL: HttpUrl.optional(),
   headers: Headers.optional(),
 });
 export type HostedProviderConfig = z.infer<typeof HostedProviderConfig>;
 
 export const OllamaConfig = z.strictObject({
   /** Like `OLLAMA_HOST`: `http://host:port`, `host:port` or `host`. Default `http://127.0.0.1:11434`. */
-  host: z.string().min(1).optional(),
+  host: z
+    .string()
+    .min(1)
+    .refine((host) => {
+      try {
+        ollamaBaseURL(host);
+        return true;
+      } catch {
+        return false;
+      }
+    }, OLLAMA_HOST_MESSAGE)
+    .optional(),
 });
 export type OllamaConfig = z.infer<typeof OllamaConfig>;
 
@@ -46,7 +92,7 @@ export const EndpointConfig = z.strictObject({
   /** Used as the provider in model ids: `{ name: "groq" }` → `groq/llama-3.3-70b-versatile`. */
   name: ProviderName,
   /** The API root, with its version path: e.g. `http://127.0.0.1:8000/v1`. */
-  baseURL: z.url(),
+  baseURL: HttpUrl,
   apiKey: ApiKey.optional(),
   /** Name of an environment variable holding the key, to keep secrets out of the file. */
   apiKeyEnv: z.string().min(1).optional(),

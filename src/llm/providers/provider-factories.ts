@@ -13,7 +13,9 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { ChatModel } from "../model.ts";
 import type { ModelFactory } from "../registry.ts";
 import { createAiSdkChatModel, type Sleep } from "./ai-sdk-chat-model.ts";
-import { BUILTIN_PROVIDERS, isHeaderValue, type ProviderConfig } from "./provider-config.ts";
+import { relaxingForcedToolChoice } from "./anthropic-tool-choice.ts";
+import { openAiModelReasons } from "./openai-reasoning.ts";
+import { BUILTIN_PROVIDERS, HTTP_URL_MESSAGE, isHeaderValue, isHttpUrl, OLLAMA_HOST_MESSAGE, ollamaBaseURL, type ProviderConfig } from "./provider-config.ts";
 import { ProviderError } from "./provider-error.ts";
 import type { SdkLanguageModel } from "./sdk-types.ts";
 
@@ -41,10 +43,11 @@ export interface ProviderFactoriesOptions extends Omit<ProviderConfig, "prices">
 export function createProviderFactories(options: ProviderFactoriesOptions): Record<string, ModelFactory> {
   const { env } = options;
   const fetchFunction = options.fetch;
-  const wrap = (id: string, model: SdkLanguageModel): ChatModel =>
+  const wrap = (id: string, model: SdkLanguageModel, reasoningUnsupported?: boolean): ChatModel =>
     createAiSdkChatModel({
       id,
       model,
+      reasoningUnsupported,
       retry: options.retry,
       requestTimeoutMs: options.requestTimeoutMs,
       sleep: options.sleep,
@@ -58,13 +61,15 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
       if (!apiKey) throw notConfigured(id, "OPENAI_API_KEY", "openai");
       const provider = createOpenAI({
         apiKey,
-        baseURL: setting(env.OPENAI_BASE_URL) ?? options.openai?.baseURL ?? OPENAI_DEFAULT_BASE_URL,
+        baseURL: baseURLFromEnv(env, "OPENAI_BASE_URL", id) ?? options.openai?.baseURL ?? OPENAI_DEFAULT_BASE_URL,
         headers: options.openai?.headers,
         fetch: fetchFunction,
       });
       // Chat Completions, not the Responses API: it is what OPENAI_BASE_URL proxies and
       // OpenAI-compatible servers speak, and one step maps onto one request without server state.
-      return wrap(id, provider.chat(modelName));
+      // A model the SDK knows does not reason gets no reasoning_effort (OpenAI answers 400); an
+      // unknown id (a fine-tune, a model behind a proxy) gets it as asked.
+      return wrap(id, provider.chat(modelName), openAiModelReasons(modelName) === false);
     },
 
     anthropic(modelName) {
@@ -73,17 +78,19 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
       if (!apiKey) throw notConfigured(id, "ANTHROPIC_API_KEY", "anthropic");
       const provider = createAnthropic({
         apiKey,
-        baseURL: setting(env.ANTHROPIC_BASE_URL) ?? options.anthropic?.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
+        baseURL: baseURLFromEnv(env, "ANTHROPIC_BASE_URL", id) ?? options.anthropic?.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
         headers: options.anthropic?.headers,
-        fetch: fetchFunction,
+        fetch: relaxingForcedToolChoice(fetchFunction),
       });
       return wrap(id, provider.messages(modelName));
     },
 
     ollama(modelName) {
-      const host = ollamaBaseURL(setting(env.OLLAMA_HOST) ?? options.ollama?.host ?? OLLAMA_DEFAULT_HOST);
+      const id = `ollama/${modelName}`;
+      const fromEnv = setting(env.OLLAMA_HOST);
+      const host = ollamaHost(fromEnv ?? options.ollama?.host ?? OLLAMA_DEFAULT_HOST, fromEnv !== undefined ? "OLLAMA_HOST" : "providers.ollama.host", id);
       const provider = createOpenAICompatible({ name: "ollama", baseURL: `${host}/v1`, includeUsage: true, fetch: fetchFunction });
-      return wrap(`ollama/${modelName}`, provider.chatModel(modelName));
+      return wrap(id, provider.chatModel(modelName));
     },
   };
 
@@ -115,23 +122,6 @@ export function createProviderFactories(options: ProviderFactoriesOptions): Reco
 }
 
 /**
- * `OLLAMA_HOST` as Ollama itself reads it: `host` or `host:port` (http, port 11434 by default), or
- * a full URL (the scheme's own default port, e.g. behind a TLS proxy). Returns the root URL
- * without a trailing slash; `/v1` is appended by the caller.
- */
-export function ollamaBaseURL(host: string): string {
-  const trimmed = host.trim();
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed)) {
-    const url = new URL(trimmed);
-    return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
-  }
-  const [authority = "", ...path] = trimmed.split("/");
-  const withPort = /:\d+$/.test(authority) ? authority : `${authority}:11434`;
-  const url = new URL(`http://${withPort}/${path.join("/")}`);
-  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
-}
-
-/**
  * A key from the environment, checked as the config file's keys are: it is sent as a header, and
  * one fetch cannot send (a '…' placeholder pasted from the docs, a line break) failed every request
  * of every task, as `request_failed`, while the server looked fine.
@@ -150,13 +140,49 @@ function keyFromEnv(env: Record<string, string | undefined>, variable: string, m
   return key;
 }
 
+/**
+ * A base URL from the environment, checked as the config file's are: `notaurl` or `ftp://…` was
+ * taken as it was, the server started, and every task of the provider failed.
+ */
+function baseURLFromEnv(env: Record<string, string | undefined>, variable: string, modelId: string): string | undefined {
+  const value = setting(env[variable]);
+  if (value !== undefined && !isHttpUrl(value)) throw badSetting(variable, modelId, HTTP_URL_MESSAGE, value);
+  return value;
+}
+
+/** `OLLAMA_HOST` (or the file's `providers.ollama.host`) as a base URL; a bad one is named, not `Invalid URL`. */
+function ollamaHost(host: string, source: string, modelId: string): string {
+  try {
+    return ollamaBaseURL(host);
+  } catch {
+    throw badSetting(source, modelId, OLLAMA_HOST_MESSAGE, host);
+  }
+}
+
+/**
+ * A setting that cannot work, named. The value is described by its scheme only: a URL may carry
+ * a password (`https://user:secret@proxy`), and this line goes to the terminal and the logs.
+ */
+function badSetting(name: string, modelId: string, rule: string, value: string): ProviderError {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(value.trim())?.[1];
+  const got = scheme !== undefined && !/^https?$/i.test(scheme) ? ` (the value's scheme is '${scheme}:')` : "";
+  return new ProviderError({
+    code: "not_configured",
+    modelId,
+    message: `${name} (for ${modelId}) ${rule}${got}`,
+    retryable: false,
+    attempts: 0,
+  });
+}
+
 /** An empty environment variable counts as unset. */
 function setting(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value;
 }
 
+/** The key is missing; `configSection` names where the config file could give it instead (`providers.<section>.apiKey`). */
 function notConfigured(modelId: string, variable: string, configSection?: string): ProviderError {
-  const alternative = configSection ? ` (or ${configSection}.apiKey in the provider config)` : "";
+  const alternative = configSection ? ` (or providers.${configSection}.apiKey in the config file)` : "";
   return new ProviderError({
     code: "not_configured",
     modelId,

@@ -10,13 +10,15 @@ import { isRetryableStatus, retryAfterMs } from "./retry-policy.ts";
 
 /** One failed attempt to open a model stream (before any of it reached the engine). */
 export interface RequestFailure {
-  code: Extract<ProviderErrorCode, "http_error" | "network_error" | "timeout" | "request_failed">;
+  code: Extract<ProviderErrorCode, "http_error" | "network_error" | "timeout" | "request_failed" | "stream_error">;
   status: number | undefined;
   retryable: boolean;
   /** What the provider asked for via `Retry-After` / `retry-after-ms`, in ms. */
   retryAfterMs: number | undefined;
   /** The provider's message (or the transport's), without our prefix. */
   detail: string;
+  /** The final error's `cause` when it is not the error thrown (a stream error: see `readStreamError`). */
+  cause?: unknown;
 }
 
 const BODY_EXCERPT_LENGTH = 300;
@@ -25,6 +27,13 @@ const BODY_EXCERPT_LENGTH = 300;
 export function classifyRequestFailure(error: unknown, timedOut: boolean): RequestFailure {
   if (timedOut) {
     return { code: "timeout", status: undefined, retryable: true, retryAfterMs: undefined, detail: "no response" };
+  }
+  if (APICallError.isInstance(error) && isEventStream(error.responseHeaders)) {
+    // The response was a 200 event stream whose first event was an error: the SDK (OpenAI's,
+    // Anthropic's) throws it as an HTTP error with a status of its own making (500 for a type it
+    // does not know). It is the provider's word in the stream, as a named endpoint reports it.
+    const report = readStreamError(error);
+    return { code: "stream_error", status: undefined, retryable: report.transient, retryAfterMs: undefined, detail: report.detail, cause: report.cause };
   }
   if (APICallError.isInstance(error)) {
     const status = error.statusCode;
@@ -61,7 +70,9 @@ export function requestFailureError(options: {
   const { modelId, failure, attempts } = options;
   const after = `after ${attempts} attempt${attempts === 1 ? "" : "s"}`;
   const message =
-    failure.code === "http_error"
+    failure.code === "stream_error"
+      ? `${modelId}: provider error in stream${attempts === 1 ? "" : ` ${after}`}: ${failure.detail}`
+      : failure.code === "http_error"
       ? `${modelId}: HTTP ${failure.status} ${after}: ${failure.detail}`
       : failure.code === "network_error"
         ? `${modelId}: network error ${after}: ${failure.detail}`
@@ -75,8 +86,67 @@ export function requestFailureError(options: {
     status: failure.status,
     retryable: failure.retryable,
     attempts,
-    cause: options.cause,
+    cause: "cause" in failure ? failure.cause : options.cause,
   });
+}
+
+/**
+ * Error types a provider reports inside its stream that its documentation calls transient: tried
+ * again when nothing was delivered yet, and classified by the status the SDK gives them
+ * (`rate_limited`, `provider_unavailable`). Anthropic: `overloaded_error` (529), `rate_limit_error`
+ * (429), `api_error` (500). OpenAI: `server_error` (500), `rate_limit_exceeded` (429).
+ */
+const TRANSIENT_STREAM_ERROR_TYPES: ReadonlySet<string> = new Set(["overloaded_error", "rate_limit_error", "api_error", "server_error", "rate_limit_exceeded"]);
+
+/** What the provider said in an error event of its stream. */
+export interface StreamErrorReport {
+  /** The provider's own words. */
+  detail: string;
+  /** Its type (or code) is one of `TRANSIENT_STREAM_ERROR_TYPES`. */
+  transient: boolean;
+  /**
+   * The `cause` for our error. The task's code is read from a `statusCode` on it (src/tasks/task-error.ts):
+   * a transient error keeps the SDK's error and the status the SDK gave its type; any other is the
+   * provider's own error object, with no status — a status the SDK made up (500 for a type it does
+   * not know) would make it `provider_unavailable` and retried, its words replaced by "HTTP 500".
+   */
+  cause: unknown;
+}
+
+/**
+ * Reads an in-stream error whatever shape it reached us in: the `APICallError` the OpenAI and
+ * Anthropic SDKs throw for an error before any output, the provider stream error they put in the
+ * stream after output (both with a `statusCode` of the SDK's choosing), or the provider's raw error
+ * object (the OpenAI-compatible SDK: named endpoints, Ollama).
+ */
+export function readStreamError(error: unknown): StreamErrorReport {
+  const fields = (value: unknown): Record<string, unknown> | undefined =>
+    typeof value === "object" && value !== null ? (value as Record<string, unknown>) : undefined;
+  const outer = fields(error);
+  const hasStatus = typeof outer?.statusCode === "number";
+  // The provider's own object: OpenAI's SDK keeps it as `data`; Anthropic's, as the JSON `responseBody`.
+  let frame = outer?.data;
+  if (frame === undefined && APICallError.isInstance(error) && error.responseBody !== undefined) {
+    try {
+      frame = JSON.parse(error.responseBody);
+    } catch {
+      // Not JSON: the SDK's own message stands for it.
+    }
+  }
+  const own = fields(frame) ?? outer;
+  const nested = fields(own?.error);
+  const said = (key: string) => [own?.[key], nested?.[key], outer?.[key]].find((value): value is string => typeof value === "string" && value !== "");
+  const type = said("type");
+  const code = said("code");
+  const transient = [type, code].some((value) => value !== undefined && TRANSIENT_STREAM_ERROR_TYPES.has(value));
+  const detail = said("message") ?? (frame !== undefined ? streamErrorDetail(frame) : streamErrorDetail(error));
+  return { detail, transient, cause: transient || !hasStatus ? error : (frame ?? { message: detail, type, code }) };
+}
+
+/** Whether a response's headers say it was an event stream (the SDK threw after reading it). */
+function isEventStream(headers: Record<string, string> | undefined): boolean {
+  const contentType = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === "content-type")?.[1];
+  return contentType !== undefined && /^\s*text\/event-stream\b/i.test(contentType);
 }
 
 /**
