@@ -117,6 +117,38 @@ describe("an error event before any output", () => {
   });
 });
 
+describe("an error event after the response began, before any output", () => {
+  test("Anthropic: message_start, then overloaded_error (as Anthropic sends it): asked again; when it persists, provider_unavailable after 4 attempts", async () => {
+    const failing = [anthropicMessageStart(10), anthropicError("overloaded_error", "Overloaded")];
+    provider = startLoopbackProvider((_request, index) => sseResponse(index === 0 ? failing : anthropicTextAnswer("recovered")));
+    const parts: ModelStreamPart[] = [];
+    for await (const part of model("anthropic", provider.url).stream(request())) parts.push(part);
+    expect(parts[0]).toEqual({ type: "text-delta", text: "recovered" });
+    expect(parts.at(-1)?.type).toBe("finish");
+    expect(provider.requests).toHaveLength(2);
+    provider.stop();
+
+    provider = startLoopbackProvider(() => sseResponse(failing));
+    const { parts: none, error, task, requests } = await step("anthropic");
+    expect(none).toEqual([]);
+    expect({ code: error.code, retryable: error.retryable, attempts: error.attempts, message: error.message }).toEqual({
+      code: "stream_error",
+      retryable: true,
+      attempts: 4,
+      message: "anthropic/claude-test: provider error in stream after 4 attempts: Overloaded",
+    });
+    expect(task).toEqual({ code: "provider_unavailable", message: error.message, retryable: true });
+    expect(requests).toBe(4);
+  });
+
+  test("a type that is not transient is not asked again, even before any output", async () => {
+    provider = startLoopbackProvider(() => sseResponse([anthropicMessageStart(10), anthropicError("invalid_request_error", "nope")]));
+    const { error, task, requests } = await step("anthropic");
+    expect([error.code, error.retryable, requests]).toEqual(["stream_error", false, 1]);
+    expect(task).toEqual({ code: "stream_error", message: "anthropic/claude-test: provider error in stream: nope", retryable: false });
+  });
+});
+
 describe("an error event after output: never replayed", () => {
   test("OpenAI: text, then a server_error: one request, the text delivered once; provider_unavailable by its type", async () => {
     provider = startLoopbackProvider(() =>

@@ -67,8 +67,8 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
   const { id, model } = options;
 
   /** Opens the stream, retrying failures that happen before any part was delivered. */
-  async function open(request: ModelRequest, callOptions: SdkCallOptions) {
-    for (let attempt = 1; ; attempt++) {
+  async function open(request: ModelRequest, callOptions: SdkCallOptions, firstAttempt = 1) {
+    for (let attempt = firstAttempt; ; attempt++) {
       request.abortSignal.throwIfAborted();
       const scope = createRequestScope(request.abortSignal, timeoutMs);
       try {
@@ -107,124 +107,157 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
     async *stream(request: ModelRequest): AsyncGenerator<ModelStreamPart> {
       const { reasoningEffort: _unsent, ...sent } = request;
       const callOptions = toSdkCallOptions(dropsReasoningEffort(request) ? sent : request);
-      const { stream, scope, attempt, contentType } = await open(request, callOptions);
-      const context = { id, timeoutMs, attempt };
-      const reader = stream.getReader();
-      let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
-      /** The SDK said the body ended without the provider's finish (OpenAI-compatible: an error part). */
-      let endedWithoutFinish = false;
-      let completed = false;
-      /**
-       * Whether anything came from the response's body: the SDK makes `stream-start` itself, and a
-       * `finish` when the body ends without the provider's (with reason `interrupted` or `other`; the
-       * OpenAI-compatible SDK, an `error` part before it: `isEndWithoutFinish`).
-       */
-      let heard = false;
-      try {
-        for (;;) {
-          const next = await readPart(reader.read(), scope, request.abortSignal, context);
-          if (next.done) break;
-          const part = next.value;
-          const sdkOwn = part.type === "stream-start" || part.type === "finish" || (part.type === "error" && isEndWithoutFinish(part.error));
-          if (!sdkOwn) heard = true;
-          switch (part.type) {
-            case "text-delta":
-              if (part.delta !== "") yield { type: "text-delta", text: part.delta };
-              break;
-            case "reasoning-delta":
-              if (part.delta !== "") yield { type: "reasoning-delta", text: part.delta };
-              break;
-            case "tool-call":
-              // Provider-executed calls (web search…) are the provider's business; we offer none.
-              if (!part.providerExecuted) {
-                yield { type: "tool-call", call: { id: part.toolCallId, name: part.toolName, arguments: part.input } };
-              }
-              break;
-            case "error":
-              throwIfStopped(scope, request.abortSignal, context, part.error);
-              // A chunk the SDK could not parse is a broken stream (a proxy's glitch, a cut line),
-              // not something the provider said: it may well go through next time.
-              if (isUnreadableChunk(part.error)) {
-                throw new ProviderError({
-                  code: "stream_interrupted",
-                  modelId: id,
-                  message: `${id}: stream interrupted: the provider sent a chunk that cannot be read: ${streamErrorDetail(part.error).slice(0, 300)}`,
-                  retryable: true,
-                  attempts: attempt,
-                  cause: part.error,
-                });
-              }
-              // The OpenAI-compatible provider (named endpoints, Ollama) reports a body that ended
-              // without a finish reason as an error part of its own, then a finish: the stream was
-              // cut, as OpenAI's and Anthropic's `interrupted` finish says. Handled with those below.
-              if (isEndWithoutFinish(part.error)) {
-                endedWithoutFinish = true;
-                break;
-              }
-              {
-                // Not retried, even when its type is transient: part of the step may already be
-                // out. Its `cause` carries the task's code (see readStreamError).
-                const report = readStreamError(part.error);
-                throw new ProviderError({
-                  code: "stream_error",
-                  modelId: id,
-                  message: `${id}: provider error in stream: ${report.detail}`,
-                  retryable: false,
-                  attempts: attempt,
-                  cause: report.cause,
-                });
-              }
-            case "finish":
-              finish = part;
-              break;
-            default:
-              // Block boundaries, tool-input deltas, metadata, sources, pings: nothing the engine uses.
-              break;
-          }
-        }
-        if (!finish || endedWithoutFinish || finish.finishReason.unified === "interrupted") {
-          throwIfStopped(scope, request.abortSignal, context, undefined);
-          // Not a stream cut short but no stream at all: a web page (a wrong baseURL, a proxy's
-          // login page) answered 200. Trying again gets the same page.
-          if (!heard && contentType !== undefined && !/^\s*text\/event-stream\b/i.test(contentType)) {
-            throw new ProviderError({
-              code: "request_failed",
-              modelId: id,
-              message: `${id}: the provider's URL answered with ${oneLineOf(contentType)}, not an event stream: check the provider's baseURL`,
-              retryable: false,
-              attempts: attempt,
-            });
-          }
-          throw new ProviderError({
-            code: "stream_interrupted",
-            modelId: id,
-            message: `${id}: stream interrupted: the response ended before the provider signalled completion`,
-            retryable: true,
-            attempts: attempt,
-          });
-        }
-        completed = true;
-        yield {
-          type: "finish",
-          finishReason: toFinishReason(finish.finishReason.unified),
-          usage: {
-            inputTokens: finish.usage.inputTokens.total ?? 0,
-            outputTokens: finish.usage.outputTokens.total ?? 0,
-          },
-        };
-      } finally {
-        // Reached on success, on error and when the consumer stops iterating early. In the last two
-        // cases the HTTP request may still be running: abort its signal, which the SDK hands to
-        // `fetch` by contract, and cancel the reader, which reaches the socket only if every stream
-        // wrapper of the provider forwards cancellation. Either alone closes it today.
-        if (completed) scope.dispose();
-        else scope.close();
-        reader.cancel().catch(() => {
-          // The stream already failed or was aborted; its error was handled (or is being thrown) above.
-        });
+      let nextAttempt = 1;
+      for (;;) {
+        const retryIn = yield* streamOnce(request, callOptions, nextAttempt);
+        if (retryIn === undefined) return;
+        await sleep(retryIn.delayMs, request.abortSignal);
+        nextAttempt = retryIn.attempt + 1;
       }
     },
   };
+
+  /**
+   * One response: its parts, or — for a transient error the provider reported inside the stream
+   * before any part was yielded (Anthropic sends `message_start`, then `overloaded_error`) — when to
+   * ask again, while retries are left. A step that has yielded a part is never asked again.
+   */
+  async function* streamOnce(
+    request: ModelRequest,
+    callOptions: SdkCallOptions,
+    firstAttempt: number,
+  ): AsyncGenerator<ModelStreamPart, { attempt: number; delayMs: number } | undefined> {
+    const { stream, scope, attempt, contentType } = await open(request, callOptions, firstAttempt);
+    const context = { id, timeoutMs, attempt };
+    /** Whether a part went to the engine: from then on this step is never asked again. */
+    let yielded = false;
+    const reader = stream.getReader();
+    let finish: Extract<SdkStreamPart, { type: "finish" }> | undefined;
+    /** The SDK said the body ended without the provider's finish (OpenAI-compatible: an error part). */
+    let endedWithoutFinish = false;
+    let completed = false;
+    /**
+     * Whether anything came from the response's body: the SDK makes `stream-start` itself, and a
+     * `finish` when the body ends without the provider's (with reason `interrupted` or `other`; the
+     * OpenAI-compatible SDK, an `error` part before it: `isEndWithoutFinish`).
+     */
+    let heard = false;
+    try {
+      for (;;) {
+        const next = await readPart(reader.read(), scope, request.abortSignal, context);
+        if (next.done) break;
+        const part = next.value;
+        const sdkOwn = part.type === "stream-start" || part.type === "finish" || (part.type === "error" && isEndWithoutFinish(part.error));
+        if (!sdkOwn) heard = true;
+        switch (part.type) {
+          case "text-delta":
+            if (part.delta !== "") {
+              yielded = true;
+              yield { type: "text-delta", text: part.delta };
+            }
+            break;
+          case "reasoning-delta":
+            if (part.delta !== "") {
+              yielded = true;
+              yield { type: "reasoning-delta", text: part.delta };
+            }
+            break;
+          case "tool-call":
+            // Provider-executed calls (web search…) are the provider's business; we offer none.
+            if (!part.providerExecuted) {
+              yielded = true;
+              yield { type: "tool-call", call: { id: part.toolCallId, name: part.toolName, arguments: part.input } };
+            }
+            break;
+          case "error":
+            throwIfStopped(scope, request.abortSignal, context, part.error);
+            // A chunk the SDK could not parse is a broken stream (a proxy's glitch, a cut line),
+            // not something the provider said: it may well go through next time.
+            if (isUnreadableChunk(part.error)) {
+              throw new ProviderError({
+                code: "stream_interrupted",
+                modelId: id,
+                message: `${id}: stream interrupted: the provider sent a chunk that cannot be read: ${streamErrorDetail(part.error).slice(0, 300)}`,
+                retryable: true,
+                attempts: attempt,
+                cause: part.error,
+              });
+            }
+            // The OpenAI-compatible provider (named endpoints, Ollama) reports a body that ended
+            // without a finish reason as an error part of its own, then a finish: the stream was
+            // cut, as OpenAI's and Anthropic's `interrupted` finish says. Handled with those below.
+            if (isEndWithoutFinish(part.error)) {
+              endedWithoutFinish = true;
+              break;
+            }
+            {
+              // Its `cause` carries the task's code (see readStreamError). Asked again only when
+              // its type is transient and nothing of the step is out yet.
+              const report = readStreamError(part.error);
+              const delayMs = report.transient && !yielded && attempt <= retry.maxRetries
+                ? retryDelayMs({ retry: attempt, retryAfterMs: undefined, policy: retry, random })
+                : undefined;
+              if (delayMs !== undefined) return { attempt, delayMs };
+              throw new ProviderError({
+                code: "stream_error",
+                modelId: id,
+                message: `${id}: provider error in stream${report.transient && !yielded && attempt > 1 ? ` after ${attempt} attempts` : ""}: ${report.detail}`,
+                retryable: report.transient,
+                attempts: attempt,
+                cause: report.cause,
+              });
+            }
+          case "finish":
+            finish = part;
+            break;
+          default:
+            // Block boundaries, tool-input deltas, metadata, sources, pings: nothing the engine uses.
+            break;
+        }
+      }
+      if (!finish || endedWithoutFinish || finish.finishReason.unified === "interrupted") {
+        throwIfStopped(scope, request.abortSignal, context, undefined);
+        // Not a stream cut short but no stream at all: a web page (a wrong baseURL, a proxy's
+        // login page) answered 200. Trying again gets the same page.
+        if (!heard && contentType !== undefined && !/^\s*text\/event-stream\b/i.test(contentType)) {
+          throw new ProviderError({
+            code: "request_failed",
+            modelId: id,
+            message: `${id}: the provider's URL answered with ${oneLineOf(contentType)}, not an event stream: check the provider's baseURL`,
+            retryable: false,
+            attempts: attempt,
+          });
+        }
+        throw new ProviderError({
+          code: "stream_interrupted",
+          modelId: id,
+          message: `${id}: stream interrupted: the response ended before the provider signalled completion`,
+          retryable: true,
+          attempts: attempt,
+        });
+      }
+      completed = true;
+      yield {
+        type: "finish",
+        finishReason: toFinishReason(finish.finishReason.unified),
+        usage: {
+          inputTokens: finish.usage.inputTokens.total ?? 0,
+          outputTokens: finish.usage.outputTokens.total ?? 0,
+        },
+      };
+      return undefined;
+    } finally {
+      // Reached on success, on error, before a retry and when the consumer stops iterating early.
+      // Unless it succeeded, the HTTP request may still be running: abort its signal, which the SDK
+      // hands to `fetch` by contract, and cancel the reader, which reaches the socket only if every
+      // stream wrapper of the provider forwards cancellation. Either alone closes it today.
+      if (completed) scope.dispose();
+      else scope.close();
+      reader.cancel().catch(() => {
+        // The stream already failed or was aborted; its error was handled (or is being thrown) above.
+      });
+    }
+  }
 }
 
 /**
