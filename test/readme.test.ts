@@ -137,7 +137,7 @@ test("the curl and watch.ts walk-through works against `bun run start`, as shown
       return result.stdout.toString().trim().split("\n").map((line) => JSON.parse(line) as { type: string; seq?: number; data: Record<string, unknown> });
     };
     // What the README shows, frame by frame (its ids and timestamps aside).
-    const [full, resumed] = shown.split(/^\$ /m).filter(Boolean).map((part) => part.split("\n").slice(1).filter((line) => line.startsWith("{")));
+    const [full, resumed, ended] = shown.split(/^\$ /m).filter(Boolean).map((part) => part.split("\n").slice(1).filter((line) => line.startsWith("{")));
     const expected = full!.map((line) => JSON.parse(line.replaceAll("…", "")) as { type: string; seq?: number; data: Record<string, unknown> });
     const frames = watch(task.id as string);
     expect(frames.map((frame) => [frame.type, frame.seq, frame.data?.event_type])).toEqual(expected.map((frame) => [frame.type, frame.seq, frame.data?.event_type]));
@@ -146,6 +146,10 @@ test("the curl and watch.ts walk-through works against `bun run start`, as shown
     // Resume after seq 5: connected, then the result.
     const after = /\$ bun watch\.ts \S+ (\d+)/.exec(shown)![1]!;
     expect(watch(task.id as string, after).map((frame) => frame.type)).toEqual(resumed!.map((line) => /"type":"(\w+)"/.exec(line)![1]!));
+    // After the last seq of an ended task: connected, and the script ends (it once waited for ever).
+    const last = /\$ bun watch\.ts \S+ (\d+) +# after the result/.exec(shown)![1]!;
+    expect(Number(last)).toBe(frames.at(-1)!.seq!);
+    expect(watch(task.id as string, last).map((frame) => frame.type)).toEqual(ended!.map((line) => /"type":"(\w+)"/.exec(line)![1]!));
   } finally {
     await stop(server.child);
   }
