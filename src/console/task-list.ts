@@ -28,6 +28,8 @@ interface Row {
 export class TaskList {
   private readonly rows = new Map<string, Row>();
   private selected: string | undefined;
+  /** Where the next `unsettled` call starts in the list of rows that have not ended. */
+  private unsettledFrom = 0;
 
   constructor(private readonly list: HTMLUListElement) {}
 
@@ -64,17 +66,25 @@ export class TaskList {
     this.list.replaceChildren();
   }
 
-  /** Rows of tasks that have not ended, apart from `except` (the page just merged), newest first. */
+  /**
+   * Up to `limit` rows of tasks that have not ended, apart from `except` (the page just merged):
+   * the next ones after those of the last call, round the list (newest first), so that with more
+   * than `limit` of them every one is read again within a few polls, the oldest too.
+   */
   unsettled(except: ReadonlySet<string>, limit: number): string[] {
     const ids: string[] = [];
     for (const item of this.list.children) {
       const id = (item as HTMLElement).dataset.task;
       const row = id === undefined ? undefined : this.rows.get(id);
-      if (!row || except.has(row.task.id) || ENDED.has(row.task.status)) continue;
-      ids.push(row.task.id);
-      if (ids.length >= limit) break;
+      if (row && !except.has(row.task.id) && !ENDED.has(row.task.status)) ids.push(row.task.id);
     }
-    return ids;
+    if (ids.length <= limit) {
+      this.unsettledFrom = 0;
+      return ids;
+    }
+    const from = this.unsettledFrom % ids.length;
+    this.unsettledFrom = from + limit;
+    return [...ids.slice(from, from + limit), ...ids.slice(0, Math.max(0, from + limit - ids.length))];
   }
 
   get size(): number {

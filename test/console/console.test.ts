@@ -145,9 +145,19 @@ describe.skipIf(!chromium)("the web console in Chromium", () => {
     expect(page.errors()).toEqual([]);
   });
 
-  test("an older task, below the first page (Load more), that has not ended: its row is read again on each poll until it does", async () => {
-    // A task that waits for an approval (it stays waiting), then a first page's worth of newer ones.
-    const { id } = await server.createTask({ input: "What is 6*7?", agent: "careful" }, auth);
+  test("older tasks, below the first page (Load more), that have not ended: their rows are read again, the oldest too, until they do", async () => {
+    // 25 tasks that wait for an approval (they stay waiting) — more than a poll reads again (20) —
+    // then a first page's worth of newer ones. The oldest waiting one is the one watched.
+    const waiting: string[] = [];
+    for (let index = 0; index < 25; index++) waiting.push((await server.createTask({ input: `What is 6*${index}?`, agent: "careful" }, auth)).id);
+    for (const task of waiting) {
+      const deadline = performance.now() + 15_000;
+      while ((await rest<{ status: string }>(`/tasks/${task}`)).status !== "waiting") {
+        if (performance.now() > deadline) throw new Error(`task ${task} did not wait`);
+        await Bun.sleep(20);
+      }
+    }
+    const id = waiting[0]!;
     const newer = await Promise.all(Array.from({ length: 50 }, (_, index) => server.createTask({ input: `What is ${index}+1?` }, auth)));
     for (const task of newer) {
       const deadline = performance.now() + 15_000;
@@ -163,7 +173,9 @@ describe.skipIf(!chromium)("the web console in Chromium", () => {
     await page.click("#load-more");
     await page.waitFor(`${row} === "waiting"`, "the older task, from Load more");
     await rest(`/tasks/${id}/cancel`, { method: "POST" });
-    await page.waitFor(`${row} === "cancelled"`, "its cancelled status, without a reload", 10_000);
+    // Read again within two polls of 20 (3 s each); before, only the newest 20 ever were.
+    await page.waitFor(`${row} === "cancelled"`, "its cancelled status, without a reload", 12_000);
+    for (const other of waiting.slice(1)) await rest(`/tasks/${other}/cancel`, { method: "POST" });
     expect(page.errors()).toEqual([]);
   });
 
