@@ -230,6 +230,8 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
   /** Ctrl-C's cancel did not reach the server: the exit code says the server could not be reached. */
   let cancelFailed = false;
   let interrupts = 0;
+  /** Ctrl-C's cancel: not asked for, asked (no answer yet), or answered by the server. */
+  let cancel: "none" | "asked" | "answered" = "none";
 
   /** A message for the person: stderr, with the live region out of its way. */
   const say = (text: string) => {
@@ -241,8 +243,12 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
     interrupts++;
     prompting?.abort();
     if (options.cancelOnInterrupt && interrupts === 1) {
-      say(`agentkit: cancelling task ${taskId} (Ctrl-C again to detach and leave it running)`);
-      client.tasks.cancel(taskId).catch((error: unknown) => {
+      say(`agentkit: cancelling task ${taskId} (Ctrl-C again to stop waiting for it)`);
+      cancel = "asked";
+      client.tasks.cancel(taskId).then(() => {
+        cancel = "answered";
+      }, (error: unknown) => {
+        cancel = "none";
         // Nothing will come of waiting (the server is away, or refused): say so and stop here.
         if (detached || watching.signal.aborted) return;
         cancelFailed = true;
@@ -253,7 +259,14 @@ async function stream(client: AgentkitClient, taskId: string, options: StreamOpt
       return;
     }
     detached = true;
-    say(`agentkit: detached; task ${taskId} goes on (agentkit watch ${taskId} to follow it, agentkit cancel ${taskId} to stop it)`);
+    // A cancel already sent cannot be taken back: say what it may still do rather than "goes on".
+    say(
+      cancel === "answered"
+        ? `agentkit: detached; task ${taskId} is being cancelled (agentkit watch ${taskId} to see it end)`
+        : cancel === "asked"
+          ? `agentkit: detached; the cancel already sent may still stop task ${taskId} (agentkit watch ${taskId} to follow it)`
+          : `agentkit: detached; task ${taskId} goes on (agentkit watch ${taskId} to follow it, agentkit cancel ${taskId} to stop it)`,
+    );
     watching.abort();
   });
   const lines = createLineReader(io.stdin);

@@ -250,7 +250,7 @@ describe("run", () => {
     run.child.kill("SIGINT");
     const { code, stdout, stderr } = await run.finished();
     expect(code).toBe(130);
-    expect(stderr).toBe(`agentkit: cancelling task ${id} (Ctrl-C again to detach and leave it running)\n`);
+    expect(stderr).toBe(`agentkit: cancelling task ${id} (Ctrl-C again to stop waiting for it)\n`);
     expect(stdout).toContain("■ cancelled");
     expect((await task(id)).status).toBe("cancelled");
   });
