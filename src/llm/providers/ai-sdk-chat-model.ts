@@ -202,7 +202,7 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
                 code: "stream_error",
                 modelId: id,
                 message: `${id}: provider error in stream${report.transient && !yielded && attempt > 1 ? ` after ${attempt} attempts` : ""}: ${report.detail}`,
-                retryable: report.transient,
+                retryable: report.transient && !yielded,
                 attempts: attempt,
                 cause: report.cause,
               });
