@@ -1395,7 +1395,10 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
           ) AS queued
           LIMIT 1
         )
-        UPDATE tasks SET status = 'running', started_at = coalesce(tasks.started_at, ${startedAt}::timestamptz),
+        -- started_at: not before the claim really happened (clock_timestamp(), read after this
+        -- statement's snapshot): startedAt was read before the query waited for a connection, and a
+        -- thread's next task could show a start 2 ms before its predecessor's finish, which it saw.
+        UPDATE tasks SET status = 'running', started_at = coalesce(tasks.started_at, greatest(${startedAt}::timestamptz, clock_timestamp())),
           attempt = tasks.attempt + 1, lease_owner = ${node},
           lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
         FROM picked
