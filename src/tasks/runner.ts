@@ -893,7 +893,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   let countedSinceRefresh = 0;
   /**
    * When each task `ensureCapacity` counted and `submit` has not yet taken was counted (oldest
-   * first): its insert is on its way. One that never comes (the insert failed) is forgotten after
+   * first): its insert (and on one node, an AG-UI run's stream) is on its way. One that never comes (the insert failed) is forgotten after
    * `IN_FLIGHT_MS`.
    */
   const inFlight: number[] = [];
@@ -1257,14 +1257,23 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       // its thread's earlier task (a busy thread let a client queue without bound). A limit of 0
       // takes a task only while nothing is queued and a slot is free (it starts at once, unless its
       // thread is busy: then it is the one task queued).
-      if (queue.length >= options.maxQueuedTasks && (running >= options.maxConcurrentTasks || queue.length > 0)) {
+      // Tasks admitted and not yet submitted count too: an AG-UI run is submitted only once its
+      // stream is attached (after a replay's wait), and 60 runs admitted meanwhile all got in. Those
+      // that a free slot will start are not queued.
+      const now = performance.now();
+      while (inFlight.length > 0 && now - inFlight[0]! > IN_FLIGHT_MS) inFlight.shift();
+      const admitting = inFlight.length;
+      const waiting = queue.length + Math.max(0, admitting - Math.max(0, options.maxConcurrentTasks - running));
+      if (waiting >= options.maxQueuedTasks && (running + admitting >= options.maxConcurrentTasks || waiting > 0)) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }
+      inFlight.push(now);
     },
 
     releaseCapacity() {
-      if (!cluster || inFlight.length === 0) return;
+      if (inFlight.length === 0) return;
       inFlight.pop();
+      if (!cluster) return;
       queuedCount = Math.max(0, queuedCount - 1);
       countedSinceRefresh = Math.max(0, countedSinceRefresh - 1);
     },
@@ -1279,6 +1288,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         void claim();
         return;
       }
+      inFlight.shift(); // counted by `ensureCapacity`: now in the queue (or running)
       const entry = track(task, false);
       queue.push(entry);
       pump();

@@ -414,4 +414,33 @@ describe("the queue limit", () => {
     await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (3 waiting)");
     await runner.cancel(head.id);
   });
+
+  test("tasks admitted and not yet submitted count (an AG-UI run is submitted once its stream is attached): a burst gets a slot's and the queue's worth, no more", async () => {
+    const store = createSqliteStore({ dataDir: ":memory:" });
+    const agents = createAgentPool({
+      definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
+      models: createModelResolver({}),
+      tools: builtinTools(),
+      mcpServers: [],
+    });
+    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks: 1, maxQueuedTasks: 2 });
+    rigs.push({ store, runner, published: [] });
+    // 60 admissions before any submit: one will start in the free slot, two will queue.
+    const admitted = await Promise.allSettled(Array.from({ length: 60 }, () => runner.ensureCapacity()));
+    expect(admitted.filter((result) => result.status === "fulfilled")).toHaveLength(3);
+    expect(admitted.filter((result) => result.status === "rejected").map((result) => (result as PromiseRejectedResult).reason.code)).toEqual(Array(57).fill("queue_full"));
+    // One of them is not stored after all: its place is free again.
+    runner.releaseCapacity();
+    await runner.ensureCapacity();
+    await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (2 waiting)");
+    const tasks = [];
+    for (let index = 0; index < 3; index++) {
+      const task = await store.createTask({ id: crypto.randomUUID(), owner: "test", agent: "bench", input: JSON.stringify({ steps: 1, delay_ms: 60_000 }), metadata: {}, createdAt: new Date() });
+      runner.submit(task);
+      tasks.push(task);
+    }
+    expect(runner.stats()).toMatchObject({ running: 1, queued: 2 });
+    await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (2 waiting)");
+    for (const task of tasks) await runner.cancel(task.id);
+  });
 });
