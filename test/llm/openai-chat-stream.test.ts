@@ -285,6 +285,41 @@ describe("a stream cut short, through each OpenAI-speaking provider kind", () =>
   }
 
   for (const kind of ["openai", "endpoint", "ollama"] as const) {
+    test(`${kind}: the role chunk, then the connection breaks before any output (a reasoning model thinking): stream_interrupted, tried again — not the provider's word`, async () => {
+      // The OpenAI SDK reads ahead to the first output chunk; a break there reached us wrapped as
+      // "Failed to process successful response" and was taken for an error the provider reported.
+      const cutFirst = (index: number) => {
+        if (index > 0) return sseResponse(openAiTextAnswer(["recovered"]));
+        const encoder = new TextEncoder();
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(encoder.encode(openAiChunk({ role: "assistant", content: "" })));
+            setTimeout(() => controller.error(new Error("connection lost")), 100);
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      };
+      provider = startLoopbackProvider((_request, index) => cutFirst(index));
+      const { error } = await run(modelOf(kind, provider.url));
+      expect(error).toBeInstanceOf(ProviderError);
+      expect({ code: error.code, retryable: error.retryable }).toEqual({ code: "stream_interrupted", retryable: true });
+      expect(error.message).toStartWith(`${idOf[kind]}: stream interrupted`);
+      expect(error.message).not.toContain("provider error");
+      expect(error.message).not.toContain("verbose: true"); // the runtime's advice to programmers
+      provider.stop();
+      // With retries: asked again, and the answer comes.
+      provider = startLoopbackProvider((_request, index) => cutFirst(index));
+      const factories = createProviderFactories({
+        env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1`, OLLAMA_HOST: provider.url },
+        endpoints: [{ name: "local", baseURL: `${provider.url}/v1` }],
+        retry: { maxRetries: 2, initialDelayMs: 1 },
+      });
+      const model = kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
+      const parts = await collect(model.stream(request([{ role: "user", content: "Hi" }])));
+      expect(parts[0]).toEqual({ type: "text-delta", text: "recovered" });
+      expect(provider.requests).toHaveLength(2);
+    });
+
     test(`${kind}: one chunk, then the body ends (no finish reason): stream_interrupted, retryable`, async () => {
       provider = startLoopbackProvider(() => sseResponse([openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half an ans" })]));
       const { seen, error } = await run(modelOf(kind, provider.url));

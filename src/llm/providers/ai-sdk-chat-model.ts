@@ -119,8 +119,9 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
 
   /**
    * One response: its parts, or — for a transient error the provider reported inside the stream
-   * before any part was yielded (Anthropic sends `message_start`, then `overloaded_error`) — when to
-   * ask again, while retries are left. A step that has yielded a part is never asked again.
+   * before any part was yielded (Anthropic sends `message_start`, then `overloaded_error`), or a
+   * stream cut before then — when to ask again, while retries are left. A step that has yielded a
+   * part is never asked again.
    */
   async function* streamOnce(
     request: ModelRequest,
@@ -246,6 +247,14 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
         },
       };
       return undefined;
+    } catch (error) {
+      // A stream cut before any of the step went out (the connection broke, the body ended with
+      // nothing in it) is a network error before the output: asked again while retries are left.
+      if (error instanceof ProviderError && error.code === "stream_interrupted" && !yielded && !request.abortSignal.aborted && attempt <= retry.maxRetries) {
+        const delayMs = retryDelayMs({ retry: attempt, retryAfterMs: undefined, policy: retry, random });
+        if (delayMs !== undefined) return { attempt, delayMs };
+      }
+      throw error;
     } finally {
       // Reached on success, on error, before a retry and when the consumer stops iterating early.
       // Unless it succeeded, the HTTP request may still be running: abort its signal, which the SDK

@@ -10,7 +10,7 @@ import { isRetryableStatus, retryAfterMs } from "./retry-policy.ts";
 
 /** One failed attempt to open a model stream (before any of it reached the engine). */
 export interface RequestFailure {
-  code: Extract<ProviderErrorCode, "http_error" | "network_error" | "timeout" | "request_failed" | "stream_error">;
+  code: Extract<ProviderErrorCode, "http_error" | "network_error" | "timeout" | "request_failed" | "stream_error" | "stream_interrupted">;
   status: number | undefined;
   retryable: boolean;
   /** What the provider asked for via `Retry-After` / `retry-after-ms`, in ms. */
@@ -28,6 +28,13 @@ export function classifyRequestFailure(error: unknown, timedOut: boolean): Reque
   if (timedOut) {
     return { code: "timeout", status: undefined, retryable: true, retryAfterMs: undefined, detail: "no response" };
   }
+  if (APICallError.isInstance(error) && isEventStream(error.responseHeaders) && error.data === undefined && error.responseBody === undefined && error.cause !== undefined) {
+    // A 200 event stream that broke while the SDK read ahead for an early error (OpenAI's reads up
+    // to the first output: a reasoning model's role chunk, then minutes of thinking): the SDK wraps
+    // the transport's failure as "Failed to process successful response". Nothing reached the
+    // engine: a cut, tried again like one before the response.
+    return { code: "stream_interrupted", status: undefined, retryable: true, retryAfterMs: undefined, detail: messageWithCauses(error.cause) };
+  }
   if (APICallError.isInstance(error) && isEventStream(error.responseHeaders)) {
     // The response was a 200 event stream whose first event was an error: the SDK (OpenAI's,
     // Anthropic's) throws it as an HTTP error with a status of its own making (500 for a type it
@@ -44,7 +51,7 @@ export function classifyRequestFailure(error: unknown, timedOut: boolean): Reque
         status,
         retryable: error.isRetryable,
         retryAfterMs: undefined,
-        detail: error.message,
+        detail: withoutRuntimeHint(error.message),
       };
     }
     return {
@@ -72,6 +79,8 @@ export function requestFailureError(options: {
   const message =
     failure.code === "stream_error"
       ? `${modelId}: provider error in stream${attempts === 1 ? "" : ` ${after}`}: ${failure.detail}`
+      : failure.code === "stream_interrupted"
+      ? `${modelId}: stream interrupted ${after}: ${failure.detail}`
       : failure.code === "http_error"
       ? `${modelId}: HTTP ${failure.status} ${after}: ${failure.detail}`
       : failure.code === "network_error"
@@ -172,11 +181,17 @@ export function messageWithCauses(error: unknown): string {
   const seen = new Set<unknown>();
   for (let current = error; current !== undefined && current !== null && !seen.has(current); ) {
     seen.add(current);
-    const message = streamErrorDetail(current).trim();
+    const message = withoutRuntimeHint(streamErrorDetail(current)).trim();
     if (message !== "" && !messages.some((earlier) => earlier.includes(message))) messages.push(message);
     current = current instanceof Error ? current.cause : undefined;
   }
   return messages.join(": ");
+}
+
+/** Bun's advice to the programmer at the end of a fetch error ("For more information, pass `verbose: true` …"): not for a task's reader. */
+function withoutRuntimeHint(message: string): string {
+  const hint = message.indexOf(" For more information, pass `verbose: true`");
+  return hint === -1 ? message : message.slice(0, hint);
 }
 
 /** A readable message for an error part inside a stream (its shape is provider-defined). */
