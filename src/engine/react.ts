@@ -60,7 +60,7 @@ export function outputFeedback(message: string, kind: OutputProblem = "schema"):
     case "truncated":
       return "Your answer was cut off at the output token limit. Reply again with a complete answer that fits: shorter, or in fewer words.";
     case "schema":
-      return `Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema.`;
+      return `Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema, no prose around it.`;
   }
 }
 

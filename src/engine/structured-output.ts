@@ -93,7 +93,8 @@ export function compileOutputSchema(schema: unknown): OutputValidator {
         const reason = error instanceof Error ? error.message : String(error);
         return {
           ok: false,
-          message: truncate(`The final answer is not valid JSON (${reason}). Answer with only a JSON value matching the output schema, no prose around it.`),
+          // For people (it becomes the task's error when retries run out); the model's instruction is outputFeedback's.
+          message: truncate(`The final answer is not valid JSON (${reason}).`),
         };
       }
       const errors: ValidationError[] = [];

@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { compileOutputSchema, MAX_OUTPUT_MESSAGE_CHARS, stripJsonFence } from "../../src/engine/structured-output.ts";
+import { outputFeedback } from "../../src/engine/react.ts";
 
 const person = compileOutputSchema({
   type: "object",
@@ -36,10 +37,11 @@ describe("check", () => {
     expect(stripJsonFence("plain")).toBe("plain");
   });
 
-  test("not JSON: says so and what to do", () => {
+  test("not JSON: says so, for people (the task's error when retries run out); what to do is the model's feedback", () => {
     const message = failure(person.check("The answer is Ada, 36."));
-    expect(message).toStartWith("The final answer is not valid JSON (");
-    expect(message).toContain("Answer with only a JSON value matching the output schema");
+    expect(message).toMatch(/^The final answer is not valid JSON \(.+\)\.$/);
+    expect(message).not.toContain("Answer with");
+    expect(outputFeedback(message)).toBe(`Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema, no prose around it.`);
   });
 
   test("every problem with its path", () => {
