@@ -223,6 +223,29 @@ describe("send", () => {
     expect(JSON.parse(text).result.task.artifacts[0].parts[0].text).toBe("1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 = 55");
   });
 
+  test("refused for a full queue: a message without contextId leaves no empty thread behind (a client retrying made one per attempt)", async () => {
+    const full = await startTestServer({ agents: [{ name: "held", model: "demo/bench", tools: ["calculator"] }], config: { apiKey: KEY, maxConcurrentTasks: 1, maxQueuedTasks: 0 } });
+    try {
+      const auth = { authorization: `Bearer ${KEY}` };
+      const busy = await full.createTask({ input: '{"steps":1,"delay_ms":600000}' }, auth);
+      const threads = async () => ((await (await full.http("/threads?limit=100", { headers: auth })).json()) as { threads: unknown[] }).threads.length;
+      const before = await threads();
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const response = await full.http("/a2a/held", {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: attempt, method: "SendMessage", params: { message: { messageId: `m${attempt}`, role: "ROLE_USER", parts: [{ text: "hi" }] } } }),
+        });
+        const answer = (await response.json()) as Json;
+        expect(answer.error?.message).toContain("queue is full");
+      }
+      expect(await threads()).toBe(before);
+      await full.http(`/tasks/${busy.id}/cancel`, { method: "POST", headers: auth });
+    } finally {
+      await full.close();
+    }
+  });
+
   test("blocking: the response's headers come at once, not when the task ends (a client may time out waiting for headers)", async () => {
     const sent = server.http("/a2a/held", {
       method: "POST",

@@ -267,7 +267,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     if (message.taskId) return continueTask(call, message);
     if (message.text.trim() === "") throw new RpcError(RpcCode.invalidParams, "The message has no text");
     const { principal, agent } = call;
-    let threadId: string;
+    let threadId: string | undefined;
     if (message.contextId) {
       if (message.contextId.length > 128) throw new RpcError(RpcCode.invalidParams, "contextId must be at most 128 characters");
       // The caller's context, or its task's (which becomes a thread), or a new one it names.
@@ -292,10 +292,10 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         // Newest first, so no queued one starts while its predecessor is being cancelled.
         if (policy === "interrupt") for (const task of [...busy].reverse()) await deps.runner.cancel(task.id);
       }
-    } else {
-      threadId = (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id;
     }
-    const task = await admitTask(deps.runner, () =>
+    // A new context's thread is made once the task is admitted: a refused message (queue full)
+    // leaves no empty thread behind — a client retrying against a full queue made one per attempt.
+    const task = await admitTask(deps.runner, async () =>
       store.createTask({
         id: newTaskId(),
         owner: principal.id,
@@ -303,7 +303,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         input: message.text,
         metadata: { [MESSAGE_ID_KEY]: message.messageId },
         createdAt: now(),
-        threadId,
+        threadId: threadId ?? (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id,
       }),
     );
     deps.runner.submit(task);
