@@ -19,16 +19,20 @@ type JsonSchema = Record<string, unknown>;
 /** What each close code means, and whether a client should reconnect (with `after=<last seq>`). */
 export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reconnect: boolean }> = {
   normal: { meaning: "Normal closure", reconnect: false },
-  goingAway: { meaning: "The server is shutting down: reconnect with after=<last seq> (to another node, or once it is back)", reconnect: true },
+  goingAway: {
+    meaning: "The server is shutting down, or its store could not be read as the watch began (an 'unavailable' error frame first): reconnect with after=<last seq> (to another node, or once it is back)",
+    reconnect: true,
+  },
   policyViolation: { meaning: "The client sent more than 200 messages in one second", reconnect: false },
   tooBig: { meaning: "A client frame was larger than AGENTKIT_MAX_FRAME_BYTES (closed by Bun's WebSocket, with no error frame)", reconnect: false },
   serverError: { meaning: "A server fault", reconnect: false },
-  badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event) or task id", reconnect: false },
+  badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event), or a task id of no possible length (empty, or over 128 characters); a well-formed unknown id is 4404", reconnect: false },
   unauthorized: { meaning: "Missing or wrong key", reconnect: false },
   forbidden: { meaning: "Reserved; not sent by this version (a share token's refused requests get a 'forbidden' error frame, and the connection stays open)", reconnect: false },
   notFound: { meaning: "No such task (or another key's)", reconnect: false },
   tooSlow: {
-    meaning: "Too slow: more than AGENTKIT_SLOW_CLIENT_BYTES stayed queued unread for AGENTKIT_SLOW_CLIENT_GRACE_MS (or 4× that, at least 2 MiB, at once); reconnect with after=<last seq>",
+    meaning:
+      "Too slow: more than AGENTKIT_SLOW_CLIENT_BYTES stayed queued unread for AGENTKIT_SLOW_CLIENT_GRACE_MS (or 4× that, at least 2 MiB, at once); sent once the client has read what was queued (one that reads none of it for a heartbeat period more is cut off without a close frame: 1006); reconnect with after=<last seq>",
     reconnect: true,
   },
   heartbeatTimeout: { meaning: "Nothing heard from the client (not even a pong) for the heartbeat period; reconnect with after=<last seq>", reconnect: true },

@@ -228,3 +228,32 @@ describe("liveness", () => {
     expect(closeCode(frames.at(-1)!)).toBe(4408);
   });
 });
+
+describe("the store out of reach as a watch begins", () => {
+  test("the watcher gets `unavailable` and 1001 (reconnect), not 1011 (do not retry); once the store answers, the same watch works", async () => {
+    let failing = false;
+    const storeDown = () => Object.assign(new Error("disk I/O error"), { name: "SQLiteError", code: "SQLITE_IOERR_READ" });
+    server = await startTestServer({
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, property) {
+            const value = Reflect.get(target, property, target);
+            if (typeof value !== "function" || !failing || (property !== "getTask" && property !== "events")) return value;
+            return async () => {
+              throw storeDown();
+            };
+          },
+        }),
+    });
+    const task = await server.createTask({ input: "What is 2+2?" });
+    await (await server.watch(task.id)).result(); // ended: a watch reads it from the store
+    failing = true;
+    const socket = await server.watch(task.id);
+    expect((await socket.closed).code).toBe(1001);
+    expect(socket.frames).toEqual([{ type: "error", data: { code: "unavailable", message: "The data store could not be read; try again shortly" } }]);
+    failing = false;
+    // Once the store answers, the same watch works.
+    const again = await server.watch(task.id);
+    expect((await again.result()).data).toMatchObject({ status: "completed" });
+  });
+});
