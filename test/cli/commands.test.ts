@@ -255,6 +255,64 @@ describe("run", () => {
     expect((await task(id)).status).toBe("cancelled");
   });
 
+  test("a second Ctrl-C while run's cancel has no answer yet: it stops waiting, and says the cancel may still stop the task (not that it goes on)", async () => {
+    // A proxy to the server that holds the cancel request; everything else (REST, the watch's WebSocket) passes.
+    const upstream = new URL(server.baseUrl);
+    let releaseCancel!: () => void;
+    const cancelHeld = new Promise<void>((resolve) => (releaseCancel = resolve));
+    const proxy = Bun.serve<{ url: string; upstream?: WebSocket; pending: (string | Uint8Array)[] }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(request, bunServer) {
+        const url = new URL(request.url);
+        url.host = upstream.host;
+        if (request.headers.get("upgrade") === "websocket") {
+          url.protocol = "ws:";
+          return bunServer.upgrade(request, { data: { url: url.href, pending: [] } }) ? undefined : new Response("no", { status: 400 });
+        }
+        if (request.method === "POST" && url.pathname.endsWith("/cancel")) await cancelHeld;
+        return fetch(url, { method: request.method, headers: request.headers, body: request.body, redirect: "manual" });
+      },
+      websocket: {
+        open(ws) {
+          const far = new WebSocket(ws.data.url);
+          ws.data.upstream = far;
+          far.onopen = () => {
+            for (const message of ws.data.pending) far.send(message);
+          };
+          far.onmessage = (event) => ws.send(event.data as string);
+          far.onclose = () => ws.close();
+        },
+        message(ws, message) {
+          const far = ws.data.upstream!;
+          if (far.readyState === WebSocket.OPEN) far.send(message);
+          else ws.data.pending.push(message);
+        },
+        close(ws) {
+          ws.data.upstream?.close();
+        },
+      },
+    });
+    try {
+      const run = start(["run", "tell me a long story", "--agent", "slow", "--url", `http://127.0.0.1:${proxy.port}`]);
+      await run.waitFor("task ");
+      const id = /task ([0-9a-f-]{36})/.exec(run.stdout())![1]!;
+      run.child.kill("SIGINT");
+      await until(() => run.stderr().includes("cancelling task"), "the first Ctrl-C's line", 10_000);
+      run.child.kill("SIGINT");
+      const { code, stderr } = await run.finished();
+      expect(code).toBe(130);
+      expect(stderr).toContain(`agentkit: detached; the cancel already sent may still stop task ${id} (agentkit watch ${id} to follow it)`);
+      expect(stderr).not.toContain("goes on");
+      // The cancel was sent: once it gets through, the task ends cancelled.
+      releaseCancel();
+      await until(async () => (await task(id)).status === "cancelled", "the held cancel to land", 10_000);
+    } finally {
+      releaseCancel();
+      proxy.stop(true);
+    }
+  });
+
   test("Ctrl-C while the server is away: the cancel cannot be sent — one line says so, and the command ends (exit 3) instead of waiting on", async () => {
     const away = await startTestServer({ agents: [{ name: "slow", model: "demo/slow", tools: ["calculator"] }] });
     const run = start(["run", "tell me a long story", "--agent", "slow", "--url", away.baseUrl]);
