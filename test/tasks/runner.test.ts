@@ -388,7 +388,8 @@ describe("a run's end the store refuses", () => {
 });
 
 describe("the queue limit", () => {
-  test("holds while a slot is free but what is queued waits for its thread's earlier task", async () => {
+  /** A runner with these limits, its store in memory, the bench agent, nobody watching. */
+  function limited(maxConcurrentTasks: number, maxQueuedTasks: number) {
     const store = createSqliteStore({ dataDir: ":memory:" });
     const agents = createAgentPool({
       definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
@@ -396,8 +397,13 @@ describe("the queue limit", () => {
       tools: builtinTools(),
       mcpServers: [],
     });
-    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks: 2, maxQueuedTasks: 3 });
+    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks, maxQueuedTasks });
     rigs.push({ store, runner, published: [] });
+    return { store, runner };
+  }
+
+  test("holds while a slot is free but what is queued waits for its thread's earlier task", async () => {
+    const { store, runner } = limited(2, 3);
     await store.createThread({ id: "thr", owner: "test", createdAt: new Date() });
     const onThread = async (input: object) => {
       await runner.ensureCapacity();
@@ -416,15 +422,7 @@ describe("the queue limit", () => {
   });
 
   test("tasks admitted and not yet submitted count (an AG-UI run is submitted once its stream is attached): a burst gets a slot's and the queue's worth, no more", async () => {
-    const store = createSqliteStore({ dataDir: ":memory:" });
-    const agents = createAgentPool({
-      definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
-      models: createModelResolver({}),
-      tools: builtinTools(),
-      mcpServers: [],
-    });
-    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks: 1, maxQueuedTasks: 2 });
-    rigs.push({ store, runner, published: [] });
+    const { store, runner } = limited(1, 2);
     // 60 admissions before any submit: one will start in the free slot, two will queue.
     const admitted = await Promise.allSettled(Array.from({ length: 60 }, () => runner.ensureCapacity()));
     expect(admitted.filter((result) => result.status === "fulfilled")).toHaveLength(3);
