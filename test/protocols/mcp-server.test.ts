@@ -372,6 +372,29 @@ describe("agentkit as an MCP server", () => {
     });
   });
 
+  test("a cancel that finds no call is remembered 2 s only, and a late one (its call has ended) not at all: a later call reusing the id is not cancelled", () => {
+    let clock = 0;
+    const calls = createCallRegistry({ now: () => clock });
+    const cancelled: string[] = [];
+    // A call answers; its client's cancel, racing the answer, comes after: late, dropped.
+    const forget = calls.register(callKey("alice", "", 1), (reason) => cancelled.push(`first:${reason}`));
+    forget();
+    clock += 10;
+    expect(calls.cancel(callKey("alice", "", 1), "late")).toBe(false);
+    clock += 5_000;
+    calls.register(callKey("alice", "", 1), (reason) => cancelled.push(`second:${reason}`));
+    // A stray cancel for an id nobody used: gone after 2 s.
+    expect(calls.cancel(callKey("alice", "", 2), "stray")).toBe(false);
+    clock += 2_001;
+    calls.register(callKey("alice", "", 2), (reason) => cancelled.push(`third:${reason}`));
+    return Promise.resolve().then(() => {
+      expect(cancelled).toEqual([]);
+      // The calls in flight are still cancelled by their own cancels.
+      expect(calls.cancel(callKey("alice", "", 1), "now")).toBe(true);
+      expect(cancelled).toEqual(["second:now"]);
+    });
+  });
+
   test("initialize hands out a session id; the SDK client sends it back", async () => {
     await start();
     const { client, transport } = await connect();

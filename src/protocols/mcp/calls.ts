@@ -5,8 +5,10 @@
  * `Mcp-Session-Id` agentkit hands out at `initialize`; empty for a client that sends none) and
  * its JSON-RPC request id: another key can never cancel a call, whatever ids it sends.
  *
- * A cancel that arrives before its call was registered (both requests raced) is remembered for a
- * minute, and the call is cancelled as it registers.
+ * A cancel that arrives before its call was registered (both requests raced: milliseconds) is
+ * remembered for 2 s, and the call is cancelled as it registers. A cancel for a call that has just
+ * ended (it raced the answer) is late, not early: dropped — remembered, it cancelled the next call
+ * that reused the id (a client without a session sends the same ids every time).
  */
 export type CallKey = string;
 
@@ -22,19 +24,26 @@ export interface CallRegistry {
   readonly size: number;
 }
 
-export function createCallRegistry(options: { earlyCancelMs?: number; maxEarly?: number; now?: () => number } = {}): CallRegistry {
-  const earlyCancelMs = options.earlyCancelMs ?? 60_000;
+export function createCallRegistry(options: { earlyCancelMs?: number; endedMs?: number; maxEarly?: number; now?: () => number } = {}): CallRegistry {
+  const earlyCancelMs = options.earlyCancelMs ?? 2_000;
+  const endedMs = options.endedMs ?? 60_000;
   const maxEarly = options.maxEarly ?? 1_000;
   const now = options.now ?? (() => performance.now());
   const calls = new Map<CallKey, (reason: string) => void>();
   /** Cancels that found no call yet: key → [when, reason] (insertion order = age). */
   const early = new Map<CallKey, { at: number; reason: string }>();
+  /** Calls that ended lately: key → when (insertion order = age). */
+  const ended = new Map<CallKey, number>();
 
   const prune = () => {
-    const cutoff = now() - earlyCancelMs;
+    const at = now();
     for (const [key, entry] of early) {
-      if (entry.at >= cutoff && early.size <= maxEarly) break;
+      if (entry.at >= at - earlyCancelMs && early.size <= maxEarly) break;
       early.delete(key);
+    }
+    for (const [key, when] of ended) {
+      if (when >= at - endedMs && ended.size <= maxEarly) break;
+      ended.delete(key);
     }
   };
 
@@ -47,6 +56,7 @@ export function createCallRegistry(options: { earlyCancelMs?: number; maxEarly?:
         cancel(reason);
       };
       prune();
+      ended.delete(key);
       const pending = early.get(key);
       if (pending) {
         early.delete(key);
@@ -55,7 +65,11 @@ export function createCallRegistry(options: { earlyCancelMs?: number; maxEarly?:
       calls.set(key, once);
       return () => {
         done = true;
-        if (calls.get(key) === once) calls.delete(key);
+        if (calls.get(key) !== once) return;
+        calls.delete(key);
+        ended.delete(key); // re-inserted: the newest last
+        ended.set(key, now());
+        prune();
       };
     },
     cancel(key, reason) {
@@ -64,6 +78,9 @@ export function createCallRegistry(options: { earlyCancelMs?: number; maxEarly?:
         call(reason);
         return true;
       }
+      prune();
+      if (ended.has(key)) return false; // late: its call has ended
+      early.delete(key);
       early.set(key, { at: now(), reason });
       prune();
       return false;
