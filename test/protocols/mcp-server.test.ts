@@ -357,6 +357,21 @@ describe("agentkit as an MCP server", () => {
     expect((await rest(`/tasks/${running}`, ALICE)).body.status).toBe("completed");
   });
 
+  test("a batch with two requests of one id is refused whole (-32600), no task made; one id per request passes", async () => {
+    await start();
+    const before = ((await (await server!.http("/tasks?limit=100")).json()) as { tasks: unknown[] }).tasks.length;
+    const call = (id: number | string, expression: string) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: AGENTS![0]!.name, arguments: { input: `What is ${expression}?` } } });
+    for (const batch of [[call(7, "6*7"), call(7, "5*5")], [call("a", "1+1"), { jsonrpc: "2.0", method: "notifications/initialized" }, call("a", "2+2")]]) {
+      const response = await server!.http("/mcp", { method: "POST", headers: { accept: "application/json, text/event-stream" }, json: batch });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { code: number; message: string } }).error).toMatchObject({ code: -32600, message: expect.stringContaining("two requests with id") });
+    }
+    expect(((await (await server!.http("/tasks?limit=100")).json()) as { tasks: unknown[] }).tasks.length).toBe(before);
+    // The same id as a number and as a string are two ids.
+    const fine = await server!.http("/mcp", { method: "POST", headers: { accept: "application/json, text/event-stream" }, json: [{ jsonrpc: "2.0", id: 1, method: "tools/list" }, { jsonrpc: "2.0", id: "1", method: "tools/list" }] });
+    expect(fine.status).toBe(200);
+  });
+
   test("a cancel that overtakes its call (raced requests) still cancels it once the call registers", () => {
     const calls = createCallRegistry();
     const cancelled: string[] = [];

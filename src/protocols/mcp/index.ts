@@ -69,8 +69,27 @@ export function registerMcpServer(app: Hono<{ Variables: { principal: Principal 
       } catch {
         return jsonRpcError(400, -32700, "Parse error: Invalid JSON");
       }
+      // Two requests of one batch with one id: both would run, one answer would be lost (the
+      // transport answers by id). Refused whole, as a batch over the size limit is.
+      const duplicate = duplicateRequestId(body);
+      if (duplicate !== undefined) return jsonRpcError(400, -32600, `Invalid Request: the batch has two requests with id ${JSON.stringify(duplicate).slice(0, 100)}`);
       handler ??= import("./mcp-endpoint.ts").then(({ createMcpEndpoint }) => createMcpEndpoint({ ...deps, calls }));
       return (await handler)(c.req.raw, body, c.get("principal"));
     },
   );
+}
+
+/** The first request id a JSON-RPC batch uses twice (requests only: notifications have none), if any. */
+function duplicateRequestId(body: unknown): string | number | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const seen = new Set<string>();
+  for (const message of body) {
+    if (typeof message !== "object" || message === null || !("method" in message) || !("id" in message)) continue;
+    const id = (message as { id: unknown }).id;
+    if (typeof id !== "string" && typeof id !== "number") continue;
+    const key = `${typeof id}:${id}`;
+    if (seen.has(key)) return id;
+    seen.add(key);
+  }
+  return undefined;
 }
