@@ -38,12 +38,17 @@ export interface EventStreams {
    * the next microtask.
    */
   add(close: () => void): () => void;
+  /** A stream was cut off for not reading (SSE, A2A, AG-UI alike): counted by the server's metrics. */
+  slowClosed(): void;
 }
 
-export function createEventStreams(): EventStreams {
+export function createEventStreams(options: { onSlow?: () => void } = {}): EventStreams {
   const open = new Set<() => void>();
   let closing = false;
   return {
+    slowClosed() {
+      options.onSlow?.();
+    },
     closeAll() {
       closing = true;
       for (const close of [...open]) close();
@@ -143,6 +148,7 @@ export function eventStreamResponse(options: EventStreamOptions): Response {
     expiry?.clear();
     unregister?.();
     options.signal?.removeEventListener("abort", clientGone);
+    if (end === "slow") options.registry?.slowClosed();
     try {
       controller.close();
     } catch {

@@ -289,7 +289,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     telemetry,
   });
   let server: Bun.Server<Connection>;
-  const streams = createEventStreams();
+  // Every event stream cut off for not reading (SSE, A2A, AG-UI) counts as an `sse` slow close.
+  const streams = createEventStreams({ onSlow: () => metrics.telemetry.slowClientClosed("sse") });
   const app = createApp({
     store,
     feed,

@@ -58,7 +58,6 @@ export function sseResponse(options: SseOptions): Response {
     signal: options.signal,
     expiresAt: options.expiresAt,
     onClose(end) {
-      if (end === "slow") telemetry.slowClientClosed("sse");
       telemetry.watcherClosed("sse");
       stopListening?.();
       unfollow?.();

@@ -10,6 +10,29 @@ function open(options: { slowClientBytes: number; slowGraceMs?: number; keepAliv
   return { response, stream, ended: ended.promise };
 }
 
+test("the server's registry hears of every stream cut off as slow — SSE, A2A and AG-UI all write through here — and of nothing else", async () => {
+  let slow = 0;
+  const registry = createEventStreams({ onSlow: () => slow++ });
+  const open = (onClose: (end: EventStreamEnd) => void) => {
+    let stream!: EventStream;
+    eventStreamResponse({ slowClientBytes: 1000, registry, start: (started) => void (stream = started), onClose });
+    return stream;
+  };
+  const cut = Promise.withResolvers<EventStreamEnd>();
+  const flooded = open(cut.resolve);
+  flooded.write(`data: ${"a".repeat(700)}\n\n`);
+  flooded.write(`data: ${"b".repeat(700)}\n\n`);
+  expect(await cut.promise).toBe("slow");
+  const done = Promise.withResolvers<EventStreamEnd>();
+  open(done.resolve).close();
+  expect(await done.promise).toBe("ended");
+  const stopping = Promise.withResolvers<EventStreamEnd>();
+  open(stopping.resolve);
+  registry.closeAll();
+  expect(await stopping.promise).toBe("shutdown");
+  expect(slow).toBe(1);
+});
+
 test("a writer past half the limit waits in drained(); reading the body lets it go on; the owner's close ends the stream as 'ended'", async () => {
   const { response, stream, ended } = open({ slowClientBytes: 1000 });
   expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");

@@ -260,6 +260,8 @@ test("a client that stops reading is cut off once more than slowClientBytes stay
   expect(ids).toEqual(ids.map((_, index) => index + 1)); // gapless from the first, no duplicate
   expect(ids.length).toBeLessThan(frames.length); // cut off before the end
   expect(body).not.toContain('"type":"result"');
+  // Counted, once, as an event stream's slow close.
+  expect(await (await server.http("/metrics")).text()).toContain('agentkit_slow_client_closes_total{transport="sse"} 1\n');
   // It resumes where it stopped, with Last-Event-ID, and gets the rest of the ~20 MB log in one
   // stream: the replay goes at the client's pace instead of overrunning the 1 MiB queue.
   const resumed = sse(`/tasks/${task.id}/events`, { "Last-Event-ID": String(ids.at(-1)) });
