@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentDefinition } from "../../src/agents/agent.ts";
 import { loadConfig, type ConfigInput } from "../../src/config/config.ts";
-import { silentLogger } from "../../src/lib/logger.ts";
+import { silentLogger, type Logger } from "../../src/lib/logger.ts";
 import type { ChatModel } from "../../src/llm/model.ts";
 import { createModelResolver } from "../../src/llm/registry.ts";
 import { startServer, type RunningServer } from "../../src/server/serve.ts";
@@ -25,6 +25,8 @@ export interface TestServerOptions {
   wrapStore?: (store: TaskStore) => TaskStore;
   liveTailSize?: number;
   mcpStartWaitMs?: number;
+  /** The server's logger (default: silent). */
+  logger?: Logger;
 }
 
 export interface TestServer extends RunningServer {
@@ -68,7 +70,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const store = options.wrapStore ? options.wrapStore(sqlite) : sqlite;
   const server = await startServer({
     config,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     // Scripted models when given; otherwise the real provider wiring, with an empty environment.
     models: options.models ? resolver : undefined,
     env: {},

@@ -3,6 +3,7 @@
  * it receives is validated with `@ag-ui/core`'s zod schemas (and the client's own verifier, which
  * rejects the run on any protocol violation); the task behind each run is checked over REST.
  */
+import { createLogger } from "../../src/lib/logger.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HttpAgent, verifyEvents, type BaseEvent, type Message } from "@ag-ui/client";
 import { EventSchemas } from "@ag-ui/core/schemas";
@@ -23,9 +24,12 @@ const broken = createScriptedModel([
 ]);
 
 let server: TestServer;
+/** The server's warn and error lines (JSON). */
+const logged: { level: string; msg: string; task?: string; count?: number }[] = [];
 
 beforeAll(async () => {
   server = await startTestServer({
+    logger: createLogger("warn", (line) => void logged.push(JSON.parse(line)), "json"),
     models: { chat, broken },
     agents: [
       { name: "assistant", model: "demo/react", tools: ["calculator"] },
@@ -230,7 +234,12 @@ describe("AG-UI over HttpAgent", () => {
     other.addMessage(userMessage("And 1+1?"));
     expect(await refused(other)).toContain("HTTP 409");
 
-    const second = await run(agent, { resume: [{ interruptId: interrupt.id, status: "resolved", payload: { approved: true } }] });
+    // With 300 entries that name no interrupt and a second one for the same call (a rejection, too
+    // late: the approval before it decided the call): applied once, and one warn line for the rest.
+    const bogus = Array.from({ length: 300 }, (_, index) => ({ interruptId: `made-up-${index}`, status: "resolved" as const, payload: { approved: false } }));
+    const resume = [{ interruptId: interrupt.id, status: "resolved" as const, payload: { approved: true } }, ...bogus, { interruptId: interrupt.id, status: "resolved" as const, payload: { approved: false } }];
+    const second = await run(agent, { resume });
+    expect(logged.filter((line) => line.task === taskId)).toEqual([expect.objectContaining({ level: "warn", count: 301, msg: expect.stringContaining("name no open interrupt") })]);
     expect(taskIdOf(second.events)).toBe(taskId);
     expect(types(second.events)[0]).toBe("RUN_STARTED");
     expect(ofType(second.events, "RUN_FINISHED")[0]).toMatchObject({ outcome: { type: "success" }, result: "6*7 = 42" });

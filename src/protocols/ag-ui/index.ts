@@ -132,23 +132,33 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       byInterrupt.set(toolCallIdOf(task.id, call.callId), call);
       byInterrupt.set(call.callId, call); // a client that kept the plain call id
     }
+    // One warn line per request for what was skipped, however many entries: a resume of 1,000
+    // made-up interrupts wrote 1,000 lines. A call decided by an earlier entry is not decided again.
+    const skipped: string[] = [];
+    const refused: string[] = [];
+    const decided = new Set<string>();
     for (const entry of resume) {
       const call = byInterrupt.get(entry.interruptId);
-      if (!call) {
-        logger.warn("ag-ui: a resume entry names no open interrupt; skipped", { task: task.id, interrupt: entry.interruptId });
+      if (!call || decided.has(call.callId)) {
+        skipped.push(entry.interruptId);
         continue;
       }
+      decided.add(call.callId);
       try {
         await deps.interaction.decide(task.id, principal.id, decisionOf(call, entry));
       } catch (error) {
         // Decided meanwhile by someone else (409), or no longer waiting (404): the stream shows what happened.
         if (error instanceof AgentkitError && (error.code === "conflict" || error.code === "not_found")) {
-          logger.warn("ag-ui: a resume entry could not be applied", { task: task.id, interrupt: entry.interruptId, error: error.message });
+          refused.push(`${entry.interruptId}: ${error.message}`);
           continue;
         }
         throw error;
       }
     }
+    if (skipped.length > 0) {
+      logger.warn("ag-ui: resume entries name no open interrupt (or one already decided); skipped", { task: task.id, count: skipped.length, first: skipped.slice(0, 3) });
+    }
+    if (refused.length > 0) logger.warn("ag-ui: resume entries could not be applied", { task: task.id, count: refused.length, first: refused.slice(0, 3) });
     logger.info("ag-ui: run resumed", { task: task.id, thread: thread.id, run: input.runId });
     return stream(c, input, task, agent, { after, mayWait: true });
   }
