@@ -652,6 +652,14 @@ describe("JSON-RPC", () => {
     const missing = (await rpc("default", { jsonrpc: "2.0", id: "a", method: "GetTask", params: { id: "no-such-task" } })).json;
     expect(missing).toMatchObject({ id: "a", error: { code: -32001, data: [{ reason: "TASK_NOT_FOUND", domain: "a2a-protocol.org" }] } });
     expect((await rpc("default", { jsonrpc: "2.0", id: 5, method: "CreateTaskPushNotificationConfig", params: {} })).json.error.code).toBe(-32003);
+    // An id past 2^53 lost digits in parsing: refused, not echoed as another id.
+    const big = await rpc("default", '{"jsonrpc":"2.0","id":9007199254740993,"method":"GetTask","params":{"id":"x"}}');
+    expect(big.json).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining("2^53") } });
+    // A context id is a thread id: one limit, one message, whatever the length past it.
+    for (const length of [129, 300]) {
+      const long = { jsonrpc: "2.0", id: 7, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", contextId: "c".repeat(length), parts: [{ text: "hi" }] } } };
+      expect((await rpc("default", long)).json.error).toMatchObject({ code: -32602, message: "message.contextId must be a string of at most 128 characters" });
+    }
     const file = { jsonrpc: "2.0", id: 6, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ url: "https://example.com/a.pdf" }] } } };
     expect((await rpc("default", file)).json.error.code).toBe(-32005);
     const unsupported = await server.http("/a2a/default", { method: "POST", headers: { authorization: `Bearer ${KEY}`, "content-type": "text/plain" }, body: "{}" });

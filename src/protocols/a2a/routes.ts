@@ -131,8 +131,9 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
           throw new RpcError(RpcCode.parseError, "Invalid JSON payload");
         }
         if (!isPlainObject(request)) throw new RpcError(RpcCode.invalidRequest, "A JSON-RPC request is an object (batches are not supported)");
-        if (typeof request.id === "string" || (typeof request.id === "number" && Number.isInteger(request.id))) id = request.id;
-        else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer or null");
+        // A number past 2^53 has lost digits in JSON.parse already: echoed, it would not be the client's id.
+        if (typeof request.id === "string" || (typeof request.id === "number" && Number.isSafeInteger(request.id))) id = request.id;
+        else if (request.id !== undefined && request.id !== null) throw new RpcError(RpcCode.invalidRequest, "id must be a string, an integer of at most 2^53 - 1 in size, or null");
         if (request.jsonrpc !== "2.0" || typeof request.method !== "string" || request.method === "") {
           throw new RpcError(RpcCode.invalidRequest, 'Invalid JSON-RPC request: needs "jsonrpc": "2.0" and a method');
         }
@@ -269,7 +270,6 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const { principal, agent } = call;
     let threadId: string | undefined;
     if (message.contextId) {
-      if (message.contextId.length > 128) throw new RpcError(RpcCode.invalidParams, "contextId must be at most 128 characters");
       // The caller's context, or its task's (which becomes a thread), or a new one it names.
       const named = await threadNamed(store, message.contextId, principal, now());
       if ("refused" in named) {

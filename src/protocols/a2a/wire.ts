@@ -278,13 +278,14 @@ export function readMessage(params: Record<string, unknown>, maxChars: number): 
   const text = texts.join("\n\n");
   if (text.length > maxChars) throw new RpcError(RpcCode.invalidParams, `The message's text is longer than ${maxChars} characters`);
   if (!isValidText(text)) throw new RpcError(RpcCode.invalidParams, `The message's text ${INVALID_TEXT}`);
-  const id = (name: string): string | undefined => {
+  // Task and context ids are agentkit's task and thread ids (at most 128 characters); a message id is the client's own.
+  const id = (name: string, max: number): string | undefined => {
     const value = message[name];
     if (value === undefined || value === null || value === "") return undefined;
-    if (typeof value !== "string" || value.length > 256) throw new RpcError(RpcCode.invalidParams, `message.${name} must be a string of at most 256 characters`);
+    if (typeof value !== "string" || value.length > max) throw new RpcError(RpcCode.invalidParams, `message.${name} must be a string of at most ${max} characters`);
     return value;
   };
-  return { messageId: id("messageId") ?? crypto.randomUUID(), taskId: id("taskId"), contextId: id("contextId"), text, data };
+  return { messageId: id("messageId", 256) ?? crypto.randomUUID(), taskId: id("taskId", 128), contextId: id("contextId", 128), text, data };
 }
 
 /** `params.id` of a task method. */
