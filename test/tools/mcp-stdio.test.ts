@@ -58,9 +58,11 @@ describe("MCP over stdio: a healthy server", () => {
   test("lists the server's tools as <server>__<tool>, with the server's JSON Schema for the model", () => {
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       "fixture__add",
+      "fixture__big",
       "fixture__dotted_name",
       "fixture__echo",
       "fixture__fail",
+      "fixture__flood",
       "fixture__hang",
       "fixture__media",
       "fixture__slow",
@@ -196,6 +198,53 @@ describe("MCP over stdio: failures", () => {
       await manager.close();
     }
   }, RESTART_TEST_TIMEOUT_MS);
+
+  test("a server that floods notifications (20,000 at once) is cut off at 1,000 in a second, the call fails clearly, and the server is restarted", async () => {
+    const { manager, log, statuses, started } = startManager([stdioServer("fixture")]);
+    try {
+      await started;
+      const tools = manager.tools("fixture");
+      const statusMark = statuses.entries.length;
+      const outcome = await runTool(tools, "fixture__flood", {});
+      expect(outcome.ok).toBe(false);
+      if (!outcome.ok) expect(outcome.error.code).toBe("execution_failed");
+      expect(log.entries.some((entry) => entry.message === "MCP server connection lost" && entry.fields.reason === "it sent more than 1000 messages in a second; it was stopped")).toBe(true);
+      await statuses.waitFor((status) => status.state === "ready", { since: statusMark, what: "the server to be restarted" });
+      expect(await runTool(tools, "fixture__echo", { text: "back" })).toMatchObject({ ok: true, result: "echo: back" });
+    } finally {
+      await manager.close();
+    }
+  }, RESTART_TEST_TIMEOUT_MS);
+
+  test("a result past the SDK's 10 MiB stdio buffer is said to be that (not 'the server process exited'); the server is restarted", async () => {
+    const { manager, log, statuses, started } = startManager([stdioServer("fixture")]);
+    try {
+      await started;
+      const tools = manager.tools("fixture");
+      const statusMark = statuses.entries.length;
+      const outcome = await runTool(tools, "fixture__big", {});
+      expect(outcome.ok).toBe(false);
+      const lost = await log.waitFor((entry) => entry.message === "MCP server connection lost", { what: "the connection to be lost" });
+      expect(String(lost.fields.reason)).toStartWith("it sent a message larger than the MCP SDK's stdio limit (ReadBuffer exceeded maximum size of 10485760 bytes)");
+      await statuses.waitFor((status) => status.state === "ready", { since: statusMark, what: "the server to be restarted" });
+    } finally {
+      await manager.close();
+    }
+  }, RESTART_TEST_TIMEOUT_MS);
+
+  test("a server offering more than 512 tools: the first 512 are used, with one warning; the log line names 20 and counts the rest", async () => {
+    const { manager, log, started } = startManager([stdioServer("fixture", { env: { FIXTURE_EXTRA_TOOLS: "600" } })]);
+    try {
+      await started;
+      expect(manager.tools("fixture")).toHaveLength(512);
+      expect(log.entries.filter((entry) => entry.message.startsWith("MCP server offers ") && entry.message.includes("the first 512 are used"))).toHaveLength(1);
+      const connected = log.entries.find((entry) => entry.message === "MCP server connected")!;
+      expect(connected.fields.tools).toHaveLength(21);
+      expect((connected.fields.tools as string[]).at(-1)).toBe("… 492 more");
+    } finally {
+      await manager.close();
+    }
+  });
 
   test("a hung server times out with tool_error, fails its health check and is restarted", async () => {
     const { manager, statuses, started } = startManager([stdioServer("fixture", { timeoutMs: 500 })]);

@@ -6,6 +6,7 @@
  * server must never take agentkit down.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { existsSync, readFileSync } from "node:fs";
 import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
@@ -17,7 +18,7 @@ import { mcpResultToObservation, type McpCallResult } from "./mcp-call-result.ts
 import { classifyCallFailure, describeStartFailure } from "./mcp-failure.ts";
 import type { ArgumentsCheck } from "./mcp-input-schema.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
-import { buildToolListing, listAllTools, placeholderTools, type McpListedTool } from "./mcp-tool-listing.ts";
+import { buildToolListing, listAllTools, placeholderTools, toolNamesForLog, type McpListedTool } from "./mcp-tool-listing.ts";
 import { createMcpTransport } from "./mcp-transport.ts";
 
 /**
@@ -71,6 +72,8 @@ interface Connection {
 
 /** A ping that takes longer than this (or the server's own timeout, if shorter) means "hung". */
 const HEALTH_CHECK_TIMEOUT_MS = 5_000;
+/** More messages than this from a server in one second is a flood: it is cut off (see #guardFlood). */
+export const MAX_MESSAGES_PER_SECOND = 1_000;
 const STDERR_TAIL_LINES = 10;
 
 export class McpServerSupervisor {
@@ -217,9 +220,15 @@ export class McpServerSupervisor {
           },
         },
       });
-      client.onerror = (error) => logger.debug("MCP transport error", { server: this.name, error: errorMessage(error) });
+      /** Why the transport gave up, when it did before the close (the SDK closes a stdio server whose message outgrew its read buffer). */
+      let transportFailure: string | undefined;
+      client.onerror = (error) => {
+        const message = errorMessage(error);
+        if (/ReadBuffer exceeded/.test(message)) transportFailure = `it sent a message larger than the MCP SDK's stdio limit (${message}); it was stopped`;
+        logger.debug("MCP transport error", { server: this.name, error: message });
+      };
       client.onclose = () => {
-        const reason = config.transport === "stdio" ? "the server process exited" : "the connection closed";
+        const reason = transportFailure ?? (config.transport === "stdio" ? "the server process exited" : "the connection closed");
         if (connection) this.#connectionLost(connection, reason);
       };
       const requestOptions = { timeout: config.timeoutMs, signal: attemptSignal.signal };
@@ -238,10 +247,11 @@ export class McpServerSupervisor {
       }
       this.#setListing(tools);
       connection = { client, processId: handle.processId(), connectedAt: Date.now() };
+      this.#guardFlood(handle.transport, connection);
       this.#connection = connection;
       this.#connections++;
       this.#lastError = undefined;
-      logger.info("MCP server connected", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
+      logger.info("MCP server connected", { server: this.name, tools: toolNamesForLog(this.#listing) });
       this.#setState("ready");
     } catch (error) {
       // A process that never became a server (it hung in initialize, or start-up was cut short)
@@ -272,7 +282,7 @@ export class McpServerSupervisor {
       const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs });
       if (connection !== this.#connection) return;
       this.#setListing(tools);
-      this.#options.logger.info("MCP server tools changed", { server: this.name, tools: [...this.#listing.values()].map((tool) => tool.name) });
+      this.#options.logger.info("MCP server tools changed", { server: this.name, tools: toolNamesForLog(this.#listing) });
       this.#notifyStatus();
     } catch (error) {
       this.#options.logger.warn("MCP tool list refresh failed", { server: this.name, error: errorMessage(error) });
@@ -294,6 +304,32 @@ export class McpServerSupervisor {
         if (connection.processId !== null) killProcess(connection.processId, this.#options.logger);
       },
     );
+  }
+
+  /**
+   * A server that sends more than MAX_MESSAGES_PER_SECOND messages in a second is cut off and
+   * restarted (with backoff): a stream of notifications kept the event loop reading its pipe, and
+   * agentkit answered nothing else (10 s of flood, 10 s of /health unanswered).
+   */
+  #guardFlood(transport: Transport, connection: Connection): void {
+    const deliver = transport.onmessage;
+    if (!deliver) return;
+    let windowStart = performance.now();
+    let count = 0;
+    transport.onmessage = (message, extra) => {
+      if (connection !== this.#connection) return;
+      const now = performance.now();
+      if (now - windowStart >= 1000) {
+        windowStart = now;
+        count = 0;
+      }
+      if (++count > MAX_MESSAGES_PER_SECOND) {
+        this.#connectionLost(connection, `it sent more than ${MAX_MESSAGES_PER_SECOND} messages in a second; it was stopped`);
+        if (connection.processId !== null) killProcess(connection.processId, this.#options.logger);
+        return;
+      }
+      deliver.call(transport, message, extra);
+    };
   }
 
   #connectionLost(connection: Connection, reason: string): void {

@@ -48,6 +48,13 @@ export async function listAllTools(client: Client, options: { timeout: number; s
  * sanitising, a schema the validator cannot compile, an allowlisted tool the server lacks) are
  * logged; they do not fail the server.
  */
+/**
+ * The most tools agentkit takes from one server. Models take far fewer in one request (OpenAI: 128),
+ * and each tool's schema is compiled on every listing: a server offering 10,000 held the event loop
+ * ~0.9 s per refresh. Past it, the rest are left out with a warning (choose with the `tools` allowlist).
+ */
+export const MAX_TOOLS_PER_SERVER = 512;
+
 export function buildToolListing(
   serverName: string,
   tools: readonly McpToolDefinition[],
@@ -57,8 +64,10 @@ export function buildToolListing(
   const allowed = options.allowlist ? new Set(options.allowlist) : undefined;
   const listing = new Map<string, McpListedTool>();
   const exposedNames = new Set<string>();
+  let offered = 0;
   for (const definition of tools) {
     if (allowed && !allowed.has(definition.name)) continue;
+    if (++offered > MAX_TOOLS_PER_SERVER) continue;
     const name = mcpToolName(serverName, definition.name);
     if (exposedNames.has(name)) {
       logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: serverName, tool: definition.name, name });
@@ -79,10 +88,19 @@ export function buildToolListing(
     const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
     listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check, idempotent: idempotentByHints(definition) });
   }
+  if (offered > MAX_TOOLS_PER_SERVER) {
+    logger.warn(`MCP server offers ${offered} tools: the first ${MAX_TOOLS_PER_SERVER} are used (choose with the server's "tools" allowlist)`, { server: serverName });
+  }
   for (const wanted of allowed ?? []) {
-    if (!listing.has(wanted)) logger.warn("MCP server does not offer a tool its config allows", { server: serverName, tool: wanted });
+    if (!listing.has(wanted) && offered <= MAX_TOOLS_PER_SERVER) logger.warn("MCP server does not offer a tool its config allows", { server: serverName, tool: wanted });
   }
   return listing;
+}
+
+/** A listing's tool names for a log line: all of a few, the first 20 and the count of many. */
+export function toolNamesForLog(listing: ReadonlyMap<string, McpListedTool>): string[] {
+  const names = [...listing.values()].map((tool) => tool.name);
+  return names.length <= 20 ? names : [...names.slice(0, 20), `… ${names.length - 20} more`];
 }
 
 /**
