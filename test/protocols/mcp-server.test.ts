@@ -375,14 +375,14 @@ describe("agentkit as an MCP server", () => {
   test("a cancel that overtakes its call (raced requests) still cancels it once the call registers", () => {
     const calls = createCallRegistry();
     const cancelled: string[] = [];
-    expect(calls.cancel(callKey("alice", "s1", 3), "early")).toBe(false);
+    expect(calls.cancel(callKey("alice", "s1", 3), "early")).toBe("unknown");
     calls.register(callKey("bob", "s1", 3), (reason) => cancelled.push(`bob:${reason}`));
     const forget = calls.register(callKey("alice", "s1", 3), (reason) => cancelled.push(`alice:${reason}`));
     return Promise.resolve().then(() => {
       expect(cancelled).toEqual(["alice:early"]);
       forget();
-      expect(calls.cancel(callKey("bob", "s1", 3), "now")).toBe(true);
-      expect(calls.cancel(callKey("bob", "s1", "3"), "a string id is another id")).toBe(false);
+      expect(calls.cancel(callKey("bob", "s1", 3), "now")).toBe("cancelled");
+      expect(calls.cancel(callKey("bob", "s1", "3"), "a string id is another id")).toBe("unknown");
       expect(cancelled).toEqual(["alice:early", "bob:now"]);
     });
   });
@@ -391,23 +391,57 @@ describe("agentkit as an MCP server", () => {
     let clock = 0;
     const calls = createCallRegistry({ now: () => clock });
     const cancelled: string[] = [];
-    // A call answers; its client's cancel, racing the answer, comes after: late, dropped.
+    // A call answers; its client's cancel, racing the answer, comes 10 ms after: late, dropped —
+    // and the same id's next call, 10 ms later still (well within 2 s), is not cancelled by it.
     const forget = calls.register(callKey("alice", "", 1), (reason) => cancelled.push(`first:${reason}`));
     forget();
     clock += 10;
-    expect(calls.cancel(callKey("alice", "", 1), "late")).toBe(false);
-    clock += 5_000;
-    calls.register(callKey("alice", "", 1), (reason) => cancelled.push(`second:${reason}`));
+    expect(calls.cancel(callKey("alice", "", 1), "late")).toBe("late");
+    clock += 10;
+    const second = calls.register(callKey("alice", "", 1), (reason) => cancelled.push(`second:${reason}`));
     // A stray cancel for an id nobody used: gone after 2 s.
-    expect(calls.cancel(callKey("alice", "", 2), "stray")).toBe(false);
+    expect(calls.cancel(callKey("alice", "", 2), "stray")).toBe("unknown");
     clock += 2_001;
     calls.register(callKey("alice", "", 2), (reason) => cancelled.push(`third:${reason}`));
     return Promise.resolve().then(() => {
       expect(cancelled).toEqual([]);
-      // The calls in flight are still cancelled by their own cancels.
-      expect(calls.cancel(callKey("alice", "", 1), "now")).toBe(true);
+      // The calls in flight are still cancelled by their own cancels; one that ended a minute ago is forgotten.
+      expect(calls.cancel(callKey("alice", "", 1), "now")).toBe("cancelled");
       expect(cancelled).toEqual(["second:now"]);
+      second();
+      clock += 60_001;
+      expect(calls.cancel(callKey("alice", "", 1), "much later")).toBe("unknown");
     });
+  });
+
+  test("a cancel that arrives while the call's task is being made (a slow store) cancels it — also when an earlier call with that id has just ended", async () => {
+    let slowCreate = false;
+    server = await startTestServer({
+      agents: [{ name: "default", model: "demo/slow" }],
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, property) {
+            const value = Reflect.get(target, property, target);
+            if (property !== "createTask" || typeof value !== "function") return value;
+            return async (...args: unknown[]) => {
+              if (slowCreate) await Bun.sleep(400);
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        }),
+    });
+    const post = (body: unknown) =>
+      fetch(`${server!.baseUrl}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" }, body: JSON.stringify(body) });
+    const call = { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "default", arguments: { input: "hi" } } };
+    // A first call with id 5 answers (a client without a session reuses its ids).
+    expect(await (await post(call)).text()).toContain("hi");
+    slowCreate = true;
+    const second = post(call);
+    await Bun.sleep(150); // the second call is being made (its task insert takes 400 ms)
+    expect((await post({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 5, reason: "stop" } })).status).toBe(202);
+    expect(await (await second).text()).not.toContain('"result"'); // no answer: the call was cancelled
+    const { body } = await rest<{ tasks: { id: string; status: string }[] }>("/tasks");
+    expect((await ended(body.tasks[0]!.id)).status).toBe("cancelled");
   });
 
   test("initialize hands out a session id; the SDK client sends it back", async () => {

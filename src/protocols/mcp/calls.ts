@@ -5,7 +5,8 @@
  * `Mcp-Session-Id` agentkit hands out at `initialize`; empty for a client that sends none) and
  * its JSON-RPC request id: another key can never cancel a call, whatever ids it sends.
  *
- * A cancel that arrives before its call was registered (both requests raced: milliseconds) is
+ * A call registers as its request is handled, before its task is made. A cancel that arrives before
+ * that (both requests raced: microseconds; or the call is on another node of a cluster) is
  * remembered for 2 s, and the call is cancelled as it registers. A cancel for a call that has just
  * ended (it raced the answer) is late, not early: dropped — remembered, it cancelled the next call
  * that reused the id (a client without a session sends the same ids every time).
@@ -19,8 +20,11 @@ export function callKey(principal: string, session: string, requestId: string | 
 export interface CallRegistry {
   /** Registers a call; returns the function that forgets it. `cancel` runs at most once. */
   register(key: CallKey, cancel: (reason: string) => void): () => void;
-  /** Cancels the call; false (and remembered for a while) when it is not in flight here. */
-  cancel(key: CallKey, reason: string): boolean;
+  /**
+   * Cancels the call: "cancelled"; "late" when its call has just ended here (dropped); "unknown"
+   * when no such call is in flight here (remembered for a while: it may be on its way).
+   */
+  cancel(key: CallKey, reason: string): "cancelled" | "late" | "unknown";
   readonly size: number;
 }
 
@@ -76,14 +80,14 @@ export function createCallRegistry(options: { earlyCancelMs?: number; endedMs?: 
       const call = calls.get(key);
       if (call) {
         call(reason);
-        return true;
+        return "cancelled";
       }
       prune();
-      if (ended.has(key)) return false; // late: its call has ended
+      if (ended.has(key)) return "late";
       early.delete(key);
       early.set(key, { at: now(), reason });
       prune();
-      return false;
+      return "unknown";
     },
     get size() {
       return calls.size;

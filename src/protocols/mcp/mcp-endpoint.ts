@@ -80,7 +80,8 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
       const key = callKey(principal.id, session, requestId);
       // Not held here: in a cluster the call may be on another node (any node answers any request).
       // A key longer than any agentkit hands out (a session id is a UUID) is not announced.
-      if (!calls.cancel(key, reason ?? "cancelled by the client") && key.length <= MAX_ANNOUNCED_KEY) {
+      // A late cancel (its call has just ended here) is not announced either: elsewhere it would wait for a call reusing the id.
+      if (calls.cancel(key, reason ?? "cancelled by the client") === "unknown" && key.length <= MAX_ANNOUNCED_KEY) {
         deps.runner.announceCallCancel(key, reason ?? "cancelled by the client");
       }
     });
@@ -100,6 +101,12 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
       }
       const { input, thread_id: threadId } = parsed.data;
 
+      // The call ends when the task does; cancelling the call cancels the task. Registered before the
+      // task is made (admission, a database write): a cancel arriving meanwhile finds the call, and
+      // the task is cancelled as soon as it exists.
+      const cancelled = new AbortController();
+      const forget = calls.register(callKey(principal.id, session, extra.requestId), (reason) => cancelled.abort(reason));
+
       // The task, exactly as POST /tasks (or POST /threads/:id/tasks) makes it.
       let task: Task;
       let steered = false;
@@ -109,6 +116,7 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
         steered = created.status === 202;
         task = "steered" in json ? json.task : json;
       } catch (error) {
+        forget();
         // Refusals (queue full, a busy or unknown thread…) are the tool's answer; faults are protocol errors.
         if (error instanceof AgentkitError && error.code !== "internal" && error.code !== "unavailable") {
           return errorResult(`agentkit refused the task (${error.code}): ${error.message}`);
@@ -116,9 +124,6 @@ export function createMcpEndpoint(deps: McpServerDeps & { calls: CallRegistry })
         throw error;
       }
 
-      // The call ends when the task does; cancelling the call cancels the task.
-      const cancelled = new AbortController();
-      const forget = calls.register(callKey(principal.id, session, extra.requestId), (reason) => cancelled.abort(reason));
       const onDisconnect = () => cancelled.abort("the client closed the connection");
       request.signal.addEventListener("abort", onDisconnect, { once: true });
       if (request.signal.aborted) onDisconnect();
