@@ -1395,10 +1395,15 @@ function createStore(sql: SQL, openListener: () => SQL, openPinger: () => SQL): 
           ) AS queued
           LIMIT 1
         )
-        -- started_at: not before the claim really happened (clock_timestamp(), read after this
-        -- statement's snapshot): startedAt was read before the query waited for a connection, and a
-        -- thread's next task could show a start 2 ms before its predecessor's finish, which it saw.
-        UPDATE tasks SET status = 'running', started_at = coalesce(tasks.started_at, greatest(${startedAt}::timestamptz, clock_timestamp())),
+        -- started_at: the node's time, but never before the finish of the thread's task before it
+        -- (which this claim saw end): startedAt is read before the query waits for a connection, and
+        -- a thread's next task showed a start 2 ms before its predecessor's finish. Node clocks only
+        -- (finished_at is a node's too); greatest() skips the NULL of a task in no thread. One row
+        -- read, by tasks_thread (thread_id, row_id), however long the thread.
+        UPDATE tasks SET status = 'running', started_at = coalesce(tasks.started_at, greatest(${startedAt}::timestamptz, (
+            SELECT earlier.finished_at FROM tasks AS earlier
+            WHERE tasks.thread_id IS NOT NULL AND earlier.thread_id = tasks.thread_id AND earlier.row_id < tasks.row_id
+            ORDER BY earlier.row_id DESC LIMIT 1))),
           attempt = tasks.attempt + 1, lease_owner = ${node},
           lease_expires_at = now() + ${leaseLength(leaseMs)}::bigint * interval '1 millisecond'
         FROM picked

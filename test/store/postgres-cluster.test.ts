@@ -136,19 +136,24 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     expect(await store.claimNext("node-a", 60_000, new Date())).toBeUndefined();
   });
 
-  test("a claim's started_at is not before the claim happened, however stale the time it was asked with (a thread's next task never starts before its predecessor finished)", async () => {
+  test("a thread's next task never starts before its predecessor finished, however stale the time its claim was asked with; other tasks keep the node's time", async () => {
     const { stores } = await nodes(1);
     const store = stores[0]!;
-    await store.createTask(newTask("late"));
-    const before = Date.now();
-    // The time read when the claim was asked for, before the query waited for a connection.
-    const claim = await store.claimNext("node-a", 60_000, new Date(before - 60_000));
-    expect(claim?.task.id).toBe("late");
-    expect(Date.parse(claim!.task.started_at!)).toBeGreaterThanOrEqual(before - 5); // clocks: the database's and ours, one machine
-    // A time ahead of the database's stands (it is not moved back).
-    await store.createTask(newTask("ahead"));
-    const ahead = new Date(Date.now() + 3_600_000);
-    expect((await store.claimNext("node-a", 60_000, ahead))!.task.started_at).toBe(ahead.toISOString());
+    await store.createThread({ id: "thr", owner: "anonymous", createdAt: new Date() });
+    await store.createTask(newTask("first", { threadId: "thr" }));
+    await store.createTask(newTask("second", { threadId: "thr" }));
+    await store.createTask(newTask("alone"));
+    const first = (await store.claimNext("node-a", 60_000, new Date()))!;
+    expect(first.task.id).toBe("first");
+    const finishedAt = new Date(Date.now() + 50);
+    expect(await store.finishTask("first", { ...outcome("completed"), finishedAt }, 1, "{\"type\":\"result\"}", first.attempt)).toBe(true);
+    // The time read when the claim was asked for, before the query waited for a connection: stale.
+    const stale = new Date(finishedAt.getTime() - 2);
+    const second = (await store.claimNext("node-a", 60_000, stale))!;
+    expect(second.task.id).toBe("second");
+    expect(second.task.started_at).toBe(finishedAt.toISOString());
+    const alone = (await store.claimNext("node-a", 60_000, stale))!;
+    expect(alone.task).toMatchObject({ id: "alone", started_at: stale.toISOString() });
   });
 
   test("many claimers on two nodes: every task is claimed exactly once, oldest first per claimer", async () => {
@@ -156,7 +161,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     const count = 150;
     for (let index = 0; index < count; index++) await stores[0]!.createTask(newTask(`t${String(index).padStart(3, "0")}`));
     expect(await stores[1]!.countQueued()).toBe(count);
-    const startedAt = new Date("2099-05-05T00:00:00.000Z"); // ahead of the database's clock: stored as given
+    const startedAt = new Date("2026-05-05T00:00:00.000Z")
     const claims = await Promise.all(
       Array.from({ length: 12 }, async (_, claimer) => {
         const node = `node-${claimer % 2}`;
@@ -183,7 +188,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
     await a.createTask(newTask("t"));
     await a.createTask(newTask("long"));
-    const first = (await a.claimNext("node-a", 200, new Date("2099-05-05T00:00:00.000Z")))!; // ahead of the database's clock: stored as given
+    const first = (await a.claimNext("node-a", 200, new Date("2026-05-05T00:00:00.000Z")))!;
     expect(first).toMatchObject({ attempt: 1, takeover: false, cancelRequested: false });
     expect(first.task.id).toBe("t");
     const long = (await a.claimNext("node-a", 60_000, new Date()))!;
@@ -192,7 +197,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     // The database's clock decides: once 200 ms have passed there, node b takes the task over.
     const second = (await until(() => b.claimNext("node-b", 60_000, new Date("2026-05-06T00:00:00.000Z")), "the takeover"))!;
     expect(second).toMatchObject({ attempt: 2, takeover: true, cancelRequested: false });
-    expect(second.task).toMatchObject({ id: "t", status: "running", last_seq: 1, started_at: "2099-05-05T00:00:00.000Z" });
+    expect(second.task).toMatchObject({ id: "t", status: "running", last_seq: 1, started_at: "2026-05-05T00:00:00.000Z" });
     // The long lease is not expired: nothing else to claim.
     expect(await b.claimNext("node-b", 60_000, new Date())).toBeUndefined();
 
@@ -534,7 +539,7 @@ describePostgres("PostgreSQL cluster store: waiting, inputs, threads", (pg) => {
     const { url, stores } = await nodes(2);
     const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
     await a.createTask(newTask("p"));
-    const claim = (await a.claimNext("node-a", 60_000, new Date("2099-05-05T00:00:00.000Z")))!; // ahead of the database's clock: stored as given
+    const claim = (await a.claimNext("node-a", 60_000, new Date("2026-05-05T00:00:00.000Z")))!;
     await a.appendEvents("p", [{ seq: 1, frame: "asked" }], claim.attempt);
     expect(await a.waitTask("p", later, claim.attempt)).toBe(true);
     expect(await leaseOf(url, "p")).toEqual({ owner: null, expires: null });
@@ -546,7 +551,7 @@ describePostgres("PostgreSQL cluster store: waiting, inputs, threads", (pg) => {
 
     expect(await b.appendWhileWaiting("p", [{ seq: 2, frame: "approved" }], true)).toBe(true);
     const resumed = (await b.claimNext("node-b", 60_000, new Date("2026-05-06T00:00:00.000Z")))!;
-    expect(resumed).toMatchObject({ attempt: claim.attempt + 1, takeover: false, task: { id: "p", status: "running", last_seq: 2, started_at: "2099-05-05T00:00:00.000Z" } });
+    expect(resumed).toMatchObject({ attempt: claim.attempt + 1, takeover: false, task: { id: "p", status: "running", last_seq: 2, started_at: "2026-05-05T00:00:00.000Z" } });
     expect((await leaseOf(url, "p")).owner).toBe("node-b");
     await expect(a.appendEvents("p", [{ seq: 3, frame: "stale" }], claim.attempt)).rejects.toBeInstanceOf(FencedError);
   });
