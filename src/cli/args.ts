@@ -51,7 +51,7 @@ Options (flags win over environment variables; -p is --port, -c --config, -h --h
   --config FILE       agents, providers and MCP servers (AGENTKIT_CONFIG; default ./agentkit.json
                       or ./agentkit.yaml if present)
   --url U             the server's URL (client commands: else AGENTKIT_URL), e.g. http://127.0.0.1:8000;
-                      healthcheck checks its /health (a URL with a path is checked as given)
+                      healthcheck checks its /health (a URL ending in /health as given)
 
 Environment only:
   OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OLLAMA_HOST

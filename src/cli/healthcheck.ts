@@ -39,11 +39,14 @@ export function healthcheckTarget(options: HealthcheckOptions): { url: string; f
   return { url: healthUrl(config.host, config.port), from };
 }
 
-/** A server's base URL (no path, as client commands take it) means its `/health`; a URL with a path is checked as given. */
+/**
+ * `--url` is the server's base URL, as client commands take it (a proxy's path prefix included):
+ * its `/health` is checked. A URL that already ends in `/health` is checked as given.
+ */
 function withHealthPath(url: string): string {
   const parsed = new URL(url);
-  if (parsed.pathname !== "/" || parsed.search !== "") return url;
-  parsed.pathname = "/health";
+  if (/\/health\/?$/.test(parsed.pathname)) return url;
+  parsed.pathname = `${parsed.pathname.replace(/\/+$/, "")}/health`;
   return parsed.href;
 }
 

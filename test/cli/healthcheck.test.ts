@@ -77,9 +77,10 @@ test("healthy only on a 2xx from /health with agentkit's JSON (a status); --url 
     for (const url of [`http://127.0.0.1:${server.port}`, `http://127.0.0.1:${server.port}/`]) {
       expect(await healthcheck({ env: {}, url })).toEqual({ healthy: true, line: `healthy: GET http://127.0.0.1:${server.port}/health (address from --url): 200` });
     }
-    // A URL with a path (behind a proxy) is checked as given.
+    // Behind a proxy's path prefix, as client commands take it: its /health; one ending in /health as given.
+    expect((await healthcheck({ env: {}, url: `http://127.0.0.1:${server.port}/agentkit` })).healthy).toBe(true);
     expect((await healthcheck({ env: {}, url: `http://127.0.0.1:${server.port}/agentkit/health` })).healthy).toBe(true);
-    expect(paths).toEqual(["/health", "/health", "/health", "/agentkit/health"]);
+    expect(paths).toEqual(["/health", "/health", "/health", "/agentkit/health", "/agentkit/health"]);
     // Another server answering 2xx on that port is not agentkit being healthy.
     for (const other of ["<html>console</html>", "{}", "null", "x".repeat(100_000)]) {
       body = other;
