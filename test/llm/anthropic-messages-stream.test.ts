@@ -4,7 +4,7 @@
  * pings, message_delta with usage and stop_reason, message_stop — and error events.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { ModelRequest } from "../../src/llm/model.ts";
+import type { ModelRequest, ModelStreamPart } from "../../src/llm/model.ts";
 import { createProviderFactories, ProviderError } from "../../src/llm/providers/index.ts";
 import { calculatorTool } from "../../src/tools/calculator.ts";
 import { toolSpec } from "../../src/tools/tool.ts";
@@ -152,6 +152,30 @@ describe("Anthropic Messages streaming", () => {
     expect(error).toBeInstanceOf(ProviderError);
     expect(error.code).toBe("stream_error");
     expect(error.message).toBe("anthropic/claude-test: provider error in stream: Overloaded");
+  });
+
+  test("a transient error after a tool call or reasoning went out (nothing else) is not asked again: the step is never replayed", async () => {
+    const toolUse = [
+      anthropicEvent("content_block_start", { index: 0, content_block: { type: "tool_use", id: "toolu_01A", name: "calculator", input: {} } }),
+      anthropicEvent("content_block_delta", { index: 0, delta: { type: "input_json_delta", partial_json: '{"expression": "6 * 7"}' } }),
+      anthropicEvent("content_block_stop", { index: 0 }),
+    ];
+    const thinking = [
+      anthropicEvent("content_block_start", { index: 0, content_block: { type: "thinking", thinking: "" } }),
+      anthropicEvent("content_block_delta", { index: 0, delta: { type: "thinking_delta", thinking: "Let me think." } }),
+    ];
+    for (const [what, blocks, part] of [["a tool call", toolUse, "tool-call"], ["reasoning", thinking, "reasoning-delta"]] as const) {
+      provider?.stop();
+      provider = startLoopbackProvider(() => sseResponse([anthropicMessageStart(10), ...blocks, anthropicEvent("error", { error: { type: "overloaded_error", message: "Overloaded" } })]));
+      const seen: ModelStreamPart[] = [];
+      const error = await rejectionOf(
+        (async () => {
+          for await (const streamed of anthropicModel(provider.url).stream(request())) seen.push(streamed);
+        })(),
+      );
+      expect([what, seen.map((streamed) => streamed.type)]).toEqual([what, [part]]);
+      expect([what, error instanceof ProviderError && error.code, provider.requests.length]).toEqual([what, "stream_error", 1]);
+    }
   });
 
   test("a stream cut after output (no message_stop) rejects as interrupted", async () => {

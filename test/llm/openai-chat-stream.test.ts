@@ -320,6 +320,37 @@ describe("a stream cut short, through each OpenAI-speaking provider kind", () =>
       expect(provider.requests).toHaveLength(2);
     });
 
+    test(`${kind}: with retries on, a stream cut after any of the step went out — text, reasoning — is never asked again`, async () => {
+      const cutAfter = (frames: string[]) => () => {
+        const encoder = new TextEncoder();
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const frame of frames) controller.enqueue(encoder.encode(frame));
+            setTimeout(() => controller.error(new Error("connection lost")), 100);
+          },
+        });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      };
+      // (These SDKs hand a tool call over only at the stream's end: a cut loses it. Anthropic's, at its block's end: see anthropic-messages-stream.)
+      const outputs: Array<[string, string[]]> = [["text", [openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half" })]]];
+      // Reasoning reaches the engine from an OpenAI-compatible server's reasoning_content (the built-in openai/ reads none).
+      if (kind !== "openai") outputs.push(["reasoning", [openAiChunk({ role: "assistant", content: "", reasoning_content: "Thinking it over." })]]);
+      for (const [what, frames] of outputs) {
+        provider?.stop();
+        provider = startLoopbackProvider(cutAfter(frames));
+        const factories = createProviderFactories({
+          env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1`, OLLAMA_HOST: provider.url },
+          endpoints: [{ name: "local", baseURL: `${provider.url}/v1` }],
+          retry: { maxRetries: 3, initialDelayMs: 1 },
+        });
+        const model = kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
+        const { seen, error } = await run(model);
+        expect([what, seen.length > 0]).toEqual([what, true]);
+        expect([what, error instanceof ProviderError && error.code]).toEqual([what, "stream_interrupted"]);
+        expect([what, provider.requests.length]).toEqual([what, 1]);
+      }
+    });
+
     test(`${kind}: one chunk, then the body ends (no finish reason): stream_interrupted, retryable`, async () => {
       provider = startLoopbackProvider(() => sseResponse([openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half an ans" })]));
       const { seen, error } = await run(modelOf(kind, provider.url));
