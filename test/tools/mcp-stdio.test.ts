@@ -59,6 +59,7 @@ describe("MCP over stdio: a healthy server", () => {
     expect(tools.map((tool) => tool.name).sort()).toEqual([
       "fixture__add",
       "fixture__big",
+      "fixture__chatty",
       "fixture__dotted_name",
       "fixture__echo",
       "fixture__fail",
@@ -211,6 +212,8 @@ describe("MCP over stdio: failures", () => {
       expect(log.entries.some((entry) => entry.message === "MCP server connection lost" && entry.fields.reason === "it sent more than 1000 messages in a second; it was stopped")).toBe(true);
       await statuses.waitFor((status) => status.state === "ready", { since: statusMark, what: "the server to be restarted" });
       expect(await runTool(tools, "fixture__echo", { text: "back" })).toMatchObject({ ok: true, result: "echo: back" });
+      // Busy is not a flood: 800 in one second and 800 in the next pass, and the call answers.
+      expect(await runTool(tools, "fixture__chatty", {})).toMatchObject({ ok: true, result: "chatted" });
     } finally {
       await manager.close();
     }

@@ -307,8 +307,8 @@ export class McpServerSupervisor {
   }
 
   /**
-   * A server that sends more than MAX_MESSAGES_PER_SECOND messages in a second is cut off and
-   * restarted (with backoff): a stream of notifications kept the event loop reading its pipe, and
+   * A server (stdio or HTTP) that sends more than MAX_MESSAGES_PER_SECOND messages in a second is
+   * cut off and restarted (with backoff): a stream of notifications kept the event loop reading its pipe, and
    * agentkit answered nothing else (10 s of flood, 10 s of /health unanswered).
    */
   #guardFlood(transport: Transport, connection: Connection): void {
@@ -324,7 +324,8 @@ export class McpServerSupervisor {
         count = 0;
       }
       if (++count > MAX_MESSAGES_PER_SECOND) {
-        this.#connectionLost(connection, `it sent more than ${MAX_MESSAGES_PER_SECOND} messages in a second; it was stopped`);
+        const cut = connection.processId !== null ? "it was stopped" : "it was disconnected";
+        this.#connectionLost(connection, `it sent more than ${MAX_MESSAGES_PER_SECOND} messages in a second; ${cut}`);
         if (connection.processId !== null) killProcess(connection.processId, this.#options.logger);
         return;
       }
