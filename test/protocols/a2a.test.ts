@@ -657,8 +657,10 @@ describe("JSON-RPC", () => {
     expect(big.json).toMatchObject({ id: null, error: { code: -32600, message: expect.stringContaining("2^53") } });
     // A context id is a thread id: one limit, one message, whatever the length past it.
     for (const length of [129, 300]) {
-      const long = { jsonrpc: "2.0", id: 7, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", contextId: "c".repeat(length), parts: [{ text: "hi" }] } } };
-      expect((await rpc("default", long)).json.error).toMatchObject({ code: -32602, message: "message.contextId must be a string of at most 128 characters" });
+      for (const field of ["contextId", "taskId"]) {
+        const long = { jsonrpc: "2.0", id: 7, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", [field]: "c".repeat(length), parts: [{ text: "hi" }] } } };
+        expect((await rpc("default", long)).json.error).toMatchObject({ code: -32602, message: `message.${field} must be a string of at most 128 characters` });
+      }
     }
     const file = { jsonrpc: "2.0", id: 6, method: "SendMessage", params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ url: "https://example.com/a.pdf" }] } } };
     expect((await rpc("default", file)).json.error.code).toBe(-32005);
