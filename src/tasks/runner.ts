@@ -64,7 +64,7 @@ const MAX_BATCH = 64;
 const STORE_RETRY_FIRST_MS = 1000;
 const STORE_RETRY_MAX_MS = 30_000;
 
-/** How long a task counted for the queue limit may take to be stored before the count forgets it (cluster). */
+/** How long a task counted for the queue limit may take to be submitted before the count forgets it (`admissionTtlMs`). */
 const IN_FLIGHT_MS = 30_000;
 /** How long a shutdown waits for a claim under way (a database that does not answer: the lease runs out instead). */
 const SHUTDOWN_CLAIM_WAIT_MS = 5000;
@@ -190,6 +190,8 @@ export interface RunnerOptions {
   logger: Logger;
   maxConcurrentTasks: number;
   maxQueuedTasks: number;
+  /** How long a task admitted (`ensureCapacity`) and never submitted or released still counts as queued (default 30 s). */
+  admissionTtlMs?: number;
   /** Cost in USD of the given usage on the agent's model, or null when it has no prices. */
   costOf?: (agent: Agent, usage: { inputTokens: number; outputTokens: number }) => number | null;
   now?: () => Date;
@@ -256,6 +258,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   const { store, feed, agents, logger, cluster, webhooks } = options;
   const telemetry = options.telemetry ?? noTelemetry;
   const now = options.now ?? (() => new Date());
+  const admissionTtlMs = options.admissionTtlMs ?? IN_FLIGHT_MS;
   const active = new Map<string, ActiveTask>();
   /** The turns of threads' completed tasks, rebuilt from their logs once (see `threadHistory`). */
   const turnCache = createTurnCache();
@@ -894,7 +897,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   /**
    * When each task `ensureCapacity` counted and `submit` has not yet taken was counted (oldest
    * first): its insert (and on one node, an AG-UI run's stream) is on its way. One that never comes (the insert failed) is forgotten after
-   * `IN_FLIGHT_MS`.
+   * `admissionTtlMs`.
    */
   const inFlight: number[] = [];
   let refreshingCount: Promise<void> | undefined;
@@ -1053,7 +1056,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     if (refreshingCount) return refreshingCount;
     // Tasks whose inserts are on their way may be stored after the count's snapshot: they stay counted.
     const now = performance.now();
-    while (inFlight.length > 0 && now - inFlight[0]! > IN_FLIGHT_MS) inFlight.shift();
+    while (inFlight.length > 0 && now - inFlight[0]! > admissionTtlMs) inFlight.shift();
     countedSinceRefresh = inFlight.length;
     refreshingCount = cluster.store
       .countQueued()
@@ -1247,7 +1250,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
         // Counted now, not once stored: requests on this node that check while this one's insert
         // is on its way (an await) see it. One that then fails to store is released by its caller
-        // (`releaseCapacity`), or forgotten after IN_FLIGHT_MS.
+        // (`releaseCapacity`), or forgotten after admissionTtlMs.
         queuedCount++;
         countedSinceRefresh++;
         inFlight.push(performance.now());
@@ -1261,7 +1264,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       // stream is attached (after a replay's wait), and 60 runs admitted meanwhile all got in. Those
       // that a free slot will start are not queued.
       const now = performance.now();
-      while (inFlight.length > 0 && now - inFlight[0]! > IN_FLIGHT_MS) inFlight.shift();
+      while (inFlight.length > 0 && now - inFlight[0]! > admissionTtlMs) inFlight.shift();
       const admitting = inFlight.length;
       const waiting = queue.length + Math.max(0, admitting - Math.max(0, options.maxConcurrentTasks - running));
       if (waiting >= options.maxQueuedTasks && (running + admitting >= options.maxConcurrentTasks || waiting > 0)) {

@@ -389,7 +389,7 @@ describe("a run's end the store refuses", () => {
 
 describe("the queue limit", () => {
   /** A runner with these limits, its store in memory, the bench agent, nobody watching. */
-  function limited(maxConcurrentTasks: number, maxQueuedTasks: number) {
+  function limited(maxConcurrentTasks: number, maxQueuedTasks: number, admissionTtlMs?: number) {
     const store = createSqliteStore({ dataDir: ":memory:" });
     const agents = createAgentPool({
       definitions: [AgentDefinition.parse({ name: "bench", model: "demo/bench", tools: ["calculator"], max_steps: 100_000 })],
@@ -397,7 +397,7 @@ describe("the queue limit", () => {
       tools: builtinTools(),
       mcpServers: [],
     });
-    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks, maxQueuedTasks });
+    const runner = createRunner({ store, feed: createLiveFeed({ publish() {}, subscribers: () => 0 }), agents, logger: createLogger("silent"), maxConcurrentTasks, maxQueuedTasks, admissionTtlMs });
     rigs.push({ store, runner, published: [] });
     return { store, runner };
   }
@@ -440,5 +440,13 @@ describe("the queue limit", () => {
     expect(runner.stats()).toMatchObject({ running: 1, queued: 2 });
     await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (2 waiting)");
     for (const task of tasks) await runner.cancel(task.id);
+  });
+
+  test("an admission never submitted nor released (a request that died between) stops counting after admissionTtlMs", async () => {
+    const { runner } = limited(1, 0, 100);
+    await runner.ensureCapacity(); // takes the free slot, and is never submitted
+    await expect(runner.ensureCapacity()).rejects.toThrow("Task queue is full (0 waiting)");
+    await Bun.sleep(150);
+    await runner.ensureCapacity(); // forgotten: the slot is free again
   });
 });
