@@ -131,6 +131,20 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * Whether a store's failure passes, so that a run it cut is taken up again from its log rather than
+ * ending its task `failed`: SQLite unable to write (`isStoreWriteFailure`), or PostgreSQL out of
+ * reach (`isDatabaseUnavailable`) or cutting a statement short — a statement timeout or a lock
+ * (57014, 55P03), a serialization conflict or deadlock (40001, 40P01), too many connections (53*),
+ * a system error (58*). A sub-second failover once ended running tasks `failed` with PostgreSQL's
+ * words as their error.
+ */
+export function isTransientStoreFailure(error: unknown): boolean {
+  if (isStoreWriteFailure(error) || isDatabaseUnavailable(error)) return true;
+  if (!(error instanceof Error)) return false;
+  return /^(57014|55P03|40001|40P01|53|58)/.test(String((error as { errno?: unknown }).errno ?? ""));
+}
+
+/**
  * Whether `error` is SQLite failing to write for a reason outside the request (and likely to
  * pass): a full disk (SQLITE_FULL), an I/O error (SQLITE_IOERR_*), a file made read-only
  * (SQLITE_READONLY_*), a file it cannot open, or a lock held past the busy timeout by another

@@ -24,7 +24,7 @@ import type { Follower } from "../cluster/follower.ts";
 import { runReAct, type FinalAnswerCheck, type HumanInput, type ReActEvent, type ReActOptions, type ReActStop } from "../engine/react.ts";
 import { resumeFromStore, resumedEventFor } from "../engine/resume.ts";
 import { isIdempotentTool } from "../engine/tool-execution.ts";
-import { AgentkitError, errorMessage, isStoreWriteFailure } from "../errors.ts";
+import { AgentkitError, errorMessage, isTransientStoreFailure } from "../errors.ts";
 import { raceAbort } from "../lib/abort.ts";
 import type { Logger } from "../lib/logger.ts";
 import { deltaFrame, resultFrame, stepFrame } from "../protocol/frames.ts";
@@ -432,7 +432,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         await flush(entry).catch((error) => {
           // The store could not write (a full disk): the task is taken up again from its log, and
           // is not parked without the request it waits for.
-          if (isStoreWriteFailure(error)) entry.storeFailed = true;
+          if (isTransientStoreFailure(error)) entry.storeFailed = true;
           if (!(error instanceof FencedError)) logger.error("runner: could not store a task's last events", { task: taskId, error: String(error) });
         });
       }
@@ -477,7 +477,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     } catch (error) {
       if (error instanceof FencedError) lose(entry, error.message);
       else {
-        if (isStoreWriteFailure(error)) entry.storeFailed = true;
+        if (isTransientStoreFailure(error)) entry.storeFailed = true;
         logger.error("runner: could not store the end of a task", { task: taskId, error: String(error) });
       }
     } finally {
@@ -563,7 +563,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       try {
         attempt = await store.takeOver(taskId);
       } catch (error) {
-        if (!isStoreWriteFailure(error)) logger.error("runner: could not take a task up again", { task: taskId, error: errorMessage(error) });
+        if (!isTransientStoreFailure(error)) logger.error("runner: could not take a task up again", { task: taskId, error: errorMessage(error) });
         return retryAfterStoreFailure(taskId, false);
       }
       if (attempt === undefined) return void storeRetryDelays.delete(taskId); // not running any more
@@ -648,7 +648,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       try {
         marked = await store.markRunning(task.id, startedAt);
       } catch (error) {
-        if (!isStoreWriteFailure(error)) throw error;
+        if (!isTransientStoreFailure(error)) throw error;
         // It stays queued in the store: it starts once the store writes again.
         entry.storeFailed = true;
         logger.error("runner: the store could not start a task", { task: task.id, error: errorMessage(error) });
@@ -743,7 +743,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       }
     } catch (error) {
       if (entry.lost || error instanceof FencedError) return finish(entry, undefined);
-      if (isStoreWriteFailure(error)) {
+      if (isTransientStoreFailure(error)) {
         entry.storeFailed = true;
         return finish(entry, undefined);
       }
@@ -844,7 +844,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         }
       }
     } catch (error) {
-      if (isStoreWriteFailure(error)) {
+      if (isTransientStoreFailure(error)) {
         // The store could not write (a full disk): the run stops here, the task does not end —
         // it is taken up again from its log once the store writes (see `retryAfterStoreFailure`).
         entry.storeFailed = true;

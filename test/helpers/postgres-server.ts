@@ -6,8 +6,8 @@
 import { createPostgresStore } from "../../src/store/postgres-store.ts";
 import { startTestServer, type TestServer, type TestServerOptions } from "./server.ts";
 
-export async function startPostgresTestServer(url: string, options: TestServerOptions = {}): Promise<TestServer> {
-  const store = await createPostgresStore({ url, max: 8 });
+export async function startPostgresTestServer(url: string, options: TestServerOptions = {}, storeOptions: { statementTimeoutMs?: number } = {}): Promise<TestServer> {
+  const store = await createPostgresStore({ url, max: 8, ...storeOptions });
   try {
     return await startTestServer({
       ...options,

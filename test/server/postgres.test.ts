@@ -9,7 +9,7 @@ import { afterEach, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createPostgresStore } from "../../src/store/postgres-store.ts";
-import { within } from "../helpers/deferred.ts";
+import { until, within } from "../helpers/deferred.ts";
 import { describePostgres } from "../helpers/postgres.ts";
 import { startPostgresTestServer } from "../helpers/postgres-server.ts";
 import { callTools, answer, createScriptedModel } from "../helpers/scripted-model.ts";
@@ -76,6 +76,28 @@ describePostgres("the server on PostgreSQL", (pg) => {
     gate.release();
     const again = await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
     expect(await again.json()).toMatchObject({ status: "cancelled" });
+  });
+
+  test("a statement cut short by PostgreSQL (a lock past the statement timeout) stops the run without ending the task: it is taken up again from its log and completes", async () => {
+    const url = await pg.createDatabase();
+    server = await startPostgresTestServer(url, { agents: [{ name: "default", model: "demo/bench", tools: ["calculator"], max_steps: 100 }] }, { statementTimeoutMs: 300 });
+    const task = await server.createTask({ input: JSON.stringify({ steps: 40, delay_ms: 50 }) });
+    const watcher = await server.watch(task.id);
+    await until(async () => ((await (await server!.http(`/tasks/${task.id}`)).json()) as { last_seq: number }).last_seq >= 6, "some events stored");
+    // Another session holds the events table for 1 s: the run's next append times out (57014).
+    const locker = new SQL(url, { max: 1 });
+    try {
+      await locker.begin(async (tx) => {
+        await tx`LOCK TABLE events IN ACCESS EXCLUSIVE MODE`;
+        await Bun.sleep(1_000);
+      });
+    } finally {
+      await locker.close();
+    }
+    const result = await watcher.result(20_000);
+    expect(result.data).toMatchObject({ status: "completed" });
+    const events = await server.storedLog(task.id);
+    expect(events.some((frame) => frame.includes('"event_type":"resumed"') && frame.includes('"store_failure"'))).toBe(true);
   });
 
   test("a restart on the same database: a task left running resumes from its log; a queued one runs", async () => {
