@@ -896,8 +896,8 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   let countedSinceRefresh = 0;
   /**
    * When each task `ensureCapacity` counted and `submit` has not yet taken was counted (oldest
-   * first): its insert (and on one node, an AG-UI run's stream) is on its way. One that never comes (the insert failed) is forgotten after
-   * `admissionTtlMs`.
+   * first): its insert (and on one node, an AG-UI run's stream) is on its way. One that never comes
+   * (the insert failed) is forgotten after `admissionTtlMs`.
    */
   const inFlight: number[] = [];
   let refreshingCount: Promise<void> | undefined;
