@@ -263,13 +263,24 @@ describe("OpenAI Chat Completions streaming", () => {
  * not retryable).
  */
 describe("a stream cut short, through each OpenAI-speaking provider kind", () => {
-  function modelOf(kind: "openai" | "endpoint" | "ollama", url: string) {
+  function modelOf(kind: "openai" | "endpoint" | "ollama", url: string, maxRetries = 0) {
     const factories = createProviderFactories({
       env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${url}/v1`, OLLAMA_HOST: url },
       endpoints: [{ name: "local", baseURL: `${url}/v1` }],
-      retry: { maxRetries: 0 },
+      retry: { maxRetries, initialDelayMs: 1 },
     });
     return kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
+  }
+  /** An event stream that sends `frames`, then breaks the connection 100 ms later (no end of the body). */
+  function cutAfter(frames: readonly string[]): Response {
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const frame of frames) controller.enqueue(encoder.encode(frame));
+        setTimeout(() => controller.error(new Error("connection lost")), 100);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
   }
   const idOf = { openai: "openai/gpt-test", endpoint: "local/gpt-test", ollama: "ollama/gpt-test" } as const;
 
@@ -288,17 +299,7 @@ describe("a stream cut short, through each OpenAI-speaking provider kind", () =>
     test(`${kind}: the role chunk, then the connection breaks before any output (a reasoning model thinking): stream_interrupted, tried again — not the provider's word`, async () => {
       // The OpenAI SDK reads ahead to the first output chunk; a break there reached us wrapped as
       // "Failed to process successful response" and was taken for an error the provider reported.
-      const cutFirst = (index: number) => {
-        if (index > 0) return sseResponse(openAiTextAnswer(["recovered"]));
-        const encoder = new TextEncoder();
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(encoder.encode(openAiChunk({ role: "assistant", content: "" })));
-            setTimeout(() => controller.error(new Error("connection lost")), 100);
-          },
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      };
+      const cutFirst = (index: number) => (index > 0 ? sseResponse(openAiTextAnswer(["recovered"])) : cutAfter([openAiChunk({ role: "assistant", content: "" })]));
       provider = startLoopbackProvider((_request, index) => cutFirst(index));
       const { error } = await run(modelOf(kind, provider.url));
       expect(error).toBeInstanceOf(ProviderError);
@@ -309,42 +310,20 @@ describe("a stream cut short, through each OpenAI-speaking provider kind", () =>
       provider.stop();
       // With retries: asked again, and the answer comes.
       provider = startLoopbackProvider((_request, index) => cutFirst(index));
-      const factories = createProviderFactories({
-        env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1`, OLLAMA_HOST: provider.url },
-        endpoints: [{ name: "local", baseURL: `${provider.url}/v1` }],
-        retry: { maxRetries: 2, initialDelayMs: 1 },
-      });
-      const model = kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
-      const parts = await collect(model.stream(request([{ role: "user", content: "Hi" }])));
+      const parts = await collect(modelOf(kind, provider.url, 2).stream(request([{ role: "user", content: "Hi" }])));
       expect(parts[0]).toEqual({ type: "text-delta", text: "recovered" });
       expect(provider.requests).toHaveLength(2);
     });
 
     test(`${kind}: with retries on, a stream cut after any of the step went out — text, reasoning — is never asked again`, async () => {
-      const cutAfter = (frames: string[]) => () => {
-        const encoder = new TextEncoder();
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            for (const frame of frames) controller.enqueue(encoder.encode(frame));
-            setTimeout(() => controller.error(new Error("connection lost")), 100);
-          },
-        });
-        return new Response(body, { headers: { "content-type": "text/event-stream" } });
-      };
       // (These SDKs hand a tool call over only at the stream's end: a cut loses it. Anthropic's, at its block's end: see anthropic-messages-stream.)
       const outputs: Array<[string, string[]]> = [["text", [openAiChunk({ role: "assistant", content: "" }), openAiChunk({ content: "Half" })]]];
       // Reasoning reaches the engine from an OpenAI-compatible server's reasoning_content (the built-in openai/ reads none).
       if (kind !== "openai") outputs.push(["reasoning", [openAiChunk({ role: "assistant", content: "", reasoning_content: "Thinking it over." })]]);
       for (const [what, frames] of outputs) {
         provider?.stop();
-        provider = startLoopbackProvider(cutAfter(frames));
-        const factories = createProviderFactories({
-          env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1`, OLLAMA_HOST: provider.url },
-          endpoints: [{ name: "local", baseURL: `${provider.url}/v1` }],
-          retry: { maxRetries: 3, initialDelayMs: 1 },
-        });
-        const model = kind === "openai" ? factories.openai!("gpt-test") : kind === "endpoint" ? factories.local!("gpt-test") : factories.ollama!("gpt-test");
-        const { seen, error } = await run(model);
+        provider = startLoopbackProvider(() => cutAfter(frames));
+        const { seen, error } = await run(modelOf(kind, provider.url, 3));
         expect([what, seen.length > 0]).toEqual([what, true]);
         expect([what, error instanceof ProviderError && error.code]).toEqual([what, "stream_interrupted"]);
         expect([what, provider.requests.length]).toEqual([what, 1]);
