@@ -39,11 +39,16 @@ export function relaxForcedToolChoice<Body extends MessagesBody>(body: Body): Bo
   return { ...body, tool_choice: auto, tools: body.tools?.filter((tool) => tool.name === choice.name) };
 }
 
+/** A `tool_choice` object of type `any` or `tool` (its keys in any order; it holds no nested object). */
+const FORCED_CHOICE = /"tool_choice"\s*:\s*\{[^}]*"type"\s*:\s*"(?:any|tool)"/;
+
 /** `fetch` (default: the global one, looked up per call) applying `relaxForcedToolChoice` to every JSON body it sends. */
 export function relaxingForcedToolChoice(base?: typeof fetch): typeof fetch {
   const relaxing = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
     const fetchFunction = base ?? globalThis.fetch;
-    if (typeof init?.body !== "string") return fetchFunction(input, init);
+    // Parsed only when it may need relaxing: a step's body carries the whole conversation (often
+    // hundreds of KB), and most have no forced choice, or no thinking.
+    if (typeof init?.body !== "string" || !FORCED_CHOICE.test(init.body) || !init.body.includes('"thinking"')) return fetchFunction(input, init);
     let body: unknown;
     try {
       body = JSON.parse(init.body);
