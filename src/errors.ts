@@ -139,7 +139,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  * words as their error.
  */
 export function isTransientStoreFailure(error: unknown): boolean {
-  if (isStoreWriteFailure(error) || isDatabaseUnavailable(error)) return true;
+  return isStoreWriteFailure(error) || isDatabaseUnavailable(error) || isDatabaseInterrupted(error);
+}
+
+/**
+ * Whether PostgreSQL, up and reachable, cut a statement short for a reason that passes: a statement
+ * timeout or a lock (57014, 55P03), a serialization conflict or deadlock (40001, 40P01), too many
+ * connections or out of resources (53*), a system error (58*). Trying again shortly is right.
+ */
+export function isDatabaseInterrupted(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return /^(57014|55P03|40001|40P01|53|58)/.test(String((error as { errno?: unknown }).errno ?? ""));
 }

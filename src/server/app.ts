@@ -9,7 +9,7 @@ import { limitBody } from "./body-limit.ts";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
-import { AgentkitError, isDatabaseUnavailable, isStoreWriteFailure, toAgentkitError } from "../errors.ts";
+import { AgentkitError, isDatabaseInterrupted, isDatabaseUnavailable, isStoreWriteFailure, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import {
   AnswerBody,
@@ -139,6 +139,11 @@ export function createApp(deps: AppDeps) {
       // PostgreSQL is down or restarting (cluster mode): the server is fine, try again shortly.
       logger.warn("request failed: the database is unreachable", { method: c.req.method, path: c.req.path, error: String(error) });
       failure = new AgentkitError("unavailable", "The database is unreachable; try again shortly");
+    } else if (isDatabaseInterrupted(error)) {
+      // PostgreSQL cut the statement short (a statement timeout behind a lock, a deadlock, too many
+      // connections): nothing of the request was kept, and it can be made again shortly.
+      logger.warn("request failed: the database cut it short", { method: c.req.method, path: c.req.path, error: String(error) });
+      failure = new AgentkitError("unavailable", `The database could not complete the request (${(error as Error).message}); try again shortly`);
     } else if (isStoreWriteFailure(error)) {
       // SQLite failed for a reason outside the request (a full disk, an I/O error, a read-only
       // file, a lock held too long): nothing was stored, and the request can be made again once

@@ -21,7 +21,7 @@ import { timerAt, type Timer } from "../lib/timer.ts";
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import { deltaTopic, taskTopic } from "../bus/bus.ts";
 import type { LiveFeed } from "../bus/live-feed.ts";
-import { AgentkitError, CloseCode, errorMessage, isDatabaseUnavailable, isStoreWriteFailure } from "../errors.ts";
+import { AgentkitError, CloseCode, errorMessage, isTransientStoreFailure } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { ackFrame, CLIENT_FRAME_TYPES, ClientFrame, errorFrame, PONG } from "../protocol/frames.ts";
 import type { Interaction } from "../tasks/interaction.ts";
@@ -420,10 +420,11 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
         ws.data.expiry = timerAt(expiresAt, () => fail(ws, "The share token has expired", "unauthorized", CloseCode.unauthorized));
       }
       start(ws).catch((error) => {
-        // The store out of reach (a cluster's database down, SQLite failing) passes: REST answers
-        // 503 with Retry-After; a watcher gets `unavailable` and 1001, on which clients reconnect
-        // (1011 told them not to, and a short outage ended every watch that began during it).
-        if (isDatabaseUnavailable(error) || isStoreWriteFailure(error)) {
+        // The store out of reach or cutting a read short (a cluster's database down or behind a
+        // lock, SQLite failing) passes: REST answers 503 with Retry-After; a watcher gets
+        // `unavailable` and 1001, on which clients reconnect (1011 told them not to, and a short
+        // outage ended every watch that began during it).
+        if (isTransientStoreFailure(error)) {
           logger.warn("websocket: could not start the stream: the store is unavailable", { task: ws.data.taskId, error: errorMessage(error) });
           fail(ws, "The data store could not be read; try again shortly", "unavailable", CloseCode.goingAway);
           return;

@@ -100,6 +100,42 @@ describePostgres("the server on PostgreSQL", (pg) => {
     expect(events.some((frame) => frame.includes('"event_type":"resumed"') && frame.includes('"store_failure"'))).toBe(true);
   });
 
+  test("a read PostgreSQL cuts short (a lock past the statement timeout): REST answers 503 `unavailable` with Retry-After, a watch `unavailable` and 1001 — not 500 / 1011; both work once the lock is gone", async () => {
+    const url = await pg.createDatabase();
+    server = await startPostgresTestServer(url, {}, { statementTimeoutMs: 300 });
+    const task = await server.createTask({ input: "What is 2 + 2?" });
+    await (await server.watch(task.id)).result();
+    // Another session holds the tasks table: every read of it times out (57014) meanwhile.
+    const locker = new SQL(url, { max: 1 });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holding = locker.begin(async (tx) => {
+      await tx`LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await released;
+    });
+    try {
+      await within(isLocked, 5000, "the lock");
+      const read = await server.http(`/tasks/${task.id}`);
+      expect(read.status).toBe(503);
+      expect(read.headers.get("retry-after")).toBe("2");
+      const body = (await read.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("unavailable");
+      expect(body.error.message).toContain("statement timeout");
+      const socket = await server.watch(task.id);
+      expect((await socket.closed).code).toBe(1001);
+      expect(socket.frames).toEqual([{ type: "error", data: { code: "unavailable", message: "The data store could not be read; try again shortly" } }]);
+    } finally {
+      release();
+      await holding;
+      await locker.close();
+    }
+    expect((await server.http(`/tasks/${task.id}`)).status).toBe(200);
+    expect((await (await server.watch(task.id)).result()).data).toMatchObject({ status: "completed" });
+  });
+
   test("a restart on the same database: a task left running resumes from its log; a queued one runs", async () => {
     const url = await pg.createDatabase();
     const store = await createPostgresStore({ url });

@@ -28,7 +28,7 @@
 import { eventStreamResponse } from "../../server/event-stream.ts";
 import type { Context } from "hono";
 import type { Agent } from "../../agents/pool.ts";
-import { AgentkitError, errorMessage } from "../../errors.ts";
+import { AgentkitError, errorMessage, isTransientStoreFailure } from "../../errors.ts";
 import type { Logger } from "../../lib/logger.ts";
 import { MAX_INPUT_CHARS, scanJsonStructure } from "../../protocol/limits.ts";
 import { isTerminal, type Task, UNFINISHED_STATUSES } from "../../protocol/task.ts";
@@ -617,6 +617,11 @@ function toRpcError(error: unknown, logger: Logger): RpcError {
       default:
         return new RpcError(RpcCode.internal, error.message);
     }
+  }
+  if (isTransientStoreFailure(error)) {
+    // The store out of reach or cutting a statement short passes: said as such, at warn (REST: 503).
+    logger.warn("a2a: request failed: the data store is unavailable", { error: errorMessage(error) });
+    return new RpcError(RpcCode.internal, "The data store is unavailable; try again shortly");
   }
   logger.error("a2a: request failed", { error: errorMessage(error) });
   return new RpcError(RpcCode.internal, "Internal error");

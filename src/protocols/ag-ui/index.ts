@@ -22,7 +22,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { Agent } from "../../agents/pool.ts";
-import { AgentkitError, errorMessage } from "../../errors.ts";
+import { AgentkitError, errorMessage, isTransientStoreFailure } from "../../errors.ts";
 import { INVALID_TEXT, isValidText, MAX_INPUT_CHARS } from "../../protocol/limits.ts";
 import { type Task, type Thread, UNFINISHED_STATUSES } from "../../protocol/task.ts";
 import { admitTask } from "../../tasks/runner.ts";
@@ -190,6 +190,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     try {
       named = await threadNamed(store, threadId, principal, now());
     } catch (error) {
+      if (isTransientStoreFailure(error)) throw new AgentkitError("unavailable", `Could not read or create thread '${threadId}': the data store is unavailable; try again shortly`);
       throw new AgentkitError("internal", `Could not create thread '${threadId}': ${errorMessage(error)}`);
     }
     if ("thread" in named) return named.thread;
