@@ -1,7 +1,7 @@
 /**
- * A server whose agent floods its watchers: `steps` calls of a `blob` tool that returns 32 KiB each,
- * as fast as the engine goes. `beforeStep` runs before each model step (given how many results the
- * model has seen), to hold the flood until the test is ready and to pace it.
+ * A server whose agent floods its watchers: `steps` calls of a `blob` tool that returns 32 KiB each
+ * (or `blobChars`), as fast as the engine goes. `beforeStep` runs before each model step (given how
+ * many results the model has seen), to hold the flood until the test is ready and to pace it.
  */
 import { z } from "zod";
 import type { ConfigInput } from "../../src/config/config.ts";
@@ -13,12 +13,13 @@ export function startFloodServer(
   steps: number,
   beforeStep: (done: number) => Promise<void> | void,
   config: Partial<ConfigInput> = {},
+  blobChars = 32 * 1024,
 ): Promise<TestServer> {
   const blob = defineTool({
     name: "blob",
     description: "returns 32 KiB",
     inputSchema: z.object({ n: z.number() }),
-    execute: async ({ n }) => `${n}:`.padEnd(32 * 1024, "x"),
+    execute: async ({ n }) => `${n}:`.padEnd(blobChars, "x"),
   });
   const step: ScriptStep = async function* (request) {
     const done = request.messages.filter((message) => message.role === "tool").length;

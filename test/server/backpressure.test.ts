@@ -46,6 +46,25 @@ test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with
   expect([...received, ...resumed.durable]).toEqual(stored);
 });
 
+test("a flood with no pause, of 195 KB frames (a tool result just under the default limit), still ends a paused watcher with 4008 — not with Bun's own backstop (1006)", async () => {
+  // Nothing paces the flood once released: between two scans spaced by time alone it could queue
+  // more than Bun's backpressure limit (slowClientBytes + 8 MiB), which closes with no close frame.
+  const steps = 120;
+  const release = Promise.withResolvers<void>();
+  server = await startFloodServer(steps, (done) => (done === 0 ? release.promise : undefined), {}, 195_000);
+  const task = await server.createTask({ input: "flood" });
+  const paused = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0`, { paused: true });
+  await Bun.sleep(50); // connected, its replay (nothing yet) done
+  release.resolve();
+  const done = await server.watch(task.id, "deltas=0");
+  expect((await done.result(30_000)).data).toMatchObject({ status: "completed" });
+  const frames = await paused.readUntilClosed();
+  expect(closeCode(frames.at(-1)!)).toBe(4008);
+  const stored = await server.storedLog(task.id);
+  const received = frames.filter((frame) => frame.opcode === 1).map((frame) => frame.payload.toString()).slice(1);
+  expect(received).toEqual(stored.slice(0, received.length));
+});
+
 test("a watcher that stops reading at the TCP level for seconds still gets its 4008 close frame, after a whole frame", async () => {
   // The server keeps publishing 32 KiB frames while the client reads nothing for 4 s: the kernel
   // buffers fill, then the server's own queue passes slowClientBytes (the default, 1 MiB).
