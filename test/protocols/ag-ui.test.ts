@@ -316,6 +316,34 @@ describe("AG-UI over HttpAgent", () => {
   });
 });
 
+describe("a run refused for a full queue", () => {
+  test("leaves no thread behind: the thread named by threadId is made only once a run is admitted", async () => {
+    const own = await startTestServer({ agents: [{ name: "default", model: "demo/slow" }], config: { maxConcurrentTasks: 1, maxQueuedTasks: 0 } });
+    try {
+      const busy = await own.createTask({ input: "keeps the only slot" });
+      const post = (threadId: string) =>
+        own.http("/ag-ui", {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify({ threadId, runId: "r-1", messages: [{ id: "m-1", role: "user", content: "hello" }], tools: [], context: [], state: {}, forwardedProps: {} }),
+        });
+      const refused = await post("fresh-thread");
+      expect(refused.status).toBe(429);
+      expect(await refused.json()).toMatchObject({ error: { code: "queue_full" } });
+      expect((await own.http("/threads/fresh-thread")).status).toBe(404);
+      expect(((await (await own.http("/threads")).json()) as { threads: unknown[] }).threads).toEqual([]);
+      await own.http(`/tasks/${busy.id}/cancel`, { method: "POST" });
+      // Once admitted, the run makes it.
+      const ran = await post("fresh-thread");
+      expect(ran.status).toBe(200);
+      expect((await own.http("/threads/fresh-thread")).status).toBe(200);
+      await ran.body!.cancel(); // the client leaves: its run is cancelled
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("RunTranslator (agentkit frames → AG-UI events)", () => {
   const step = (seq: number, event_type: string, stepNumber: number, data: unknown) => ({ type: "step", seq, data: { event_type, step: stepNumber, data, timestamp: "2026-01-01T00:00:00.000Z" } });
   const delta = (stepNumber: number, text: string, kind = "text") => ({ type: "delta", step: stepNumber, data: { kind, text } });

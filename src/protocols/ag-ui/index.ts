@@ -76,26 +76,29 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     if (resume.length > 0) return resumeRun(c, principal, input, resume);
 
     const text = lastUserText(input);
-    const thread = await threadFor(input.threadId, principal);
-    const unfinished = await store.threadTasks(thread.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
-    const waiting = unfinished.find((task) => task.status === "waiting");
-    if (waiting) {
-      throw new AgentkitError(
-        "conflict",
-        `Thread ${thread.id} waits for a person (task ${waiting.id}): answer its interrupts with RunAgentInput.resume first`,
-      );
-    }
-    if (unfinished.length > 0) {
-      // A thread's tasks run one at a time: by default this one runs after (enqueue; `steer` too —
-      // an AG-UI run is a run of its own). `reject` refuses; `interrupt` cancels the earlier ones.
-      const policy = agent.definition.on_busy;
-      if (policy === "reject") {
-        throw new AgentkitError("conflict", `Thread ${thread.id} is busy: task ${unfinished[0]!.id} is ${unfinished[0]!.status} (on_busy: reject)`);
+    // The thread is made (or read) once the run is admitted: a refused first run (queue full)
+    // leaves no thread behind.
+    let thread!: Thread;
+    const task = await admitTask(runner, async () => {
+      thread = await threadFor(input.threadId, principal);
+      const unfinished = await store.threadTasks(thread.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
+      const waiting = unfinished.find((task) => task.status === "waiting");
+      if (waiting) {
+        throw new AgentkitError(
+          "conflict",
+          `Thread ${thread.id} waits for a person (task ${waiting.id}): answer its interrupts with RunAgentInput.resume first`,
+        );
       }
-      if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
-    }
-    const task = await admitTask(runner, () =>
-      store.createTask({
+      if (unfinished.length > 0) {
+        // A thread's tasks run one at a time: by default this one runs after (enqueue; `steer` too —
+        // an AG-UI run is a run of its own). `reject` refuses; `interrupt` cancels the earlier ones.
+        const policy = agent.definition.on_busy;
+        if (policy === "reject") {
+          throw new AgentkitError("conflict", `Thread ${thread.id} is busy: task ${unfinished[0]!.id} is ${unfinished[0]!.status} (on_busy: reject)`);
+        }
+        if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
+      }
+      return store.createTask({
         id: newTaskId(),
         owner: principal.id,
         agent: agent.definition.name,
@@ -103,8 +106,8 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
         metadata: { ag_ui: { thread_id: input.threadId, run_id: input.runId } },
         createdAt: now(),
         threadId: thread.id,
-      }),
-    );
+      });
+    });
     logger.info("ag-ui: run started", { task: task.id, thread: thread.id, run: input.runId, agent: agent.definition.name });
     return stream(c, input, task, agent, { after: 0, submit: () => runner.submit(task), mayWait: false });
   }
