@@ -155,13 +155,18 @@ async function startProxy(target: number): Promise<Proxy> {
     pairs.add(pair);
     client.on("data", (chunk) => upstream.write(chunk));
     upstream.on("data", (chunk) => client.write(chunk));
-    const end = () => {
+    // The server closing its side is passed on after what it sent: `end()` flushes the writes still
+    // queued for the client (a slow reader's last frames and its close frame), where `destroy()`
+    // dropped them (the client saw 1006 instead of the server's close code). The client leaving
+    // leaves nothing to deliver.
+    upstream.on("close", () => {
       pairs.delete(pair);
-      client.destroy();
+      client.end();
+    });
+    client.on("close", () => {
+      pairs.delete(pair);
       upstream.destroy();
-    };
-    client.on("close", end);
-    upstream.on("close", end);
+    });
     client.on("error", () => {});
     upstream.on("error", () => {});
   });
