@@ -23,7 +23,7 @@ export const CLOSE_CODES: Record<keyof typeof CloseCode, { meaning: string; reco
     meaning: "The server is shutting down, or its store could not be read as the watch began (an 'unavailable' error frame first): reconnect with after=<last seq> (to another node, or once it is back)",
     reconnect: true,
   },
-  policyViolation: { meaning: "The client sent more than 200 messages in one second", reconnect: false },
+  policyViolation: { meaning: "The client sent more than 200 frames (messages, pings or pongs) in one second", reconnect: false },
   tooBig: { meaning: "A client frame was larger than AGENTKIT_MAX_FRAME_BYTES (closed by Bun's WebSocket, with no error frame)", reconnect: false },
   serverError: { meaning: "A server fault", reconnect: false },
   badRequest: { meaning: "Bad query (after=abc, or after beyond the task's last event), or a task id of no possible length (empty, or over 128 characters); a well-formed unknown id is 4404", reconnect: false },

@@ -392,6 +392,27 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     }
   }
 
+  /**
+   * A frame from the client (message, ping or pong) proves it alive and counts against
+   * MAX_CLIENT_FRAMES_PER_SECOND; past it the socket is closed (1008). False when the frame is not
+   * to be acted on (closing, or just closed for the flood).
+   */
+  function counted(ws: Socket): boolean {
+    const now = performance.now();
+    ws.data.lastSeen = now;
+    if (ws.data.closed) return false; // closing: what is still buffered is not read
+    if (ws.data.framesSince === undefined || now - ws.data.framesSince >= 1000) {
+      ws.data.framesSince = now;
+      ws.data.framesInSecond = 0;
+    }
+    if (++ws.data.framesInSecond! > MAX_CLIENT_FRAMES_PER_SECOND) {
+      ws.data.closed = true;
+      ws.close(CloseCode.policyViolation, `Too many messages: at most ${MAX_CLIENT_FRAMES_PER_SECOND} a second`);
+      return false;
+    }
+    return true;
+  }
+
   const handler: WebSocketHandler<Connection> = {
     maxPayloadLength: deps.maxFrameBytes,
     // Hard backstop well past our own slow-client limit (which is checked at most every 20 ms):
@@ -435,18 +456,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
 
     message(ws, raw) {
-      const now = performance.now();
-      ws.data.lastSeen = now;
-      if (ws.data.closed) return; // closing: what is still buffered is not read
-      if (ws.data.framesSince === undefined || now - ws.data.framesSince >= 1000) {
-        ws.data.framesSince = now;
-        ws.data.framesInSecond = 0;
-      }
-      if (++ws.data.framesInSecond! > MAX_CLIENT_FRAMES_PER_SECOND) {
-        ws.data.closed = true;
-        ws.close(CloseCode.policyViolation, `Too many messages: at most ${MAX_CLIENT_FRAMES_PER_SECOND} a second`);
-        return;
-      }
+      if (!counted(ws)) return;
       try {
         onClientFrame(ws, raw);
       } catch (error) {
@@ -455,12 +465,14 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       }
     },
 
+    // Control frames count too: 100,000 pings in one TCP write held the event loop ~45 ms (each
+    // answered with a pong); a client pings every ~30 s.
     ping(ws) {
-      ws.data.lastSeen = performance.now();
+      counted(ws);
     },
 
     pong(ws) {
-      ws.data.lastSeen = performance.now();
+      counted(ws);
     },
 
     drain(ws) {

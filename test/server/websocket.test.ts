@@ -5,6 +5,7 @@ import { deferred, within } from "../helpers/deferred.ts";
 import { answer, callTools, createScriptedModel, type ScriptStep } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { createGateTool, createStubbornTool } from "../helpers/tools.ts";
+import { closeCode, RawWebSocket } from "../helpers/raw-websocket.ts";
 import { connect } from "../helpers/ws-client.ts";
 
 let server: TestServer | undefined;
@@ -376,6 +377,25 @@ describe("connection rules", () => {
     expect(closed.code).toBe(1008);
     expect(closed.reason).toBe("Too many messages: at most 200 a second");
     expect(flooder.frames.filter((frame) => frame.type === "pong").length).toBeLessThanOrEqual(200);
+    calm.send({ type: "ping" });
+    await calm.waitFor((frame) => frame.type === "pong");
+  });
+
+  test("protocol-level pings count too: 10,000 in one write close the socket with 1008 after at most 200 pongs, not one pong each", async () => {
+    server = await startTestServer();
+    const task = await server.createTask({ input: "hi" });
+    await (await server.watch(task.id)).result();
+    const flooder = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}`);
+    const one = Buffer.from([0x89, 0x84, 1, 2, 3, 4, 0x61 ^ 1, 0x62 ^ 2, 0x63 ^ 3, 0x64 ^ 4]); // a masked ping, 4 bytes of payload
+    flooder.writeRaw(Buffer.concat(Array.from({ length: 10_000 }, () => one)));
+    const frames = await flooder.readUntilClosed();
+    const close = frames.at(-1)!;
+    expect(closeCode(close)).toBe(1008);
+    expect(close.payload.subarray(2).toString()).toBe("Too many messages: at most 200 a second");
+    const pongs = frames.filter((frame) => frame.opcode === 10).length;
+    expect(pongs).toBeGreaterThan(0);
+    expect(pongs).toBeLessThanOrEqual(201);
+    const calm = await server.watch(task.id);
     calm.send({ type: "ping" });
     await calm.waitFor((frame) => frame.type === "pong");
   });
