@@ -9,6 +9,7 @@ import { limitBody } from "./body-limit.ts";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { AgentPool } from "../agents/pool.ts";
+import type { WatcherLimits } from "./watcher-limits.ts";
 import { AgentkitError, isDatabaseInterrupted, isDatabaseUnavailable, isStoreWriteFailure, toAgentkitError } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import {
@@ -69,6 +70,8 @@ export interface AppDeps {
   slowClientGraceMs?: number;
   /** The server's open event streams (SSE, A2A, AG-UI): a shutdown ends them before the connections close. */
   streams?: EventStreams;
+  /** The watcher limits: SSE streams of `GET /tasks/:id/events` count with WebSocket watchers. */
+  watchers?: WatcherLimits;
   /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
   corsOrigins?: readonly string[];
   /** Upgrades the request to a task WebSocket; false if it could not. Absent outside Bun.serve. */
@@ -441,6 +444,8 @@ export function createApp(deps: AppDeps) {
         follow: deps.follow,
         telemetry: deps.telemetry,
         expiresAt: c.get("principal").readOnly?.expiresAt,
+        watchers: deps.watchers,
+        key: c.get("principal").id,
       });
     }
     // At most `limit` events, and no more than ~1 MiB of them (at least one): a page of 1,000 big

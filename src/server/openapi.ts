@@ -398,6 +398,7 @@ export const ROUTE_DOCS: readonly RouteDoc[] = [
       },
       204: { description: "Event stream: the task has ended and nothing is left to send (an EventSource stops reconnecting)" },
       ...errors(400, 401, 404),
+      429: { description: "Event stream: too many watchers (`too_many_watchers`) — the task's or the key's streams and WebSocket connections together are at `AGENTKIT_MAX_WATCHERS_PER_TASK` / `_PER_KEY`", schema: errorBody(["too_many_watchers"]) },
     },
   },
   {

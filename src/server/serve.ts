@@ -32,6 +32,7 @@ import { startWebhookDelivery, type WebhookDelivery } from "../webhooks/delivery
 import { createTaskWebhooks } from "../webhooks/events.ts";
 import { formatWebhookSecret, parseWebhookSecret } from "../webhooks/signing.ts";
 import { createAuthenticator, type ApiKey } from "./auth.ts";
+import { createWatcherLimits } from "./watcher-limits.ts";
 import { createTaskWebSockets, type Connection } from "./websocket.ts";
 import { CloseCode } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -273,6 +274,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     logger.info("recovered tasks from the previous run", recovered);
   }
 
+  // One count of watchers for WebSocket connections and SSE streams alike.
+  const watchers = createWatcherLimits({ perTask: config.maxWatchersPerTask, perKey: config.maxWatchersPerKey });
   const sockets = createTaskWebSockets({
     store,
     feed,
@@ -280,8 +283,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     logger,
     heartbeatMs: config.heartbeatMs,
     maxFrameBytes: config.maxFrameBytes,
-    maxWatchersPerTask: config.maxWatchersPerTask,
-    maxWatchersPerKey: config.maxWatchersPerKey,
+    watchers,
     slowClientBytes: config.slowClientBytes,
     slowClientGraceMs: config.slowClientGraceMs,
     follow: follower ? (task) => follower.watch(task) : undefined,
@@ -297,6 +299,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     slowClientBytes: config.slowClientBytes,
     slowClientGraceMs: config.slowClientGraceMs,
     streams,
+    watchers,
     runner,
     agents,
     auth,
@@ -313,7 +316,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     webhooks: { allowlist: createWebhookAllowlist(config.webhookAllowHosts), secret: formatWebhookSecret(webhookSecret) },
     metrics: () => metrics.render(),
     telemetry,
-    upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, counted: false, lastSeen: performance.now() }, headers }),
+    upgrade: (request, watch, headers) => server.upgrade(request, { data: { ...watch, closed: false, lastSeen: performance.now() }, headers }),
   });
   server = listen(config.host, config.port, () => Bun.serve<Connection>({
     port: config.port,

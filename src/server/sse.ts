@@ -11,7 +11,7 @@
  * off once `slowClientBytes` are queued (it resumes with Last-Event-ID).
  */
 import type { LiveFeed } from "../bus/live-feed.ts";
-import { errorMessage } from "../errors.ts";
+import { AgentkitError, errorMessage } from "../errors.ts";
 import type { Logger } from "../lib/logger.ts";
 import { errorFrame, isResultFrame } from "../protocol/frames.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
@@ -19,6 +19,7 @@ import type { TaskStore } from "../store/store.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { eventStreamResponse, type EventStreams } from "./event-stream.ts";
+import type { WatcherLimits } from "./watcher-limits.ts";
 
 export interface SseOptions {
   /** When the share token that opened it expires (ms since the epoch): the stream ends then. */
@@ -41,6 +42,9 @@ export interface SseOptions {
   follow?: (task: Task) => () => void;
   /** Watchers connected, slow clients cut off (metrics). */
   telemetry?: Telemetry;
+  /** The watcher limits, shared with WebSocket connections; `key` is the caller's (a share token's owner's). */
+  watchers?: WatcherLimits;
+  key?: string;
 }
 
 export function sseResponse(options: SseOptions): Response {
@@ -49,6 +53,9 @@ export function sseResponse(options: SseOptions): Response {
   const telemetry = options.telemetry ?? noTelemetry;
   let stopListening: (() => void) | undefined;
   let unfollow: (() => void) | undefined;
+  // Counted with the task's and the key's WebSocket watchers: past a limit, 429 (WebSocket: 4029).
+  const counted = options.watchers?.acquire(task.id, options.key ?? "");
+  if (counted && "refused" in counted) throw new AgentkitError("too_many_watchers", counted.refused);
 
   return eventStreamResponse({
     slowClientBytes: options.slowClientBytes,
@@ -58,6 +65,7 @@ export function sseResponse(options: SseOptions): Response {
     signal: options.signal,
     expiresAt: options.expiresAt,
     onClose(end) {
+      counted?.release();
       telemetry.watcherClosed("sse");
       stopListening?.();
       unfollow?.();

@@ -33,6 +33,7 @@ import { noTelemetry, type Telemetry } from "../telemetry/telemetry.ts";
 import { canSee, WATCH_ONLY_MESSAGE } from "./auth.ts";
 import type { WatchRequest } from "./ws-handshake.ts";
 import { DEFAULT_SLOW_CLIENT_GRACE_MS, slowClientHardLimit } from "./slow-client.ts";
+import type { WatcherLimits } from "./watcher-limits.ts";
 import { lastSeqOf, startStream } from "./watch.ts";
 
 /** A client frame's JSON: one object of a few fields (`{"type":"answer","call_id":…,"text":…}`), with room to spare. */
@@ -52,8 +53,8 @@ const SCAN_EVERY_MS = 20;
 export interface Connection extends WatchRequest {
   /** Nothing more is sent once set: closing, closed, or marked slow. */
   closed: boolean;
-  /** Counted in the per-task and per-key watcher limits. */
-  counted: boolean;
+  /** Counted in the per-task and per-key watcher limits: the function that uncounts it. */
+  counted?: () => void;
   /** `performance.now()` when the client last sent a frame of any kind (message, ping, pong). */
   lastSeen: number;
   /** `performance.now()` when it was found too slow; it is closed with 4008 once drained. */
@@ -83,8 +84,8 @@ export interface WebSocketDeps {
   logger: Logger;
   heartbeatMs: number;
   maxFrameBytes: number;
-  maxWatchersPerTask: number;
-  maxWatchersPerKey: number;
+  /** The watcher limits, shared with SSE streams (`watcher-limits.ts`). */
+  watchers: WatcherLimits;
   slowClientBytes: number;
   /** How long more than `slowClientBytes` may stay queued for a watcher that reads (default 1 s; see `slow-client.ts`). */
   slowClientGraceMs?: number;
@@ -115,7 +116,6 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   const telemetry = deps.telemetry ?? noTelemetry;
   const open = new Set<Socket>();
   const watchersByTask = new Map<string, Set<Socket>>();
-  const watchersByKey = new Map<string, number>();
   const lastScan = new Map<string, number>();
   /** A scan due once `SCAN_EVERY_MS` have passed since the last one (a publish met backpressure meanwhile). */
   const laterScans = new Map<string, ReturnType<typeof setTimeout>>();
@@ -209,25 +209,23 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
   /** Counts the watcher against its limits; false (and the socket closed) if over one. */
   function admit(ws: Socket, key: string): boolean {
     const { taskId } = ws.data;
-    const ofTask = watchersByTask.get(taskId)?.size ?? 0;
-    const ofKey = watchersByKey.get(key) ?? 0;
-    if (ofTask >= deps.maxWatchersPerTask || ofKey >= deps.maxWatchersPerKey) {
-      const which = ofTask >= deps.maxWatchersPerTask ? `${deps.maxWatchersPerTask} per task` : `${deps.maxWatchersPerKey} per key`;
-      fail(ws, `Too many watchers (limit ${which})`, "too_many_watchers", CloseCode.tooManyWatchers);
+    const counted = deps.watchers.acquire(taskId, key);
+    if ("refused" in counted) {
+      fail(ws, counted.refused, "too_many_watchers", CloseCode.tooManyWatchers);
       return false;
     }
     let set = watchersByTask.get(taskId);
     if (!set) watchersByTask.set(taskId, (set = new Set()));
     set.add(ws);
-    watchersByKey.set(key, ofKey + 1);
-    ws.data.counted = true;
+    ws.data.counted = counted.release;
     telemetry.watcherOpened("websocket");
     return true;
   }
 
   function release(ws: Socket) {
     if (!ws.data.counted) return;
-    ws.data.counted = false;
+    ws.data.counted();
+    ws.data.counted = undefined;
     telemetry.watcherClosed("websocket");
     const set = watchersByTask.get(ws.data.taskId);
     set?.delete(ws);
@@ -235,10 +233,6 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
       watchersByTask.delete(ws.data.taskId);
       lastScan.delete(ws.data.taskId);
     }
-    const key = ws.data.principal!.id;
-    const count = (watchersByKey.get(key) ?? 1) - 1;
-    if (count > 0) watchersByKey.set(key, count);
-    else watchersByKey.delete(key);
   }
 
   async function start(ws: Socket) {
@@ -397,7 +391,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
    * MAX_CLIENT_FRAMES_PER_SECOND; past it the socket is closed (1008). False when the frame is not
    * to be acted on (closing, or just closed for the flood).
    */
-  function counted(ws: Socket): boolean {
+  function heard(ws: Socket): boolean {
     const now = performance.now();
     ws.data.lastSeen = now;
     if (ws.data.closed) return false; // closing: what is still buffered is not read
@@ -426,7 +420,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
 
     open(ws) {
       ws.data.closed = false;
-      ws.data.counted = false;
+      ws.data.counted = undefined;
       ws.data.lastSeen = performance.now();
       open.add(ws);
       if (!ws.data.principal) {
@@ -456,7 +450,7 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     },
 
     message(ws, raw) {
-      if (!counted(ws)) return;
+      if (!heard(ws)) return;
       try {
         onClientFrame(ws, raw);
       } catch (error) {
@@ -468,11 +462,11 @@ export function createTaskWebSockets(deps: WebSocketDeps): TaskWebSockets {
     // Control frames count too: 100,000 pings in one TCP write held the event loop ~45 ms (each
     // answered with a pong); a client pings every ~30 s.
     ping(ws) {
-      counted(ws);
+      heard(ws);
     },
 
     pong(ws) {
-      counted(ws);
+      heard(ws);
     },
 
     drain(ws) {

@@ -587,6 +587,8 @@ describe("a live server's answers match the documented schema of their status", 
       "POST /threads/:id/tasks 429", "POST /threads/:id/tasks 501", "POST /threads/:id/tasks 503",
       // 32 messages waiting for a step: interaction.test.ts ("messages pile up at most 32 deep") provokes it.
       "POST /tasks/:id/input 429",
+      // Past the watcher limit: security.test.ts ("SSE streams and WebSocket connections count together") provokes it.
+      "GET /tasks/:id/events 429",
       "POST /tasks/:id/share 501", "POST /tasks/:id/input 501", "POST /tasks/:id/approvals 501", "POST /tasks/:id/answers 501",
       "GET /ws/tasks/:id 101", "GET /ws/tasks/:id 403", "GET /webhooks/secret 501",
       "POST /ag-ui 429", "POST /ag-ui 503", "POST /ag-ui/:agent 429", "POST /ag-ui/:agent 503",

@@ -1,5 +1,6 @@
 /** Keys, ownership, browser subprotocol auth, CORS, and per-task / per-key watcher limits. */
 import { afterEach, describe, expect, test } from "bun:test";
+import { until } from "../helpers/deferred.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { connect } from "../helpers/ws-client.ts";
 import { ADMIN, ALICE, BOB, as } from "../helpers/tenants.ts";
@@ -88,6 +89,33 @@ describe("watcher limits", () => {
     await one.closed;
     const four = await server.watch(task.id);
     await four.result();
+  });
+
+  test("SSE streams and WebSocket connections count together: past the limit an SSE stream gets 429 `too_many_watchers`, a WebSocket 4029; a closed stream frees its place", async () => {
+    server = await startTestServer({ agents: [{ model: "demo/slow" }], config: { maxWatchersPerTask: 2 } });
+    const task = await server.createTask({ input: "a long answer, streamed slowly" });
+    const sse = () => server!.http(`/tasks/${task.id}/events`, { headers: { accept: "text/event-stream" } });
+    const first = await sse();
+    expect(first.status).toBe(200);
+    const reader = first.body!.getReader();
+    await reader.read(); // the stream is open
+    const socket = await server.watch(task.id);
+    await socket.waitFor((frame) => frame.type === "connected");
+    const refused = await sse();
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toEqual({ error: { code: "too_many_watchers", message: "Too many watchers (limit 2 per task)" } });
+    const third = await server.watch(task.id);
+    expect((await third.closed).code).toBe(4029);
+    await reader.cancel(); // the SSE client leaves
+    let again: Response | undefined;
+    await until(async () => {
+      again = await sse();
+      if (again.status === 200) return true;
+      await again.body?.cancel();
+      return false;
+    }, "the place to be freed");
+    await again!.body!.cancel();
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
   test("watchers per key count across tasks", async () => {

@@ -15,6 +15,7 @@ import { taskTopic, type EventBus } from "../../src/bus/bus.ts";
 import { createLiveFeed } from "../../src/bus/live-feed.ts";
 import { CloseCode } from "../../src/errors.ts";
 import { createLogger } from "../../src/lib/logger.ts";
+import { createWatcherLimits } from "../../src/server/watcher-limits.ts";
 import { createTaskWebSockets, type Connection, type TaskWebSockets } from "../../src/server/websocket.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { TaskStore } from "../../src/store/store.ts";
@@ -82,13 +83,12 @@ async function watching(graceMs: number) {
     logger: createLogger("silent"),
     heartbeatMs: 60_000,
     maxFrameBytes: 64 * 1024,
-    maxWatchersPerTask: 10,
-    maxWatchersPerKey: 10,
+    watchers: createWatcherLimits({ perTask: 10, perKey: 10 }),
     slowClientBytes: LIMIT,
     slowClientGraceMs: graceMs,
   });
   opened.push(sockets);
-  const ws = new FakeSocket({ taskId: task.id, after: 0, deltas: false, principal: { id: "k", admin: false }, closed: false, counted: false, lastSeen: 0 });
+  const ws = new FakeSocket({ taskId: task.id, after: 0, deltas: false, principal: { id: "k", admin: false }, closed: false, lastSeen: 0 });
   const socket = ws as unknown as ServerWebSocket<Connection>;
   sockets.handler.open!(socket);
   await until(() => ws.topics.has(taskTopic(task.id)), "the watcher to subscribe");
