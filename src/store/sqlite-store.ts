@@ -197,6 +197,52 @@ CREATE INDEX IF NOT EXISTS tasks_owner_status ON tasks(owner, status);
 CREATE INDEX IF NOT EXISTS tasks_thread_status ON tasks(thread_id, status) WHERE thread_id IS NOT NULL;
 `;
 
+/**
+ * A thread's task count and newest task, kept on its row: every read of a thread (`GET /threads/:id`,
+ * each task added to it, each row of `GET /threads`) counted the thread's tasks, reading its whole
+ * `tasks_thread` index range — 2–4 ms a thread of 30,000 tasks, on the event loop, growing with it
+ * (tasks are never deleted), and as many counts as threads on a page of the list. Added without a
+ * schema change, as `INDEXES` are: triggers keep the columns right whoever writes the file, an older
+ * agentkit too (which still counts for itself). A file without them (or without one of the
+ * triggers) gets them, counted once, when it is opened.
+ */
+const THREAD_COUNT_TRIGGERS = `
+CREATE TRIGGER IF NOT EXISTS threads_count_insert AFTER INSERT ON tasks WHEN NEW.thread_id IS NOT NULL
+BEGIN
+  UPDATE threads SET task_count = task_count + 1, last_task_id = NEW.id WHERE id = NEW.thread_id;
+END;
+CREATE TRIGGER IF NOT EXISTS threads_count_move AFTER UPDATE OF thread_id ON tasks WHEN OLD.thread_id IS NOT NEW.thread_id
+BEGIN
+  UPDATE threads SET task_count = task_count - 1,
+    last_task_id = (SELECT id FROM tasks WHERE thread_id = OLD.thread_id ORDER BY rowid DESC LIMIT 1)
+    WHERE OLD.thread_id IS NOT NULL AND id = OLD.thread_id;
+  UPDATE threads SET task_count = task_count + 1,
+    last_task_id = (SELECT id FROM tasks WHERE thread_id = NEW.thread_id ORDER BY rowid DESC LIMIT 1)
+    WHERE NEW.thread_id IS NOT NULL AND id = NEW.thread_id;
+END;
+CREATE TRIGGER IF NOT EXISTS threads_count_delete AFTER DELETE ON tasks WHEN OLD.thread_id IS NOT NULL
+BEGIN
+  UPDATE threads SET task_count = task_count - 1,
+    last_task_id = (SELECT id FROM tasks WHERE thread_id = OLD.thread_id ORDER BY rowid DESC LIMIT 1)
+    WHERE id = OLD.thread_id;
+END;
+`;
+const THREAD_COUNT_TRIGGER_NAMES = ["threads_count_insert", "threads_count_move", "threads_count_delete"];
+
+/** Gives the threads table its kept counts (`THREAD_COUNT_TRIGGERS`), inside the opening transaction. */
+function keepThreadCounts(db: Database): void {
+  const columns = new Set((db.query("SELECT name FROM pragma_table_info('threads')").all() as { name: string }[]).map((row) => row.name));
+  const triggers = new Set((db.query("SELECT name FROM sqlite_master WHERE type = 'trigger'").all() as { name: string }[]).map((row) => row.name));
+  if (columns.has("task_count") && columns.has("last_task_id") && THREAD_COUNT_TRIGGER_NAMES.every((name) => triggers.has(name))) return;
+  if (!columns.has("task_count")) db.run("ALTER TABLE threads ADD COLUMN task_count INTEGER NOT NULL DEFAULT 0");
+  if (!columns.has("last_task_id")) db.run("ALTER TABLE threads ADD COLUMN last_task_id TEXT");
+  // Counted once, as they are now (the triggers keep them from here on).
+  db.run(`UPDATE threads SET
+    task_count = (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id),
+    last_task_id = (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1)`);
+  db.run(THREAD_COUNT_TRIGGERS);
+}
+
 /** A row of TASK_COLUMNS as bun:sqlite returns it: a Task with its metadata, error and output_json as JSON text. */
 interface TaskRow {
   rowid: number;
@@ -464,6 +510,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     if (!hasDestination) db.run(MIGRATE_6_COLUMN);
     db.run(SCHEMA_6);
     db.run(INDEXES);
+    keepThreadCounts(db);
     const events = db.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").get() as { sql: string };
     if (!/WITHOUT ROWID/i.test(events.sql)) db.run(EVENTS_INDEX);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
@@ -527,10 +574,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
     if (thread.adopt !== undefined) adoptTask.run({ thread: thread.id, task: thread.adopt, owner: thread.owner });
   });
   const selectThread = db.query(
-    `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
-       (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
-       (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1) AS last_task_id
-     FROM threads WHERE threads.id = $id`,
+    `SELECT rowid, id, owner, created_at, task_count, last_task_id FROM threads WHERE id = $id`,
   );
   const selectSecret = db.query(`SELECT value FROM secrets WHERE name = $name`);
   const insertSecret = db.query(`INSERT OR IGNORE INTO secrets (name, value) VALUES ($name, $value)`);
@@ -934,10 +978,7 @@ export function createSqliteStore(options: SqliteStoreOptions): TaskStore {
       const where = conditions.length ? `WHERE ${conditions.join(" AND ")}` : "";
       const rows = db
         .query(
-          `SELECT threads.rowid AS rowid, threads.id AS id, threads.owner AS owner, threads.created_at AS created_at,
-             (SELECT count(*) FROM tasks WHERE tasks.thread_id = threads.id) AS task_count,
-             (SELECT tasks.id FROM tasks WHERE tasks.thread_id = threads.id ORDER BY tasks.rowid DESC LIMIT 1) AS last_task_id
-           FROM threads ${where} ORDER BY rowid DESC LIMIT $limit`,
+          `SELECT rowid, id, owner, created_at, task_count, last_task_id FROM threads ${where} ORDER BY rowid DESC LIMIT $limit`,
         )
         .all(params) as { rowid: number }[];
       const page = rows.slice(0, query.limit);

@@ -68,3 +68,46 @@ test("a thread's busy check finds its unfinished tasks through the (thread_id, s
     }
   }
 });
+
+test("reading a thread counts none of its tasks: its task count and newest task are kept on its row, right through every way a task joins it", async () => {
+  await server?.close();
+  server = await startTestServer({ agents: [{ tools: ["calculator"] }] });
+  const http = server.http.bind(server);
+  const thread = (await (await http("/threads", { method: "POST" })).json()) as { id: string };
+  let newest = "";
+  for (let index = 0; index < 4; index++) {
+    const response = await http(`/threads/${thread.id}/tasks`, { method: "POST", json: { input: `hello ${index}` } });
+    newest = ((await response.json()) as { id: string }).id;
+  }
+  // POST /tasks with thread_id, too.
+  const viaTasks = (await (await http("/tasks", { method: "POST", json: { input: "and one more", thread_id: thread.id } })).json()) as { id: string };
+  expect(await (await http(`/threads/${thread.id}`)).json()).toMatchObject({ task_count: 5, last_task_id: viaTasks.id });
+  expect(newest).not.toBe(viaTasks.id);
+
+  // A finished task without a thread, continued over AG-UI: a thread of its id, with the task as its first turn (adopted).
+  const lone = await server.createTask({ input: "What is 2 + 3?" });
+  await until(async () => ((await (await http(`/tasks/${lone.id}`)).json()) as { status: string }).status === "completed", "the task to complete");
+  const run = await http("/ag-ui", {
+    method: "POST",
+    json: { threadId: lone.id, runId: "r1", messages: [{ id: "m1", role: "user", content: "and now?" }] },
+  });
+  expect(run.status).toBe(200);
+  await run.text();
+  const adopted = (await (await http(`/threads/${lone.id}`)).json()) as { task_count: number; last_task_id: string; tasks: { id: string }[] };
+  expect(adopted.task_count).toBe(2);
+  expect(adopted.tasks.map((task) => task.id)[0]).toBe(lone.id);
+  expect(adopted.last_task_id).toBe(adopted.tasks.at(-1)!.id);
+  const listed = (await (await http("/threads?limit=100")).json()) as { threads: { id: string; task_count: number; last_task_id: string }[] };
+  expect(listed.threads.map((t) => [t.id, t.task_count, t.last_task_id])).toEqual([
+    [lone.id, 2, adopted.last_task_id],
+    [thread.id, 5, viaTasks.id],
+  ]);
+
+  // What the server ran to read threads touches the threads table alone: no count over the thread's tasks.
+  const threadReads = [...prepared].filter((sql) => /\bFROM threads\b/.test(sql) && /^\s*SELECT/i.test(sql));
+  expect(threadReads.length).toBeGreaterThan(0);
+  for (const sql of threadReads) {
+    const steps = plan(server.dataDir, sql);
+    expect(steps.filter((step) => /\btasks\b/.test(step)), sql).toEqual([]);
+  }
+});

@@ -593,3 +593,36 @@ test("retention gives the space back: a new file shrinks to what is left (auto_v
   const old = await sizeAfterPrune("old");
   expect(old.after).toBe(old.before);
 });
+
+test("a thread's task count and newest task are kept on its row: a file without them gets them counted when opened, and an older agentkit's writes keep them right", async () => {
+  const s = open();
+  await s.createThread({ id: "th", owner: "alice", createdAt: new Date() });
+  for (const id of ["t1", "t2", "t3"]) await s.createTask({ id, owner: "alice", agent: "a", input: "hi", metadata: {}, createdAt: new Date(), threadId: "th" });
+  expect(await s.getThread("th")).toMatchObject({ task_count: 3, last_task_id: "t3" });
+  s.close();
+  store = undefined;
+  // The file as a build before the kept counts left it: no columns, no triggers.
+  const path = `${dir}/agentkit.sqlite`;
+  let raw = new Database(path);
+  for (const trigger of ["threads_count_insert", "threads_count_move", "threads_count_delete"]) raw.run(`DROP TRIGGER ${trigger}`);
+  raw.run("ALTER TABLE threads DROP COLUMN task_count");
+  raw.run("ALTER TABLE threads DROP COLUMN last_task_id");
+  raw.run("INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id) VALUES ('t4', 'alice', 'a', 'hi', '{}', 'queued', '2026', 'th')");
+  raw.close();
+
+  let reopened = openStore(dir!);
+  expect(await reopened.getThread("th")).toMatchObject({ task_count: 4, last_task_id: "t4" });
+  expect((await reopened.listThreads({ limit: 10 })).threads).toMatchObject([{ id: "th", task_count: 4, last_task_id: "t4" }]);
+  reopened.close();
+  store = undefined;
+  // An older agentkit writes the file as it knows it (the columns untouched): the triggers count.
+  raw = new Database(path);
+  raw.run("INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id) VALUES ('t5', 'alice', 'a', 'hi', '{}', 'queued', '2026', 'th')");
+  raw.run("INSERT INTO threads (id, owner, created_at) VALUES ('th2', 'alice', '2026')");
+  raw.run("INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at) VALUES ('lone', 'alice', 'a', 'hi', '{}', 'completed', '2026')");
+  raw.run("UPDATE tasks SET thread_id = 'th2' WHERE id = 'lone'");
+  raw.close();
+  reopened = openStore(dir!);
+  expect(await reopened.getThread("th")).toMatchObject({ task_count: 5, last_task_id: "t5" });
+  expect(await reopened.getThread("th2")).toMatchObject({ task_count: 1, last_task_id: "lone" });
+});
