@@ -124,11 +124,49 @@ export async function resumeFromStore(store: Pick<TaskStore, "events">, task: { 
   return replay.state();
 }
 
+/**
+ * The calls announced without a result, in call order, found by id at once: a step of thousands of
+ * calls made each of its events (an approval, a result) search all of them, every time a decision
+ * replays the log. Ids may repeat (some providers reuse them): the first open call with an id is it.
+ */
+class OpenCalls implements Iterable<PendingToolCall> {
+  private readonly order = new Set<PendingToolCall>();
+  private readonly byId = new Map<string, PendingToolCall[]>();
+
+  get size(): number {
+    return this.order.size;
+  }
+  [Symbol.iterator](): Iterator<PendingToolCall> {
+    return this.order.values();
+  }
+  add(pending: PendingToolCall): void {
+    this.order.add(pending);
+    const same = this.byId.get(pending.call.id);
+    if (same) same.push(pending);
+    else this.byId.set(pending.call.id, [pending]);
+  }
+  /** The first open call with this id. */
+  find(id: string): PendingToolCall | undefined {
+    return this.byId.get(id)?.[0];
+  }
+  /** Removes and returns the first open call with this id (its result came). */
+  take(id: string): PendingToolCall | undefined {
+    const same = this.byId.get(id);
+    const pending = same?.shift();
+    if (same?.length === 0) this.byId.delete(id);
+    if (pending) this.order.delete(pending);
+    return pending;
+  }
+  ids(): string {
+    return [...this.order].map((pending) => pending.call.id).join(", ");
+  }
+}
+
 /** Replays frames one by one (`add`, in seq order; `index`: the frame's position, 0-based), then tells the state. */
 function logReplay(input: string): { add(entry: string | StoredEvent, index: number): void; state(): ResumeState } {
   const messages: ChatMessage[] = [{ role: "user", content: input }];
   const totals = { steps: 0, inputTokens: 0, outputTokens: 0 };
-  const unfinished: PendingToolCall[] = [];
+  const unfinished = new OpenCalls();
   let finished = false;
   let lastSeq = 0;
   let lastStep = 0;
@@ -196,7 +234,7 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
         }
       };
       const openCall = (id: string, what: string) => {
-        const pending = unfinished.find((candidate) => candidate.call.id === id);
+        const pending = unfinished.find(id);
         if (!pending) fail(`${what} for call '${id}', which was not announced or already has a result`);
         return pending;
       };
@@ -214,7 +252,7 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
           }
           break;
         case "user_input":
-          if (unfinished.length > 0) fail(`user_input while calls had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+          if (unfinished.size > 0) fail(`user_input while calls had no result (${unfinished.ids()})`);
           closeTextTurn();
           consumedInputs.add(event.data.id);
           messages.push({ role: "user", content: event.data.text });
@@ -252,8 +290,8 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
         case "usage": {
           if (current && event.step < current.step) fail(`usage of step ${event.step} after step ${current.step}`);
           if (current?.assistant && event.step === current.step) fail(`step ${event.step} began again after it called tools`);
-          if (unfinished.length > 0) {
-            fail(`step ${event.step} began while calls of step ${unfinished[0]!.step} had no result (${unfinished.map((pending) => pending.call.id).join(", ")})`);
+          if (unfinished.size > 0) {
+            fail(`step ${event.step} began while calls of step ${[...unfinished][0]!.step} had no result (${unfinished.ids()})`);
           }
           // A new step, or a step whose output was lost being run again: either way it starts afresh.
           current = { step: event.step, text: "" };
@@ -276,16 +314,16 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
           }
           const call: ToolCallRequest = { id: event.data.id, name: event.data.name, arguments: argumentsText(event.data.arguments) };
           step.assistant.toolCalls!.push(call);
-          unfinished.push({ step: event.step, call });
+          unfinished.add({ step: event.step, call });
           break;
         }
         case "tool_result":
         case "tool_error": {
           // Results come in call order; a call id may repeat (some providers reuse ids), so the
           // first open call with this id is the one.
-          const at = unfinished.findIndex((pending) => pending.call.id === event.data.id);
-          if (at < 0) fail(`${event.event_type} for call '${event.data.id}', which was not announced or already has a result`);
-          const [{ call }] = unfinished.splice(at, 1) as [PendingToolCall];
+          const taken = unfinished.take(event.data.id);
+          if (!taken) fail(`${event.event_type} for call '${event.data.id}', which was not announced or already has a result`);
+          const { call } = taken;
           if (call.name !== event.data.name) fail(`${event.event_type} for call '${call.id}' names tool '${event.data.name}', the call '${call.name}'`);
           const outcome =
             event.event_type === "tool_result"
@@ -300,8 +338,9 @@ function logReplay(input: string): { add(entry: string | StoredEvent, index: num
       // A step that announced calls is done with the model: the next one follows. A step without
       // (its output lost) is run again.
       const nextStep = current === undefined ? 1 : current.assistant ? current.step + 1 : current.step;
-      const awaiting = unfinished.filter((pending) => pending.awaiting && !pending.decision);
-      return { messages, nextStep, totals, unfinished, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting, decided };
+      const open = [...unfinished];
+      const awaiting = open.filter((pending) => pending.awaiting && !pending.decision);
+      return { messages, nextStep, totals, unfinished: open, finished, lastStep, lastSeq, resumes, consumedInputs, outputRetriesUsed, waitedMs, awaiting, decided };
     },
   };
 }

@@ -548,6 +548,40 @@ describe("resumeFromLog + runReAct resume", () => {
     }
   });
 
+  test("a call id used twice in a step: each event goes to the first open call with it; thousands of calls replay with every decision and result in place", () => {
+    let seq = 0;
+    const frame = (event: Parameters<typeof stepFrame>[1]) => JSON.stringify(stepFrame(++seq, event, AT));
+    const call = (id: string, expression: string) => frame({ event_type: "tool_call", step: 1, data: { id, name: "calculator", arguments: { expression } } });
+    const log = [
+      frame({ event_type: "usage", step: 1, data: { input_tokens: 1, output_tokens: 1 } }),
+      call("c", "1"),
+      call("c", "2"),
+      call("d", "3"),
+      frame({ event_type: "tool_result", step: 1, data: { id: "c", name: "calculator", result: 1 } }),
+      frame({ event_type: "approval_requested", step: 1, data: { id: "c", name: "calculator", arguments: { expression: "2" }, expires_at: null } }),
+    ];
+    const state = resumeFromLog(INPUT, log);
+    expect(state.unfinished.map((pending) => [pending.call.id, pending.call.arguments, pending.awaiting])).toEqual([
+      ["c", '{"expression":"2"}', "approval"],
+      ["d", '{"expression":"3"}', undefined],
+    ]);
+    expect(state.messages.at(-1)).toMatchObject({ role: "tool", toolCallId: "c", content: "1" });
+
+    // 3,000 calls in one step, each asked for approval and decided; the even ones have their result.
+    seq = 0;
+    const many = [frame({ event_type: "usage", step: 1, data: { input_tokens: 1, output_tokens: 1 } })];
+    const ids = Array.from({ length: 3000 }, (_, index) => `call-${index}`);
+    for (const id of ids) many.push(call(id, "1"));
+    for (const id of ids) many.push(frame({ event_type: "approval_requested", step: 1, data: { id, name: "calculator", arguments: { expression: "1" }, expires_at: null } }));
+    for (const id of ids) many.push(frame({ event_type: "approval_decided", step: 1, data: { id, name: "calculator", decision: "approved", by: "k" } }));
+    for (const id of ids.filter((_, index) => index % 2 === 0)) many.push(frame({ event_type: "tool_result", step: 1, data: { id, name: "calculator", result: 1 } }));
+    const big = resumeFromLog(INPUT, many);
+    expect(big.unfinished.map((pending) => pending.call.id)).toEqual(ids.filter((_, index) => index % 2 === 1));
+    expect(big.unfinished.every((pending) => pending.decision?.kind === "approved")).toBe(true);
+    expect(big.decided.size).toBe(3000);
+    expect(big.awaiting).toEqual([]);
+  });
+
   test("a log that already has its result is finished", async () => {
     const model = createScriptedModel([answer("done")]);
     const { events } = await drain(runReAct({ ...baseOptions(new Map()), model }));
