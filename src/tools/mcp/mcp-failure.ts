@@ -7,6 +7,7 @@ import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamable
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { errorMessage } from "../../errors.ts";
 import { ToolError } from "../tool.ts";
+import { MESSAGE_TOO_LARGE_REASON } from "./mcp-http-fetch.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
 
 export interface CallFailure {
@@ -27,6 +28,11 @@ export function classifyCallFailure(error: unknown, context: { serverName: strin
     const message = `MCP server '${serverName}' did not answer '${toolName}' within ${timeoutMs} ms`;
     return { error: new ToolError("timeout", message, true, { cause: error }), connectionInDoubt: true };
   }
+  if (isMessageTooLarge(error)) {
+    // agentkit's own answer in place of a result it would not read: the connection is fine.
+    const message = `MCP server '${serverName}' answered '${toolName}' with more than agentkit reads: ${error.message.replace(/^MCP error -?\d+: /, "")}`;
+    return { error: new ToolError("execution_failed", message, false, { cause: error }), connectionInDoubt: false };
+  }
   if (error instanceof McpError) {
     // A JSON-RPC error the server sent (unknown tool, invalid params…): the connection is fine.
     const message = `MCP server '${serverName}' rejected '${toolName}': ${error.message}`;
@@ -45,7 +51,12 @@ export function describeStartFailure(error: unknown, config: McpServerConfig): s
   if (error instanceof McpError && error.code === ErrorCode.ConnectionClosed) {
     return config.transport === "stdio" ? "the server process exited during startup" : "the connection closed during startup";
   }
+  if (isMessageTooLarge(error)) return `it could not be started: ${error.message.replace(/^MCP error -?\d+: /, "")}`;
   return `it could not be started: ${describeError(error)}`;
+}
+
+function isMessageTooLarge(error: unknown): error is McpError {
+  return error instanceof McpError && (error.data as { reason?: unknown } | undefined)?.reason === MESSAGE_TOO_LARGE_REASON;
 }
 
 /** An error's message, with the HTTP status the SDK keeps out of a StreamableHTTPError's message. */

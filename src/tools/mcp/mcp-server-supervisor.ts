@@ -205,6 +205,8 @@ export class McpServerSupervisor {
       handle = createMcpTransport(config, {
         onStderrLine: (line) => this.#onStderrLine(line),
         onStderrError: (error) => logger.debug("MCP server stderr stream failed", { server: this.name, error: errorMessage(error) }),
+        onMessageTooLarge: (kind, limitBytes) =>
+          logger.warn("MCP server sent a message over the size limit; it was not read", { server: this.name, kind, limitBytes }),
       });
       // Set once ready; until then a close shows up as the failure of connect or listTools instead.
       let connection: Connection | undefined;

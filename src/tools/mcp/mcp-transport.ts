@@ -6,6 +6,7 @@
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { createGuardedFetch } from "./mcp-http-fetch.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
 
 export interface McpTransportHandle {
@@ -18,11 +19,13 @@ const MAX_STDERR_LINE = 500;
 
 export function createMcpTransport(
   config: McpServerConfig,
-  events: { onStderrLine(line: string): void; onStderrError(error: Error): void },
+  events: { onStderrLine(line: string): void; onStderrError(error: Error): void; onMessageTooLarge?(kind: "json" | "sse", limitBytes: number): void },
 ): McpTransportHandle {
   if (config.transport === "http") {
     const transport = new StreamableHTTPClientTransport(new URL(config.url), {
       requestInit: config.headers ? { headers: config.headers } : undefined,
+      // Limits what one message may hold and closes a given-up request's response (see mcp-http-fetch.ts).
+      fetch: createGuardedFetch({ onMessageTooLarge: ({ kind, limitBytes }) => events.onMessageTooLarge?.(kind, limitBytes) }),
     });
     return { transport, processId: () => null };
   }

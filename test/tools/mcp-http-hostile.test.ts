@@ -1,0 +1,200 @@
+/**
+ * MCP over Streamable HTTP against servers that misbehave on purpose (fixtures/hostile-http-server.ts):
+ * what one message may hold, and that a response agentkit gave up on is closed.
+ */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { createMcpManager, McpServerConfig } from "../../src/tools/mcp/index.ts";
+import { MAX_HTTP_MESSAGE_BYTES } from "../../src/tools/mcp/mcp-http-fetch.ts";
+import { startHostileHttpServer, type CallHandler, type HostileHttpServer } from "./fixtures/hostile-http-server.ts";
+import { watchProcessErrors } from "./support/process-errors.ts";
+import { createRecordingLogger } from "./support/recording-logger.ts";
+import { runTool } from "./support/run-tool.ts";
+
+const processErrors = watchProcessErrors();
+afterEach(() => expect(processErrors.errors).toEqual([]));
+afterAll(() => processErrors.stop());
+
+const servers: HostileHttpServer[] = [];
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.stop()));
+});
+
+const encoder = new TextEncoder();
+const MIB = encoder.encode("x".repeat(1024 * 1024));
+
+async function withServer(onCall: CallHandler, run: (context: { server: HostileHttpServer; call(): ReturnType<typeof runTool>; log: ReturnType<typeof createRecordingLogger>["log"] }) => Promise<void>, timeoutMs = 10_000) {
+  const server = startHostileHttpServer({ onCall });
+  servers.push(server);
+  const { logger, log } = createRecordingLogger();
+  const manager = createMcpManager({
+    servers: [McpServerConfig.parse({ name: "hostile", url: server.url, timeoutMs })],
+    logger,
+    restartBackoff: { initialDelayMs: 50, maxDelayMs: 200 },
+  });
+  try {
+    await manager.start();
+    await run({ server, log, call: () => runTool(manager.tools("hostile"), "hostile__probe", {}) });
+  } finally {
+    await manager.close();
+  }
+}
+
+describe("MCP over Streamable HTTP: hostile servers", () => {
+  test("a JSON body that never ends is cut at the message limit: the call fails at once and the body is not read further", async () => {
+    let callId: string | number | undefined;
+    let sent = 0;
+    await withServer(
+      (id, stream) => {
+        callId = id;
+        let first = true;
+        return stream((controller) => {
+          if (first) {
+            first = false;
+            controller.enqueue(encoder.encode(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"`));
+            return;
+          }
+          sent += MIB.length;
+          controller.enqueue(MIB);
+        }, "application/json");
+      },
+      async ({ server, call, log }) => {
+        const started = performance.now();
+        const outcome = await call();
+        expect(outcome.ok).toBe(false);
+        if (!outcome.ok) expect(outcome.error.message).toContain("larger than 10 MiB");
+        expect(performance.now() - started).toBeLessThan(5_000); // not the 10 s timeout
+        await server.cancelOf(callId!);
+        // Loopback socket buffers take some megabytes more; nothing is sent once the body is cancelled.
+        const atCancel = sent;
+        expect(atCancel).toBeLessThan(4 * MAX_HTTP_MESSAGE_BYTES);
+        await Bun.sleep(200);
+        expect(sent).toBe(atCancel);
+        expect(log.entries.some((entry) => entry.level === "warn" && entry.message.includes("over the size limit"))).toBe(true);
+      },
+    );
+  }, 20_000);
+
+  test("one SSE event that never ends is cut at the message limit: the call fails at once with what happened", async () => {
+    let callId: string | number | undefined;
+    await withServer(
+      (id, stream) => {
+        callId = id;
+        let first = true;
+        return stream((controller) => {
+          if (first) {
+            first = false;
+            controller.enqueue(encoder.encode(`data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"`));
+            return;
+          }
+          controller.enqueue(MIB);
+        }, "text/event-stream");
+      },
+      async ({ server, call }) => {
+        const started = performance.now();
+        const outcome = await call();
+        expect(outcome.ok).toBe(false);
+        if (!outcome.ok) expect(outcome.error.message).toBe(
+          "MCP server 'hostile' answered 'hostile__probe' with more than agentkit reads: the server sent a message larger than 10 MiB (agentkit's limit for one MCP message); the rest was not read",
+        );
+        expect(performance.now() - started).toBeLessThan(5_000);
+        await server.cancelOf(callId!);
+      },
+    );
+  }, 20_000);
+
+  test("events split by CRLF count as one event; many small events pass", async () => {
+    // 12 events of 1 MiB each (CRLF line ends): each is under the limit, so the result arrives.
+    await withServer(
+      (id, stream) => {
+        let sent = 0;
+        return stream((controller) => {
+          if (sent++ < 12) {
+            controller.enqueue(encoder.encode(`: ${"c".repeat(1024 * 1024)}\r\n\r\n`));
+            return;
+          }
+          controller.enqueue(encoder.encode(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "made it" }] } })}\r\n\r\n`));
+          controller.close();
+        }, "text/event-stream");
+      },
+      async ({ call }) => {
+        expect(await call()).toMatchObject({ ok: true, result: "made it" });
+      },
+    );
+    // One event of 12 lines of 1 MiB each, CRLF between them: over the limit.
+    await withServer(
+      (_id, stream) => {
+        let sent = 0;
+        return stream((controller) => {
+          if (sent++ < 12) controller.enqueue(encoder.encode(`: ${"c".repeat(1024 * 1024)}\r\n`));
+          else controller.enqueue(encoder.encode("\r\n"));
+        }, "text/event-stream");
+      },
+      async ({ call }) => {
+        const outcome = await call();
+        expect(!outcome.ok && outcome.error.message).toContain("larger than 10 MiB");
+      },
+    );
+  }, 20_000);
+
+  test("an error status's body is cut: a 20 MiB 500 gives a short error", async () => {
+    await withServer(
+      () => new Response("e".repeat(20 * 1024 * 1024), { status: 500 }),
+      async ({ call }) => {
+        const outcome = await call();
+        expect(outcome.ok).toBe(false);
+        if (!outcome.ok) {
+          expect(outcome.error.message).toContain("HTTP 500");
+          expect(outcome.error.message.length).toBeLessThan(1_300);
+        }
+      },
+    );
+  }, 20_000);
+
+  test("a call that timed out has its response stream closed (a server dripping notifications is not read on and on)", async () => {
+    let callId: string | number | undefined;
+    await withServer(
+      (id, stream) => {
+        callId = id;
+        let n = 0;
+        return stream(async (controller) => {
+          await Bun.sleep(50);
+          controller.enqueue(encoder.encode(`data: ${JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: `drip ${n++}` } })}\n\n`));
+        }, "text/event-stream");
+      },
+      async ({ server, call }) => {
+        const outcome = await call();
+        expect(!outcome.ok && outcome.error.code).toBe("timeout");
+        await Promise.race([server.cancelOf(callId!), Bun.sleep(2_000).then(() => Promise.reject(new Error("the stream was left open")))]);
+      },
+      500,
+    );
+  }, 20_000);
+
+  test("a call cancelled by the task has its response (a body arriving slowly) closed", async () => {
+    let callId: string | number | undefined;
+    const server = startHostileHttpServer({
+      onCall: (id, stream) => {
+        callId = id;
+        return stream(async (controller) => {
+          await Bun.sleep(50);
+          controller.enqueue(encoder.encode(" "));
+        }, "application/json");
+      },
+    });
+    servers.push(server);
+    const { logger } = createRecordingLogger();
+    const manager = createMcpManager({ servers: [McpServerConfig.parse({ name: "hostile", url: server.url, timeoutMs: 30_000 })], logger });
+    try {
+      await manager.start();
+      const controller = new AbortController();
+      const running = runTool(manager.tools("hostile"), "hostile__probe", {}, { abortSignal: controller.signal });
+      await Bun.sleep(200);
+      const reason = new Error("task cancelled");
+      controller.abort(reason);
+      await expect(running).rejects.toBe(reason);
+      await Promise.race([server.cancelOf(callId!), Bun.sleep(2_000).then(() => Promise.reject(new Error("the body was left open")))]);
+    } finally {
+      await manager.close();
+    }
+  }, 20_000);
+});
