@@ -22,8 +22,10 @@ afterAll(async () => {
 const encoder = new TextEncoder();
 const MIB = encoder.encode("x".repeat(1024 * 1024));
 
-async function withServer(onCall: CallHandler, run: (context: { server: HostileHttpServer; call(): ReturnType<typeof runTool>; log: ReturnType<typeof createRecordingLogger>["log"] }) => Promise<void>, timeoutMs = 10_000) {
-  const server = startHostileHttpServer({ onCall });
+type Context = { server: HostileHttpServer; call(): ReturnType<typeof runTool>; log: ReturnType<typeof createRecordingLogger>["log"]; manager: ReturnType<typeof createMcpManager> };
+
+async function withServer(onCall: CallHandler, run: (context: Context) => Promise<void>, timeoutMs = 10_000, tools?: () => unknown[] | string) {
+  const server = startHostileHttpServer({ onCall, tools });
   servers.push(server);
   const { logger, log } = createRecordingLogger();
   const manager = createMcpManager({
@@ -33,7 +35,7 @@ async function withServer(onCall: CallHandler, run: (context: { server: HostileH
   });
   try {
     await manager.start();
-    await run({ server, log, call: () => runTool(manager.tools("hostile"), "hostile__probe", {}) });
+    await run({ server, log, manager, call: () => runTool(manager.tools("hostile"), "hostile__probe", {}) });
   } finally {
     await manager.close();
   }
@@ -196,5 +198,35 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     } finally {
       await manager.close();
     }
+  }, 20_000);
+
+  test("a tool whose input schema is nested 100,000 deep or holds 5 MB is left out with a warning; the server's other tools are used", async () => {
+    const MAX_TOOL_SCHEMA_DEPTH = 64; // mcp-tool-listing.ts
+    const nested = (depth: number) => '{"type":"object","properties":{"a":'.repeat(depth) + '{"type":"string"}' + "}}".repeat(depth);
+    const big: Record<string, unknown> = {};
+    for (let index = 0; index < 50_000; index++) big[`p${index}`] = { type: "string", description: "x".repeat(80) };
+    const listing =
+      `{"jsonrpc":"2.0","id":$ID,"result":{"tools":[` +
+      `{"name":"deep","inputSchema":{"type":"object","properties":{"deep":${nested(100_000)}}}},` +
+      `{"name":"big","inputSchema":${JSON.stringify({ type: "object", properties: big })}},` +
+      `{"name":"nested_ok","inputSchema":{"type":"object","properties":{"a":${nested(MAX_TOOL_SCHEMA_DEPTH / 2 - 2)}}}},` +
+      `{"name":"probe","inputSchema":{"type":"object"}}]}}`;
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "fine" }] } }),
+      async ({ manager, call, log }) => {
+        const tools = manager.tools("hostile");
+        expect(tools.map((tool) => tool.name).sort()).toEqual(["hostile__nested_ok", "hostile__probe"]);
+        // What the engine does with every tool of an agent on every model request.
+        expect(() => JSON.stringify(tools.map((tool) => tool.jsonSchema))).not.toThrow();
+        expect(await call()).toMatchObject({ ok: true, result: "fine" });
+        const warnings = log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP tool left out"));
+        expect(warnings.map((entry) => [entry.fields.tool, entry.message])).toEqual([
+          ["deep", `MCP tool left out: its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep`],
+          ["big", "MCP tool left out: its input schema is larger than 262144 characters"],
+        ]);
+      },
+      10_000,
+      () => listing,
+    );
   }, 20_000);
 });

@@ -55,6 +55,36 @@ export async function listAllTools(client: Client, options: { timeout: number; s
  */
 export const MAX_TOOLS_PER_SERVER = 512;
 
+/**
+ * The deepest and largest input schema a tool may have. The model is sent every schema of its tools
+ * on every step: one nested 100,000 levels deep (from a server's tools/list) made every request of
+ * the agents listing the server fail (JSON.stringify: "Maximum call stack size exceeded") and held
+ * the event loop 1.5 s; one of 5 MB made each request 6 MB and held it 0.9 s. Such a tool is left
+ * out with a warning; the server's other tools are used.
+ */
+export const MAX_TOOL_SCHEMA_DEPTH = 64;
+export const MAX_TOOL_SCHEMA_CHARS = 256 * 1024;
+
+/** Why a tool's input schema cannot be used, or undefined. Walks without recursion, so any depth is safe. */
+export function toolSchemaProblem(schema: unknown): string | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value: schema, depth: 1 }];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!;
+    if (depth > MAX_TOOL_SCHEMA_DEPTH) return `its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep`;
+    // Every node takes at least a few characters: this many cannot fit in the size limit.
+    if (++nodes > MAX_TOOL_SCHEMA_CHARS / 2) return `its input schema is larger than ${MAX_TOOL_SCHEMA_CHARS} characters`;
+    if (typeof value !== "object" || value === null) continue;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (typeof child === "object" && child !== null) stack.push({ value: child, depth: depth + 1 });
+      else nodes++;
+    }
+  }
+  const size = JSON.stringify(schema).length;
+  if (size > MAX_TOOL_SCHEMA_CHARS) return `its input schema has ${size} characters, more than ${MAX_TOOL_SCHEMA_CHARS}`;
+  return undefined;
+}
+
 export function buildToolListing(
   serverName: string,
   tools: readonly McpToolDefinition[],
@@ -73,8 +103,13 @@ export function buildToolListing(
       logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: serverName, tool: definition.name, name });
       continue;
     }
-    exposedNames.add(name);
     const jsonSchema = definition.inputSchema as Record<string, unknown>;
+    const problem = toolSchemaProblem(jsonSchema);
+    if (problem !== undefined) {
+      logger.warn(`MCP tool left out: ${problem}`, { server: serverName, tool: definition.name });
+      continue;
+    }
+    exposedNames.add(name);
     let check: ArgumentsCheck | undefined;
     try {
       check = compileArgumentsCheck(jsonSchema, options.validator);
