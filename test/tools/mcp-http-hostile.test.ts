@@ -5,6 +5,7 @@
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { createMcpManager, McpServerConfig } from "../../src/tools/mcp/index.ts";
 import { MAX_HTTP_MESSAGE_BYTES } from "../../src/tools/mcp/mcp-http-fetch.ts";
+import { startStallProbe } from "../helpers/stall-probe.ts";
 import { startHostileHttpServer, type CallHandler, type HostileHttpServer } from "./fixtures/hostile-http-server.ts";
 import { watchProcessErrors } from "./support/process-errors.ts";
 import { createRecordingLogger } from "./support/recording-logger.ts";
@@ -228,5 +229,78 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
       10_000,
       () => listing,
     );
+  }, 20_000);
+
+  test("a tool whose output schema cannot be compiled fails only its own calls, not the server's listing", async () => {
+    // The SDK compiles every listed tool's output schema as the list arrives; one it cannot compile
+    // (an unresolvable $ref) made tools/list, and so the whole server, fail to start.
+    const tools = () => [
+      { name: "probe", inputSchema: { type: "object" } },
+      { name: "shaped", inputSchema: { type: "object" }, outputSchema: { type: "object", properties: { r: { $ref: "#/nowhere" } } } },
+    ];
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "fine" }], structuredContent: { r: 1 } } }),
+      async ({ manager, call }) => {
+        expect(manager.tools("hostile").map((tool) => tool.name).sort()).toEqual(["hostile__probe", "hostile__shaped"]);
+        expect(await call()).toMatchObject({ ok: true, result: "fine" });
+        const shaped = await runTool(manager.tools("hostile"), "hostile__shaped", {});
+        expect(!shaped.ok && shaped.error.message).toContain("Failed to validate structured content");
+      },
+      10_000,
+      tools,
+    );
+  }, 20_000);
+
+  test("a tool's changed input schema is the one checked after tools/list_changed, even when it keeps its $id", async () => {
+    let version = 1;
+    const tools = () => [
+      {
+        name: "probe",
+        inputSchema: { $id: "urn:hostile:probe", type: "object", properties: { n: version === 1 ? { type: "string" } : { type: "number" } }, required: ["n"] },
+      },
+    ];
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "fine" }] } }),
+      async ({ server, manager, log }) => {
+        expect(await runTool(manager.tools("hostile"), "hostile__probe", { n: "one" })).toMatchObject({ ok: true });
+        version = 2;
+        const mark = log.entries.length;
+        await server.notify("notifications/tools/list_changed");
+        await log.waitFor((entry) => entry.message === "MCP server tools changed" || entry.message === "MCP tool list refresh failed", { since: mark, what: "the refresh" });
+        expect(await runTool(manager.tools("hostile"), "hostile__probe", { n: 2 })).toMatchObject({ ok: true, result: "fine" });
+        const stale = await runTool(manager.tools("hostile"), "hostile__probe", { n: "two" });
+        expect(!stale.ok && stale.error.message).toContain("must be number");
+      },
+      10_000,
+      tools,
+    );
+  }, 20_000);
+
+  test("listing 10,000 tools with output schemas does not compile them all: the event loop is held far less than a second", async () => {
+    const listing = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 0,
+      result: {
+        tools: Array.from({ length: 10_000 }, (_, index) => ({
+          name: `t${index}`,
+          inputSchema: { type: "object", properties: { a: { type: "string" } } },
+          outputSchema: { type: "object", properties: { r: { type: "string", minLength: index } } },
+        })),
+      },
+    }).replace('"id":0', '"id":$ID');
+    const server = startHostileHttpServer({ onCall: (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }), tools: () => listing });
+    servers.push(server);
+    const { logger } = createRecordingLogger();
+    const manager = createMcpManager({ servers: [McpServerConfig.parse({ name: "hostile", url: server.url })], logger });
+    const probe = startStallProbe();
+    try {
+      const { stallMs } = await probe.measure(() => manager.start());
+      expect(manager.tools("hostile")).toHaveLength(512);
+      // Before: ~3 s here (the SDK compiled all 10,000 output schemas as the list arrived).
+      expect(stallMs).toBeLessThan(600);
+    } finally {
+      probe.stop();
+      await manager.close();
+    }
   }, 20_000);
 });

@@ -8,9 +8,8 @@
  * support (`if`/`then`/`else`, `unevaluatedProperties`, …), and converting back with
  * `z.toJSONSchema` changes what the model sees (a `date-time` string gains a long regex `pattern`).
  */
-import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
-import type { JsonSchemaType, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
-import { Ajv } from "ajv";
+import type { JsonSchemaType, JsonSchemaValidator, jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
+import { Ajv, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import { z } from "zod";
 import { compilePattern } from "../../lib/linear-regex.ts";
@@ -45,13 +44,23 @@ export function mcpArgumentsSchema(currentCheck: () => ArgumentsCheck | undefine
   });
 }
 
+/** Compiled schemas kept for the next listing (by their JSON text): a refresh that changes nothing compiles nothing. */
+const MAX_KEPT_VALIDATORS = 2_048;
+
 /**
- * The JSON Schema validator for MCP tool schemas: the SDK's Ajv validator (its settings: formats,
- * all errors, no strict mode), with `pattern`s matched in linear time (src/lib/linear-regex.ts): a
+ * The JSON Schema validator for MCP tool schemas: Ajv with the settings of the SDK's Ajv validator
+ * (formats, all errors, no strict mode), with `pattern`s matched in linear time (src/lib/linear-regex.ts): a
  * tool's schema comes from its server, the arguments from the model, which a user steers — and a
  * pattern such as `^(a+)+$` held the event loop for seconds on 30 characters. A pattern RE2 cannot
  * take (lookaround, backreferences) is matched by JavaScript's engine, as the server's author wrote
  * it, and said once (`onBacktracking`).
+ *
+ * Not the SDK's `AjvJsonSchemaValidator`: Ajv keeps every schema it compiles for good, and every
+ * listing (each reconnect, each `tools/list_changed`) compiles the server's schemas anew as new
+ * objects — a server announcing a changed list every 2 s grew agentkit by ~70 MB a second. Here each
+ * schema is dropped from Ajv's cache once compiled (and so is its `$id`, which would otherwise pin
+ * the first version of a schema that changes), and the last MAX_KEPT_VALIDATORS compiled ones are
+ * kept by their JSON text instead.
  */
 export function createToolSchemaValidator(onBacktracking: (pattern: string, reason: string) => void): jsonSchemaValidator {
   const warned = new Set<string>();
@@ -66,5 +75,48 @@ export function createToolSchemaValidator(onBacktracking: (pattern: string, reas
   );
   const ajv = new Ajv({ strict: false, validateFormats: true, validateSchema: false, allErrors: true, code: { regExp } });
   addFormats(ajv);
-  return new AjvJsonSchemaValidator(ajv);
+  const kept = new Map<string, ValidateFunction>();
+  const compile = (schema: JsonSchemaType): ValidateFunction => {
+    const key = JSON.stringify(schema);
+    let validate = kept.get(key);
+    if (validate) kept.delete(key);
+    else {
+      try {
+        validate = ajv.compile(schema);
+      } finally {
+        ajv.removeSchema(schema);
+      }
+    }
+    kept.set(key, validate);
+    if (kept.size > MAX_KEPT_VALIDATORS) kept.delete(kept.keys().next().value!);
+    return validate;
+  };
+  return {
+    getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+      const validate = compile(schema);
+      return (input) =>
+        validate(input)
+          ? { valid: true, data: input as T, errorMessage: undefined }
+          : { valid: false, data: undefined, errorMessage: ajv.errorsText(validate.errors) };
+    },
+  };
+}
+
+/**
+ * A validator that compiles a schema when it is first used, for the SDK client's output schemas: it
+ * compiles one for every tool of every `tools/list` page as it arrives — 10,000 tools with output
+ * schemas held the event loop 1.7 s per listing, before agentkit keeps 512 of them — while only a
+ * called tool's is ever needed. A schema that cannot be compiled fails that tool's calls (the SDK
+ * says "Failed to validate structured content"), not the listing, which failed the whole server.
+ */
+export function lazyValidator(base: jsonSchemaValidator): jsonSchemaValidator {
+  return {
+    getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
+      let validate: JsonSchemaValidator<T> | undefined;
+      return (input) => {
+        validate ??= base.getValidator<T>(schema);
+        return validate(input);
+      };
+    },
+  };
 }

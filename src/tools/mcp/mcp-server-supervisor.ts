@@ -16,7 +16,7 @@ import type { Logger } from "../../lib/logger.ts";
 import { ToolError } from "../tool.ts";
 import { mcpResultToObservation, type McpCallResult } from "./mcp-call-result.ts";
 import { classifyCallFailure, describeStartFailure } from "./mcp-failure.ts";
-import type { ArgumentsCheck } from "./mcp-input-schema.ts";
+import { lazyValidator, type ArgumentsCheck } from "./mcp-input-schema.ts";
 import type { McpServerConfig } from "./mcp-server-config.ts";
 import { buildToolListing, listAllTools, placeholderTools, toolNamesForLog, type McpListedTool } from "./mcp-tool-listing.ts";
 import { createMcpTransport } from "./mcp-transport.ts";
@@ -212,7 +212,8 @@ export class McpServerSupervisor {
       let connection: Connection | undefined;
       client = new Client(this.#options.clientInfo, {
         capabilities: {},
-        jsonSchemaValidator: this.#options.validator,
+        // Output schemas: compiled when their tool is first called, not all at each listing.
+        jsonSchemaValidator: lazyValidator(this.#options.validator),
         listChanged: {
           tools: {
             autoRefresh: false,
