@@ -196,6 +196,14 @@ async function readPrefix(body: ReadableStream<Uint8Array>, limit: number): Prom
   return more ? `${text}…` : text;
 }
 
+/**
+ * An SSE stream is handed on in slices of at most this many bytes, with a turn of the event loop
+ * between them: the SDK parses (JSON, then its schema) every event of what it is given at once, and a
+ * flood of small notifications read in one big chunk held /health 50–110 ms before the flood guard
+ * (MAX_MESSAGES_PER_SECOND) could cut it.
+ */
+const SSE_SLICE_BYTES = 16 * 1024;
+
 const LF = 10;
 const CR = 13;
 
@@ -207,28 +215,43 @@ const CR = 13;
 function guardSseStream(body: ReadableStream<Uint8Array>, limit: number, replacement: () => string, done: () => void): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const overflowAt = sseEventCounter(limit);
+  let rest: Uint8Array | undefined;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          done();
-          controller.error(error);
-          return;
+        let value: Uint8Array;
+        if (rest) {
+          // The SDK parses the events of a slice without yielding; the loop gets a turn between slices.
+          await new Promise((resolve) => setImmediate(resolve));
+          value = rest;
+          rest = undefined;
+        } else {
+          let chunk: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            chunk = await reader.read();
+          } catch (error) {
+            done();
+            controller.error(error);
+            return;
+          }
+          if (chunk.done) {
+            done();
+            controller.close();
+            return;
+          }
+          value = chunk.value;
         }
-        if (chunk.done) {
-          done();
-          controller.close();
-          return;
+        if (value.length > SSE_SLICE_BYTES) {
+          rest = value.subarray(SSE_SLICE_BYTES);
+          value = value.subarray(0, SSE_SLICE_BYTES);
         }
-        const cut = overflowAt(chunk.value);
+        const cut = overflowAt(value);
         if (cut === -1) {
-          controller.enqueue(chunk.value);
+          controller.enqueue(value);
           return;
         }
-        if (cut > 0) controller.enqueue(chunk.value.subarray(0, cut));
+        rest = undefined;
+        if (cut > 0) controller.enqueue(value.subarray(0, cut));
         const errors = replacement();
         done();
         void reader.cancel().catch(() => {});
