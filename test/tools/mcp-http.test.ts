@@ -123,4 +123,24 @@ describe("MCP over Streamable HTTP", () => {
       await manager.close();
     }
   }, 15_000);
+
+  test("a server that forgot the session (restarted between calls) gets a new one at once: the call succeeds", async () => {
+    let fixture = startFixture();
+    const port = fixture.port;
+    const { manager, statuses, started } = startManager([remote(fixture.url)]);
+    try {
+      await started;
+      const tools = manager.tools("remote");
+      expect(await runTool(tools, "remote__echo", { text: "before" })).toMatchObject({ ok: true });
+      // Gone and back before the next call: the old session id now gets 404 "Session not found".
+      await fixture.stop();
+      fixture = startFixture(port);
+      expect(await runTool(tools, "remote__echo", { text: "after" })).toMatchObject({ ok: true, result: "echo: after" });
+      expect(await runTool(tools, "remote__echo", { text: "again" })).toMatchObject({ ok: true, result: "echo: again" });
+      expect(statuses.entries.some((status) => status.state === "waiting_to_restart")).toBe(false);
+      expect(manager.status()[0]).toMatchObject({ state: "ready", connections: 2 });
+    } finally {
+      await manager.close();
+    }
+  }, 15_000);
 });

@@ -6,6 +6,7 @@
  * server must never take agentkit down.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport, StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { existsSync, readFileSync } from "node:fs";
 import { ErrorCode, McpError, type Tool as McpToolDefinition } from "@modelcontextprotocol/sdk/types.js";
@@ -65,6 +66,7 @@ export interface McpServerSupervisorOptions {
 
 interface Connection {
   readonly client: Client;
+  readonly transport: Transport;
   readonly processId: number | null;
   readonly connectedAt: number;
   healthCheck?: Promise<void>;
@@ -128,7 +130,7 @@ export class McpServerSupervisor {
    * Calls a tool. Resolves with what the model should read; rejects with a ToolError (server down,
    * timeout, `isError` result…) or, when `abortSignal` aborts, with its reason.
    */
-  async call(tool: { name: string; serverToolName: string }, input: Record<string, unknown>, abortSignal: AbortSignal): Promise<unknown> {
+  async call(tool: { name: string; serverToolName: string }, input: Record<string, unknown>, abortSignal: AbortSignal, renewedSession = false): Promise<unknown> {
     abortSignal.throwIfAborted();
     // Right after start (or during a restart), wait for the attempt rather than fail at once.
     if (this.#state === "connecting" && this.#attempt) await raceAbort(this.#attempt, abortSignal);
@@ -151,6 +153,12 @@ export class McpServerSupervisor {
         // Cancel reached the server as notifications/cancelled. A server that ignores it may be hung.
         this.#checkHealth(connection);
         throw abortSignal.reason;
+      }
+      if (!renewedSession && sessionExpired(error, connection)) {
+        // The server forgot our session (a restart, an expiry): it did not run the call. The spec
+        // says to initialize anew; then the call is sent once more.
+        await raceAbort(this.#renewSession(connection), abortSignal);
+        return this.call(tool, input, abortSignal, true);
       }
       const failure = classifyCallFailure(error, { serverName: this.name, toolName: tool.name, timeoutMs: this.#options.config.timeoutMs });
       if (failure.connectionInDoubt) this.#checkHealth(connection);
@@ -249,7 +257,7 @@ export class McpServerSupervisor {
         return;
       }
       this.#setListing(tools);
-      connection = { client, processId: handle.processId(), connectedAt: Date.now() };
+      connection = { client, processId: handle.processId(), connectedAt: Date.now(), transport: handle.transport };
       this.#guardFlood(handle.transport, connection);
       this.#connection = connection;
       this.#connections++;
@@ -290,6 +298,20 @@ export class McpServerSupervisor {
     } catch (error) {
       this.#options.logger.warn("MCP tool list refresh failed", { server: this.name, error: errorMessage(error) });
     }
+  }
+
+  /**
+   * Starts a new session at once (no backoff: the server answers, it just forgot the session) and
+   * resolves when that attempt is over. Calls that hit the same expiry share the attempt.
+   */
+  #renewSession(connection: Connection): Promise<void> {
+    if (connection === this.#connection && !this.#shutdown.signal.aborted) {
+      this.#connection = undefined;
+      this.#options.logger.info("MCP server session expired (HTTP 404); starting a new one", { server: this.name });
+      this.#retire(connection.client);
+      this.#attempt = this.#connect();
+    }
+    return this.#attempt ?? Promise.resolve();
   }
 
   /** Pings the server after a call that got no answer; a failed ping means hung or gone: reconnect. */
@@ -411,6 +433,11 @@ function killProcess(processId: number, logger: Logger): void {
     // Usually ESRCH: it exited on its own in the meantime, which is what we wanted.
     logger.debug("Killing a hung MCP server process failed", { processId, error: errorMessage(error) });
   }
+}
+
+/** A Streamable HTTP request answered 404 while it carried a session id: the session is gone (MCP spec, "Session Management"). */
+function sessionExpired(error: unknown, connection: Connection): boolean {
+  return error instanceof StreamableHTTPError && error.code === 404 && connection.transport instanceof StreamableHTTPClientTransport && connection.transport.sessionId !== undefined;
 }
 
 /** An AbortSignal that follows `parent`, and a `dispose` that unhooks it from `parent` again. */
