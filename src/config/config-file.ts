@@ -13,6 +13,9 @@ import { isHeaderValue, ProviderConfig } from "../llm/providers/provider-config.
 import { McpServersConfig } from "../tools/mcp/mcp-server-config.ts";
 import { HttpFetchHostPattern } from "../tools/http-fetch.ts";
 
+/** An HTTP header name (RFC 9110 token): fetch refuses any other ("Invalid header name"). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 export const ConfigFile = z.strictObject({
   /** The agent used when a task names none; default: the first one. */
   default_agent: z.string().optional(),
@@ -65,6 +68,9 @@ export function loadConfigFile(path: string): ConfigFile {
   // not a server that fails to start in the background for ever.
   for (const [index, server] of (parsed.data.mcp_servers ?? []).entries()) {
     for (const [header, value] of Object.entries(server.transport === "http" ? (server.headers ?? {}) : {})) {
+      if (!HEADER_NAME.test(header)) {
+        throw new ConfigFileError(`${name}: ${describePath(["mcp_servers", index, "headers", header], raw)}: not a valid HTTP header name`);
+      }
       if (!isHeaderValue(value)) {
         throw new ConfigFileError(`${name}: ${describePath(["mcp_servers", index, "headers", header], raw)}: not a valid HTTP header value (Latin-1 only, no line breaks)`);
       }

@@ -110,6 +110,7 @@ test("an unknown key at any level of the file is an error naming it and the near
 test("a header value or key fetch cannot send (a '…' placeholder, a line break) is an error at start-up", () => {
   const cases: [unknown, string][] = [
     [{ mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", headers: { Authorization: "Bearer …" } }] }, "mcp_servers[0] (search).headers.Authorization: not a valid HTTP header value"],
+    [{ mcp_servers: [{ name: "search", url: "http://127.0.0.1:9/mcp", headers: { "X Token": "t" } }] }, 'mcp_servers[0] (search).headers["X Token"]: not a valid HTTP header name'],
     [{ providers: { openai: { apiKey: "sk-…" } } }, "providers.openai.apiKey: not a valid HTTP header value"],
     [{ providers: { endpoints: [{ name: "vllm", baseURL: "http://127.0.0.1:9/v1", headers: { "X-Org": "a\nb" } }] } }, 'providers.endpoints[0] (vllm).headers["X-Org"]: not a valid HTTP header value'],
   ];
