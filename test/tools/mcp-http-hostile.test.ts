@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { createMcpManager, McpServerConfig } from "../../src/tools/mcp/index.ts";
 import { MAX_HTTP_MESSAGE_BYTES } from "../../src/tools/mcp/mcp-http-fetch.ts";
 import { startStallProbe } from "../helpers/stall-probe.ts";
-import { startHostileHttpServer, type CallHandler, type HostileHttpServer } from "./fixtures/hostile-http-server.ts";
+import { startHostileHttpServer, type CallHandler, type HostileHttpServer, type ToolsHandler } from "./fixtures/hostile-http-server.ts";
 import { watchProcessErrors } from "./support/process-errors.ts";
 import { createRecordingLogger } from "./support/recording-logger.ts";
 import { runTool } from "./support/run-tool.ts";
@@ -25,7 +25,7 @@ const MIB = encoder.encode("x".repeat(1024 * 1024));
 
 type Context = { server: HostileHttpServer; call(): ReturnType<typeof runTool>; log: ReturnType<typeof createRecordingLogger>["log"]; manager: ReturnType<typeof createMcpManager> };
 
-async function withServer(onCall: CallHandler, run: (context: Context) => Promise<void>, timeoutMs = 10_000, tools?: () => unknown[] | string) {
+async function withServer(onCall: CallHandler, run: (context: Context) => Promise<void>, timeoutMs = 10_000, tools?: ToolsHandler) {
   const server = startHostileHttpServer({ onCall, tools });
   servers.push(server);
   const { logger, log } = createRecordingLogger();
@@ -339,5 +339,26 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     } finally {
       probe.stop();
     }
+  }, 20_000);
+
+  test("a tool list paged on and on is read only until it has more than 512 tools", async () => {
+    const pages: (string | undefined)[] = [];
+    const description = "d".repeat(9_000);
+    const tools: ToolsHandler = (cursor) => {
+      pages.push(cursor);
+      const page = Number(cursor ?? 0);
+      return { tools: Array.from({ length: 300 }, (_, index) => ({ name: `p${page}_${index}`, description, inputSchema: { type: "object" } })), nextCursor: String(page + 1) };
+    };
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
+      async ({ manager, log }) => {
+        expect(manager.tools("hostile")).toHaveLength(512);
+        // Before: all 100 pages (MAX_TOOL_LIST_PAGES), 270 MB of tools, to keep 512.
+        expect(pages).toEqual([undefined, "1"]);
+        expect(log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP server offers more than 512 tools (600 read)"))).toHaveLength(1);
+      },
+      10_000,
+      tools,
+    );
   }, 20_000);
 });

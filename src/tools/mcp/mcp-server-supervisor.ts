@@ -248,7 +248,7 @@ export class McpServerSupervisor {
       // process when a failed connect closes it, so it is noted here.
       spawned = handle.processId();
       await connecting;
-      const tools = await listAllTools(client, requestOptions);
+      const tools = await listAllTools(client, requestOptions, config.tools);
       if (!client.transport) throw new McpError(ErrorCode.ConnectionClosed, "Connection closed");
       if (this.#shutdown.signal.aborted) {
         const pid = handle.processId();
@@ -290,7 +290,7 @@ export class McpServerSupervisor {
   /** The server said its tool list changed: list again (never rejects). */
   async #refreshTools(connection: Connection): Promise<void> {
     try {
-      const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs });
+      const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs }, this.#options.config.tools);
       if (connection !== this.#connection) return;
       this.#setListing(tools);
       this.#options.logger.info("MCP server tools changed", { server: this.name, tools: toolNamesForLog(this.#listing) });

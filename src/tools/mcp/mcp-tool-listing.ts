@@ -30,15 +30,24 @@ export interface McpListedTool {
 
 const MAX_TOOL_LIST_PAGES = 100;
 
-/** Every page of the server's tool list. */
-export async function listAllTools(client: Client, options: { timeout: number; signal?: AbortSignal }): Promise<McpToolDefinition[]> {
+/**
+ * The server's tool list, page by page, keeping only the allowlisted tools (all without an
+ * allowlist), and no more pages once it has more than MAX_TOOLS_PER_SERVER of them: a server paging
+ * 100 lists of 1,000 tools (9 MB a page) took agentkit to 1.1 GB, all of it read to keep 512.
+ */
+export async function listAllTools(
+  client: Client,
+  options: { timeout: number; signal?: AbortSignal },
+  allowlist?: readonly string[],
+): Promise<McpToolDefinition[]> {
+  const allowed = allowlist ? new Set(allowlist) : undefined;
   const tools: McpToolDefinition[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_TOOL_LIST_PAGES; page++) {
     const result = await client.listTools(cursor === undefined ? undefined : { cursor }, options);
-    tools.push(...result.tools);
+    for (const tool of result.tools) if (!allowed || allowed.has(tool.name)) tools.push(tool);
     cursor = result.nextCursor;
-    if (cursor === undefined) break;
+    if (cursor === undefined || tools.length > MAX_TOOLS_PER_SERVER) break;
   }
   return tools;
 }
@@ -124,7 +133,7 @@ export function buildToolListing(
     listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check, idempotent: idempotentByHints(definition) });
   }
   if (offered > MAX_TOOLS_PER_SERVER) {
-    logger.warn(`MCP server offers ${offered} tools: the first ${MAX_TOOLS_PER_SERVER} are used (choose with the server's "tools" allowlist)`, { server: serverName });
+    logger.warn(`MCP server offers more than ${MAX_TOOLS_PER_SERVER} tools (${offered} read): the first ${MAX_TOOLS_PER_SERVER} are used (choose with the server's "tools" allowlist)`, { server: serverName });
   }
   for (const wanted of allowed ?? []) {
     if (!listing.has(wanted) && offered <= MAX_TOOLS_PER_SERVER) logger.warn("MCP server does not offer a tool its config allows", { server: serverName, tool: wanted });
