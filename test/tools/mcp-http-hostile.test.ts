@@ -361,4 +361,18 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
       tools,
     );
   }, 20_000);
+
+  test("a tool description of 5 MB is cut to 8,192 characters, with a warning", async () => {
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
+      async ({ manager, log }) => {
+        const [tool] = manager.tools("hostile");
+        expect(tool!.description).toHaveLength(8_192);
+        expect(tool!.description.endsWith("D…")).toBe(true);
+        expect(log.entries.filter((entry) => entry.level === "warn" && entry.message === "MCP tool description cut to 8192 characters")).toHaveLength(1);
+      },
+      10_000,
+      () => [{ name: "probe", description: "D".repeat(5 * 1024 * 1024), inputSchema: { type: "object" } }],
+    );
+  }, 20_000);
 });

@@ -73,6 +73,8 @@ export const MAX_TOOLS_PER_SERVER = 512;
  */
 export const MAX_TOOL_SCHEMA_DEPTH = 64;
 export const MAX_TOOL_SCHEMA_CHARS = 256 * 1024;
+/** A longer description is cut (with "…"): a 5 MB one made each model request 5.2 MB. */
+export const MAX_TOOL_DESCRIPTION_CHARS = 8_192;
 
 /** Why a tool's input schema cannot be used, or undefined. Walks without recursion, so any depth is safe. */
 export function toolSchemaProblem(schema: unknown): string | undefined {
@@ -129,7 +131,11 @@ export function buildToolListing(
         error: errorMessage(error),
       });
     }
-    const description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
+    let description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
+    if (description.length > MAX_TOOL_DESCRIPTION_CHARS) {
+      logger.warn(`MCP tool description cut to ${MAX_TOOL_DESCRIPTION_CHARS} characters`, { server: serverName, tool: definition.name, characters: description.length });
+      description = `${description.slice(0, MAX_TOOL_DESCRIPTION_CHARS - 1)}…`;
+    }
     listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check, idempotent: idempotentByHints(definition) });
   }
   if (offered > MAX_TOOLS_PER_SERVER) {
