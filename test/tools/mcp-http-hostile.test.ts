@@ -224,10 +224,9 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
         // What the engine does with every tool of an agent on every model request.
         expect(() => JSON.stringify(tools.map((tool) => tool.jsonSchema))).not.toThrow();
         expect(await call()).toMatchObject({ ok: true, result: "fine" });
-        const warnings = log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP tool left out"));
-        expect(warnings.map((entry) => [entry.fields.tool, entry.message])).toEqual([
-          ["deep", `MCP tool left out: its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep`],
-          ["big", "MCP tool left out: its input schema is larger than 262144 characters"],
+        const warnings = log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP tools left out"));
+        expect(warnings.map((entry) => [entry.message, entry.fields.tools])).toEqual([
+          ["MCP tools left out: 2", [`deep: its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep`, "big: its input schema is larger than 262144 characters"]],
         ]);
       },
       10_000,
@@ -343,7 +342,7 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
 
   test("a tool list paged on and on is read only until it has more than 512 tools", async () => {
     const pages: (string | undefined)[] = [];
-    const description = "d".repeat(9_000);
+    const description = "d".repeat(100);
     const tools: ToolsHandler = (cursor) => {
       pages.push(cursor);
       const page = Number(cursor ?? 0);
@@ -353,7 +352,7 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
       (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
       async ({ manager, log }) => {
         expect(manager.tools("hostile")).toHaveLength(512);
-        // Before: all 100 pages (MAX_TOOL_LIST_PAGES), 270 MB of tools, to keep 512.
+        // Before: all 100 pages (MAX_TOOL_LIST_PAGES), 30,000 tools, to keep 512.
         expect(pages).toEqual([undefined, "1"]);
         expect(log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP server offers more than 512 tools (600 read)"))).toHaveLength(1);
       },
@@ -375,4 +374,35 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
       () => [{ name: "probe", description: "D".repeat(5 * 1024 * 1024), inputSchema: { type: "object" } }],
     );
   }, 20_000);
+
+  test("past 1 MiB of a server's schemas and descriptions, its further tools are left out, in one warning", async () => {
+    // 512 tools of ~200 KB schemas each (paged: one page must stay under 10 MiB) — 100 MB the model
+    // would be sent on every step.
+    const tools: ToolsHandler = (cursor) => {
+      const page = Number(cursor ?? 0);
+      return {
+        tools: Array.from({ length: 32 }, (_, index) => {
+          const properties: Record<string, unknown> = {};
+          for (let prop = 0; prop < 1_500; prop++) properties[`p${prop}_${page}_${index}_${"q".repeat(40)}`] = { type: "string", description: "z".repeat(50) };
+          return { name: `t${page}_${index}`, inputSchema: { type: "object", properties } };
+        }),
+        ...(page < 15 ? { nextCursor: String(page + 1) } : {}),
+      };
+    };
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
+      async ({ manager, log }) => {
+        const listed = manager.tools("hostile");
+        expect(listed.length).toBeGreaterThan(0);
+        expect(listed.length).toBeLessThan(10);
+        expect(JSON.stringify(listed.map((tool) => [tool.description, tool.jsonSchema])).length).toBeLessThan(1024 * 1024 + 10_000);
+        const warnings = log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP tools left out"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]!.message).toBe(`MCP tools left out: ${512 - listed.length}`);
+        expect(warnings[0]!.fields.tools as string[]).toHaveLength(10);
+      },
+      10_000,
+      tools,
+    );
+  }, 30_000);
 });

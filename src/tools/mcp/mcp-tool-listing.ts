@@ -76,24 +76,31 @@ export const MAX_TOOL_SCHEMA_CHARS = 256 * 1024;
 /** A longer description is cut (with "…"): a 5 MB one made each model request 5.2 MB. */
 export const MAX_TOOL_DESCRIPTION_CHARS = 8_192;
 
-/** Why a tool's input schema cannot be used, or undefined. Walks without recursion, so any depth is safe. */
-export function toolSchemaProblem(schema: unknown): string | undefined {
+/**
+ * What the model is sent of one server's tools at most, in characters of input schemas and
+ * descriptions: 512 tools of 247 KB schemas each made every model request 127 MB, held /health
+ * 470 ms and took agentkit to 930 MB. Tools past it (in the server's order) are left out.
+ */
+export const MAX_SERVER_TOOLS_CHARS = 1024 * 1024;
+
+/** Why a tool's input schema cannot be used, or its size in characters. Walks without recursion, so any depth is safe. */
+export function measureToolSchema(schema: unknown): { problem: string } | { chars: number } {
   const stack: { value: unknown; depth: number }[] = [{ value: schema, depth: 1 }];
   let nodes = 0;
   while (stack.length > 0) {
     const { value, depth } = stack.pop()!;
-    if (depth > MAX_TOOL_SCHEMA_DEPTH) return `its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep`;
+    if (depth > MAX_TOOL_SCHEMA_DEPTH) return { problem: `its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep` };
     // Every node takes at least a few characters: this many cannot fit in the size limit.
-    if (++nodes > MAX_TOOL_SCHEMA_CHARS / 2) return `its input schema is larger than ${MAX_TOOL_SCHEMA_CHARS} characters`;
+    if (++nodes > MAX_TOOL_SCHEMA_CHARS / 2) return { problem: `its input schema is larger than ${MAX_TOOL_SCHEMA_CHARS} characters` };
     if (typeof value !== "object" || value === null) continue;
     for (const child of Array.isArray(value) ? value : Object.values(value)) {
       if (typeof child === "object" && child !== null) stack.push({ value: child, depth: depth + 1 });
       else nodes++;
     }
   }
-  const size = JSON.stringify(schema).length;
-  if (size > MAX_TOOL_SCHEMA_CHARS) return `its input schema has ${size} characters, more than ${MAX_TOOL_SCHEMA_CHARS}`;
-  return undefined;
+  const chars = JSON.stringify(schema).length;
+  if (chars > MAX_TOOL_SCHEMA_CHARS) return { problem: `its input schema has ${chars} characters, more than ${MAX_TOOL_SCHEMA_CHARS}` };
+  return { chars };
 }
 
 export function buildToolListing(
@@ -105,7 +112,10 @@ export function buildToolListing(
   const allowed = options.allowlist ? new Set(options.allowlist) : undefined;
   const listing = new Map<string, McpListedTool>();
   const exposedNames = new Set<string>();
+  const leftOut: string[] = [];
   let offered = 0;
+  let chars = 0;
+  let budgetSpent = false;
   for (const definition of tools) {
     if (allowed && !allowed.has(definition.name)) continue;
     if (++offered > MAX_TOOLS_PER_SERVER) continue;
@@ -114,12 +124,28 @@ export function buildToolListing(
       logger.warn("MCP tool skipped: its name collides with another tool of the server", { server: serverName, tool: definition.name, name });
       continue;
     }
-    const jsonSchema = definition.inputSchema as Record<string, unknown>;
-    const problem = toolSchemaProblem(jsonSchema);
-    if (problem !== undefined) {
-      logger.warn(`MCP tool left out: ${problem}`, { server: serverName, tool: definition.name });
+    if (budgetSpent) {
+      // Not even measured: walking and serialising hundreds of big schemas held the loop 0.3 s.
+      leftOut.push(`${definition.name}: past the ${MAX_SERVER_TOOLS_CHARS} characters of schemas and descriptions`);
       continue;
     }
+    const jsonSchema = definition.inputSchema as Record<string, unknown>;
+    const measured = measureToolSchema(jsonSchema);
+    if ("problem" in measured) {
+      leftOut.push(`${definition.name}: ${measured.problem}`);
+      continue;
+    }
+    let description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
+    if (description.length > MAX_TOOL_DESCRIPTION_CHARS) {
+      logger.warn(`MCP tool description cut to ${MAX_TOOL_DESCRIPTION_CHARS} characters`, { server: serverName, tool: definition.name, characters: description.length });
+      description = `${description.slice(0, MAX_TOOL_DESCRIPTION_CHARS - 1)}…`;
+    }
+    if (chars + measured.chars + description.length > MAX_SERVER_TOOLS_CHARS) {
+      budgetSpent = true;
+      leftOut.push(`${definition.name}: past the ${MAX_SERVER_TOOLS_CHARS} characters of schemas and descriptions`);
+      continue;
+    }
+    chars += measured.chars + description.length;
     exposedNames.add(name);
     let check: ArgumentsCheck | undefined;
     try {
@@ -131,12 +157,11 @@ export function buildToolListing(
         error: errorMessage(error),
       });
     }
-    let description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
-    if (description.length > MAX_TOOL_DESCRIPTION_CHARS) {
-      logger.warn(`MCP tool description cut to ${MAX_TOOL_DESCRIPTION_CHARS} characters`, { server: serverName, tool: definition.name, characters: description.length });
-      description = `${description.slice(0, MAX_TOOL_DESCRIPTION_CHARS - 1)}…`;
-    }
     listing.set(definition.name, { name, serverToolName: definition.name, description, jsonSchema, check, idempotent: idempotentByHints(definition) });
+  }
+  if (leftOut.length > 0) {
+    // One line for the lot: a server can leave out hundreds at each listing.
+    logger.warn(`MCP tools left out: ${leftOut.length}`, { server: serverName, tools: leftOut.slice(0, 10), ...(leftOut.length > 10 ? { more: leftOut.length - 10 } : {}) });
   }
   if (offered > MAX_TOOLS_PER_SERVER) {
     logger.warn(`MCP server offers more than ${MAX_TOOLS_PER_SERVER} tools (${offered} read): the first ${MAX_TOOLS_PER_SERVER} are used (choose with the server's "tools" allowlist)`, { server: serverName });
