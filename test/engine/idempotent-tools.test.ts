@@ -29,9 +29,9 @@ describe("idempotent tools", () => {
     expect(isIdempotentTool("gone", tools)).toBe(false);
   });
 
-  test("MCP tools take idempotentHint, and readOnlyHint implies idempotent", () => {
+  test("MCP tools take idempotentHint, and readOnlyHint implies idempotent", async () => {
     const schema = { type: "object" as const, properties: {} };
-    const listing = buildToolListing(
+    const listing = await buildToolListing(
       "srv",
       [
         { name: "read", inputSchema: schema, annotations: { readOnlyHint: true } },

@@ -249,6 +249,7 @@ export class McpServerSupervisor {
       spawned = handle.processId();
       await connecting;
       const tools = await listAllTools(client, requestOptions, config.tools);
+      const listing = await this.#buildListing(tools);
       if (!client.transport) throw new McpError(ErrorCode.ConnectionClosed, "Connection closed");
       if (this.#shutdown.signal.aborted) {
         const pid = handle.processId();
@@ -256,7 +257,7 @@ export class McpServerSupervisor {
         if (pid !== null) killProcess(pid, this.#options.logger);
         return;
       }
-      this.#setListing(tools);
+      this.#setListing(listing);
       connection = { client, processId: handle.processId(), connectedAt: Date.now(), transport: handle.transport };
       this.#guardFlood(handle.transport, connection);
       this.#connection = connection;
@@ -281,9 +282,13 @@ export class McpServerSupervisor {
     }
   }
 
-  #setListing(tools: readonly McpToolDefinition[]): void {
+  #buildListing(tools: readonly McpToolDefinition[]): Promise<Map<string, McpListedTool>> {
     const { config, validator, logger } = this.#options;
-    this.#listing = buildToolListing(this.name, tools, { allowlist: config.tools, validator, logger });
+    return buildToolListing(this.name, tools, { allowlist: config.tools, validator, logger });
+  }
+
+  #setListing(listing: Map<string, McpListedTool>): void {
+    this.#listing = listing;
     this.#listedOnce = true;
   }
 
@@ -291,8 +296,9 @@ export class McpServerSupervisor {
   async #refreshTools(connection: Connection): Promise<void> {
     try {
       const tools = await listAllTools(connection.client, { timeout: this.#options.config.timeoutMs }, this.#options.config.tools);
+      const listing = await this.#buildListing(tools);
       if (connection !== this.#connection) return;
-      this.#setListing(tools);
+      this.#setListing(listing);
       this.#options.logger.info("MCP server tools changed", { server: this.name, tools: toolNamesForLog(this.#listing) });
       this.#notifyStatus();
     } catch (error) {

@@ -69,10 +69,10 @@ export const MAX_TOOLS_PER_SERVER = 512;
  * on every step: one nested 100,000 levels deep (from a server's tools/list) made every request of
  * the agents listing the server fail (JSON.stringify: "Maximum call stack size exceeded") and held
  * the event loop 1.5 s; one of 5 MB made each request 6 MB and held it 0.9 s. Such a tool is left
- * out with a warning; the server's other tools are used.
+ * out with a warning; the server's other tools are used. 64 KiB: Ajv compiles one that big in ~30 ms.
  */
 export const MAX_TOOL_SCHEMA_DEPTH = 64;
-export const MAX_TOOL_SCHEMA_CHARS = 256 * 1024;
+export const MAX_TOOL_SCHEMA_CHARS = 64 * 1024;
 /** A longer description is cut (with "…"): a 5 MB one made each model request 5.2 MB. */
 export const MAX_TOOL_DESCRIPTION_CHARS = 8_192;
 
@@ -82,6 +82,7 @@ export const MAX_TOOL_DESCRIPTION_CHARS = 8_192;
  * 470 ms and took agentkit to 930 MB. Tools past it (in the server's order) are left out.
  */
 export const MAX_SERVER_TOOLS_CHARS = 1024 * 1024;
+const LISTING_TURN_MS = 8;
 
 /** Why a tool's input schema cannot be used, or its size in characters. Walks without recursion, so any depth is safe. */
 export function measureToolSchema(schema: unknown): { problem: string } | { chars: number } {
@@ -103,11 +104,11 @@ export function measureToolSchema(schema: unknown): { problem: string } | { char
   return { chars };
 }
 
-export function buildToolListing(
+export async function buildToolListing(
   serverName: string,
   tools: readonly McpToolDefinition[],
   options: { allowlist: readonly string[] | undefined; validator: jsonSchemaValidator; logger: Logger },
-): Map<string, McpListedTool> {
+): Promise<Map<string, McpListedTool>> {
   const { logger } = options;
   const allowed = options.allowlist ? new Set(options.allowlist) : undefined;
   const listing = new Map<string, McpListedTool>();
@@ -116,7 +117,14 @@ export function buildToolListing(
   let offered = 0;
   let chars = 0;
   let budgetSpent = false;
+  let turnStarted = performance.now();
   for (const definition of tools) {
+    // Compiling is synchronous (Ajv: ~0.5 ms per KB of schema, 1 MiB of distinct ones held the loop
+    // 0.5 s): the event loop gets a turn whenever this has run for a few milliseconds.
+    if (performance.now() - turnStarted > LISTING_TURN_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turnStarted = performance.now();
+    }
     if (allowed && !allowed.has(definition.name)) continue;
     if (++offered > MAX_TOOLS_PER_SERVER) continue;
     const name = mcpToolName(serverName, definition.name);
