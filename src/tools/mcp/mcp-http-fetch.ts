@@ -281,6 +281,14 @@ function sseEventCounter(limit: number): (chunk: Uint8Array) => number {
   let lineBytes = 0;
   let afterCR = false;
   return (chunk) => {
+    // Where the next LF and CR are, found once each and reused until passed: searched afresh for
+    // every line, a slice of many short lines and no CR was searched to its end once per line.
+    let nextLF = -1;
+    let nextCR = -1;
+    const find = (byte: number, from: number) => {
+      const at = chunk.indexOf(byte, from);
+      return at === -1 ? chunk.length : at;
+    };
     for (let index = 0; index < chunk.length; index++) {
       const byte = chunk[index];
       if (byte === LF || byte === CR) {
@@ -295,9 +303,9 @@ function sseEventCounter(limit: number): (chunk: Uint8Array) => number {
       }
       afterCR = false;
       // The rest of the line at once: this must not walk megabytes byte by byte.
-      const lf = chunk.indexOf(LF, index);
-      const cr = chunk.indexOf(CR, index);
-      const end = lf === -1 ? (cr === -1 ? chunk.length : cr) : cr === -1 ? lf : Math.min(lf, cr);
+      if (nextLF < index) nextLF = find(LF, index);
+      if (nextCR < index) nextCR = find(CR, index);
+      const end = Math.min(nextLF, nextCR);
       const room = limit - eventBytes;
       if (end - index > room) return index + room;
       lineBytes += end - index;
