@@ -14,6 +14,8 @@ export function startFloodServer(
   beforeStep: (done: number) => Promise<void> | void,
   config: Partial<ConfigInput> = {},
   blobChars = 32 * 1024,
+  /** Ends the flood before `steps` once it says so (asked before each step, with the results so far). */
+  enough?: (done: number) => boolean,
 ): Promise<TestServer> {
   const blob = defineTool({
     name: "blob",
@@ -24,7 +26,7 @@ export function startFloodServer(
   const step: ScriptStep = async function* (request) {
     const done = request.messages.filter((message) => message.role === "tool").length;
     await beforeStep(done);
-    if (done >= steps) {
+    if (done >= steps || enough?.(done)) {
       yield { type: "text-delta", text: "end" };
       yield { type: "finish", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1 } };
       return;

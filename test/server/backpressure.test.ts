@@ -11,13 +11,26 @@ afterEach(async () => {
 });
 
 test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with after=, and the fast one is not held up", async () => {
-  const steps = 240;
+  // The flood goes on until the slow watcher has been cut off (and at least 240 steps): the kernel's
+  // socket buffers take megabytes of what a client does not read before the server's queue grows —
+  // how many depends on the machine (a run on a busy one took all 7.7 MB of 240 steps).
+  let cut = false;
+  let ended = false;
   const release = Promise.withResolvers<void>();
   server = await startFloodServer(
-    steps,
+    3000,
     heldUntil(release.promise), // both watchers connect first; the event loop gets turns to write to sockets
     { slowClientBytes: 64 * 1024 },
+    32 * 1024,
+    (done) => done >= 240 && cut,
   );
+  const watching = (async () => {
+    while (!cut && !ended) {
+      const metrics = await (await server.http("/metrics")).text();
+      cut = /agentkit_slow_client_closes_total\{transport="websocket"\} [1-9]/.test(metrics);
+      await Bun.sleep(20);
+    }
+  })();
   const task = await server.createTask({ input: "flood" });
   const slow = await RawWebSocket.open(server.port, `/ws/tasks/${task.id}?deltas=0`, { paused: true });
   const fast = await server.watch(task.id, "deltas=0");
@@ -25,7 +38,10 @@ test("a slow watcher is closed with 4008 at a clean frame boundary, resumes with
   release.resolve();
 
   const result = await fast.result(30_000);
+  ended = true;
   expect(result.data).toMatchObject({ status: "completed" });
+  await watching;
+  expect(cut).toBe(true);
   const stored = await server.storedLog(task.id);
   expect(fast.durable).toEqual(stored);
 
