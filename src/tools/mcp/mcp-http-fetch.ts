@@ -75,7 +75,8 @@ export function createGuardedFetch(options: GuardedFetchOptions = {}, baseFetch:
         done();
         return response;
       }
-      if (response.status >= 400) {
+      // Not 2xx (a 3xx fetch did not follow too): the SDK reads the whole body into its error.
+      if (!response.ok) {
         const text = await readPrefix(response.body, MAX_ERROR_BODY_BYTES);
         done();
         return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
