@@ -236,6 +236,31 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     );
   }, 20_000);
 
+  test("a tool whose output schema is nested 100,000 deep or holds 2.5 MB is left out too (the SDK compiles it on the event loop at the first call)", async () => {
+    const nested = (depth: number) => '{"type":"object","properties":{"a":'.repeat(depth) + '{"type":"string"}' + "}}".repeat(depth);
+    const big: Record<string, unknown> = {};
+    for (let index = 0; index < 40_000; index++) big[`p${index}`] = { type: "string", pattern: `^x${index}$` };
+    const listing =
+      `{"jsonrpc":"2.0","id":$ID,"result":{"tools":[` +
+      `{"name":"deep_out","inputSchema":{"type":"object"},"outputSchema":{"type":"object","properties":{"deep":${nested(100_000)}}}},` +
+      `{"name":"big_out","inputSchema":{"type":"object"},"outputSchema":${JSON.stringify({ type: "object", properties: big })}},` +
+      `{"name":"shaped","inputSchema":{"type":"object"},"outputSchema":{"type":"object","properties":{"r":{"type":"number"}}}},` +
+      `{"name":"probe","inputSchema":{"type":"object"}}]}}`;
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "fine" }], structuredContent: { r: 1 } } }),
+      async ({ manager, log }) => {
+        expect(manager.tools("hostile").map((tool) => tool.name).sort()).toEqual(["hostile__probe", "hostile__shaped"]);
+        expect(await runTool(manager.tools("hostile"), "hostile__shaped", {})).toMatchObject({ ok: true });
+        const warnings = log.entries.filter((entry) => entry.level === "warn" && entry.message.startsWith("MCP tools left out"));
+        expect(warnings.map((entry) => [entry.message, entry.fields.tools])).toEqual([
+          ["MCP tools left out: 2", ["deep_out: its output schema is nested more than 64 levels deep", "big_out: its output schema is larger than 65536 characters"]],
+        ]);
+      },
+      10_000,
+      () => listing,
+    );
+  }, 20_000);
+
   test("a tool whose output schema cannot be compiled fails only its own calls, not the server's listing", async () => {
     // The SDK compiles every listed tool's output schema as the list arrives; one it cannot compile
     // (an unresolvable $ref) made tools/list, and so the whole server, fail to start.

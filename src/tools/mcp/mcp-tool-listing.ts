@@ -84,15 +84,18 @@ export const MAX_TOOL_DESCRIPTION_CHARS = 8_192;
 export const MAX_SERVER_TOOLS_CHARS = 1024 * 1024;
 const LISTING_TURN_MS = 8;
 
-/** Why a tool's input schema cannot be used, or its size in characters. Walks without recursion, so any depth is safe. */
-export function measureToolSchema(schema: unknown): { problem: string } | { chars: number } {
+/**
+ * Why a tool's input (or output) schema cannot be used, or its size in characters. Walks without
+ * recursion, so any depth is safe.
+ */
+export function measureToolSchema(schema: unknown, which: "input" | "output" = "input"): { problem: string } | { chars: number } {
   const stack: { value: unknown; depth: number }[] = [{ value: schema, depth: 1 }];
   let nodes = 0;
   while (stack.length > 0) {
     const { value, depth } = stack.pop()!;
-    if (depth > MAX_TOOL_SCHEMA_DEPTH) return { problem: `its input schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep` };
+    if (depth > MAX_TOOL_SCHEMA_DEPTH) return { problem: `its ${which} schema is nested more than ${MAX_TOOL_SCHEMA_DEPTH} levels deep` };
     // Every node takes at least a few characters: this many cannot fit in the size limit.
-    if (++nodes > MAX_TOOL_SCHEMA_CHARS / 2) return { problem: `its input schema is larger than ${MAX_TOOL_SCHEMA_CHARS} characters` };
+    if (++nodes > MAX_TOOL_SCHEMA_CHARS / 2) return { problem: `its ${which} schema is larger than ${MAX_TOOL_SCHEMA_CHARS} characters` };
     if (typeof value !== "object" || value === null) continue;
     for (const child of Array.isArray(value) ? value : Object.values(value)) {
       if (typeof child === "object" && child !== null) stack.push({ value: child, depth: depth + 1 });
@@ -100,7 +103,7 @@ export function measureToolSchema(schema: unknown): { problem: string } | { char
     }
   }
   const chars = JSON.stringify(schema).length;
-  if (chars > MAX_TOOL_SCHEMA_CHARS) return { problem: `its input schema has ${chars} characters, more than ${MAX_TOOL_SCHEMA_CHARS}` };
+  if (chars > MAX_TOOL_SCHEMA_CHARS) return { problem: `its ${which} schema has ${chars} characters, more than ${MAX_TOOL_SCHEMA_CHARS}` };
   return { chars };
 }
 
@@ -141,6 +144,13 @@ export async function buildToolListing(
     const measured = measureToolSchema(jsonSchema);
     if ("problem" in measured) {
       leftOut.push(`${definition.name}: ${measured.problem}`);
+      continue;
+    }
+    // The SDK compiles a tool's output schema at its first call, on the event loop: held to the same
+    // limits (a 2.4 MB one held the loop for minutes). It is not sent to the model: not in the budget.
+    const output = definition.outputSchema === undefined ? undefined : measureToolSchema(definition.outputSchema, "output");
+    if (output && "problem" in output) {
+      leftOut.push(`${definition.name}: ${output.problem}`);
       continue;
     }
     let description = definition.description ?? definition.title ?? `Tool '${definition.name}' of MCP server '${serverName}'`;
