@@ -344,6 +344,28 @@ describe("a run refused for a full queue", () => {
   });
 });
 
+describe("on_busy interrupt with a full queue", () => {
+  test("the thread's earlier tasks are cancelled before the run is counted: the run gets through, as a REST task would", async () => {
+    const own = await startTestServer({ agents: [{ name: "default", model: "demo/slow", on_busy: "interrupt" }], config: { maxConcurrentTasks: 1, maxQueuedTasks: 1 } });
+    try {
+      const thread = (await (await own.http("/threads", { method: "POST" })).json()) as { id: string };
+      const first = (await (await own.http(`/threads/${thread.id}/tasks`, { method: "POST", json: { input: "one" } })).json()) as { id: string };
+      const second = (await (await own.http(`/threads/${thread.id}/tasks`, { method: "POST", json: { input: "two", on_busy: "enqueue" } })).json()) as { id: string; status: string };
+      expect(second.status).toBe("queued"); // the queue is full now
+      const run = await own.http("/ag-ui", {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: JSON.stringify({ threadId: thread.id, runId: "r-1", messages: [{ id: "m-1", role: "user", content: "three" }], tools: [], context: [], state: {}, forwardedProps: {} }),
+      });
+      expect(run.status).toBe(200);
+      await run.body!.cancel();
+      for (const id of [first.id, second.id]) expect(((await (await own.http(`/tasks/${id}`)).json()) as { status: string }).status).toBe("cancelled");
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe("RunTranslator (agentkit frames → AG-UI events)", () => {
   const step = (seq: number, event_type: string, stepNumber: number, data: unknown) => ({ type: "step", seq, data: { event_type, step: stepNumber, data, timestamp: "2026-01-01T00:00:00.000Z" } });
   const delta = (stepNumber: number, text: string, kind = "text") => ({ type: "delta", step: stepNumber, data: { kind, text } });

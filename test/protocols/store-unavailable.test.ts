@@ -52,7 +52,7 @@ test("an AG-UI run naming a thread while the store cannot be read: 503 `unavaila
   const refused = await post();
   expect(refused.status).toBe(503);
   expect(refused.headers.get("retry-after")).toBe("2");
-  expect(await refused.json()).toMatchObject({ error: { code: "unavailable", message: "Could not read or create thread 't-1': the data store is unavailable; try again shortly" } });
+  expect(await refused.json()).toMatchObject({ error: { code: "unavailable", message: "Could not read thread 't-1': the data store is unavailable; try again shortly" } });
   failing.on = false;
   const ran = await post();
   expect(ran.status).toBe(200);

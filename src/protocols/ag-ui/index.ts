@@ -76,17 +76,17 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
     if (resume.length > 0) return resumeRun(c, principal, input, resume);
 
     const text = lastUserText(input);
-    // The thread is made (or read) once the run is admitted: a refused first run (queue full)
-    // leaves no thread behind.
-    let thread!: Thread;
-    const task = await admitTask(runner, async () => {
-      thread = await threadFor(input.threadId, principal);
-      const unfinished = await store.threadTasks(thread.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
+    // An existing thread is read and its busy policy applied first, as REST does (an `interrupt`
+    // frees the queue before the new run is counted); a new thread is made only once the run is
+    // admitted, so a refused first run (queue full) leaves no thread behind.
+    const existing = await existingThread(input.threadId, principal);
+    if (existing) {
+      const unfinished = await store.threadTasks(existing.id, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
       const waiting = unfinished.find((task) => task.status === "waiting");
       if (waiting) {
         throw new AgentkitError(
           "conflict",
-          `Thread ${thread.id} waits for a person (task ${waiting.id}): answer its interrupts with RunAgentInput.resume first`,
+          `Thread ${existing.id} waits for a person (task ${waiting.id}): answer its interrupts with RunAgentInput.resume first`,
         );
       }
       if (unfinished.length > 0) {
@@ -94,10 +94,14 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
         // an AG-UI run is a run of its own). `reject` refuses; `interrupt` cancels the earlier ones.
         const policy = agent.definition.on_busy;
         if (policy === "reject") {
-          throw new AgentkitError("conflict", `Thread ${thread.id} is busy: task ${unfinished[0]!.id} is ${unfinished[0]!.status} (on_busy: reject)`);
+          throw new AgentkitError("conflict", `Thread ${existing.id} is busy: task ${unfinished[0]!.id} is ${unfinished[0]!.status} (on_busy: reject)`);
         }
         if (policy === "interrupt") for (const task of [...unfinished].reverse()) await runner.cancel(task.id);
       }
+    }
+    let thread = existing;
+    const task = await admitTask(runner, async () => {
+      thread ??= await threadFor(input.threadId, principal);
       return store.createTask({
         id: newTaskId(),
         owner: principal.id,
@@ -108,7 +112,7 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
         threadId: thread.id,
       });
     });
-    logger.info("ag-ui: run started", { task: task.id, thread: thread.id, run: input.runId, agent: agent.definition.name });
+    logger.info("ag-ui: run started", { task: task.id, thread: thread!.id, run: input.runId, agent: agent.definition.name });
     return stream(c, input, task, agent, { after: 0, submit: () => runner.submit(task), mayWait: false });
   }
 
@@ -185,6 +189,19 @@ export function createAgUiHandlers(deps: AppDeps): AgUiHandlers {
       streams: deps.streams,
       follow: deps.follow,
     });
+  }
+
+  /** The caller's thread `threadId` if it exists (another key's is a 404); undefined if there is none yet. */
+  async function existingThread(threadId: string, principal: Principal): Promise<Thread | undefined> {
+    let thread: Thread | undefined;
+    try {
+      thread = await store.getThread(threadId);
+    } catch (error) {
+      if (isTransientStoreFailure(error)) throw new AgentkitError("unavailable", `Could not read thread '${threadId}': the data store is unavailable; try again shortly`);
+      throw error;
+    }
+    if (thread && !canSeeThread(principal, thread)) throw new AgentkitError("not_found", `No thread with id '${threadId}'`);
+    return thread;
   }
 
   /** The thread of `threadId`, made for the caller on first use; another key's thread (or task id) is a 404. */
