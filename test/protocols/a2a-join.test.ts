@@ -191,3 +191,20 @@ test("a task viewed again (GetTask polled) reads only the events after the last 
   expect(reads.every((after) => after === lastSeq)).toBe(true); // only what came after the first view
   expect(second.result).toEqual(first.result);
 });
+
+test("a message naming a new contextId refused for a full queue leaves no thread behind; once admitted, the context is made", async () => {
+  server = await startTestServer({ agents: [{ name: "default", model: "demo/slow" }], config: { maxConcurrentTasks: 1, maxQueuedTasks: 0 } });
+  const busy = await server.createTask({ input: "keeps the only slot" });
+  const send = async () =>
+    (await (
+      await rpc({ method: "message/send", params: { message: { kind: "message", role: "user", messageId: crypto.randomUUID(), contextId: "ctx-new", parts: [{ kind: "text", text: "hello" }] }, configuration: { blocking: false } } })
+    ).json()) as Json;
+  const refused = await send();
+  expect(refused.error).toBeDefined();
+  expect((await server.http("/threads/ctx-new")).status).toBe(404);
+  await server.http(`/tasks/${busy.id}/cancel`, { method: "POST" });
+  const sent = await send();
+  expect(sent.result).toMatchObject({ kind: "task", contextId: "ctx-new" });
+  expect((await server.http("/threads/ctx-new")).status).toBe(200);
+  await server.http(`/tasks/${sent.result.id}/cancel`, { method: "POST" });
+});

@@ -36,7 +36,7 @@ import { admitTask } from "../../tasks/runner.ts";
 import { forEachLogEvent } from "../../store/store.ts";
 import { coalesced } from "../../lib/turn.ts";
 import type { Decision } from "../../tasks/interaction.ts";
-import { canSee, keyFromHeaders, type Principal } from "../../server/auth.ts";
+import { canSee, canSeeThread, keyFromHeaders, type Principal } from "../../server/auth.ts";
 import { threadNamed } from "../../threads/client-thread.ts";
 import { startStream } from "../../server/watch.ts";
 import { buildAgentCard, cardDialect } from "./card.ts";
@@ -270,15 +270,13 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     const { principal, agent } = call;
     let threadId: string | undefined;
     if (message.contextId) {
-      // The caller's context, or its task's (which becomes a thread), or a new one it names.
-      const named = await threadNamed(store, message.contextId, principal, now());
-      if ("refused" in named) {
-        if (named.refused === "unfinished") {
-          throw new RpcError(RpcCode.invalidParams, `contextId '${message.contextId}' is task ${named.task.id}, which has not ended (${named.task.status}): send the message with its taskId to continue it`);
-        }
-        throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
-      }
-      threadId = named.thread.id;
+      // The caller's context: its busy policy applies now. A context with no thread yet (a task's,
+      // which becomes a thread, or a new one the caller names) is made once the task is admitted.
+      const existing = await store.getThread(message.contextId);
+      if (existing && !canSeeThread(principal, existing)) throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${message.contextId}'`);
+      threadId = existing?.id;
+    }
+    if (threadId !== undefined) {
       const busy = await store.threadTasks(threadId, { limit: THREAD_TASKS, statuses: UNFINISHED_STATUSES });
       if (busy.length > 0) {
         const current = busy.find((task) => task.status !== "queued") ?? busy[0]!;
@@ -303,11 +301,22 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         input: message.text,
         metadata: { [MESSAGE_ID_KEY]: message.messageId },
         createdAt: now(),
-        threadId: threadId ?? (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id,
+        threadId: threadId ?? (await newContext(message.contextId, principal)),
       }),
     );
     deps.runner.submit(task);
     return { task, after: 0, fresh: true };
+  }
+
+  /** The thread of a context that has none yet: the one the caller names (or its ended task's), or a new one. */
+  async function newContext(contextId: string | undefined, principal: Principal): Promise<string> {
+    if (contextId === undefined) return (await store.createThread({ id: `thr_${crypto.randomUUID()}`, owner: principal.id, createdAt: now() })).id;
+    const named = await threadNamed(store, contextId, principal, now());
+    if ("thread" in named) return named.thread.id;
+    if (named.refused === "unfinished") {
+      throw new RpcError(RpcCode.invalidParams, `contextId '${contextId}' is task ${named.task.id}, which has not ended (${named.task.status}): send the message with its taskId to continue it`);
+    }
+    throw new RpcError(RpcCode.invalidParams, `Unknown contextId '${contextId}'`);
   }
 
   async function continueTask(call: Call, message: IncomingMessage): Promise<{ task: Task; after: number; fresh: boolean }> {
