@@ -41,3 +41,20 @@ test("formats are still checked (the SDK's Ajv settings)", () => {
   expect(check({ when: "2026-11-27T03:00:00Z" })).toBeUndefined();
   expect(check({ when: "yesterday" })).toContain("must match format");
 });
+
+test("schemas with nested $ids, changed at every compile, leave nothing behind in Ajv; each is checked as it is now", () => {
+  const validator = createToolSchemaValidator(() => {});
+  const schema = (round: number, type: "string" | "number") => ({
+    type: "object",
+    properties: { a: { $id: `urn:agentkit-test:a${round}`, type }, b: { $id: `urn:agentkit-test:b${round}`, type: "string" } },
+    required: ["a"],
+  });
+  validator.getValidator(schema(0, "string"));
+  const baseline = validator.retained();
+  for (let round = 1; round <= 300; round++) validator.getValidator(schema(round, "string"));
+  expect(validator.retained()).toBe(baseline);
+  // The same nested $id with another type: the new schema is the one checked.
+  expect(validator.getValidator(schema(7, "number"))({ a: 1 }).valid).toBe(true);
+  expect(validator.getValidator(schema(7, "number"))({ a: "x" }).valid).toBe(false);
+  expect(validator.getValidator(schema(8, "string"))({ a: "x" }).valid).toBe(true);
+});

@@ -62,7 +62,7 @@ const MAX_KEPT_VALIDATORS = 2_048;
  * the first version of a schema that changes), and the last MAX_KEPT_VALIDATORS compiled ones are
  * kept by their JSON text instead.
  */
-export function createToolSchemaValidator(onBacktracking: (pattern: string, reason: string) => void): jsonSchemaValidator {
+export function createToolSchemaValidator(onBacktracking: (pattern: string, reason: string) => void): jsonSchemaValidator & { retained(): number } {
   const warned = new Set<string>();
   const regExp = Object.assign(
     (pattern: string): { test(text: string): boolean } =>
@@ -81,10 +81,16 @@ export function createToolSchemaValidator(onBacktracking: (pattern: string, reas
     let validate = kept.get(key);
     if (validate) kept.delete(key);
     else {
+      // Nested `$id`s are kept by Ajv too (in `refs`, by id): a server that changes them at every
+      // listing grew them without end. Whatever the compile added is dropped with the schema.
+      const refsBefore = new Set(Object.keys(ajv.refs));
+      const schemasBefore = new Set(Object.keys(ajv.schemas));
       try {
         validate = ajv.compile(schema);
       } finally {
         ajv.removeSchema(schema);
+        for (const ref of Object.keys(ajv.refs)) if (!refsBefore.has(ref)) ajv.removeSchema(ref);
+        for (const key of Object.keys(ajv.schemas)) if (!schemasBefore.has(key)) ajv.removeSchema(key);
       }
     }
     kept.set(key, validate);
@@ -92,6 +98,8 @@ export function createToolSchemaValidator(onBacktracking: (pattern: string, reas
     return validate;
   };
   return {
+    /** Schemas and references Ajv holds (its meta-schemas and formats' included): it must not grow with compiles. */
+    retained: () => Object.keys(ajv.refs).length + Object.keys(ajv.schemas).length,
     getValidator<T>(schema: JsonSchemaType): JsonSchemaValidator<T> {
       const validate = compile(schema);
       return (input) =>
