@@ -146,7 +146,8 @@ export function createApp(deps: AppDeps) {
       // PostgreSQL cut the statement short (a statement timeout behind a lock, a deadlock, too many
       // connections): nothing of the request was kept, and it can be made again shortly.
       logger.warn("request failed: the database cut it short", { method: c.req.method, path: c.req.path, error: String(error) });
-      failure = new AgentkitError("unavailable", `The database could not complete the request (${(error as Error).message}); try again shortly`);
+      // Its words stay in the log: they can name roles, files and settings.
+      failure = new AgentkitError("unavailable", "The database could not complete the request; try again shortly");
     } else if (isStoreWriteFailure(error)) {
       // SQLite failed for a reason outside the request (a full disk, an I/O error, a read-only
       // file, a lock held too long): nothing was stored, and the request can be made again once

@@ -123,7 +123,7 @@ describePostgres("the server on PostgreSQL", (pg) => {
       expect(read.headers.get("retry-after")).toBe("2");
       const body = (await read.json()) as { error: { code: string; message: string } };
       expect(body.error.code).toBe("unavailable");
-      expect(body.error.message).toContain("statement timeout");
+      expect(body.error.message).toBe("The database could not complete the request; try again shortly");
       const socket = await server.watch(task.id);
       expect((await socket.closed).code).toBe(1001);
       expect(socket.frames).toEqual([{ type: "error", data: { code: "unavailable", message: "The data store could not be read; try again shortly" } }]);
