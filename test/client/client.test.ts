@@ -159,10 +159,8 @@ async function startProxy(target: number): Promise<Proxy> {
     // queued for the client (a slow reader's last frames and its close frame), where `destroy()`
     // dropped them (the client saw 1006 instead of the server's close code). The client leaving
     // leaves nothing to deliver.
-    upstream.on("close", () => {
-      pairs.delete(pair);
-      client.end();
-    });
+    // The pair counts as open until the client's side has closed (`cut()` still reaches it).
+    upstream.on("close", () => client.end());
     client.on("close", () => {
       pairs.delete(pair);
       upstream.destroy();
