@@ -557,9 +557,19 @@ describe("resumeFromLog + runReAct resume", () => {
       call("c", "1"),
       call("c", "2"),
       call("d", "3"),
+      frame({ event_type: "approval_requested", step: 1, data: { id: "c", name: "calculator", arguments: { expression: "1" }, expires_at: null } }),
+    ];
+    // While both are open, the approval is the first's.
+    expect(resumeFromLog(INPUT, log).unfinished.map((pending) => [pending.call.arguments, pending.awaiting])).toEqual([
+      ['{"expression":"1"}', "approval"],
+      ['{"expression":"2"}', undefined],
+      ['{"expression":"3"}', undefined],
+    ]);
+    log.push(
+      frame({ event_type: "approval_decided", step: 1, data: { id: "c", name: "calculator", decision: "approved", by: "k" } }),
       frame({ event_type: "tool_result", step: 1, data: { id: "c", name: "calculator", result: 1 } }),
       frame({ event_type: "approval_requested", step: 1, data: { id: "c", name: "calculator", arguments: { expression: "2" }, expires_at: null } }),
-    ];
+    );
     const state = resumeFromLog(INPUT, log);
     expect(state.unfinished.map((pending) => [pending.call.id, pending.call.arguments, pending.awaiting])).toEqual([
       ["c", '{"expression":"2"}', "approval"],

@@ -25,8 +25,8 @@ const MIB = encoder.encode("x".repeat(1024 * 1024));
 
 type Context = { server: HostileHttpServer; call(): ReturnType<typeof runTool>; log: ReturnType<typeof createRecordingLogger>["log"]; manager: ReturnType<typeof createMcpManager> };
 
-async function withServer(onCall: CallHandler, run: (context: Context) => Promise<void>, timeoutMs = 10_000, tools?: ToolsHandler) {
-  const server = startHostileHttpServer({ onCall, tools });
+async function withServer(onCall: CallHandler, run: (context: Context) => Promise<void>, timeoutMs = 10_000, tools?: ToolsHandler, sessionId?: string) {
+  const server = startHostileHttpServer({ onCall, tools, sessionId });
   servers.push(server);
   const { logger, log } = createRecordingLogger();
   const manager = createMcpManager({
@@ -158,6 +158,34 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
       );
     }, 20_000);
   }
+
+  test("a server that answers 404 to every call with its session id: one new session and one retry, then the call fails (no loop)", async () => {
+    let calls = 0;
+    await withServer(
+      () => (calls++, new Response("Session not found", { status: 404 })),
+      async ({ call, log }) => {
+        const outcome = await call();
+        expect(outcome.ok).toBe(false);
+        expect(calls).toBe(2);
+        expect(log.entries.filter((entry) => entry.message.startsWith("MCP server session expired"))).toHaveLength(1);
+      },
+      10_000,
+      undefined,
+      "session-1",
+    );
+  }, 20_000);
+
+  test("a 404 from a server that gave no session id is a failed call, not a session to renew", async () => {
+    let calls = 0;
+    await withServer(
+      () => (calls++, new Response("no such thing", { status: 404 })),
+      async ({ call, log }) => {
+        expect((await call()).ok).toBe(false);
+        expect(calls).toBe(1);
+        expect(log.entries.filter((entry) => entry.message.startsWith("MCP server session expired"))).toHaveLength(0);
+      },
+    );
+  }, 20_000);
 
   test("a call that timed out has its response stream closed (a server dripping notifications is not read on and on)", async () => {
     let callId: string | number | undefined;
