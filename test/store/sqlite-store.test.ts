@@ -625,4 +625,15 @@ test("a thread's task count and newest task are kept on its row: a file without 
   reopened = openStore(dir!);
   expect(await reopened.getThread("th")).toMatchObject({ task_count: 5, last_task_id: "t5" });
   expect(await reopened.getThread("th2")).toMatchObject({ task_count: 1, last_task_id: "lone" });
+  reopened.close();
+  store = undefined;
+  // The columns there but one trigger gone (dropped by hand), a task added meanwhile: repaired at open.
+  raw = new Database(path);
+  raw.run("DROP TRIGGER threads_count_insert");
+  raw.run("INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id) VALUES ('t6', 'alice', 'a', 'hi', '{}', 'queued', '2026', 'th')");
+  raw.close();
+  reopened = openStore(dir!);
+  expect(await reopened.getThread("th")).toMatchObject({ task_count: 6, last_task_id: "t6" });
+  await reopened.createTask({ id: "t7", owner: "alice", agent: "a", input: "hi", metadata: {}, createdAt: new Date(), threadId: "th" });
+  expect(await reopened.getThread("th")).toMatchObject({ task_count: 7, last_task_id: "t7" });
 });

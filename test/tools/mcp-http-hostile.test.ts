@@ -416,6 +416,23 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     );
   }, 20_000);
 
+  test("with an allowlist, paging counts only the allowed tools: one on the third page of 300 is found", async () => {
+    const tools: ToolsHandler = (cursor) => {
+      const page = Number(cursor ?? 0);
+      return { tools: Array.from({ length: 300 }, (_, index) => ({ name: `p${page}_${index}`, inputSchema: { type: "object" } })), ...(page < 2 ? { nextCursor: String(page + 1) } : {}) };
+    };
+    const server = startHostileHttpServer({ onCall: (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }), tools });
+    servers.push(server);
+    const { logger } = createRecordingLogger();
+    const manager = createMcpManager({ servers: [McpServerConfig.parse({ name: "hostile", url: server.url, tools: ["p0_1", "p2_5"] })], logger });
+    try {
+      await manager.start();
+      expect(manager.tools("hostile").map((tool) => tool.name).sort()).toEqual(["hostile__p0_1", "hostile__p2_5"]);
+    } finally {
+      await manager.close();
+    }
+  }, 20_000);
+
   test("a tool description of 5 MB is cut to 8,192 characters, with a warning", async () => {
     await withServer(
       (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
