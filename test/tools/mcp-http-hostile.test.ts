@@ -478,6 +478,21 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     );
   }, 30_000);
 
+  test("descriptions count in the 1 MiB too: 200 tools of 8,000-character descriptions and tiny schemas are cut at the budget", async () => {
+    const tools = () => Array.from({ length: 200 }, (_, index) => ({ name: `t${index}`, description: `${index}`.padEnd(8_000, "d"), inputSchema: { type: "object" } }));
+    await withServer(
+      (id) => Response.json({ jsonrpc: "2.0", id, result: { content: [] } }),
+      async ({ manager }) => {
+        const listed = manager.tools("hostile");
+        const chars = listed.reduce((sum, tool) => sum + tool.description.length + JSON.stringify(tool.jsonSchema).length, 0);
+        expect(chars).toBeLessThanOrEqual(1024 * 1024);
+        expect(listed.length).toBe(Math.floor((1024 * 1024) / (8_000 + JSON.stringify({ type: "object" }).length)));
+      },
+      10_000,
+      tools,
+    );
+  }, 20_000);
+
   test("compiling a listing of 1 MiB of distinct schemas gives the event loop turns", async () => {
     // Tools of 1,000 required properties (~36 KB) each, every one different: Ajv takes ~50 ms for one.
     let listing = 0;
