@@ -159,33 +159,24 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     }, 20_000);
   }
 
-  test("a server that answers 404 to every call with its session id: one new session and one retry, then the call fails (no loop)", async () => {
-    let calls = 0;
-    await withServer(
-      () => (calls++, new Response("Session not found", { status: 404 })),
-      async ({ call, log }) => {
-        const outcome = await call();
-        expect(outcome.ok).toBe(false);
-        expect(calls).toBe(2);
-        expect(log.entries.filter((entry) => entry.message.startsWith("MCP server session expired"))).toHaveLength(1);
-      },
-      10_000,
-      undefined,
-      "session-1",
-    );
-  }, 20_000);
-
-  test("a 404 from a server that gave no session id is a failed call, not a session to renew", async () => {
-    let calls = 0;
-    await withServer(
-      () => (calls++, new Response("no such thing", { status: 404 })),
-      async ({ call, log }) => {
-        expect((await call()).ok).toBe(false);
-        expect(calls).toBe(1);
-        expect(log.entries.filter((entry) => entry.message.startsWith("MCP server session expired"))).toHaveLength(0);
-      },
-    );
-  }, 20_000);
+  // A 404 to a request with a session id: the server forgot the session — one new session and one
+  // retry, then the call fails (no loop). From a server that gave no session id: a failed call.
+  for (const [sessionId, calls, renewals] of [["session-1", 2, 1], [undefined, 1, 0]] as const) {
+    test(`a server that answers 404 to every call, ${sessionId ? "with its session id: one new session and one retry, no loop" : "having given no session id: no session to renew"}`, async () => {
+      let seen = 0;
+      await withServer(
+        () => (seen++, new Response("Session not found", { status: 404 })),
+        async ({ call, log }) => {
+          expect((await call()).ok).toBe(false);
+          expect(seen).toBe(calls);
+          expect(log.entries.filter((entry) => entry.message.startsWith("MCP server session expired"))).toHaveLength(renewals);
+        },
+        10_000,
+        undefined,
+        sessionId,
+      );
+    }, 20_000);
+  }
 
   test("a call that timed out has its response stream closed (a server dripping notifications is not read on and on)", async () => {
     let callId: string | number | undefined;
