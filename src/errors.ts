@@ -135,8 +135,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  * ending its task `failed`: SQLite unable to write (`isStoreWriteFailure`), or PostgreSQL out of
  * reach (`isDatabaseUnavailable`) or cutting a statement short — a statement timeout or a lock
  * (57014, 55P03), a serialization conflict or deadlock (40001, 40P01), too many connections (53*),
- * a system error (58*). A sub-second failover once ended running tasks `failed` with PostgreSQL's
- * words as their error.
+ * a system or I/O error (58000, 58030). A sub-second failover once ended running tasks `failed`
+ * with PostgreSQL's words as their error.
  */
 export function isTransientStoreFailure(error: unknown): boolean {
   return isStoreWriteFailure(error) || isDatabaseUnavailable(error) || isDatabaseInterrupted(error);
@@ -145,11 +145,12 @@ export function isTransientStoreFailure(error: unknown): boolean {
 /**
  * Whether PostgreSQL, up and reachable, cut a statement short for a reason that passes: a statement
  * timeout or a lock (57014, 55P03), a serialization conflict or deadlock (40001, 40P01), too many
- * connections or out of resources (53*), a system error (58*). Trying again shortly is right.
+ * connections or out of resources (53*), a system or I/O error (58000, 58030). Trying again shortly
+ * is right. Not 58P01/58P02 (a file missing or already there): those do not pass.
  */
 export function isDatabaseInterrupted(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  return /^(57014|55P03|40001|40P01|53|58)/.test(String((error as { errno?: unknown }).errno ?? ""));
+  return /^(57014|55P03|40001|40P01|53[0-9A-Z]{3}|58000|58030)$/.test(String((error as { errno?: unknown }).errno ?? ""));
 }
 
 /**
