@@ -46,6 +46,20 @@ async function waitUntilReady(manager: ReturnType<typeof createMcpManager>): Pro
   while (manager.status()[0]?.state !== "ready") await Bun.sleep(10);
 }
 
+/** A body's pull: `prefix`, then a MiB at a time for ever (`onMib` told of each). */
+function endlessAfter(prefix: string, onMib: () => void = () => {}) {
+  let first = true;
+  return (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    if (first) {
+      first = false;
+      controller.enqueue(encoder.encode(prefix));
+      return;
+    }
+    onMib();
+    controller.enqueue(MIB);
+  };
+}
+
 describe("MCP over Streamable HTTP: hostile servers", () => {
   test("a JSON body that never ends is cut at the message limit: the call fails at once and the body is not read further", async () => {
     let callId: string | number | undefined;
@@ -53,16 +67,10 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     await withServer(
       (id, stream) => {
         callId = id;
-        let first = true;
-        return stream((controller) => {
-          if (first) {
-            first = false;
-            controller.enqueue(encoder.encode(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"`));
-            return;
-          }
-          sent += MIB.length;
-          controller.enqueue(MIB);
-        }, "application/json");
+        return stream(
+          endlessAfter(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":{"content":[{"type":"text","text":"`, () => (sent += MIB.length)),
+          "application/json",
+        );
       },
       async ({ server, call, log }) => {
         const started = performance.now();
@@ -86,15 +94,7 @@ describe("MCP over Streamable HTTP: hostile servers", () => {
     await withServer(
       (id, stream) => {
         callId = id;
-        let first = true;
-        return stream((controller) => {
-          if (first) {
-            first = false;
-            controller.enqueue(encoder.encode(`data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"`));
-            return;
-          }
-          controller.enqueue(MIB);
-        }, "text/event-stream");
+        return stream(endlessAfter(`data: {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"`), "text/event-stream");
       },
       async ({ server, call }) => {
         const started = performance.now();
