@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, type ConfigInput } from "../config/config.ts";
 import { ADDRESS_FILE, healthUrl, isAlive, readAddressFile } from "../server/address-file.ts";
+import { readAtMost } from "../lib/bounded-read.ts";
 
 export interface HealthcheckOptions {
   url?: string;
@@ -84,19 +85,7 @@ export async function healthcheck(options: HealthcheckOptions): Promise<{ health
 
 /** The body as text, or undefined past `limit` bytes (the rest is not read). */
 async function readSmallText(response: Response, limit: number): Promise<string | undefined> {
-  const reader = response.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  if (!response.body) return "";
+  const bytes = await readAtMost(response.body, limit);
+  return bytes === undefined ? undefined : Buffer.from(bytes).toString("utf8");
 }

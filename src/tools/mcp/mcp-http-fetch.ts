@@ -19,6 +19,7 @@
  * aborted.
  */
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { readAtMost } from "../../lib/bounded-read.ts";
 
 /** The most one message from an HTTP server may hold: the MCP SDK's limit for a stdio message. */
 export const MAX_HTTP_MESSAGE_BYTES = 10 * 1024 * 1024;
@@ -151,24 +152,6 @@ function readOutgoing(init: RequestInit | undefined): { requestIds: RequestId[];
 
 function mediaType(contentType: string | null): string {
   return (contentType ?? "").split(";")[0]!.trim().toLowerCase();
-}
-
-/** The body, or undefined when it holds more than `limit` bytes (then it is cancelled unread). */
-async function readAtMost(body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | undefined> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 /** At most `limit` bytes of the body as text (with "…" when there was more); the rest is not read. */
