@@ -2,7 +2,7 @@
  * The run's results: the JSON written to bench/results/, the targets of issue 5 judged against the
  * measured figures, and the readable tables (Markdown, so they paste into BENCHMARKS.md as is).
  */
-import type { BurstRow, Spread } from "../scenarios/burst.ts";
+import { burstDecomposition, type BurstRow, type Spread } from "../scenarios/burst.ts";
 import type { CancelResult } from "../scenarios/cancel.ts";
 import type { ClusterResult } from "../scenarios/cluster.ts";
 import type { ConnectionsResult } from "../scenarios/connections.ts";
@@ -266,7 +266,7 @@ export function renderTables(results: Results): string {
     out.push("", "### Short bursts: a 200-event task, trigger → result at the last watcher (median (min–max) over interleaved pairs)");
     out.push(
       table(
-        ["watchers", "warm-up bursts", "pairs", "agentkit ms", "bare ms", "ratio (bare ÷ agentkit time)", "first frame ms agentkit / bare", "server CPU µs/delivery agentkit", "bare", "CPU ratio (agentkit ÷ bare)"],
+        ["watchers", "warm-up bursts", "pairs", "agentkit ms", "bare ms", "ratio (bare ÷ agentkit time)", "first frame ms agentkit / bare", "server CPU µs/delivery agentkit", "bare", "CPU ratio (agentkit ÷ bare)", "agentkit − bare CPU ms/burst"],
         results.burst.map((row) => [
           fmt(row.watchers),
           fmt(row.warmup_bursts ?? 0),
@@ -278,9 +278,20 @@ export function renderTables(results: Results): string {
           range(row.agentkit_cpu_us_per_delivery, 3),
           range(row.bare_cpu_us_per_delivery, 3),
           `**${range(row.cpu_ratio)}×**`,
+          row.extra_cpu_ms_per_burst ? range(row.extra_cpu_ms_per_burst, 2) : "—",
         ]),
       ),
     );
+    const part = burstDecomposition(results.burst);
+    if (part) {
+      out.push(
+        "",
+        `From ${fmt(part.from_watchers)} to ${fmt(part.to_watchers)} watchers, agentkit's extra CPU splits into ` +
+          `${fmt(part.fixed_ms_per_burst, 2)} ms per 200-event task whatever its watchers (${fmt(part.fixed_us_per_event, 1)} µs per event: ` +
+          `the task's start, the engine, the store) and ${fmt(part.extra_us_per_delivery, 4)} µs per added delivery ` +
+          `(bare: ${fmt(part.bare_us_per_delivery, 3)}; agentkit ÷ bare per added delivery ${fmt(part.marginal_cpu_ratio, 2)}×).`,
+      );
+    }
   }
 
   if (results.fan_out?.length) {

@@ -63,8 +63,52 @@ export interface BurstRow {
   bare_cpu_us_per_delivery: Spread;
   throughput_ratio: Spread;
   cpu_ratio: Spread;
+  /**
+   * agentkit's server CPU per burst minus bare's, per pair (ms): what agentkit spends that the bare
+   * server does not. A part that does not grow with the watchers is the task's own work (its start,
+   * the engine, the store); a part that does is a cost per delivery (see `burstDecomposition`).
+   */
+  extra_cpu_ms_per_burst: Spread;
   all_frames_delivered: boolean;
   runs: BurstPair[];
+}
+
+/**
+ * Splits agentkit's extra CPU per burst (over bare's) into a part per task and a part per delivery,
+ * from the two lowest watcher counts (100 and 1,000 in a full run): extra(w) = fixed + perDelivery ×
+ * deliveries(w), from each level's median. Not from 5,000: there one burst's CPU is ~250 ms, and the
+ * difference of two such figures swung ±100 ms between pairs on a shared 2-vCPU VM, more than the
+ * whole fixed part. The levels ran a minute apart, so the split is as good as the machine was steady.
+ */
+export interface BurstDecomposition {
+  from_watchers: number;
+  to_watchers: number;
+  /** Extra CPU a 200-event task costs whatever its watchers (ms per burst), and per event (µs). */
+  fixed_ms_per_burst: number;
+  fixed_us_per_event: number;
+  /** Extra CPU per added delivery (µs), and bare's own per delivery at `to_watchers`, for scale. */
+  extra_us_per_delivery: number;
+  bare_us_per_delivery: number;
+  /** agentkit ÷ bare CPU per added delivery: (bare + extra) ÷ bare. */
+  marginal_cpu_ratio: number;
+}
+
+export function burstDecomposition(rows: BurstRow[]): BurstDecomposition | undefined {
+  const [low, high] = [...rows].filter((row) => row.extra_cpu_ms_per_burst).sort((a, b) => a.watchers - b.watchers);
+  if (!low || !high) return undefined;
+  const deliveries = (row: BurstRow) => row.watchers * row.events;
+  const perDeliveryUs = ((high.extra_cpu_ms_per_burst.median - low.extra_cpu_ms_per_burst.median) * 1000) / (deliveries(high) - deliveries(low));
+  const fixedMs = low.extra_cpu_ms_per_burst.median - (perDeliveryUs * deliveries(low)) / 1000;
+  const bare = high.bare_cpu_us_per_delivery.median;
+  return {
+    from_watchers: low.watchers,
+    to_watchers: high.watchers,
+    fixed_ms_per_burst: round(fixedMs, 3),
+    fixed_us_per_event: round((fixedMs * 1000) / low.events, 2),
+    extra_us_per_delivery: round(perDeliveryUs, 4),
+    bare_us_per_delivery: bare,
+    marginal_cpu_ratio: round((bare + perDeliveryUs) / bare, 3),
+  };
 }
 
 export function spread(values: number[], digits = 3): Spread {
@@ -153,6 +197,8 @@ export async function burst(context: Context): Promise<BurstRow[]> {
       await agentkit.stop();
       await bare.stop();
     }
+    const extra = spread(runs.map((run) => ((run.agentkit.server_cpu_us_per_delivery - run.bare.server_cpu_us_per_delivery) * watchers * framesOfTask(BURST_STEPS)) / 1000));
+    context.log(`  agentkit − bare server CPU per burst: ${extra.median} ms (${extra.min}–${extra.max})`);
     rows.push({
       watchers,
       events: framesOfTask(BURST_STEPS),
@@ -166,6 +212,7 @@ export async function burst(context: Context): Promise<BurstRow[]> {
       bare_cpu_us_per_delivery: spread(runs.map((run) => run.bare.server_cpu_us_per_delivery)),
       throughput_ratio: spread(runs.map((run) => run.throughput_ratio)),
       cpu_ratio: spread(runs.map((run) => run.cpu_ratio)),
+      extra_cpu_ms_per_burst: extra,
       all_frames_delivered: runs.every((run) => run.agentkit.all_frames_delivered && run.bare.all_frames_delivered),
       runs,
     });

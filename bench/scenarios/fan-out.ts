@@ -162,7 +162,7 @@ export function toRun(
     deliveries_per_s: Math.round(stats.frames / (window / 1000)),
     latency: LatencyHistogram.from(stats.latency).summary(),
     server_cpu_s: round(result.cpu, 2),
-    server_cpu_us_per_delivery: round((result.cpu * 1e6) / Math.max(1, stats.frames), 3),
+    server_cpu_us_per_delivery: round((result.cpu * 1e6) / Math.max(1, stats.frames), 4),
     server_rss_after_kb: memoryOf(server.pid).rssKb,
     client_cpu_ms: Math.round(result.clientCpu * 1000),
     client_cpu_percent: round((result.clientCpu / (window / 1000)) * 100, 1),
