@@ -70,7 +70,7 @@ export interface AppDeps {
   slowClientGraceMs?: number;
   /** The server's open event streams (SSE, A2A, AG-UI): a shutdown ends them before the connections close. */
   streams?: EventStreams;
-  /** The watcher limits: SSE streams of `GET /tasks/:id/events` count with WebSocket watchers. */
+  /** The watcher limits: SSE streams of `GET /tasks/:id/events` and A2A subscriptions count with WebSocket watchers. */
   watchers?: WatcherLimits;
   /** Origins allowed by CORS (`*` for any); empty: no CORS headers. */
   corsOrigins?: readonly string[];

@@ -118,6 +118,42 @@ describe("watcher limits", () => {
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
+  test("A2A subscriptions count with WebSocket and SSE watchers: past the limit `SubscribeToTask` is -32603 naming it; a closed subscription frees its place", async () => {
+    server = await startTestServer({ agents: [{ name: "default", model: "demo/slow" }], config: { maxWatchersPerTask: 2 } });
+    const task = await server.createTask({ input: "a long answer, streamed slowly" });
+    const subscribe = () =>
+      server!.http("/a2a/default", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "SubscribeToTask", params: { id: task.id } }),
+      });
+    const first = await subscribe();
+    expect(first.headers.get("content-type")).toStartWith("text/event-stream");
+    const reader = first.body!.getReader();
+    await reader.read(); // the stream is open (the task comes first)
+    const socket = await server.watch(task.id);
+    await socket.waitFor((frame) => frame.type === "connected");
+    // The third watcher of the task: an A2A subscription is refused, and so is a WebSocket.
+    const refused = await subscribe();
+    expect(refused.headers.get("content-type")).toStartWith("application/json");
+    expect(await refused.json()).toEqual({
+      jsonrpc: "2.0",
+      id: 7,
+      error: { code: -32603, message: "Too many watchers (limit 2 per task); close another watcher of it first" },
+    });
+    expect((await (await server.watch(task.id)).closed).code).toBe(4029);
+    await reader.cancel(); // the A2A client leaves
+    let again: Response | undefined;
+    await until(async () => {
+      again = await subscribe();
+      if (again.headers.get("content-type")?.startsWith("text/event-stream")) return true;
+      await again.body?.cancel();
+      return false;
+    }, "the place to be freed");
+    await again!.body!.cancel();
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  });
+
   test("watchers per key count across tasks", async () => {
     server = await startTestServer({ config: { apiKeys: `alice:${ALICE},bob:${BOB}`, maxWatchersPerKey: 2 } });
     const first = await server.createTask({ input: "a" }, as(ALICE));

@@ -66,7 +66,7 @@ import type { AppDeps } from "../../server/app.ts";
 /** What the A2A routes use of the app's dependencies. */
 export type A2ADeps = Pick<
   AppDeps,
-  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "slowClientGraceMs" | "streams" | "interaction" | "follow" | "now"
+  "store" | "feed" | "runner" | "agents" | "auth" | "logger" | "version" | "maxBodyBytes" | "slowClientBytes" | "slowClientGraceMs" | "streams" | "interaction" | "follow" | "now" | "watchers"
 >;
 
 /**
@@ -419,10 +419,15 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       throw new RpcError(RpcCode.unsupportedOperation, `Task ${task.id} has ended (${task.status}): nothing more will happen; read it with GetTask`);
     }
     const { a2a, asks, lastSeq } = await snapshot(task);
+    // A subscription only watches: it counts with the task's and the key's WebSocket and SSE watchers
+    // (a key past its limit there could otherwise watch without bound here). The streams of a send
+    // are not counted: each comes with a message the queue and the task's own limits admit.
+    const counted = deps.watchers?.acquire(task.id, call.principal.id);
+    if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
     // A task that already waits for a person is in an interrupted state: its stream ends there, as
     // every A2A stream does (the SDK's own server ends such a subscription after the task); the
     // message that answers it starts a new one.
-    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: true, asksShown: task.status === "waiting" });
+    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: true, asksShown: task.status === "waiting", release: counted?.release });
   }
 
   /**
@@ -437,7 +442,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     a2a: ReturnType<typeof toA2ATask>,
     after: number,
     asks: readonly Ask[],
-    options: { historyLength?: number; endIfParked: boolean; asksShown: boolean },
+    options: { historyLength?: number; endIfParked: boolean; asksShown: boolean; release?: () => void },
   ): Response {
     const open = options.asksShown ? asks : [];
     const { historyLength } = options;
@@ -450,7 +455,10 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       keepAliveMs: KEEP_ALIVE_MS,
       expiresAt: call.principal.readOnly?.expiresAt,
       // Past the high-water mark the client is not reading: the stream ends (it resubscribes).
-      onClose: () => stop?.(),
+      onClose: () => {
+        stop?.();
+        options.release?.();
+      },
       start(stream) {
         const send = (event: A2AEvent) => stream.write(render(event));
         // The task as it is comes first, whatever its size (a long history), outside the slow-client
