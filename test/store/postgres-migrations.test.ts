@@ -123,7 +123,7 @@ describePostgres("PostgreSQL migrations", (pg) => {
     expect(again.entries).toEqual([]);
   });
 
-  test("a database at 5 (before deliveries were fair by destination) migrates to 7 and keeps its pending deliveries: each is claimed when due, with its destination; ended ones are not", async () => {
+  test("a database at 5 (before deliveries were fair by destination) migrates to 7 (and on) and keeps its pending deliveries: each is claimed when due, with its destination; ended ones are not", async () => {
     const url = await databaseAt(5);
     await query(url, async (conn) => {
       await conn`UPDATE tasks SET webhook_url = 'http://task.test/mine' WHERE id = 'old'`;
@@ -143,7 +143,7 @@ describePostgres("PostgreSQL migrations", (pg) => {
     const store = await open(url);
     try {
       expect(store.migratedFrom).toBe(5);
-      expect(await schemaVersion(url)).toBe(7);
+      expect(await schemaVersion(url)).toBe(8);
       for (const index of ["webhooks_destination_due", "webhooks_intake", "webhook_destinations_due"]) expect((await indexOf(url, index))?.valid).toBe(true);
       // All due rows in time order: no query reads it now (the planner took it for a destination's rows).
       expect(await indexOf(url, "webhooks_due")).toBeUndefined();
@@ -157,6 +157,42 @@ describePostgres("PostgreSQL migrations", (pg) => {
       expect(await claim("2026-01-01T00:10:00.000Z")).toEqual([["leased", "https://agent.test"]]);
       expect(await claim("2026-01-02T00:00:00.000Z")).toEqual([["due", "http://task.test"], ["retrying", "https://agent.test"], ["leased", "https://agent.test"]]);
       expect(await summary()).toEqual(before);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a database at 7 (a thread's tasks counted at each read) migrates to 8: each thread's task count and newest task are counted once, then kept on its row whoever writes — a node of the release before included", async () => {
+    const url = await databaseAt(7); // its task 'old' in the thread 'th'
+    const row = (id: string, thread: string | null) =>
+      query(url, (conn) => conn`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+                                VALUES (${id}, 'anonymous', 'default', '"hi"', '{}', 'completed', now(), ${thread})`);
+    await query(url, (conn) => conn`INSERT INTO threads (id, owner, created_at) VALUES ('th', 'anonymous', now()), ('two', 'anonymous', now()), ('empty', 'anonymous', now())`);
+    await row("a", "two");
+    await row("b", "two");
+    await row("lone", null);
+    const store = await open(url);
+    try {
+      expect(store.migratedFrom).toBe(7);
+      expect(await schemaVersion(url)).toBe(8);
+      const counts = async () => Object.fromEntries((await store.listThreads({ limit: 100 })).threads.map((thread) => [thread.id, [thread.task_count, thread.last_task_id]]));
+      expect(await counts()).toEqual({ th: [1, "old"], two: [2, "b"], empty: [0, null] });
+      expect(await store.getThread("two")).toMatchObject({ task_count: 2, last_task_id: "b" });
+      // A node of the release before, still running through the upgrade, writes as it always did.
+      await row("c", "empty");
+      // This release's own writes: a task in a thread, a thread adopting a task of none.
+      await store.createTask(newTask("d", { threadId: "two" }));
+      await store.createThread({ id: "adopter", owner: "anonymous", createdAt: new Date(), adopt: "lone" });
+      expect(await counts()).toEqual({ adopter: [1, "lone"], th: [1, "old"], two: [3, "d"], empty: [1, "c"] });
+      // By hand (an operator): a task deleted, one moved to another thread.
+      await query(url, (conn) => conn`DELETE FROM tasks WHERE id = 'd'`);
+      await query(url, (conn) => conn`UPDATE tasks SET thread_id = 'empty' WHERE id = 'b'`);
+      expect(await counts()).toEqual({ adopter: [1, "lone"], th: [1, "old"], two: [1, "a"], empty: [2, "c"] });
+      // And the counts agree with the tasks themselves.
+      const counted = await query(url, (conn) => conn`
+        SELECT threads.id, count(tasks.id)::integer AS tasks, (SELECT t.id FROM tasks t WHERE t.thread_id = threads.id ORDER BY t.row_id DESC LIMIT 1) AS newest
+        FROM threads LEFT JOIN tasks ON tasks.thread_id = threads.id GROUP BY threads.id`);
+      expect(Object.fromEntries(counted.map((r: { id: string; tasks: number; newest: string | null }) => [r.id, [r.tasks, r.newest]]))).toEqual(await counts());
     } finally {
       await store.close();
     }

@@ -1,0 +1,146 @@
+/**
+ * What the PostgreSQL store reads to answer for a thread must not grow with the thread: a thread's
+ * tasks are never deleted, so a read that walks them all gets slower with every task a client adds
+ * (on a 30,000-task thread: 6–8 ms to count them at each read of the thread, 72 ms for the busy check
+ * of each new task, 10 ms per queued task behind a running one at every claim of every node).
+ *
+ * Measured on the very SQL the store ran against a real server (test/helpers/postgres.ts), by what
+ * the server itself counted (`pg_stat_user_tables`, `pg_stat_user_indexes`: sequential scans of
+ * tasks, index scans, index entries read) — a structural bound, independent of this machine's speed.
+ * The store gets one connection, and its statistics are read once it has closed it (a backend
+ * flushes them as it exits). Under `plan_cache_mode` both custom and generic plans: Bun prepares
+ * every statement, and PostgreSQL may switch a prepared statement to its generic plan after five
+ * runs — the plan that walked the whole thread for the busy check.
+ */
+import { SQL } from "bun";
+import { expect, test } from "bun:test";
+import { createPostgresStore, type PostgresTaskStore } from "../../src/store/postgres-store.ts";
+import { describePostgres } from "../helpers/postgres.ts";
+import { until } from "../helpers/deferred.ts";
+import { newTask } from "./conformance.ts";
+
+/** Ended tasks in the long thread: more than any bound below, so a walk of the thread shows. */
+const THREAD_TASKS = 3000;
+
+interface Reads {
+  /** Sequential scans of tasks. */
+  seqScans: number;
+  /** Index scans of tasks (any index). */
+  indexScans: number;
+  /** Index entries of tasks read. */
+  entries: number;
+}
+
+describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg) => {
+  async function raw<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
+    const sql = new SQL(url, { max: 1 });
+    try {
+      return await body(sql);
+    } finally {
+      await sql.close();
+    }
+  }
+
+  async function reads(url: string): Promise<Reads> {
+    return raw(url, async (sql) => {
+      const [row] = await sql`
+        SELECT t.seq_scan::bigint AS seq_scans, coalesce(sum(i.idx_scan), 0)::bigint AS index_scans, coalesce(sum(i.idx_tup_read), 0)::bigint AS entries
+        FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
+        WHERE t.relname = 'tasks' GROUP BY t.seq_scan`;
+      return { seqScans: Number(row.seq_scans), indexScans: Number(row.index_scans), entries: Number(row.entries) };
+    });
+  }
+
+  /**
+   * A database with 1,000 threads of 3 tasks, then the thread `long` (THREAD_TASKS ended tasks, written
+   * as the store writes them, interleaved with tasks of no thread) and the thread `short`, and `extra`
+   * run in it after that. Many short threads, as a server has: the planner expects a thread to have
+   * a few tasks, and plans a walk of one as cheap.
+   */
+  async function database(extra: (sql: SQL) => Promise<void> = async () => {}): Promise<string> {
+    const url = await pg.createDatabase();
+    await (await createPostgresStore({ url, max: 1 })).close(); // the schema
+    await raw(url, async (sql) => {
+      await sql`INSERT INTO threads (id, owner, created_at) SELECT 'many-' || i, 'alice', now() FROM generate_series(1, 1000) i`;
+      await sql`
+        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, finished_at, last_seq, thread_id)
+        SELECT 'many-' || i || '-' || j, 'alice', 'default', '"hi"', '{}', 'completed', now(), now(), 2, 'many-' || i
+        FROM generate_series(1, 1000) i, generate_series(1, 3) j`;
+      await sql`INSERT INTO threads (id, owner, created_at) VALUES ('long', 'alice', now()), ('short', 'alice', now())`;
+      await sql`
+        INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, finished_at, last_seq, thread_id)
+        SELECT 'ended-' || i, 'alice', 'default', to_json('turn ' || i), '{}', CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'completed' END,
+               now(), now(), 2, CASE WHEN i % 3 = 0 THEN NULL ELSE 'long' END
+        FROM generate_series(1, ${Math.round(THREAD_TASKS * 1.5)}::integer) i`;
+      await sql`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+                VALUES ('short-1', 'alice', 'default', '"hi"', '{}', 'completed', now(), 'short')`;
+      await extra(sql);
+      await sql`VACUUM ANALYZE tasks`;
+    });
+    return url;
+  }
+
+  /**
+   * What `body` read of tasks, on one connection under `planCacheMode`. A `getTask` after it is the
+   * sign its statistics arrived: exactly one index scan of its own, which is taken off.
+   */
+  async function measured(url: string, planCacheMode: string, body: (store: PostgresTaskStore) => Promise<void>): Promise<Reads> {
+    const database = new URL(url).pathname.slice(1);
+    await raw(url, (sql) => sql.unsafe(`ALTER DATABASE ${database} SET plan_cache_mode = ${planCacheMode}`));
+    const before = await reads(url);
+    const store = await createPostgresStore({ url, max: 1 });
+    try {
+      await body(store);
+      expect((await store.getTask("short-1"))?.id).toBe("short-1");
+    } finally {
+      await store.close();
+    }
+    let after = before;
+    await until(async () => (after = await reads(url)).indexScans > before.indexScans, "the store's statistics to be flushed");
+    return { seqScans: after.seqScans - before.seqScans, indexScans: after.indexScans - before.indexScans - 1, entries: after.entries - before.entries - 1 };
+  }
+
+  for (const mode of ["force_custom_plan", "force_generic_plan"]) {
+    test(`reading a thread (getThread, listThreads) reads none of its tasks: its count and newest task are on its row (${mode})`, async () => {
+      const url = await database();
+      const newest = `ended-${Math.round(THREAD_TASKS * 1.5) - 1}`; // the last of the long thread's (a multiple of 3 has no thread)
+      const read = await measured(url, mode, async (store) => {
+        for (let run = 0; run < 8; run++) {
+          expect(await store.getThread("long")).toMatchObject({ id: "long", task_count: THREAD_TASKS, last_task_id: newest });
+          const page = await store.listThreads({ limit: 100 });
+          expect(page.threads.map((thread) => [thread.id, thread.task_count, thread.last_task_id])).toEqual([
+            ["short", 1, "short-1"],
+            ["long", THREAD_TASKS, newest],
+            ...Array.from({ length: 98 }, (_, index) => [`many-${1000 - index}`, 3, `many-${1000 - index}-3`]),
+          ]);
+        }
+      });
+      expect(read).toEqual({ seqScans: 0, indexScans: 0, entries: 0 });
+    });
+  }
+
+  test("two nodes adding tasks to one thread at once: its count stays exact and its newest task is the one created last", async () => {
+    const url = await pg.createDatabase();
+    const one = await createPostgresStore({ url, max: 4 });
+    const two = await createPostgresStore({ url, max: 4 });
+    try {
+      await one.createThread({ id: "shared", owner: "alice", createdAt: new Date() });
+      const each = 150;
+      await Promise.all(
+        [one, two].flatMap((store, node) =>
+          Array.from({ length: each }, (_, index) => store.createTask(newTask(`n${node}-${index}`, { owner: "alice", threadId: "shared" }))),
+        ),
+      );
+      const [counted] = await raw(url, (sql) => sql`
+        SELECT count(*)::integer AS tasks, (SELECT id FROM tasks WHERE thread_id = 'shared' ORDER BY row_id DESC LIMIT 1) AS newest
+        FROM tasks WHERE thread_id = 'shared'`);
+      expect(counted.tasks).toBe(2 * each);
+      for (const store of [one, two]) {
+        expect(await store.getThread("shared")).toMatchObject({ task_count: 2 * each, last_task_id: counted.newest });
+      }
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
