@@ -117,6 +117,24 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
       });
       expect(read).toEqual({ seqScans: 0, indexScans: 0, entries: 0 });
     });
+
+    test(`a claim passes over queued tasks behind a running one of a long thread without reading the thread (${mode})`, async () => {
+      const url = await database(async (sql) => {
+        await sql`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id, lease_owner, lease_expires_at, attempt)
+                  VALUES ('running', 'alice', 'default', '"hi"', '{}', 'running', now(), 'long', 'n1', now() + interval '1 hour', 1)`;
+        await sql`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+                  SELECT 'behind-' || i, 'alice', 'default', '"hi"', '{}', 'queued', now(), 'long' FROM generate_series(1, 20) i`;
+        await sql`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at) VALUES ('free', 'alice', 'default', '"hi"', '{}', 'queued', now())`;
+      });
+      const read = await measured(url, mode, async (store) => {
+        const claim = await store.claimNext("n2", 60_000, new Date());
+        expect(claim?.task.id).toBe("free");
+        expect(await store.claimNext("n2", 60_000, new Date())).toBeUndefined();
+      });
+      expect(read.seqScans).toBe(0);
+      // 2 claims × 20 queued tasks, each reading the thread: 120,000 entries; a probe per status each reads a row or two.
+      expect(read.entries).toBeLessThan(THREAD_TASKS / 10);
+    });
   }
 
   test("two nodes adding tasks to one thread at once: its count stays exact and its newest task is the one created last", async () => {
