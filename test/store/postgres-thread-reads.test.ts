@@ -15,6 +15,7 @@
 import { SQL } from "bun";
 import { expect, test } from "bun:test";
 import { createPostgresStore, type PostgresTaskStore } from "../../src/store/postgres-store.ts";
+import { UNFINISHED_STATUSES } from "../../src/protocol/task.ts";
 import { describePostgres } from "../helpers/postgres.ts";
 import { until } from "../helpers/deferred.ts";
 import { newTask } from "./conformance.ts";
@@ -116,6 +117,25 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
         }
       });
       expect(read).toEqual({ seqScans: 0, indexScans: 0, entries: 0 });
+    });
+
+    test(`the busy check of a long thread reads its unfinished tasks, not every task of it (${mode})`, async () => {
+      const url = await database(async (sql) => {
+        await sql`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+                  VALUES ('waiting', 'alice', 'default', '"hi"', '{}', 'waiting', now(), 'long'),
+                         ('queued', 'alice', 'default', '"hi"', '{}', 'queued', now(), 'long')`;
+      });
+      const read = await measured(url, mode, async (store) => {
+        // Past the five runs after which PostgreSQL may prefer a prepared statement's generic plan.
+        for (let run = 0; run < 10; run++) {
+          const busy = await store.threadTasks("long", { limit: 200, statuses: UNFINISHED_STATUSES });
+          expect(busy.map((task) => [task.id, task.status])).toEqual([["waiting", "waiting"], ["queued", "queued"]]);
+        }
+        expect((await store.threadTasks("long", { limit: 200, statuses: ["queued"] })).map((task) => task.id)).toEqual(["queued"]);
+      });
+      expect(read.seqScans).toBe(0);
+      // 11 reads that each walk the thread read 11 × 3,000 entries; a walk per status reads its rows.
+      expect(read.entries).toBeLessThan(THREAD_TASKS / 10);
     });
 
     test(`a claim passes over queued tasks behind a running one of a long thread without reading the thread (${mode})`, async () => {
