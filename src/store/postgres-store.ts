@@ -269,6 +269,9 @@ CREATE FUNCTION agentkit_thread_task_count() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     IF OLD.thread_id IS NOT NULL THEN
+      -- The thread's row first, then its newest task in a statement of its own: a task inserted into
+      -- it meanwhile (its trigger holds the row) has committed by then, and that statement sees it.
+      PERFORM 1 FROM threads WHERE id = OLD.thread_id FOR UPDATE;
       UPDATE threads SET task_count = task_count - 1, (last_task_row_id, last_task_id) = (
           SELECT tasks.row_id, tasks.id FROM tasks WHERE tasks.thread_id = OLD.thread_id ORDER BY tasks.row_id DESC LIMIT 1)
         WHERE id = OLD.thread_id;

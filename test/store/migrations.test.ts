@@ -27,7 +27,7 @@ const POSTGRES_PINNED: Record<number, string> = {
   5: "d28bc0c43f52a6903b3339bf9984ca85da94322713861345b8a17b0d1f45dcb8",
   6: "21a36741d6aed91e7e4660403b4c2acc8ea87d85494577a85c714785b7eb8c01",
   7: "1e963af31dce533e6d8ecc2cf454564a19fe2611db11449fc3678e1adddde5d2",
-  8: "9ac8fe450ae2241f9763ffa7ec2458b5a30086a1ce2cb3faaecd33aac530dc26",
+  8: "750213bf46260061ef8f577403e9498d9a6dc6e38e7bc370011836362725ab5d",
 };
 
 /** PostgreSQL indexes without a schema version: a changed definition never reaches a database that has the name. */

@@ -181,4 +181,38 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
       await two.close();
     }
   });
+
+  test("a task moved out of a thread (or deleted) while another node adds one to it: the thread's newest task is the added one", async () => {
+    const url = await pg.createDatabase();
+    const store = await createPostgresStore({ url, max: 2 });
+    const inserter = new SQL(url, { max: 1 });
+    const mover = new SQL(url, { max: 1 });
+    try {
+      await store.createThread({ id: "x", owner: "alice", createdAt: new Date() });
+      await store.createThread({ id: "y", owner: "alice", createdAt: new Date() });
+      await store.createTask(newTask("a", { owner: "alice", threadId: "x" }));
+      await store.createTask(newTask("b", { owner: "alice", threadId: "x" }));
+      // A node adds c to x, its transaction still open (its trigger holds x's row)...
+      const tx = await inserter.reserve();
+      await tx`BEGIN`;
+      await tx`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+               VALUES ('c', 'alice', 'default', '"hi"', '{}', 'queued', now(), 'x')`;
+      // ...as an operator moves b, x's newest committed task, to y: its trigger waits for x's row.
+      const moved = mover`UPDATE tasks SET thread_id = 'y' WHERE id = 'b'`.then(() => true);
+      await until(async () => {
+        const [row] = await raw(url, (sql) => sql`SELECT count(*)::integer AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks SET thread_id%'`);
+        return row.n === 1;
+      }, "the move to wait for the thread's row");
+      await tx`COMMIT`;
+      tx.release();
+      expect(await moved).toBe(true);
+      // Before: x kept a as its newest (the move's statement counted without c, which committed meanwhile).
+      expect(await store.getThread("x")).toMatchObject({ task_count: 2, last_task_id: "c" });
+      expect(await store.getThread("y")).toMatchObject({ task_count: 1, last_task_id: "b" });
+    } finally {
+      await inserter.close();
+      await mover.close();
+      await store.close();
+    }
+  });
 });
