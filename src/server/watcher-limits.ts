@@ -1,7 +1,7 @@
 /**
  * The watcher limits (`AGENTKIT_MAX_WATCHERS_PER_TASK`, `AGENTKIT_MAX_WATCHERS_PER_KEY`), one count
- * for every way of watching a task: WebSocket connections, SSE streams (`GET /tasks/:id/events`) and
- * A2A subscriptions alike — a key past its limit on one could otherwise open as many of another as it
+ * for every way of watching a task: WebSocket connections, SSE streams (`GET /tasks/:id/events`),
+ * A2A subscriptions and the streams of A2A messages to an existing task alike — a key past its limit on one could otherwise open as many of another as it
  * liked. Counted per node (in a cluster, each node counts its own connections).
  */
 

@@ -154,6 +154,44 @@ describe("watcher limits", () => {
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
+  test("a streamed A2A message for a running task (an input, which the queue does not admit) counts as a watcher: past the limit -32603", async () => {
+    server = await startTestServer({ agents: [{ name: "default", model: "demo/slow" }], config: { maxWatchersPerTask: 1 } });
+    const task = await server.createTask({ input: "a long answer, streamed slowly" });
+    const socket = await server.watch(task.id);
+    await socket.waitFor((frame) => frame.type === "connected"); // the task's one place
+    const message = (id: number) =>
+      server!.http("/a2a/default", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id,
+          method: "message/stream",
+          params: { message: { kind: "message", messageId: `m${id}`, role: "user", taskId: task.id, parts: [{ kind: "text", text: "and also" }] } },
+        }),
+      });
+    // Before: each such message opened a stream past the limit (32 at a time, again after each step).
+    for (let id = 1; id <= 3; id++) {
+      const refused = await message(id);
+      expect(refused.headers.get("content-type")).toStartWith("application/json");
+      expect(await refused.json()).toEqual({
+        jsonrpc: "2.0",
+        id,
+        error: { code: -32603, message: "Too many watchers (limit 1 per task); close another watcher of it first" },
+      });
+    }
+    socket.close();
+    let again: Response | undefined;
+    await until(async () => {
+      again = await message(9);
+      if (again.headers.get("content-type")?.startsWith("text/event-stream")) return true;
+      await again.body?.cancel();
+      return false;
+    }, "the place to be freed");
+    await again!.body!.cancel();
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  });
+
   test("watchers per key count across tasks", async () => {
     server = await startTestServer({ config: { apiKeys: `alice:${ALICE},bob:${BOB}`, maxWatchersPerKey: 2 } });
     const first = await server.createTask({ input: "a" }, as(ALICE));

@@ -405,12 +405,22 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   async function stream(call: Call): Promise<Response> {
     const message = readMessage(call.params, MAX_INPUT_CHARS);
     const historyLength = readHistoryLength(call.params.configuration);
-    const { task, fresh } = await startOrContinue(call, message);
-    // A new task: it as created (submitted), then every event of its log. A continued one: it as it
-    // is now, then what comes after the log read for that view.
-    if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false });
-    const { a2a, asks, lastSeq } = await snapshot(task);
-    return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting" });
+    // A message for a task already there (an input, a decision) is not one the queue admits: a
+    // running task takes MAX_PENDING_INPUTS of them at a time, again after each step, each with its
+    // stream. That stream counts as a subscription does, checked before the message is delivered.
+    const counted = message.taskId ? deps.watchers?.acquire((await requireTask(message.taskId, call)).id, call.principal.id) : undefined;
+    if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
+    try {
+      const { task, fresh } = await startOrContinue(call, message);
+      // A new task: it as created (submitted), then every event of its log. A continued one: it as it
+      // is now, then what comes after the log read for that view.
+      if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false });
+      const { a2a, asks, lastSeq } = await snapshot(task);
+      return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting", release: counted?.release });
+    } catch (error) {
+      counted?.release();
+      throw error;
+    }
   }
 
   async function subscribe(call: Call): Promise<Response> {
