@@ -1,9 +1,13 @@
 /** Keys, ownership, browser subprotocol auth, CORS, and per-task / per-key watcher limits. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { until } from "../helpers/deferred.ts";
+import type { ModelStreamPart } from "../../src/llm/model.ts";
+import { createShareTokens } from "../../src/server/share-tokens.ts";
+import { deferred, until, within } from "../helpers/deferred.ts";
+import { createScriptedModel } from "../helpers/scripted-model.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import type { TaskStore } from "../../src/store/store.ts";
 import { connect } from "../helpers/ws-client.ts";
-import { ADMIN, ALICE, BOB, as } from "../helpers/tenants.ts";
+import { ADMIN, ALICE, BOB, SECRET, as } from "../helpers/tenants.ts";
 
 let server: TestServer | undefined;
 afterEach(async () => {
@@ -190,6 +194,108 @@ describe("watcher limits", () => {
     }, "the place to be freed");
     await again!.body!.cancel();
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  });
+
+  test("an A2A subscription frees its place however its stream ends: the task's end, its share token's expiry", async () => {
+    const gate = deferred();
+    const step = async function* (): AsyncIterable<ModelStreamPart> {
+      await gate.promise;
+      yield { type: "text-delta", text: "done" };
+      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 3, outputTokens: 2 } };
+    };
+    server = await startTestServer({
+      models: { m: createScriptedModel([step], { repeatLast: true }) },
+      agents: [{ model: "test/m" }],
+      config: { apiKeys: `alice:${ALICE}`, shareSecret: SECRET, maxWatchersPerTask: 1 },
+    });
+    const subscribe = (taskId: string, key: string) =>
+      server!.http("/a2a/default", {
+        method: "POST",
+        headers: { ...as(key), "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id: taskId } }),
+      });
+    /** The task's one place is free: a WebSocket watcher of it is admitted (not closed 4029). */
+    const admitted = async (taskId: string) => {
+      const socket = await server!.watch(taskId, `api_key=${ALICE}`);
+      const outcome = await Promise.race([
+        socket.closed.then((closed) => closed.code),
+        socket.waitFor((frame) => frame.type === "connected", "connected", 5000).then(() => "connected" as const, () => "none" as const),
+      ]);
+      socket.close();
+      return outcome;
+    };
+
+    // Its share token expires (a token minted 59 s ago for 60 s): the stream ends, the task runs on.
+    const running = await server.createTask({ input: "hi" }, as(ALICE));
+    const { token } = createShareTokens({ secret: new TextEncoder().encode(SECRET), now: () => Date.now() - 59_000 }).sign("task", running.id, "alice", 60);
+    const expiring = await subscribe(running.id, token);
+    expect(expiring.headers.get("content-type")).toStartWith("text/event-stream");
+    expect(await admitted(running.id)).toBe(4029); // the subscription holds the place
+    await within(expiring.text(), 5000, "the stream to end at the token's expiry");
+    expect(await admitted(running.id)).toBe("connected");
+
+    // The task ends: the stream ends with it.
+    const ending = await subscribe(running.id, ALICE);
+    expect(ending.headers.get("content-type")).toStartWith("text/event-stream");
+    const text = ending.text();
+    gate.resolve();
+    expect(await within(text, 5000, "the stream to end with the task")).toContain("data:");
+    expect(await admitted(running.id)).toBe("connected");
+  });
+
+  test("an A2A subscription whose client left before its stream started frees its place (the stream is never read)", async () => {
+    let hold: PromiseWithResolvers<void> | undefined;
+    const entered = deferred();
+    server = await startTestServer({
+      agents: [{ name: "default", model: "demo/slow" }],
+      config: { maxWatchersPerTask: 1, maxConcurrentTasks: 1 },
+      // The subscription's read of its task waits while `hold` is set: the client leaves meanwhile.
+      wrapStore: (store: TaskStore) =>
+        new Proxy(store, {
+          get(target, name) {
+            const value = Reflect.get(target, name);
+            if (typeof value !== "function") return value;
+            if (name !== "getTask") return value.bind(target);
+            return async (...args: unknown[]) => {
+              const gate = hold;
+              hold = undefined;
+              if (gate) {
+                entered.resolve();
+                await gate.promise;
+              }
+              return value.apply(target, args);
+            };
+          },
+        }),
+    });
+    const running = await server.createTask({ input: "a long answer, streamed slowly" });
+    const queued = await server.createTask({ input: "the next one" }); // quiet while it waits: nothing would end its stream
+    expect(queued.status).toBe("queued");
+    const gate = (hold = deferred());
+    const abort = new AbortController();
+    const request = server
+      .http("/a2a/default", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id: queued.id } }),
+        signal: abort.signal,
+      })
+      .catch((error: Error) => error);
+    await entered.promise;
+    abort.abort();
+    expect(await request).toBeInstanceOf(Error);
+    gate.resolve(); // the server goes on: the place is taken, then the stream starts for nobody
+    await until(async () => {
+      const socket = await server!.watch(queued.id);
+      const outcome = await Promise.race([
+        socket.closed.then((closed) => closed.code),
+        socket.waitFor((frame) => frame.type === "connected", "connected", 2000).then(() => "connected" as const, () => "none" as const),
+      ]);
+      socket.close();
+      return outcome === "connected";
+    }, "the place to be freed");
+    await server.http(`/tasks/${queued.id}/cancel`, { method: "POST" });
+    await server.http(`/tasks/${running.id}/cancel`, { method: "POST" });
   });
 
   test("watchers per key count across tasks", async () => {
