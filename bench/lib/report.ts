@@ -289,7 +289,11 @@ export function renderTables(results: Results): string {
         `From ${fmt(part.from_watchers)} to ${fmt(part.to_watchers)} watchers, agentkit's extra CPU splits into ` +
           `${fmt(part.fixed_ms_per_burst, 2)} ms per 200-event task whatever its watchers (${fmt(part.fixed_us_per_event, 1)} µs per event: ` +
           `the task's start, the engine, the store) and ${fmt(part.extra_us_per_delivery, 4)} µs per added delivery ` +
-          `(bare: ${fmt(part.bare_us_per_delivery, 3)}; agentkit ÷ bare per added delivery ${fmt(part.marginal_cpu_ratio, 2)}×).`,
+          `(bare: ${fmt(part.bare_us_per_delivery, 3)}; agentkit ÷ bare per added delivery ${fmt(part.marginal_cpu_ratio, 2)}×)` +
+          (part.check
+            ? `; at ${fmt(part.check.watchers)} watchers this predicts ${fmt(part.check.predicted_ms_per_burst, 1)} ms per burst, ` +
+              `measured ${fmt(part.check.measured_ms_per_burst, 1)}.`
+            : "."),
       );
     }
   }

@@ -91,10 +91,16 @@ export interface BurstDecomposition {
   bare_us_per_delivery: number;
   /** agentkit ÷ bare CPU per added delivery: (bare + extra) ÷ bare. */
   marginal_cpu_ratio: number;
+  /**
+   * The split checked at the next level (5,000 in a full run), which it was not made from: the extra
+   * CPU per burst it predicts there and the median measured (ms). Two points always fit a line; a
+   * third far off says the split is the noise of the two it was made from, not a cost per delivery.
+   */
+  check?: { watchers: number; predicted_ms_per_burst: number; measured_ms_per_burst: number };
 }
 
 export function burstDecomposition(rows: BurstRow[]): BurstDecomposition | undefined {
-  const [low, high] = [...rows].filter((row) => row.extra_cpu_ms_per_burst).sort((a, b) => a.watchers - b.watchers);
+  const [low, high, next] = [...rows].filter((row) => row.extra_cpu_ms_per_burst).sort((a, b) => a.watchers - b.watchers);
   if (!low || !high) return undefined;
   const deliveries = (row: BurstRow) => row.watchers * row.events;
   const perDeliveryUs = ((high.extra_cpu_ms_per_burst.median - low.extra_cpu_ms_per_burst.median) * 1000) / (deliveries(high) - deliveries(low));
@@ -108,6 +114,15 @@ export function burstDecomposition(rows: BurstRow[]): BurstDecomposition | undef
     extra_us_per_delivery: round(perDeliveryUs, 4),
     bare_us_per_delivery: bare,
     marginal_cpu_ratio: round((bare + perDeliveryUs) / bare, 3),
+    ...(next
+      ? {
+          check: {
+            watchers: next.watchers,
+            predicted_ms_per_burst: round(fixedMs + (perDeliveryUs * deliveries(next)) / 1000, 2),
+            measured_ms_per_burst: next.extra_cpu_ms_per_burst.median,
+          },
+        }
+      : {}),
   };
 }
 
