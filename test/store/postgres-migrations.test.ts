@@ -198,6 +198,32 @@ describePostgres("PostgreSQL migrations", (pg) => {
     }
   });
 
+  test("migration 8 counts a task an old node was inserting as it began: the migration waits for that write, then counts it once", async () => {
+    const url = await databaseAt(7); // its task 'old' in the thread 'th'
+    await query(url, (conn) => conn`INSERT INTO threads (id, owner, created_at) VALUES ('th', 'anonymous', now())`);
+    // A node of the release before, mid-write: its task in 'th' is inserted, not yet committed.
+    const writer = await connection(url);
+    try {
+      await writer.conn`BEGIN`;
+      await writer.conn`INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, thread_id)
+                        VALUES ('inflight', 'anonymous', 'default', '"hi"', '{}', 'queued', now(), 'th')`;
+      const opening = open(url);
+      // The migration waits for the write's lock on tasks (its lock_timeout is 3 s; a retry would do too).
+      await Bun.sleep(500);
+      await writer.conn`COMMIT`;
+      const store = await opening;
+      try {
+        expect(store.migratedFrom).toBe(7);
+        // Counted once: by the migration's count (the trigger did not exist when it was inserted).
+        expect(await store.getThread("th")).toMatchObject({ task_count: 2, last_task_id: "inflight" });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await writer.close();
+    }
+  });
+
   test("an index build cut short by statement_timeout names what it was building and the setting; the INVALID leftover is dropped and built again at the next start", async () => {
     const url = await databaseAt(POSTGRES_SCHEMA_VERSION, { d0ec4fa: true });
     // A transaction with a snapshot: CREATE INDEX CONCURRENTLY waits for it to end (it blocks nobody meanwhile).
