@@ -188,6 +188,9 @@ describePostgres("PostgreSQL migrations", (pg) => {
       await query(url, (conn) => conn`DELETE FROM tasks WHERE id = 'd'`);
       await query(url, (conn) => conn`UPDATE tasks SET thread_id = 'empty' WHERE id = 'b'`);
       expect(await counts()).toEqual({ adopter: [1, "lone"], th: [1, "old"], two: [1, "a"], empty: [2, "c"] });
+      // Another older task moved in after it (lone: created after b, before c): c stays the newest.
+      await query(url, (conn) => conn`UPDATE tasks SET thread_id = 'empty' WHERE id = 'lone'`);
+      expect(await counts()).toEqual({ adopter: [0, null], th: [1, "old"], two: [1, "a"], empty: [3, "c"] });
       // And the counts agree with the tasks themselves.
       const counted = await query(url, (conn) => conn`
         SELECT threads.id, count(tasks.id)::integer AS tasks, (SELECT t.id FROM tasks t WHERE t.thread_id = threads.id ORDER BY t.row_id DESC LIMIT 1) AS newest
