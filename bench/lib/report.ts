@@ -286,14 +286,10 @@ export function renderTables(results: Results): string {
     if (part) {
       out.push(
         "",
-        `From ${fmt(part.from_watchers)} to ${fmt(part.to_watchers)} watchers, agentkit's extra CPU splits into ` +
-          `${fmt(part.fixed_ms_per_burst, 2)} ms per 200-event task whatever its watchers (${fmt(part.fixed_us_per_event, 1)} µs per event: ` +
-          `the task's start, the engine, the store) and ${fmt(part.extra_us_per_delivery, 4)} µs per added delivery ` +
-          `(bare: ${fmt(part.bare_us_per_delivery, 3)}; agentkit ÷ bare per added delivery ${fmt(part.marginal_cpu_ratio, 2)}×)` +
-          (part.check
-            ? `; at ${fmt(part.check.watchers)} watchers this predicts ${fmt(part.check.predicted_ms_per_burst, 1)} ms per burst, ` +
-              `measured ${fmt(part.check.measured_ms_per_burst, 1)}.`
-            : "."),
+        `agentkit's extra CPU over bare: ${fmt(part.extra_ms_at_fewest, 2)} ms per 200-event burst at ${fmt(part.fewest_watchers)} watchers ` +
+          `(${fmt(part.extra_us_per_event_at_fewest, 1)} µs per event). Per delivery it costs at most ${fmt(part.max_extra_us_per_delivery, 4)} µs more than bare ` +
+          `(${fmt(part.max_per_delivery_ratio, 2)}× bare's ${fmt(part.bare_us_per_delivery, 3)}: the whole extra at ${fmt(part.most_watchers)} watchers, were it all per delivery), ` +
+          `so at least ${fmt(part.min_task_ms_per_burst, 2)} ms of the extra at ${fmt(part.fewest_watchers)} is the task's own (its start, the engine, the store).`,
       );
     }
   }

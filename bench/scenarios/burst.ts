@@ -74,55 +74,48 @@ export interface BurstRow {
 }
 
 /**
- * Splits agentkit's extra CPU per burst (over bare's) into a part per task and a part per delivery,
- * from the two lowest watcher counts (100 and 1,000 in a full run): extra(w) = fixed + perDelivery ×
- * deliveries(w), from each level's median. Not from 5,000: there one burst's CPU is ~250 ms, and the
- * difference of two such figures swung ±100 ms between pairs on a shared 2-vCPU VM, more than the
- * whole fixed part. The levels ran a minute apart, so the split is as good as the machine was steady.
+ * What agentkit's extra CPU per burst (over bare's) says of its two parts — what a 200-event task
+ * costs whatever its watchers (its start, the engine, the store) and what a delivery costs beyond
+ * bare's — as bounds, which need no fit: at the most watchers (5,000 in a full run) the whole extra,
+ * were it all per delivery, bounds the per-delivery excess from above; at the fewest (100) the extra
+ * less that excess bounds the task's own part from below. A split fitted to the levels was tried and
+ * dropped: the levels' differences swing by tens of ms between pairs on a shared 2-vCPU VM (at 1,000
+ * watchers −8.6 to 46.5 ms around a 4.4 ms median), so two levels fit a line the third contradicts,
+ * and a least-squares fit over all three put the task's part above the whole extra measured at 100.
+ * Medians over each level's pairs; the levels ran a minute apart.
  */
 export interface BurstDecomposition {
-  from_watchers: number;
-  to_watchers: number;
-  /** Extra CPU a 200-event task costs whatever its watchers (ms per burst), and per event (µs). */
-  fixed_ms_per_burst: number;
-  fixed_us_per_event: number;
-  /** Extra CPU per added delivery (µs), and bare's own per delivery at `to_watchers`, for scale. */
-  extra_us_per_delivery: number;
+  fewest_watchers: number;
+  most_watchers: number;
+  /** The extra CPU per burst at the fewest watchers (ms), and per event (µs). */
+  extra_ms_at_fewest: number;
+  extra_us_per_event_at_fewest: number;
+  /** At most this much extra CPU per delivery (µs): the extra at the most watchers ÷ its deliveries. */
+  max_extra_us_per_delivery: number;
+  /** Bare's CPU per delivery at the most watchers (µs), and agentkit ÷ bare per delivery at most. */
   bare_us_per_delivery: number;
-  /** agentkit ÷ bare CPU per added delivery: (bare + extra) ÷ bare. */
-  marginal_cpu_ratio: number;
-  /**
-   * The split checked at the next level (5,000 in a full run), which it was not made from: the extra
-   * CPU per burst it predicts there and the median measured (ms). Two points always fit a line; a
-   * third far off says the split is the noise of the two it was made from, not a cost per delivery.
-   */
-  check?: { watchers: number; predicted_ms_per_burst: number; measured_ms_per_burst: number };
+  max_per_delivery_ratio: number;
+  /** At least this much of the extra at the fewest watchers is the task's own (ms per burst). */
+  min_task_ms_per_burst: number;
 }
 
 export function burstDecomposition(rows: BurstRow[]): BurstDecomposition | undefined {
-  const [low, high, next] = [...rows].filter((row) => row.extra_cpu_ms_per_burst).sort((a, b) => a.watchers - b.watchers);
-  if (!low || !high) return undefined;
+  const levels = [...rows].filter((row) => row.extra_cpu_ms_per_burst).sort((a, b) => a.watchers - b.watchers);
+  const fewest = levels[0];
+  const most = levels.at(-1);
+  if (!fewest || !most || most === fewest) return undefined;
   const deliveries = (row: BurstRow) => row.watchers * row.events;
-  const perDeliveryUs = ((high.extra_cpu_ms_per_burst.median - low.extra_cpu_ms_per_burst.median) * 1000) / (deliveries(high) - deliveries(low));
-  const fixedMs = low.extra_cpu_ms_per_burst.median - (perDeliveryUs * deliveries(low)) / 1000;
-  const bare = high.bare_cpu_us_per_delivery.median;
+  const maxExtraUs = Math.max(0, (most.extra_cpu_ms_per_burst.median * 1000) / deliveries(most));
+  const bare = most.bare_cpu_us_per_delivery.median;
   return {
-    from_watchers: low.watchers,
-    to_watchers: high.watchers,
-    fixed_ms_per_burst: round(fixedMs, 3),
-    fixed_us_per_event: round((fixedMs * 1000) / low.events, 2),
-    extra_us_per_delivery: round(perDeliveryUs, 4),
+    fewest_watchers: fewest.watchers,
+    most_watchers: most.watchers,
+    extra_ms_at_fewest: fewest.extra_cpu_ms_per_burst.median,
+    extra_us_per_event_at_fewest: round((fewest.extra_cpu_ms_per_burst.median * 1000) / fewest.events, 1),
+    max_extra_us_per_delivery: round(maxExtraUs, 4),
     bare_us_per_delivery: bare,
-    marginal_cpu_ratio: round((bare + perDeliveryUs) / bare, 3),
-    ...(next
-      ? {
-          check: {
-            watchers: next.watchers,
-            predicted_ms_per_burst: round(fixedMs + (perDeliveryUs * deliveries(next)) / 1000, 2),
-            measured_ms_per_burst: next.extra_cpu_ms_per_burst.median,
-          },
-        }
-      : {}),
+    max_per_delivery_ratio: round((bare + maxExtraUs) / bare, 3),
+    min_task_ms_per_burst: round(fewest.extra_cpu_ms_per_burst.median - (maxExtraUs * deliveries(fewest)) / 1000, 2),
   };
 }
 
