@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { compileOutputSchema } from "../engine/structured-output.ts";
+import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, MAX_TOOL_CALLS_PER_STEP_LIMIT } from "../engine/react.ts";
 import { DEFAULT_TOOL_RESULT_MAX_CHARS } from "../engine/tool-execution.ts";
 import type { ModelRequest } from "../llm/model.ts";
 import { HttpFetchOptions } from "../tools/http-fetch.ts";
@@ -31,6 +32,12 @@ export const AgentDefinition = z.strictObject({
    * else as JSON) is cut to this many, with a line saying so, in the log and for the model.
    */
   tool_result_max_chars: z.number().int().min(1000).max(10_000_000).default(DEFAULT_TOOL_RESULT_MAX_CHARS),
+  /**
+   * The most tool calls one model step may make. A step with more fails the task (code
+   * `too_many_tool_calls`) as soon as its stream shows one call too many: none of them is run or
+   * stored, the rest of the reply is not read.
+   */
+  max_tool_calls_per_step: z.number().int().min(1).max(MAX_TOOL_CALLS_PER_STEP_LIMIT).default(DEFAULT_MAX_TOOL_CALLS_PER_STEP),
   max_output_tokens: z.number().int().positive().optional(),
   /** Stop the task (reason `token_budget`) once it has used more tokens than this. */
   token_budget: z.number().int().positive().optional(),

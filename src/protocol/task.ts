@@ -46,6 +46,7 @@ export const TaskErrorCode = z.enum([
   "interrupted", // the server stopped while the task ran
   "approval_timeout", // nobody decided an approval (or answered a question) in time, and the agent says fail
   "invalid_output", // the final answer was empty, cut at the output token limit, or did not match the agent's output_schema, after every retry
+  "too_many_tool_calls", // one model step asked for more tool calls than the agent's max_tool_calls_per_step
   "agent_not_configured", // the task's agent is not in this server's configuration
   "internal",
 ]);

@@ -671,6 +671,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       tokenBudget: definition.token_budget,
       toolTimeoutMs: definition.tool_timeout_ms,
       toolResultMaxChars: definition.tool_result_max_chars,
+      maxToolCallsPerStep: definition.max_tool_calls_per_step,
       taskId: task.id,
       maxOutputTokens: definition.max_output_tokens,
       idempotentTools: definition.idempotent_tools,

@@ -7,6 +7,7 @@
  * false for what would fail the same way again (credentials, a request the provider refuses, the
  * task's own limits, a missing agent, our own bugs).
  */
+import { TooManyToolCallsError } from "../engine/react.ts";
 import { errorMessage } from "../errors.ts";
 import { ProviderError } from "../llm/providers/provider-error.ts";
 import type { TaskError, TaskErrorCode } from "../protocol/task.ts";
@@ -38,6 +39,8 @@ const RETRYABLE: Record<TaskErrorCode, boolean> = {
   approval_timeout: false,
   // The model may well answer in shape next time.
   invalid_output: true,
+  // A model that made thousands of calls in one step (a loop, a garbage reply) likely does it again.
+  too_many_tool_calls: false,
   internal: false,
 };
 
@@ -61,6 +64,7 @@ export function codeOfStatus(status: number): TaskErrorCode {
 export function toTaskError(error: unknown): TaskError {
   if (error instanceof ProviderError) return fromProviderError(error);
   if (error instanceof AgentNotConfiguredError) return taskError("agent_not_configured", error.message);
+  if (error instanceof TooManyToolCallsError) return taskError("too_many_tool_calls", error.message);
   return taskError("internal", errorMessage(error));
 }
 

@@ -1,0 +1,99 @@
+/**
+ * A model step with thousands of tool calls (a model that loops, a provider that sends garbage):
+ * the agent's `max_tool_calls_per_step` refuses the step before any call is stored or run, and the
+ * calls of a step under it run in slices that give the event loop turns.
+ */
+import { describe, expect, test } from "bun:test";
+import { z } from "zod";
+import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, runReAct, TooManyToolCallsError, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
+import type { ToolCallRequest } from "../../src/llm/model.ts";
+import { defineTool, type Tool } from "../../src/tools/tool.ts";
+import { toTaskError } from "../../src/tasks/task-error.ts";
+import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
+
+function counterTool(onRun: (runs: number) => void = () => {}) {
+  const state = { runs: 0 };
+  const tool = defineTool({
+    name: "count",
+    description: "counts its runs",
+    inputSchema: z.object({ n: z.number() }),
+    execute: async ({ n }) => (onRun(++state.runs), n),
+  });
+  return { state, tools: new Map<string, Tool>([["count", tool]]) };
+}
+
+const calls = (n: number): ToolCallRequest[] => Array.from({ length: n }, (_, i) => ({ id: `c${i}`, name: "count", arguments: `{"n":${i}}` }));
+
+async function drain(options: Partial<ReActOptions> & Pick<ReActOptions, "model" | "tools">, events: ReActEvent[] = []) {
+  const generator = runReAct({ messages: [{ role: "user", content: "go" }], maxSteps: 5, toolTimeoutMs: 5000, abortSignal: new AbortController().signal, ...options });
+  for (;;) {
+    const next = await generator.next();
+    if (next.done) return { events, stop: next.value };
+    events.push(next.value);
+  }
+}
+
+describe("tool calls per step", () => {
+  test("one call more than the limit fails the step: no call announced, none run, a clear task error", async () => {
+    const { state, tools } = counterTool();
+    const model = createScriptedModel([callTools(calls(4)), answer("unreachable")]);
+    const events: ReActEvent[] = [];
+    const failure = await drain({ model, tools, maxToolCallsPerStep: 3 }, events).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TooManyToolCallsError);
+    expect(events).toEqual([]);
+    expect(state.runs).toBe(0);
+    expect(model.requests).toHaveLength(1);
+    const error = toTaskError(failure);
+    expect(error.code).toBe("too_many_tool_calls");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain("more than 3 tool calls in step 1");
+    expect(error.message).toContain("max_tool_calls_per_step");
+  });
+
+  test("exactly the limit runs every call; the default limit applies when the agent sets none", async () => {
+    const { state, tools } = counterTool();
+    const ok = await drain({ model: createScriptedModel([callTools(calls(3)), answer("done")]), tools, maxToolCallsPerStep: 3 });
+    expect(ok.events.filter((event) => event.event_type === "tool_result")).toHaveLength(3);
+    expect(state.runs).toBe(3);
+    const failure = await drain({ model: createScriptedModel([callTools(calls(DEFAULT_MAX_TOOL_CALLS_PER_STEP + 1))]), tools }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TooManyToolCallsError);
+    expect(state.runs).toBe(3);
+  });
+
+  test("the model's stream is not read past the call over the limit", async () => {
+    let partsRead = 0;
+    let closed = false;
+    const model = createScriptedModel([
+      () =>
+        (async function* () {
+          try {
+            for (const call of calls(1000)) {
+              partsRead++;
+              yield { type: "tool-call" as const, call };
+            }
+            yield { type: "finish" as const, finishReason: "tool-calls" as const, usage: { inputTokens: 1, outputTokens: 1 } };
+          } finally {
+            closed = true;
+          }
+        })(),
+    ]);
+    const failure = await drain({ model, tools: counterTool().tools, maxToolCallsPerStep: 10 }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TooManyToolCallsError);
+    expect(partsRead).toBe(11);
+    expect(closed).toBe(true);
+  });
+
+  test("a step of many calls that settle at once gives the event loop turns while they run", async () => {
+    // Without turns, every call ran in one chain of promises before a timer or a socket was served.
+    const n = 10_000;
+    let runsAtTurn: number | undefined;
+    const { state, tools } = counterTool((runs) => {
+      if (runs === 1) setImmediate(() => (runsAtTurn = state.runs));
+    });
+    const { events } = await drain({ model: createScriptedModel([callTools(calls(n)), answer("done")]), tools, maxToolCallsPerStep: n });
+    expect(events.filter((event) => event.event_type === "tool_result")).toHaveLength(n);
+    expect(state.runs).toBe(n);
+    expect(runsAtTurn).toBeDefined();
+    expect(runsAtTurn!).toBeLessThan(n);
+  });
+});
