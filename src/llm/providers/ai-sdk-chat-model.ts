@@ -17,6 +17,7 @@
  */
 import type { JSONSchema7 } from "ai";
 import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
+import { backgroundSlice } from "../../lib/turn.ts";
 import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
 import { ProviderError } from "./provider-error.ts";
 import { toSdkPrompt, toSdkToolChoice, toSdkTools } from "./prompt-conversion.ts";
@@ -145,6 +146,10 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
     let heard = false;
     try {
       for (;;) {
+        // A body already here is parsed in one chain of promises, however long: thousands of tool
+        // calls (or one 10 MB argument in 64 KiB pieces) held the event loop for up to a second.
+        // Read it in slices, giving the loop a turn between them.
+        if (backgroundSlice.spent) await backgroundSlice.next();
         const next = await readPart(reader.read(), scope, request.abortSignal, context);
         if (next.done) break;
         const part = next.value;

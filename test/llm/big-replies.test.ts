@@ -1,0 +1,32 @@
+/**
+ * A provider reply that is large in one go (thousands of tool calls, or one huge argument, already
+ * in the client's buffers): the adapter reads it in slices and gives the event loop turns between
+ * them, instead of parsing it all in one chain of promises.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { createProviderFactories } from "../../src/llm/providers/index.ts";
+import { OPENAI_DONE, openAiChunk, openAiUsageChunk, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
+
+let provider: LoopbackProvider | undefined;
+afterEach(() => provider?.stop());
+
+describe("a large reply in one go", () => {
+  test("thousands of tool calls: the event loop has a turn before the last one is read", async () => {
+    const n = 5000;
+    const body = Array.from({ length: n }, (_, index) =>
+      openAiChunk({ tool_calls: [{ index, id: `call_${index}`, type: "function", function: { name: "calculator", arguments: '{"expression":"1+1"}' } }] }),
+    ).join("");
+    // One write: the whole reply is in the client's buffers before it reads the first part.
+    provider = startLoopbackProvider(() => sseResponse([body + openAiChunk({}, "tool_calls") + openAiUsageChunk(1, 1) + OPENAI_DONE]));
+    const model = createProviderFactories({ env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider.url}/v1` }, retry: { maxRetries: 0 } }).openai!("gpt-test");
+    let calls = 0;
+    let callsAtTurn: number | undefined;
+    for await (const part of model.stream({ messages: [{ role: "user", content: "go" }], tools: [], abortSignal: new AbortController().signal })) {
+      if (part.type !== "tool-call") continue;
+      if (++calls === 1) setImmediate(() => (callsAtTurn = calls));
+    }
+    expect(calls).toBe(n);
+    expect(callsAtTurn).toBeDefined();
+    expect(callsAtTurn!).toBeLessThan(n);
+  });
+});
