@@ -33,6 +33,7 @@ import type { ResumeReason, StepEvent } from "../protocol/events.ts";
 import { isTerminal, type Task } from "../protocol/task.ts";
 import { FencedError, type Claim, type ClusterSignal, type ClusterStore, type StoredEvent, type TaskOutcome, type TaskStore } from "../store/store.ts";
 import { AgentNotConfiguredError, TaskAbort, toOutcome, toResultData, type RunEnd, type RunTotals } from "./outcome.ts";
+import { RunQueue } from "./run-queue.ts";
 import { toTaskError } from "./task-error.ts";
 import { noTelemetry, type RunEndKind, type Telemetry } from "../telemetry/telemetry.ts";
 import { waitingTask, type TaskWebhooks } from "../webhooks/events.ts";
@@ -264,7 +265,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   const turnCache = createTurnCache();
   /** Who hears of MCP calls cancelled on another node (`onCallCancel`). */
   const callCancelListeners = new Set<(key: string, reason: string) => void>();
-  const queue: ActiveTask[] = [];
+  const queue = new RunQueue<ActiveTask>((entry) => entry.task.thread_id !== null && threadHeads.get(entry.task.thread_id) === entry.task.id);
   let running = 0;
   let closed = false;
 
@@ -310,18 +311,18 @@ export function createRunner(options: RunnerOptions): TaskRunner {
    */
   const threadHeads = new Map<string, string>();
 
+  /** Its thread is busy with another task (running, or waiting for people). */
+  const threadBusy = (entry: ActiveTask) => {
+    const head = entry.task.thread_id === null ? undefined : threadHeads.get(entry.task.thread_id);
+    return head !== undefined && head !== entry.task.id;
+  };
+
   function pump() {
     if (cluster) return void claim();
-    for (let index = 0; !closed && running < options.maxConcurrentTasks && index < queue.length; ) {
-      const entry = queue[index]!;
-      const thread = entry.task.thread_id;
-      const head = thread === null ? undefined : threadHeads.get(thread);
-      if (head !== undefined && head !== entry.task.id) {
-        index++; // its thread is busy with an earlier task
-        continue;
-      }
-      if (thread !== null) threadHeads.set(thread, entry.task.id);
-      queue.splice(index, 1);
+    while (!closed && running < options.maxConcurrentTasks) {
+      const entry = queue.take(threadBusy);
+      if (!entry) return;
+      if (entry.task.thread_id !== null) threadHeads.set(entry.task.thread_id, entry.task.id);
       start(entry);
     }
   }
@@ -329,7 +330,10 @@ export function createRunner(options: RunnerOptions): TaskRunner {
   /** A thread's task ended (or is gone): the thread's next task may start. */
   function releaseThread(task: { id: string; thread_id: string | null }) {
     if (task.thread_id === null) return;
-    if (threadHeads.get(task.thread_id) === task.id) threadHeads.delete(task.thread_id);
+    if (threadHeads.get(task.thread_id) === task.id) {
+      threadHeads.delete(task.thread_id);
+      queue.threadFree(task.thread_id);
+    }
     if (cluster) {
       // Its next task may be queued, claimable now on any worker.
       cluster.store.signal({ kind: "queued" }).catch(() => {});
@@ -1267,7 +1271,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       const now = performance.now();
       while (inFlight.length > 0 && now - inFlight[0]! > admissionTtlMs) inFlight.shift();
       const admitting = inFlight.length;
-      const waiting = queue.length + Math.max(0, admitting - Math.max(0, options.maxConcurrentTasks - running));
+      const waiting = queue.size + Math.max(0, admitting - Math.max(0, options.maxConcurrentTasks - running));
       if (waiting >= options.maxQueuedTasks && (running + admitting >= options.maxConcurrentTasks || waiting > 0)) {
         throw new AgentkitError("queue_full", `Task queue is full (${options.maxQueuedTasks} waiting)`);
       }
@@ -1346,8 +1350,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
       const entry = active.get(taskId);
       if (entry) {
         if (entry.state === "queued") {
-          const index = queue.indexOf(entry);
-          if (index >= 0) queue.splice(index, 1);
+          queue.remove(entry);
           await finish(entry, { kind: "aborted", abort: new TaskAbort("cancelled", "cancelled"), totals: entry.totals });
         } else {
           entry.controller.abort(new TaskAbort("cancelled", "Cancelled by a client"));
@@ -1434,7 +1437,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
         clearTimeout(bound);
       }
       const entries = [...active.values()];
-      queue.length = 0;
+      queue.clear();
       const handedOver: ActiveTask[] = [];
       for (const entry of entries) {
         if (entry.state === "queued") {
@@ -1466,7 +1469,7 @@ export function createRunner(options: RunnerOptions): TaskRunner {
     },
 
     stats() {
-      return { running, queued: cluster ? queuedCount : queue.length };
+      return { running, queued: cluster ? queuedCount : queue.size };
     },
 
     announceCallCancel(key, reason) {

@@ -421,6 +421,45 @@ describe("the queue limit", () => {
     await runner.cancel(head.id);
   });
 
+  test("tasks queued behind a busy thread are not walked again on every submit and every end (FIFO and the thread's order kept)", async () => {
+    const queued = 2000;
+    const { store, runner } = limited(2, queued + 100);
+    await store.createThread({ id: "busy", owner: "test", createdAt: new Date() });
+    const create = (input: object, threadId?: string) =>
+      store.createTask({ id: crypto.randomUUID(), owner: "test", agent: "bench", input: JSON.stringify(input), metadata: {}, createdAt: new Date(), threadId });
+    const head = await create({ steps: 1, delay_ms: 60_000 }, "busy");
+    runner.submit(head);
+    await until(async () => (await store.getTask(head.id))?.status === "running", "the thread's head runs");
+    // The thread's next tasks queue behind it; how often the runner looks at them is counted.
+    let looks = 0;
+    const behind: string[] = [];
+    for (let index = 0; index < queued; index++) {
+      const task = await create({ steps: 1 }, "busy");
+      behind.push(task.id);
+      runner.submit(
+        Object.defineProperty({ ...task }, "thread_id", {
+          get: () => (looks++, "busy"),
+          enumerable: true,
+        }),
+      );
+    }
+    expect(runner.stats()).toMatchObject({ running: 1, queued });
+    looks = 0;
+    // 50 tasks of no thread, submitted and ended through the free slot, one after another.
+    for (let index = 0; index < 50; index++) {
+      const task = await create({ steps: 1 });
+      runner.submit(task);
+      await until(async () => (await store.getTask(task.id))?.status === "completed", "a free task ends");
+    }
+    // Walking the queue on each of those submits and ends looked at the queued tasks 100 × 2,000 times.
+    expect(looks).toBeLessThan(queued);
+    // The thread's tasks then run in their order, one at a time.
+    await runner.cancel(head.id);
+    await until(async () => (await store.getTask(behind.at(-1)!))?.status === "completed", "the thread's last task ends", 60_000);
+    const started = await Promise.all(behind.map(async (id) => (await store.getTask(id))!.started_at!));
+    expect(started).toEqual([...started].sort());
+  }, 120_000);
+
   test("tasks admitted and not yet submitted count (an AG-UI run is submitted once its stream is attached): a burst gets a slot's and the queue's worth, no more", async () => {
     const { store, runner } = limited(1, 2);
     // 60 admissions before any submit: one will start in the free slot, two will queue.
