@@ -4,8 +4,9 @@
  * them, instead of parsing it all in one chain of promises.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { createProviderFactories } from "../../src/llm/providers/index.ts";
-import { OPENAI_DONE, openAiChunk, openAiUsageChunk, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
+import { createProviderFactories, ProviderError } from "../../src/llm/providers/index.ts";
+import { MAX_STREAM_LINE_BYTES } from "../../src/llm/providers/bounded-lines.ts";
+import { collect, OPENAI_DONE, openAiChunk, openAiUsageChunk, rejectionOf, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
 
 let provider: LoopbackProvider | undefined;
 afterEach(() => provider?.stop());
@@ -28,5 +29,33 @@ describe("a large reply in one go", () => {
     expect(calls).toBe(n);
     expect(callsAtTurn).toBeDefined();
     expect(callsAtTurn!).toBeLessThan(n);
+  });
+
+  /** One tool call whose arguments come in one event of about `chars` characters. */
+  function oneEventCall(chars: number): string[] {
+    const args = JSON.stringify({ expression: "1".repeat(chars) });
+    return [
+      openAiChunk({ tool_calls: [{ index: 0, id: "call_big", type: "function", function: { name: "calculator", arguments: args } }] }),
+      openAiChunk({}, "tool_calls"),
+      openAiUsageChunk(1, 1),
+      OPENAI_DONE,
+    ];
+  }
+  const model = () =>
+    createProviderFactories({ env: { OPENAI_API_KEY: "sk-test", OPENAI_BASE_URL: `${provider!.url}/v1` }, retry: { maxRetries: 0 } }).openai!("gpt-test");
+  const request = () => ({ messages: [{ role: "user" as const, content: "go" }], tools: [], abortSignal: new AbortController().signal });
+
+  test("an event line longer than the limit fails the stream there, naming the limit; one under it is read", async () => {
+    provider = startLoopbackProvider(() => sseResponse(oneEventCall(MAX_STREAM_LINE_BYTES + 1000)));
+    const error = await rejectionOf(collect(model().stream(request())));
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error.code).toBe("stream_interrupted");
+    expect(error.message).toContain(`a line of more than ${MAX_STREAM_LINE_BYTES} bytes`);
+    provider.stop();
+
+    provider = startLoopbackProvider(() => sseResponse(oneEventCall(MAX_STREAM_LINE_BYTES - 1000)));
+    const parts = await collect(model().stream(request()));
+    const call = parts.find((part) => part.type === "tool-call");
+    expect(call?.type === "tool-call" && call.call.arguments.length).toBe(MAX_STREAM_LINE_BYTES - 1000 + '{"expression":""}'.length);
   });
 });

@@ -13,6 +13,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { ChatModel } from "../model.ts";
 import type { ModelFactory } from "../registry.ts";
 import { createAiSdkChatModel, type Sleep } from "./ai-sdk-chat-model.ts";
+import { boundingStreamLines } from "./bounded-lines.ts";
 import { relaxingForcedToolChoice } from "./anthropic-tool-choice.ts";
 import { openAiModelReasons } from "./openai-reasoning.ts";
 import { BUILTIN_PROVIDERS, HTTP_URL_MESSAGE, isHeaderValue, isHttpUrl, OLLAMA_HOST_MESSAGE, ollamaBaseURL, type ProviderConfig } from "./provider-config.ts";
@@ -42,7 +43,7 @@ export interface ProviderFactoriesOptions extends Omit<ProviderConfig, "prices">
  */
 export function createProviderFactories(options: ProviderFactoriesOptions): Record<string, ModelFactory> {
   const { env } = options;
-  const fetchFunction = options.fetch;
+  const fetchFunction = boundingStreamLines(options.fetch);
   const wrap = (id: string, model: SdkLanguageModel, reasoningUnsupported?: boolean): ChatModel =>
     createAiSdkChatModel({
       id,
