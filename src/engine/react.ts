@@ -24,6 +24,7 @@
  *   the model (`output_invalid`) up to `outputRetries` times.
  */
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
+import { nestsTooDeep } from "../protocol/limits.ts";
 import type { StopReason } from "../protocol/task.ts";
 import { isReadyStream, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart, type ToolCallRequest } from "../llm/model.ts";
 import { backgroundSlice } from "../lib/turn.ts";
@@ -562,6 +563,8 @@ function toolEvent(step: number, outcome: ToolOutcome): StepEvent {
  * `argumentsText` in resume.ts is its inverse, up to formatting.
  */
 function argumentsForDisplay(call: ToolCallRequest): unknown {
+  // Too deep to write back as JSON: the text as it came (`argumentsText` in resume.ts knows).
+  if (nestsTooDeep(call.arguments)) return call.arguments;
   try {
     return call.arguments.trim() === "" ? {} : JSON.parse(call.arguments);
   } catch {

@@ -39,6 +39,7 @@ import {
   UserInputEvent,
   resumedEvent,
 } from "../protocol/events.ts";
+import { nestsTooDeep } from "../protocol/limits.ts";
 import { StepFrame } from "../protocol/frames.ts";
 import { forEachLogEvent, type StoredEvent, type TaskStore } from "../store/store.ts";
 import type { Tool } from "../tools/tool.ts";
@@ -353,8 +354,8 @@ export function argumentsText(stored: unknown): string {
   if (stored === undefined) return "";
   if (typeof stored !== "string") return JSON.stringify(stored);
   // A string that is JSON (or blank) cannot be raw text the engine failed to parse: it was the
-  // value of a JSON string literal.
-  return stored.trim() === "" || isJson(stored) ? JSON.stringify(stored) : stored;
+  // value of a JSON string literal — unless it nests too deep to be parsed (shown as it came).
+  return stored.trim() === "" || (isJson(stored) && !nestsTooDeep(stored)) ? JSON.stringify(stored) : stored;
 }
 
 function isJson(text: string): boolean {

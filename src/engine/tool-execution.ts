@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { raceAbort } from "../lib/abort.ts";
 import { errorMessage } from "../errors.ts";
+import { MAX_ARGUMENT_DEPTH, nestsTooDeep } from "../protocol/limits.ts";
 import type { ToolCallRequest } from "../llm/model.ts";
 import { ToolError, type Tool, type ToolContext } from "../tools/tool.ts";
 
@@ -44,6 +45,7 @@ export interface ToolCallTiming {
 /** Parses the model's raw argument text; empty text means "no arguments". */
 export function parseToolArguments(text: string): unknown {
   if (text.trim() === "") return {};
+  if (nestsTooDeep(text)) throw new ToolError("invalid_arguments", `Arguments nest deeper than ${MAX_ARGUMENT_DEPTH} levels`, true);
   try {
     return JSON.parse(text);
   } catch (error) {

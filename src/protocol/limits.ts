@@ -92,6 +92,20 @@ export function scanJsonStructure(text: string, limits: { maxDepth: number; maxT
   return undefined;
 }
 
+/**
+ * A model's tool-call arguments that nest deeper than this are not parsed for use: the call fails
+ * (`invalid_arguments`), its `tool_call` shows the text as it came, and the next request replays
+ * `{}`. A provider's 200 KB of `[[[…]]]` parsed fine, but writing its frame back as JSON overflowed
+ * the stack — the event's sequence number was taken, the task's end was refused for the gap, and
+ * the task stayed `running` for good.
+ */
+export const MAX_ARGUMENT_DEPTH = 256;
+
+/** Whether JSON text nests deeper than `maxDepth` (text shorter than that cannot: not scanned). */
+export function nestsTooDeep(text: string, maxDepth = MAX_ARGUMENT_DEPTH): boolean {
+  return text.length > maxDepth && scanJsonStructure(text, { maxDepth, maxTokens: Number.POSITIVE_INFINITY }) !== undefined;
+}
+
 export interface MetadataIssue {
   /** Where, from the metadata object: `["a", "b", 3]`; empty for the object itself. */
   path: (string | number)[];

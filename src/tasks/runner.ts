@@ -360,8 +360,13 @@ export function createRunner(options: RunnerOptions): TaskRunner {
 
   /** Numbers a step event and buffers it; `flush` stores and publishes it. */
   function bufferStep(entry: ActiveTask, event: StepEvent) {
-    const seq = entry.nextSeq++;
-    entry.buffer.push({ seq, frame: JSON.stringify(stepFrame(seq, event, now())) });
+    const seq = entry.nextSeq;
+    const frame = JSON.stringify(stepFrame(seq, event, now()));
+    // Taken once the frame is made: an event that cannot be written as JSON (it throws, and the run
+    // fails) leaves no gap in the numbering, which would make the store refuse the task's end and
+    // leave it `running` for good.
+    entry.nextSeq++;
+    entry.buffer.push({ seq, frame });
     if (event.event_type === "user_input") entry.inputsToForget.push(event.data.id);
     else if (webhooks && (event.event_type === "approval_requested" || event.event_type === "question")) (entry.requests ??= []).push(event);
   }

@@ -5,6 +5,7 @@
  */
 import type { JSONSchema7 } from "ai";
 import type { ChatMessage, ModelToolChoice, ToolSpec } from "../model.ts";
+import { nestsTooDeep } from "../../protocol/limits.ts";
 import type { SdkCallOptions, SdkFunctionTool, SdkMessage, SdkPrompt } from "./sdk-types.ts";
 
 /**
@@ -57,7 +58,8 @@ export function toSdkPrompt(system: string | undefined, messages: readonly ChatM
  * observation that follows already tells the model what was wrong.
  */
 export function toolCallInput(rawArguments: string): Record<string, unknown> {
-  if (rawArguments.trim() === "") return {};
+  // Too deep for the SDK to write back as JSON (the call failed with invalid_arguments).
+  if (rawArguments.trim() === "" || nestsTooDeep(rawArguments)) return {};
   try {
     const parsed: unknown = JSON.parse(rawArguments);
     return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
