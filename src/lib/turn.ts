@@ -47,7 +47,11 @@ export class TimeSlice {
   }
 }
 
-/** The slice the server's loops over stored data share (replays, whole-log reads, retention). */
+/**
+ * The slice the server's long loops share: over stored data (replays, whole-log reads, retention),
+ * and over what a model sent in one go (a reply's parts already in the client's buffers, the calls
+ * of a step that settle at once): all of them together hold a turn ~4 ms.
+ */
 export const backgroundSlice = new TimeSlice();
 
 /**
