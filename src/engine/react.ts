@@ -26,7 +26,7 @@
 import type { DeltaEvent, FinalAnswerEvent, StepEvent } from "../protocol/events.ts";
 import { nestsTooDeep } from "../protocol/limits.ts";
 import type { StopReason } from "../protocol/task.ts";
-import { isReadyStream, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart, type ToolCallRequest } from "../llm/model.ts";
+import { isReadyStream, TooManyToolCallsError, type ChatMessage, type ChatModel, type ModelRequest, type ModelStreamPart, type ToolCallRequest } from "../llm/model.ts";
 import { backgroundSlice } from "../lib/turn.ts";
 import { toolSpec, type Tool } from "../tools/tool.ts";
 import { stepCountIs, tokenBudgetExceeded, type StopCondition } from "./stop-conditions.ts";
@@ -70,26 +70,9 @@ export function outputFeedback(message: string, kind: OutputProblem = "schema"):
 export const EMPTY_ANSWER = "the model's answer was empty";
 export const TRUNCATED_ANSWER = "the model's answer was cut off at the output token limit (max_output_tokens)";
 
-/** The agent's `max_tool_calls_per_step` when it sets none, and the most it may set. */
+/** The agent's `max_tool_calls_per_step` when it sets none, and the most it may set (see `TooManyToolCallsError`). */
 export const DEFAULT_MAX_TOOL_CALLS_PER_STEP = 128;
 export const MAX_TOOL_CALLS_PER_STEP_LIMIT = 10_000;
-
-/**
- * A model step asked for more tool calls than the agent allows (`maxToolCallsPerStep`): the task
- * fails (code `too_many_tool_calls`). A model that loops, or a provider that sends garbage, can
- * put tens of thousands of calls in one reply; each would be stored twice, run, and sent back to
- * the model in the next request (50,000 calculator calls held the server's event loop ~1 s and
- * added ~180 MB to its memory). The reply is not read further.
- */
-export class TooManyToolCallsError extends Error {
-  constructor(
-    readonly step: number,
-    readonly limit: number,
-  ) {
-    super(`The model asked for more than ${limit} tool calls in step ${step} (the agent's max_tool_calls_per_step): none of them was run`);
-    this.name = "TooManyToolCallsError";
-  }
-}
 
 /** A person's message for the conversation (steering), as `takeInputs` hands it over. */
 export interface HumanInput {
@@ -114,7 +97,7 @@ export interface ReActOptions {
   toolResultMaxChars?: number;
   /** The task's id, passed on to every tool call (`ToolContext.taskId`). */
   taskId?: string;
-  /** The most tool calls one model step may make (more: `TooManyToolCallsError`). Default DEFAULT_MAX_TOOL_CALLS_PER_STEP. */
+  /** The most tool calls one model step may make (more: `TooManyToolCallsError`, from the model or here). Default DEFAULT_MAX_TOOL_CALLS_PER_STEP. */
   maxToolCallsPerStep?: number;
   /** How many tool calls of one step run at once. */
   maxToolConcurrency?: number;
@@ -359,29 +342,30 @@ async function* modelTurn(run: Run, step: number): AsyncGenerator<ReActEvent, Mo
   const observeModel = options.onModelCall;
   const modelStarted = observeModel ? performance.now() : 0;
   let modelFailure: unknown = STOPPED;
+  const maxCalls = options.maxToolCallsPerStep ?? DEFAULT_MAX_TOOL_CALLS_PER_STEP;
   try {
     const stream = model.stream({
       system: options.system,
       messages: run.messages,
       tools: run.specs,
       maxOutputTokens: options.maxOutputTokens,
+      maxToolCalls: maxCalls,
       ...run.modelSettings,
       abortSignal,
     });
-    const maxCalls = options.maxToolCallsPerStep ?? DEFAULT_MAX_TOOL_CALLS_PER_STEP;
     if (isReadyStream(stream)) {
       // All there already (an instant local model): read without a promise per part.
       for (const part of stream) {
         const delta = takePart(turn, part, step);
         if (delta) yield delta;
-        else if (turn.calls.length > maxCalls) throw new TooManyToolCallsError(step, maxCalls);
+        else if (turn.calls.length > maxCalls) throw new TooManyToolCallsError(maxCalls);
       }
     } else {
       for await (const part of stream) {
         const delta = takePart(turn, part, step);
         if (delta) yield delta;
         // Leaving the loop ends the stream: the provider's request is aborted, the rest never read.
-        else if (turn.calls.length > maxCalls) throw new TooManyToolCallsError(step, maxCalls);
+        else if (turn.calls.length > maxCalls) throw new TooManyToolCallsError(maxCalls);
       }
     }
     abortSignal.throwIfAborted();

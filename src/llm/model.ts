@@ -28,6 +28,11 @@ export interface ModelRequest {
   messages: readonly ChatMessage[];
   tools: readonly ToolSpec[];
   maxOutputTokens?: number;
+  /**
+   * The most tool calls the step may make: a model that streams one more fails with
+   * `TooManyToolCallsError` as soon as that call begins, the rest of its reply unread. Absent: no limit.
+   */
+  maxToolCalls?: number;
   /** Sampling temperature (0..2). Absent: the provider's default. */
   temperature?: number;
   /** Nucleus sampling (0..1). Absent: the provider's default. */
@@ -57,6 +62,20 @@ export type ModelStreamPart =
   | { type: "reasoning-delta"; text: string }
   | { type: "tool-call"; call: ToolCallRequest }
   | { type: "finish"; finishReason: FinishReason; usage: { inputTokens: number; outputTokens: number } };
+
+/**
+ * A model step asked for more tool calls than the agent allows (`maxToolCalls`, the agent's
+ * `max_tool_calls_per_step`): the task fails (code `too_many_tool_calls`). A model that loops, or a
+ * provider that sends garbage, can put tens of thousands of calls in one reply; each would be
+ * stored twice, run, and sent back to the model in the next request (50,000 calculator calls held
+ * the server's event loop ~0.5–0.9 s and added ~180 MB to its memory).
+ */
+export class TooManyToolCallsError extends Error {
+  constructor(readonly limit: number) {
+    super(`The model asked for more than ${limit} tool calls in one step (the agent's max_tool_calls_per_step): none of them was run`);
+    this.name = "TooManyToolCallsError";
+  }
+}
 
 export interface ChatModel {
   /** `provider/model`, e.g. `demo/react` or `openai/gpt-4.1-mini`. */

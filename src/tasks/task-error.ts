@@ -7,8 +7,8 @@
  * false for what would fail the same way again (credentials, a request the provider refuses, the
  * task's own limits, a missing agent, our own bugs).
  */
-import { TooManyToolCallsError } from "../engine/react.ts";
 import { errorMessage } from "../errors.ts";
+import { TooManyToolCallsError } from "../llm/model.ts";
 import { ProviderError } from "../llm/providers/provider-error.ts";
 import type { TaskError, TaskErrorCode } from "../protocol/task.ts";
 

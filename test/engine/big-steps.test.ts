@@ -5,8 +5,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, runReAct, TooManyToolCallsError, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
-import type { ToolCallRequest } from "../../src/llm/model.ts";
+import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, runReAct, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
+import { TooManyToolCallsError, type ToolCallRequest } from "../../src/llm/model.ts";
 import { defineTool, type Tool } from "../../src/tools/tool.ts";
 import { toTaskError } from "../../src/tasks/task-error.ts";
 import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
@@ -46,7 +46,7 @@ describe("tool calls per step", () => {
     const error = toTaskError(failure);
     expect(error.code).toBe("too_many_tool_calls");
     expect(error.retryable).toBe(false);
-    expect(error.message).toContain("more than 3 tool calls in step 1");
+    expect(error.message).toContain("more than 3 tool calls in one step");
     expect(error.message).toContain("max_tool_calls_per_step");
   });
 

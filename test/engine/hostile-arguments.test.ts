@@ -27,7 +27,7 @@ describe("arguments nested too deep", () => {
     server = await startTestServer({ models: { m: model }, agents: [{ model: "test/m", tools: ["calculator"] }] });
     const task = await server.createTask({ input: "go" });
     const watcher = await server.watch(task.id);
-    const result = await watcher.result(10_000);
+    const result = (await watcher.result(10_000)) as any;
     expect(result.data.status).toBe("completed");
     const call = watcher.frames.find((frame: any) => frame.data?.event_type === "tool_call") as any;
     expect(call.data.data.arguments).toBe(deep(100_000)); // the text as it came
@@ -68,7 +68,7 @@ describe("an event that cannot be written as JSON", () => {
       agents: [{ model: "test/m", tools: ["two_faced"] }],
     });
     const task = await server.createTask({ input: "go" });
-    const result = await (await server.watch(task.id)).result(10_000);
+    const result = (await (await server.watch(task.id)).result(10_000)) as any;
     expect(result.data.status).toBe("failed");
     expect(result.data.error).toMatchObject({ code: "internal", message: expect.stringContaining("not again") });
   });

@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createProviderFactories, ProviderError } from "../../src/llm/providers/index.ts";
 import { MAX_STREAM_LINE_BYTES } from "../../src/llm/providers/bounded-lines.ts";
-import { collect, OPENAI_DONE, openAiChunk, openAiUsageChunk, rejectionOf, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
+import { TooManyToolCallsError } from "../../src/llm/model.ts";
+import { collect, controlledSseResponse, OPENAI_DONE, within, openAiChunk, openAiUsageChunk, rejectionOf, sseResponse, startLoopbackProvider, type LoopbackProvider } from "./loopback-provider.ts";
 
 let provider: LoopbackProvider | undefined;
 afterEach(() => provider?.stop());
@@ -57,5 +58,24 @@ describe("a large reply in one go", () => {
     const parts = await collect(model().stream(request()));
     const call = parts.find((part) => part.type === "tool-call");
     expect(call?.type === "tool-call" && call.call.arguments.length).toBe(MAX_STREAM_LINE_BYTES - 1000 + '{"expression":""}'.length);
+  });
+
+  test("one tool call over the request's limit fails the step as that call begins: the rest of the reply is not waited for", async () => {
+    let gone: Promise<string> | undefined;
+    provider = startLoopbackProvider((recorded) => {
+      const stream = controlledSseResponse(recorded);
+      gone = stream.clientGone;
+      // 200 calls, and the reply stays open: OpenAI's SDK makes each `tool-call` only at its end.
+      stream.send(
+        Array.from({ length: 200 }, (_, index) =>
+          openAiChunk({ tool_calls: [{ index, id: `call_${index}`, type: "function", function: { name: "calculator", arguments: '{"expression":"1+1"}' } }] }),
+        ).join(""),
+      );
+      return stream.response;
+    });
+    const error = await within(rejectionOf(collect(model().stream({ ...request(), maxToolCalls: 128 }))), 5000, "the step to fail");
+    expect(error).toBeInstanceOf(TooManyToolCallsError);
+    expect(error.message).toContain("more than 128 tool calls in one step");
+    expect(await within(gone!, 5000, "the provider to see the client go")).toBeString();
   });
 });

@@ -18,7 +18,7 @@
 import type { JSONSchema7 } from "ai";
 import { raceAbort, sleep as abortableSleep } from "../../lib/abort.ts";
 import { backgroundSlice } from "../../lib/turn.ts";
-import type { ChatModel, FinishReason, ModelRequest, ModelStreamPart } from "../model.ts";
+import { TooManyToolCallsError, type ChatModel, type FinishReason, type ModelRequest, type ModelStreamPart } from "../model.ts";
 import { ProviderError } from "./provider-error.ts";
 import { toSdkPrompt, toSdkToolChoice, toSdkTools } from "./prompt-conversion.ts";
 import { classifyRequestFailure, messageWithCauses, readStreamError, requestFailureError, streamErrorDetail } from "./request-failure.ts";
@@ -144,6 +144,12 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
      * OpenAI-compatible SDK, an `error` part before it: `isEndWithoutFinish`).
      */
     let heard = false;
+    /** The step's tool calls so far (by id: a call's start and its end are one), when they are limited. */
+    const calls = new Set<string>();
+    const countCall = (callId: string) => {
+      calls.add(callId);
+      if (calls.size > request.maxToolCalls!) throw new TooManyToolCallsError(request.maxToolCalls!);
+    };
     try {
       for (;;) {
         // A body already here is parsed in one chain of promises, however long: thousands of tool
@@ -168,9 +174,15 @@ export function createAiSdkChatModel(options: AiSdkChatModelOptions): ChatModel 
               yield { type: "reasoning-delta", text: part.delta };
             }
             break;
+          case "tool-input-start":
+            // A call begins (its arguments stream next; the SDK makes its `tool-call` when they end —
+            // for OpenAI, at the reply's end): one too many stops the step now, unread past it.
+            if (!part.providerExecuted && request.maxToolCalls !== undefined) countCall(part.id);
+            break;
           case "tool-call":
             // Provider-executed calls (web search…) are the provider's business; we offer none.
             if (!part.providerExecuted) {
+              if (request.maxToolCalls !== undefined) countCall(part.toolCallId);
               yielded = true;
               yield { type: "tool-call", call: { id: part.toolCallId, name: part.toolName, arguments: part.input } };
             }
