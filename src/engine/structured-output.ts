@@ -26,6 +26,7 @@
  * never descends into the value (`a` is `anyOf: [{$ref: a}, …]`).
  */
 
+import { MAX_ARGUMENT_DEPTH, nestsTooDeep } from "../protocol/limits.ts";
 import { compilePattern, type LinearRegex } from "../lib/linear-regex.ts";
 
 type JsonSchema = boolean | Record<string, unknown>;
@@ -86,6 +87,9 @@ export function compileOutputSchema(schema: unknown): OutputValidator {
     backtracking: compiler.backtracking,
     check(text: string): OutputCheck {
       const body = stripJsonFence(text);
+      // The check walks the value recursively (and the answer's frame writes it back as JSON): a
+      // value nested 100,000 deep overflowed the stack and failed the task as `internal`.
+      if (nestsTooDeep(body)) return { ok: false, message: `The final answer nests deeper than ${MAX_ARGUMENT_DEPTH} levels.` };
       let value: unknown;
       try {
         value = JSON.parse(body);

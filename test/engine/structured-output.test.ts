@@ -44,6 +44,13 @@ describe("check", () => {
     expect(outputFeedback(message)).toBe(`Your final answer does not match the required output schema: ${message}\nReply again with only the JSON value, matching the schema, no prose around it.`);
   });
 
+  test("nested deeper than 256 levels: refused before it is parsed (100,000 levels overflowed the stack); 256 is checked", () => {
+    const loose = compileOutputSchema({ type: "object", properties: { a: {} } });
+    const nested = (levels: number) => `{"a":${"[".repeat(levels)}${"]".repeat(levels)}}`;
+    expect(failure(loose.check(nested(100_000)))).toBe("The final answer nests deeper than 256 levels.");
+    expect(loose.check(nested(255))).toMatchObject({ ok: true }); // 256 levels with the object around it
+  });
+
   test("every problem with its path", () => {
     const message = failure(person.check('{"name":"","age":36.5,"tags":["a","c"],"extra":1,"email":"nope"}'));
     expect(message).toStartWith("The final answer does not match the output schema: ");
