@@ -1,9 +1,11 @@
 /**
  * A model step with thousands of tool calls (a model that loops, a provider that sends garbage):
  * the agent's `max_tool_calls_per_step` refuses the step before any call is stored or run, and the
- * calls of a step under it run in slices that give the event loop turns.
+ * calls of a step under it run in slices that give the event loop turns. And a reply of a million
+ * deltas: its text is kept in pieces, not one rope node per delta.
  */
 import { describe, expect, test } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { z } from "zod";
 import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, runReAct, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
 import { TooManyToolCallsError, type ToolCallRequest } from "../../src/llm/model.ts";
@@ -96,4 +98,36 @@ describe("tool calls per step", () => {
     expect(runsAtTurn).toBeDefined();
     expect(runsAtTurn!).toBeLessThan(n);
   });
+
+});
+
+describe("a long reply", () => {
+  test("a reply of a million one-character deltas: the text is kept without a node per delta", async () => {
+    const n = 1_000_000;
+    const model = createScriptedModel([
+      () =>
+        (async function* () {
+          for (let index = 0; index < n; index++) yield { type: "text-delta" as const, text: "x" };
+          yield { type: "finish" as const, finishReason: "stop" as const, usage: { inputTokens: 1, outputTokens: 1 } };
+        })(),
+    ]);
+    const generator = runReAct({ model, tools: new Map(), messages: [{ role: "user", content: "go" }], maxSteps: 1, toolTimeoutMs: 1000, abortSignal: new AbortController().signal });
+    Bun.gc(true);
+    const before = heapStats().heapSize;
+    let deltas = 0;
+    let grown = 0;
+    for (;;) {
+      const next = await generator.next();
+      if (next.done) break;
+      if (next.value.event_type === "delta" && ++deltas === n) {
+        // The last delta: all of the text is held, none of it read yet.
+        Bun.gc(true);
+        grown = heapStats().heapSize - before;
+      }
+      if (next.value.event_type === "final_answer") expect(next.value.data.output).toBe("x".repeat(n));
+    }
+    expect(deltas).toBe(n);
+    // `text += delta` held a rope node per delta (~32 bytes each): 32+ MB here.
+    expect(grown).toBeLessThan(n * 8);
+  }, 60_000);
 });
