@@ -405,8 +405,14 @@ describe("webhooks", () => {
       await first.close({ keepData: true }); // handed over: it resumes at the next start
       const second = await start({ dataDir, agents });
       await until(async () => (await json(second, `/tasks/${id}`)).body.status === "completed", "the task to end", 20_000);
-      await until(() => receiver.requests.length > 0, "its webhook", 15_000);
-      expect((await json(second, `/tasks/${id}/webhooks`)).body).toMatchObject([{ source: "task", status: "delivered", url: `${receiver.url}/mine` }]);
+      // The receiver sees the request before agentkit has its answer and records it: wait for the record.
+      let rows: unknown;
+      await until(async () => {
+        rows = (await json(second, `/tasks/${id}/webhooks`)).body;
+        return (rows as { status: string }[])[0]?.status !== "pending";
+      }, "its webhook", 15_000);
+      expect(rows).toMatchObject([{ source: "task", status: "delivered", url: `${receiver.url}/mine` }]);
+      expect(receiver.requests).toHaveLength(1);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
