@@ -31,6 +31,8 @@ export class RunQueue<T extends Queued> {
   readonly #lines = new Map<string, Line<T>>();
   #last = 0;
   #lowest = 0;
+  /** Heap items whose entry was removed since the heap was last rebuilt (see `#dropped`). */
+  #stale = 0;
 
   /**
    * `isThreadHead(entry)`: the entry is the task its thread is already on (a task that waited for
@@ -61,7 +63,10 @@ export class RunQueue<T extends Queued> {
     while (this.#heap.length > 0) {
       const { entry } = this.#pop();
       const queued = this.#order.get(entry);
-      if (!queued) continue; // taken or removed since it was put here
+      if (!queued) {
+        if (this.#stale > 0) this.#stale--;
+        continue; // taken or removed since it was put here
+      }
       const thread = entry.task.thread_id;
       if (thread !== null && queued.lined) {
         const line = this.#lines.get(thread)!;
@@ -90,6 +95,7 @@ export class RunQueue<T extends Queued> {
     const queued = this.#order.get(entry);
     if (!queued) return false;
     this.#order.delete(entry);
+    this.#dropped();
     const thread = entry.task.thread_id;
     if (thread === null || !queued.lined) return true; // its heap item is skipped when it comes up
     const line = this.#lines.get(thread)!;
@@ -104,6 +110,23 @@ export class RunQueue<T extends Queued> {
     this.#order.clear();
     this.#heap.length = 0;
     this.#lines.clear();
+    this.#stale = 0;
+  }
+
+  /**
+   * A removed entry's heap item stays until it comes up, and nothing comes up while no slot frees:
+   * tasks submitted and cancelled while every slot is busy piled up there, each held whole. Once
+   * most of the heap is such items it is rebuilt from the entries still queued.
+   */
+  #dropped(): void {
+    if (++this.#stale < 64 || this.#stale * 2 < this.#heap.length) return;
+    const heap = this.#heap;
+    const seen = new Set<T>();
+    const kept = heap.filter(({ entry }) => this.#order.has(entry) && !seen.has(entry) && (seen.add(entry), true));
+    kept.sort((a, b) => a.order - b.order); // an array in order is a heap
+    heap.length = 0;
+    for (const item of kept) heap.push(item);
+    this.#stale = 0;
   }
 
   #add(entry: T, order: number, first: boolean): void {

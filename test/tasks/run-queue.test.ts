@@ -94,4 +94,20 @@ describe("RunQueue", () => {
       expect(started[0]).toEqual(started[1]!);
     });
   }
+
+  test("an entry cancelled while no slot frees is not held (its heap item dropped): submit-and-cancel while every slot is busy held each task whole", () => {
+    const queue = new RunQueue<Entry>(() => false);
+    const refs: WeakRef<Entry>[] = [];
+    (() => {
+      for (let index = 0; index < 1000; index++) {
+        const entry = { task: { id: `e${index}`, thread_id: index % 2 === 0 ? null : `t${index}` } };
+        queue.push(entry);
+        refs.push(new WeakRef(entry));
+        expect(queue.remove(entry)).toBe(true);
+      }
+    })();
+    Bun.gc(true);
+    expect(queue.size).toBe(0);
+    expect(refs.filter((ref) => ref.deref() !== undefined).length).toBeLessThan(100);
+  });
 });
