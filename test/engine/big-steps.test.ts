@@ -4,14 +4,22 @@
  * calls of a step under it run in slices that give the event loop turns. And a reply of a million
  * deltas: its text is kept in pieces, not one rope node per delta.
  */
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { heapStats } from "bun:jsc";
 import { z } from "zod";
 import { DEFAULT_MAX_TOOL_CALLS_PER_STEP, runReAct, type ReActEvent, type ReActOptions } from "../../src/engine/react.ts";
-import { TooManyToolCallsError, type ToolCallRequest } from "../../src/llm/model.ts";
+import { readyStream, TooManyToolCallsError, type ChatModel, type ToolCallRequest } from "../../src/llm/model.ts";
 import { defineTool, type Tool } from "../../src/tools/tool.ts";
 import { toTaskError } from "../../src/tasks/task-error.ts";
 import { answer, callTools, createScriptedModel } from "../helpers/scripted-model.ts";
+import { AgentDefinition } from "../../src/agents/agent.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
 
 function counterTool(onRun: (runs: number) => void = () => {}) {
   const state = { runs: 0 };
@@ -101,6 +109,54 @@ describe("tool calls per step", () => {
 
 });
 
+describe("the agent's max_tool_calls_per_step", () => {
+  test("is the limit the task runs with, and the request tells the model: one call over it fails the task (too_many_tool_calls); what came before is kept", async () => {
+    const model = createScriptedModel([callTools(calls(2), "first"), callTools(calls(3), "second"), answer("unreachable")]);
+    server = await startTestServer({ models: { m: model }, tools: [counterTool().tools.get("count")!], agents: [{ model: "test/m", tools: ["count"], max_tool_calls_per_step: 2 }] });
+    const task = await server.createTask({ input: "go" });
+    const watcher = await server.watch(task.id);
+    const result = (await watcher.result(10_000)) as any;
+    expect(result.data.status).toBe("failed");
+    expect(result.data.error).toMatchObject({ code: "too_many_tool_calls", retryable: false, message: expect.stringContaining("more than 2 tool calls") });
+    expect(model.requests.map((request) => request.maxToolCalls)).toEqual([2, 2]);
+    const stored = (await server.storedLog(task.id)).map((frame) => JSON.parse(frame));
+    const toolCalls = stored.filter((frame) => frame.data?.event_type === "tool_call");
+    expect(toolCalls.map((frame) => frame.data.step)).toEqual([1, 1]); // the first step's two, none of the second's
+    expect(stored.filter((frame) => frame.type === "result")).toHaveLength(1);
+    const got = (await (await server.http(`/tasks/${task.id}`)).json()) as any;
+    expect(got.status).toBe("failed");
+    expect(got.error.code).toBe("too_many_tool_calls");
+  });
+
+  test("config: at least 1, at most 10,000, 128 when unset", () => {
+    const agent = (extra: object) => AgentDefinition.safeParse({ name: "a", model: "demo/react", ...extra });
+    expect(agent({}).data?.max_tool_calls_per_step).toBe(DEFAULT_MAX_TOOL_CALLS_PER_STEP);
+    expect(agent({ max_tool_calls_per_step: 1 }).success).toBe(true);
+    expect(agent({ max_tool_calls_per_step: 10_000 }).success).toBe(true);
+    for (const bad of [0, -1, 10_001, 1.5]) expect(agent({ max_tool_calls_per_step: bad }).success).toBe(false);
+  });
+
+  test("a model whose reply is ready at once (read without awaiting): exactly the limit runs, one more fails", async () => {
+    // Each step's reply as a ReadyStream of its own (the scripted model's generator is not one).
+    const ready = (...steps: number[]): ChatModel => ({
+      id: "ready/test",
+      stream: () => {
+        const n = steps.shift() ?? 0;
+        return readyStream(() => [
+          ...(n > 0 ? calls(n).map((call) => ({ type: "tool-call" as const, call })) : [{ type: "text-delta" as const, text: "done" }]),
+          { type: "finish" as const, finishReason: n > 0 ? ("tool-calls" as const) : ("stop" as const), usage: { inputTokens: 1, outputTokens: 1 } },
+        ]);
+      },
+    });
+    const { state, tools } = counterTool();
+    const ok = await drain({ model: ready(3, 0), tools, maxToolCallsPerStep: 3 });
+    expect(ok.events.filter((event) => event.event_type === "tool_result")).toHaveLength(3);
+    const failure = await drain({ model: ready(4), tools, maxToolCallsPerStep: 3 }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TooManyToolCallsError);
+    expect(state.runs).toBe(3);
+  });
+});
+
 describe("a long reply", () => {
   test("a reply of a million one-character deltas: the text is kept without a node per delta", async () => {
     const n = 1_000_000;
@@ -130,4 +186,25 @@ describe("a long reply", () => {
     // `text += delta` held a rope node per delta (~32 bytes each): 32+ MB here.
     expect(grown).toBeLessThan(n * 8);
   }, 60_000);
+
+  test("text and reasoning joined in batches are exactly what came, past many batches: pairs split across deltas, empty deltas", async () => {
+    const pieces = Array.from({ length: 1000 }, (_, index) => (index % 7 === 0 ? "" : index % 3 === 0 ? "\ud83d" : index % 3 === 1 ? "\ude00" : `${index}`));
+    const model = createScriptedModel([
+      () =>
+        (async function* () {
+          for (const text of pieces) {
+            yield { type: "reasoning-delta" as const, text: `r${text}` };
+            yield { type: "text-delta" as const, text };
+          }
+          yield { type: "finish" as const, finishReason: "stop" as const, usage: { inputTokens: 1, outputTokens: 1 } };
+        })(),
+    ]);
+    const { events } = await drain({ model, tools: new Map() });
+    const deltas = events.filter((event) => event.event_type === "delta").map((event) => (event.event_type === "delta" ? event.data : undefined));
+    expect(deltas.filter((data) => data?.kind === "text").map((data) => data!.text)).toEqual(pieces.filter((text) => text !== ""));
+    const answerEvent = events.find((event) => event.event_type === "final_answer");
+    expect(answerEvent?.event_type === "final_answer" && answerEvent.data.output).toBe(pieces.join(""));
+    const thought = events.find((event) => event.event_type === "thought");
+    expect(thought?.event_type === "thought" && thought.data.reasoning).toBe(pieces.map((text) => `r${text}`).join(""));
+  });
 });

@@ -60,6 +60,15 @@ describe("a large reply in one go", () => {
     expect(call?.type === "tool-call" && call.call.arguments.length).toBe(MAX_STREAM_LINE_BYTES - 1000 + '{"expression":""}'.length);
   });
 
+  test("exactly the request's limit of tool calls is read whole (OpenAI: each call's start and its end count once)", async () => {
+    const body = Array.from({ length: 128 }, (_, index) =>
+      openAiChunk({ tool_calls: [{ index, id: `call_${index}`, type: "function", function: { name: "calculator", arguments: '{"expression":"1+1"}' } }] }),
+    ).join("");
+    provider = startLoopbackProvider(() => sseResponse([body + openAiChunk({}, "tool_calls") + openAiUsageChunk(1, 1) + OPENAI_DONE]));
+    const parts = await collect(model().stream({ ...request(), maxToolCalls: 128 }));
+    expect(parts.filter((part) => part.type === "tool-call")).toHaveLength(128);
+  });
+
   test("one tool call over the request's limit fails the step as that call begins: the rest of the reply is not waited for", async () => {
     let gone: Promise<string> | undefined;
     provider = startLoopbackProvider((recorded) => {
