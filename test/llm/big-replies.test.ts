@@ -60,6 +60,19 @@ describe("a large reply in one go", () => {
     expect(call?.type === "tool-call" && call.call.arguments.length).toBe(MAX_STREAM_LINE_BYTES - 1000 + '{"expression":""}'.length);
   });
 
+  test("lines that end with CR alone (valid SSE) are lines: a reply of small events over 1 MiB in all is read; one long line still fails", async () => {
+    const crOnly = (frames: string[]) => frames.map((frame) => frame.replaceAll("\n", "\r"));
+    const events = Array.from({ length: 2000 }, () => openAiChunk({ content: "x".repeat(1000) }));
+    provider = startLoopbackProvider(() => sseResponse(crOnly([...events, openAiChunk({}, "stop"), openAiUsageChunk(1, 1), OPENAI_DONE])));
+    const parts = await collect(model().stream(request()));
+    expect(parts.filter((part) => part.type === "text-delta")).toHaveLength(2000);
+    provider.stop();
+
+    provider = startLoopbackProvider(() => sseResponse(crOnly(oneEventCall(MAX_STREAM_LINE_BYTES + 1000))));
+    const error = await rejectionOf(collect(model().stream(request())));
+    expect(error.message).toContain(`a line of more than ${MAX_STREAM_LINE_BYTES} bytes`);
+  });
+
   test("exactly the request's limit of tool calls is read whole (OpenAI: each call's start and its end count once)", async () => {
     const body = Array.from({ length: 128 }, (_, index) =>
       openAiChunk({ tool_calls: [{ index, id: `call_${index}`, type: "function", function: { name: "calculator", arguments: '{"expression":"1+1"}' } }] }),

@@ -15,6 +15,7 @@
 export const MAX_STREAM_LINE_BYTES = 1 << 20;
 
 const LF = 10;
+const CR = 13;
 
 /** `fetch` (default: the global one, looked up per call) whose event-stream bodies fail at a line longer than `maxBytes`. */
 export function boundingStreamLines(base?: typeof fetch, maxBytes = MAX_STREAM_LINE_BYTES): typeof fetch {
@@ -25,9 +26,13 @@ export function boundingStreamLines(base?: typeof fetch, maxBytes = MAX_STREAM_L
     const body = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
+          // A line ends at LF, CR or CRLF, as the SSE parser reads it: a stream that ends its lines
+          // with CR alone is valid, and was failed once its whole body passed the limit.
           let start = 0;
+          let lf = chunk.indexOf(LF);
+          let cr = chunk.indexOf(CR);
           for (;;) {
-            const end = chunk.indexOf(LF, start);
+            const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
             line += (end < 0 ? chunk.length : end) - start;
             if (line > maxBytes) {
               controller.error(new Error(`the provider sent a line of more than ${maxBytes} bytes in its event stream (one event; at most ${maxBytes})`));
@@ -36,6 +41,9 @@ export function boundingStreamLines(base?: typeof fetch, maxBytes = MAX_STREAM_L
             if (end < 0) break;
             line = 0;
             start = end + 1;
+            // Each searched again only once passed (-1: none left in this chunk).
+            if (lf >= 0 && lf < start) lf = chunk.indexOf(LF, start);
+            if (cr >= 0 && cr < start) cr = chunk.indexOf(CR, start);
           }
           controller.enqueue(chunk);
         },
