@@ -205,6 +205,16 @@ export async function startCluster(bin: string): Promise<OwnCluster> {
   }
 }
 
+/** Runs `body` with a connection of its own to `url` (one at most), closed afterwards. */
+export async function withSql<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
+  const sql = new SQL(url, { max: 1 });
+  try {
+    return await body(sql);
+  } finally {
+    await sql.close();
+  }
+}
+
 export interface TestPostgres {
   /** A new empty database (dropped at the end of the file); its URL. */
   createDatabase(): Promise<string>;

@@ -78,6 +78,41 @@ describe("tenant keys", () => {
   });
 });
 
+/** A JSON-RPC call to the default agent's A2A endpoint. */
+function a2aCall(on: TestServer, method: string, params: unknown, options: { id?: number; key?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  return on.http("/a2a/default", {
+    method: "POST",
+    headers: { ...(options.key ? as(options.key) : {}), "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: options.id ?? 1, method, params }),
+    signal: options.signal,
+  });
+}
+
+/** Opens until `open()` answers as `accepted` says (a refused answer's body is let go): that answer. */
+async function untilAccepted(open: () => Promise<Response>, accepted: (response: Response) => boolean): Promise<Response> {
+  let answer: Response | undefined;
+  await until(async () => {
+    answer = await open();
+    if (accepted(answer)) return true;
+    await answer.body?.cancel();
+    return false;
+  }, "the place to be freed");
+  return answer!;
+}
+
+const isEventStream = (response: Response) => response.headers.get("content-type")?.startsWith("text/event-stream") === true;
+
+/** How a WebSocket watcher of the task fares: `connected`, its close code, or `none` (neither in time). */
+async function watchOutcome(on: TestServer, taskId: string, query?: string, waitMs = 5000): Promise<number | "connected" | "none"> {
+  const socket = await on.watch(taskId, query);
+  const outcome = await Promise.race([
+    socket.closed.then((closed) => closed.code),
+    socket.waitFor((frame) => frame.type === "connected", "connected", waitMs).then(() => "connected" as const, () => "none" as const),
+  ]);
+  socket.close();
+  return outcome;
+}
+
 describe("watcher limits", () => {
   test("watchers per task: the one over the limit gets an error frame and close 4029", async () => {
     server = await startTestServer({ config: { maxWatchersPerTask: 2 } });
@@ -111,26 +146,14 @@ describe("watcher limits", () => {
     const third = await server.watch(task.id);
     expect((await third.closed).code).toBe(4029);
     await reader.cancel(); // the SSE client leaves
-    let again: Response | undefined;
-    await until(async () => {
-      again = await sse();
-      if (again.status === 200) return true;
-      await again.body?.cancel();
-      return false;
-    }, "the place to be freed");
-    await again!.body!.cancel();
+    await (await untilAccepted(sse, (response) => response.status === 200)).body!.cancel();
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
   test("A2A subscriptions count with WebSocket and SSE watchers: past the limit `SubscribeToTask` is -32603 naming it; a closed subscription frees its place", async () => {
     server = await startTestServer({ agents: [{ name: "default", model: "demo/slow" }], config: { maxWatchersPerTask: 2 } });
     const task = await server.createTask({ input: "a long answer, streamed slowly" });
-    const subscribe = () =>
-      server!.http("/a2a/default", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "SubscribeToTask", params: { id: task.id } }),
-      });
+    const subscribe = () => a2aCall(server!, "SubscribeToTask", { id: task.id }, { id: 7 });
     const first = await subscribe();
     expect(first.headers.get("content-type")).toStartWith("text/event-stream");
     const reader = first.body!.getReader();
@@ -147,14 +170,7 @@ describe("watcher limits", () => {
     });
     expect((await (await server.watch(task.id)).closed).code).toBe(4029);
     await reader.cancel(); // the A2A client leaves
-    let again: Response | undefined;
-    await until(async () => {
-      again = await subscribe();
-      if (again.headers.get("content-type")?.startsWith("text/event-stream")) return true;
-      await again.body?.cancel();
-      return false;
-    }, "the place to be freed");
-    await again!.body!.cancel();
+    await (await untilAccepted(subscribe, isEventStream)).body!.cancel();
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
@@ -164,16 +180,7 @@ describe("watcher limits", () => {
     const socket = await server.watch(task.id);
     await socket.waitFor((frame) => frame.type === "connected"); // the task's one place
     const message = (id: number) =>
-      server!.http("/a2a/default", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id,
-          method: "message/stream",
-          params: { message: { kind: "message", messageId: `m${id}`, role: "user", taskId: task.id, parts: [{ kind: "text", text: "and also" }] } },
-        }),
-      });
+      a2aCall(server!, "message/stream", { message: { kind: "message", messageId: `m${id}`, role: "user", taskId: task.id, parts: [{ kind: "text", text: "and also" }] } }, { id });
     // Before: each such message opened a stream past the limit (32 at a time, again after each step).
     for (let id = 1; id <= 3; id++) {
       const refused = await message(id);
@@ -185,14 +192,7 @@ describe("watcher limits", () => {
       });
     }
     socket.close();
-    let again: Response | undefined;
-    await until(async () => {
-      again = await message(9);
-      if (again.headers.get("content-type")?.startsWith("text/event-stream")) return true;
-      await again.body?.cancel();
-      return false;
-    }, "the place to be freed");
-    await again!.body!.cancel();
+    await (await untilAccepted(() => message(9), isEventStream)).body!.cancel();
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
@@ -208,22 +208,9 @@ describe("watcher limits", () => {
       agents: [{ model: "test/m" }],
       config: { apiKeys: `alice:${ALICE}`, shareSecret: SECRET, maxWatchersPerTask: 1 },
     });
-    const subscribe = (taskId: string, key: string) =>
-      server!.http("/a2a/default", {
-        method: "POST",
-        headers: { ...as(key), "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id: taskId } }),
-      });
+    const subscribe = (taskId: string, key: string) => a2aCall(server!, "SubscribeToTask", { id: taskId }, { key });
     /** The task's one place is free: a WebSocket watcher of it is admitted (not closed 4029). */
-    const admitted = async (taskId: string) => {
-      const socket = await server!.watch(taskId, `api_key=${ALICE}`);
-      const outcome = await Promise.race([
-        socket.closed.then((closed) => closed.code),
-        socket.waitFor((frame) => frame.type === "connected", "connected", 5000).then(() => "connected" as const, () => "none" as const),
-      ]);
-      socket.close();
-      return outcome;
-    };
+    const admitted = (taskId: string) => watchOutcome(server!, taskId, `api_key=${ALICE}`);
 
     // Its share token expires (a token minted 59 s ago for 60 s): the stream ends, the task runs on.
     const running = await server.createTask({ input: "hi" }, as(ALICE));
@@ -273,27 +260,12 @@ describe("watcher limits", () => {
     expect(queued.status).toBe("queued");
     const gate = (hold = deferred());
     const abort = new AbortController();
-    const request = server
-      .http("/a2a/default", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "SubscribeToTask", params: { id: queued.id } }),
-        signal: abort.signal,
-      })
-      .catch((error: Error) => error);
+    const request = a2aCall(server, "SubscribeToTask", { id: queued.id }, { signal: abort.signal }).catch((error: Error) => error);
     await entered.promise;
     abort.abort();
     expect(await request).toBeInstanceOf(Error);
     gate.resolve(); // the server goes on: the place is taken, then the stream starts for nobody
-    await until(async () => {
-      const socket = await server!.watch(queued.id);
-      const outcome = await Promise.race([
-        socket.closed.then((closed) => closed.code),
-        socket.waitFor((frame) => frame.type === "connected", "connected", 2000).then(() => "connected" as const, () => "none" as const),
-      ]);
-      socket.close();
-      return outcome === "connected";
-    }, "the place to be freed");
+    await until(async () => (await watchOutcome(server!, queued.id, undefined, 2000)) === "connected", "the place to be freed");
     await server.http(`/tasks/${queued.id}/cancel`, { method: "POST" });
     await server.http(`/tasks/${running.id}/cancel`, { method: "POST" });
   });

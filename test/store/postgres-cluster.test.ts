@@ -19,7 +19,7 @@ import {
   type PostgresTaskStore,
 } from "../../src/store/postgres-store.ts";
 import { type ClusterSignal, FencedError } from "../../src/store/store.ts";
-import { describePostgres } from "../helpers/postgres.ts";
+import { describePostgres, withSql } from "../helpers/postgres.ts";
 import { newTask, outcome } from "./conformance.ts";
 
 /** Polls `check` until it is truthy (bounded generously; never a timing assertion). */
@@ -98,23 +98,15 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     }
     return { url, stores };
   }
-  async function raw<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
-    const sql = new SQL(url, { max: 1 });
-    try {
-      return await body(sql);
-    } finally {
-      await sql.close();
-    }
-  }
   const leaseRow = (url: string, id: string) =>
-    raw(url, async (sql) => {
+    withSql(url, async (sql) => {
       const [row] = await sql`SELECT attempt, lease_owner, lease_expires_at > now() AS live, cancel_requested FROM tasks WHERE id = ${id}`;
       return { attempt: Number(row.attempt), owner: row.lease_owner as string | null, live: row.live as boolean | null, cancel: row.cancel_requested as boolean };
     });
 
   test("schema 1 → 2: cancel_requested and the claim indexes; a task left running without a lease is taken over", async () => {
     const url = await pg.createDatabase();
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       await sql`CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`;
       await sql.unsafe(MIGRATIONS[0]!.sql);
       await sql`INSERT INTO schema_migrations (version, description) VALUES (1, 'tasks and events')`;
@@ -124,7 +116,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     const store = await createPostgresStore({ url });
     opened.push(store);
     expect(store.migratedFrom).toBe(1);
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       const indexes = (await sql`SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'`).map((row: { indexname: string }) => row.indexname);
       expect(indexes).toEqual(expect.arrayContaining(["tasks_queued", "tasks_leases"]));
       const [column] = await sql`SELECT data_type, column_default FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'cancel_requested'`;
@@ -317,7 +309,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     const own = await record(a);
     const other = await record(b);
     expect(own.listens).toBe(1);
-    await raw(url, (sql) => sql`SELECT pg_notify('agentkit', 'garbage'), pg_notify('agentkit', 'e:x:notanumber')`);
+    await withSql(url, (sql) => sql`SELECT pg_notify('agentkit', 'garbage'), pg_notify('agentkit', 'e:x:notanumber')`);
     const sent: ClusterSignal[] = [
       { kind: "queued" },
       { kind: "cancel", taskId: "c1" },
@@ -337,7 +329,7 @@ describePostgres("PostgreSQL cluster store", (pg) => {
     const { url, stores } = await nodes(2);
     const [a, b] = stores as [PostgresTaskStore, PostgresTaskStore];
     const heard = await record(a);
-    const terminated = await raw(url, async (sql) =>
+    const terminated = await withSql(url, async (sql) =>
       Number(
         (
           await sql`SELECT count(pg_terminate_backend(pid))::integer AS n FROM pg_stat_activity

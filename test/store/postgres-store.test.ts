@@ -5,13 +5,12 @@
  * one line without the password, the same Task objects as SQLite for the same writes, and the
  * cluster columns.
  */
-import { SQL } from "bun";
 import { expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { createPostgresStore, MIGRATIONS, POSTGRES_SCHEMA_VERSION } from "../../src/store/postgres-store.ts";
 import { createSqliteStore } from "../../src/store/sqlite-store.ts";
 import type { TaskStore } from "../../src/store/store.ts";
-import { describePostgres } from "../helpers/postgres.ts";
+import { describePostgres, withSql } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/server.ts";
 import { startFreezableProxy } from "../helpers/tcp-proxy.ts";
 import { newTask, outcome, storeConformance } from "./conformance.ts";
@@ -28,16 +27,6 @@ describePostgres("PostgreSQL store", (pg) => {
     };
   });
 
-  /** Runs `body` with a raw connection to `url`, closed afterwards. */
-  async function raw<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
-    const sql = new SQL(url, { max: 1 });
-    try {
-      return await body(sql);
-    } finally {
-      await sql.close();
-    }
-  }
-
   test("a new database is migrated to the current schema, once, and says so in schema_migrations", async () => {
     const url = await pg.createDatabase();
     const first = await createPostgresStore({ url });
@@ -46,7 +35,7 @@ describePostgres("PostgreSQL store", (pg) => {
     const second = await createPostgresStore({ url });
     expect(second.migratedFrom).toBe(POSTGRES_SCHEMA_VERSION);
     await second.close();
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       const versions = await sql`SELECT version, description FROM schema_migrations ORDER BY version`;
       expect(versions.map((row: { version: number }) => row.version)).toEqual(MIGRATIONS.map((migration) => migration.version));
       // The columns the cluster slices build on are there.
@@ -63,7 +52,7 @@ describePostgres("PostgreSQL store", (pg) => {
     await stores[0]!.createTask(newTask("seen-by-all"));
     for (const store of stores) expect((await store.getTask("seen-by-all"))?.id).toBe("seen-by-all");
     await Promise.all(stores.map((store) => store.close()));
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       expect(Number((await sql`SELECT count(*) AS n FROM schema_migrations`)[0].n)).toBe(MIGRATIONS.length);
     });
   });
@@ -71,11 +60,11 @@ describePostgres("PostgreSQL store", (pg) => {
   test("a database with a newer schema is refused, untouched", async () => {
     const url = await pg.createDatabase();
     await (await createPostgresStore({ url })).close();
-    await raw(url, (sql) => sql`INSERT INTO schema_migrations (version, description) VALUES (${POSTGRES_SCHEMA_VERSION + 1}, 'from the future')`);
+    await withSql(url, (sql) => sql`INSERT INTO schema_migrations (version, description) VALUES (${POSTGRES_SCHEMA_VERSION + 1}, 'from the future')`);
     await expect(createPostgresStore({ url })).rejects.toThrow(
       `database schema version ${POSTGRES_SCHEMA_VERSION + 1} is newer than this agentkit's (${POSTGRES_SCHEMA_VERSION})`,
     );
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       expect(Number((await sql`SELECT max(version) AS v FROM schema_migrations`)[0].v)).toBe(POSTGRES_SCHEMA_VERSION + 1);
     });
   });
@@ -137,7 +126,7 @@ describePostgres("PostgreSQL store", (pg) => {
     const store = await createPostgresStore({ url });
     try {
       await store.createTask(newTask("t"));
-      await raw(url, (sql) => sql`UPDATE tasks SET metadata = '"not an object"' WHERE id = 't'`);
+      await withSql(url, (sql) => sql`UPDATE tasks SET metadata = '"not an object"' WHERE id = 't'`);
       await expect(store.getTask("t")).rejects.toThrow();
     } finally {
       await store.close();
@@ -149,7 +138,7 @@ describePostgres("PostgreSQL store", (pg) => {
     const store = await createPostgresStore({ url });
     try {
       await store.createTask(newTask("t"));
-      const attempt = () => raw(url, async (sql) => Number((await sql`SELECT attempt FROM tasks WHERE id = 't'`)[0].attempt));
+      const attempt = () => withSql(url, async (sql) => Number((await sql`SELECT attempt FROM tasks WHERE id = 't'`)[0].attempt));
       expect(await attempt()).toBe(0);
       expect(await store.markRunning("t", new Date())).toBe(true);
       expect(await attempt()).toBe(1);
@@ -209,7 +198,7 @@ describePostgres("PostgreSQL store", (pg) => {
 
   /** Each DELETE on events takes 0.4 s: a long log's transaction stays open a while. */
   const slowDeletes = (url: string) =>
-    raw(url, (sql) =>
+    withSql(url, (sql) =>
       sql.unsafe(`
         CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$;
         CREATE TRIGGER slow_delete AFTER DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION slow_delete();`),
@@ -217,7 +206,7 @@ describePostgres("PostgreSQL store", (pg) => {
 
   /** Updates a task's row from another connection, giving up after 200 ms on a lock: the rows it updated. */
   const touchUnderLockTimeout = (url: string, id: string) =>
-    raw(url, (sql) =>
+    withSql(url, (sql) =>
       sql.begin(async (tx) => {
         await tx`SET LOCAL lock_timeout = '200ms'`;
         return (await tx`UPDATE tasks SET metadata = metadata WHERE id = ${id}`).count;
@@ -273,7 +262,7 @@ describePostgres("PostgreSQL store", (pg) => {
       const fair = { perDestination: 4, busy: new Map<string, number>() };
       expect((await store.claimWebhooks(at, 16, 3_600_000, fair)).map((row) => row.id)).toEqual(["a", "b"]);
       let recording: Promise<boolean> | undefined;
-      await raw(url, (sql) =>
+      await withSql(url, (sql) =>
         sql.begin(async (tx) => {
           // Another node records `b` as a retry due in 5 s (before `a`'s lease ends) and holds its
           // destination, as a record does until it commits.
@@ -282,7 +271,7 @@ describePostgres("PostgreSQL store", (pg) => {
           await tx`UPDATE webhook_destinations SET next_due = ${later(5000)} WHERE destination = 'http://r.test'`;
           // Meanwhile `a` is delivered: its record waits for the destination.
           recording = store.recordWebhookAttempt("a", { outcome: "delivered", at: later(10) }, later(10));
-          await raw(url, async (watch) => {
+          await withSql(url, async (watch) => {
             for (let tries = 0; tries < 500; tries++) {
               const [row] = await watch`SELECT count(*)::integer AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`;
               if (row.waiting > 0) return;
@@ -294,7 +283,7 @@ describePostgres("PostgreSQL store", (pg) => {
       );
       expect(await recording!).toBe(true);
       // What it read after the other commit: `b` due in 5 s (a read from before it, `b`'s lease: an hour).
-      const [row] = await raw(url, (sql) => sql`SELECT next_due FROM webhook_destinations WHERE destination = 'http://r.test'`);
+      const [row] = await withSql(url, (sql) => sql`SELECT next_due FROM webhook_destinations WHERE destination = 'http://r.test'`);
       expect(row.next_due).toEqual(later(5000));
       expect((await store.claimWebhooks(later(5000), 16, 1000, fair)).map((webhook) => webhook.id)).toEqual(["b"]);
     } finally {
@@ -307,7 +296,7 @@ describePostgres("PostgreSQL store", (pg) => {
     const store = await createPostgresStore({ url, max: 4 });
     try {
       // Every DELETE on events, with how many rows it took (a statement trigger sees them all).
-      await raw(url, async (sql) => {
+      await withSql(url, async (sql) => {
         await sql.unsafe(`
           CREATE TABLE deletes (rows bigint NOT NULL);
           CREATE FUNCTION count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -338,7 +327,7 @@ describePostgres("PostgreSQL store", (pg) => {
       }
       expect(await pruning).toBe(31);
       expect([...seen].every((length) => length === 0 || length === long + 1)).toBe(true);
-      const rows: number[] = await raw(url, async (sql) => (await sql`SELECT rows FROM deletes`).map((row: { rows: string }) => Number(row.rows)));
+      const rows: number[] = await withSql(url, async (sql) => (await sql`SELECT rows FROM deletes`).map((row: { rows: string }) => Number(row.rows)));
       expect(rows.reduce((sum, count) => sum + count, 0)).toBe(long + 1 + 30 * 1_000);
       expect(Math.max(...rows)).toBeLessThanOrEqual(10_000);
       expect(rows.filter((count) => count > 0).length).toBeGreaterThanOrEqual(6); // the long log's 3 ranges, the short ones' 3+ batches

@@ -16,7 +16,7 @@ import { SQL } from "bun";
 import { expect, test } from "bun:test";
 import { createPostgresStore, type PostgresTaskStore } from "../../src/store/postgres-store.ts";
 import { UNFINISHED_STATUSES } from "../../src/protocol/task.ts";
-import { describePostgres } from "../helpers/postgres.ts";
+import { describePostgres, withSql } from "../helpers/postgres.ts";
 import { until } from "../helpers/deferred.ts";
 import { newTask } from "./conformance.ts";
 
@@ -33,17 +33,9 @@ interface Reads {
 }
 
 describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg) => {
-  async function raw<T>(url: string, body: (sql: SQL) => Promise<T>): Promise<T> {
-    const sql = new SQL(url, { max: 1 });
-    try {
-      return await body(sql);
-    } finally {
-      await sql.close();
-    }
-  }
 
   async function reads(url: string): Promise<Reads> {
-    return raw(url, async (sql) => {
+    return withSql(url, async (sql) => {
       const [row] = await sql`
         SELECT t.seq_scan::bigint AS seq_scans, coalesce(sum(i.idx_scan), 0)::bigint AS index_scans, coalesce(sum(i.idx_tup_read), 0)::bigint AS entries
         FROM pg_stat_user_tables t LEFT JOIN pg_stat_user_indexes i ON i.relid = t.relid
@@ -61,7 +53,7 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
   async function database(extra: (sql: SQL) => Promise<void> = async () => {}): Promise<string> {
     const url = await pg.createDatabase();
     await (await createPostgresStore({ url, max: 1 })).close(); // the schema
-    await raw(url, async (sql) => {
+    await withSql(url, async (sql) => {
       await sql`INSERT INTO threads (id, owner, created_at) SELECT 'many-' || i, 'alice', now() FROM generate_series(1, 1000) i`;
       await sql`
         INSERT INTO tasks (id, owner, agent, input, metadata, status, created_at, finished_at, last_seq, thread_id)
@@ -87,7 +79,7 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
    */
   async function measured(url: string, planCacheMode: string, body: (store: PostgresTaskStore) => Promise<void>): Promise<Reads> {
     const database = new URL(url).pathname.slice(1);
-    await raw(url, (sql) => sql.unsafe(`ALTER DATABASE ${database} SET plan_cache_mode = ${planCacheMode}`));
+    await withSql(url, (sql) => sql.unsafe(`ALTER DATABASE ${database} SET plan_cache_mode = ${planCacheMode}`));
     const before = await reads(url);
     const store = await createPostgresStore({ url, max: 1 });
     try {
@@ -169,7 +161,7 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
           Array.from({ length: each }, (_, index) => store.createTask(newTask(`n${node}-${index}`, { owner: "alice", threadId: "shared" }))),
         ),
       );
-      const [counted] = await raw(url, (sql) => sql`
+      const [counted] = await withSql(url, (sql) => sql`
         SELECT count(*)::integer AS tasks, (SELECT id FROM tasks WHERE thread_id = 'shared' ORDER BY row_id DESC LIMIT 1) AS newest
         FROM tasks WHERE thread_id = 'shared'`);
       expect(counted.tasks).toBe(2 * each);
@@ -200,7 +192,7 @@ describePostgres("PostgreSQL: a thread's reads do not grow with the thread", (pg
       // ...as an operator moves b, x's newest committed task, to y: its trigger waits for x's row.
       const moved = mover`UPDATE tasks SET thread_id = 'y' WHERE id = 'b'`.then(() => true);
       await until(async () => {
-        const [row] = await raw(url, (sql) => sql`SELECT count(*)::integer AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks SET thread_id%'`);
+        const [row] = await withSql(url, (sql) => sql`SELECT count(*)::integer AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tasks SET thread_id%'`);
         return row.n === 1;
       }, "the move to wait for the thread's row");
       await tx`COMMIT`;
