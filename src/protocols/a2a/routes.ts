@@ -414,7 +414,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
       const { task, fresh } = await startOrContinue(call, message);
       // A new task: it as created (submitted), then every event of its log. A continued one: it as it
       // is now, then what comes after the log read for that view.
-      if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false });
+      if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false, release: counted?.release });
       const { a2a, asks, lastSeq } = await snapshot(task);
       return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting", release: counted?.release });
     } catch (error) {
@@ -430,8 +430,8 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     }
     const { a2a, asks, lastSeq } = await snapshot(task);
     // A subscription only watches: it counts with the task's and the key's WebSocket and SSE watchers
-    // (a key past its limit there could otherwise watch without bound here). The streams of a send
-    // are not counted: each comes with a message the queue and the task's own limits admit.
+    // (a key past its limit there could otherwise watch without bound here), as a streamed message
+    // to a task already there does (`stream`); a new task's stream is not counted: the queue admits it.
     const counted = deps.watchers?.acquire(task.id, call.principal.id);
     if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
     // A task that already waits for a person is in an interrupted state: its stream ends there, as
