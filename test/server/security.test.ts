@@ -196,6 +196,42 @@ describe("watcher limits", () => {
     await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
   });
 
+  test("a streamed A2A message to a busy context that steers its task (on_busy: steer) counts as a watcher of that task: past the limit -32603, the message not delivered", async () => {
+    const gate = deferred();
+    const step = async function* (): AsyncIterable<ModelStreamPart> {
+      await gate.promise; // the task stays in its first step: what is sent to it waits in its inbox
+      yield { type: "text-delta", text: "done" };
+      yield { type: "finish", finishReason: "stop", usage: { inputTokens: 3, outputTokens: 2 } };
+    };
+    let store: TaskStore | undefined;
+    server = await startTestServer({
+      models: { m: createScriptedModel([step], { repeatLast: true }) },
+      agents: [{ model: "test/m", on_busy: "steer" }],
+      config: { maxWatchersPerTask: 1 },
+      wrapStore: (inner: TaskStore) => (store = inner),
+    });
+    const thread = (await (await server.http("/threads", { method: "POST", json: {} })).json()) as { id: string };
+    const task = (await (await server.http(`/threads/${thread.id}/tasks`, { method: "POST", json: { input: "hi" } })).json()) as { id: string };
+    const socket = await server.watch(task.id);
+    await socket.waitFor((frame) => frame.type === "connected"); // the task's one place
+    const steer = (id: number) =>
+      a2aCall(server!, "message/stream", { message: { kind: "message", messageId: `s${id}`, role: "user", contextId: thread.id, parts: [{ kind: "text", text: "and also" }] } }, { id });
+    const refused = await steer(1);
+    expect(refused.headers.get("content-type")).toStartWith("application/json");
+    expect(await refused.json()).toEqual({
+      jsonrpc: "2.0",
+      id: 1,
+      error: { code: -32603, message: "Too many watchers (limit 1 per task); close another watcher of it first" },
+    });
+    expect(await store!.pendingInputs(task.id)).toEqual([]); // not delivered
+    socket.close();
+    const accepted = await untilAccepted(() => steer(2), isEventStream);
+    expect((await store!.pendingInputs(task.id)).map((input) => input.text)).toEqual(["and also"]);
+    await accepted.body!.cancel();
+    gate.resolve();
+    await server.http(`/tasks/${task.id}/cancel`, { method: "POST" });
+  });
+
   test("an A2A subscription frees its place however its stream ends: the task's end, its share token's expiry", async () => {
     const gate = deferred();
     const step = async function* (): AsyncIterable<ModelStreamPart> {

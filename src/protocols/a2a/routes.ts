@@ -264,7 +264,15 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
    * Starts a task for the message, or hands it to the task it names. Returns the task as it is now,
    * and the last seq the caller's view already covers (a stream follows from there).
    */
-  async function startOrContinue(call: Call, message: IncomingMessage): Promise<{ task: Task; after: number; fresh: boolean }> {
+  /**
+   * `beforeSteer(taskId)`: called before a message steers the task its busy context is on (it may
+   * refuse by throwing: the message is then not delivered).
+   */
+  async function startOrContinue(
+    call: Call,
+    message: IncomingMessage,
+    beforeSteer?: (taskId: string) => void,
+  ): Promise<{ task: Task; after: number; fresh: boolean }> {
     if (message.taskId) return continueTask(call, message);
     if (message.text.trim() === "") throw new RpcError(RpcCode.invalidParams, "The message has no text");
     const { principal, agent } = call;
@@ -283,6 +291,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
         const policy = agent.definition.on_busy;
         if (policy === "reject") throw new RpcError(RpcCode.unsupportedOperation, `Context ${threadId} is busy: task ${current.id} is ${current.status} (on_busy: reject)`);
         if (policy === "steer" && deps.interaction) {
+          beforeSteer?.(current.id);
           await deps.interaction.input(current.id, principal.id, message.text);
           const task = (await store.getTask(current.id)) ?? current;
           return { task, after: task.last_seq, fresh: false };
@@ -405,20 +414,26 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
   async function stream(call: Call): Promise<Response> {
     const message = readMessage(call.params, MAX_INPUT_CHARS);
     const historyLength = readHistoryLength(call.params.configuration);
-    // A message for a task already there (an input, a decision) is not one the queue admits: a
-    // running task takes MAX_PENDING_INPUTS of them at a time, again after each step, each with its
-    // stream. That stream counts as a subscription does, checked before the message is delivered.
-    const counted = message.taskId ? deps.watchers?.acquire((await requireTask(message.taskId, call)).id, call.principal.id) : undefined;
-    if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
+    // A message for a task already there (an input, a decision; or a message to a busy context
+    // that steers its task) is not one the queue admits: a running task takes MAX_PENDING_INPUTS of
+    // them at a time, again after each step, each with its stream. That stream counts as a
+    // subscription does, checked before the message is delivered.
+    let release: (() => void) | undefined;
+    const count = (taskId: string) => {
+      const counted = deps.watchers?.acquire(taskId, call.principal.id);
+      if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
+      release = counted?.release;
+    };
+    if (message.taskId) count((await requireTask(message.taskId, call)).id);
     try {
-      const { task, fresh } = await startOrContinue(call, message);
+      const { task, fresh } = await startOrContinue(call, message, count);
       // A new task: it as created (submitted), then every event of its log. A continued one: it as it
       // is now, then what comes after the log read for that view.
-      if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false, release: counted?.release });
+      if (fresh) return sseOf(call, task, toA2ATask(task, []), 0, [], { historyLength, endIfParked: true, asksShown: false, release });
       const { a2a, asks, lastSeq } = await snapshot(task);
-      return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting", release: counted?.release });
+      return sseOf(call, task, a2a, lastSeq, asks, { historyLength, endIfParked: true, asksShown: task.status === "waiting", release });
     } catch (error) {
-      counted?.release();
+      release?.();
       throw error;
     }
   }
