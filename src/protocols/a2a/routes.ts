@@ -419,11 +419,7 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     // them at a time, again after each step, each with its stream. That stream counts as a
     // subscription does, checked before the message is delivered.
     let release: (() => void) | undefined;
-    const count = (taskId: string) => {
-      const counted = deps.watchers?.acquire(taskId, call.principal.id);
-      if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
-      release = counted?.release;
-    };
+    const count = (taskId: string) => void (release = countWatcher(call, taskId));
     if (message.taskId) count((await requireTask(message.taskId, call)).id);
     try {
       const { task, fresh } = await startOrContinue(call, message, count);
@@ -447,12 +443,18 @@ export function createA2AHandlers(deps: A2ADeps): A2AHandlers {
     // A subscription only watches: it counts with the task's and the key's WebSocket and SSE watchers
     // (a key past its limit there could otherwise watch without bound here), as a streamed message
     // to a task already there does (`stream`); a new task's stream is not counted: the queue admits it.
-    const counted = deps.watchers?.acquire(task.id, call.principal.id);
-    if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
+    const release = countWatcher(call, task.id);
     // A task that already waits for a person is in an interrupted state: its stream ends there, as
     // every A2A stream does (the SDK's own server ends such a subscription after the task); the
     // message that answers it starts a new one.
-    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: true, asksShown: task.status === "waiting", release: counted?.release });
+    return sseOf(call, task, a2a, lastSeq, asks, { endIfParked: true, asksShown: task.status === "waiting", release });
+  }
+
+  /** Counts a watcher of the task for the caller's key (the watcher limits): its release, or -32603 past a limit. */
+  function countWatcher(call: Call, taskId: string): (() => void) | undefined {
+    const counted = deps.watchers?.acquire(taskId, call.principal.id);
+    if (counted && "refused" in counted) throw new RpcError(RpcCode.internal, `${counted.refused}; close another watcher of it first`);
+    return counted?.release;
   }
 
   /**
